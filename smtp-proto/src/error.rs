@@ -1,0 +1,196 @@
+//! Error types of the core.
+//!
+//! Three families are kept apart, as smtplib's exception hierarchy does and as
+//! RFC 5321 section 4.2 (reply codes) suggests:
+//!
+//! * [`ProtocolError`]: the peer misbehaved (malformed or oversized reply, bytes
+//!   injected after STARTTLS's 220, unsolicited reply). Always fatal.
+//! * [`UsageError`]: the caller asked for something impossible (wrong state, an
+//!   extension the server did not offer, an invalid argument, a message over SIZE).
+//!   Never fatal: the session is unchanged.
+//! * The remaining [`Error`] variants: the server answered, and the answer was a
+//!   refusal. They carry the server's reply, like smtplib's `SMTPResponseException`.
+//!
+//! A fatal error is sticky: every later operation on the session fails with a clone
+//! of it.
+
+use crate::reply::Reply;
+
+/// The peer broke the protocol. Always fatal to the session.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProtocolError {
+    /// A reply line could not be parsed (no three-digit code, bad separator, ...).
+    #[error("malformed reply line: {0}")]
+    MalformedReply(String),
+    /// A continuation line carried a different code than the first line.
+    #[error("reply line code {found} differs from the reply's code {expected}")]
+    InconsistentCode {
+        /// The code of the first line.
+        expected: u16,
+        /// The code of the offending line.
+        found: u16,
+    },
+    /// A reply line was longer than the configured limit.
+    #[error("reply line longer than {limit} bytes")]
+    LineTooLong {
+        /// The configured limit in bytes.
+        limit: usize,
+    },
+    /// A multiline reply had more lines than the configured limit.
+    #[error("reply has more than {limit} lines")]
+    TooManyLines {
+        /// The configured limit in lines.
+        limit: usize,
+    },
+    /// A multiline reply was larger than the configured limit.
+    #[error("reply larger than {limit} bytes")]
+    ReplyTooLarge {
+        /// The configured limit in bytes.
+        limit: usize,
+    },
+    /// The server sent bytes after the 220 answer to STARTTLS, before the TLS
+    /// handshake: a response-injection attack (CVE-2011-0411 family).
+    #[error("server sent {0} bytes after the STARTTLS 220 reply, before the TLS handshake")]
+    DataAfterStartTls(usize),
+    /// The server sent a reply while no command was waiting for one.
+    #[error("unsolicited reply from server: {0}")]
+    UnsolicitedReply(Reply),
+    /// An AUTH challenge was not valid base64.
+    #[error("AUTH challenge is not valid base64")]
+    InvalidChallenge,
+}
+
+/// The caller misused the session. Never fatal.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum UsageError {
+    /// The operation is not possible in the session's current state.
+    #[error("operation not allowed now: {0}")]
+    WrongState(&'static str),
+    /// The server did not offer an extension the operation needs (smtplib's
+    /// `SMTPNotSupportedError`).
+    #[error("the server does not support {0}")]
+    NotSupported(String),
+    /// The message is larger than the SIZE the server announced (RFC 1870).
+    #[error("message of {size} bytes exceeds the server's SIZE limit of {limit} bytes")]
+    MessageTooLarge {
+        /// Size of the message as it will be sent, in bytes.
+        size: u64,
+        /// The server's announced limit.
+        limit: u64,
+    },
+    /// An argument was rejected when it was built (CR, LF, NUL, non-ASCII, syntax).
+    #[error("invalid {what}: {why}")]
+    InvalidArgument {
+        /// What kind of argument.
+        what: &'static str,
+        /// Why it was rejected.
+        why: &'static str,
+    },
+    /// The message body contains a bare CR or LF and the encoder was told to reject
+    /// them instead of normalising.
+    #[error("message contains a bare CR or LF at byte {offset}")]
+    BareLineEnding {
+        /// Byte offset in the caller's message.
+        offset: u64,
+    },
+    /// TLS is required by the configuration and the session is not encrypted.
+    #[error("TLS is required but the session is not encrypted")]
+    TlsRequired,
+    /// A header block could not yield an envelope (smtplib's `ValueError` cases).
+    #[error("cannot take the envelope from the headers: {0}")]
+    Envelope(String),
+}
+
+/// Everything an operation of the core can fail with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The peer broke the protocol (fatal).
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
+    /// The caller misused the session (not fatal).
+    #[error(transparent)]
+    Usage(#[from] UsageError),
+    /// The connection was closed by the server or is not open (smtplib's
+    /// `SMTPServerDisconnected`). Fatal.
+    #[error("server disconnected")]
+    Disconnected,
+    /// No reply arrived before the deadline. Fatal.
+    #[error("timed out waiting for {0}")]
+    Timeout(&'static str),
+    /// The server answered 421: it is closing the transmission channel. Fatal.
+    #[error("server is closing the connection: {0}")]
+    ServiceClosing(Reply),
+    /// The greeting was not 220 (smtplib's `SMTPConnectError`). Fatal.
+    #[error("connection refused by greeting: {0}")]
+    ConnectRefused(Reply),
+    /// HELO (or EHLO and then HELO) was refused (smtplib's `SMTPHeloError`).
+    #[error("HELO refused: {0}")]
+    HeloRefused(Reply),
+    /// Authentication failed (smtplib's `SMTPAuthenticationError`).
+    #[error("authentication failed: {0}")]
+    AuthFailed(Reply),
+    /// None of the server's AUTH mechanisms is one this client can use.
+    #[error("no suitable authentication mechanism (server offers: {0})")]
+    NoAuthMechanism(String),
+    /// A mechanism could not answer a challenge; the exchange was cancelled.
+    #[error("authentication mechanism failed: {0}")]
+    Mechanism(String),
+    /// STARTTLS was refused by the server.
+    #[error("STARTTLS refused: {0}")]
+    StartTlsRefused(Reply),
+    /// MAIL FROM was refused (smtplib's `SMTPSenderRefused`).
+    #[error("sender {sender} refused: {reply}")]
+    SenderRefused {
+        /// The server's answer.
+        reply: Reply,
+        /// The refused reverse path.
+        sender: String,
+    },
+    /// Every recipient was refused (smtplib's `SMTPRecipientsRefused`).
+    #[error("all recipients refused")]
+    RecipientsRefused(Vec<(String, Reply)>),
+    /// DATA or BDAT or the final reply to the body was not a success (smtplib's
+    /// `SMTPDataError`).
+    #[error("message refused: {0}")]
+    DataRefused(Reply),
+    /// Any other negative reply to a command (smtplib's `SMTPResponseException`).
+    #[error("command refused: {0}")]
+    Refused(Reply),
+}
+
+impl Error {
+    /// Whether the error ended the session. Fatal errors are sticky: every later
+    /// operation fails with the same error.
+    #[must_use]
+    pub fn is_fatal(&self) -> bool {
+        matches!(
+            self,
+            Error::Protocol(_)
+                | Error::Disconnected
+                | Error::Timeout(_)
+                | Error::ServiceClosing(_)
+                | Error::ConnectRefused(_)
+        )
+    }
+
+    /// The server's reply carried by this error, if any (smtplib's `smtp_code` and
+    /// `smtp_error`).
+    #[must_use]
+    pub fn reply(&self) -> Option<&Reply> {
+        match self {
+            Error::ServiceClosing(r)
+            | Error::ConnectRefused(r)
+            | Error::HeloRefused(r)
+            | Error::AuthFailed(r)
+            | Error::StartTlsRefused(r)
+            | Error::DataRefused(r)
+            | Error::Refused(r)
+            | Error::SenderRefused { reply: r, .. } => Some(r),
+            Error::Protocol(ProtocolError::UnsolicitedReply(r)) => Some(r),
+            _ => None,
+        }
+    }
+}

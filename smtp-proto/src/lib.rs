@@ -1,0 +1,24 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+
+pub mod body;
+pub mod capabilities;
+#[cfg(feature = "wip-client")]
+pub mod client;
+pub mod command;
+pub mod envelope;
+pub mod error;
+pub mod reply;
+pub mod sasl;
+
+pub use body::{BodyEncoder, LineEndings};
+pub use capabilities::Capabilities;
+#[cfg(feature = "wip-client")]
+pub use client::{
+    Client, Config, Event, OpId, Outcome, Output, Protocol, Recipient, RecipientResult, Timeouts,
+    Trace, Transaction, TransactionResult,
+};
+pub use command::{Address, Command, Domain, Parameter, Text, Verb};
+pub use error::{Error, ProtocolError, UsageError};
+pub use reply::{EnhancedStatus, Reply, ReplyLimits, ReplyParser};
+pub use sasl::{Credentials, Mechanism, Secret};
