@@ -23,8 +23,45 @@ impl Capabilities {
     /// skipped, never an error.
     #[must_use]
     pub fn parse(reply: &Reply) -> Capabilities {
-        let _ = reply;
-        todo!()
+        let mut caps = Capabilities {
+            greeting: reply.lines().first().cloned().unwrap_or_default(),
+            extensions: Vec::new(),
+        };
+        for line in reply.lines().iter().skip(1) {
+            let mut words = line.split_ascii_whitespace();
+            let Some(first) = words.next() else {
+                continue;
+            };
+            // The old "AUTH=PLAIN LOGIN" form (RFC 4954 section 3 notes it).
+            let (keyword, inline) = match first.split_once('=') {
+                Some((k, v)) if k.eq_ignore_ascii_case("AUTH") => (k, Some(v)),
+                Some(_) => continue,
+                None => (first, None),
+            };
+            let valid = keyword.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+                && keyword.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            if !valid || keyword.len() > 64 {
+                continue;
+            }
+            let keyword = keyword.to_ascii_uppercase();
+            let params: Vec<String> = inline
+                .filter(|v| !v.is_empty())
+                .into_iter()
+                .chain(words)
+                .map(str::to_owned)
+                .collect();
+            match caps.extensions.iter_mut().find(|(k, _)| *k == keyword) {
+                Some((_, existing)) => {
+                    for p in params {
+                        if !existing.iter().any(|e| e.eq_ignore_ascii_case(&p)) {
+                            existing.push(p);
+                        }
+                    }
+                }
+                None => caps.extensions.push((keyword, params)),
+            }
+        }
+        caps
     }
 
     /// The text of the first line (the server's domain and greeting).
@@ -37,15 +74,16 @@ impl Capabilities {
     /// `has_extn`.
     #[must_use]
     pub fn has(&self, keyword: &str) -> bool {
-        let _ = keyword;
-        todo!()
+        self.params(keyword).is_some()
     }
 
     /// The parameters of `keyword`, if announced.
     #[must_use]
     pub fn params(&self, keyword: &str) -> Option<&[String]> {
-        let _ = keyword;
-        todo!()
+        self.extensions
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(keyword))
+            .map(|(_, p)| p.as_slice())
     }
 
     /// Every keyword (upper case) with its parameters joined by a space, in the
@@ -66,13 +104,24 @@ impl Capabilities {
     /// (no fixed limit, RFC 1870 section 4) or is not a number.
     #[must_use]
     pub fn size(&self) -> Option<u64> {
-        todo!()
+        self.params("SIZE")?
+            .first()?
+            .parse::<u64>()
+            .ok()
+            .filter(|&n| n > 0)
     }
 
     /// The AUTH mechanisms, upper case, without duplicates, in the order announced.
     #[must_use]
     pub fn auth_mechanisms(&self) -> Vec<String> {
-        todo!()
+        let mut out: Vec<String> = Vec::new();
+        for m in self.params("AUTH").unwrap_or_default() {
+            let m = m.to_ascii_uppercase();
+            if !out.contains(&m) {
+                out.push(m);
+            }
+        }
+        out
     }
 
     /// PIPELINING (RFC 2920).

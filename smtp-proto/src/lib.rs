@@ -3,7 +3,6 @@
 
 pub mod body;
 pub mod capabilities;
-#[cfg(feature = "wip-client")]
 pub mod client;
 pub mod command;
 pub mod envelope;
@@ -13,7 +12,6 @@ pub mod sasl;
 
 pub use body::{BodyEncoder, LineEndings};
 pub use capabilities::Capabilities;
-#[cfg(feature = "wip-client")]
 pub use client::{
     Client, Config, Event, OpId, Outcome, Output, Protocol, Recipient, RecipientResult, Timeouts,
     Trace, Transaction, TransactionResult,

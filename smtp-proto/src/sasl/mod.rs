@@ -8,6 +8,16 @@
 
 use std::fmt;
 
+mod cram_md5;
+mod login;
+mod oauth;
+mod plain;
+
+pub use cram_md5::CramMd5;
+pub use login::Login;
+pub use oauth::{OAuthBearer, XOAuth2};
+pub use plain::Plain;
+
 /// A password or token. `Debug` and `Display` print `<redacted>`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -83,6 +93,16 @@ impl Credentials {
 /// case-insensitively).
 #[must_use]
 pub fn login_mechanisms(offered: &[String], credentials: &Credentials) -> Vec<Box<dyn Mechanism>> {
-    let _ = (offered, credentials);
-    todo!()
+    let offers = |name: &str| offered.iter().any(|o| o.eq_ignore_ascii_case(name));
+    let mut out: Vec<Box<dyn Mechanism>> = Vec::new();
+    if offers("CRAM-MD5") {
+        out.push(Box::new(CramMd5::new(credentials.clone())));
+    }
+    if offers("PLAIN") {
+        out.push(Box::new(Plain::new(credentials.clone())));
+    }
+    if offers("LOGIN") {
+        out.push(Box::new(Login::new(credentials.clone())));
+    }
+    out
 }
