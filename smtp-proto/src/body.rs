@@ -79,7 +79,12 @@ impl BodyEncoder {
     /// [`LineEndings::Binary`] mode, where bytes go unchanged). An empty non-last
     /// chunk appends nothing and returns 0 (so no `BDAT 0` is sent except as
     /// `BDAT 0 LAST`).
-    pub fn encode_bdat(&mut self, chunk: &[u8], last: bool, out: &mut Vec<u8>) -> Result<u64, UsageError> {
+    pub fn encode_bdat(
+        &mut self,
+        chunk: &[u8],
+        last: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<u64, UsageError> {
         let start = out.len();
         if self.line_endings == LineEndings::Binary {
             out.extend_from_slice(chunk);
@@ -132,7 +137,13 @@ impl BodyEncoder {
 
     /// Normalises (and with `stuff`, dot-stuffs) `chunk` into `out`: text runs are
     /// found with a vectorised search for CR or LF and copied whole.
-    fn encode(&mut self, chunk: &[u8], out: &mut Vec<u8>, stuff: bool, mode: LineEndings) -> Result<(), UsageError> {
+    fn encode(
+        &mut self,
+        chunk: &[u8],
+        out: &mut Vec<u8>,
+        stuff: bool,
+        mode: LineEndings,
+    ) -> Result<(), UsageError> {
         let base = self.consumed;
         out.reserve(chunk.len() + chunk.len() / 64 + 8);
         let mut i = 0;

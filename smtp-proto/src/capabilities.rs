@@ -38,8 +38,13 @@ impl Capabilities {
                 Some(_) => continue,
                 None => (first, None),
             };
-            let valid = keyword.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
-                && keyword.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            let valid = keyword
+                .bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_alphanumeric())
+                && keyword
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-');
             if !valid || keyword.len() > 64 {
                 continue;
             }

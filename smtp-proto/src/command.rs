@@ -170,8 +170,15 @@ impl Parameter {
         check_no_controls(keyword, "parameter")?;
         let mut chars = keyword.bytes();
         let first_ok = chars.next().is_some_and(|b| b.is_ascii_alphanumeric());
-        if !first_ok || !keyword.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-            return Err(invalid("parameter", "keyword must be letters, digits and '-'"));
+        if !first_ok
+            || !keyword
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            return Err(invalid(
+                "parameter",
+                "keyword must be letters, digits and '-'",
+            ));
         }
         if let Some(v) = value {
             check_no_controls(v, "parameter")?;
@@ -220,7 +227,10 @@ impl Parameter {
     /// `ORCPT=addr-type;xtext(address)` (RFC 3461 section 4.2), e.g. `rfc822`.
     pub fn orcpt(addr_type: &str, address: &str) -> Result<Parameter, UsageError> {
         check_no_controls(address, "ORCPT")?;
-        if !address.is_ascii() || !addr_type.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        if !address.is_ascii()
+            || !addr_type
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         {
             return Err(invalid("ORCPT", "address type or address is not ASCII"));
         }
@@ -331,7 +341,9 @@ impl Verb {
     /// Checks and upper-cases a verb.
     pub fn new(s: &str) -> Result<Verb, UsageError> {
         check_no_controls(s, "verb")?;
-        if s.is_empty() || s.len() > 20 || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        if s.is_empty()
+            || s.len() > 20
+            || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
         {
             return Err(invalid("verb", "must be 1 to 20 letters, digits or '-'"));
         }
@@ -359,7 +371,10 @@ impl MechanismName {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         {
-            return Err(invalid("SASL mechanism", "must be 1 to 20 letters, digits, '-' or '_'"));
+            return Err(invalid(
+                "SASL mechanism",
+                "must be 1 to 20 letters, digits, '-' or '_'",
+            ));
         }
         Ok(MechanismName(s.to_ascii_uppercase()))
     }

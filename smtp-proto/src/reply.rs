@@ -274,7 +274,9 @@ impl ReplyParser {
 /// Splits `250-text` / `250 text` / `250` into code, is-last and text.
 fn split_line(line: &[u8]) -> Result<(u16, bool, String), ProtocolError> {
     let malformed = || ProtocolError::MalformedReply(String::from_utf8_lossy(line).into_owned());
-    if line.len() < 3 || !line[..3].iter().all(u8::is_ascii_digit) || !(b'2'..=b'5').contains(&line[0])
+    if line.len() < 3
+        || !line[..3].iter().all(u8::is_ascii_digit)
+        || !(b'2'..=b'5').contains(&line[0])
     {
         return Err(malformed());
     }

@@ -21,6 +21,8 @@
 //!
 //! At the end no transmitted byte and no event may be left unchecked.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -124,7 +126,10 @@ fn render_error(e: &Error) -> String {
         Error::StartTlsRefused(r) => format!("StartTlsRefused {}", code(r)),
         Error::SenderRefused { reply, sender } => format!("SenderRefused {sender} {}", code(reply)),
         Error::RecipientsRefused(map) => {
-            let m: Vec<String> = map.iter().map(|(a, r)| format!("{a}:{}", r.code())).collect();
+            let m: Vec<String> = map
+                .iter()
+                .map(|(a, r)| format!("{a}:{}", r.code()))
+                .collect();
             format!("RecipientsRefused {}", m.join(","))
         }
         Error::DataRefused(r) => format!("DataRefused {}", code(r)),
@@ -153,7 +158,12 @@ fn render_event(e: &Event) -> String {
                         None => {
                             for r in &t.recipients {
                                 let code = r.final_reply.as_ref().map_or(0, |x| x.code());
-                                s.push_str(&format!(" {}:{}/{}", r.address, r.rcpt_reply.code(), code));
+                                s.push_str(&format!(
+                                    " {}:{}/{}",
+                                    r.address,
+                                    r.rcpt_reply.code(),
+                                    code
+                                ));
                             }
                         }
                     }
@@ -177,7 +187,9 @@ fn render_event(e: &Event) -> String {
 
 fn id_num(id: smtp_proto::OpId) -> String {
     let s = format!("{id:?}");
-    s.trim_start_matches("OpId(").trim_end_matches(')').to_owned()
+    s.trim_start_matches("OpId(")
+        .trim_end_matches(')')
+        .to_owned()
 }
 
 struct Run {
@@ -231,7 +243,11 @@ impl Run {
     }
 
     fn server(&mut self, bytes: &[u8]) {
-        let step = if self.feed == 0 { bytes.len().max(1) } else { self.feed };
+        let step = if self.feed == 0 {
+            bytes.len().max(1)
+        } else {
+            self.feed
+        };
         for chunk in bytes.chunks(step) {
             self.client.handle_input(self.now, chunk);
             self.drain();
@@ -245,7 +261,13 @@ fn config_from(line: &str) -> (Config, bool) {
     for kv in line.split_whitespace() {
         let (k, v) = kv.split_once('=').unwrap_or((kv, "true"));
         match k {
-            "protocol" => cfg.protocol = if v == "lmtp" { Protocol::Lmtp } else { Protocol::Smtp },
+            "protocol" => {
+                cfg.protocol = if v == "lmtp" {
+                    Protocol::Lmtp
+                } else {
+                    Protocol::Smtp
+                }
+            }
             "pipelining" => cfg.pipelining = v == "true",
             "chunking" => cfg.chunking = v == "true",
             "require_tls" => cfg.require_tls = v == "true",
@@ -304,7 +326,11 @@ fn run_op(r: &mut Run, args: &[Vec<u8>]) {
             r.client.handle_timeout(r.now);
         }
         "login" => {
-            let _ = c.login(now, Credentials::new(arg(1).unwrap(), arg(2).unwrap()), !noir);
+            let _ = c.login(
+                now,
+                Credentials::new(arg(1).unwrap(), arg(2).unwrap()),
+                !noir,
+            );
         }
         "auth" => {
             let creds = || Credentials::new(arg(2).unwrap(), arg(3).unwrap());
@@ -313,9 +339,10 @@ fn run_op(r: &mut Run, args: &[Vec<u8>]) {
                 "login" => Box::new(Login::new(creds())),
                 "cram-md5" => Box::new(CramMd5::new(creds())),
                 "xoauth2" => Box::new(XOAuth2::new(arg(2).unwrap(), Secret::new(arg(3).unwrap()))),
-                "oauthbearer" => {
-                    Box::new(OAuthBearer::new(arg(2).unwrap(), Secret::new(arg(3).unwrap())))
-                }
+                "oauthbearer" => Box::new(OAuthBearer::new(
+                    arg(2).unwrap(),
+                    Secret::new(arg(3).unwrap()),
+                )),
                 m => panic!("unknown mechanism {m}"),
             };
             let _ = c.auth(now, mech, !noir);
@@ -360,13 +387,21 @@ fn run_op(r: &mut Run, args: &[Vec<u8>]) {
             let last = args.iter().skip(2).any(|a| a == b"last");
             let res = c.send_body(now, &args[1], last);
             if let Err(e) = res {
-                r.events.push_back(format!("send_body err {}", render_error(&Error::Usage(e))));
+                r.events
+                    .push_back(format!("send_body err {}", render_error(&Error::Usage(e))));
             }
         }
         "mail" | "rcpt" => {
             let addr = Address::new(arg(1).unwrap()).unwrap();
-            let params = args[2..].iter().map(|p| Parameter::parse(s(p)).unwrap()).collect();
-            let _ = if name == "mail" { c.mail(now, addr, params) } else { c.rcpt(now, addr, params) };
+            let params = args[2..]
+                .iter()
+                .map(|p| Parameter::parse(s(p)).unwrap())
+                .collect();
+            let _ = if name == "mail" {
+                c.mail(now, addr, params)
+            } else {
+                c.rcpt(now, addr, params)
+            };
         }
         "data" => {
             let _ = c.data(now);
@@ -388,7 +423,11 @@ fn run_op(r: &mut Run, args: &[Vec<u8>]) {
         }
         "docmd" => {
             let rest: Vec<String> = args[2..].iter().map(|a| s(a).to_owned()).collect();
-            let argtext = if rest.is_empty() { None } else { Some(Text::new(rest.join(" ")).unwrap()) };
+            let argtext = if rest.is_empty() {
+                None
+            } else {
+                Some(Text::new(rest.join(" ")).unwrap())
+            };
             let _ = c.docmd(now, Verb::new(&arg(1).unwrap()).unwrap(), argtext);
         }
         "quit" => {
@@ -485,11 +524,21 @@ fn run_file(name: &str, source: &str, feed: usize) {
         }
         if let Some(op) = line.strip_prefix("> ") {
             // Bytes sent before an operation must have been checked already.
-            assert!(r.sent.is_empty(), "unchecked client bytes {:?} before {}", text(&r.sent), ctx());
+            assert!(
+                r.sent.is_empty(),
+                "unchecked client bytes {:?} before {}",
+                text(&r.sent),
+                ctx()
+            );
             run_op(&mut r, &words(op));
         } else if let Some(ev) = line.strip_prefix("= ") {
             let got = r.events.pop_front();
-            assert_eq!(got.as_deref().map(str::trim_end), Some(ev.trim_end()), "event at {}", ctx());
+            assert_eq!(
+                got.as_deref().map(str::trim_end),
+                Some(ev.trim_end()),
+                "event at {}",
+                ctx()
+            );
         } else if let Some(q) = line.strip_prefix("? ") {
             check(&mut r, q);
         } else if !(line.trim().is_empty()
@@ -501,13 +550,25 @@ fn run_file(name: &str, source: &str, feed: usize) {
         }
         i += 1;
     }
-    assert!(r.sent.is_empty(), "{name} (feed {feed}): unchecked client bytes {:?}", text(&r.sent));
-    assert!(r.events.is_empty(), "{name} (feed {feed}): unchecked events {:?}", r.events);
+    assert!(
+        r.sent.is_empty(),
+        "{name} (feed {feed}): unchecked client bytes {:?}",
+        text(&r.sent)
+    );
+    assert!(
+        r.events.is_empty(),
+        "{name} (feed {feed}): unchecked events {:?}",
+        r.events
+    );
 }
 
 fn run_all_feeds(name: &str, source: &str) {
     let whole_only = source.lines().any(|l| l.trim() == "feeds whole");
-    let feeds: &[usize] = if whole_only { &[0] } else { &[0, 1, 2, 3, 7, 64] };
+    let feeds: &[usize] = if whole_only {
+        &[0]
+    } else {
+        &[0, 1, 2, 3, 7, 64]
+    };
     for &feed in feeds {
         run_file(name, source, feed);
     }

@@ -184,7 +184,9 @@ impl Options {
             (Some(n), _) => Domain::new(n.as_str())?,
             (None, Some(n)) if n.contains('.') && !n.ends_with('.') && n != "localhost" => {
                 Domain::new(n).unwrap_or_else(|_| {
-                    Domain::address_literal(local_ip.unwrap_or(std::net::Ipv4Addr::LOCALHOST.into()))
+                    Domain::address_literal(
+                        local_ip.unwrap_or(std::net::Ipv4Addr::LOCALHOST.into()),
+                    )
                 })
             }
             _ => Domain::address_literal(local_ip.unwrap_or(std::net::Ipv4Addr::LOCALHOST.into())),

@@ -24,7 +24,9 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 
 pub use config::{Config, Options, Protocol, Timeouts};
-pub use transaction::{PreparedMessage, Recipient, RecipientResult, Transaction, TransactionResult};
+pub use transaction::{
+    PreparedMessage, Recipient, RecipientResult, Transaction, TransactionResult,
+};
 
 use crate::body::{BodyEncoder, LineEndings};
 use crate::capabilities::Capabilities;
@@ -194,7 +196,10 @@ enum Hello {
 enum Op {
     Greeting,
     /// Explicit EHLO (LHLO under LMTP) or HELO: returns the reply whatever it is.
-    Hello { helo: bool, name: Option<Domain> },
+    Hello {
+        helo: bool,
+        name: Option<Domain>,
+    },
     /// `ehlo_or_helo_if_needed`.
     HelloIfNeeded,
     StartTls(StartTlsState),
@@ -566,7 +571,12 @@ impl Client {
 
     /// smtplib's `login`: tries CRAM-MD5, PLAIN and LOGIN in that order among the
     /// mechanisms the server offers; the last failure is the error.
-    pub fn login(&mut self, now: Instant, credentials: Credentials, initial_response_ok: bool) -> OpId {
+    pub fn login(
+        &mut self,
+        now: Instant,
+        credentials: Credentials,
+        initial_response_ok: bool,
+    ) -> OpId {
         self.enqueue(
             now,
             Op::Auth(Box::new(AuthOp {
@@ -582,7 +592,12 @@ impl Client {
     }
 
     /// smtplib's `auth`: authenticates with a caller-supplied mechanism.
-    pub fn auth(&mut self, now: Instant, mechanism: Box<dyn Mechanism>, initial_response_ok: bool) -> OpId {
+    pub fn auth(
+        &mut self,
+        now: Instant,
+        mechanism: Box<dyn Mechanism>,
+        initial_response_ok: bool,
+    ) -> OpId {
         self.enqueue(
             now,
             Op::Auth(Box::new(AuthOp {
@@ -618,12 +633,18 @@ impl Client {
 
     /// Low-level MAIL FROM. Completes with the reply.
     pub fn mail(&mut self, now: Instant, from: Address, params: Vec<Parameter>) -> OpId {
-        self.enqueue(now, Op::Simple(Command::Mail { from, params }, Expect::Mail))
+        self.enqueue(
+            now,
+            Op::Simple(Command::Mail { from, params }, Expect::Mail),
+        )
     }
 
     /// Low-level RCPT TO. Completes with the reply.
     pub fn rcpt(&mut self, now: Instant, to: Address, params: Vec<Parameter>) -> OpId {
-        self.enqueue(now, Op::Simple(Command::Rcpt { to, params }, Expect::Rcpt(0)))
+        self.enqueue(
+            now,
+            Op::Simple(Command::Rcpt { to, params }, Expect::Rcpt(0)),
+        )
     }
 
     /// Low-level DATA: fails with [`Error::DataRefused`] unless the server answers
@@ -686,7 +707,9 @@ impl Client {
             return Err(UsageError::WrongState("no message body was asked for"));
         };
         if !body.wanted {
-            return Err(UsageError::WrongState("the message body was not asked for yet"));
+            return Err(UsageError::WrongState(
+                "the message body was not asked for yet",
+            ));
         }
         body.wanted = false;
         if body.aborted {
@@ -698,11 +721,19 @@ impl Client {
         }
         let before = self.tx.len();
         let res = if body.chunked {
-            body.encoder.encode_bdat(chunk, last, &mut self.tx).map(|n| n > 0 || last)
+            body.encoder
+                .encode_bdat(chunk, last, &mut self.tx)
+                .map(|n| n > 0 || last)
         } else {
             body.encoder
                 .encode_data(chunk, &mut self.tx)
-                .and_then(|()| if last { body.encoder.finish_data(&mut self.tx) } else { Ok(()) })
+                .and_then(|()| {
+                    if last {
+                        body.encoder.finish_data(&mut self.tx)
+                    } else {
+                        Ok(())
+                    }
+                })
                 .map(|()| false)
         };
         match res {
@@ -722,7 +753,10 @@ impl Client {
                 if self.config.trace {
                     let n = self.tx.len() - before;
                     let line = if chunked {
-                        format!("<BDAT chunk, {n} bytes on the wire{}>", if last { ", LAST" } else { "" })
+                        format!(
+                            "<BDAT chunk, {n} bytes on the wire{}>",
+                            if last { ", LAST" } else { "" }
+                        )
                     } else if last {
                         format!("<message data, {n} bytes on the wire, then .>")
                     } else {
@@ -782,7 +816,8 @@ impl Client {
 
     fn send(&mut self, now: Instant, cmd: Command, e: Expect) {
         if self.config.trace {
-            self.out.push_back(Output::Trace(Trace::Sent(cmd.redacted())));
+            self.out
+                .push_back(Output::Trace(Trace::Sent(cmd.redacted())));
         }
         cmd.encode(&mut self.tx);
         self.expect(now, e);
@@ -868,7 +903,10 @@ impl Client {
     // ----- internals: starting operations -----
 
     fn needs_hello(op: &Op) -> bool {
-        matches!(op, Op::HelloIfNeeded | Op::StartTls(_) | Op::Auth(_) | Op::Tx(_))
+        matches!(
+            op,
+            Op::HelloIfNeeded | Op::StartTls(_) | Op::Auth(_) | Op::Tx(_)
+        )
     }
 
     fn start_active(&mut self, now: Instant) {
@@ -928,7 +966,9 @@ impl Client {
         match op {
             Op::Greeting => Step::Continue,
             Op::Hello { helo, name } => {
-                let name = name.clone().unwrap_or_else(|| self.config.local_name.clone());
+                let name = name
+                    .clone()
+                    .unwrap_or_else(|| self.config.local_name.clone());
                 let cmd = self.hello_command(name, *helo);
                 self.send(now, cmd, Expect::Hello);
                 Step::Continue
@@ -937,7 +977,9 @@ impl Client {
                 let reply = self.ehlo_reply.clone().or_else(|| self.helo_reply.clone());
                 match reply {
                     Some(r) => Step::Done(Ok(Outcome::Reply(r))),
-                    None => Step::Done(Err(Error::Usage(UsageError::WrongState("no greeting reply")))),
+                    None => Step::Done(Err(Error::Usage(UsageError::WrongState(
+                        "no greeting reply",
+                    )))),
                 }
             }
             Op::StartTls(state) => {
@@ -989,7 +1031,11 @@ impl Client {
             if !self.has_extn("AUTH") {
                 return Step::Done(Err(UsageError::NotSupported("AUTH".into()).into()));
             }
-            let offered = self.caps.as_ref().map(Capabilities::auth_mechanisms).unwrap_or_default();
+            let offered = self
+                .caps
+                .as_ref()
+                .map(Capabilities::auth_mechanisms)
+                .unwrap_or_default();
             auth.queue = sasl::login_mechanisms(&offered, &creds).into();
             if auth.queue.is_empty() {
                 return Step::Done(Err(Error::NoAuthMechanism(offered.join(" "))));
@@ -1027,7 +1073,14 @@ impl Client {
             };
             auth.rounds = 0;
             auth.current = Some(mech);
-            self.send(now, Command::Auth { mechanism: name, initial }, Expect::Auth);
+            self.send(
+                now,
+                Command::Auth {
+                    mechanism: name,
+                    initial,
+                },
+                Expect::Auth,
+            );
             return Step::Continue;
         }
     }
@@ -1079,8 +1132,7 @@ impl Client {
             }
             .into());
         }
-        let international =
-            !tx.from.is_ascii() || tx.to.iter().any(|r| !r.address.is_ascii());
+        let international = !tx.from.is_ascii() || tx.to.iter().any(|r| !r.address.is_ascii());
         let not_supported = |ext: &str| -> Error { UsageError::NotSupported(ext.into()).into() };
         let Some(caps) = self.caps.as_ref() else {
             // HELO only: options are suppressed, as smtplib does.
@@ -1233,7 +1285,12 @@ impl Client {
     }
 
     /// EHLO, then HELO: `Ok(None)` when greeted, `Ok(Some(stage))` to wait again.
-    fn on_hello_prelude(&mut self, now: Instant, stage: Hello, reply: &Reply) -> Result<Option<Hello>, Error> {
+    fn on_hello_prelude(
+        &mut self,
+        now: Instant,
+        stage: Hello,
+        reply: &Reply,
+    ) -> Result<Option<Hello>, Error> {
         match stage {
             Hello::Ehlo => {
                 self.store_hello(reply, false);
@@ -1494,7 +1551,7 @@ impl Client {
         let body_open = self
             .body
             .as_ref()
-            .is_some_and(|b| !b.done && !(b.aborted && !b.wanted));
+            .is_some_and(|b| !b.done && (!b.aborted || b.wanted));
         match op.stage {
             TxStage::Envelope => {
                 if op.error.is_some() && op.pipelined {
@@ -1547,7 +1604,11 @@ impl Client {
                 rcpt_reply: op.rcpt_replies[i]
                     .clone()
                     .unwrap_or_else(|| Reply::new(554, vec!["no reply".into()])),
-                final_reply: if lmtp { op.final_replies[i].clone() } else { None },
+                final_reply: if lmtp {
+                    op.final_replies[i].clone()
+                } else {
+                    None
+                },
             })
             .collect();
         TransactionResult {

@@ -144,7 +144,10 @@ impl TransactionResult {
 }
 
 fn parse_params<S: AsRef<str>>(options: &[S]) -> Result<Vec<Parameter>, crate::error::UsageError> {
-    options.iter().map(|o| Parameter::parse(o.as_ref())).collect()
+    options
+        .iter()
+        .map(|o| Parameter::parse(o.as_ref()))
+        .collect()
 }
 
 impl Transaction {
@@ -199,15 +202,17 @@ impl PreparedMessage {
             Some(to) => Transaction::from_strs(sender, to, mail_options, rcpt_options)?,
             None => Transaction::from_strs(sender, &env.recipients, mail_options, rcpt_options)?,
         };
-        let international = !transaction.from.is_ascii()
-            || transaction.to.iter().any(|r| !r.address.is_ascii());
+        let international =
+            !transaction.from.is_ascii() || transaction.to.iter().any(|r| !r.address.is_ascii());
         let has = |t: &Transaction, k: &str| t.mail_params.iter().any(|p| p.keyword() == k);
         if international {
             if !has(&transaction, "SMTPUTF8") {
                 transaction.mail_params.push(Parameter::parse("SMTPUTF8")?);
             }
             if !has(&transaction, "BODY") {
-                transaction.mail_params.push(Parameter::parse("BODY=8BITMIME")?);
+                transaction
+                    .mail_params
+                    .push(Parameter::parse("BODY=8BITMIME")?);
             }
         }
         let body = message.get(env.body_offset..).unwrap_or_default();

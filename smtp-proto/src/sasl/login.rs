@@ -37,7 +37,9 @@ impl Mechanism for Login {
         match self.answered {
             1 => Ok(self.credentials.user.clone().into_bytes()),
             2 => Ok(self.credentials.password.expose().as_bytes().to_vec()),
-            _ => Err(SaslError("LOGIN was asked more than user name and password".into())),
+            _ => Err(SaslError(
+                "LOGIN was asked more than user name and password".into(),
+            )),
         }
     }
 }

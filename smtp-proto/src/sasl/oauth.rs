@@ -24,7 +24,12 @@ impl XOAuth2 {
     }
 
     fn message(&self) -> Vec<u8> {
-        format!("user={}\x01auth=Bearer {}\x01\x01", self.user, self.token.expose()).into_bytes()
+        format!(
+            "user={}\x01auth=Bearer {}\x01\x01",
+            self.user,
+            self.token.expose()
+        )
+        .into_bytes()
     }
 }
 

@@ -29,7 +29,8 @@ impl Plain {
 
     fn message(&self) -> Vec<u8> {
         let c = &self.credentials;
-        let mut m = Vec::with_capacity(self.authzid.len() + c.user.len() + c.password.expose().len() + 2);
+        let mut m =
+            Vec::with_capacity(self.authzid.len() + c.user.len() + c.password.expose().len() + 2);
         m.extend_from_slice(self.authzid.as_bytes());
         m.push(0);
         m.extend_from_slice(c.user.as_bytes());
