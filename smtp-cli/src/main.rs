@@ -1,0 +1,410 @@
+//! `smtp-send`: sends one message over SMTP or LMTP. See `--help`.
+
+#![forbid(unsafe_code)]
+
+mod demo;
+mod json;
+mod tls;
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use smtp_blocking::smtp_proto::{self, Transaction, client::PreparedMessage, sasl};
+use smtp_blocking::{Error, Options, SmtpClient, TransactionResult};
+
+const USAGE: &str = "\
+usage: smtp-send [--server HOST[:PORT] | --unix PATH] [--lmtp]
+                 [--tls none|starttls|implicit] [--ca-file PEM] [--insecure]
+                 [--helo NAME] [--source ADDR] [--timeout SECS]
+                 [--user U --password P] [--auth MECH]
+                 [--from ADDR] [--to ADDR]... [--header-envelope]
+                 [--mail-option OPT]... [--rcpt-option OPT]...
+                 [--no-pipelining] [--no-chunking] [-v|-vv] [--json] [MESSAGE_FILE|-]
+       smtp-send demo
+
+--tls starttls requires STARTTLS: the message is not sent when it is not offered.
+Without --from and --to (or with --header-envelope) the envelope comes from the
+message headers (Sender/From; To, Cc, Bcc; or one Resent-* block) and Bcc is
+not transmitted. --auth is one of PLAIN, LOGIN, CRAM-MD5, XOAUTH2, OAUTHBEARER
+(the password is the token for the last two); without it the best offered of
+CRAM-MD5, PLAIN, LOGIN is used.
+
+Exit status: 0 every recipient accepted; 1 some refused; 2 bad arguments or
+message (nothing sent); 3 refused by the server; 4 connection, TLS, timeout or
+protocol failure.";
+
+/// Exit statuses of the contract.
+const EXIT_PARTIAL: u8 = 1;
+const EXIT_USAGE: u8 = 2;
+const EXIT_REFUSED: u8 = 3;
+const EXIT_FAILURE: u8 = 4;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TlsMode {
+    None,
+    StartTls,
+    Implicit,
+}
+
+#[derive(Debug)]
+struct Args {
+    server: Option<String>,
+    unix: Option<PathBuf>,
+    lmtp: bool,
+    tls: TlsMode,
+    ca_file: Option<PathBuf>,
+    insecure: bool,
+    helo: Option<String>,
+    source: Option<SocketAddr>,
+    timeout: Option<Duration>,
+    user: Option<String>,
+    password: Option<String>,
+    auth: Option<String>,
+    from: Option<String>,
+    to: Vec<String>,
+    header_envelope: bool,
+    mail_options: Vec<String>,
+    rcpt_options: Vec<String>,
+    no_pipelining: bool,
+    no_chunking: bool,
+    verbose: u8,
+    json: bool,
+    message: Option<String>,
+}
+
+/// A failure with its exit status and JSON kind.
+struct Failure {
+    status: u8,
+    kind: &'static str,
+    code: Option<u16>,
+    message: String,
+    refused: Vec<(String, u16, String)>,
+}
+
+impl Failure {
+    fn usage(message: impl Into<String>) -> Failure {
+        Failure {
+            status: EXIT_USAGE,
+            kind: "usage",
+            code: None,
+            message: message.into(),
+            refused: Vec::new(),
+        }
+    }
+}
+
+fn parse_args(mut parser: lexopt::Parser) -> Result<Args, Failure> {
+    use lexopt::prelude::*;
+    let mut a = Args {
+        server: None,
+        unix: None,
+        lmtp: false,
+        tls: TlsMode::None,
+        ca_file: None,
+        insecure: false,
+        helo: None,
+        source: None,
+        timeout: None,
+        user: None,
+        password: None,
+        auth: None,
+        from: None,
+        to: Vec::new(),
+        header_envelope: false,
+        mail_options: Vec::new(),
+        rcpt_options: Vec::new(),
+        no_pipelining: false,
+        no_chunking: false,
+        verbose: 0,
+        json: false,
+        message: None,
+    };
+    let bad = |e: lexopt::Error| Failure::usage(e.to_string());
+    let text = |v: std::ffi::OsString| -> Result<String, Failure> {
+        v.into_string()
+            .map_err(|_| Failure::usage("argument is not valid UTF-8"))
+    };
+    while let Some(arg) = parser.next().map_err(bad)? {
+        match arg {
+            Long("server") => a.server = Some(text(parser.value().map_err(bad)?)?),
+            Long("unix") => a.unix = Some(PathBuf::from(parser.value().map_err(bad)?)),
+            Long("lmtp") => a.lmtp = true,
+            Long("tls") => {
+                a.tls = match text(parser.value().map_err(bad)?)?.as_str() {
+                    "none" => TlsMode::None,
+                    "starttls" => TlsMode::StartTls,
+                    "implicit" => TlsMode::Implicit,
+                    other => return Err(Failure::usage(format!("--tls: unknown mode {other:?}"))),
+                }
+            }
+            Long("ca-file") => a.ca_file = Some(PathBuf::from(parser.value().map_err(bad)?)),
+            Long("insecure") => a.insecure = true,
+            Long("helo") => a.helo = Some(text(parser.value().map_err(bad)?)?),
+            Long("source") => {
+                let s = text(parser.value().map_err(bad)?)?;
+                let addr = s
+                    .parse::<SocketAddr>()
+                    .or_else(|_| {
+                        s.parse::<std::net::IpAddr>()
+                            .map(|ip| SocketAddr::new(ip, 0))
+                    })
+                    .map_err(|_| Failure::usage(format!("--source: not an address: {s:?}")))?;
+                a.source = Some(addr);
+            }
+            Long("timeout") => {
+                let s = text(parser.value().map_err(bad)?)?;
+                let secs: f64 = s
+                    .parse()
+                    .map_err(|_| Failure::usage(format!("--timeout: not a number: {s:?}")))?;
+                if !(secs > 0.0 && secs.is_finite()) {
+                    return Err(Failure::usage(
+                        "--timeout must be a positive number of seconds",
+                    ));
+                }
+                a.timeout = Some(Duration::from_secs_f64(secs));
+            }
+            Long("user") => a.user = Some(text(parser.value().map_err(bad)?)?),
+            Long("password") => a.password = Some(text(parser.value().map_err(bad)?)?),
+            Long("auth") => a.auth = Some(text(parser.value().map_err(bad)?)?.to_ascii_uppercase()),
+            Long("from") => a.from = Some(text(parser.value().map_err(bad)?)?),
+            Long("to") => a.to.push(text(parser.value().map_err(bad)?)?),
+            Long("header-envelope") => a.header_envelope = true,
+            Long("mail-option") => a.mail_options.push(text(parser.value().map_err(bad)?)?),
+            Long("rcpt-option") => a.rcpt_options.push(text(parser.value().map_err(bad)?)?),
+            Long("no-pipelining") => a.no_pipelining = true,
+            Long("no-chunking") => a.no_chunking = true,
+            Short('v') => a.verbose = a.verbose.saturating_add(1),
+            Long("verbose") => a.verbose = a.verbose.saturating_add(1),
+            Long("json") => a.json = true,
+            Long("help") | Short('h') => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            Value(v) if a.message.is_none() => a.message = Some(text(v)?),
+            other => return Err(Failure::usage(other.unexpected().to_string())),
+        }
+    }
+    if a.server.is_some() && a.unix.is_some() {
+        return Err(Failure::usage("--server and --unix exclude each other"));
+    }
+    if a.user.is_some() != a.password.is_some() {
+        return Err(Failure::usage("--user and --password go together"));
+    }
+    if a.auth.is_some() && a.user.is_none() {
+        return Err(Failure::usage("--auth needs --user and --password"));
+    }
+    if a.unix.is_some() && a.tls == TlsMode::Implicit {
+        return Err(Failure::usage("--tls implicit needs --server"));
+    }
+    Ok(a)
+}
+
+fn main() -> ExitCode {
+    let mut raw = std::env::args_os().skip(1).peekable();
+    if raw.peek().is_some_and(|a| a == "demo") {
+        return demo::run();
+    }
+    let json = std::env::args_os().any(|a| a == "--json");
+    let outcome = parse_args(lexopt::Parser::from_env()).and_then(|args| run(&args));
+    match outcome {
+        Ok((result, status)) => {
+            if json {
+                println!("{}", json::success(&result));
+            }
+            ExitCode::from(status)
+        }
+        Err(f) => {
+            eprintln!("smtp-send: {}", f.message);
+            if json {
+                println!("{}", json::failure(f.kind, f.code, &f.message, &f.refused));
+            }
+            ExitCode::from(f.status)
+        }
+    }
+}
+
+/// What will be sent, checked before connecting.
+enum Plan {
+    Sendmail(Transaction),
+    Message(PreparedMessage),
+}
+
+fn read_message(path: Option<&str>) -> Result<Vec<u8>, Failure> {
+    let mut buf = Vec::new();
+    match path {
+        None | Some("-") => std::io::stdin()
+            .read_to_end(&mut buf)
+            .map_err(|e| Failure::usage(format!("reading the message from stdin: {e}")))?,
+        Some(p) => {
+            buf = std::fs::read(p).map_err(|e| Failure::usage(format!("reading {p}: {e}")))?;
+            buf.len()
+        }
+    };
+    Ok(buf)
+}
+
+fn plan(args: &Args, message: &[u8]) -> Result<Plan, Failure> {
+    let usage = |e: smtp_proto::UsageError| Failure::usage(e.to_string());
+    let le = smtp_blocking::LineEndings::Normalize;
+    let from_headers = args.header_envelope || (args.from.is_none() && args.to.is_empty());
+    if from_headers || args.from.is_none() || args.to.is_empty() {
+        let to = (!from_headers && !args.to.is_empty()).then_some(args.to.as_slice());
+        let from = if from_headers {
+            None
+        } else {
+            args.from.as_deref()
+        };
+        let p = PreparedMessage::new(
+            message,
+            from,
+            to,
+            &args.mail_options,
+            &args.rcpt_options,
+            le,
+        )
+        .map_err(usage)?;
+        return Ok(Plan::Message(p));
+    }
+    let from = args.from.as_deref().unwrap_or_default();
+    let size = smtp_proto::body::message_size(message, le).map_err(usage)?;
+    let tx = Transaction::from_strs(from, &args.to, &args.mail_options, &args.rcpt_options)
+        .map_err(usage)?
+        .size(size);
+    Ok(Plan::Sendmail(tx))
+}
+
+fn run(args: &Args) -> Result<(TransactionResult, u8), Failure> {
+    let message = read_message(args.message.as_deref())?;
+    let plan = plan(args, &message)?;
+    let tls_config = tls::config(args.ca_file.as_deref(), args.insecure)?;
+
+    let mut options = Options::default();
+    options.local_hostname.clone_from(&args.helo);
+    options.source_address = args.source;
+    options.timeout = args.timeout;
+    options.no_pipelining = args.no_pipelining;
+    options.no_chunking = args.no_chunking;
+    options.require_tls = args.tls != TlsMode::None;
+    options.debug_level = args.verbose;
+    if args.lmtp {
+        options.protocol = smtp_blocking::Protocol::Lmtp;
+    }
+
+    let connected = match (&args.unix, &args.server) {
+        (Some(path), _) => SmtpClient::connect_unix(path, options),
+        (None, server) => {
+            let server = server.as_deref().unwrap_or("localhost");
+            match args.tls {
+                TlsMode::Implicit => SmtpClient::connect_tls(server, options, tls_config.clone()),
+                _ if args.lmtp => SmtpClient::connect_lmtp(server, options),
+                _ => SmtpClient::connect(server, options),
+            }
+        }
+    };
+    let mut smtp = connected.map_err(failure)?;
+    if args.verbose > 0 {
+        smtp.set_transcript(Box::new(std::io::stderr()));
+    }
+    if let Some(tls) = tls_config {
+        smtp.set_tls_config(tls);
+    }
+    if args.tls == TlsMode::StartTls {
+        smtp.starttls().map_err(failure)?;
+    }
+    if let (Some(user), Some(password)) = (&args.user, &args.password) {
+        let done = match args.auth.as_deref() {
+            None => smtp.login(user, password),
+            Some(mech) => {
+                let creds = sasl::Credentials::new(user.as_str(), password.as_str());
+                let m: Box<dyn smtp_blocking::Mechanism> = match mech {
+                    "PLAIN" => Box::new(sasl::Plain::new(creds)),
+                    "LOGIN" => Box::new(sasl::Login::new(creds)),
+                    "CRAM-MD5" => Box::new(sasl::CramMd5::new(creds)),
+                    "XOAUTH2" => Box::new(sasl::XOAuth2::new(
+                        user.as_str(),
+                        sasl::Secret::new(password.as_str()),
+                    )),
+                    "OAUTHBEARER" => Box::new(sasl::OAuthBearer::new(
+                        user.as_str(),
+                        sasl::Secret::new(password.as_str()),
+                    )),
+                    other => {
+                        return Err(Failure::usage(format!("--auth: unknown mechanism {other}")));
+                    }
+                };
+                smtp.auth(m, true)
+            }
+        };
+        done.map_err(failure)?;
+    }
+    let result = match plan {
+        Plan::Sendmail(tx) => smtp.send_from_reader(tx, &mut &message[..]),
+        Plan::Message(p) => {
+            let body = message.get(p.body_offset..).unwrap_or_default();
+            let mut reader = (&p.headers[..]).chain(body);
+            smtp.send_from_reader(p.transaction, &mut reader)
+        }
+    }
+    .map_err(failure)?;
+    let _ = smtp.quit();
+    let status = if result.refused().is_empty() {
+        0
+    } else {
+        EXIT_PARTIAL
+    };
+    Ok((result, status))
+}
+
+/// Maps an error to the contract's exit status and a JSON kind.
+fn failure(e: Error) -> Failure {
+    use smtp_proto::{Error as E, UsageError as U};
+    let message = e.to_string();
+    let code = e.reply().map(smtp_blocking::Reply::code);
+    let (status, kind) = match &e {
+        Error::Smtp(s) => match s {
+            E::Usage(U::NotSupported(_)) => (EXIT_REFUSED, "not_supported"),
+            E::Usage(U::TlsRequired) => (EXIT_REFUSED, "not_supported"),
+            E::Usage(U::MessageTooLarge { .. }) => (EXIT_REFUSED, "message_too_large"),
+            E::Usage(U::InvalidArgument { .. } | U::BareLineEnding { .. } | U::Envelope(_)) => {
+                (EXIT_USAGE, "usage")
+            }
+            E::Usage(_) => (EXIT_FAILURE, "protocol"),
+            E::ConnectRefused(_) => (EXIT_REFUSED, "connect_refused"),
+            E::ServiceClosing(_) => (EXIT_REFUSED, "service_closing"),
+            E::HeloRefused(_) => (EXIT_REFUSED, "helo_refused"),
+            E::AuthFailed(_) | E::NoAuthMechanism(_) | E::Mechanism(_) => {
+                (EXIT_REFUSED, "auth_failed")
+            }
+            E::StartTlsRefused(_) => (EXIT_REFUSED, "starttls_refused"),
+            E::SenderRefused { .. } => (EXIT_REFUSED, "sender_refused"),
+            E::RecipientsRefused(_) => (EXIT_REFUSED, "recipients_refused"),
+            E::DataRefused(_) => (EXIT_REFUSED, "data_refused"),
+            E::Refused(_) => (EXIT_REFUSED, "refused"),
+            E::Timeout(_) => (EXIT_FAILURE, "timeout"),
+            E::Disconnected => (EXIT_FAILURE, "disconnected"),
+            E::Protocol(_) => (EXIT_FAILURE, "protocol"),
+            _ => (EXIT_FAILURE, "protocol"),
+        },
+        Error::Io(_) => (EXIT_FAILURE, "connection"),
+        Error::Tls(_) => (EXIT_FAILURE, "tls"),
+        Error::InvalidServerName(_) => (EXIT_USAGE, "usage"),
+        _ => (EXIT_FAILURE, "connection"),
+    };
+    let refused = match &e {
+        Error::Smtp(smtp_proto::Error::RecipientsRefused(map)) => map
+            .iter()
+            .map(|(a, r)| (a.clone(), r.code(), r.text()))
+            .collect(),
+        _ => Vec::new(),
+    };
+    Failure {
+        status,
+        kind,
+        code,
+        message,
+        refused,
+    }
+}

@@ -1,0 +1,97 @@
+//! Certificates generated at run time: a CA and a server certificate for
+//! `localhost`, `127.0.0.1` and `::1`.
+
+use std::sync::Arc;
+
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
+
+/// A test certificate authority and a server certificate it signed.
+#[derive(Debug, Clone)]
+pub struct TestPki {
+    ca_der: CertificateDer<'static>,
+    ca_pem: String,
+    server: Arc<ServerConfig>,
+    client: Arc<ClientConfig>,
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+impl TestPki {
+    /// Generates the CA and the server certificate (ECDSA P-256).
+    pub fn generate() -> Result<TestPki, Box<dyn std::error::Error + Send + Sync>> {
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new())?;
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "smtp-testkit CA");
+        ca_params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::DigitalSignature,
+        ];
+        let ca_key = rcgen::KeyPair::generate()?;
+        let ca_cert = ca_params.self_signed(&ca_key)?;
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+
+        let mut params = rcgen::CertificateParams::new(vec![
+            "localhost".to_owned(),
+            "127.0.0.1".to_owned(),
+            "::1".to_owned(),
+        ])?;
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "localhost");
+        let key = rcgen::KeyPair::generate()?;
+        let cert = params.signed_by(&key, &issuer)?;
+
+        let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+        let server = ServerConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.der().clone()], key_der)?;
+
+        let mut roots = RootCertStore::empty();
+        roots.add(ca_cert.der().clone())?;
+        let client = ClientConfig::builder_with_provider(provider())
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(TestPki {
+            ca_der: ca_cert.der().clone(),
+            ca_pem: ca_cert.pem(),
+            server: Arc::new(server),
+            client: Arc::new(client),
+        })
+    }
+
+    /// The CA certificate, DER.
+    #[must_use]
+    pub fn ca_der(&self) -> &CertificateDer<'static> {
+        &self.ca_der
+    }
+
+    /// The CA certificate, PEM.
+    #[must_use]
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// Writes the CA certificate as PEM (for `--ca-file`).
+    pub fn write_ca_pem(&self, path: &std::path::Path) -> std::io::Result<()> {
+        std::fs::write(path, &self.ca_pem)
+    }
+
+    /// A client configuration that trusts only this CA.
+    #[must_use]
+    pub fn client_config(&self) -> Arc<ClientConfig> {
+        self.client.clone()
+    }
+
+    /// The server's configuration.
+    #[must_use]
+    pub fn server_config(&self) -> Arc<ServerConfig> {
+        self.server.clone()
+    }
+}
