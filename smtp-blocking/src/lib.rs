@@ -106,7 +106,7 @@ impl SmtpClient {
             &host,
             port,
             options.source_address,
-            options.connect_timeout(),
+            options.connect_timeout()?,
         )?;
         SmtpClient::start(Transport::Plain(plain), host, options, None)
     }
@@ -124,7 +124,7 @@ impl SmtpClient {
             &host,
             port,
             options.source_address,
-            options.connect_timeout(),
+            options.connect_timeout()?,
         )?;
         let tls = match tls {
             Some(t) => t,
@@ -132,8 +132,8 @@ impl SmtpClient {
         };
         let mut io = Transport::Plain(plain);
         io.set_timeouts(
-            Some(options.connect_timeout()),
-            Some(options.connect_timeout()),
+            Some(options.connect_timeout()?),
+            Some(options.connect_timeout()?),
         )?;
         io.upgrade(tls.clone(), &host)?;
         SmtpClient::start(io, host, options, Some(tls))
@@ -151,7 +151,7 @@ impl SmtpClient {
             &host,
             port,
             options.source_address,
-            options.connect_timeout(),
+            options.connect_timeout()?,
         )?;
         SmtpClient::start(Transport::Plain(plain), host, options, None)
     }

@@ -250,7 +250,14 @@ fn behave(conn: &mut Conn, config: &ServerConfig, pki: &TestPki) -> io::Result<(
     let mut tx = Tx::default();
     let mut commands = 0usize;
     let mut queued = 0u64;
-    while let Some(line) = conn.read_line()? {
+    loop {
+        // Replies to pipelined commands leave together, once the input is drained.
+        if !conn.has_buffered() {
+            conn.flush()?;
+        }
+        let Some(line) = conn.read_line()? else {
+            break;
+        };
         let text = String::from_utf8_lossy(&line).into_owned();
         let (verb, arg) = match text.split_once(' ') {
             Some((v, a)) => (v.to_ascii_uppercase(), a.to_owned()),
@@ -420,9 +427,6 @@ fn behave(conn: &mut Conn, config: &ServerConfig, pki: &TestPki) -> io::Result<(
                 return Ok(());
             }
             _ => conn.reply("500 5.5.2 command not recognized"),
-        }
-        if !conn.has_buffered() {
-            conn.flush()?;
         }
     }
     Ok(())

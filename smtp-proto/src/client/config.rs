@@ -167,9 +167,16 @@ pub struct Options {
 
 impl Options {
     /// The connect timeout: the overall timeout, else the greeting timeout.
-    #[must_use]
-    pub fn connect_timeout(&self) -> Duration {
-        self.timeout.unwrap_or(Timeouts::default().greeting)
+    /// Fails for a zero timeout, which would make every wait fail at once.
+    pub fn connect_timeout(&self) -> Result<Duration, crate::error::UsageError> {
+        match self.timeout {
+            Some(t) if t.is_zero() => Err(crate::error::UsageError::InvalidArgument {
+                what: "timeout",
+                why: "zero would make every wait fail at once",
+            }),
+            Some(t) => Ok(t),
+            None => Ok(Timeouts::default().greeting),
+        }
     }
 
     /// The core configuration for a connection whose local end is `local_ip`;
@@ -192,13 +199,8 @@ impl Options {
             _ => Domain::address_literal(local_ip.unwrap_or(std::net::Ipv4Addr::LOCALHOST.into())),
         };
         let mut config = Config::new(name);
+        self.connect_timeout()?;
         if let Some(t) = self.timeout {
-            if t.is_zero() {
-                return Err(crate::error::UsageError::InvalidArgument {
-                    what: "timeout",
-                    why: "zero would make every wait fail at once",
-                });
-            }
             config.timeouts = Timeouts::uniform(t);
         }
         config.protocol = self.protocol;

@@ -1,0 +1,746 @@
+//! smtp-blocking against the smtp-testkit server over real sockets: every row of
+//! the smtplib behaviour list, checked by exact bytes received or exact results.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use smtp_blocking::smtp_proto::{self, Error as SmtpError, ProtocolError, UsageError, sasl};
+use smtp_blocking::{Error, Options, SmtpClient};
+use smtp_testkit::{MockServer, Script, ServerConfig, Step, Tls};
+
+const MSG: &[u8] =
+    b"From: a@example.org\r\nTo: b@example.org\r\nSubject: t\r\n\r\n.dot line\r\nbody\r\n";
+const NONE: &[&str] = &[];
+const WAIT: Duration = Duration::from_secs(10);
+
+fn opts() -> Options {
+    let mut o = Options::default();
+    o.timeout = Some(Duration::from_secs(10));
+    o
+}
+
+fn smtp_err(e: Error) -> SmtpError {
+    match e {
+        Error::Smtp(s) => s,
+        other => panic!("expected an SMTP error, got {other:?}"),
+    }
+}
+
+fn script_server(script: Script) -> MockServer {
+    MockServer::start(ServerConfig::scripted(script)).unwrap()
+}
+
+#[test]
+fn plain_sendmail_pipelined_in_one_write() {
+    let server =
+        MockServer::start(ServerConfig::default().extensions(&["PIPELINING", "SIZE 100000"]))
+            .unwrap();
+    let mut c = SmtpClient::connect(&server.addr().to_string(), opts()).unwrap();
+    assert_eq!(c.greeting().code(), 220);
+    let r = c
+        .sendmail(
+            "a@example.org",
+            &["b@example.org", "c@example.org"],
+            MSG,
+            NONE,
+            NONE,
+        )
+        .unwrap();
+    assert!(r.refused().is_empty());
+    assert_eq!(r.final_reply.as_ref().unwrap().code(), 250);
+    c.quit().unwrap();
+    let m = &server.wait_for_messages(1, WAIT)[0];
+    assert_eq!(m.data, MSG);
+    assert_eq!(m.mail_from, format!("<a@example.org> SIZE={}", MSG.len()));
+    assert_eq!(m.rcpt_to, ["<b@example.org>", "<c@example.org>"]);
+    assert!(!m.chunked);
+    server.wait_for_closed(1, WAIT);
+    let raw = String::from_utf8(server.raw()[0].clone()).unwrap();
+    let ehlo_end = raw.find("MAIL FROM").unwrap();
+    assert!(raw[..ehlo_end].starts_with("EHLO "));
+    assert_eq!(
+        &raw[ehlo_end..],
+        format!(
+            "MAIL FROM:<a@example.org> SIZE={}\r\nRCPT TO:<b@example.org>\r\nRCPT TO:<c@example.org>\r\nDATA\r\n\
+             From: a@example.org\r\nTo: b@example.org\r\nSubject: t\r\n\r\n..dot line\r\nbody\r\n.\r\nQUIT\r\n",
+            MSG.len()
+        )
+    );
+}
+
+#[test]
+fn bdat_when_chunking_offered() {
+    let server = MockServer::start(ServerConfig::default()).unwrap();
+    let mut c = SmtpClient::connect(&server.addr().to_string(), opts()).unwrap();
+    let r = c
+        .sendmail(
+            "a@example.org",
+            &["b@example.org"],
+            b"Subject: x\n\nbare lf\n",
+            NONE,
+            NONE,
+        )
+        .unwrap();
+    assert!(r.chunked);
+    c.quit().unwrap();
+    let m = &server.wait_for_messages(1, WAIT)[0];
+    assert!(m.chunked);
+    assert_eq!(m.data, b"Subject: x\r\n\r\nbare lf\r\n");
+    server.wait_for_closed(1, WAIT);
+    let raw = String::from_utf8(server.raw()[0].clone()).unwrap();
+    assert!(
+        raw.contains(
+            "RCPT TO:<b@example.org>\r\nBDAT 23 LAST\r\nSubject: x\r\n\r\nbare lf\r\nQUIT\r\n"
+        ),
+        "{raw}"
+    );
+}
+
+#[test]
+fn no_chunking_option_uses_data() {
+    let server = MockServer::start(ServerConfig::default()).unwrap();
+    let mut o = opts();
+    o.no_chunking = true;
+    let mut c = SmtpClient::connect(&server.addr().to_string(), o).unwrap();
+    let r = c
+        .sendmail("a@example.org", &["b@example.org"], MSG, NONE, NONE)
+        .unwrap();
+    assert!(!r.chunked);
+    assert!(!server.wait_for_messages(1, WAIT)[0].chunked);
+}
+
+#[test]
+fn streamed_body_from_reader_large() {
+    // 3 MiB through one 64 KiB buffer, by DATA and by BDAT.
+    let line = b"0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopqrstuv.\r\n";
+    let mut body = b"Subject: big\r\n\r\n".to_vec();
+    while body.len() < 3 << 20 {
+        body.extend_from_slice(line);
+        body.extend_from_slice(b".leading dot\r\n");
+    }
+    for chunking in [false, true] {
+        let server = MockServer::start(ServerConfig::default()).unwrap();
+        let mut o = opts();
+        o.no_chunking = !chunking;
+        let mut c = SmtpClient::connect(&server.addr().to_string(), o).unwrap();
+        let tx =
+            smtp_proto::Transaction::from_strs("a@example.org", &["b@example.org"], NONE, NONE)
+                .unwrap();
+        let r = c.send_from_reader(tx, &mut &body[..]).unwrap();
+        assert_eq!(r.chunked, chunking);
+        c.quit().unwrap();
+        let m = &server.wait_for_messages(1, WAIT)[0];
+        assert_eq!(m.data.len(), body.len());
+        assert!(m.data == body, "message altered (chunking {chunking})");
+    }
+}
+
+#[test]
+fn partial_and_total_refusal() {
+    let mut config = ServerConfig::default();
+    config.refuse_recipients = vec!["x@example.org".into(), "y@example.org".into()];
+    let server = MockServer::start(config).unwrap();
+    let mut c = SmtpClient::connect(&server.addr().to_string(), opts()).unwrap();
+    let r = c
+        .sendmail(
+            "a@example.org",
+            &["b@example.org", "x@example.org"],
+            MSG,
+            NONE,
+            NONE,
+        )
+        .unwrap();
+    let refused: Vec<(String, u16)> = r
+        .refused()
+        .iter()
+        .map(|(a, r)| (a.to_string(), r.code()))
+        .collect();
+    assert_eq!(refused, [("x@example.org".to_owned(), 550)]);
+    let e = c
+        .sendmail(
+            "a@example.org",
+            &["x@example.org", "y@example.org"],
+            MSG,
+            NONE,
+            NONE,
+        )
+        .unwrap_err();
+    match smtp_err(e) {
+        SmtpError::RecipientsRefused(map) => {
+            let got: Vec<(&str, u16)> = map.iter().map(|(a, r)| (a.as_str(), r.code())).collect();
+            assert_eq!(got, [("x@example.org", 550), ("y@example.org", 550)]);
+        }
+        other => panic!("{other:?}"),
+    }
+    // The session is still usable after the RSET.
+    assert_eq!(c.noop().unwrap().code(), 250);
+    assert_eq!(server.wait_for_messages(1, WAIT).len(), 1);
+}
+
+#[test]
+fn sender_refused_and_data_refused() {
+    let mut config = ServerConfig::default();
+    config.refuse_senders = vec!["bad@example.org".into()];
+    config.data_reply = Some("554 5.7.1 rejected as spam".into());
+    let server = MockServer::start(config).unwrap();
+    let mut c = SmtpClient::connect(&server.addr().to_string(), opts()).unwrap();
+    match smtp_err(
+        c.sendmail("bad@example.org", &["b@example.org"], MSG, NONE, NONE)
+            .unwrap_err(),
+    ) {
+        SmtpError::SenderRefused { reply, sender } => {
+            assert_eq!((reply.code(), sender.as_str()), (553, "bad@example.org"));
+        }
+        other => panic!("{other:?}"),
+    }
+    match smtp_err(
+        c.sendmail("a@example.org", &["b@example.org"], MSG, NONE, NONE)
+            .unwrap_err(),
+    ) {
+        SmtpError::DataRefused(reply) => assert_eq!(reply.code(), 554),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn helo_fallback_suppresses_options() {
+    let mut config = ServerConfig::default();
+    config.refuse_ehlo = true;
+    let server = MockServer::start(config).unwrap();
+    let mut c = SmtpClient::connect(&server.addr().to_string(), opts()).unwrap();
+    c.sendmail(
+        "a@example.org",
+        &["b@example.org"],
+        MSG,
+        &["BODY=8BITMIME"],
+        NONE,
+    )
+    .unwrap();
+    assert!(!c.does_esmtp());
+    assert_eq!(
+        server.wait_for_messages(1, WAIT)[0].mail_from,
+        "<a@example.org>"
+    );
+}
+
+#[test]
+fn size_limit_checked_before_sending() {
+    let server =
+        MockServer::start(ServerConfig::default().extensions(&["PIPELINING", "SIZE 20"])).unwrap();
+    let mut c = SmtpClient::connect(&server.addr().to_string(), opts()).unwrap();
+    match smtp_err(
+        c.sendmail("a@example.org", &["b@example.org"], MSG, NONE, NONE)
+            .unwrap_err(),
+    ) {
+        SmtpError::Usage(UsageError::MessageTooLarge { size, limit }) => {
+            assert_eq!((size, limit), (MSG.len() as u64, 20));
+        }
+        other => panic!("{other:?}"),
+    }
+    c.quit().unwrap();
+    server.wait_for_closed(1, WAIT);
+    assert!(!String::from_utf8_lossy(&server.raw()[0]).contains("MAIL FROM"));
+}
+
+#[test]
+fn smtputf8_added_and_required() {
+    let server = MockServer::start(ServerConfig::default()).unwrap();
+    let mut c = SmtpClient::connect(&server.addr().to_string(), opts()).unwrap();
+    c.sendmail("jörg@bücher.example", &["b@example.org"], MSG, NONE, NONE)
+        .unwrap();
+    assert_eq!(
+        server.wait_for_messages(1, WAIT)[0].mail_from,
+        format!("<jörg@bücher.example> SMTPUTF8 SIZE={}", MSG.len())
+    );
+    let server = MockServer::start(ServerConfig::default().extensions(&["PIPELINING"])).unwrap();
+    let mut c = SmtpClient::connect(&server.addr().to_string(), opts()).unwrap();
+    match smtp_err(
+        c.sendmail("jörg@bücher.example", &["b@example.org"], MSG, NONE, NONE)
+            .unwrap_err(),
+    ) {
+        SmtpError::Usage(UsageError::NotSupported(ext)) => assert_eq!(ext, "SMTPUTF8"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn send_message_strips_bcc() {
+    let server = MockServer::start(ServerConfig::default()).unwrap();
+    let mut c = SmtpClient::connect(&server.addr().to_string(), opts()).unwrap();
+    let msg = b"From: Alice <a@example.org>\r\nTo: b@example.org\r\nBcc: hidden@example.org,\r\n  other@example.org\r\nSubject: s\r\n\r\nhi\r\n";
+    let r = c
+        .send_message(msg, None, None::<&[&str]>, NONE, NONE)
+        .unwrap();
+    assert_eq!(r.recipients.len(), 3);
+    let m = &server.wait_for_messages(1, WAIT)[0];
+    assert_eq!(
+        m.rcpt_to,
+        [
+            "<b@example.org>",
+            "<hidden@example.org>",
+            "<other@example.org>"
+        ]
+    );
+    assert_eq!(
+        m.data,
+        b"From: Alice <a@example.org>\r\nTo: b@example.org\r\nSubject: s\r\n\r\nhi\r\n"
+    );
+}
+
+#[test]
+fn starttls_then_each_auth_mechanism() {
+    let config = ServerConfig::default()
+        .tls(Tls::StartTls)
+        .user("alice", "s3cret");
+    let server = MockServer::start(config).unwrap();
+    let mechanisms: Vec<Box<dyn Fn() -> Box<dyn smtp_blocking::Mechanism>>> = vec![
+        Box::new(|| Box::new(sasl::Plain::new(sasl::Credentials::new("alice", "s3cret")))),
+        Box::new(|| Box::new(sasl::Login::new(sasl::Credentials::new("alice", "s3cret")))),
+        Box::new(|| {
+            Box::new(sasl::CramMd5::new(sasl::Credentials::new(
+                "alice", "s3cret",
+            )))
+        }),
+        Box::new(|| Box::new(sasl::XOAuth2::new("alice", sasl::Secret::new("s3cret")))),
+        Box::new(|| Box::new(sasl::OAuthBearer::new("alice", sasl::Secret::new("s3cret")))),
+    ];
+    for (i, make) in mechanisms.iter().enumerate() {
+        for ir in [true, false] {
+            let mut c = SmtpClient::connect(&server.addr().to_string(), opts()).unwrap();
+            c.set_tls_config(server.pki().client_config());
+            c.set_tls_server_name("localhost");
+            assert!(c.has_extn("starttls") || c.capabilities().is_none());
+            c.starttls().unwrap();
+            assert!(c.is_tls());
+            assert!(!c.has_extn("STARTTLS"));
+            let reply = c.auth(make(), ir).unwrap();
+            assert_eq!(reply.code(), 235, "mechanism {i}, initial response {ir}");
+            c.sendmail("alice@example.org", &["b@example.org"], MSG, NONE, NONE)
+                .unwrap();
+            c.quit().unwrap();
+        }
+    }
+    let msgs = server.wait_for_messages(10, WAIT);
+    assert_eq!(msgs.len(), 10);
+    assert!(
+        msgs.iter()
+            .all(|m| m.tls && m.auth_user.as_deref() == Some("alice"))
+    );
+    // The server's transcript shows no secret.
+    assert!(
+        server
+            .transcript()
+            .iter()
+            .all(|l| !l.contains("s3cret") && !l.contains("czNjcmV0"))
+    );
+}
+
+#[test]
+fn login_wrong_password_and_oauth_error() {
+    let server = MockServer::start(ServerConfig::default().user("alice", "right")).unwrap();
+    let mut c = SmtpClient::connect(&server.addr().to_string(), opts()).unwrap();
+    match smtp_err(c.login("alice", "wrong").unwrap_err()) {
+        SmtpError::AuthFailed(r) => assert_eq!(r.code(), 535),
+        other => panic!("{other:?}"),
+    }
+    let m = Box::new(sasl::XOAuth2::new("alice", sasl::Secret::new("expired")));
+    match smtp_err(c.auth(m, true).unwrap_err()) {
+        SmtpError::AuthFailed(r) => assert_eq!(r.code(), 535),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(c.login("alice", "right").unwrap().code(), 235);
+}
+
+#[test]
+fn implicit_tls() {
+    let server = MockServer::start(ServerConfig::default().tls(Tls::Implicit)).unwrap();
+    let mut c = SmtpClient::connect_tls(
+        &server.addr().to_string(),
+        opts(),
+        Some(server.pki().client_config()),
+    )
+    .unwrap();
+    assert!(c.is_tls());
+    c.sendmail("a@example.org", &["b@example.org"], MSG, NONE, NONE)
+        .unwrap();
+    c.quit().unwrap();
+    assert!(server.wait_for_messages(1, WAIT)[0].tls);
+}
+
+#[test]
+fn implicit_tls_rejects_unknown_certificate() {
+    let server = MockServer::start(ServerConfig::default().tls(Tls::Implicit)).unwrap();
+    let other = smtp_testkit::TestPki::generate().unwrap();
+    let e = SmtpClient::connect_tls(
+        &server.addr().to_string(),
+        opts(),
+        Some(other.client_config()),
+    )
+    .unwrap_err();
+    assert!(matches!(e, Error::Tls(_)), "{e:?}");
+}
+
+#[test]
+fn lmtp_unix_socket_one_result_per_recipient() {
+    let path = smtp_testkit::temp_socket_path("lmtp");
+    let mut config = ServerConfig::lmtp_unix(&path);
+    config.refuse_recipients = vec!["nobody".into()];
+    config.fail_after_data = vec!["full".into()];
+    let server = MockServer::start(config).unwrap();
+    let mut c = SmtpClient::connect_lmtp(path.to_str().unwrap(), opts()).unwrap();
+    let r = c
+        .sendmail(
+            "a@example.org",
+            &["bob", "nobody", "full", "carol"],
+            MSG,
+            NONE,
+            NONE,
+        )
+        .unwrap();
+    let summary: Vec<(String, u16, Option<u16>)> = r
+        .recipients
+        .iter()
+        .map(|x| {
+            (
+                x.address.to_string(),
+                x.rcpt_reply.code(),
+                x.final_reply.as_ref().map(|f| f.code()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("bob".to_owned(), 250, Some(250)),
+            ("nobody".to_owned(), 550, None),
+            ("full".to_owned(), 250, Some(452)),
+            ("carol".to_owned(), 250, Some(250)),
+        ]
+    );
+    let refused: Vec<String> = r.refused().iter().map(|(a, _)| a.to_string()).collect();
+    assert_eq!(refused, ["nobody", "full"]);
+    c.quit().unwrap();
+    server.wait_for_closed(1, WAIT);
+    assert!(String::from_utf8_lossy(&server.raw()[0]).starts_with("LHLO "));
+}
+
+#[test]
+fn starttls_refused_and_required() {
+    let server = script_server(
+        Script::default()
+            .send("220 mx ready")
+            .expect_line()
+            .send("250-mx\r\n250 STARTTLS")
+            .expect_line()
+            .send("454 4.7.0 TLS not available"),
+    );
+    let mut o = opts();
+    o.require_tls = true;
+    let mut c = SmtpClient::connect(&server.addr().to_string(), o).unwrap();
+    match smtp_err(c.starttls().unwrap_err()) {
+        SmtpError::StartTlsRefused(r) => assert_eq!(r.code(), 454),
+        other => panic!("{other:?}"),
+    }
+    // The session is over: nothing else may be sent in plaintext.
+    assert!(matches!(
+        smtp_err(c.login("u", "p").unwrap_err()),
+        SmtpError::StartTlsRefused(_)
+    ));
+    server.wait_for_closed(1, WAIT);
+    assert_eq!(server.lines(), ["EHLO [127.0.0.1]", "STARTTLS"]);
+}
+
+#[test]
+fn starttls_not_offered_with_tls_required() {
+    let server = MockServer::start(ServerConfig::default().user("u", "p")).unwrap();
+    let mut o = opts();
+    o.require_tls = true;
+    let mut c = SmtpClient::connect(&server.addr().to_string(), o).unwrap();
+    assert!(matches!(
+        smtp_err(c.starttls().unwrap_err()),
+        SmtpError::Usage(UsageError::NotSupported(_))
+    ));
+    assert!(
+        c.sendmail("a@example.org", &["b@example.org"], MSG, NONE, NONE)
+            .is_err()
+    );
+    server.wait_for_closed(1, WAIT);
+    let raw = String::from_utf8_lossy(&server.raw()[0]).into_owned();
+    assert!(!raw.contains("AUTH") && !raw.contains("MAIL"), "{raw}");
+}
+
+#[test]
+fn starttls_injected_bytes_end_the_session() {
+    let server = script_server(
+        Script::default()
+            .send("220 mx ready")
+            .expect_line()
+            .send("250-mx\r\n250 STARTTLS")
+            .expect_line()
+            .then(Step::Send(
+                b"220 go ahead\r\n250-evil\r\n250 AUTH PLAIN\r\n".to_vec(),
+            )),
+    );
+    let mut c = SmtpClient::connect(&server.addr().to_string(), opts()).unwrap();
+    match c.starttls().unwrap_err() {
+        Error::Smtp(SmtpError::Protocol(ProtocolError::DataAfterStartTls(_))) => {}
+        // Bytes that arrive after the 220 in a later read reach the TLS layer instead.
+        Error::Tls(_) | Error::Io(_) => {}
+        other => panic!("{other:?}"),
+    }
+    assert!(c.noop().is_err());
+}
+
+#[test]
+fn silent_server_times_out_within_the_timeout() {
+    let server = script_server(
+        Script::default()
+            .send("220 mx ready")
+            .then(Step::Silence(Duration::from_secs(20))),
+    );
+    let mut o = Options::default();
+    o.timeout = Some(Duration::from_millis(300));
+    let mut c = SmtpClient::connect(&server.addr().to_string(), o).unwrap();
+    let start = Instant::now();
+    let e = c.noop().unwrap_err();
+    let took = start.elapsed();
+    assert!(matches!(smtp_err(e), SmtpError::Timeout(_)));
+    assert!(
+        took >= Duration::from_millis(290),
+        "gave up early: {took:?}"
+    );
+    assert!(took < Duration::from_secs(5), "hung: {took:?}");
+}
+
+#[test]
+fn silent_greeting_times_out() {
+    let server = script_server(Script::default().then(Step::Silence(Duration::from_secs(20))));
+    let mut o = Options::default();
+    o.timeout = Some(Duration::from_millis(200));
+    let e = SmtpClient::connect(&server.addr().to_string(), o).unwrap_err();
+    assert!(matches!(smtp_err(e), SmtpError::Timeout(_)));
+}
+
+#[test]
+fn server_answering_one_byte_at_a_time() {
+    let server = script_server(
+        Script::default()
+            .then(Step::SendSlowly(
+                b"220-mx.example\r\n220 ready\r\n".to_vec(),
+                Duration::from_millis(1),
+            ))
+            .expect_line()
+            .then(Step::SendSlowly(
+                b"250-mx\r\n250 PIPELINING\r\n".to_vec(),
+                Duration::from_millis(1),
+            ))
+            .expect_line()
+            .send("221 bye"),
+    );
+    let mut c = SmtpClient::connect(&server.addr().to_string(), opts()).unwrap();
+    assert_eq!(c.greeting().lines(), ["mx.example", "ready"]);
+    assert_eq!(c.ehlo(None).unwrap().code(), 250);
+    assert!(c.has_extn("pipelining"));
+    assert_eq!(c.quit().unwrap().code(), 221);
+}
+
+#[test]
+fn endless_reply_is_bounded() {
+    let server = script_server(Script::default().send("220 mx ready").expect_line().then(
+        Step::Flood(b"250-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n".to_vec()),
+    ));
+    let mut c = SmtpClient::connect(&server.addr().to_string(), opts()).unwrap();
+    match smtp_err(c.ehlo(None).unwrap_err()) {
+        SmtpError::Protocol(
+            ProtocolError::TooManyLines { .. } | ProtocolError::ReplyTooLarge { .. },
+        ) => {}
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn endless_line_is_bounded() {
+    let server = script_server(
+        Script::default()
+            .send("220 mx ready")
+            .expect_line()
+            .then(Step::Flood(b"250 yyyyyyyyyyyyyyyyyyyy".to_vec())),
+    );
+    let mut c = SmtpClient::connect(&server.addr().to_string(), opts()).unwrap();
+    assert!(matches!(
+        smtp_err(c.noop().unwrap_err()),
+        SmtpError::Protocol(ProtocolError::LineTooLong { .. })
+    ));
+}
+
+#[test]
+fn disconnect_during_data() {
+    let server = script_server(
+        Script::default()
+            .send("220 mx ready")
+            .expect_line()
+            .send("250 mx")
+            .expect_line()
+            .send("250 ok")
+            .expect_line()
+            .send("250 ok")
+            .expect_line()
+            .send("354 go")
+            .then(Step::ReadUntil(b"\r\n.\r\n".to_vec()))
+            .then(Step::Close),
+    );
+    let mut c = SmtpClient::connect(&server.addr().to_string(), opts()).unwrap();
+    let e = c
+        .sendmail("a@example.org", &["b@example.org"], MSG, NONE, NONE)
+        .unwrap_err();
+    assert!(matches!(smtp_err(e), SmtpError::Disconnected));
+    assert!(matches!(
+        c.noop().map_err(smtp_err),
+        Err(SmtpError::Disconnected)
+    ));
+}
+
+#[test]
+fn reply_421_ends_the_session() {
+    let mut config = ServerConfig::default();
+    config.reply_421_after = Some(1);
+    let server = MockServer::start(config).unwrap();
+    let mut c = SmtpClient::connect(&server.addr().to_string(), opts()).unwrap();
+    match smtp_err(
+        c.sendmail("a@example.org", &["b@example.org"], MSG, NONE, NONE)
+            .unwrap_err(),
+    ) {
+        SmtpError::ServiceClosing(r) => assert_eq!(r.code(), 421),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        smtp_err(c.noop().unwrap_err()),
+        SmtpError::ServiceClosing(_)
+    ));
+}
+
+#[test]
+fn greeting_refused_is_a_connect_error() {
+    let mut config = ServerConfig::default();
+    config.greeting = "554 5.7.1 go away".into();
+    let server = MockServer::start(config).unwrap();
+    match smtp_err(SmtpClient::connect(&server.addr().to_string(), opts()).unwrap_err()) {
+        SmtpError::ConnectRefused(r) => assert_eq!(r.code(), 554),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn low_level_commands() {
+    let server = MockServer::start(ServerConfig::default()).unwrap();
+    let mut c = SmtpClient::connect(&server.addr().to_string(), opts()).unwrap();
+    assert_eq!(c.ehlo(Some("client.example")).unwrap().code(), 250);
+    assert_eq!(c.verify("postmaster").unwrap().code(), 252);
+    assert_eq!(c.expn("staff").unwrap().code(), 502);
+    assert_eq!(c.help(None).unwrap().code(), 214);
+    assert_eq!(c.docmd("xyzzy", None).unwrap().code(), 500);
+    assert_eq!(c.mail("a@example.org", NONE).unwrap().code(), 250);
+    assert_eq!(
+        c.rcpt("b@example.org", &["NOTIFY=NEVER"]).unwrap().code(),
+        250
+    );
+    let replies = c.data(b"Subject: low level\r\n\r\nx").unwrap();
+    assert_eq!(replies.len(), 1);
+    assert_eq!(replies[0].code(), 250);
+    assert_eq!(c.rset().unwrap().code(), 250);
+    assert_eq!(c.quit().unwrap().code(), 221);
+    assert_eq!(
+        server.wait_for_messages(1, WAIT)[0].data,
+        b"Subject: low level\r\n\r\nx\r\n"
+    );
+}
+
+#[test]
+fn injection_in_arguments_is_refused_before_sending() {
+    let server = MockServer::start(ServerConfig::default()).unwrap();
+    let mut c = SmtpClient::connect(&server.addr().to_string(), opts()).unwrap();
+    let evil = "a@example.org>\r\nRCPT TO:<evil@example.org";
+    assert!(matches!(
+        smtp_err(
+            c.sendmail(evil, &["b@example.org"], MSG, NONE, NONE)
+                .unwrap_err()
+        ),
+        SmtpError::Usage(UsageError::InvalidArgument { .. })
+    ));
+    assert!(
+        c.sendmail(
+            "a@example.org",
+            &["b@example.org"],
+            MSG,
+            &["X=1\r\nRSET"],
+            NONE
+        )
+        .is_err()
+    );
+    assert!(c.verify("x\r\nQUIT").is_err());
+    c.quit().unwrap();
+    server.wait_for_closed(1, WAIT);
+    let raw = String::from_utf8_lossy(&server.raw()[0]).into_owned();
+    assert!(
+        !raw.contains("evil") && !raw.contains("RSET") && !raw.contains("VRFY"),
+        "{raw}"
+    );
+}
+
+#[test]
+fn zero_timeout_is_an_argument_error() {
+    let server = MockServer::start(ServerConfig::default()).unwrap();
+    let mut o = Options::default();
+    o.timeout = Some(Duration::ZERO);
+    assert!(matches!(
+        smtp_err(SmtpClient::connect(&server.addr().to_string(), o).unwrap_err()),
+        SmtpError::Usage(UsageError::InvalidArgument { .. })
+    ));
+}
+
+#[test]
+fn transcript_redacts_credentials() {
+    let server = MockServer::start(ServerConfig::default().user("alice", "hunter2")).unwrap();
+    let mut o = opts();
+    o.debug_level = 1;
+    let mut c = SmtpClient::connect(&server.addr().to_string(), o).unwrap();
+    let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Sink {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    c.set_transcript(Box::new(Sink(buf.clone())));
+    c.login_with("alice", "hunter2", true).unwrap();
+    let text = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
+    assert!(
+        text.contains("C: AUTH CRAM-MD5\n") || text.contains("C: AUTH PLAIN <redacted>"),
+        "{text}"
+    );
+    assert!(
+        text.contains("S: 235 2.7.0 Authentication successful"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("hunter2") && !text.contains("aHVudGVyMg"),
+        "{text}"
+    );
+    assert!(!format!("{c:?}").contains("hunter2"));
+}
+
+#[test]
+fn host_port_forms() {
+    let server = MockServer::start(ServerConfig::default()).unwrap();
+    let port = server.addr().port();
+    for addr in [format!("127.0.0.1:{port}"), format!("localhost:{port}")] {
+        let c = SmtpClient::connect(&addr, opts()).unwrap();
+        c.quit().unwrap();
+    }
+    assert!(SmtpClient::connect("127.0.0.1:notaport", opts()).is_err());
+}
