@@ -1,0 +1,441 @@
+//! smtp-send's contract: exit statuses and the JSON line, against the testkit.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use smtp_testkit::{MockServer, Script, ServerConfig, Step, Tls};
+
+const MSG: &str = "From: Alice <a@example.org>\r\nTo: b@example.org, c@example.org\r\nBcc: hidden@example.org\r\nSubject: cli\r\n\r\nhello\r\n";
+
+struct Run {
+    status: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> &str {
+        self.stdout.lines().last().unwrap_or("")
+    }
+}
+
+fn smtp_send(args: &[&str], stdin: &str) -> Run {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_smtp-send"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    Run {
+        status: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn server(config: ServerConfig) -> (MockServer, String) {
+    let s = MockServer::start(config).unwrap();
+    let a = s.addr().to_string();
+    (s, a)
+}
+
+#[test]
+fn all_accepted_exits_0_with_json() {
+    let (s, addr) = server(ServerConfig::default());
+    let r = smtp_send(&["--server", &addr, "--json", "--timeout", "10"], MSG);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert_eq!(
+        r.json(),
+        r#"{"accepted": ["b@example.org", "c@example.org", "hidden@example.org"], "refused": {}, "reply": [250, "2.0.0 Ok: queued as T1"], "error": null}"#
+    );
+    let m = &s.wait_for_messages(1, Duration::from_secs(5))[0];
+    assert!(!String::from_utf8_lossy(&m.data).contains("Bcc"));
+}
+
+#[test]
+fn explicit_envelope_sends_message_as_is() {
+    let (s, addr) = server(ServerConfig::default());
+    let r = smtp_send(
+        &[
+            "--server",
+            &addr,
+            "--from",
+            "x@example.org",
+            "--to",
+            "y@example.org",
+            "-",
+        ],
+        MSG,
+    );
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let m = &s.wait_for_messages(1, Duration::from_secs(5))[0];
+    assert_eq!(m.rcpt_to, ["<y@example.org>"]);
+    assert_eq!(m.data, MSG.as_bytes());
+}
+
+#[test]
+fn some_refused_exits_1() {
+    let mut config = ServerConfig::default();
+    config.refuse_recipients = vec!["c@example.org".into()];
+    let (_s, addr) = server(config);
+    let r = smtp_send(
+        &[
+            "--server",
+            &addr,
+            "--json",
+            "--from",
+            "a@example.org",
+            "--to",
+            "b@example.org",
+            "--to",
+            "c@example.org",
+        ],
+        MSG,
+    );
+    assert_eq!(r.status, 1, "{}", r.stderr);
+    assert_eq!(
+        r.json(),
+        r#"{"accepted": ["b@example.org"], "refused": {"c@example.org": [550, "5.1.1 <c@example.org> no such user"]}, "reply": [250, "2.0.0 Ok: queued as T1"], "error": null}"#
+    );
+}
+
+#[test]
+fn bad_arguments_exit_2_and_send_nothing() {
+    let (s, addr) = server(ServerConfig::default());
+    for args in [
+        vec![
+            "--server",
+            addr.as_str(),
+            "--from",
+            "a@example.org\r\nRSET",
+            "--to",
+            "b@example.org",
+        ],
+        vec![
+            "--server",
+            addr.as_str(),
+            "--from",
+            "a@example.org",
+            "--to",
+            "b@example.org",
+            "--mail-option",
+            "X=1\nRSET",
+        ],
+        vec!["--server", addr.as_str(), "--timeout", "0"],
+        vec!["--server", addr.as_str(), "--bogus"],
+        vec!["--server", addr.as_str(), "--tls", "sometimes"],
+        vec!["--server", addr.as_str(), "--user", "u"],
+        vec!["--server", addr.as_str(), "/nonexistent/message"],
+    ] {
+        let mut with_json = args.clone();
+        with_json.push("--json");
+        let r = smtp_send(&with_json, MSG);
+        assert_eq!(r.status, 2, "{args:?}: {}", r.stderr);
+        assert!(
+            r.json().contains(r#""error": {"kind": "usage""#),
+            "{}",
+            r.json()
+        );
+    }
+    // A message without any recipient header and no --to.
+    let r = smtp_send(&["--server", &addr], "Subject: nobody\r\n\r\nx\r\n");
+    assert_eq!(r.status, 2, "{}", r.stderr);
+    assert_eq!(s.connections(), 0);
+}
+
+#[test]
+fn server_refusals_exit_3() {
+    let mut config = ServerConfig::default().user("alice", "pw");
+    config.refuse_recipients = vec!["b@example.org".into()];
+    config.refuse_senders = vec!["bad@example.org".into()];
+    let (_s, addr) = server(config);
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["--from", "a@example.org", "--to", "b@example.org"],
+            "recipients_refused",
+        ),
+        (
+            vec!["--from", "bad@example.org", "--to", "c@example.org"],
+            "sender_refused",
+        ),
+        (
+            vec![
+                "--tls",
+                "starttls",
+                "--from",
+                "a@example.org",
+                "--to",
+                "c@example.org",
+            ],
+            "not_supported",
+        ),
+        (
+            vec![
+                "--user",
+                "alice",
+                "--password",
+                "wrong",
+                "--from",
+                "a@example.org",
+                "--to",
+                "c@example.org",
+            ],
+            "auth_failed",
+        ),
+    ];
+    for (args, kind) in cases {
+        let mut all = vec!["--server", addr.as_str(), "--json"];
+        all.extend(args);
+        let r = smtp_send(&all, MSG);
+        assert_eq!(r.status, 3, "{kind}: {}", r.stderr);
+        assert!(
+            r.json().contains(&format!(r#""kind": "{kind}""#)),
+            "{}",
+            r.json()
+        );
+    }
+    let (_s2, addr2) = server(ServerConfig::default().extensions(&["PIPELINING", "SIZE 10"]));
+    let r = smtp_send(&["--server", &addr2, "--json"], MSG);
+    assert_eq!(r.status, 3);
+    assert!(r.json().contains(r#""kind": "message_too_large""#));
+}
+
+#[test]
+fn recipients_refused_json_lists_them() {
+    let mut config = ServerConfig::default();
+    config.refuse_recipients = vec!["b@example.org".into()];
+    let (_s, addr) = server(config);
+    let r = smtp_send(
+        &[
+            "--server",
+            &addr,
+            "--json",
+            "--from",
+            "a@example.org",
+            "--to",
+            "b@example.org",
+        ],
+        MSG,
+    );
+    assert_eq!(r.status, 3);
+    assert_eq!(
+        r.json(),
+        r#"{"accepted": [], "refused": {"b@example.org": [550, "5.1.1 <b@example.org> no such user"]}, "reply": null, "error": {"kind": "recipients_refused", "code": null, "message": "all recipients refused"}}"#
+    );
+}
+
+#[test]
+fn failures_exit_4() {
+    // Nothing listens on this port once the listener is dropped.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let r = smtp_send(&["--server", &closed, "--json"], MSG);
+    assert_eq!(r.status, 4, "{}", r.stderr);
+    assert!(r.json().contains(r#""kind": "connection""#));
+
+    let silent = MockServer::start(ServerConfig::scripted(
+        Script::default().then(Step::Silence(Duration::from_secs(20))),
+    ))
+    .unwrap();
+    let r = smtp_send(
+        &[
+            "--server",
+            &silent.addr().to_string(),
+            "--timeout",
+            "0.3",
+            "--json",
+        ],
+        MSG,
+    );
+    assert_eq!(r.status, 4);
+    assert!(r.json().contains(r#""kind": "timeout""#));
+
+    let junk = MockServer::start(ServerConfig::scripted(
+        Script::default().send("hello, I am not SMTP"),
+    ))
+    .unwrap();
+    let r = smtp_send(&["--server", &junk.addr().to_string(), "--json"], MSG);
+    assert_eq!(r.status, 4);
+    assert!(r.json().contains(r#""kind": "protocol""#));
+
+    let inject = MockServer::start(ServerConfig::scripted(
+        Script::default()
+            .send("220 mx")
+            .expect_line()
+            .send("250-mx\r\n250 STARTTLS")
+            .expect_line()
+            .then(Step::Send(b"220 go\r\n250 injected\r\n".to_vec())),
+    ))
+    .unwrap();
+    let r = smtp_send(
+        &[
+            "--server",
+            &inject.addr().to_string(),
+            "--tls",
+            "starttls",
+            "--json",
+        ],
+        MSG,
+    );
+    assert_eq!(r.status, 4, "{}", r.stderr);
+}
+
+#[test]
+fn tls_modes_with_ca_file() {
+    let dir = std::env::temp_dir().join(format!("smtp-cli-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca = dir.join("ca.pem");
+    let (s, addr) = server(
+        ServerConfig::default()
+            .tls(Tls::StartTls)
+            .user("alice", "pw"),
+    );
+    s.pki().write_ca_pem(&ca).unwrap();
+    let addr = addr.replace("127.0.0.1", "localhost");
+    let r = smtp_send(
+        &[
+            "--server",
+            &addr,
+            "--tls",
+            "starttls",
+            "--ca-file",
+            ca.to_str().unwrap(),
+            "--user",
+            "alice",
+            "--password",
+            "pw",
+            "--auth",
+            "PLAIN",
+        ],
+        MSG,
+    );
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let m = &s.wait_for_messages(1, Duration::from_secs(5))[0];
+    assert!(m.tls);
+    assert_eq!(m.auth_user.as_deref(), Some("alice"));
+
+    let (s2, addr2) = server(ServerConfig::default().tls(Tls::Implicit));
+    s2.pki().write_ca_pem(&ca).unwrap();
+    let r = smtp_send(
+        &[
+            "--server",
+            &addr2,
+            "--tls",
+            "implicit",
+            "--ca-file",
+            ca.to_str().unwrap(),
+        ],
+        MSG,
+    );
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    // Without the CA the certificate is refused; --insecure accepts it.
+    let r = smtp_send(
+        &[
+            "--server",
+            &addr2,
+            "--tls",
+            "implicit",
+            "--ca-file",
+            "/etc/ssl/certs/ca-certificates.crt",
+            "--json",
+        ],
+        MSG,
+    );
+    assert_eq!(r.status, 4, "{}", r.stderr);
+    assert!(r.json().contains(r#""kind": "tls""#));
+    let r = smtp_send(
+        &["--server", &addr2, "--tls", "implicit", "--insecure"],
+        MSG,
+    );
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn lmtp_unix_refused_after_dot_is_listed() {
+    let path = smtp_testkit::temp_socket_path("cli");
+    let mut config = ServerConfig::lmtp_unix(&path);
+    config.fail_after_data = vec!["c@example.org".into()];
+    let _s = MockServer::start(config).unwrap();
+    let r = smtp_send(
+        &[
+            "--unix",
+            path.to_str().unwrap(),
+            "--lmtp",
+            "--json",
+            "--from",
+            "a@example.org",
+            "--to",
+            "b@example.org",
+            "--to",
+            "c@example.org",
+        ],
+        MSG,
+    );
+    assert_eq!(r.status, 1, "{}", r.stderr);
+    assert_eq!(
+        r.json(),
+        r#"{"accepted": ["b@example.org"], "refused": {"c@example.org": [452, "4.2.2 <c@example.org> mailbox full"]}, "reply": null, "error": null}"#
+    );
+}
+
+#[test]
+fn verbose_transcript_goes_to_stderr_without_secrets() {
+    let (_s, addr) = server(ServerConfig::default().user("alice", "sekrit-pw"));
+    let r = smtp_send(
+        &[
+            "--server",
+            &addr,
+            "-vv",
+            "--user",
+            "alice",
+            "--password",
+            "sekrit-pw",
+            "--auth",
+            "PLAIN",
+        ],
+        MSG,
+    );
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("C: AUTH PLAIN <redacted>"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("S: 235"), "{}", r.stderr);
+    assert!(!r.stderr.contains("sekrit") && !r.stdout.contains("sekrit"));
+}
+
+#[test]
+fn no_pipelining_and_no_chunking_flags() {
+    let (s, addr) = server(ServerConfig::default());
+    let r = smtp_send(
+        &["--server", &addr, "--no-pipelining", "--no-chunking"],
+        MSG,
+    );
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert!(!s.wait_for_messages(1, Duration::from_secs(5))[0].chunked);
+}
+
+#[test]
+fn demo_runs() {
+    let r = smtp_send(&["demo"], "");
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("C: STARTTLS"));
+    assert!(r.stdout.contains("S: 235 2.7.0 Authentication successful"));
+    assert!(r.stdout.contains(".this line starts with a dot"));
+}
