@@ -68,7 +68,7 @@ impl BodyEncoder {
     /// end with one, and the terminating `.` CRLF. An empty message is sent as the
     /// terminating line alone.
     pub fn finish_data(&mut self, out: &mut Vec<u8>) -> Result<(), UsageError> {
-        self.finish_lines(out);
+        self.finish_lines(out)?;
         out.extend_from_slice(b".\r\n");
         Ok(())
     }
@@ -95,7 +95,10 @@ impl BodyEncoder {
                 return Err(e);
             }
             if last {
-                self.finish_lines(out);
+                if let Err(e) = self.finish_lines(out) {
+                    out.truncate(start);
+                    return Err(e);
+                }
             }
         }
         let n = out.len() - start;
@@ -118,7 +121,10 @@ impl BodyEncoder {
     }
 
     /// Emits a held-back CR and the final CRLF when missing.
-    fn finish_lines(&mut self, out: &mut Vec<u8>) {
+    fn finish_lines(&mut self, out: &mut Vec<u8>) -> Result<(), UsageError> {
+        if self.pending_cr && self.line_endings == LineEndings::Reject {
+            return Err(self.bare(self.consumed.saturating_sub(1)));
+        }
         if self.pending_cr {
             self.pending_cr = false;
             out.extend_from_slice(b"\r\n");
@@ -129,6 +135,7 @@ impl BodyEncoder {
             out.extend_from_slice(b"\r\n");
             self.ends_with_crlf = true;
         }
+        Ok(())
     }
 
     fn bare(&self, offset: u64) -> UsageError {
