@@ -44,6 +44,7 @@ use std::time::Instant;
 
 pub use error::Error;
 pub use rustls::ClientConfig;
+use smtp_proto::client::PartsCursor;
 pub use smtp_proto::{
     self, Capabilities, Mechanism, Options, Protocol, Reply, TransactionResult, body::LineEndings,
 };
@@ -67,7 +68,7 @@ const CHUNK: usize = 64 * 1024;
 enum Body<'a> {
     None,
     /// Byte slices sent one after the other as one message.
-    Parts(&'a [&'a [u8]]),
+    Parts(PartsCursor<'a>),
     Reader(&'a mut dyn Read),
 }
 
@@ -101,7 +102,7 @@ impl SmtpClient {
     /// reads the greeting (smtplib's `SMTP(host, port)`). A greeting other than
     /// 220 is [`smtp_proto::Error::ConnectRefused`].
     pub fn connect(address: &str, options: Options) -> Result<SmtpClient, Error> {
-        let (host, port) = transport::split_host_port(address, SMTP_PORT)?;
+        let (host, port) = smtp_proto::client::split_host_port(address, SMTP_PORT)?;
         let plain = transport::connect_tcp(
             &host,
             port,
@@ -119,7 +120,7 @@ impl SmtpClient {
         options: Options,
         tls: Option<Arc<ClientConfig>>,
     ) -> Result<SmtpClient, Error> {
-        let (host, port) = transport::split_host_port(address, SMTPS_PORT)?;
+        let (host, port) = smtp_proto::client::split_host_port(address, SMTPS_PORT)?;
         let plain = transport::connect_tcp(
             &host,
             port,
@@ -146,7 +147,7 @@ impl SmtpClient {
         if address.starts_with('/') {
             return SmtpClient::connect_unix(Path::new(address), options);
         }
-        let (host, port) = transport::split_host_port(address, LMTP_PORT)?;
+        let (host, port) = smtp_proto::client::split_host_port(address, LMTP_PORT)?;
         let plain = transport::connect_tcp(
             &host,
             port,
@@ -173,7 +174,7 @@ impl SmtpClient {
         options: Options,
         tls: Option<Arc<ClientConfig>>,
     ) -> Result<SmtpClient, Error> {
-        let name = transport::machine_name();
+        let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok();
         let config = options.to_config(name.as_deref(), io.local_ip(), tls.is_some())?;
         let core = Client::new(config, Instant::now());
         let mut client = SmtpClient {
@@ -334,7 +335,7 @@ impl SmtpClient {
     ) -> Result<TransactionResult, Error> {
         let size = smtp_proto::body::message_size(message, self.core.config().line_endings)?;
         let tx = Transaction::from_strs(from, to, mail_options, rcpt_options)?.size(size);
-        self.send(tx, Body::Parts(&[message]))
+        self.send(tx, Body::Parts(PartsCursor::new(&[message], CHUNK)))
     }
 
     /// Sends a prepared [`Transaction`] with a body read from `reader` to its
@@ -361,7 +362,10 @@ impl SmtpClient {
         let le = self.core.config().line_endings;
         let p = PreparedMessage::new(message, from, to, mail_options, rcpt_options, le)?;
         let body = message.get(p.body_offset..).unwrap_or_default();
-        self.send(p.transaction, Body::Parts(&[&p.headers, body]))
+        self.send(
+            p.transaction,
+            Body::Parts(PartsCursor::new(&[&p.headers, body], CHUNK)),
+        )
     }
 
     fn send(&mut self, tx: Transaction, body: Body<'_>) -> Result<TransactionResult, Error> {
@@ -422,7 +426,7 @@ impl SmtpClient {
     /// accepted since MAIL).
     pub fn data(&mut self, message: &[u8]) -> Result<Vec<Reply>, Error> {
         let id = self.core.data(Instant::now());
-        match self.run(id, Body::Parts(&[message]))? {
+        match self.run(id, Body::Parts(PartsCursor::new(&[message], CHUNK)))? {
             Outcome::Reply(r) => Ok(vec![r]),
             Outcome::Replies(v) => Ok(v),
             _ => Err(unexpected()),
@@ -455,8 +459,6 @@ impl SmtpClient {
 
     /// Drives the core until operation `id` completes.
     fn run(&mut self, id: OpId, mut body: Body<'_>) -> Result<Outcome, Error> {
-        let mut parts_done = 0usize;
-        let mut part_offset = 0usize;
         let mut result = None;
         loop {
             match self.core.poll_output() {
@@ -482,17 +484,8 @@ impl SmtpClient {
                 Output::Event(Event::BodyWanted { .. }) => {
                     let now = Instant::now();
                     match &mut body {
-                        Body::Parts(parts) => {
-                            // Hand the core up to CHUNK bytes of the current part.
-                            let part = parts.get(parts_done).copied().unwrap_or_default();
-                            let end = (part_offset + CHUNK).min(part.len());
-                            let piece = &part[part_offset..end];
-                            part_offset = end;
-                            if part_offset >= part.len() {
-                                parts_done += 1;
-                                part_offset = 0;
-                            }
-                            let last = parts_done >= parts.len();
+                        Body::Parts(cursor) => {
+                            let (piece, last) = cursor.next_piece();
                             self.core.send_body(now, piece, last)?;
                         }
                         Body::Reader(r) => {

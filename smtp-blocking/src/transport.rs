@@ -161,34 +161,6 @@ impl Transport {
     }
 }
 
-/// Splits `host:port`, `[v6]:port`, `host` (default port) into host and port.
-pub(crate) fn split_host_port(addr: &str, default_port: u16) -> Result<(String, u16), Error> {
-    let bad = || {
-        Error::Smtp(
-            smtp_proto::UsageError::InvalidArgument {
-                what: "server address",
-                why: "expected HOST, HOST:PORT or [IPv6]:PORT",
-            }
-            .into(),
-        )
-    };
-    if let Some(rest) = addr.strip_prefix('[') {
-        let (host, tail) = rest.split_once(']').ok_or_else(bad)?;
-        let port = match tail.strip_prefix(':') {
-            Some(p) => p.parse().map_err(|_| bad())?,
-            None if tail.is_empty() => default_port,
-            None => return Err(bad()),
-        };
-        return Ok((host.to_owned(), port));
-    }
-    match addr.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') => Ok((h.to_owned(), p.parse().map_err(|_| bad())?)),
-        Some(_) => Ok((addr.to_owned(), default_port)), // a bare IPv6 address
-        None if addr.is_empty() => Err(bad()),
-        None => Ok((addr.to_owned(), default_port)),
-    }
-}
-
 /// Connects over TCP (with `TCP_NODELAY`), trying each resolved address in turn,
 /// bound to `source` when given.
 pub(crate) fn connect_tcp(
@@ -232,15 +204,6 @@ fn connect_one(
 
 pub(crate) fn connect_unix(path: &Path) -> Result<Plain, Error> {
     Ok(Plain::Unix(UnixStream::connect(path)?))
-}
-
-/// The machine's host name, if the system tells it.
-pub(crate) fn machine_name() -> Option<String> {
-    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())?;
-    let name = name.trim();
-    (!name.is_empty()).then(|| name.to_owned())
 }
 
 /// A client configuration trusting the platform's root certificates.

@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 mod pki;
+pub mod scenarios;
 mod session;
 
 use std::io::{self, Read, Write};
@@ -141,6 +142,8 @@ pub struct ServerConfig {
     pub data_reply: Option<String>,
     /// Answer 421 and close after this many commands.
     pub reply_421_after: Option<usize>,
+    /// Answer 421 and close a connection idle for this long.
+    pub idle_close: Option<Duration>,
     /// Play this script instead of behaving as a server.
     pub script: Option<Script>,
 }
@@ -174,6 +177,7 @@ impl Default for ServerConfig {
             size_limit: 10_485_760,
             data_reply: None,
             reply_421_after: None,
+            idle_close: None,
             script: None,
         }
     }
@@ -356,6 +360,16 @@ impl MockServer {
         self.addr.expect("this server listens on a Unix socket")
     }
 
+    /// `127.0.0.1:port`, or the Unix socket path.
+    #[must_use]
+    pub fn addr_or_path(&self) -> String {
+        match (&self.addr, &self.path) {
+            (Some(a), _) => a.to_string(),
+            (None, Some(p)) => p.display().to_string(),
+            (None, None) => String::new(),
+        }
+    }
+
     /// The Unix socket path, if that is where it listens.
     #[must_use]
     pub fn path(&self) -> Option<&Path> {
@@ -482,7 +496,7 @@ fn accept_loop(
             }),
         };
         match accepted {
-            Ok((stream, _probe)) => {
+            Ok((stream, probe)) => {
                 let index = {
                     let mut rec = shared.lock();
                     rec.connections += 1;
@@ -495,7 +509,7 @@ fn accept_loop(
                 let _ = std::thread::Builder::new()
                     .name("smtp-testkit-conn".into())
                     .spawn(move || {
-                        session::serve(stream, &config, &pki, &shared, index);
+                        session::serve(stream, probe, &config, &pki, &shared, index);
                         shared.update(|r| r.closed += 1);
                     });
             }

@@ -23,6 +23,8 @@ struct Conn {
     index: usize,
     total: usize,
     tls: bool,
+    /// The TCP socket under the stream, to change its read timeout.
+    tcp: Option<std::net::TcpStream>,
 }
 
 impl Conn {
@@ -52,6 +54,35 @@ impl Conn {
             }
         });
         Ok(n)
+    }
+
+    /// Waits up to `limit` for input; false when none came.
+    fn wait_readable(&mut self, limit: Duration) -> io::Result<bool> {
+        let end = Instant::now() + limit;
+        while Instant::now() < end {
+            if let Some(t) = self.tcp.as_ref() {
+                t.set_read_timeout(Some(Duration::from_millis(20)))?;
+            }
+            match self.fill() {
+                Ok(0) => return Ok(true),
+                Ok(_) => {
+                    if let Some(t) = self.tcp.as_ref() {
+                        t.set_read_timeout(Some(crate::READ_TIMEOUT))?;
+                    }
+                    return Ok(true);
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if let Some(t) = self.tcp.as_ref() {
+            t.set_read_timeout(Some(crate::READ_TIMEOUT))?;
+        }
+        Ok(false)
     }
 
     fn has_buffered(&self) -> bool {
@@ -139,12 +170,14 @@ impl Conn {
 
 pub(crate) fn serve(
     stream: Box<dyn Stream>,
+    tcp: Option<std::net::TcpStream>,
     config: &ServerConfig,
     pki: &TestPki,
     shared: &Arc<Shared>,
     index: usize,
 ) {
     let mut conn = Conn {
+        tcp,
         stream: Some(stream),
         inbuf: Vec::new(),
         pos: 0,
@@ -254,6 +287,13 @@ fn behave(conn: &mut Conn, config: &ServerConfig, pki: &TestPki) -> io::Result<(
         // Replies to pipelined commands leave together, once the input is drained.
         if !conn.has_buffered() {
             conn.flush()?;
+        }
+        if let Some(idle) = config.idle_close {
+            if !conn.has_buffered() && !conn.wait_readable(idle)? {
+                conn.reply("421 4.4.2 testkit.example idle timeout, closing");
+                conn.flush()?;
+                return Ok(());
+            }
         }
         let Some(line) = conn.read_line()? else {
             break;

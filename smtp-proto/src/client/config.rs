@@ -187,6 +187,7 @@ impl Options {
         local_ip: Option<std::net::IpAddr>,
         tls_on_connect: bool,
     ) -> Result<Config, crate::error::UsageError> {
+        let machine_name = machine_name.map(str::trim);
         let name = match (&self.local_hostname, machine_name) {
             (Some(n), _) => Domain::new(n.as_str())?,
             (None, Some(n)) if n.contains('.') && !n.ends_with('.') && n != "localhost" => {
@@ -214,5 +215,33 @@ impl Options {
             config.reply_limits = l;
         }
         Ok(config)
+    }
+}
+
+/// Splits `host:port`, `[v6]:port` or `host` (then `default_port`) into host and
+/// port, as smtplib's `connect` does.
+pub fn split_host_port(
+    address: &str,
+    default_port: u16,
+) -> Result<(String, u16), crate::error::UsageError> {
+    let bad = || crate::error::UsageError::InvalidArgument {
+        what: "server address",
+        why: "expected HOST, HOST:PORT or [IPv6]:PORT",
+    };
+    if let Some(rest) = address.strip_prefix('[') {
+        let (host, tail) = rest.split_once(']').ok_or_else(bad)?;
+        let port = match tail.strip_prefix(':') {
+            Some(p) => p.parse().map_err(|_| bad())?,
+            None if tail.is_empty() => default_port,
+            None => return Err(bad()),
+        };
+        return Ok((host.to_owned(), port));
+    }
+    match address.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => Ok((h.to_owned(), p.parse().map_err(|_| bad())?)),
+        // A bare IPv6 address.
+        Some(_) => Ok((address.to_owned(), default_port)),
+        None if address.is_empty() => Err(bad()),
+        None => Ok((address.to_owned(), default_port)),
     }
 }

@@ -23,9 +23,9 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 
-pub use config::{Config, Options, Protocol, Timeouts};
+pub use config::{Config, Options, Protocol, Timeouts, split_host_port};
 pub use transaction::{
-    PreparedMessage, Recipient, RecipientResult, Transaction, TransactionResult,
+    PartsCursor, PreparedMessage, Recipient, RecipientResult, Transaction, TransactionResult,
 };
 
 use crate::body::{BodyEncoder, LineEndings};

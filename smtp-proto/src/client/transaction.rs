@@ -226,3 +226,40 @@ impl PreparedMessage {
         })
     }
 }
+
+/// Walks a message held as consecutive slices (a header block and a body, say)
+/// in chunks of at most `chunk` bytes: what a driver hands to
+/// [`Client::send_body`](super::Client::send_body) at each `BodyWanted`.
+#[derive(Debug, Clone)]
+pub struct PartsCursor<'a> {
+    parts: &'a [&'a [u8]],
+    part: usize,
+    offset: usize,
+    chunk: usize,
+}
+
+impl<'a> PartsCursor<'a> {
+    /// A cursor over `parts`, yielding at most `chunk` bytes at a time.
+    #[must_use]
+    pub fn new(parts: &'a [&'a [u8]], chunk: usize) -> PartsCursor<'a> {
+        PartsCursor {
+            parts,
+            part: 0,
+            offset: 0,
+            chunk: chunk.max(1),
+        }
+    }
+
+    /// The next piece and whether it is the last one (it may then be empty).
+    pub fn next_piece(&mut self) -> (&'a [u8], bool) {
+        let part = self.parts.get(self.part).copied().unwrap_or_default();
+        let end = self.offset.saturating_add(self.chunk).min(part.len());
+        let piece = part.get(self.offset..end).unwrap_or_default();
+        self.offset = end;
+        if self.offset >= part.len() {
+            self.part += 1;
+            self.offset = 0;
+        }
+        (piece, self.part >= self.parts.len())
+    }
+}

@@ -1,0 +1,94 @@
+//! The shared scenario table (smtp-testkit) through the blocking adapter.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use smtp_blocking::{Error, SmtpClient};
+use smtp_testkit::MockServer;
+use smtp_testkit::scenarios::{
+    Act, Adapter, Connect, render_error, render_reply, render_result, run_all,
+};
+
+#[derive(Default)]
+struct Blocking {
+    client: Option<SmtpClient>,
+}
+
+fn render(e: &Error) -> String {
+    match e {
+        Error::Smtp(s) => render_error(s),
+        Error::Io(_) => "err Io".into(),
+        Error::Tls(_) => "err Tls".into(),
+        other => format!("err {other:?}"),
+    }
+}
+
+fn reply(r: Result<smtp_blocking::Reply, Error>) -> String {
+    r.as_ref().map_or_else(render, render_reply)
+}
+
+impl Adapter for Blocking {
+    fn step(&mut self, server: &MockServer, act: &Act) -> String {
+        const NONE: &[&str] = &[];
+        match act {
+            Act::Connect(kind, tweak) => {
+                let o = tweak.options();
+                let r = match kind {
+                    Connect::Plain => SmtpClient::connect(&server.addr().to_string(), o),
+                    Connect::ImplicitTls => SmtpClient::connect_tls(
+                        &server.addr().to_string(),
+                        o,
+                        Some(server.pki().client_config()),
+                    ),
+                    Connect::LmtpUnix => {
+                        SmtpClient::connect_lmtp(server.path().unwrap().to_str().unwrap(), o)
+                    }
+                };
+                match r {
+                    Ok(mut c) => {
+                        c.set_tls_config(server.pki().client_config());
+                        c.set_tls_server_name("localhost");
+                        let g = render_reply(c.greeting());
+                        self.client = Some(c);
+                        g
+                    }
+                    Err(e) => render(&e),
+                }
+            }
+            Act::StartTls => reply(self.client.as_mut().unwrap().starttls()),
+            Act::Login(u, p) => reply(self.client.as_mut().unwrap().login(u, p)),
+            Act::Sendmail(from, to, msg, opts) => {
+                let r = self
+                    .client
+                    .as_mut()
+                    .unwrap()
+                    .sendmail(from, to, msg, opts, NONE);
+                r.as_ref().map_or_else(render, render_result)
+            }
+            Act::SendMessage(msg) => {
+                let r = self.client.as_mut().unwrap().send_message(
+                    msg,
+                    None,
+                    None::<&[&str]>,
+                    NONE,
+                    NONE,
+                );
+                r.as_ref().map_or_else(render, render_result)
+            }
+            Act::Noop => reply(self.client.as_mut().unwrap().noop()),
+            Act::Verify(a) => reply(self.client.as_mut().unwrap().verify(a)),
+            Act::Quit => reply(self.client.take().unwrap().quit()),
+        }
+    }
+}
+
+#[test]
+fn scenario_table() {
+    let (count, failures) = run_all(Blocking::default);
+    assert!(
+        failures.is_empty(),
+        "{} of {count} scenarios failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    println!("blocking: {count} scenarios passed");
+}

@@ -1,0 +1,620 @@
+//! One scenario table for every adapter: the same servers, the same client
+//! steps and the same expected results, so that a behaviour cannot differ
+//! between runtimes without a test failing. An adapter implements [`Adapter`]
+//! (one method per step) and calls [`run_all`].
+
+use std::time::Duration;
+
+use crate::{MockServer, Script, ServerConfig, Step, Tls};
+
+/// How a scenario connects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Connect {
+    /// TCP, SMTP.
+    Plain,
+    /// TCP with TLS from the first byte, trusting the server's test CA.
+    ImplicitTls,
+    /// LMTP over the server's Unix socket.
+    LmtpUnix,
+}
+
+/// One client step.
+#[derive(Debug, Clone)]
+pub enum Act {
+    /// Connect with these options changes applied.
+    Connect(Connect, Tweak),
+    /// STARTTLS, trusting the server's test CA for `localhost`.
+    StartTls,
+    /// `login(user, password)`.
+    Login(&'static str, &'static str),
+    /// `sendmail(from, to, message, mail_options, [])`.
+    Sendmail(
+        &'static str,
+        &'static [&'static str],
+        &'static [u8],
+        &'static [&'static str],
+    ),
+    /// `send_message(message)` with the envelope from the headers.
+    SendMessage(&'static [u8]),
+    /// NOOP.
+    Noop,
+    /// VRFY.
+    Verify(&'static str),
+    /// QUIT.
+    Quit,
+}
+
+/// Option changes for [`Act::Connect`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tweak {
+    /// `Options::require_tls`.
+    pub require_tls: bool,
+    /// `Options::no_chunking`.
+    pub no_chunking: bool,
+    /// `Options::no_pipelining`.
+    pub no_pipelining: bool,
+    /// `Options::timeout` in milliseconds (default 10 s).
+    pub timeout_ms: Option<u64>,
+}
+
+impl Tweak {
+    /// The options for a connection.
+    #[must_use]
+    pub fn options(&self) -> smtp_proto::Options {
+        let mut o = smtp_proto::Options::default();
+        o.require_tls = self.require_tls;
+        o.no_chunking = self.no_chunking;
+        o.no_pipelining = self.no_pipelining;
+        o.timeout = Some(Duration::from_millis(self.timeout_ms.unwrap_or(10_000)));
+        o
+    }
+}
+
+/// What an adapter does for each step; every method returns the rendered
+/// outcome ([`render_error`], [`render_reply`], [`render_result`]).
+pub trait Adapter {
+    /// Runs one step against `server`.
+    fn step(&mut self, server: &MockServer, act: &Act) -> String;
+}
+
+/// A scenario: a server, the steps, the outcome of each step, and the messages
+/// the server must have received (exact bytes).
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// Its name.
+    pub name: &'static str,
+    /// The server.
+    pub server: ServerConfig,
+    /// Steps and their expected outcomes.
+    pub steps: Vec<(Act, &'static str)>,
+    /// The bytes of each message the server must have received, in order.
+    pub received: Vec<&'static [u8]>,
+}
+
+/// `err Kind [code]` for a core error; adapters render their I/O and TLS errors
+/// as `err Io` and `err Tls`.
+#[must_use]
+pub fn render_error(e: &smtp_proto::Error) -> String {
+    use smtp_proto::Error as E;
+    match e {
+        E::Protocol(p) => {
+            let n = format!("{p:?}");
+            format!(
+                "err Protocol {}",
+                n.split(['(', ' ', '{']).next().unwrap_or("")
+            )
+        }
+        E::Usage(u) => {
+            let n = format!("{u:?}");
+            format!(
+                "err Usage {}",
+                n.split(['(', ' ', '{']).next().unwrap_or("")
+            )
+        }
+        E::Disconnected => "err Disconnected".into(),
+        E::Timeout(_) => "err Timeout".into(),
+        E::ServiceClosing(r) => format!("err ServiceClosing {}", r.code()),
+        E::ConnectRefused(r) => format!("err ConnectRefused {}", r.code()),
+        E::HeloRefused(r) => format!("err HeloRefused {}", r.code()),
+        E::AuthFailed(r) => format!("err AuthFailed {}", r.code()),
+        E::StartTlsRefused(r) => format!("err StartTlsRefused {}", r.code()),
+        E::SenderRefused { reply, .. } => format!("err SenderRefused {}", reply.code()),
+        E::RecipientsRefused(m) => {
+            let v: Vec<String> = m.iter().map(|(a, r)| format!("{a}:{}", r.code())).collect();
+            format!("err RecipientsRefused {}", v.join(","))
+        }
+        E::DataRefused(r) => format!("err DataRefused {}", r.code()),
+        other => format!("err {other:?}"),
+    }
+}
+
+/// `ok CODE`.
+#[must_use]
+pub fn render_reply(r: &smtp_proto::Reply) -> String {
+    format!("ok {}", r.code())
+}
+
+/// `sent [bdat] ...`: per recipient `addr:rcpt/final` under LMTP, else the final
+/// code, then the refused recipients.
+#[must_use]
+pub fn render_result(t: &smtp_proto::TransactionResult) -> String {
+    let mut s = String::from("sent");
+    if t.chunked {
+        s.push_str(" bdat");
+    }
+    match &t.final_reply {
+        Some(r) => s.push_str(&format!(" {}", r.code())),
+        None => {
+            for r in &t.recipients {
+                let f = r.final_reply.as_ref().map_or(0, smtp_proto::Reply::code);
+                s.push_str(&format!(" {}:{}/{f}", r.address, r.rcpt_reply.code()));
+            }
+        }
+    }
+    let refused: Vec<String> = t
+        .refused()
+        .iter()
+        .map(|(a, r)| format!("{a}:{}", r.code()))
+        .collect();
+    if !refused.is_empty() {
+        s.push_str(&format!(" refused={}", refused.join(",")));
+    }
+    s
+}
+
+const MSG: &[u8] =
+    b"From: a@example.org\r\nTo: b@example.org\r\nSubject: table\r\n\r\n.dot\r\nbody\r\n";
+const BARE: &[u8] = b"Subject: bare\n\nline\n.\nend";
+const BARE_NORMALISED: &[u8] = b"Subject: bare\r\n\r\nline\r\n.\r\nend\r\n";
+const BCC: &[u8] =
+    b"From: a@example.org\r\nTo: b@example.org\r\nBcc: hidden@example.org\r\n\r\nx\r\n";
+const BCC_SENT: &[u8] = b"From: a@example.org\r\nTo: b@example.org\r\n\r\nx\r\n";
+
+fn plain() -> Act {
+    Act::Connect(Connect::Plain, Tweak::default())
+}
+
+fn tweak(t: Tweak) -> Act {
+    Act::Connect(Connect::Plain, t)
+}
+
+fn refusing(recipients: &[&str], senders: &[&str]) -> ServerConfig {
+    let mut c = ServerConfig::default();
+    c.refuse_recipients = recipients.iter().map(|s| (*s).to_owned()).collect();
+    c.refuse_senders = senders.iter().map(|s| (*s).to_owned()).collect();
+    c
+}
+
+fn script(s: Script) -> ServerConfig {
+    ServerConfig::scripted(s)
+}
+
+/// Every scenario. `lmtp_path` is a fresh Unix socket path for the LMTP ones.
+#[must_use]
+#[allow(clippy::too_many_lines)]
+pub fn all(lmtp_path: &std::path::Path) -> Vec<Scenario> {
+    let mut lmtp = ServerConfig::lmtp_unix(lmtp_path);
+    lmtp.refuse_recipients = vec!["nobody@example.org".into()];
+    lmtp.fail_after_data = vec!["full@example.org".into()];
+    let mut data_refused = ServerConfig::default();
+    data_refused.data_reply = Some("554 5.7.1 spam".into());
+    let mut no_ehlo = ServerConfig::default();
+    no_ehlo.refuse_ehlo = true;
+    let mut closing = ServerConfig::default();
+    closing.reply_421_after = Some(2);
+    let mut greeting_554 = ServerConfig::default();
+    greeting_554.greeting = "554 5.7.1 no".into();
+    vec![
+        Scenario {
+            name: "sendmail by BDAT, pipelined",
+            server: ServerConfig::default(),
+            steps: vec![
+                (plain(), "ok 220"),
+                (
+                    Act::Sendmail("a@example.org", &["b@example.org"], MSG, &[]),
+                    "sent bdat 250",
+                ),
+                (Act::Quit, "ok 221"),
+            ],
+            received: vec![MSG],
+        },
+        Scenario {
+            name: "sendmail by DATA with dot-stuffing",
+            server: ServerConfig::default(),
+            steps: vec![
+                (
+                    tweak(Tweak {
+                        no_chunking: true,
+                        ..Tweak::default()
+                    }),
+                    "ok 220",
+                ),
+                (
+                    Act::Sendmail("a@example.org", &["b@example.org"], MSG, &[]),
+                    "sent 250",
+                ),
+            ],
+            received: vec![MSG],
+        },
+        Scenario {
+            name: "bare line endings normalised, no pipelining",
+            server: ServerConfig::default().extensions(&["8BITMIME"]),
+            steps: vec![
+                (
+                    tweak(Tweak {
+                        no_pipelining: true,
+                        ..Tweak::default()
+                    }),
+                    "ok 220",
+                ),
+                (
+                    Act::Sendmail("a@example.org", &["b@example.org"], BARE, &[]),
+                    "sent 250",
+                ),
+            ],
+            received: vec![BARE_NORMALISED],
+        },
+        Scenario {
+            name: "partial refusal",
+            server: refusing(&["x@example.org"], &[]),
+            steps: vec![
+                (plain(), "ok 220"),
+                (
+                    Act::Sendmail(
+                        "a@example.org",
+                        &["b@example.org", "x@example.org"],
+                        MSG,
+                        &[],
+                    ),
+                    "sent bdat 250 refused=x@example.org:550",
+                ),
+            ],
+            received: vec![MSG],
+        },
+        Scenario {
+            name: "total refusal, then the session goes on",
+            server: refusing(&["x@example.org", "y@example.org"], &[]),
+            steps: vec![
+                (plain(), "ok 220"),
+                (
+                    Act::Sendmail(
+                        "a@example.org",
+                        &["x@example.org", "y@example.org"],
+                        MSG,
+                        &[],
+                    ),
+                    "err RecipientsRefused x@example.org:550,y@example.org:550",
+                ),
+                (Act::Noop, "ok 250"),
+            ],
+            received: vec![],
+        },
+        Scenario {
+            name: "sender refused",
+            server: refusing(&[], &["bad@example.org"]),
+            steps: vec![
+                (plain(), "ok 220"),
+                (
+                    Act::Sendmail("bad@example.org", &["b@example.org"], MSG, &[]),
+                    "err SenderRefused 553",
+                ),
+            ],
+            received: vec![],
+        },
+        Scenario {
+            name: "data refused",
+            server: data_refused,
+            steps: vec![
+                (plain(), "ok 220"),
+                (
+                    Act::Sendmail("a@example.org", &["b@example.org"], MSG, &[]),
+                    "err DataRefused 554",
+                ),
+            ],
+            received: vec![],
+        },
+        Scenario {
+            name: "HELO fallback",
+            server: no_ehlo,
+            steps: vec![
+                (plain(), "ok 220"),
+                (
+                    Act::Sendmail("a@example.org", &["b@example.org"], MSG, &["BODY=8BITMIME"]),
+                    "sent 250",
+                ),
+            ],
+            received: vec![MSG],
+        },
+        Scenario {
+            name: "SIZE over the limit",
+            server: ServerConfig::default().extensions(&["PIPELINING", "SIZE 10"]),
+            steps: vec![
+                (plain(), "ok 220"),
+                (
+                    Act::Sendmail("a@example.org", &["b@example.org"], MSG, &[]),
+                    "err Usage MessageTooLarge",
+                ),
+            ],
+            received: vec![],
+        },
+        Scenario {
+            name: "SMTPUTF8 not offered",
+            server: ServerConfig::default().extensions(&["PIPELINING"]),
+            steps: vec![
+                (plain(), "ok 220"),
+                (
+                    Act::Sendmail("jörg@bücher.example", &["b@example.org"], MSG, &[]),
+                    "err Usage NotSupported",
+                ),
+            ],
+            received: vec![],
+        },
+        Scenario {
+            name: "send_message strips Bcc",
+            server: ServerConfig::default(),
+            steps: vec![
+                (plain(), "ok 220"),
+                (Act::SendMessage(BCC), "sent bdat 250"),
+            ],
+            received: vec![BCC_SENT],
+        },
+        Scenario {
+            name: "STARTTLS and login",
+            server: ServerConfig::default()
+                .tls(Tls::StartTls)
+                .user("alice", "pw"),
+            steps: vec![
+                (
+                    Act::Connect(
+                        Connect::Plain,
+                        Tweak {
+                            require_tls: true,
+                            ..Tweak::default()
+                        },
+                    ),
+                    "ok 220",
+                ),
+                (Act::StartTls, "ok 220"),
+                (Act::Login("alice", "pw"), "ok 235"),
+                (
+                    Act::Sendmail("a@example.org", &["b@example.org"], MSG, &[]),
+                    "sent bdat 250",
+                ),
+                (Act::Quit, "ok 221"),
+            ],
+            received: vec![MSG],
+        },
+        Scenario {
+            name: "login refused",
+            server: ServerConfig::default().user("alice", "pw"),
+            steps: vec![
+                (plain(), "ok 220"),
+                (Act::Login("alice", "nope"), "err AuthFailed 535"),
+                (Act::Login("alice", "pw"), "ok 235"),
+            ],
+            received: vec![],
+        },
+        Scenario {
+            name: "STARTTLS required but not offered",
+            server: ServerConfig::default().user("alice", "pw"),
+            steps: vec![
+                (
+                    Act::Connect(
+                        Connect::Plain,
+                        Tweak {
+                            require_tls: true,
+                            ..Tweak::default()
+                        },
+                    ),
+                    "ok 220",
+                ),
+                (Act::StartTls, "err Usage NotSupported"),
+                (Act::Login("alice", "pw"), "err Usage NotSupported"),
+            ],
+            received: vec![],
+        },
+        Scenario {
+            name: "STARTTLS response injection",
+            server: script(
+                Script::default()
+                    .send("220 mx")
+                    .expect_line()
+                    .send("250-mx\r\n250 STARTTLS")
+                    .expect_line()
+                    .then(Step::Send(b"220 go\r\n250 injected\r\n".to_vec())),
+            ),
+            steps: vec![
+                (plain(), "ok 220"),
+                (Act::StartTls, "err Protocol DataAfterStartTls"),
+            ],
+            received: vec![],
+        },
+        Scenario {
+            name: "STARTTLS refused",
+            server: script(
+                Script::default()
+                    .send("220 mx")
+                    .expect_line()
+                    .send("250-mx\r\n250 STARTTLS")
+                    .expect_line()
+                    .send("454 4.7.0 no TLS"),
+            ),
+            steps: vec![
+                (plain(), "ok 220"),
+                (Act::StartTls, "err StartTlsRefused 454"),
+            ],
+            received: vec![],
+        },
+        Scenario {
+            name: "implicit TLS",
+            server: ServerConfig::default().tls(Tls::Implicit),
+            steps: vec![
+                (
+                    Act::Connect(Connect::ImplicitTls, Tweak::default()),
+                    "ok 220",
+                ),
+                (
+                    Act::Sendmail("a@example.org", &["b@example.org"], MSG, &[]),
+                    "sent bdat 250",
+                ),
+            ],
+            received: vec![MSG],
+        },
+        Scenario {
+            name: "LMTP over a Unix socket, one result per recipient",
+            server: lmtp,
+            steps: vec![
+                (Act::Connect(Connect::LmtpUnix, Tweak::default()), "ok 220"),
+                (
+                    Act::Sendmail(
+                        "a@example.org",
+                        &["b@example.org", "nobody@example.org", "full@example.org"],
+                        MSG,
+                        &[],
+                    ),
+                    "sent bdat b@example.org:250/250 nobody@example.org:550/0 full@example.org:250/452 refused=nobody@example.org:550,full@example.org:452",
+                ),
+            ],
+            received: vec![MSG],
+        },
+        Scenario {
+            name: "421 ends the session",
+            server: closing,
+            steps: vec![
+                (plain(), "ok 220"),
+                (Act::Noop, "ok 250"),
+                (
+                    Act::Sendmail("a@example.org", &["b@example.org"], MSG, &[]),
+                    "err ServiceClosing 421",
+                ),
+                (Act::Noop, "err ServiceClosing 421"),
+            ],
+            received: vec![],
+        },
+        Scenario {
+            name: "greeting refused",
+            server: greeting_554,
+            steps: vec![(plain(), "err ConnectRefused 554")],
+            received: vec![],
+        },
+        Scenario {
+            name: "silent server times out",
+            server: script(
+                Script::default()
+                    .send("220 mx")
+                    .then(Step::Silence(Duration::from_secs(20))),
+            ),
+            steps: vec![
+                (
+                    tweak(Tweak {
+                        timeout_ms: Some(300),
+                        ..Tweak::default()
+                    }),
+                    "ok 220",
+                ),
+                (Act::Noop, "err Timeout"),
+            ],
+            received: vec![],
+        },
+        Scenario {
+            name: "one byte at a time",
+            server: script(
+                Script::default()
+                    .then(Step::SendSlowly(
+                        b"220-mx\r\n220 ready\r\n".to_vec(),
+                        Duration::from_millis(1),
+                    ))
+                    .expect_line()
+                    .then(Step::SendSlowly(
+                        b"252 2.0.0 maybe\r\n".to_vec(),
+                        Duration::from_millis(1),
+                    )),
+            ),
+            steps: vec![(plain(), "ok 220"), (Act::Verify("postmaster"), "ok 252")],
+            received: vec![],
+        },
+        Scenario {
+            name: "endless reply is bounded",
+            server: script(
+                Script::default()
+                    .send("220 mx")
+                    .expect_line()
+                    .then(Step::Flood(
+                        b"250-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\r\n".to_vec(),
+                    )),
+            ),
+            steps: vec![
+                (plain(), "ok 220"),
+                (Act::Noop, "err Protocol TooManyLines"),
+            ],
+            received: vec![],
+        },
+        Scenario {
+            name: "disconnect during DATA",
+            server: script(
+                Script::default()
+                    .send("220 mx")
+                    .expect_line()
+                    .send("250 mx")
+                    .expect_line()
+                    .send("250 ok")
+                    .expect_line()
+                    .send("250 ok")
+                    .expect_line()
+                    .send("354 go")
+                    .then(Step::ReadUntil(b"\r\n.\r\n".to_vec()))
+                    .then(Step::Close),
+            ),
+            steps: vec![
+                (plain(), "ok 220"),
+                (
+                    Act::Sendmail("a@example.org", &["b@example.org"], MSG, &[]),
+                    "err Disconnected",
+                ),
+                (Act::Noop, "err Disconnected"),
+            ],
+            received: vec![],
+        },
+    ]
+}
+
+/// Runs every scenario through `make()`'s adapters; returns the number run and
+/// the failures (`scenario / step: expected, got`).
+pub fn run_all<A: Adapter>(mut make: impl FnMut() -> A) -> (usize, Vec<String>) {
+    let path = crate::temp_socket_path("scenario");
+    let scenarios = all(&path);
+    let mut failures = Vec::new();
+    for sc in &scenarios {
+        let server = match MockServer::start(sc.server.clone()) {
+            Ok(s) => s,
+            Err(e) => {
+                failures.push(format!("{}: server did not start: {e}", sc.name));
+                continue;
+            }
+        };
+        let mut adapter = make();
+        for (i, (act, expected)) in sc.steps.iter().enumerate() {
+            let got = adapter.step(&server, act);
+            if got != *expected {
+                failures.push(format!(
+                    "{} / step {i} {act:?}: expected {expected:?}, got {got:?}",
+                    sc.name
+                ));
+                break;
+            }
+        }
+        drop(adapter);
+        let got = server.wait_for_messages(sc.received.len(), Duration::from_secs(5));
+        let data: Vec<&[u8]> = got.iter().map(|m| m.data.as_slice()).collect();
+        if data != sc.received {
+            failures.push(format!(
+                "{}: server received {:?}",
+                sc.name,
+                data.iter()
+                    .map(|d| String::from_utf8_lossy(d))
+                    .collect::<Vec<_>>()
+            ));
+        }
+    }
+    (scenarios.len(), failures)
+}

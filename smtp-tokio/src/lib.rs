@@ -1,0 +1,632 @@
+//! An SMTP and LMTP client for Tokio, with the whole feature set of Python's
+//! `smtplib` and more: PIPELINING, CHUNKING, STARTTLS with injection and
+//! stripping defences, per-command timeouts, one result per LMTP recipient, and a
+//! connection [`Pool`].
+//!
+//! Every protocol decision is made by [`smtp_proto`]; this crate moves bytes
+//! between it and Tokio's sockets or `tokio-rustls`, runs the TLS handshake when
+//! the core asks, and sleeps until the core's deadline with one reusable timer.
+//!
+//! Every method is cancel-safe in the sense that matters for a protocol: if its
+//! future is dropped mid-command, the session is marked broken and later calls
+//! fail at once instead of reading another command's reply.
+//!
+//! ```
+//! use smtp_tokio::{Options, SmtpClient};
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), smtp_tokio::Error> {
+//! # let server = smtp_testkit::MockServer::start(smtp_testkit::ServerConfig::default()).unwrap();
+//! # let address = server.addr().to_string();
+//!
+//! let mut smtp = SmtpClient::connect(&address, Options::default()).await?;
+//! let message = b"From: alice@example.org\r\nTo: bob@example.net\r\nSubject: hi\r\n\r\nHello!\r\n";
+//! let result = smtp.sendmail("alice@example.org", &["bob@example.net"], message, &[] as &[&str], &[] as &[&str]).await?;
+//! assert!(result.refused().is_empty());
+//! smtp.quit().await?;
+//! # Ok(())
+//! # }
+//! ```
+
+#![forbid(unsafe_code)]
+
+mod pool;
+mod transport;
+
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+pub use pool::{Pool, PoolConfig, Pooled};
+pub use rustls::ClientConfig;
+use smtp_proto::client::PartsCursor;
+use smtp_proto::client::PreparedMessage;
+use smtp_proto::sasl::Credentials;
+pub use smtp_proto::{
+    self, Capabilities, Mechanism, Options, Protocol, Reply, TransactionResult, body::LineEndings,
+};
+use smtp_proto::{
+    Address, Client, Domain, Event, OpId, Outcome, Output, Text, Trace, Transaction, Verb,
+};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use transport::{Plain, Transport};
+
+/// Default SMTP port.
+pub const SMTP_PORT: u16 = 25;
+/// Default port for implicit TLS.
+pub const SMTPS_PORT: u16 = 465;
+/// Default LMTP port.
+pub const LMTP_PORT: u16 = 2003;
+const CHUNK: usize = 64 * 1024;
+
+/// Everything a call can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An SMTP-level failure (see [`smtp_proto::Error`]).
+    #[error(transparent)]
+    Smtp(#[from] smtp_proto::Error),
+    /// The transport failed.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    /// TLS failed.
+    #[error("TLS error: {0}")]
+    Tls(#[from] rustls::Error),
+    /// The host name cannot be used to verify a certificate.
+    #[error("invalid TLS server name {0:?}")]
+    InvalidServerName(String),
+}
+
+impl From<smtp_proto::UsageError> for Error {
+    fn from(e: smtp_proto::UsageError) -> Self {
+        Error::Smtp(e.into())
+    }
+}
+
+impl Error {
+    /// The server's reply carried by the error, if any.
+    #[must_use]
+    pub fn reply(&self) -> Option<&Reply> {
+        match self {
+            Error::Smtp(e) => e.reply(),
+            _ => None,
+        }
+    }
+}
+
+enum Body<'a> {
+    None,
+    Parts(PartsCursor<'a>),
+    Reader(&'a mut (dyn AsyncRead + Unpin + Send)),
+}
+
+/// An SMTP or LMTP session on Tokio.
+pub struct SmtpClient {
+    core: Client,
+    io: Transport,
+    host: String,
+    tls: Option<Arc<ClientConfig>>,
+    greeting: Reply,
+    rbuf: Vec<u8>,
+    chunk: Vec<u8>,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    armed: Option<Instant>,
+    /// Set while a call runs; still set if its future was dropped.
+    busy: bool,
+    debug_level: u8,
+}
+
+impl std::fmt::Debug for SmtpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpClient")
+            .field("host", &self.host)
+            .field("tls", &self.core.is_tls())
+            .field("closed", &self.core.is_closed())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SmtpClient {
+    /// Connects to `host[:port]` (port 25 by default) and reads the greeting.
+    pub async fn connect(address: &str, options: Options) -> Result<SmtpClient, Error> {
+        let (host, port) = smtp_proto::client::split_host_port(address, SMTP_PORT)?;
+        let plain = transport::connect_tcp(
+            &host,
+            port,
+            options.source_address,
+            options.connect_timeout()?,
+        )
+        .await?;
+        SmtpClient::start(Transport::Plain(plain), host, options, None).await
+    }
+
+    /// Connects with TLS from the first byte (port 465 by default), verifying the
+    /// certificate against the platform's roots or `tls`.
+    pub async fn connect_tls(
+        address: &str,
+        options: Options,
+        tls: Option<Arc<ClientConfig>>,
+    ) -> Result<SmtpClient, Error> {
+        let (host, port) = smtp_proto::client::split_host_port(address, SMTPS_PORT)?;
+        let timeout = options.connect_timeout()?;
+        let plain = transport::connect_tcp(&host, port, options.source_address, timeout).await?;
+        let tls = match tls {
+            Some(t) => t,
+            None => transport::default_tls_config()?,
+        };
+        let mut io = Transport::Plain(plain);
+        tokio::time::timeout(timeout, io.upgrade(tls.clone(), &host))
+            .await
+            .map_err(|_| Error::Smtp(smtp_proto::Error::Timeout("the TLS handshake")))??;
+        SmtpClient::start(io, host, options, Some(tls)).await
+    }
+
+    /// Connects to an LMTP server: a path starting with `/` is a Unix socket,
+    /// anything else `host[:port]` (port 2003 by default).
+    pub async fn connect_lmtp(address: &str, mut options: Options) -> Result<SmtpClient, Error> {
+        options.protocol = Protocol::Lmtp;
+        if address.starts_with('/') {
+            return SmtpClient::connect_unix(Path::new(address), options).await;
+        }
+        let (host, port) = smtp_proto::client::split_host_port(address, LMTP_PORT)?;
+        let plain = transport::connect_tcp(
+            &host,
+            port,
+            options.source_address,
+            options.connect_timeout()?,
+        )
+        .await?;
+        SmtpClient::start(Transport::Plain(plain), host, options, None).await
+    }
+
+    /// Connects over a Unix socket.
+    pub async fn connect_unix(path: &Path, options: Options) -> Result<SmtpClient, Error> {
+        let timeout = options.connect_timeout()?;
+        let s = tokio::time::timeout(timeout, tokio::net::UnixStream::connect(path))
+            .await
+            .map_err(|_| Error::Smtp(smtp_proto::Error::Timeout("the connection")))??;
+        SmtpClient::start(
+            Transport::Plain(Plain::Unix(s)),
+            "localhost".to_owned(),
+            options,
+            None,
+        )
+        .await
+    }
+
+    async fn start(
+        io: Transport,
+        host: String,
+        options: Options,
+        tls: Option<Arc<ClientConfig>>,
+    ) -> Result<SmtpClient, Error> {
+        let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok();
+        let config = options.to_config(name.as_deref(), io.local_ip(), tls.is_some())?;
+        let mut client = SmtpClient {
+            core: Client::new(config, Instant::now()),
+            io,
+            host,
+            tls,
+            greeting: Reply::new(220, Vec::new()),
+            rbuf: vec![0; 16 * 1024],
+            chunk: Vec::new(),
+            sleep: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
+            armed: None,
+            busy: false,
+            debug_level: options.debug_level,
+        };
+        if let Outcome::Reply(r) = client.run(OpId::GREETING, Body::None).await? {
+            client.greeting = r;
+        }
+        Ok(client)
+    }
+
+    /// The server's greeting.
+    #[must_use]
+    pub fn greeting(&self) -> &Reply {
+        &self.greeting
+    }
+
+    /// The extensions of the last EHLO, if it succeeded.
+    #[must_use]
+    pub fn capabilities(&self) -> Option<&Capabilities> {
+        self.core.capabilities()
+    }
+
+    /// smtplib's `has_extn`.
+    #[must_use]
+    pub fn has_extn(&self, name: &str) -> bool {
+        self.core.has_extn(name)
+    }
+
+    /// smtplib's `does_esmtp`.
+    #[must_use]
+    pub fn does_esmtp(&self) -> bool {
+        self.core.does_esmtp()
+    }
+
+    /// Whether the session is encrypted.
+    #[must_use]
+    pub fn is_tls(&self) -> bool {
+        self.core.is_tls()
+    }
+
+    /// Whether the session can take another command (not closed, not broken by
+    /// a cancelled call).
+    #[must_use]
+    pub fn is_usable(&self) -> bool {
+        !self.busy && !self.core.is_closed()
+    }
+
+    /// The core session.
+    #[must_use]
+    pub fn core(&self) -> &Client {
+        &self.core
+    }
+
+    /// smtplib's `set_debuglevel` (lines go to `tracing`, target `smtp_tokio`).
+    pub fn set_debuglevel(&mut self, level: u8) {
+        self.debug_level = level;
+    }
+
+    /// The TLS configuration for STARTTLS.
+    pub fn set_tls_config(&mut self, tls: Arc<ClientConfig>) {
+        self.tls = Some(tls);
+    }
+
+    /// The name certificates are checked against.
+    pub fn set_tls_server_name(&mut self, name: &str) {
+        name.clone_into(&mut self.host);
+    }
+
+    /// EHLO (LHLO under LMTP); returns the reply whatever its code.
+    pub async fn ehlo(&mut self, name: Option<&str>) -> Result<Reply, Error> {
+        let name = name.map(Domain::new).transpose()?;
+        let id = self.core.ehlo(Instant::now(), name);
+        self.reply(id).await
+    }
+
+    /// HELO; returns the reply whatever its code.
+    pub async fn helo(&mut self, name: Option<&str>) -> Result<Reply, Error> {
+        let name = name.map(Domain::new).transpose()?;
+        let id = self.core.helo(Instant::now(), name);
+        self.reply(id).await
+    }
+
+    /// EHLO, or HELO when EHLO is refused, unless already done.
+    pub async fn ehlo_or_helo_if_needed(&mut self) -> Result<Reply, Error> {
+        let id = self.core.ehlo_or_helo_if_needed(Instant::now());
+        self.reply(id).await
+    }
+
+    /// STARTTLS, the handshake, and EHLO again.
+    pub async fn starttls(&mut self) -> Result<Reply, Error> {
+        let id = self.core.starttls(Instant::now());
+        self.reply(id).await
+    }
+
+    /// smtplib's `login`.
+    pub async fn login(&mut self, user: &str, password: &str) -> Result<Reply, Error> {
+        self.login_with(user, password, true).await
+    }
+
+    /// `login` with the initial-response switch.
+    pub async fn login_with(
+        &mut self,
+        user: &str,
+        password: &str,
+        initial_response_ok: bool,
+    ) -> Result<Reply, Error> {
+        let id = self.core.login(
+            Instant::now(),
+            Credentials::new(user, password),
+            initial_response_ok,
+        );
+        self.reply(id).await
+    }
+
+    /// smtplib's `auth` with any mechanism.
+    pub async fn auth(
+        &mut self,
+        mechanism: Box<dyn Mechanism>,
+        initial_response_ok: bool,
+    ) -> Result<Reply, Error> {
+        let id = self
+            .core
+            .auth(Instant::now(), mechanism, initial_response_ok);
+        self.reply(id).await
+    }
+
+    /// smtplib's `sendmail`.
+    pub async fn sendmail<A: AsRef<str>, B: AsRef<str>, C: AsRef<str>>(
+        &mut self,
+        from: &str,
+        to: &[A],
+        message: &[u8],
+        mail_options: &[B],
+        rcpt_options: &[C],
+    ) -> Result<TransactionResult, Error> {
+        let size = smtp_proto::body::message_size(message, self.core.config().line_endings)?;
+        let tx = Transaction::from_strs(from, to, mail_options, rcpt_options)?.size(size);
+        self.send(tx, Body::Parts(PartsCursor::new(&[message], CHUNK)))
+            .await
+    }
+
+    /// Sends a [`Transaction`] with a body read from `reader` to its end.
+    pub async fn send_from_reader(
+        &mut self,
+        transaction: Transaction,
+        reader: &mut (dyn AsyncRead + Unpin + Send),
+    ) -> Result<TransactionResult, Error> {
+        self.send(transaction, Body::Reader(reader)).await
+    }
+
+    /// smtplib's `send_message`.
+    pub async fn send_message<A: AsRef<str>, B: AsRef<str>, C: AsRef<str>>(
+        &mut self,
+        message: &[u8],
+        from: Option<&str>,
+        to: Option<&[A]>,
+        mail_options: &[B],
+        rcpt_options: &[C],
+    ) -> Result<TransactionResult, Error> {
+        let le = self.core.config().line_endings;
+        let p = PreparedMessage::new(message, from, to, mail_options, rcpt_options, le)?;
+        let body = message.get(p.body_offset..).unwrap_or_default();
+        self.send(
+            p.transaction,
+            Body::Parts(PartsCursor::new(&[&p.headers, body], CHUNK)),
+        )
+        .await
+    }
+
+    async fn send(&mut self, tx: Transaction, body: Body<'_>) -> Result<TransactionResult, Error> {
+        let id = self.core.send_mail(Instant::now(), tx);
+        match self.run(id, body).await? {
+            Outcome::Transaction(t) => Ok(t),
+            _ => Err(out_of_step()),
+        }
+    }
+
+    /// VRFY.
+    pub async fn verify(&mut self, address: &str) -> Result<Reply, Error> {
+        let id = self.core.vrfy(Instant::now(), Text::new(address)?);
+        self.reply(id).await
+    }
+
+    /// EXPN.
+    pub async fn expn(&mut self, address: &str) -> Result<Reply, Error> {
+        let id = self.core.expn(Instant::now(), Text::new(address)?);
+        self.reply(id).await
+    }
+
+    /// HELP.
+    pub async fn help(&mut self, topic: Option<&str>) -> Result<Reply, Error> {
+        let topic = topic.map(Text::new).transpose()?;
+        let id = self.core.help(Instant::now(), topic);
+        self.reply(id).await
+    }
+
+    /// NOOP.
+    pub async fn noop(&mut self) -> Result<Reply, Error> {
+        let id = self.core.noop(Instant::now());
+        self.reply(id).await
+    }
+
+    /// RSET.
+    pub async fn rset(&mut self) -> Result<Reply, Error> {
+        let id = self.core.rset(Instant::now());
+        self.reply(id).await
+    }
+
+    /// Low-level MAIL FROM.
+    pub async fn mail<B: AsRef<str>>(&mut self, from: &str, options: &[B]) -> Result<Reply, Error> {
+        let params = parse_options(options)?;
+        let id = self.core.mail(Instant::now(), Address::new(from)?, params);
+        self.reply(id).await
+    }
+
+    /// Low-level RCPT TO.
+    pub async fn rcpt<B: AsRef<str>>(&mut self, to: &str, options: &[B]) -> Result<Reply, Error> {
+        let params = parse_options(options)?;
+        let id = self.core.rcpt(Instant::now(), Address::new(to)?, params);
+        self.reply(id).await
+    }
+
+    /// Low-level DATA: the final reply (LMTP: one per recipient).
+    pub async fn data(&mut self, message: &[u8]) -> Result<Vec<Reply>, Error> {
+        let id = self.core.data(Instant::now());
+        match self
+            .run(id, Body::Parts(PartsCursor::new(&[message], CHUNK)))
+            .await?
+        {
+            Outcome::Reply(r) => Ok(vec![r]),
+            Outcome::Replies(v) => Ok(v),
+            _ => Err(out_of_step()),
+        }
+    }
+
+    /// smtplib's `docmd`.
+    pub async fn docmd(&mut self, verb: &str, args: Option<&str>) -> Result<Reply, Error> {
+        let args = args.map(Text::new).transpose()?;
+        let id = self.core.docmd(Instant::now(), Verb::new(verb)?, args);
+        self.reply(id).await
+    }
+
+    /// QUIT, then close.
+    pub async fn quit(mut self) -> Result<Reply, Error> {
+        let id = self.core.quit(Instant::now());
+        let r = self.reply(id).await;
+        self.io.close().await;
+        r
+    }
+
+    async fn reply(&mut self, id: OpId) -> Result<Reply, Error> {
+        match self.run(id, Body::None).await? {
+            Outcome::Reply(r) => Ok(r),
+            _ => Err(out_of_step()),
+        }
+    }
+
+    async fn run(&mut self, id: OpId, body: Body<'_>) -> Result<Outcome, Error> {
+        if self.busy {
+            return Err(out_of_step());
+        }
+        self.busy = true;
+        let r = self.drive(id, body).await;
+        self.busy = false;
+        r
+    }
+
+    /// Drives the core until operation `id` completes.
+    async fn drive(&mut self, id: OpId, mut body: Body<'_>) -> Result<Outcome, Error> {
+        let mut result = None;
+        loop {
+            match self.core.poll_output() {
+                Output::Transmit(bytes) => {
+                    let deadline = tokio::time::Instant::now() + self.core.write_timeout();
+                    match tokio::time::timeout_at(deadline, self.io.write_all(&bytes)).await {
+                        Ok(Ok(())) => self.core.recycle(bytes),
+                        Ok(Err(e)) => {
+                            self.core.handle_eof(Instant::now());
+                            self.io.close().await;
+                            return Err(Error::Io(e));
+                        }
+                        Err(_) => {
+                            self.core.handle_eof(Instant::now());
+                            self.io.close().await;
+                            return Err(Error::Smtp(smtp_proto::Error::Timeout(
+                                "writing to the server",
+                            )));
+                        }
+                    }
+                }
+                Output::Event(Event::Completed {
+                    id: done,
+                    result: r,
+                }) => {
+                    if done == id {
+                        result = Some(r);
+                    }
+                }
+                Output::Event(Event::BodyWanted { .. }) => {
+                    let now = Instant::now();
+                    match &mut body {
+                        Body::Parts(cursor) => {
+                            let (piece, last) = cursor.next_piece();
+                            self.core.send_body(now, piece, last)?;
+                        }
+                        Body::Reader(r) => {
+                            self.chunk.resize(CHUNK, 0);
+                            match r.read(&mut self.chunk).await {
+                                Ok(n) => {
+                                    self.core
+                                        .send_body(Instant::now(), &self.chunk[..n], n == 0)?
+                                }
+                                Err(e) => {
+                                    self.core.handle_eof(now);
+                                    self.io.close().await;
+                                    return Err(Error::Io(e));
+                                }
+                            }
+                        }
+                        Body::None => self.core.send_body(now, &[], true)?,
+                    }
+                }
+                Output::StartTls => {
+                    let tls = match &self.tls {
+                        Some(t) => t.clone(),
+                        None => transport::default_tls_config()?,
+                    };
+                    self.tls = Some(tls.clone());
+                    let limit = self.core.config().timeouts.command;
+                    let done = tokio::time::timeout(limit, self.io.upgrade(tls, &self.host)).await;
+                    match done {
+                        Ok(Ok(())) => self.core.tls_established(Instant::now()),
+                        Ok(Err(e)) => {
+                            self.core.handle_eof(Instant::now());
+                            return Err(e);
+                        }
+                        Err(_) => {
+                            self.core.handle_eof(Instant::now());
+                            return Err(Error::Smtp(smtp_proto::Error::Timeout(
+                                "the TLS handshake",
+                            )));
+                        }
+                    }
+                }
+                Output::Trace(t) => self.trace(&t),
+                Output::Wait(deadline) => {
+                    if let Some(r) = result.take() {
+                        return r.map_err(Error::Smtp);
+                    }
+                    let Some(deadline) = deadline else {
+                        return Err(out_of_step());
+                    };
+                    self.read_until(deadline).await?;
+                }
+                Output::Closed => {
+                    self.io.close().await;
+                    return match result.take() {
+                        Some(r) => r.map_err(Error::Smtp),
+                        None => Err(Error::Smtp(
+                            self.core
+                                .fatal_error()
+                                .cloned()
+                                .unwrap_or(smtp_proto::Error::Disconnected),
+                        )),
+                    };
+                }
+            }
+        }
+    }
+
+    /// One read raced against the reusable deadline timer.
+    async fn read_until(&mut self, deadline: Instant) -> Result<(), Error> {
+        if self.armed != Some(deadline) {
+            self.sleep
+                .as_mut()
+                .reset(tokio::time::Instant::from_std(deadline));
+            self.armed = Some(deadline);
+        }
+        tokio::select! {
+            r = self.io.read(&mut self.rbuf) => match r {
+                Ok(0) => self.core.handle_eof(Instant::now()),
+                Ok(n) => self.core.handle_input(Instant::now(), &self.rbuf[..n]),
+                Err(e) => {
+                    self.core.handle_eof(Instant::now());
+                    if let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                        return Err(Error::Tls(tls.clone()));
+                    }
+                    return Err(Error::Io(e));
+                }
+            },
+            () = &mut self.sleep => self.core.handle_timeout(Instant::now()),
+        }
+        Ok(())
+    }
+
+    fn trace(&mut self, t: &Trace) {
+        if self.debug_level == 0 {
+            return;
+        }
+        match t {
+            Trace::Sent(s) => tracing::debug!(target: "smtp_tokio", "C: {s}"),
+            Trace::Received(s) => tracing::debug!(target: "smtp_tokio", "S: {s}"),
+        }
+    }
+}
+
+fn parse_options<B: AsRef<str>>(options: &[B]) -> Result<Vec<smtp_proto::Parameter>, Error> {
+    options
+        .iter()
+        .map(|o| smtp_proto::Parameter::parse(o.as_ref()).map_err(Error::from))
+        .collect()
+}
+
+fn out_of_step() -> Error {
+    Error::Smtp(
+        smtp_proto::UsageError::WrongState("the session is out of step (a call was cancelled)")
+            .into(),
+    )
+}
