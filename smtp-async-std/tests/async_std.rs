@@ -1,0 +1,165 @@
+//! smtp-async-std: the shared scenario table, and the same session type over a
+//! smol (`async-net`) stream.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use smtp_async_std::{Error, Options, SmtpClient};
+use smtp_testkit::scenarios::{
+    Act, Adapter, Connect, render_error, render_reply, render_result, run_all,
+};
+use smtp_testkit::{MockServer, Script, ServerConfig, Step};
+
+const NONE: &[&str] = &[];
+
+#[derive(Default)]
+struct AsyncStd {
+    client: Option<SmtpClient>,
+}
+
+fn render(e: &Error) -> String {
+    match e {
+        Error::Smtp(s) => render_error(s),
+        Error::Io(_) => "err Io".into(),
+        Error::Tls(_) => "err Tls".into(),
+        other => format!("err {other:?}"),
+    }
+}
+
+impl Adapter for AsyncStd {
+    fn step(&mut self, server: &MockServer, act: &Act) -> String {
+        let reply =
+            |r: Result<smtp_async_std::Reply, Error>| r.as_ref().map_or_else(render, render_reply);
+        match act {
+            Act::Connect(kind, tweak) => {
+                let o = tweak.options();
+                let addr = server.addr_or_path();
+                let r = async_std::task::block_on(async {
+                    match kind {
+                        Connect::Plain => SmtpClient::connect(&addr, o).await,
+                        Connect::ImplicitTls => {
+                            SmtpClient::connect_tls(&addr, o, Some(server.pki().client_config()))
+                                .await
+                        }
+                        Connect::LmtpUnix => SmtpClient::connect_lmtp(&addr, o).await,
+                    }
+                });
+                match r {
+                    Ok(mut c) => {
+                        c.set_tls_config(server.pki().client_config());
+                        c.set_tls_server_name("localhost");
+                        let g = render_reply(c.greeting());
+                        self.client = Some(c);
+                        g
+                    }
+                    Err(e) => render(&e),
+                }
+            }
+            Act::StartTls => reply(async_std::task::block_on(
+                self.client.as_mut().unwrap().starttls(),
+            )),
+            Act::Login(u, p) => reply(async_std::task::block_on(
+                self.client.as_mut().unwrap().login(u, p),
+            )),
+            Act::Sendmail(from, to, msg, opts) => {
+                let r = async_std::task::block_on(
+                    self.client
+                        .as_mut()
+                        .unwrap()
+                        .sendmail(from, to, msg, opts, NONE),
+                );
+                r.as_ref().map_or_else(render, render_result)
+            }
+            Act::SendMessage(msg) => {
+                let r = async_std::task::block_on(self.client.as_mut().unwrap().send_message(
+                    msg,
+                    None,
+                    None::<&[&str]>,
+                    NONE,
+                    NONE,
+                ));
+                r.as_ref().map_or_else(render, render_result)
+            }
+            Act::Noop => reply(async_std::task::block_on(
+                self.client.as_mut().unwrap().noop(),
+            )),
+            Act::Verify(a) => reply(async_std::task::block_on(
+                self.client.as_mut().unwrap().verify(a),
+            )),
+            Act::Quit => reply(async_std::task::block_on(
+                self.client.take().unwrap().quit(),
+            )),
+        }
+    }
+}
+
+#[test]
+fn scenario_table() {
+    let (count, failures) = run_all(AsyncStd::default);
+    assert!(
+        failures.is_empty(),
+        "{} of {count} scenarios failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    println!("async-std: {count} scenarios passed");
+}
+
+#[test]
+fn runs_on_smol_over_an_async_net_stream() {
+    let server = MockServer::start(
+        ServerConfig::default()
+            .tls(smtp_testkit::Tls::StartTls)
+            .user("alice", "pw"),
+    )
+    .unwrap();
+    let addr = server.addr();
+    smol::block_on(async {
+        let stream = smol::net::TcpStream::connect(addr).await.unwrap();
+        let mut o = Options::default();
+        o.timeout = Some(Duration::from_secs(10));
+        let mut c = SmtpClient::from_stream(stream, "localhost", o)
+            .await
+            .unwrap();
+        c.set_tls_config(server.pki().client_config());
+        c.starttls().await.unwrap();
+        c.login("alice", "pw").await.unwrap();
+        let r = c
+            .sendmail(
+                "a@example.org",
+                &["b@example.org"],
+                b"Subject: smol\r\n\r\nhi\r\n",
+                NONE,
+                NONE,
+            )
+            .await
+            .unwrap();
+        assert!(r.refused().is_empty());
+        c.quit().await.unwrap();
+    });
+    let m = &server.wait_for_messages(1, Duration::from_secs(5))[0];
+    assert!(m.tls);
+    assert_eq!(m.data, b"Subject: smol\r\n\r\nhi\r\n");
+}
+
+#[test]
+fn cancelled_call_leaves_the_session_broken() {
+    let server = MockServer::start(ServerConfig::scripted(
+        Script::default()
+            .send("220 mx")
+            .expect_line()
+            .then(Step::Sleep(Duration::from_millis(500)))
+            .send("250 late"),
+    ))
+    .unwrap();
+    async_std::task::block_on(async {
+        let mut c = SmtpClient::connect(&server.addr().to_string(), Options::default())
+            .await
+            .unwrap();
+        let cancelled = async_std::future::timeout(Duration::from_millis(50), c.noop()).await;
+        assert!(cancelled.is_err());
+        assert!(!c.is_usable());
+        assert!(c.noop().await.is_err());
+    });
+}
