@@ -27,6 +27,7 @@
 
 #![forbid(unsafe_code)]
 
+mod pool;
 mod transport;
 
 use std::future::Future;
@@ -36,6 +37,7 @@ use std::time::Instant;
 
 use async_io::Timer;
 use futures_lite::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+pub use pool::{Pool, PoolConfig, Pooled};
 pub use rustls::ClientConfig;
 use smtp_proto::client::{PartsCursor, PreparedMessage};
 use smtp_proto::sasl::Credentials;

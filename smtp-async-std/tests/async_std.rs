@@ -163,3 +163,54 @@ fn cancelled_call_leaves_the_session_broken() {
         assert!(c.noop().await.is_err());
     });
 }
+
+#[test]
+fn pool_eight_tasks_two_hundred_messages_through_three_sessions() {
+    use smtp_async_std::{Pool, PoolConfig};
+    let server = MockServer::start(ServerConfig::default()).unwrap();
+    let addr = server.addr().to_string();
+    let mut config = PoolConfig::default();
+    config.max_size = 3;
+    let pool: Pool = Pool::new(config, move || {
+        let addr = addr.clone();
+        async move { SmtpClient::connect(&addr, Options::default()).await }
+    });
+    async_std::task::block_on(async {
+        let mut tasks = Vec::new();
+        for t in 0..8 {
+            let pool = pool.clone();
+            tasks.push(async_std::task::spawn(async move {
+                for i in 0..25 {
+                    let msg = format!("Subject: {t}/{i}\r\n\r\nx\r\n");
+                    let mut s = pool.get().await.unwrap();
+                    s.sendmail(
+                        "a@example.org",
+                        &["b@example.org"],
+                        msg.as_bytes(),
+                        NONE,
+                        NONE,
+                    )
+                    .await
+                    .unwrap();
+                }
+            }));
+        }
+        for t in tasks {
+            t.await;
+        }
+    });
+    let got = server.wait_for_messages(200, Duration::from_secs(20));
+    let mut subjects: Vec<String> = got
+        .iter()
+        .map(|m| String::from_utf8_lossy(&m.data).into_owned())
+        .collect();
+    subjects.sort();
+    subjects.dedup();
+    assert_eq!(subjects.len(), 200, "every message exactly once");
+    assert_eq!(got.len(), 200);
+    assert!(
+        server.connections() <= 3,
+        "{} connections",
+        server.connections()
+    );
+}

@@ -633,6 +633,7 @@ transcripts!(
     recipients_refused,
     recipients_refused_data_accepted,
     recipients_refused_pipelined,
+    reply_221_to_noop,
     reply_421_midsession,
     reply_inconsistent_code,
     reply_line_too_long,

@@ -1254,7 +1254,14 @@ impl Client {
             .inflight
             .front()
             .map(|e| now + e.timeout(&self.config.timeouts));
-        if reply.code() == 421 && expect != Expect::Quit {
+        // 421, or 221 to anything but QUIT: the server is closing the channel
+        // (RFC 5321 sections 3.8 and 4.2.2).
+        let closing = match reply.code() {
+            421 => expect != Expect::Quit,
+            221 => !matches!(expect, Expect::Quit | Expect::Greeting),
+            _ => false,
+        };
+        if closing {
             self.fail(Error::ServiceClosing(reply));
             return;
         }
