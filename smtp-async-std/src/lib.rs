@@ -44,9 +44,7 @@ use smtp_proto::sasl::Credentials;
 pub use smtp_proto::{
     self, Capabilities, Mechanism, Options, Protocol, Reply, TransactionResult, body::LineEndings,
 };
-use smtp_proto::{
-    Address, Client, Domain, Event, OpId, Outcome, Output, Text, Trace, Transaction, Verb,
-};
+use smtp_proto::{Address, Client, Domain, Drive, OpId, Outcome, Text, Trace, Transaction, Verb};
 pub use transport::Stream;
 use transport::Transport;
 
@@ -496,12 +494,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> SmtpClient<S> {
 
     /// Drives the core until operation `id` completes.
     async fn drive(&mut self, id: OpId, mut body: Body<'_>) -> Result<Outcome, Error> {
-        let mut result = None;
         loop {
-            match self.core.poll_output() {
-                Output::Transmit(bytes) => {
-                    let deadline = Instant::now() + self.core.write_timeout();
-                    match before(deadline, self.io.write_all(&bytes)).await {
+            match self.core.drive(id) {
+                Drive::Write(bytes) => {
+                    let written = before(
+                        Instant::now() + self.core.write_timeout(),
+                        self.io.write_all(&bytes),
+                    )
+                    .await;
+                    match written {
                         Some(Ok(())) => self.core.recycle(bytes),
                         Some(Err(e)) => {
                             self.core.handle_eof(Instant::now());
@@ -517,15 +518,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> SmtpClient<S> {
                         }
                     }
                 }
-                Output::Event(Event::Completed {
-                    id: done,
-                    result: r,
-                }) => {
-                    if done == id {
-                        result = Some(r);
-                    }
-                }
-                Output::Event(Event::BodyWanted { .. }) => {
+                Drive::Body => {
                     let now = Instant::now();
                     match &mut body {
                         Body::Parts(cursor) => {
@@ -549,14 +542,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> SmtpClient<S> {
                         Body::None => self.core.send_body(now, &[], true)?,
                     }
                 }
-                Output::StartTls => {
+                Drive::Handshake => {
                     let tls = match &self.tls {
                         Some(t) => t.clone(),
                         None => transport::default_tls_config()?,
                     };
                     self.tls = Some(tls.clone());
-                    let deadline = Instant::now() + self.core.config().timeouts.command;
-                    match before(deadline, self.io.upgrade(tls, &self.host)).await {
+                    match before(
+                        Instant::now() + self.core.config().timeouts.command,
+                        self.io.upgrade(tls, &self.host),
+                    )
+                    .await
+                    {
                         Some(Ok(())) => self.core.tls_established(Instant::now()),
                         Some(Err(e)) => {
                             self.core.handle_eof(Instant::now());
@@ -570,27 +567,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> SmtpClient<S> {
                         }
                     }
                 }
-                Output::Trace(t) => self.trace(&t),
-                Output::Wait(deadline) => {
-                    if let Some(r) = result.take() {
-                        return r.map_err(Error::Smtp);
+                Drive::Trace(t) => self.trace(&t),
+                Drive::Read(deadline) => self.read_until(deadline).await?,
+                Drive::Done { result, closed } => {
+                    if closed {
+                        self.io.close().await;
                     }
-                    let Some(deadline) = deadline else {
-                        return Err(out_of_step());
-                    };
-                    self.read_until(deadline).await?;
-                }
-                Output::Closed => {
-                    self.io.close().await;
-                    return match result.take() {
-                        Some(r) => r.map_err(Error::Smtp),
-                        None => Err(Error::Smtp(
-                            self.core
-                                .fatal_error()
-                                .cloned()
-                                .unwrap_or(smtp_proto::Error::Disconnected),
-                        )),
-                    };
+                    return result.map_err(Error::Smtp);
                 }
             }
         }

@@ -49,7 +49,7 @@ pub use smtp_proto::{
     self, Capabilities, Mechanism, Options, Protocol, Reply, TransactionResult, body::LineEndings,
 };
 use smtp_proto::{
-    Address, Client, Domain, Event, OpId, Outcome, Output, Text, Trace, Transaction, Verb,
+    Address, Client, Domain, Drive, OpId, Outcome, Text, Trace, Transaction, Verb,
     client::PreparedMessage, sasl::Credentials,
 };
 use transport::{Plain, Transport};
@@ -459,13 +459,11 @@ impl SmtpClient {
 
     /// Drives the core until operation `id` completes.
     fn run(&mut self, id: OpId, mut body: Body<'_>) -> Result<Outcome, Error> {
-        let mut result = None;
         loop {
-            match self.core.poll_output() {
-                Output::Transmit(bytes) => {
+            match self.core.drive(id) {
+                Drive::Write(bytes) => {
                     self.io
-                        .set_timeouts(None, Some(self.core.write_timeout()))
-                        .map_err(Error::Io)?;
+                        .set_timeouts(None, Some(self.core.write_timeout()))?;
                     if let Err(e) = self.io.write_all(&bytes) {
                         self.core.handle_eof(Instant::now());
                         self.io.close();
@@ -473,15 +471,7 @@ impl SmtpClient {
                     }
                     self.core.recycle(bytes);
                 }
-                Output::Event(Event::Completed {
-                    id: done,
-                    result: r,
-                }) => {
-                    if done == id {
-                        result = Some(r);
-                    }
-                }
-                Output::Event(Event::BodyWanted { .. }) => {
+                Drive::Body => {
                     let now = Instant::now();
                     match &mut body {
                         Body::Parts(cursor) => {
@@ -507,15 +497,12 @@ impl SmtpClient {
                         Body::None => self.core.send_body(now, &[], true)?,
                     }
                 }
-                Output::StartTls => {
+                Drive::Handshake => {
                     let tls = match &self.tls {
                         Some(t) => t.clone(),
-                        None => {
-                            let t = transport::default_tls_config()?;
-                            self.tls = Some(t.clone());
-                            t
-                        }
+                        None => transport::default_tls_config()?,
                     };
+                    self.tls = Some(tls.clone());
                     let t = self.core.config().timeouts.command;
                     self.io.set_timeouts(Some(t), Some(t))?;
                     if let Err(e) = self.io.upgrade(tls, &self.host) {
@@ -525,27 +512,13 @@ impl SmtpClient {
                     }
                     self.core.tls_established(Instant::now());
                 }
-                Output::Trace(t) => self.trace(&t),
-                Output::Wait(deadline) => {
-                    if let Some(r) = result.take() {
-                        return r.map_err(Error::Smtp);
+                Drive::Trace(t) => self.trace(&t),
+                Drive::Read(deadline) => self.read_until(deadline)?,
+                Drive::Done { result, closed } => {
+                    if closed {
+                        self.io.close();
                     }
-                    let Some(deadline) = deadline else {
-                        return Err(unexpected());
-                    };
-                    self.read_until(deadline)?;
-                }
-                Output::Closed => {
-                    self.io.close();
-                    return match result.take() {
-                        Some(r) => r.map_err(Error::Smtp),
-                        None => Err(Error::Smtp(
-                            self.core
-                                .fatal_error()
-                                .cloned()
-                                .unwrap_or(smtp_proto::Error::Disconnected),
-                        )),
-                    };
+                    return result.map_err(Error::Smtp);
                 }
             }
         }

@@ -179,10 +179,11 @@ fn tweak(t: Tweak) -> Act {
 }
 
 fn refusing(recipients: &[&str], senders: &[&str]) -> ServerConfig {
-    let mut c = ServerConfig::default();
-    c.refuse_recipients = recipients.iter().map(|s| (*s).to_owned()).collect();
-    c.refuse_senders = senders.iter().map(|s| (*s).to_owned()).collect();
-    c
+    ServerConfig {
+        refuse_recipients: recipients.iter().map(|s| (*s).to_owned()).collect(),
+        refuse_senders: senders.iter().map(|s| (*s).to_owned()).collect(),
+        ..ServerConfig::default()
+    }
 }
 
 fn script(s: Script) -> ServerConfig {
@@ -196,14 +197,22 @@ pub fn all(lmtp_path: &std::path::Path) -> Vec<Scenario> {
     let mut lmtp = ServerConfig::lmtp_unix(lmtp_path);
     lmtp.refuse_recipients = vec!["nobody@example.org".into()];
     lmtp.fail_after_data = vec!["full@example.org".into()];
-    let mut data_refused = ServerConfig::default();
-    data_refused.data_reply = Some("554 5.7.1 spam".into());
-    let mut no_ehlo = ServerConfig::default();
-    no_ehlo.refuse_ehlo = true;
-    let mut closing = ServerConfig::default();
-    closing.reply_421_after = Some(2);
-    let mut greeting_554 = ServerConfig::default();
-    greeting_554.greeting = "554 5.7.1 no".into();
+    let data_refused = ServerConfig {
+        data_reply: Some("554 5.7.1 spam".into()),
+        ..ServerConfig::default()
+    };
+    let no_ehlo = ServerConfig {
+        refuse_ehlo: true,
+        ..ServerConfig::default()
+    };
+    let closing = ServerConfig {
+        reply_421_after: Some(2),
+        ..ServerConfig::default()
+    };
+    let greeting_554 = ServerConfig {
+        greeting: "554 5.7.1 no".into(),
+        ..ServerConfig::default()
+    };
     vec![
         Scenario {
             name: "sendmail by BDAT, pipelined",

@@ -45,9 +45,7 @@ use smtp_proto::sasl::Credentials;
 pub use smtp_proto::{
     self, Capabilities, Mechanism, Options, Protocol, Reply, TransactionResult, body::LineEndings,
 };
-use smtp_proto::{
-    Address, Client, Domain, Event, OpId, Outcome, Output, Text, Trace, Transaction, Verb,
-};
+use smtp_proto::{Address, Client, Domain, Drive, OpId, Outcome, Text, Trace, Transaction, Verb};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use transport::{Plain, Transport};
 
@@ -480,19 +478,21 @@ impl SmtpClient {
 
     /// Drives the core until operation `id` completes.
     async fn drive(&mut self, id: OpId, mut body: Body<'_>) -> Result<Outcome, Error> {
-        let mut result = None;
         loop {
-            match self.core.poll_output() {
-                Output::Transmit(bytes) => {
-                    let deadline = tokio::time::Instant::now() + self.core.write_timeout();
-                    match tokio::time::timeout_at(deadline, self.io.write_all(&bytes)).await {
-                        Ok(Ok(())) => self.core.recycle(bytes),
-                        Ok(Err(e)) => {
+            match self.core.drive(id) {
+                Drive::Write(bytes) => {
+                    let written =
+                        tokio::time::timeout(self.core.write_timeout(), self.io.write_all(&bytes))
+                            .await
+                            .ok();
+                    match written {
+                        Some(Ok(())) => self.core.recycle(bytes),
+                        Some(Err(e)) => {
                             self.core.handle_eof(Instant::now());
                             self.io.close().await;
                             return Err(Error::Io(e));
                         }
-                        Err(_) => {
+                        None => {
                             self.core.handle_eof(Instant::now());
                             self.io.close().await;
                             return Err(Error::Smtp(smtp_proto::Error::Timeout(
@@ -501,15 +501,7 @@ impl SmtpClient {
                         }
                     }
                 }
-                Output::Event(Event::Completed {
-                    id: done,
-                    result: r,
-                }) => {
-                    if done == id {
-                        result = Some(r);
-                    }
-                }
-                Output::Event(Event::BodyWanted { .. }) => {
+                Drive::Body => {
                     let now = Instant::now();
                     match &mut body {
                         Body::Parts(cursor) => {
@@ -533,21 +525,25 @@ impl SmtpClient {
                         Body::None => self.core.send_body(now, &[], true)?,
                     }
                 }
-                Output::StartTls => {
+                Drive::Handshake => {
                     let tls = match &self.tls {
                         Some(t) => t.clone(),
                         None => transport::default_tls_config()?,
                     };
                     self.tls = Some(tls.clone());
-                    let limit = self.core.config().timeouts.command;
-                    let done = tokio::time::timeout(limit, self.io.upgrade(tls, &self.host)).await;
-                    match done {
-                        Ok(Ok(())) => self.core.tls_established(Instant::now()),
-                        Ok(Err(e)) => {
+                    match tokio::time::timeout(
+                        self.core.config().timeouts.command,
+                        self.io.upgrade(tls, &self.host),
+                    )
+                    .await
+                    .ok()
+                    {
+                        Some(Ok(())) => self.core.tls_established(Instant::now()),
+                        Some(Err(e)) => {
                             self.core.handle_eof(Instant::now());
                             return Err(e);
                         }
-                        Err(_) => {
+                        None => {
                             self.core.handle_eof(Instant::now());
                             return Err(Error::Smtp(smtp_proto::Error::Timeout(
                                 "the TLS handshake",
@@ -555,27 +551,13 @@ impl SmtpClient {
                         }
                     }
                 }
-                Output::Trace(t) => self.trace(&t),
-                Output::Wait(deadline) => {
-                    if let Some(r) = result.take() {
-                        return r.map_err(Error::Smtp);
+                Drive::Trace(t) => self.trace(&t),
+                Drive::Read(deadline) => self.read_until(deadline).await?,
+                Drive::Done { result, closed } => {
+                    if closed {
+                        self.io.close().await;
                     }
-                    let Some(deadline) = deadline else {
-                        return Err(out_of_step());
-                    };
-                    self.read_until(deadline).await?;
-                }
-                Output::Closed => {
-                    self.io.close().await;
-                    return match result.take() {
-                        Some(r) => r.map_err(Error::Smtp),
-                        None => Err(Error::Smtp(
-                            self.core
-                                .fatal_error()
-                                .cloned()
-                                .unwrap_or(smtp_proto::Error::Disconnected),
-                        )),
-                    };
+                    return result.map_err(Error::Smtp);
                 }
             }
         }

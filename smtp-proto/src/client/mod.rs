@@ -68,6 +68,34 @@ pub enum Output {
     Closed,
 }
 
+/// What a driver running one operation must do next: [`Client::drive`] folds
+/// [`Output`] into the only decisions left to an adapter.
+#[derive(Debug)]
+#[must_use]
+pub enum Drive {
+    /// Write these bytes, all of them; then hand the buffer to
+    /// [`Client::recycle`] if you like.
+    Write(Vec<u8>),
+    /// Call [`Client::send_body`] with the next chunk of the message.
+    Body,
+    /// Run the TLS handshake, then call [`Client::tls_established`] (or
+    /// [`Client::handle_eof`] if it failed).
+    Handshake,
+    /// Log this transcript line.
+    Trace(Trace),
+    /// Read once, until this deadline at the latest; then feed
+    /// [`Client::handle_input`], [`Client::handle_eof`] or
+    /// [`Client::handle_timeout`].
+    Read(Instant),
+    /// The operation is over. `closed` says the transport should be closed.
+    Done {
+        /// The operation's result.
+        result: Result<Outcome, Error>,
+        /// The session ended: close the transport.
+        closed: bool,
+    },
+}
+
 /// One transcript line, as smtplib's debug output prints them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Trace {
@@ -299,6 +327,8 @@ pub struct Client {
     current: OpId,
     /// A `BodyWanted` for this operation is due once pending bytes are flushed.
     want_body: Option<OpId>,
+    /// The result of the operation a [`Client::drive`] caller waits for.
+    driven: Option<(OpId, Result<Outcome, Error>)>,
     next_id: u64,
 }
 
@@ -334,6 +364,7 @@ impl Client {
             body: None,
             current: OpId::GREETING,
             want_body: None,
+            driven: None,
             next_id: 1,
         };
         c.active = Some((OpId::GREETING, Op::Greeting, None));
@@ -540,6 +571,57 @@ impl Client {
         if self.tx.is_empty() && buffer.capacity() > self.tx.capacity() {
             buffer.clear();
             self.tx = buffer;
+        }
+    }
+
+    /// The next thing to do while waiting for operation `id` (the loop of a
+    /// facade whose calls run one at a time). Events of other operations are
+    /// dropped; the result of `id` comes once everything it sent was written.
+    pub fn drive(&mut self, id: OpId) -> Drive {
+        loop {
+            match self.poll_output() {
+                Output::Transmit(b) => return Drive::Write(b),
+                Output::Event(Event::BodyWanted { .. }) => return Drive::Body,
+                Output::Event(Event::Completed { id: done, result }) => {
+                    if done == id {
+                        self.driven = Some((done, result));
+                    }
+                }
+                Output::StartTls => return Drive::Handshake,
+                Output::Trace(t) => return Drive::Trace(t),
+                Output::Wait(deadline) => {
+                    if let Some((_, result)) = self.driven.take() {
+                        return Drive::Done {
+                            result,
+                            closed: false,
+                        };
+                    }
+                    match deadline {
+                        Some(d) => return Drive::Read(d),
+                        // Nothing awaited and no result: the caller asked for an
+                        // operation that cannot progress (never blocks forever).
+                        None => {
+                            return Drive::Done {
+                                result: Err(UsageError::WrongState(
+                                    "the operation cannot progress",
+                                )
+                                .into()),
+                                closed: false,
+                            };
+                        }
+                    }
+                }
+                Output::Closed => {
+                    let result = match self.driven.take() {
+                        Some((_, r)) => r,
+                        None => Err(self.fatal.clone().unwrap_or(Error::Disconnected)),
+                    };
+                    return Drive::Done {
+                        result,
+                        closed: true,
+                    };
+                }
+            }
         }
     }
 
