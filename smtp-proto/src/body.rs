@@ -56,17 +56,23 @@ impl BodyEncoder {
 
     /// DATA framing: appends the dot-stuffed, normalised form of `chunk` to `out`.
     /// A trailing CR is held back until the next chunk shows whether LF follows.
+    ///
+    /// On error nothing is appended and the encoder is left as it was.
     pub fn encode_data(&mut self, chunk: &[u8], out: &mut Vec<u8>) -> Result<(), UsageError> {
         let mode = match self.line_endings {
             LineEndings::Reject => LineEndings::Reject,
             _ => LineEndings::Normalize,
         };
+        out.reserve(chunk.len() + chunk.len() / 32 + 8);
         self.encode(chunk, out, true, mode)
     }
 
     /// DATA framing: appends whatever was held back, a CRLF if the message does not
     /// end with one, and the terminating `.` CRLF. An empty message is sent as the
     /// terminating line alone.
+    ///
+    /// On error (a held-back bare CR in [`LineEndings::Reject`] mode) nothing is
+    /// appended. The encoder is spent once this succeeds.
     pub fn finish_data(&mut self, out: &mut Vec<u8>) -> Result<(), UsageError> {
         self.finish_lines(out)?;
         out.extend_from_slice(b".\r\n");
@@ -79,6 +85,11 @@ impl BodyEncoder {
     /// [`LineEndings::Binary`] mode, where bytes go unchanged). An empty non-last
     /// chunk appends nothing and returns 0 (so no `BDAT 0` is sent except as
     /// `BDAT 0 LAST`).
+    ///
+    /// A non-last chunk whose only byte is a held-back CR also appends nothing and
+    /// returns 0. An empty message gets no final CRLF: `encode_bdat(&[], true, ..)`
+    /// on a fresh encoder appends `BDAT 0 LAST` CRLF. On error nothing is appended
+    /// and the encoder is left as it was.
     pub fn encode_bdat(
         &mut self,
         chunk: &[u8],
@@ -86,19 +97,22 @@ impl BodyEncoder {
         out: &mut Vec<u8>,
     ) -> Result<u64, UsageError> {
         let start = out.len();
+        out.reserve(chunk.len() + chunk.len() / 32 + BDAT_HEADER_MAX + 2);
         if self.line_endings == LineEndings::Binary {
             out.extend_from_slice(chunk);
             self.consumed += chunk.len() as u64;
+            if !chunk.is_empty() {
+                self.empty = false;
+            }
         } else {
-            if let Err(e) = self.encode(chunk, out, false, self.line_endings) {
+            let saved = self.clone();
+            let res = self
+                .encode(chunk, out, false, self.line_endings)
+                .and_then(|()| if last { self.finish_lines(out) } else { Ok(()) });
+            if let Err(e) = res {
+                *self = saved;
                 out.truncate(start);
                 return Err(e);
-            }
-            if last {
-                if let Err(e) = self.finish_lines(out) {
-                    out.truncate(start);
-                    return Err(e);
-                }
             }
         }
         let n = out.len() - start;
@@ -110,7 +124,8 @@ impl BodyEncoder {
         } else {
             format!("BDAT {n}\r\n")
         };
-        out.splice(start..start, header.into_bytes());
+        // Moves the n encoded bytes once, to make room for the command line.
+        out.splice(start..start, header.bytes());
         Ok(n as u64)
     }
 
@@ -120,30 +135,34 @@ impl BodyEncoder {
         self.consumed
     }
 
+    /// The line-ending policy the encoder was made with.
+    #[must_use]
+    pub fn line_endings(&self) -> LineEndings {
+        self.line_endings
+    }
+
     /// Emits a held-back CR and the final CRLF when missing.
     fn finish_lines(&mut self, out: &mut Vec<u8>) -> Result<(), UsageError> {
         if self.pending_cr && self.line_endings == LineEndings::Reject {
-            return Err(self.bare(self.consumed.saturating_sub(1)));
+            return Err(bare(self.consumed.saturating_sub(1)));
         }
         if self.pending_cr {
             self.pending_cr = false;
             out.extend_from_slice(b"\r\n");
             self.ends_with_crlf = true;
+            self.at_line_start = true;
             self.empty = false;
         }
         if !self.empty && !self.ends_with_crlf {
             out.extend_from_slice(b"\r\n");
             self.ends_with_crlf = true;
+            self.at_line_start = true;
         }
         Ok(())
     }
 
-    fn bare(&self, offset: u64) -> UsageError {
-        UsageError::BareLineEnding { offset }
-    }
-
-    /// Normalises (and with `stuff`, dot-stuffs) `chunk` into `out`: text runs are
-    /// found with a vectorised search for CR or LF and copied whole.
+    /// Normalises (and with `stuff`, dot-stuffs) `chunk` into `out`. On error the
+    /// encoder and `out` are restored.
     fn encode(
         &mut self,
         chunk: &[u8],
@@ -151,69 +170,159 @@ impl BodyEncoder {
         stuff: bool,
         mode: LineEndings,
     ) -> Result<(), UsageError> {
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        let start = out.len();
+        let saved = self.clone();
+        match self.encode_runs(chunk, out, stuff, mode == LineEndings::Reject) {
+            Ok(()) => {
+                self.consumed += chunk.len() as u64;
+                if let Some(emitted) = out.get(start..) {
+                    if !emitted.is_empty() {
+                        self.empty = false;
+                        // A CR is only ever emitted together with its LF, so the
+                        // bytes of this call decide how the output ends.
+                        self.ends_with_crlf = emitted.ends_with(b"\r\n");
+                    }
+                }
+                if self.pending_cr {
+                    self.ends_with_crlf = false;
+                }
+                Ok(())
+            }
+            Err(e) => {
+                *self = saved;
+                out.truncate(start);
+                Err(e)
+            }
+        }
+    }
+
+    /// The hot loop. Bytes are never copied one by one. Blocks of [`BLOCK`] bytes
+    /// with nothing to change (checked by [`block_is_plain`], which compiles to
+    /// SIMD) are copied whole; elsewhere the next CR or LF is found with
+    /// `memchr2`, well-formed CRLF lines stay inside the current run, and the run
+    /// is copied where a byte has to be inserted (a stuffed dot, the LF of a bare
+    /// CR, the CR of a bare LF) and at the end of the chunk.
+    fn encode_runs(
+        &mut self,
+        chunk: &[u8],
+        out: &mut Vec<u8>,
+        stuff: bool,
+        reject: bool,
+    ) -> Result<(), UsageError> {
         let base = self.consumed;
-        out.reserve(chunk.len() + chunk.len() / 64 + 8);
         let mut i = 0;
-        if self.pending_cr && !chunk.is_empty() {
+        if self.pending_cr {
             self.pending_cr = false;
-            if chunk[0] == b'\n' {
+            if chunk.first() == Some(&b'\n') {
                 i = 1;
-            } else if mode == LineEndings::Reject {
-                return Err(self.bare(base.saturating_sub(1)));
+            } else if reject {
+                return Err(bare(base.saturating_sub(1)));
             }
             out.extend_from_slice(b"\r\n");
             self.at_line_start = true;
-            self.ends_with_crlf = true;
-            self.empty = false;
         }
-        while i < chunk.len() {
-            if stuff && self.at_line_start && chunk[i] == b'.' {
+        // Start of the bytes of `chunk` not yet copied to `out`.
+        let mut run = i;
+        // The block fast path is skipped until `i` passes this offset (the end of
+        // the last block that needed the line-by-line path).
+        let mut slow_until = 0;
+        while let Some(rest) = chunk.get(i..).filter(|r| !r.is_empty()) {
+            if stuff && self.at_line_start && rest.first() == Some(&b'.') {
+                out.extend_from_slice(chunk.get(run..i).unwrap_or_default());
                 out.push(b'.');
+                run = i;
             }
-            self.at_line_start = false;
-            let rest = &chunk[i..];
-            let Some(p) = memchr::memchr2(b'\r', b'\n', rest) else {
-                out.extend_from_slice(rest);
-                self.ends_with_crlf = false;
-                self.empty = false;
-                break;
-            };
-            if p > 0 {
-                out.extend_from_slice(&rest[..p]);
-                self.empty = false;
-            }
-            let j = i + p;
-            if chunk[j] == b'\r' {
-                match chunk.get(j + 1) {
-                    None => {
-                        // Whether LF follows is for the next chunk to say.
-                        self.pending_cr = true;
-                        self.ends_with_crlf = false;
-                        i = chunk.len();
+            // Here `rest[0]` is never the LF of a CRLF whose CR came before it, so an
+            // LF there is bare and the block check below would miss it.
+            if i >= slow_until && rest.first() != Some(&b'\n') {
+                if let Some(window) = rest.first_chunk::<{ BLOCK + 1 }>() {
+                    if block_is_plain(window, stuff) {
+                        // No bare CR or LF, no dot after a CRLF: the block stays in
+                        // the run. A CR at its end is followed by LF (checked), which
+                        // joins it.
+                        let step = if window.get(BLOCK - 1) == Some(&b'\r') {
+                            BLOCK + 1
+                        } else {
+                            BLOCK
+                        };
+                        i += step;
+                        // Copied now, while the block is in the L1 cache.
+                        out.extend_from_slice(chunk.get(run..i).unwrap_or_default());
+                        run = i;
+                        self.at_line_start = chunk.get(i - 1) == Some(&b'\n');
                         continue;
                     }
-                    Some(b'\n') => i = j + 2,
-                    Some(_) => {
-                        if mode == LineEndings::Reject {
-                            return Err(self.bare(base + j as u64));
-                        }
-                        i = j + 1;
-                    }
+                    slow_until = i + BLOCK;
                 }
-            } else {
-                if mode == LineEndings::Reject {
-                    return Err(self.bare(base + j as u64));
-                }
-                i = j + 1;
             }
+            let Some(p) = memchr::memchr2(b'\r', b'\n', rest) else {
+                self.at_line_start = false;
+                break;
+            };
+            let j = i + p;
+            let is_cr = rest.get(p) == Some(&b'\r');
+            if is_cr {
+                match chunk.get(j + 1) {
+                    Some(b'\n') => {
+                        // Well-formed CRLF: it stays in the run.
+                        i = j + 2;
+                        self.at_line_start = true;
+                        continue;
+                    }
+                    None => {
+                        // Whether LF follows is for the next chunk to say.
+                        out.extend_from_slice(chunk.get(run..j).unwrap_or_default());
+                        self.pending_cr = true;
+                        self.at_line_start = false;
+                        return Ok(());
+                    }
+                    Some(_) => {}
+                }
+            }
+            // A bare CR or a bare LF.
+            if reject {
+                return Err(bare(base + j as u64));
+            }
+            out.extend_from_slice(chunk.get(run..j).unwrap_or_default());
             out.extend_from_slice(b"\r\n");
+            i = j + 1;
+            run = i;
             self.at_line_start = true;
-            self.ends_with_crlf = true;
-            self.empty = false;
         }
-        self.consumed = base + chunk.len() as u64;
+        out.extend_from_slice(chunk.get(run..).unwrap_or_default());
         Ok(())
     }
+}
+
+/// Bytes checked at once by the encoder's fast path.
+const BLOCK: usize = 256;
+
+/// Whether `window[..BLOCK]` can be copied unchanged given that `window[0]` is not
+/// a bare LF: every CR is followed by LF, every LF follows a CR, and (with `stuff`)
+/// no dot follows an LF. `window[BLOCK]` is looked at, not covered. Written as a
+/// branch-free reduction over adjacent byte pairs so that it compiles to SIMD.
+fn block_is_plain(window: &[u8; BLOCK + 1], stuff: bool) -> bool {
+    let dot = if stuff { b'.' } else { b'\n' };
+    let (Some(first), Some(next)) = (window.first_chunk::<BLOCK>(), window.last_chunk::<BLOCK>())
+    else {
+        return false;
+    };
+    let mut bad = 0u8;
+    for (&a, &b) in first.iter().zip(next.iter()) {
+        bad |= (u8::from(a == b'\r') ^ u8::from(b == b'\n'))
+            | (u8::from(a == b'\n') & u8::from(b == dot));
+    }
+    bad == 0
+}
+
+/// Longest `BDAT <u64> LAST` CRLF line.
+const BDAT_HEADER_MAX: usize = "BDAT 18446744073709551615 LAST\r\n".len();
+
+fn bare(offset: u64) -> UsageError {
+    UsageError::BareLineEnding { offset }
 }
 
 /// The size the message has once line endings are normalised (and a final CRLF
@@ -250,17 +359,27 @@ pub fn message_size(message: &[u8], line_endings: LineEndings) -> Result<u64, Us
 /// Where the [`Unstuffer`] is within a line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 enum UnstuffState {
+    /// After CRLF (or at the start): a dot here is a stuffed one or the terminator.
     #[default]
     LineStart,
+    /// Inside a line.
     Middle,
+    /// After a CR inside a line.
     Cr,
+    /// After a dot at the start of a line.
     Dot,
+    /// After a dot and a CR at the start of a line.
     DotCr,
+    /// The terminating line was seen.
     Done,
 }
 
 /// Streaming inverse of DATA framing, for servers and tests: removes the leading
 /// dot of stuffed lines and stops at the terminating `.` CRLF.
+///
+/// Only CRLF ends a line (RFC 5321 section 2.3.8): a dot after a bare LF or a bare
+/// CR is message text. The terminator is the line `.` CRLF, so a wire that starts
+/// with `.` CRLF carries the empty message.
 #[derive(Debug, Clone, Default)]
 pub struct Unstuffer {
     state: UnstuffState,
@@ -273,6 +392,12 @@ impl Unstuffer {
         Unstuffer::default()
     }
 
+    /// Whether the terminating `.` CRLF was seen.
+    #[must_use]
+    pub fn is_done(&self) -> bool {
+        self.state == UnstuffState::Done
+    }
+
     /// Feeds wire bytes; appends the message bytes to `out`. Returns `Some(n)`
     /// when the terminator was found, `n` being how many bytes of `input` were used
     /// (the rest belongs to the next command), else `None` (all of `input` used).
@@ -281,32 +406,62 @@ impl Unstuffer {
         if self.state == S::Done {
             return Some(0);
         }
-        for (idx, &b) in input.iter().enumerate() {
-            self.state = match (self.state, b) {
-                (S::LineStart, b'.') => S::Dot,
-                (S::Dot, b'\r') => S::DotCr,
-                (S::DotCr, b'\n') => {
-                    self.state = S::Done;
-                    return Some(idx + 1);
+        out.reserve(input.len());
+        let mut i = 0;
+        while let Some(&b) = input.get(i) {
+            match self.state {
+                S::Middle => {
+                    // Copy up to and including the next CR in one go.
+                    let rest = input.get(i..).unwrap_or_default();
+                    match memchr::memchr(b'\r', rest) {
+                        None => {
+                            out.extend_from_slice(rest);
+                            return None;
+                        }
+                        Some(p) => {
+                            out.extend_from_slice(rest.get(..=p).unwrap_or_default());
+                            i += p + 1;
+                            self.state = S::Cr;
+                        }
+                    }
                 }
-                (S::DotCr, _) => {
+                S::LineStart => {
+                    if b == b'.' {
+                        self.state = S::Dot;
+                        i += 1;
+                    } else {
+                        self.state = S::Middle;
+                    }
+                }
+                S::Cr => {
+                    if b == b'\n' {
+                        out.push(b'\n');
+                        i += 1;
+                        self.state = S::LineStart;
+                    } else {
+                        self.state = S::Middle;
+                    }
+                }
+                S::Dot => {
+                    // The leading dot is dropped in every case.
+                    if b == b'\r' {
+                        self.state = S::DotCr;
+                        i += 1;
+                    } else {
+                        self.state = S::Middle;
+                    }
+                }
+                S::DotCr => {
+                    if b == b'\n' {
+                        self.state = S::Done;
+                        return Some(i + 1);
+                    }
+                    // `.` CR then something else: the CR is text.
                     out.push(b'\r');
-                    out.push(b);
-                    if b == b'\r' { S::Cr } else { S::Middle }
+                    self.state = S::Cr;
                 }
-                (S::Cr, b'\n') => {
-                    out.push(b);
-                    S::LineStart
-                }
-                (_, b'\r') => {
-                    out.push(b);
-                    S::Cr
-                }
-                (_, _) => {
-                    out.push(b);
-                    S::Middle
-                }
-            };
+                S::Done => return Some(i),
+            }
         }
         None
     }

@@ -3,6 +3,8 @@
 //! 3.6.6 (resent fields), 3.4 (address lists: display names, quoted strings,
 //! comments, groups), 2.2.3 (folding).
 
+use std::collections::HashSet;
+
 use crate::error::UsageError;
 
 /// What `send_message` needs from a message.
@@ -35,12 +37,19 @@ struct Field<'a> {
 
 /// Splits the header block into fields; returns them, the end of the header
 /// lines and the body offset.
+///
+/// A line is a field when it has a colon, a continuation of the field before it
+/// when it starts with a space or a tab, and ignored otherwise (it stays in the
+/// transmitted headers, and lines folded under it belong to no field). Header
+/// bytes that are not UTF-8 are read as U+FFFD.
 fn header_fields(message: &[u8]) -> (Vec<Field<'_>>, usize, usize) {
     let mut fields: Vec<Field<'_>> = Vec::new();
+    // Whether the last line belonged to the last field (continuations attach).
+    let mut in_field = false;
     let mut pos = 0;
-    while pos < message.len() {
-        let end = memchr::memchr(b'\n', &message[pos..]).map_or(message.len(), |n| pos + n + 1);
-        let line = &message[pos..end];
+    while let Some(rest) = message.get(pos..).filter(|r| !r.is_empty()) {
+        let end = memchr::memchr(b'\n', rest).map_or(message.len(), |n| pos + n + 1);
+        let line = message.get(pos..end).unwrap_or_default();
         let content = line
             .strip_suffix(b"\n")
             .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
@@ -49,16 +58,19 @@ fn header_fields(message: &[u8]) -> (Vec<Field<'_>>, usize, usize) {
             // The blank line ends the header block; the body follows it.
             return (fields, pos, end);
         }
-        let text = String::from_utf8_lossy(content);
         if matches!(content.first(), Some(b' ' | b'\t')) {
-            if let Some(last) = fields.last_mut() {
+            if let Some(last) = fields.last_mut().filter(|_| in_field) {
                 last.value.push(' ');
-                last.value.push_str(text.trim());
+                last.value.push_str(String::from_utf8_lossy(content).trim());
                 last.end = end;
             }
-        } else if let Some(colon) = content.iter().position(|&b| b == b':') {
-            let name = std::str::from_utf8(&content[..colon]).unwrap_or("").trim();
-            let value = String::from_utf8_lossy(&content[colon + 1..])
+        } else if let Some(colon) = memchr::memchr(b':', content) {
+            let name = content
+                .get(..colon)
+                .and_then(|n| std::str::from_utf8(n).ok())
+                .unwrap_or("")
+                .trim();
+            let value = String::from_utf8_lossy(content.get(colon + 1..).unwrap_or_default())
                 .trim()
                 .to_owned();
             fields.push(Field {
@@ -67,6 +79,9 @@ fn header_fields(message: &[u8]) -> (Vec<Field<'_>>, usize, usize) {
                 start: pos,
                 end,
             });
+            in_field = true;
+        } else {
+            in_field = false;
         }
         pos = end;
     }
@@ -77,6 +92,12 @@ fn header_fields(message: &[u8]) -> (Vec<Field<'_>>, usize, usize) {
 ///
 /// Errors ([`UsageError::Envelope`]): more than one `Resent-` block (counted by
 /// `Resent-Date` fields, as smtplib), no sender found, no recipient found.
+///
+/// The header block is every line before the first empty one (CRLF or bare LF
+/// line endings); field names are matched without regard to case, every
+/// occurrence of a destination field counts, and a line that is neither a field
+/// nor a continuation is kept in `headers` as it is. Header bytes that are not
+/// UTF-8 are read as U+FFFD.
 pub fn from_message(message: &[u8]) -> Result<HeaderEnvelope, UsageError> {
     let (fields, headers_end, body_offset) = header_fields(message);
     let named = |name: &str| -> Vec<&str> {
@@ -105,10 +126,11 @@ pub fn from_message(message: &[u8]) -> Result<HeaderEnvelope, UsageError> {
             UsageError::Envelope(format!("no {prefix}Sender or {prefix}From address"))
         })?;
     let mut recipients: Vec<String> = Vec::new();
+    let mut seen: HashSet<String> = HashSet::new();
     for kind in ["To", "Bcc", "Cc"] {
         for value in named(&format!("{prefix}{kind}")) {
             for a in parse_address_list(value) {
-                if !recipients.contains(&a) {
+                if seen.insert(a.clone()) {
                     recipients.push(a);
                 }
             }
@@ -123,11 +145,15 @@ pub fn from_message(message: &[u8]) -> Result<HeaderEnvelope, UsageError> {
     let mut pos = 0;
     for f in &fields {
         if f.name.eq_ignore_ascii_case("Bcc") || f.name.eq_ignore_ascii_case("Resent-Bcc") {
-            headers.extend_from_slice(&message[pos..f.start]);
+            headers.extend_from_slice(message.get(pos..f.start).unwrap_or_default());
             pos = f.end;
         }
     }
-    headers.extend_from_slice(&message[pos..body_offset.max(headers_end)]);
+    headers.extend_from_slice(
+        message
+            .get(pos..body_offset.max(headers_end))
+            .unwrap_or_default(),
+    );
     let international = !sender.is_ascii() || recipients.iter().any(|r| !r.is_ascii());
     Ok(HeaderEnvelope {
         sender,
@@ -140,123 +166,224 @@ pub fn from_message(message: &[u8]) -> Result<HeaderEnvelope, UsageError> {
 
 /// Parses an RFC 5322 address list (`"Doe, J" <j@x>, (c) k@y, team: a@b, c@d;`)
 /// into bare addresses (`local@domain`), skipping anything unparseable.
+///
+/// Display names, comments and group names are dropped; an obsolete source route
+/// (`<@r1,@r2:a@b>`) is removed; quoted local parts and domain literals are kept as
+/// written; folding white space around `@` and `.` is removed (`a @ b` is `a@b`).
+/// An entry without angle brackets is an address only when it is one word apart
+/// from such white space (so `John Smith` and `a@b c@d` are skipped). Addresses
+/// with control characters are skipped. Non-ASCII addresses are kept.
 #[must_use]
 pub fn parse_address_list(value: &str) -> Vec<String> {
     let mut out = Vec::new();
-    let mut entry = String::new();
-    let mut angle: Option<String> = None;
-    let mut chars = value.chars();
+    // Tokens of the current entry outside angle brackets (the display name or a
+    // bare addr-spec), and those inside them once `<` was seen.
+    let mut entry: Vec<Token> = Vec::new();
+    let mut angle: Option<Vec<Token>> = None;
     let mut in_angle = false;
-    let mut depth = 0usize;
-    while let Some(c) = chars.next() {
-        if depth > 0 {
-            match c {
-                '\\' => {
-                    chars.next();
-                }
-                '(' => depth += 1,
-                ')' => depth -= 1,
-                _ => {}
-            }
-            continue;
-        }
-        match c {
-            '(' => depth = 1,
-            '"' => {
-                // A quoted string, kept with its quotes (a quoted local part).
-                let target = if in_angle {
-                    angle.get_or_insert_with(String::new)
-                } else {
-                    &mut entry
-                };
-                target.push('"');
-                while let Some(q) = chars.next() {
-                    match q {
-                        '\\' => {
-                            target.push('\\');
-                            if let Some(e) = chars.next() {
-                                target.push(e);
-                            }
-                        }
-                        '"' => break,
-                        _ => target.push(q),
-                    }
-                }
-                target.push('"');
-            }
-            '[' => {
-                let target = if in_angle {
-                    angle.get_or_insert_with(String::new)
-                } else {
-                    &mut entry
-                };
-                target.push('[');
-                for d in chars.by_ref() {
-                    target.push(d);
-                    if d == ']' {
-                        break;
-                    }
-                }
-            }
-            '<' if !in_angle => {
+    for token in Tokens::new(value) {
+        match token {
+            Token::Special('<') if !in_angle => {
                 in_angle = true;
-                angle = Some(String::new());
+                angle = Some(Vec::new());
             }
-            '>' if in_angle => in_angle = false,
-            ',' | ';' if !in_angle => {
-                finish_entry(&mut entry, &mut angle, &mut out);
+            Token::Special('>') if in_angle => in_angle = false,
+            Token::Special(',' | ';') if !in_angle => {
+                finish_entry(&entry, angle.take(), &mut out);
+                entry.clear();
             }
-            ':' if !in_angle => {
+            Token::Special(':') if !in_angle => {
                 // A group's display name: what precedes it is not an address.
                 entry.clear();
                 angle = None;
             }
-            c if in_angle => angle.get_or_insert_with(String::new).push(c),
-            c => entry.push(c),
+            t if in_angle => {
+                if let Some(a) = angle.as_mut() {
+                    a.push(t);
+                }
+            }
+            t => {
+                // Text after an angle-addr (a trailing comment-like word) is not
+                // part of the address.
+                if angle.is_none() {
+                    entry.push(t);
+                }
+            }
         }
     }
-    finish_entry(&mut entry, &mut angle, &mut out);
+    finish_entry(&entry, angle, &mut out);
     out
 }
 
-fn finish_entry(entry: &mut String, angle: &mut Option<String>, out: &mut Vec<String>) {
-    let address = match angle.take() {
-        Some(a) => {
-            let a = a.trim();
-            // Obsolete source route: <@r1,@r2:user@host>.
-            let a = if a.starts_with('@') {
-                a.rsplit_once(':').map_or(a, |(_, rest)| rest)
-            } else {
-                a
-            };
-            a.trim().to_owned()
+/// A lexical unit of an address list (RFC 5322 section 3.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Token {
+    /// An atom, a quoted string (with its quotes and escapes, as written) or a
+    /// domain literal (with its brackets).
+    Word(String),
+    /// One of `< > , ; : @ .`.
+    Special(char),
+    /// White space or a comment.
+    Space,
+    /// Something that cannot be part of an address (an unterminated quoted
+    /// string or domain literal).
+    Bad,
+}
+
+/// Splits an address list into [`Token`]s; comments (nested, with quoted pairs)
+/// become [`Token::Space`].
+struct Tokens<'a> {
+    chars: std::iter::Peekable<std::str::Chars<'a>>,
+}
+
+impl<'a> Tokens<'a> {
+    fn new(value: &'a str) -> Tokens<'a> {
+        Tokens {
+            chars: value.chars().peekable(),
         }
-        None => {
-            let e = entry.trim();
-            if has_unquoted_space(e) {
-                String::new()
-            } else {
-                e.to_owned()
+    }
+
+    /// Skips a comment whose `(` was already read.
+    fn comment(&mut self) {
+        let mut depth = 1usize;
+        while let Some(c) = self.chars.next() {
+            match c {
+                '\\' => {
+                    self.chars.next();
+                }
+                '(' => depth += 1,
+                ')' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return;
+                    }
+                }
+                _ => {}
             }
         }
-    };
-    entry.clear();
-    if !address.is_empty() && !address.chars().any(char::is_control) {
-        out.push(address);
+    }
+
+    /// Reads a quoted string whose `"` was already read, as written.
+    fn quoted(&mut self) -> Token {
+        let mut s = String::from('"');
+        while let Some(c) = self.chars.next() {
+            s.push(c);
+            match c {
+                '\\' => match self.chars.next() {
+                    Some(e) => s.push(e),
+                    None => return Token::Bad,
+                },
+                '"' => return Token::Word(s),
+                _ => {}
+            }
+        }
+        Token::Bad
+    }
+
+    /// Reads a domain literal whose `[` was already read, as written.
+    fn literal(&mut self) -> Token {
+        let mut s = String::from('[');
+        for c in self.chars.by_ref() {
+            s.push(c);
+            if c == ']' {
+                return Token::Word(s);
+            }
+        }
+        Token::Bad
     }
 }
 
-fn has_unquoted_space(s: &str) -> bool {
-    let mut quoted = false;
-    let mut escaped = false;
-    for c in s.chars() {
-        match c {
-            _ if escaped => escaped = false,
-            '\\' if quoted => escaped = true,
-            '"' => quoted = !quoted,
-            c if c.is_whitespace() && !quoted => return true,
-            _ => {}
+fn is_special(c: char) -> bool {
+    matches!(
+        c,
+        '<' | '>' | ',' | ';' | ':' | '@' | '.' | '(' | ')' | '"' | '[' | ']'
+    )
+}
+
+impl Iterator for Tokens<'_> {
+    type Item = Token;
+
+    fn next(&mut self) -> Option<Token> {
+        let c = self.chars.next()?;
+        Some(match c {
+            c if c.is_whitespace() => {
+                while self.chars.next_if(|c| c.is_whitespace()).is_some() {}
+                Token::Space
+            }
+            '(' => {
+                self.comment();
+                Token::Space
+            }
+            '"' => self.quoted(),
+            '[' => self.literal(),
+            '<' | '>' | ',' | ';' | ':' | '@' | '.' => Token::Special(c),
+            // A stray `)` or `]` is not part of any address.
+            ')' | ']' => Token::Bad,
+            c => {
+                let mut s = String::from(c);
+                while let Some(c) = self
+                    .chars
+                    .next_if(|&c| !c.is_whitespace() && !is_special(c))
+                {
+                    s.push(c);
+                }
+                Token::Word(s)
+            }
+        })
+    }
+}
+
+/// Turns the tokens of one entry into an address, if they make one.
+fn finish_entry(entry: &[Token], angle: Option<Vec<Token>>, out: &mut Vec<String>) {
+    let address = match angle {
+        Some(tokens) => {
+            // Obsolete source route: <@r1,@r2:user@host>. A colon inside a quoted
+            // local part is inside a Word token, so it cannot be taken for it.
+            let first = tokens.iter().find(|t| **t != Token::Space);
+            let spec = match (
+                first,
+                tokens.iter().rposition(|t| *t == Token::Special(':')),
+            ) {
+                (Some(Token::Special('@')), Some(colon)) => tokens.get(colon + 1..),
+                _ => Some(&tokens[..]),
+            };
+            spec.and_then(addr_spec)
+        }
+        None => addr_spec(entry),
+    };
+    if let Some(a) = address {
+        if !a.is_empty() && !a.chars().any(char::is_control) {
+            out.push(a);
         }
     }
-    false
+}
+
+/// Joins the tokens of an addr-spec (`local@domain`, or a single word such as
+/// `postmaster`), dropping white space next to `@` and `.`. `None` when the
+/// tokens are not one.
+fn addr_spec(tokens: &[Token]) -> Option<String> {
+    let mut s = String::new();
+    // The previous non-space token was a word, and white space came after it.
+    let mut after_word = false;
+    let mut gap = false;
+    for t in tokens {
+        match t {
+            Token::Space => gap = after_word,
+            Token::Word(w) => {
+                if gap {
+                    // Two words apart: a phrase, not an address.
+                    return None;
+                }
+                s.push_str(w);
+                after_word = true;
+            }
+            Token::Special(c @ ('@' | '.')) => {
+                s.push(*c);
+                after_word = false;
+                gap = false;
+            }
+            Token::Special(_) | Token::Bad => return None,
+        }
+    }
+    Some(s)
 }
