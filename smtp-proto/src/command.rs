@@ -95,11 +95,18 @@ impl Address {
         let s = s.as_ref();
         check_no_controls(s, "address")?;
         let trimmed = s.trim();
-        let inner = match (trimmed.rfind('<'), trimmed.ends_with('>')) {
-            (Some(open), true) => &trimmed[open + 1..trimmed.len() - 1],
+        if !quotes_closed(trimmed) {
+            return Err(invalid("address", "has an unclosed quoted string"));
+        }
+        // A '<' inside a quoted local part (`<"a<b"@x>`) does not open the path.
+        let open = unquoted(trimmed).filter(|&(_, c)| c == '<').last();
+        let inner = match (open, trimmed.ends_with('>')) {
+            // In bounds and on char boundaries: '<' and the final '>' are one byte
+            // each, and the '<' comes before the '>'.
+            (Some((open, _)), true) => &trimmed[open + 1..trimmed.len() - 1],
             _ => trimmed,
         };
-        if inner.contains('<') || inner.contains('>') {
+        if unquoted(inner).any(|(_, c)| c == '<' || c == '>') {
             return Err(invalid("address", "contains an angle bracket"));
         }
         if inner.len() > 1024 {
@@ -130,7 +137,32 @@ impl Address {
     }
 }
 
-fn has_unquoted_space(s: &str) -> bool {
+/// The characters of `s` outside double-quoted strings (RFC 5321 `Quoted-string`,
+/// backslash escapes included), with their byte offsets.
+fn unquoted(s: &str) -> impl Iterator<Item = (usize, char)> + '_ {
+    let mut quoted = false;
+    let mut escaped = false;
+    s.char_indices().filter(move |&(_, c)| {
+        if escaped {
+            escaped = false;
+            return false;
+        }
+        match c {
+            '\\' if quoted => {
+                escaped = true;
+                false
+            }
+            '"' => {
+                quoted = !quoted;
+                false
+            }
+            _ => !quoted,
+        }
+    })
+}
+
+/// Whether every quoted string in `s` is closed.
+fn quotes_closed(s: &str) -> bool {
     let mut quoted = false;
     let mut escaped = false;
     for c in s.chars() {
@@ -141,11 +173,14 @@ fn has_unquoted_space(s: &str) -> bool {
         match c {
             '\\' if quoted => escaped = true,
             '"' => quoted = !quoted,
-            ' ' | '\t' if !quoted => return true,
             _ => {}
         }
     }
-    false
+    !quoted
+}
+
+fn has_unquoted_space(s: &str) -> bool {
+    unquoted(s).any(|(_, c)| c == ' ' || c == '\t')
 }
 
 impl fmt::Display for Address {
@@ -228,6 +263,7 @@ impl Parameter {
     pub fn orcpt(addr_type: &str, address: &str) -> Result<Parameter, UsageError> {
         check_no_controls(address, "ORCPT")?;
         if !address.is_ascii()
+            || addr_type.is_empty()
             || !addr_type
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-')

@@ -33,7 +33,7 @@ impl Mechanism for Login {
     }
 
     fn step(&mut self, _challenge: &[u8]) -> Result<Vec<u8>, SaslError> {
-        self.answered += 1;
+        self.answered = self.answered.saturating_add(1);
         match self.answered {
             1 => Ok(self.credentials.user.clone().into_bytes()),
             2 => Ok(self.credentials.password.expose().as_bytes().to_vec()),

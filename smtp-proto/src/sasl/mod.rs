@@ -10,13 +10,15 @@ use std::fmt;
 
 mod cram_md5;
 mod login;
-mod oauth;
+mod oauthbearer;
 mod plain;
+mod xoauth2;
 
 pub use cram_md5::CramMd5;
 pub use login::Login;
-pub use oauth::{OAuthBearer, XOAuth2};
+pub use oauthbearer::OAuthBearer;
 pub use plain::Plain;
+pub use xoauth2::XOAuth2;
 
 /// A password or token. `Debug` and `Display` print `<redacted>`.
 #[derive(Clone, PartialEq, Eq)]

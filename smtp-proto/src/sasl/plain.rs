@@ -27,8 +27,15 @@ impl Plain {
         }
     }
 
-    fn message(&self) -> Vec<u8> {
+    fn message(&self) -> Result<Vec<u8>, SaslError> {
         let c = &self.credentials;
+        // RFC 4616 section 2: NUL separates the fields and may not occur in them.
+        if [self.authzid.as_str(), c.user.as_str(), c.password.expose()]
+            .iter()
+            .any(|f| f.contains('\0'))
+        {
+            return Err(SaslError("PLAIN field contains NUL".into()));
+        }
         let mut m =
             Vec::with_capacity(self.authzid.len() + c.user.len() + c.password.expose().len() + 2);
         m.extend_from_slice(self.authzid.as_bytes());
@@ -36,7 +43,7 @@ impl Plain {
         m.extend_from_slice(c.user.as_bytes());
         m.push(0);
         m.extend_from_slice(c.password.expose().as_bytes());
-        m
+        Ok(m)
     }
 }
 
@@ -46,15 +53,17 @@ impl Mechanism for Plain {
     }
 
     fn initial_response(&mut self) -> Result<Option<Vec<u8>>, SaslError> {
+        let m = self.message()?;
         self.sent = true;
-        Ok(Some(self.message()))
+        Ok(Some(m))
     }
 
     fn step(&mut self, _challenge: &[u8]) -> Result<Vec<u8>, SaslError> {
         if self.sent {
             return Err(SaslError("PLAIN has a single message".into()));
         }
+        let m = self.message()?;
         self.sent = true;
-        Ok(self.message())
+        Ok(m)
     }
 }

@@ -1,0 +1,124 @@
+//! Micro-benchmarks of the core: reply parsing (MB/s over real-looking replies,
+//! EHLO answers included), body encoding next to a plain copy of the same bytes,
+//! and the client state machine per pipelined message.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use smtp_proto::body::{BodyEncoder, LineEndings};
+use smtp_proto::{Address, Client, Config, Domain, Event, Output, ReplyLimits, ReplyParser, Transaction};
+
+fn reply_corpus() -> Vec<u8> {
+    let one: &[u8] = b"220 mx.example.org ESMTP Postfix (Debian/GNU)\r\n\
+250-mx.example.org\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-VRFY\r\n250-ETRN\r\n250-STARTTLS\r\n\
+250-AUTH PLAIN LOGIN\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-DSN\r\n250-SMTPUTF8\r\n250 CHUNKING\r\n\
+250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n550 5.1.1 <nobody@example.org>: Recipient address rejected: User unknown\r\n\
+354 End data with <CR><LF>.<CR><LF>\r\n250 2.0.0 Ok: queued as 4XyZ1234abcd\r\n221 2.0.0 Bye\r\n";
+    one.repeat(2000)
+}
+
+fn text_message(size: usize) -> Vec<u8> {
+    let line = b"Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempo\r\n";
+    let mut m = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: bench\r\n\r\n".to_vec();
+    while m.len() < size {
+        m.extend_from_slice(line);
+    }
+    m
+}
+
+fn parse_all(input: &[u8]) -> usize {
+    let mut p = ReplyParser::new(ReplyLimits::default());
+    let mut pos = 0;
+    let mut n = 0;
+    while let Ok((used, Some(_))) = p.parse(&input[pos..]) {
+        pos += used;
+        n += 1;
+    }
+    n
+}
+
+fn benches(c: &mut Criterion) {
+    let corpus = reply_corpus();
+    let mut g = c.benchmark_group("reply");
+    g.throughput(Throughput::Bytes(corpus.len() as u64));
+    g.bench_function("parse", |b| b.iter(|| parse_all(black_box(&corpus))));
+    g.finish();
+
+    let msg = text_message(1 << 20);
+    let mut out = Vec::with_capacity(msg.len() * 2);
+    let mut g = c.benchmark_group("body_1MiB");
+    g.throughput(Throughput::Bytes(msg.len() as u64));
+    g.bench_function("memcpy", |b| {
+        b.iter(|| {
+            out.clear();
+            out.extend_from_slice(black_box(&msg));
+        });
+    });
+    g.bench_function("encode_data", |b| {
+        b.iter(|| {
+            out.clear();
+            let mut e = BodyEncoder::new(LineEndings::Normalize);
+            for chunk in msg.chunks(64 * 1024) {
+                e.encode_data(chunk, &mut out).unwrap();
+            }
+            e.finish_data(&mut out).unwrap();
+        });
+    });
+    g.bench_function("encode_bdat", |b| {
+        b.iter(|| {
+            out.clear();
+            let mut e = BodyEncoder::new(LineEndings::Normalize);
+            for chunk in msg.chunks(64 * 1024) {
+                e.encode_bdat(chunk, false, &mut out).unwrap();
+            }
+            e.encode_bdat(&[], true, &mut out).unwrap();
+        });
+    });
+    g.finish();
+
+    // One pipelined 1 KiB message through the state machine, server replies
+    // included, no I/O: the CPU the core costs per message.
+    let small = text_message(1024);
+    let mut g = c.benchmark_group("client");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("message_1KiB_pipelined", |b| {
+        let now = Instant::now();
+        let mut client = Client::new(Config::new(Domain::new("client.example").unwrap()), now);
+        client.handle_input(now, b"220 mx ready\r\n");
+        let id = client.ehlo(now, None);
+        let _ = id;
+        client.handle_input(now, b"250-mx\r\n250-PIPELINING\r\n250 SIZE 100000000\r\n");
+        while !matches!(client.poll_output(), Output::Wait(_)) {}
+        let from = Address::new("a@example.org").unwrap();
+        let to = Address::new("b@example.org").unwrap();
+        b.iter(|| {
+            let tx = Transaction::new(from.clone(), [to.clone()]).size(small.len() as u64);
+            let _ = client.send_mail(now, tx);
+            let mut sent = 0usize;
+            loop {
+                match client.poll_output() {
+                    Output::Transmit(v) => {
+                        sent += v.len();
+                        client.recycle(v);
+                    }
+                    Output::Event(Event::BodyWanted { .. }) => client.send_body(now, &small, true).unwrap(),
+                    Output::Wait(_) | Output::Closed => break,
+                    _ => {}
+                }
+            }
+            client.handle_input(now, b"250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 go\r\n");
+            while !matches!(client.poll_output(), Output::Wait(_)) {}
+            while let Output::Event(Event::BodyWanted { .. }) | Output::Transmit(_) = client.poll_output() {}
+            client.handle_input(now, b"250 2.0.0 queued\r\n");
+            while !matches!(client.poll_output(), Output::Wait(_)) {}
+            black_box(sent)
+        });
+    });
+    g.finish();
+}
+
+criterion_group!(core, benches);
+criterion_main!(core);
