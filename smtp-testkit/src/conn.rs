@@ -1,0 +1,474 @@
+//! One accepted connection: buffered, bounded reads; batched writes; the
+//! server side of TLS; and the record of every byte in both directions.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustls::{ServerConnection, StreamOwned};
+
+use crate::server::Shared;
+
+/// The most bytes one connection may send before the server drops it.
+pub(crate) const MAX_RECEIVED: usize = 64 * 1024 * 1024;
+/// The most bytes of a connection's output kept in its log.
+pub(crate) const MAX_SENT_LOG: usize = 1024 * 1024;
+/// The most write sizes kept in a connection's log.
+const MAX_WRITES_LOG: usize = 100_000;
+/// How long a closing connection waits for the client to close its side.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// An accepted socket.
+#[derive(Debug)]
+pub(crate) enum Sock {
+    /// TCP.
+    Tcp(TcpStream),
+    /// A Unix socket.
+    Unix(UnixStream),
+}
+
+impl Sock {
+    pub(crate) fn try_clone(&self) -> io::Result<Sock> {
+        Ok(match self {
+            Sock::Tcp(s) => Sock::Tcp(s.try_clone()?),
+            Sock::Unix(s) => Sock::Unix(s.try_clone()?),
+        })
+    }
+
+    pub(crate) fn set_timeouts(&self, read: Duration, write: Duration) -> io::Result<()> {
+        // A zero duration is an error for the socket calls: use the smallest step.
+        let read = Some(read.max(Duration::from_millis(1)));
+        let write = Some(write.max(Duration::from_millis(1)));
+        match self {
+            Sock::Tcp(s) => {
+                s.set_read_timeout(read)?;
+                s.set_write_timeout(write)
+            }
+            Sock::Unix(s) => {
+                s.set_read_timeout(read)?;
+                s.set_write_timeout(write)
+            }
+        }
+    }
+
+    fn set_read_timeout(&self, read: Duration) -> io::Result<()> {
+        let read = Some(read.max(Duration::from_millis(1)));
+        match self {
+            Sock::Tcp(s) => s.set_read_timeout(read),
+            Sock::Unix(s) => s.set_read_timeout(read),
+        }
+    }
+
+    pub(crate) fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        match self {
+            Sock::Tcp(s) => s.shutdown(how),
+            Sock::Unix(s) => s.shutdown(how),
+        }
+    }
+}
+
+impl Read for Sock {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Sock::Tcp(s) => s.read(buf),
+            Sock::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Sock {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Sock::Tcp(s) => s.write(buf),
+            Sock::Unix(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Sock::Tcp(s) => s.flush(),
+            Sock::Unix(s) => s.flush(),
+        }
+    }
+}
+
+/// The byte stream of a connection, before or after the TLS handshake.
+enum Io {
+    Plain(Sock),
+    Tls(Box<StreamOwned<ServerConnection, Sock>>),
+    /// After a failed handshake: nothing more can be read or written.
+    Gone,
+}
+
+impl Io {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Io::Plain(s) => s.read(buf),
+            Io::Tls(s) => s.read(buf),
+            Io::Gone => Ok(0),
+        }
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match self {
+            Io::Plain(s) => {
+                s.write_all(buf)?;
+                s.flush()
+            }
+            Io::Tls(s) => {
+                s.write_all(buf)?;
+                s.flush()
+            }
+            Io::Gone => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+}
+
+/// Whether an error is a read timeout.
+pub(crate) fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+/// A connection with an input buffer, an output batch and a log.
+pub(crate) struct Conn {
+    io: Io,
+    /// A second handle on the socket, for timeouts and shutdown.
+    ctl: Sock,
+    inbuf: Vec<u8>,
+    pos: usize,
+    out: Vec<u8>,
+    shared: Arc<Shared>,
+    index: usize,
+    received: usize,
+    tls: bool,
+    read_timeout: Duration,
+    tls_config: Arc<rustls::ServerConfig>,
+}
+
+impl Conn {
+    pub(crate) fn new(
+        sock: Sock,
+        ctl: Sock,
+        shared: Arc<Shared>,
+        index: usize,
+        read_timeout: Duration,
+        tls_config: Arc<rustls::ServerConfig>,
+    ) -> Conn {
+        Conn {
+            io: Io::Plain(sock),
+            ctl,
+            inbuf: Vec::new(),
+            pos: 0,
+            out: Vec::new(),
+            shared,
+            index,
+            received: 0,
+            tls: false,
+            read_timeout,
+            tls_config,
+        }
+    }
+
+    /// The connection's number (its index in the server's logs).
+    pub(crate) fn index(&self) -> usize {
+        self.index
+    }
+
+    /// Whether TLS is active.
+    pub(crate) fn is_tls(&self) -> bool {
+        self.tls
+    }
+
+    /// Input received and not consumed yet.
+    pub(crate) fn buffered(&self) -> &[u8] {
+        self.inbuf.get(self.pos..).unwrap_or_default()
+    }
+
+    /// Marks `n` buffered bytes as consumed.
+    pub(crate) fn consume(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.inbuf.len());
+    }
+
+    /// Drops every buffered byte.
+    pub(crate) fn discard_buffered(&mut self) {
+        self.inbuf.clear();
+        self.pos = 0;
+    }
+
+    /// Reads more input. The pending output is sent first: replies are flushed
+    /// only when the server needs more input, so the replies to pipelined
+    /// commands leave in one write. `Ok(0)` is the end of the stream.
+    pub(crate) fn fill(&mut self) -> io::Result<usize> {
+        self.flush()?;
+        if self.pos == self.inbuf.len() {
+            self.inbuf.clear();
+            self.pos = 0;
+        } else if self.pos > 64 * 1024 && self.pos * 2 > self.inbuf.len() {
+            self.inbuf.drain(..self.pos);
+            self.pos = 0;
+        }
+        let mut buf = [0u8; 16 * 1024];
+        let n = loop {
+            match self.io.read(&mut buf) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // A peer that goes away without close_notify is an end of stream.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break 0,
+                Err(e) => return Err(e),
+            }
+        };
+        let got = buf.get(..n).unwrap_or_default();
+        self.received += n;
+        if self.received > MAX_RECEIVED {
+            return Err(io::Error::other("the client sent more than the cap"));
+        }
+        self.inbuf.extend_from_slice(got);
+        let index = self.index;
+        self.shared.update(|r| {
+            if let Some(log) = r.conns.get_mut(index) {
+                log.received.extend_from_slice(got);
+            }
+        });
+        Ok(n)
+    }
+
+    /// Like [`Conn::fill`], but gives up after `limit`: `Ok(None)` when nothing
+    /// arrived in time.
+    pub(crate) fn fill_within(&mut self, limit: Duration) -> io::Result<Option<usize>> {
+        self.flush()?;
+        self.ctl.set_read_timeout(limit)?;
+        let r = self.fill();
+        self.ctl.set_read_timeout(self.read_timeout)?;
+        match r {
+            Ok(n) => Ok(Some(n)),
+            Err(e) if is_timeout(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// One line without its line ending (CRLF, or a bare LF); `None` at the
+    /// end of the stream. A line longer than `max` is an error.
+    pub(crate) fn read_line(&mut self, max: usize) -> io::Result<Option<Vec<u8>>> {
+        let mut scanned = 0;
+        loop {
+            let have = self.buffered();
+            if let Some(n) = have.iter().skip(scanned).position(|&b| b == b'\n') {
+                let end = scanned + n;
+                let mut line = have.get(..end).unwrap_or_default().to_vec();
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                self.consume(end + 1);
+                return Ok(Some(line));
+            }
+            scanned = have.len();
+            if scanned > max {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "line too long"));
+            }
+            if self.fill()? == 0 {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Exactly `n` bytes; `Err(partial)` when the stream ends first.
+    pub(crate) fn read_exact(&mut self, n: usize) -> io::Result<Result<Vec<u8>, Vec<u8>>> {
+        if n > MAX_RECEIVED {
+            return Err(io::Error::other("the client announced more than the cap"));
+        }
+        while self.buffered().len() < n {
+            if self.fill()? == 0 {
+                let partial = self.buffered().to_vec();
+                self.discard_buffered();
+                return Ok(Err(partial));
+            }
+        }
+        let v = self.buffered().get(..n).unwrap_or_default().to_vec();
+        self.consume(n);
+        Ok(Ok(v))
+    }
+
+    /// Consumes input up to and including `end`; false when the stream ends
+    /// first.
+    pub(crate) fn read_until(&mut self, end: &[u8]) -> io::Result<bool> {
+        if end.is_empty() {
+            return Ok(true);
+        }
+        let mut from = 0;
+        loop {
+            let have = self.buffered();
+            if let Some(i) = have
+                .get(from..)
+                .unwrap_or_default()
+                .windows(end.len())
+                .position(|w| w == end)
+            {
+                self.consume(from + i + end.len());
+                return Ok(true);
+            }
+            from = have.len().saturating_sub(end.len() - 1);
+            if self.fill()? == 0 {
+                return Ok(false);
+            }
+        }
+    }
+
+    /// Queues one reply line (CRLF added) and records it.
+    pub(crate) fn reply(&mut self, line: &str) {
+        self.out.extend_from_slice(line.as_bytes());
+        self.out.extend_from_slice(b"\r\n");
+        let index = self.index;
+        self.shared.update(|r| {
+            if let Some(log) = r.conns.get_mut(index) {
+                log.server_lines.push(line.to_owned());
+                log.transcript.push(format!("S: {line}"));
+            }
+        });
+    }
+
+    /// Records a line of the client in the printable transcript.
+    pub(crate) fn note_client(&self, text: &str) {
+        let index = self.index;
+        self.shared.update(|r| {
+            if let Some(log) = r.conns.get_mut(index) {
+                log.transcript.push(format!("C: {text}"));
+            }
+        });
+    }
+
+    /// Records a line a script read with `ExpectLine`.
+    pub(crate) fn note_expected_line(&self, text: String) {
+        let index = self.index;
+        self.shared.update(|r| {
+            if let Some(log) = r.conns.get_mut(index) {
+                log.expected_lines.push(text);
+            }
+        });
+    }
+
+    /// Records an accepted message.
+    pub(crate) fn record_message(&self, message: crate::Received) {
+        self.shared.update(|r| r.messages.push(message));
+    }
+
+    /// Records a difference seen by a script's `Expect`.
+    pub(crate) fn record_mismatch(&self, mismatch: crate::Mismatch) {
+        let index = self.index;
+        self.shared.update(|r| {
+            if let Some(log) = r.conns.get_mut(index) {
+                log.mismatches.push(mismatch);
+            }
+        });
+    }
+
+    /// Sends `bytes` now, after anything queued.
+    pub(crate) fn send_now(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.out.extend_from_slice(bytes);
+        self.flush()
+    }
+
+    /// Writes the queued output.
+    pub(crate) fn flush(&mut self) -> io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let out = std::mem::take(&mut self.out);
+        let index = self.index;
+        self.shared.update(|r| {
+            if let Some(log) = r.conns.get_mut(index) {
+                if log.writes.len() < MAX_WRITES_LOG {
+                    log.writes.push(out.len());
+                }
+                let room = MAX_SENT_LOG.saturating_sub(log.sent.len());
+                log.sent
+                    .extend_from_slice(out.get(..room.min(out.len())).unwrap_or_default());
+            }
+        });
+        self.io.write_all(&out)
+    }
+
+    /// Runs the server side of the TLS handshake. Input buffered before it is
+    /// dropped: plaintext that followed STARTTLS must not be taken as sent
+    /// under TLS (RFC 3207 section 6).
+    pub(crate) fn start_tls(&mut self) -> io::Result<()> {
+        self.flush()?;
+        self.discard_buffered();
+        let Io::Plain(sock) = std::mem::replace(&mut self.io, Io::Gone) else {
+            return Err(io::Error::other("TLS is already active"));
+        };
+        let conn = ServerConnection::new(self.tls_config.clone()).map_err(io::Error::other)?;
+        let mut tls = StreamOwned::new(conn, sock);
+        while tls.conn.is_handshaking() {
+            let (read, written) = tls.conn.complete_io(&mut tls.sock)?;
+            if read == 0 && written == 0 && tls.conn.is_handshaking() {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+        }
+        self.io = Io::Tls(Box::new(tls));
+        self.tls = true;
+        let index = self.index;
+        self.shared.update(|r| {
+            if let Some(log) = r.conns.get_mut(index) {
+                log.tls = true;
+                log.transcript.push("-- TLS established".to_owned());
+            }
+        });
+        Ok(())
+    }
+
+    /// Reads and drops input until the client closes or `limit` passes; true
+    /// when the client closed.
+    pub(crate) fn drain(&mut self, limit: Duration) -> bool {
+        let end = Instant::now().checked_add(limit);
+        loop {
+            let left = end.map_or(limit, |e| e.saturating_duration_since(Instant::now()));
+            if left.is_zero() {
+                return false;
+            }
+            match self.fill_within(left) {
+                Ok(Some(0)) | Err(_) => return true,
+                Ok(None) => return false,
+                Ok(Some(_)) => self.discard_buffered(),
+            }
+        }
+    }
+
+    /// Closes gracefully: sends what is queued (and TLS close_notify), shuts
+    /// the write side, then waits a little for the client to close its side,
+    /// so that unread input does not turn the close into a reset that would
+    /// hide the last reply from the client.
+    pub(crate) fn close(mut self) {
+        let _ = self.flush();
+        if let Io::Tls(tls) = &mut self.io {
+            tls.conn.send_close_notify();
+            let _ = tls.conn.complete_io(&mut tls.sock);
+        }
+        let _ = self.ctl.shutdown(Shutdown::Write);
+        // The server is done with the connection; the linger is only courtesy.
+        mark_closed(&self.shared, self.index);
+        self.drain(LINGER);
+    }
+
+    /// Waits for the client to close after a script ended, at most `limit`.
+    pub(crate) fn wait_for_client_close(mut self, limit: Duration) {
+        let _ = self.flush();
+        self.drain(limit);
+    }
+}
+
+/// Marks a connection as over (once).
+pub(crate) fn mark_closed(shared: &Shared, index: usize) {
+    shared.update(|r| {
+        if let Some(log) = r.conns.get_mut(index) {
+            if !log.closed {
+                log.closed = true;
+                r.closed += 1;
+            }
+        }
+    });
+}

@@ -1,0 +1,442 @@
+//! The listener, its connection threads and what they record.
+
+use std::io;
+use std::net::{Shutdown, SocketAddr, TcpListener};
+use std::os::unix::fs::FileTypeExt as _;
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::config::{Listen, ServerConfig, Tls};
+use crate::conn::{Conn, Sock};
+use crate::pki::TestPki;
+use crate::script::{self, Mismatch};
+use crate::smtp;
+
+/// How long the accept loop sleeps when no connection is waiting.
+const ACCEPT_POLL: Duration = Duration::from_millis(5);
+
+/// A message as the server accepted it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Received {
+    /// The number of the connection it came on (see
+    /// [`MockServer::connection_logs`]).
+    pub connection: usize,
+    /// The argument of the last EHLO, HELO or LHLO.
+    pub helo: String,
+    /// The text after `MAIL FROM:`: the reverse path and the parameters, as sent.
+    pub mail_from: String,
+    /// The text after `RCPT TO:` of each accepted recipient, as sent.
+    pub rcpt_to: Vec<String>,
+    /// The message: DATA after un-stuffing (without the final `.` line), or the
+    /// BDAT chunks joined.
+    pub data: Vec<u8>,
+    /// Whether it came by BDAT.
+    pub chunked: bool,
+    /// Whether TLS was active.
+    pub tls: bool,
+    /// The authenticated user, if any.
+    pub auth_user: Option<String>,
+}
+
+/// Everything one connection did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConnectionLog {
+    /// Every byte the client sent (decrypted under TLS, AUTH payloads
+    /// included), up to the 64 MiB cap.
+    pub received: Vec<u8>,
+    /// Every byte the server sent, up to 1 MiB.
+    pub sent: Vec<u8>,
+    /// The size of each write the server made, in order (up to 100 000): the
+    /// replies to pipelined commands leave in one write.
+    pub writes: Vec<usize>,
+    /// The printable transcript: `C: ` and `S: ` lines, with AUTH payloads
+    /// replaced by `<redacted>` and message bodies by their size.
+    pub transcript: Vec<String>,
+    /// Each reply line of the behavioural server, without CRLF.
+    pub server_lines: Vec<String>,
+    /// Lines read by [`Step::ExpectLine`](crate::Step::ExpectLine).
+    pub expected_lines: Vec<String>,
+    /// Differences seen by [`Step::Expect`](crate::Step::Expect).
+    pub mismatches: Vec<Mismatch>,
+    /// Whether TLS was established.
+    pub tls: bool,
+    /// Whether the connection is over.
+    pub closed: bool,
+}
+
+/// What the server saw.
+#[derive(Debug, Default)]
+pub(crate) struct Record {
+    pub(crate) messages: Vec<Received>,
+    pub(crate) conns: Vec<ConnectionLog>,
+    pub(crate) closed: usize,
+}
+
+/// The state shared by the handle, the accept loop and the connections.
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    record: Mutex<Record>,
+    changed: Condvar,
+    /// Open connections, to shut them down with the server.
+    live: Mutex<Vec<(usize, Sock)>>,
+    stop: AtomicBool,
+}
+
+impl Shared {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Record> {
+        // A panicking connection thread must not make the record unreadable.
+        self.record.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn update(&self, f: impl FnOnce(&mut Record)) {
+        f(&mut self.lock());
+        self.changed.notify_all();
+    }
+
+    fn live(&self) -> MutexGuard<'_, Vec<(usize, Sock)>> {
+        self.live.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits until `done` holds or `timeout` passes; returns the record.
+    fn wait(&self, timeout: Duration, done: impl Fn(&Record) -> bool) -> MutexGuard<'_, Record> {
+        // A timeout too large for the clock means: wait as long as it takes.
+        let end = Instant::now().checked_add(timeout);
+        let mut rec = self.lock();
+        while !done(&rec) {
+            let left = end.map_or(timeout, |e| e.saturating_duration_since(Instant::now()));
+            if left.is_zero() {
+                break;
+            }
+            rec = match self.changed.wait_timeout(rec, left) {
+                Ok((r, _)) => r,
+                Err(p) => p.into_inner().0,
+            };
+        }
+        rec
+    }
+}
+
+enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+impl Listener {
+    fn accept(&self) -> io::Result<Sock> {
+        match self {
+            Listener::Tcp(l) => {
+                let (s, _) = l.accept()?;
+                s.set_nonblocking(false)?;
+                s.set_nodelay(true)?;
+                Ok(Sock::Tcp(s))
+            }
+            Listener::Unix(l) => {
+                let (s, _) = l.accept()?;
+                s.set_nonblocking(false)?;
+                Ok(Sock::Unix(s))
+            }
+        }
+    }
+}
+
+/// A running loopback server. It accepts connections on a background thread
+/// (one more thread per connection) until [`MockServer::shutdown`] is called
+/// or it is dropped; then the open connections are shut down as well.
+#[derive(Debug)]
+pub struct MockServer {
+    addr: Option<SocketAddr>,
+    path: Option<PathBuf>,
+    pki: Arc<TestPki>,
+    config: Arc<ServerConfig>,
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl MockServer {
+    /// Starts a server with freshly generated certificates.
+    ///
+    /// # Errors
+    /// When the certificates cannot be made or the socket cannot be bound.
+    pub fn start(config: ServerConfig) -> io::Result<MockServer> {
+        let pki = TestPki::generate().map_err(io::Error::other)?;
+        MockServer::start_with_pki(config, Arc::new(pki))
+    }
+
+    /// Starts a server with the given certificates (to share one CA between
+    /// servers, or to save the key generation).
+    ///
+    /// # Errors
+    /// When the socket cannot be bound.
+    pub fn start_with_pki(config: ServerConfig, pki: Arc<TestPki>) -> io::Result<MockServer> {
+        let (addr, path, listener) = match &config.listen {
+            Listen::Tcp => {
+                let l = TcpListener::bind("127.0.0.1:0")?;
+                l.set_nonblocking(true)?;
+                (Some(l.local_addr()?), None, Listener::Tcp(l))
+            }
+            Listen::Unix(p) => {
+                if std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_socket()) {
+                    std::fs::remove_file(p)?;
+                }
+                let l = UnixListener::bind(p)?;
+                l.set_nonblocking(true)?;
+                (None, Some(p.clone()), Listener::Unix(l))
+            }
+        };
+        let shared = Arc::new(Shared::default());
+        let config = Arc::new(config);
+        let thread = {
+            let shared = shared.clone();
+            let config = config.clone();
+            let pki = pki.clone();
+            std::thread::Builder::new()
+                .name("smtp-testkit-accept".into())
+                .spawn(move || accept_loop(&listener, &config, &pki, &shared))?
+        };
+        Ok(MockServer {
+            addr,
+            path,
+            pki,
+            config,
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    /// The TCP address (`127.0.0.1:port`).
+    ///
+    /// # Panics
+    /// When the server listens on a Unix socket (use [`MockServer::tcp_addr`]
+    /// or [`MockServer::path`]).
+    #[must_use]
+    pub fn addr(&self) -> SocketAddr {
+        #[allow(clippy::expect_used)] // a misuse in a test, reported loudly
+        self.addr.expect("this server listens on a Unix socket")
+    }
+
+    /// The TCP address, if it listens on TCP.
+    #[must_use]
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.addr
+    }
+
+    /// The Unix socket path, if it listens on one.
+    #[must_use]
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// `127.0.0.1:port`, or the Unix socket path.
+    #[must_use]
+    pub fn addr_or_path(&self) -> String {
+        match (&self.addr, &self.path) {
+            (Some(a), _) => a.to_string(),
+            (None, Some(p)) => p.display().to_string(),
+            (None, None) => String::new(),
+        }
+    }
+
+    /// The certificates, for the client's trust store.
+    #[must_use]
+    pub fn pki(&self) -> &TestPki {
+        &self.pki
+    }
+
+    /// The configuration it runs.
+    #[must_use]
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    /// The messages accepted so far.
+    #[must_use]
+    pub fn messages(&self) -> Vec<Received> {
+        self.shared.lock().messages.clone()
+    }
+
+    /// Waits until `n` messages were accepted or `timeout` passed; returns
+    /// the messages accepted by then.
+    #[must_use]
+    pub fn wait_for_messages(&self, n: usize, timeout: Duration) -> Vec<Received> {
+        self.shared
+            .wait(timeout, |r| r.messages.len() >= n)
+            .messages
+            .clone()
+    }
+
+    /// Connections accepted so far.
+    #[must_use]
+    pub fn connections(&self) -> usize {
+        self.shared.lock().conns.len()
+    }
+
+    /// Waits until `n` connections were accepted or `timeout` passed; returns
+    /// how many were.
+    pub fn wait_for_connections(&self, n: usize, timeout: Duration) -> usize {
+        self.shared
+            .wait(timeout, |r| r.conns.len() >= n)
+            .conns
+            .len()
+    }
+
+    /// Waits until `n` connections were over or `timeout` passed; returns how
+    /// many were. A connection is over when the server closed its side (after
+    /// QUIT, a 421, a script's end) or the client went away.
+    pub fn wait_for_closed(&self, n: usize, timeout: Duration) -> usize {
+        self.shared.wait(timeout, |r| r.closed >= n).closed
+    }
+
+    /// Everything each connection did, in the order they were accepted.
+    #[must_use]
+    pub fn connection_logs(&self) -> Vec<ConnectionLog> {
+        self.shared.lock().conns.clone()
+    }
+
+    /// Every byte each connection's client sent, in connection order (with
+    /// AUTH payloads: this is for assertions, not for printing).
+    #[must_use]
+    pub fn raw(&self) -> Vec<Vec<u8>> {
+        let rec = self.shared.lock();
+        rec.conns.iter().map(|c| c.received.clone()).collect()
+    }
+
+    /// The printable transcripts of all connections, one after the other
+    /// (`C: ` and `S: ` lines; AUTH payloads redacted).
+    #[must_use]
+    pub fn transcript(&self) -> Vec<String> {
+        let rec = self.shared.lock();
+        rec.conns
+            .iter()
+            .flat_map(|c| c.transcript.iter().cloned())
+            .collect()
+    }
+
+    /// Every reply line the behavioural server sent, all connections.
+    #[must_use]
+    pub fn server_lines(&self) -> Vec<String> {
+        let rec = self.shared.lock();
+        rec.conns
+            .iter()
+            .flat_map(|c| c.server_lines.iter().cloned())
+            .collect()
+    }
+
+    /// Lines read by [`Step::ExpectLine`](crate::Step::ExpectLine), all
+    /// connections.
+    #[must_use]
+    pub fn lines(&self) -> Vec<String> {
+        let rec = self.shared.lock();
+        rec.conns
+            .iter()
+            .flat_map(|c| c.expected_lines.iter().cloned())
+            .collect()
+    }
+
+    /// Differences seen by [`Step::Expect`](crate::Step::Expect), all
+    /// connections.
+    #[must_use]
+    pub fn mismatches(&self) -> Vec<Mismatch> {
+        let rec = self.shared.lock();
+        rec.conns
+            .iter()
+            .flat_map(|c| c.mismatches.iter().cloned())
+            .collect()
+    }
+
+    /// Stops accepting, waits for the accept thread and shuts the open
+    /// connections down. Idempotent.
+    pub fn shutdown(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        for (_, sock) in self.shared.live().iter() {
+            let _ = sock.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+impl Drop for MockServer {
+    fn drop(&mut self) {
+        self.shutdown();
+        if let Some(p) = &self.path {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+fn accept_loop(
+    listener: &Listener,
+    config: &Arc<ServerConfig>,
+    pki: &Arc<TestPki>,
+    shared: &Arc<Shared>,
+) {
+    while !shared.stop.load(Ordering::SeqCst) {
+        let sock = match listener.accept() {
+            Ok(s) => s,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => {
+                std::thread::sleep(ACCEPT_POLL);
+                continue;
+            }
+        };
+        let (Ok(ctl), Ok(handle)) = (sock.try_clone(), sock.try_clone()) else {
+            continue;
+        };
+        if sock
+            .set_timeouts(config.read_timeout, config.read_timeout)
+            .is_err()
+        {
+            continue;
+        }
+        let index = {
+            let mut rec = shared.lock();
+            rec.conns.push(ConnectionLog::default());
+            rec.conns.len() - 1
+        };
+        shared.live().push((index, handle));
+        shared.changed.notify_all();
+        let conn = Conn::new(
+            sock,
+            ctl,
+            shared.clone(),
+            index,
+            config.read_timeout,
+            pki.server_config(),
+        );
+        let config = config.clone();
+        let shared_for_thread = shared.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("smtp-testkit-conn-{index}"))
+            .spawn(move || {
+                serve(conn, &config);
+                finished(&shared_for_thread, index);
+            });
+        if spawned.is_err() {
+            finished(shared, index);
+        }
+    }
+}
+
+/// Marks a connection as over.
+fn finished(shared: &Shared, index: usize) {
+    shared.live().retain(|(i, _)| *i != index);
+    crate::conn::mark_closed(shared, index);
+}
+
+fn serve(mut conn: Conn, config: &ServerConfig) {
+    if config.tls == Tls::Implicit && conn.start_tls().is_err() {
+        conn.close();
+        return;
+    }
+    match &config.script {
+        Some(s) => script::play(conn, &s.0),
+        None => smtp::serve(conn, config),
+    }
+}
