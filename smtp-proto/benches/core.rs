@@ -9,7 +9,9 @@ use std::time::Instant;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use smtp_proto::body::{BodyEncoder, LineEndings};
-use smtp_proto::{Address, Client, Config, Domain, Event, Output, ReplyLimits, ReplyParser, Transaction};
+use smtp_proto::{
+    Address, Client, Config, Domain, Drive, Output, ReplyLimits, ReplyParser, Transaction,
+};
 
 fn reply_corpus() -> Vec<u8> {
     let one: &[u8] = b"220 mx.example.org ESMTP Postfix (Debian/GNU)\r\n\
@@ -94,26 +96,33 @@ fn benches(c: &mut Criterion) {
         while !matches!(client.poll_output(), Output::Wait(_)) {}
         let from = Address::new("a@example.org").unwrap();
         let to = Address::new("b@example.org").unwrap();
+        let replies: [&[u8]; 2] = [
+            b"250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 go\r\n",
+            b"250 2.0.0 queued\r\n",
+        ];
         b.iter(|| {
             let tx = Transaction::new(from.clone(), [to.clone()]).size(small.len() as u64);
-            let _ = client.send_mail(now, tx);
+            let id = client.send_mail(now, tx);
             let mut sent = 0usize;
+            let mut k = 0;
             loop {
-                match client.poll_output() {
-                    Output::Transmit(v) => {
+                match client.drive(id) {
+                    Drive::Write(v) => {
                         sent += v.len();
                         client.recycle(v);
                     }
-                    Output::Event(Event::BodyWanted { .. }) => client.send_body(now, &small, true).unwrap(),
-                    Output::Wait(_) | Output::Closed => break,
-                    _ => {}
+                    Drive::Body => client.send_body(now, &small, true).unwrap(),
+                    Drive::Read(_) => {
+                        client.handle_input(now, replies[k]);
+                        k += 1;
+                    }
+                    Drive::Done { result, .. } => {
+                        assert!(result.is_ok());
+                        break;
+                    }
+                    Drive::Handshake | Drive::Trace(_) => {}
                 }
             }
-            client.handle_input(now, b"250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 go\r\n");
-            while !matches!(client.poll_output(), Output::Wait(_)) {}
-            while let Output::Event(Event::BodyWanted { .. }) | Output::Transmit(_) = client.poll_output() {}
-            client.handle_input(now, b"250 2.0.0 queued\r\n");
-            while !matches!(client.poll_output(), Output::Wait(_)) {}
             black_box(sent)
         });
     });
