@@ -112,7 +112,6 @@ pub struct SmtpClient<S = Stream> {
     io: Transport<S>,
     host: String,
     tls: Option<Arc<ClientConfig>>,
-    greeting: Reply,
     rbuf: Vec<u8>,
     chunk: Vec<u8>,
     timer: Timer,
@@ -222,7 +221,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> SmtpClient<S> {
             io,
             host,
             tls,
-            greeting: Reply::new(220, Vec::new()),
             rbuf: vec![0; 16 * 1024],
             chunk: Vec::new(),
             timer: Timer::never(),
@@ -230,16 +228,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> SmtpClient<S> {
             busy: false,
             debug_level: options.debug_level,
         };
-        if let Outcome::Reply(r) = client.run(OpId::GREETING, Body::None).await? {
-            client.greeting = r;
-        }
+        client.run(OpId::GREETING, Body::None).await?;
         Ok(client)
     }
 
     /// The server's greeting.
     #[must_use]
     pub fn greeting(&self) -> &Reply {
-        &self.greeting
+        // Connecting returns only once the core accepted a 220 greeting, which
+        // it keeps for the rest of the session.
+        #[allow(clippy::expect_used)]
+        self.core
+            .greeting()
+            .expect("a connected session has its greeting")
     }
 
     /// The extensions of the last EHLO, if it succeeded.

@@ -80,7 +80,6 @@ pub struct SmtpClient {
     io: Transport,
     host: String,
     tls: Option<Arc<ClientConfig>>,
-    greeting: Reply,
     rbuf: Vec<u8>,
     chunk: Vec<u8>,
     debug_level: u8,
@@ -182,16 +181,12 @@ impl SmtpClient {
             io,
             host,
             tls,
-            greeting: Reply::new(220, Vec::new()),
             rbuf: vec![0; 16 * 1024],
             chunk: Vec::new(),
             debug_level: options.debug_level,
             transcript: None,
         };
-        let greeting = client.run(OpId::GREETING, Body::None)?;
-        if let Outcome::Reply(r) = greeting {
-            client.greeting = r;
-        }
+        client.run(OpId::GREETING, Body::None)?;
         Ok(client)
     }
 
@@ -200,7 +195,12 @@ impl SmtpClient {
     /// The server's greeting.
     #[must_use]
     pub fn greeting(&self) -> &Reply {
-        &self.greeting
+        // Connecting returns only once the core accepted a 220 greeting, which
+        // it keeps for the rest of the session.
+        #[allow(clippy::expect_used)]
+        self.core
+            .greeting()
+            .expect("a connected session has its greeting")
     }
 
     /// The extensions of the last EHLO, if it succeeded (smtplib's

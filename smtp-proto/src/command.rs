@@ -59,10 +59,10 @@ impl Domain {
     /// The address literal for an IP address: `[192.0.2.1]` or `[IPv6:...]`, the
     /// right EHLO argument when the machine has no fully qualified name.
     #[must_use]
-    pub fn address_literal(ip: std::net::IpAddr) -> Domain {
+    pub fn address_literal(ip: core::net::IpAddr) -> Domain {
         match ip {
-            std::net::IpAddr::V4(v4) => Domain(format!("[{v4}]")),
-            std::net::IpAddr::V6(v6) => Domain(format!("[IPv6:{v6}]")),
+            core::net::IpAddr::V4(v4) => Domain(format!("[{v4}]")),
+            core::net::IpAddr::V6(v6) => Domain(format!("[IPv6:{v6}]")),
         }
     }
 

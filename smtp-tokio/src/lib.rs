@@ -104,7 +104,6 @@ pub struct SmtpClient {
     io: Transport,
     host: String,
     tls: Option<Arc<ClientConfig>>,
-    greeting: Reply,
     rbuf: Vec<u8>,
     chunk: Vec<u8>,
     sleep: Pin<Box<tokio::time::Sleep>>,
@@ -205,7 +204,6 @@ impl SmtpClient {
             io,
             host,
             tls,
-            greeting: Reply::new(220, Vec::new()),
             rbuf: vec![0; 16 * 1024],
             chunk: Vec::new(),
             sleep: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
@@ -213,16 +211,19 @@ impl SmtpClient {
             busy: false,
             debug_level: options.debug_level,
         };
-        if let Outcome::Reply(r) = client.run(OpId::GREETING, Body::None).await? {
-            client.greeting = r;
-        }
+        client.run(OpId::GREETING, Body::None).await?;
         Ok(client)
     }
 
     /// The server's greeting.
     #[must_use]
     pub fn greeting(&self) -> &Reply {
-        &self.greeting
+        // Connecting returns only once the core accepted a 220 greeting, which
+        // it keeps for the rest of the session.
+        #[allow(clippy::expect_used)]
+        self.core
+            .greeting()
+            .expect("a connected session has its greeting")
     }
 
     /// The extensions of the last EHLO, if it succeeded.

@@ -129,8 +129,8 @@ impl Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config::new(Domain::address_literal(std::net::IpAddr::V4(
-            std::net::Ipv4Addr::LOCALHOST,
+        Config::new(Domain::address_literal(core::net::IpAddr::V4(
+            core::net::Ipv4Addr::LOCALHOST,
         )))
     }
 }
@@ -148,7 +148,7 @@ pub struct Options {
     /// connect timeout. Zero is refused.
     pub timeout: Option<Duration>,
     /// Bind to this local address before connecting.
-    pub source_address: Option<std::net::SocketAddr>,
+    pub source_address: Option<core::net::SocketAddr>,
     /// SMTP or LMTP.
     pub protocol: Protocol,
     /// Do not use PIPELINING even when offered.
@@ -184,7 +184,7 @@ impl Options {
     pub fn to_config(
         &self,
         machine_name: Option<&str>,
-        local_ip: Option<std::net::IpAddr>,
+        local_ip: Option<core::net::IpAddr>,
         tls_on_connect: bool,
     ) -> Result<Config, crate::error::UsageError> {
         let machine_name = machine_name.map(str::trim);
@@ -193,11 +193,11 @@ impl Options {
             (None, Some(n)) if n.contains('.') && !n.ends_with('.') && n != "localhost" => {
                 Domain::new(n).unwrap_or_else(|_| {
                     Domain::address_literal(
-                        local_ip.unwrap_or(std::net::Ipv4Addr::LOCALHOST.into()),
+                        local_ip.unwrap_or(core::net::Ipv4Addr::LOCALHOST.into()),
                     )
                 })
             }
-            _ => Domain::address_literal(local_ip.unwrap_or(std::net::Ipv4Addr::LOCALHOST.into())),
+            _ => Domain::address_literal(local_ip.unwrap_or(core::net::Ipv4Addr::LOCALHOST.into())),
         };
         let mut config = Config::new(name);
         self.connect_timeout()?;

@@ -312,6 +312,7 @@ pub struct Client {
     phase: Phase,
     fatal: Option<Error>,
     caps: Option<Capabilities>,
+    greeting: Option<Reply>,
     ehlo_reply: Option<Reply>,
     helo_reply: Option<Reply>,
     tls: bool,
@@ -353,6 +354,7 @@ impl Client {
             phase: Phase::Open,
             fatal: None,
             caps: None,
+            greeting: None,
             ehlo_reply: None,
             helo_reply: None,
             authenticated: false,
@@ -390,6 +392,12 @@ impl Client {
     #[must_use]
     pub fn has_extn(&self, name: &str) -> bool {
         self.caps.as_ref().is_some_and(|c| c.has(name))
+    }
+
+    /// The server's 220 greeting, once it arrived.
+    #[must_use]
+    pub fn greeting(&self) -> Option<&Reply> {
+        self.greeting.as_ref()
     }
 
     /// smtplib's `does_esmtp`: the last EHLO/LHLO succeeded.
@@ -1408,6 +1416,7 @@ impl Client {
         match op {
             Op::Greeting => {
                 if reply.code() == 220 {
+                    self.greeting = Some(reply.clone());
                     Step::Done(Ok(Outcome::Reply(reply)))
                 } else {
                     Step::Fatal(Error::ConnectRefused(reply))
