@@ -141,7 +141,8 @@ impl SmtpClient<Stream> {
             options.connect_timeout()?,
         )
         .await?;
-        SmtpClient::start(Transport::Plain(s), host, options, None).await
+        let ip = s.local_ip();
+        SmtpClient::start(Transport::Plain(s), host, options, None, ip).await
     }
 
     /// Connects with TLS from the first byte (port 465 by default).
@@ -153,6 +154,7 @@ impl SmtpClient<Stream> {
         let (host, port) = smtp_proto::client::split_host_port(address, SMTPS_PORT)?;
         let timeout = options.connect_timeout()?;
         let s = transport::connect_tcp(&host, port, options.source_address, timeout).await?;
+        let ip = s.local_ip();
         let tls = match tls {
             Some(t) => t,
             None => transport::default_tls_config()?,
@@ -161,7 +163,7 @@ impl SmtpClient<Stream> {
         before(Instant::now() + timeout, io.upgrade(tls.clone(), &host))
             .await
             .ok_or(Error::Smtp(smtp_proto::Error::Timeout("the TLS handshake")))??;
-        SmtpClient::start(io, host, options, Some(tls)).await
+        SmtpClient::start(io, host, options, Some(tls), ip).await
     }
 
     /// Connects to an LMTP server: a path starting with `/` is a Unix socket,
@@ -179,7 +181,8 @@ impl SmtpClient<Stream> {
             options.connect_timeout()?,
         )
         .await?;
-        SmtpClient::start(Transport::Plain(s), host, options, None).await
+        let ip = s.local_ip();
+        SmtpClient::start(Transport::Plain(s), host, options, None, ip).await
     }
 
     /// Connects over a Unix socket.
@@ -196,6 +199,7 @@ impl SmtpClient<Stream> {
             "localhost".to_owned(),
             options,
             None,
+            None,
         )
         .await
     }
@@ -204,8 +208,17 @@ impl SmtpClient<Stream> {
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> SmtpClient<S> {
     /// A session over a stream the caller connected (a smol `async_net::TcpStream`,
     /// say); `host` is the name certificates are checked against at STARTTLS.
+    /// The stream's local address is not known here: set
+    /// [`Options::local_hostname`] unless `[127.0.0.1]` suits as EHLO name.
     pub async fn from_stream(stream: S, host: &str, options: Options) -> Result<Self, Error> {
-        SmtpClient::start(Transport::Plain(stream), host.to_owned(), options, None).await
+        SmtpClient::start(
+            Transport::Plain(stream),
+            host.to_owned(),
+            options,
+            None,
+            None,
+        )
+        .await
     }
 
     async fn start(
@@ -213,9 +226,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> SmtpClient<S> {
         host: String,
         options: Options,
         tls: Option<Arc<ClientConfig>>,
+        local_ip: Option<std::net::IpAddr>,
     ) -> Result<Self, Error> {
         let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok();
-        let config = options.to_config(name.as_deref(), None, tls.is_some())?;
+        let config = options.to_config(name.as_deref(), local_ip, tls.is_some())?;
         let mut client = SmtpClient {
             core: Client::new(config, Instant::now()),
             io,
@@ -282,6 +296,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> SmtpClient<S> {
     /// smtplib's `set_debuglevel` (lines go to `tracing`, target `smtp_async_std`).
     pub fn set_debuglevel(&mut self, level: u8) {
         self.debug_level = level;
+        self.core.set_trace(level > 0);
     }
 
     /// The TLS configuration for STARTTLS.

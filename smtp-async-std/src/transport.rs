@@ -64,6 +64,16 @@ impl AsyncWrite for Stream {
     }
 }
 
+impl Stream {
+    /// The IP address of the local end (for the default EHLO name).
+    pub(crate) fn local_ip(&self) -> Option<std::net::IpAddr> {
+        match self {
+            Stream::Tcp(s) => s.local_addr().ok().map(|a| a.ip()),
+            Stream::Unix(_) => None,
+        }
+    }
+}
+
 /// The session's stream.
 pub(crate) enum Transport<S> {
     Plain(S),

@@ -237,9 +237,9 @@ impl SmtpClient {
     /// smtplib's `set_debuglevel`: 1 logs every line sent and received, 2 adds
     /// timestamps; AUTH payloads always show as `<redacted>`. Lines go to
     /// `tracing` (target `smtp_blocking`) and to the transcript writer if set.
-    /// Takes effect for sessions whose [`Options::debug_level`] was non-zero.
     pub fn set_debuglevel(&mut self, level: u8) {
         self.debug_level = level;
+        self.core.set_trace(level > 0);
     }
 
     /// Also writes the transcript to `writer` (needs a non-zero debug level).

@@ -744,3 +744,29 @@ fn host_port_forms() {
     }
     assert!(SmtpClient::connect("127.0.0.1:notaport", opts()).is_err());
 }
+
+#[test]
+fn set_debuglevel_after_connect_turns_the_transcript_on() {
+    let server = MockServer::start(ServerConfig::default()).unwrap();
+    let mut c = SmtpClient::connect(&server.addr().to_string(), opts()).unwrap();
+    let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Sink {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    c.set_transcript(Box::new(Sink(buf.clone())));
+    c.noop().unwrap();
+    assert!(buf.lock().unwrap().is_empty());
+    c.set_debuglevel(1);
+    c.noop().unwrap();
+    assert_eq!(
+        String::from_utf8(buf.lock().unwrap().clone()).unwrap(),
+        "C: NOOP\nS: 250 2.0.0 Ok\n"
+    );
+}

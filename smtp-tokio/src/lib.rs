@@ -266,6 +266,7 @@ impl SmtpClient {
     /// smtplib's `set_debuglevel` (lines go to `tracing`, target `smtp_tokio`).
     pub fn set_debuglevel(&mut self, level: u8) {
         self.debug_level = level;
+        self.core.set_trace(level > 0);
     }
 
     /// The TLS configuration for STARTTLS.

@@ -573,6 +573,11 @@ impl Client {
         Output::Wait(self.deadline)
     }
 
+    /// Turns [`Output::Trace`] lines on or off (smtplib's `set_debuglevel`).
+    pub fn set_trace(&mut self, on: bool) {
+        self.config.trace = on;
+    }
+
     /// Gives back the buffer of a written [`Output::Transmit`] so the next one
     /// reuses its allocation (optional; saves an allocation per body chunk).
     pub fn recycle(&mut self, mut buffer: Vec<u8>) {
@@ -1627,14 +1632,13 @@ impl Client {
     }
 
     fn record_body_failure(&mut self, op: &mut TxOp, reply: Reply) {
+        // A refused MAIL has set the error already.
         if op.error.is_none() {
-            if op.mail_reply.as_ref().is_some_and(|r| !r.is_positive()) {
-                // Set already in the Mail branch; kept for clarity.
-            } else if !Self::any_rcpt_accepted(op) {
-                op.error = Some(Self::recipients_refused(op));
+            op.error = Some(if Self::any_rcpt_accepted(op) {
+                Error::DataRefused(reply)
             } else {
-                op.error = Some(Error::DataRefused(reply));
-            }
+                Self::recipients_refused(op)
+            });
         }
         if let Some(b) = self.body.as_mut() {
             b.aborted = true;
