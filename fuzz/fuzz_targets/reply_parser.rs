@@ -18,7 +18,7 @@ fn run(data: &[u8], step: usize, limits: ReplyLimits) -> (Vec<(u16, Vec<String>)
                 Ok((used, reply)) => {
                     buf.drain(..used);
                     match reply {
-                        Some(r) => out.push((r.code(), r.lines().to_vec())),
+                        Some(r) => out.push((r.code(), r.lines().map(str::to_owned).collect::<Vec<_>>())),
                         None => break,
                     }
                 }

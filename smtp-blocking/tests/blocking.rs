@@ -539,7 +539,10 @@ fn server_answering_one_byte_at_a_time() {
             .send("221 bye"),
     );
     let mut c = SmtpClient::connect(&server.addr().to_string(), opts()).unwrap();
-    assert_eq!(c.greeting().lines(), ["mx.example", "ready"]);
+    assert_eq!(
+        c.greeting().lines().collect::<Vec<_>>(),
+        ["mx.example", "ready"]
+    );
     assert_eq!(c.ehlo(None).unwrap().code(), 250);
     assert!(c.has_extn("pipelining"));
     assert_eq!(c.quit().unwrap().code(), 221);

@@ -43,10 +43,10 @@ pub(crate) fn success(result: &TransactionResult) -> String {
     let refused: Vec<(String, u16, String)> = result
         .refused()
         .iter()
-        .map(|(a, r)| (a.as_str().to_owned(), r.code(), r.text()))
+        .map(|(a, r)| (a.as_str().to_owned(), r.code(), r.text().to_owned()))
         .collect();
     let reply = match &result.final_reply {
-        Some(r) => format!("[{}, {}]", r.code(), string(&r.text())),
+        Some(r) => format!("[{}, {}]", r.code(), string(r.text())),
         None => "null".to_owned(),
     };
     format!(

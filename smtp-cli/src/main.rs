@@ -396,7 +396,7 @@ fn failure(e: Error) -> Failure {
     let refused = match &e {
         Error::Smtp(smtp_proto::Error::RecipientsRefused(map)) => map
             .iter()
-            .map(|(a, r)| (a.clone(), r.code(), r.text()))
+            .map(|(a, r)| (a.clone(), r.code(), r.text().to_owned()))
             .collect(),
         _ => Vec::new(),
     };

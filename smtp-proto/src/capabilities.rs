@@ -24,10 +24,10 @@ impl Capabilities {
     #[must_use]
     pub fn parse(reply: &Reply) -> Capabilities {
         let mut caps = Capabilities {
-            greeting: reply.lines().first().cloned().unwrap_or_default(),
+            greeting: reply.first_line().to_owned(),
             extensions: Vec::new(),
         };
-        for line in reply.lines().iter().skip(1) {
+        for line in reply.lines().skip(1) {
             let mut words = line.split_ascii_whitespace();
             let Some(first) = words.next() else {
                 continue;

@@ -18,5 +18,5 @@ pub use client::{
 };
 pub use command::{Address, Command, Domain, Parameter, Text, Verb};
 pub use error::{Error, ProtocolError, UsageError};
-pub use reply::{EnhancedStatus, Reply, ReplyLimits, ReplyParser};
+pub use reply::{EnhancedStatus, Reply, ReplyLimits, ReplyLines, ReplyParser};
 pub use sasl::{Credentials, Mechanism, Secret};

@@ -10,6 +10,14 @@ use std::fmt;
 
 use crate::error::ProtocolError;
 
+/// The enhanced status code at the start of `first_line`, when its class agrees
+/// with `code`.
+fn enhanced(code: u16, first_line: &[u8]) -> Option<EnhancedStatus> {
+    EnhancedStatus::parse_bytes(first_line)
+        .map(|(s, _)| s)
+        .filter(|s| u16::from(s.class) == code / 100)
+}
+
 /// An enhanced mail system status code (RFC 3463), such as `2.1.5`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct EnhancedStatus {
@@ -26,7 +34,11 @@ impl EnhancedStatus {
     /// the end of the text. Returns the status and the length it occupies.
     #[must_use]
     pub fn parse_prefix(text: &str) -> Option<(EnhancedStatus, usize)> {
-        let b = text.as_bytes();
+        EnhancedStatus::parse_bytes(text.as_bytes())
+    }
+
+    /// [`EnhancedStatus::parse_prefix`] over the raw bytes of a line.
+    fn parse_bytes(b: &[u8]) -> Option<(EnhancedStatus, usize)> {
         let class = *b.first()?;
         if !matches!(class, b'2' | b'4' | b'5') || b.get(1) != Some(&b'.') {
             return None;
@@ -72,29 +84,36 @@ impl fmt::Display for EnhancedStatus {
 }
 
 /// A complete server reply: a three-digit code and one or more lines of text.
+///
+/// The texts of the lines are kept in one string, joined by `\n` (a line never
+/// contains LF, which ends it on the wire), so a reply costs one allocation however
+/// many lines it has.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Reply {
     code: u16,
     enhanced: Option<EnhancedStatus>,
-    lines: Vec<String>,
+    text: String,
 }
 
 impl Reply {
     /// Builds a reply (for tests and servers). `lines` are the texts after the code
-    /// and separator; an empty vector is treated as one empty line.
+    /// and separator; an empty vector is treated as one empty line. A line feed
+    /// inside a line, which the wire cannot carry, becomes a space.
     #[must_use]
     pub fn new(code: u16, lines: Vec<String>) -> Reply {
-        let mut lines = lines;
-        if lines.is_empty() {
-            lines.push(String::new());
+        let mut text = String::new();
+        for (i, line) in lines.iter().enumerate() {
+            if i > 0 {
+                text.push('\n');
+            }
+            text.push_str(&line.replace('\n', " "));
         }
-        let enhanced = EnhancedStatus::parse_prefix(&lines[0])
-            .map(|(s, _)| s)
-            .filter(|s| u16::from(s.class) == code / 100);
+        let first = lines.first().map_or(0, String::len);
+        let enhanced = enhanced(code, &text.as_bytes()[..first]);
         Reply {
             code,
             enhanced,
-            lines,
+            text,
         }
     }
 
@@ -111,16 +130,27 @@ impl Reply {
         self.enhanced
     }
 
-    /// The text of each line, without code and separator (never empty).
+    /// The text of each line, without code and separator (at least one line).
+    pub fn lines(&self) -> ReplyLines<'_> {
+        ReplyLines(self.text.split('\n'))
+    }
+
+    /// The text of the first line.
     #[must_use]
-    pub fn lines(&self) -> &[String] {
-        &self.lines
+    pub fn first_line(&self) -> &str {
+        self.lines().next().unwrap_or("")
+    }
+
+    /// How many lines the reply has (at least one).
+    #[must_use]
+    pub fn line_count(&self) -> usize {
+        self.lines().count()
     }
 
     /// The lines joined by `\n`, as smtplib returns them.
     #[must_use]
-    pub fn text(&self) -> String {
-        self.lines.join("\n")
+    pub fn text(&self) -> &str {
+        &self.text
     }
 
     /// 2xx.
@@ -148,9 +178,34 @@ impl Reply {
     }
 }
 
+/// The lines of a [`Reply`], first to last.
+#[derive(Debug, Clone)]
+pub struct ReplyLines<'a>(std::str::Split<'a, char>);
+
+impl<'a> Iterator for ReplyLines<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        self.0.next()
+    }
+}
+
+impl DoubleEndedIterator for ReplyLines<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        self.0.next_back()
+    }
+}
+
 impl fmt::Display for Reply {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.code, self.lines.join(" / "))
+        write!(f, "{} ", self.code)?;
+        for (i, line) in self.lines().enumerate() {
+            if i > 0 {
+                f.write_str(" / ")?;
+            }
+            f.write_str(line)?;
+        }
+        Ok(())
     }
 }
 
@@ -178,11 +233,18 @@ impl Default for ReplyLimits {
 }
 
 /// Incremental reply parser.
+///
+/// A reply that arrives whole costs one scan of its bytes and one allocation; the
+/// lines of a reply split across inputs are gathered in the parser meanwhile.
 #[derive(Debug, Clone)]
 pub struct ReplyParser {
     limits: ReplyLimits,
     code: Option<u16>,
-    lines: Vec<String>,
+    /// The texts of the lines of an unfinished reply, joined by `\n`.
+    text: Vec<u8>,
+    /// The length of the first line's text in `text`.
+    first: usize,
+    lines: usize,
     total: usize,
 }
 
@@ -193,7 +255,9 @@ impl ReplyParser {
         ReplyParser {
             limits,
             code: None,
-            lines: Vec::new(),
+            text: Vec::new(),
+            first: 0,
+            lines: 0,
             total: 0,
         }
     }
@@ -217,40 +281,36 @@ impl ReplyParser {
     /// with more); they are only checked against the line-length limit. A line ends
     /// at LF; a CR before it is dropped, so bare LF is tolerated.
     pub fn parse(&mut self, input: &[u8]) -> Result<(usize, Option<Reply>), ProtocolError> {
+        let max_line = self.limits.max_line_len;
         let mut pos = 0;
         loop {
             let rest = &input[pos..];
-            let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
-                if rest.len() >= self.limits.max_line_len {
-                    return Err(ProtocolError::LineTooLong {
-                        limit: self.limits.max_line_len,
-                    });
+            // A line longer than the limit is an error wherever its end is, so the
+            // search for LF stops at the limit.
+            let window = &rest[..rest.len().min(max_line)];
+            let Some(nl) = memchr::memchr(b'\n', window) else {
+                if rest.len() >= max_line {
+                    return Err(ProtocolError::LineTooLong { limit: max_line });
                 }
                 return Ok((pos, None));
             };
             let line_len = nl + 1;
-            if line_len > self.limits.max_line_len {
-                return Err(ProtocolError::LineTooLong {
-                    limit: self.limits.max_line_len,
-                });
-            }
             let mut line = &rest[..nl];
             if let [head @ .., b'\r'] = line {
                 line = head;
             }
-            pos += line_len;
             self.total += line_len;
             if self.total > self.limits.max_total {
                 return Err(ProtocolError::ReplyTooLarge {
                     limit: self.limits.max_total,
                 });
             }
-            if self.lines.len() >= self.limits.max_lines {
+            if self.lines >= self.limits.max_lines {
                 return Err(ProtocolError::TooManyLines {
                     limit: self.limits.max_lines,
                 });
             }
-            let (code, last, text) = split_line(line)?;
+            let (code, last) = split_line(line)?;
             if let Some(expected) = self.code {
                 if expected != code {
                     return Err(ProtocolError::InconsistentCode {
@@ -260,34 +320,66 @@ impl ReplyParser {
                 }
             }
             self.code = Some(code);
-            self.lines.push(text);
-            if last {
-                let lines = std::mem::take(&mut self.lines);
-                self.code = None;
-                self.total = 0;
-                return Ok((pos, Some(Reply::new(code, lines))));
-            }
+            self.lines += 1;
+            pos += line_len;
+            let body = &line[line.len().min(4)..];
+            let (text, enhanced) = if self.lines == 1 && last {
+                // The common one-line reply goes straight to its own string.
+                (utf8(body.to_vec()), enhanced(code, body))
+            } else {
+                if self.lines == 1 {
+                    self.first = body.len();
+                } else {
+                    self.text.push(b'\n');
+                }
+                self.text.extend_from_slice(body);
+                if !last {
+                    continue;
+                }
+                // The gathering buffer keeps its capacity (bounded by max_total)
+                // for the next multiline reply; the reply gets an exact copy,
+                // checked as UTF-8 once. (Joining by LF cannot change what is
+                // valid: an invalid sequence ends at the LF either way.)
+                let text = utf8(self.text.clone());
+                let enhanced = enhanced(code, &self.text[..self.first]);
+                self.text.clear();
+                (text, enhanced)
+            };
+            self.code = None;
+            self.lines = 0;
+            self.total = 0;
+            let reply = Reply {
+                code,
+                enhanced,
+                text,
+            };
+            return Ok((pos, Some(reply)));
         }
     }
 }
 
-/// Splits `250-text` / `250 text` / `250` into code, is-last and text.
-fn split_line(line: &[u8]) -> Result<(u16, bool, String), ProtocolError> {
+/// The bytes as a string, invalid UTF-8 replaced by U+FFFD.
+fn utf8(bytes: Vec<u8>) -> String {
+    match String::from_utf8(bytes) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    }
+}
+
+/// Checks `250-text` / `250 text` / `250` and returns the code and whether it is
+/// the last line of its reply.
+fn split_line(line: &[u8]) -> Result<(u16, bool), ProtocolError> {
     let malformed = || ProtocolError::MalformedReply(String::from_utf8_lossy(line).into_owned());
-    if line.len() < 3
-        || !line[..3].iter().all(u8::is_ascii_digit)
-        || !(b'2'..=b'5').contains(&line[0])
-    {
+    let [a, b, c, rest @ ..] = line else {
+        return Err(malformed());
+    };
+    if !(b'2'..=b'5').contains(a) || !b.is_ascii_digit() || !c.is_ascii_digit() {
         return Err(malformed());
     }
-    let code = line[..3]
-        .iter()
-        .fold(0u16, |acc, c| acc * 10 + u16::from(c - b'0'));
-    let (last, text) = match line.get(3) {
-        None => (true, &line[3..]),
-        Some(b' ') => (true, &line[4..]),
-        Some(b'-') => (false, &line[4..]),
-        Some(_) => return Err(malformed()),
-    };
-    Ok((code, last, String::from_utf8_lossy(text).into_owned()))
+    let code = u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0');
+    match rest.first() {
+        None | Some(b' ') => Ok((code, true)),
+        Some(b'-') => Ok((code, false)),
+        Some(_) => Err(malformed()),
+    }
 }

@@ -21,7 +21,7 @@ impl From<Reply> for Got {
         Got {
             code: r.code(),
             enhanced: r.enhanced(),
-            lines: r.lines().to_vec(),
+            lines: r.lines().map(str::to_owned).collect::<Vec<_>>(),
         }
     }
 }
@@ -293,6 +293,40 @@ fn non_utf8_text_is_replaced_not_refused() {
             vec![reply(250, &["\u{fffd}\u{fffd}", "ok"])],
         ),
         ("250 café\r\n".as_bytes(), vec![reply(250, &["café"])]),
+        // The enhanced code is read from the raw bytes, whatever follows it.
+        (
+            b"550 5.1.1 caf\xe9\r\n",
+            vec![Got {
+                code: 550,
+                enhanced: es(5, 1, 1),
+                lines: vec!["5.1.1 caf\u{fffd}".into()],
+            }],
+        ),
+        (
+            b"550-5.7.1 \xff\xff\xff\xff\r\n550 more\r\n",
+            vec![Got {
+                code: 550,
+                enhanced: es(5, 7, 1),
+                lines: vec![
+                    "5.7.1 \u{fffd}\u{fffd}\u{fffd}\u{fffd}".into(),
+                    "more".into(),
+                ],
+            }],
+        ),
+        (
+            b"550 5.1.1\xff\r\n",
+            vec![Got {
+                code: 550,
+                enhanced: None,
+                lines: vec!["5.1.1\u{fffd}".into()],
+            }],
+        ),
+        // A sequence cut by the end of its line is replaced in that line; it
+        // does not join the next line's bytes.
+        (
+            b"250-a\xe2\x82\r\n250-\xacb\r\n250 \xe2\x82\xac\r\n",
+            vec![reply(250, &["a\u{fffd}", "\u{fffd}b", "\u{20ac}"])],
+        ),
     ]);
 }
 
@@ -443,7 +477,10 @@ fn parser_reports_being_inside_a_multiline_reply() {
     assert!(p.is_mid_reply());
     let (used, r) = p.parse(b"250 b\r\n").unwrap();
     assert_eq!(
-        (used, r.unwrap().lines().to_vec()),
+        (
+            used,
+            r.unwrap().lines().map(str::to_owned).collect::<Vec<_>>()
+        ),
         (7, vec!["a".to_owned(), "b".to_owned()])
     );
     assert!(!p.is_mid_reply());
@@ -478,7 +515,18 @@ fn reply_accessors() {
     assert_eq!(classes(334), (false, true, false, false));
     assert_eq!(classes(421), (false, false, true, false));
     assert_eq!(classes(554), (false, false, false, true));
-    assert_eq!(Reply::new(250, vec![]).lines(), [""]);
+    assert_eq!(Reply::new(250, vec![]).lines().collect::<Vec<_>>(), [""]);
+    assert_eq!(r.first_line(), "mx.example");
+    assert_eq!(r.line_count(), 2);
+    assert_eq!(r.lines().next_back(), Some("PIPELINING"));
+    // A line feed cannot be inside a line on the wire; Reply::new keeps the
+    // line count by turning it into a space.
+    let odd = Reply::new(250, vec!["a\nb".into(), "c".into()]);
+    assert_eq!(odd.lines().collect::<Vec<_>>(), ["a b", "c"]);
+    assert_eq!(odd.line_count(), 2);
+    let empty_first = Reply::new(250, vec![String::new(), "x".into()]);
+    assert_eq!(empty_first.first_line(), "");
+    assert_eq!(empty_first.enhanced(), None);
     assert_eq!(
         Reply::new(550, vec!["5.1.1 no".into()]).enhanced(),
         es(5, 1, 1)

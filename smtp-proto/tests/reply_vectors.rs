@@ -23,7 +23,11 @@ fn feed(input: &[u8], chunk: usize, limits: ReplyLimits) -> Outcome {
                 Ok((used, reply)) => {
                     buf.drain(..used);
                     match reply {
-                        Some(r) => replies.push((r.code(), r.lines().to_vec(), r.enhanced())),
+                        Some(r) => replies.push((
+                            r.code(),
+                            r.lines().map(str::to_owned).collect::<Vec<_>>(),
+                            r.enhanced(),
+                        )),
                         None => break,
                     }
                 }
@@ -51,7 +55,11 @@ fn ok(replies: &[(u16, &[&str])]) -> Outcome {
             .iter()
             .map(|(c, l)| {
                 let r = Reply::new(*c, l.iter().map(|s| (*s).to_owned()).collect());
-                (r.code(), r.lines().to_vec(), r.enhanced())
+                (
+                    r.code(),
+                    r.lines().map(str::to_owned).collect::<Vec<_>>(),
+                    r.enhanced(),
+                )
             })
             .collect(),
         None,
@@ -232,5 +240,5 @@ fn reply_accessors() {
     assert_eq!(r.text(), "4.3.2 closing\nbye");
     assert!(r.is_transient() && !r.is_positive() && !r.is_permanent() && !r.is_intermediate());
     assert_eq!(r.to_string(), "421 4.3.2 closing / bye");
-    assert_eq!(Reply::new(250, vec![]).lines(), [""]);
+    assert_eq!(Reply::new(250, vec![]).lines().collect::<Vec<_>>(), [""]);
 }

@@ -922,8 +922,8 @@ impl Client {
         if !self.config.trace {
             return;
         }
-        let n = reply.lines().len();
-        for (i, l) in reply.lines().iter().enumerate() {
+        let n = reply.line_count();
+        for (i, l) in reply.lines().enumerate() {
             let sep = if i + 1 == n { ' ' } else { '-' };
             let line = format!("{}{sep}{l}", reply.code());
             self.out.push_back(Output::Trace(Trace::Received(line)));
@@ -1496,7 +1496,7 @@ impl Client {
         if auth.rounds > self.config.max_auth_rounds {
             return self.cancel_auth(now, auth, "too many AUTH challenges".into());
         }
-        let text = reply.lines().first().map_or("", |l| l.trim());
+        let text = reply.first_line().trim();
         let Ok(challenge) = base64::engine::general_purpose::STANDARD.decode(text) else {
             return self.cancel_auth(now, auth, "AUTH challenge is not valid base64".into());
         };
