@@ -5,13 +5,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::hint::black_box;
-use std::time::Instant;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use smtp_proto::body::{BodyEncoder, LineEndings};
-use smtp_proto::{
-    Address, Client, Config, Domain, Drive, Output, ReplyLimits, ReplyParser, Transaction,
-};
+use smtp_proto::{ReplyLimits, ReplyParser};
+
+#[path = "support/session.rs"]
+mod session;
+
+use session::{Session, text_message};
 
 fn reply_corpus() -> Vec<u8> {
     let one: &[u8] = b"220 mx.example.org ESMTP Postfix (Debian/GNU)\r\n\
@@ -20,15 +22,6 @@ fn reply_corpus() -> Vec<u8> {
 250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n550 5.1.1 <nobody@example.org>: Recipient address rejected: User unknown\r\n\
 354 End data with <CR><LF>.<CR><LF>\r\n250 2.0.0 Ok: queued as 4XyZ1234abcd\r\n221 2.0.0 Bye\r\n";
     one.repeat(2000)
-}
-
-fn text_message(size: usize) -> Vec<u8> {
-    let line = b"Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempo\r\n";
-    let mut m = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: bench\r\n\r\n".to_vec();
-    while m.len() < size {
-        m.extend_from_slice(line);
-    }
-    m
 }
 
 fn parse_all(input: &[u8]) -> usize {
@@ -82,50 +75,17 @@ fn benches(c: &mut Criterion) {
     g.finish();
 
     // One pipelined 1 KiB message through the state machine, server replies
-    // included, no I/O: the CPU the core costs per message.
-    let small = text_message(1024);
+    // included, no I/O: the CPU the core costs per message. (The allocations per
+    // message are counted by tests/allocations.rs.)
     let mut g = c.benchmark_group("client");
     g.throughput(Throughput::Elements(1));
-    g.bench_function("message_1KiB_pipelined", |b| {
-        let now = Instant::now();
-        let mut client = Client::new(Config::new(Domain::new("client.example").unwrap()), now);
-        client.handle_input(now, b"220 mx ready\r\n");
-        let id = client.ehlo(now, None);
-        let _ = id;
-        client.handle_input(now, b"250-mx\r\n250-PIPELINING\r\n250 SIZE 100000000\r\n");
-        while !matches!(client.poll_output(), Output::Wait(_)) {}
-        let from = Address::new("a@example.org").unwrap();
-        let to = Address::new("b@example.org").unwrap();
-        let replies: [&[u8]; 2] = [
-            b"250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 go\r\n",
-            b"250 2.0.0 queued\r\n",
-        ];
-        b.iter(|| {
-            let tx = Transaction::new(from.clone(), [to.clone()]).size(small.len() as u64);
-            let id = client.send_mail(now, tx);
-            let mut sent = 0usize;
-            let mut k = 0;
-            loop {
-                match client.drive(id) {
-                    Drive::Write(v) => {
-                        sent += v.len();
-                        client.recycle(v);
-                    }
-                    Drive::Body => client.send_body(now, &small, true).unwrap(),
-                    Drive::Read(_) => {
-                        client.handle_input(now, replies[k]);
-                        k += 1;
-                    }
-                    Drive::Done { result, .. } => {
-                        assert!(result.is_ok());
-                        break;
-                    }
-                    Drive::Handshake | Drive::Trace(_) => {}
-                }
-            }
-            black_box(sent)
-        });
-    });
+    for (name, chunking) in [
+        ("message_1KiB_pipelined", false),
+        ("message_1KiB_chunking", true),
+    ] {
+        let mut session = Session::new(chunking, text_message(1024));
+        g.bench_function(name, |b| b.iter(|| black_box(session.send_one())));
+    }
     g.finish();
 }
 

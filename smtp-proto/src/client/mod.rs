@@ -1694,20 +1694,20 @@ impl Client {
         }
     }
 
+    /// The result of a finished transaction; it takes the replies and addresses
+    /// out of `op`, which is done with.
     fn tx_result(&self, op: &mut TxOp) -> TransactionResult {
         let lmtp = self.config.protocol == Protocol::Lmtp;
-        let recipients = op
-            .tx
-            .to
-            .iter()
+        let recipients = std::mem::take(&mut op.tx.to)
+            .into_iter()
             .enumerate()
             .map(|(i, r)| RecipientResult {
-                address: r.address.clone(),
+                address: r.address,
                 rcpt_reply: op.rcpt_replies[i]
-                    .clone()
+                    .take()
                     .unwrap_or_else(|| Reply::new(554, vec!["no reply".into()])),
                 final_reply: if lmtp {
-                    op.final_replies[i].clone()
+                    op.final_replies[i].take()
                 } else {
                     None
                 },
@@ -1716,7 +1716,7 @@ impl Client {
         TransactionResult {
             mail_reply: op
                 .mail_reply
-                .clone()
+                .take()
                 .unwrap_or_else(|| Reply::new(554, vec!["no reply".into()])),
             recipients,
             final_reply: op.final_reply.take(),
