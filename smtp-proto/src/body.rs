@@ -97,7 +97,14 @@ impl BodyEncoder {
         out: &mut Vec<u8>,
     ) -> Result<u64, UsageError> {
         let start = out.len();
-        out.reserve(chunk.len() + chunk.len() / 32 + BDAT_HEADER_MAX + 2);
+        // The command line goes before the data, so room for it is kept first:
+        // the data's size nearly always has as many digits as the chunk's length
+        // (only added line-ending bytes crossing a power of ten change that), and
+        // then the line is written in place, with no move of the data.
+        let guess = bdat_header(chunk.len(), last);
+        out.reserve(guess.len() + chunk.len() + chunk.len() / 32 + 2);
+        out.extend_from_slice(guess.as_bytes());
+        let data_start = out.len();
         if self.line_endings == LineEndings::Binary {
             out.extend_from_slice(chunk);
             self.consumed += chunk.len() as u64;
@@ -115,17 +122,19 @@ impl BodyEncoder {
                 return Err(e);
             }
         }
-        let n = out.len() - start;
+        let n = out.len() - data_start;
         if n == 0 && !last {
+            out.truncate(start);
             return Ok(0);
         }
-        let header = if last {
-            format!("BDAT {n} LAST\r\n")
-        } else {
-            format!("BDAT {n}\r\n")
-        };
-        // Moves the n encoded bytes once, to make room for the command line.
-        out.splice(start..start, header.bytes());
+        let header = bdat_header(n, last);
+        match out.get_mut(start..data_start) {
+            Some(slot) if slot.len() == header.len() => slot.copy_from_slice(header.as_bytes()),
+            // The rare case: the data is moved once to fit the longer line.
+            _ => {
+                out.splice(start..data_start, header.bytes());
+            }
+        }
         Ok(n as u64)
     }
 
@@ -320,6 +329,39 @@ fn block_is_plain(window: &[u8; BLOCK + 1], stuff: bool) -> bool {
 
 /// Longest `BDAT <u64> LAST` CRLF line.
 const BDAT_HEADER_MAX: usize = "BDAT 18446744073709551615 LAST\r\n".len();
+
+/// The `BDAT n` or `BDAT n LAST` command line.
+fn bdat_header(n: usize, last: bool) -> BdatHeader {
+    use std::io::Write as _;
+    let mut buf = [0u8; BDAT_HEADER_MAX];
+    let mut rest = &mut buf[..];
+    let tail = if last { " LAST\r\n" } else { "\r\n" };
+    // The buffer holds the longest line (a u64 size and LAST), so this cannot
+    // fail; were it to, the length below would show a short line, never a panic.
+    let _ = write!(rest, "BDAT {n}{tail}");
+    let len = BDAT_HEADER_MAX - rest.len();
+    BdatHeader { buf, len }
+}
+
+/// A BDAT command line, on the stack.
+struct BdatHeader {
+    buf: [u8; BDAT_HEADER_MAX],
+    len: usize,
+}
+
+impl BdatHeader {
+    fn as_bytes(&self) -> &[u8] {
+        self.buf.get(..self.len).unwrap_or_default()
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn bytes(&self) -> impl Iterator<Item = u8> + '_ {
+        self.as_bytes().iter().copied()
+    }
+}
 
 fn bare(offset: u64) -> UsageError {
     UsageError::BareLineEnding { offset }

@@ -356,6 +356,29 @@ fn bdat_binary_mode_leaves_bytes_alone() {
 }
 
 #[test]
+fn bdat_line_when_normalising_adds_a_digit() {
+    // The command line is written before the data, sized for the chunk's length;
+    // here the added line-ending bytes take the size past a power of ten, so
+    // the line grows after the data is encoded.
+    let mut enc = BodyEncoder::new(LineEndings::Normalize);
+    let mut out = b"NOOP\r\n".to_vec();
+    assert_eq!(
+        enc.encode_bdat(b"a\nb\nc\nd\ne", false, &mut out).unwrap(),
+        13
+    );
+    assert_eq!(enc.encode_bdat(b"12345678", true, &mut out).unwrap(), 10);
+    assert_eq!(
+        show(&out),
+        show(b"NOOP\r\nBDAT 13\r\na\r\nb\r\nc\r\nd\r\neBDAT 10 LAST\r\n12345678\r\n")
+    );
+    // Binary mode and a chunk whose size keeps its digits write the line in place.
+    let mut enc = BodyEncoder::new(LineEndings::Normalize);
+    let mut out = Vec::new();
+    assert_eq!(enc.encode_bdat(b"x\r\ny", true, &mut out).unwrap(), 6);
+    assert_eq!(show(&out), show(b"BDAT 6 LAST\r\nx\r\ny\r\n"));
+}
+
+#[test]
 fn bdat_large_chunk_header_and_length() {
     let line = b"0123456789012345678901234567890123456789012345678901234567890123456789012345\r\n";
     let message: Vec<u8> = line
