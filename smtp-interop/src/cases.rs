@@ -43,6 +43,9 @@ pub enum Case {
     LmtpUnix,
     /// LMTP over TCP, one of three recipients unknown.
     LmtpTcp,
+    /// LMTP, one of two recipients accepted at RCPT but failing in its own
+    /// reply after the body (its mailbox cannot be created).
+    LmtpAfterData,
 }
 
 impl Case {
@@ -63,6 +66,7 @@ impl Case {
         Case::SendMessageBcc,
         Case::LmtpUnix,
         Case::LmtpTcp,
+        Case::LmtpAfterData,
     ];
 
     /// The name in the table.
@@ -81,6 +85,7 @@ impl Case {
             Case::SendMessageBcc => "send_message bcc".into(),
             Case::LmtpUnix => "lmtp unix, 1 unknown".into(),
             Case::LmtpTcp => "lmtp tcp, 1 unknown".into(),
+            Case::LmtpAfterData => "lmtp, 1 fails after DATA".into(),
         }
     }
 }
@@ -131,6 +136,8 @@ pub struct Server {
     pub recipients: [&'static str; 3],
     /// A recipient the server does not know (LMTP).
     pub unknown: &'static str,
+    /// A recipient whose delivery fails after the body (LMTP), or "".
+    pub fails_after_data: &'static str,
     /// A UTF-8 recipient that the server (or the relay after it) accepts.
     pub utf8_recipient: &'static str,
 }
@@ -211,13 +218,14 @@ fn applicable(server: &Server, case: Case) -> Result<(), String> {
         Case::Dsn => o.dsn,
         Case::LmtpUnix => server.lmtp_unix.is_some(),
         Case::LmtpTcp => server.lmtp_tcp.is_some(),
+        Case::LmtpAfterData => !server.fails_after_data.is_empty(),
     };
     if ok {
         Ok(())
     } else {
         Err(match case {
             Case::ImplicitTls => "no implicit-TLS listener".into(),
-            Case::LmtpUnix | Case::LmtpTcp => "not an LMTP server".into(),
+            Case::LmtpUnix | Case::LmtpTcp | Case::LmtpAfterData => "not an LMTP server".into(),
             Case::BadPassword => "no AUTH".into(),
             Case::Auth(m) => format!("{m} not offered"),
             Case::Smtputf8 => "SMTPUTF8 not offered".into(),
@@ -431,6 +439,11 @@ fn run_inner<S: Session>(
             expect.recipients = vec![r0.to_owned(), r1.to_owned()];
             s.sendmail(&sender, &[r0, server.unknown, r1], &m, &[], &[])
         }
+        Case::LmtpAfterData => {
+            let m = message(&sender, r0, token, 3);
+            expect.message.clone_from(&m);
+            s.sendmail(&sender, &[r0, server.fails_after_data], &m, &[], &[])
+        }
         Case::Bdat => {
             let m = message(&sender, r0, token, 6000);
             expect.message.clone_from(&m);
@@ -507,7 +520,7 @@ fn run_inner<S: Session>(
 
     let result = result.map_err(|e| fail("send", &e))?;
     let trace = ctx.lines.take();
-    check_result(server, case, &result, &expect)?;
+    let refusals = check_result(server, case, &result, &expect)?;
     if case == Case::Pipelining {
         check_pipelined(&trace, 3)?;
     }
@@ -533,6 +546,9 @@ fn run_inner<S: Session>(
     };
     let kept = wait_kept(ctx, server, token, &expect)?;
     let mut note = format!("{} bytes kept", kept.message.len());
+    if !refusals.is_empty() {
+        note.push_str(&format!(", {refusals}"));
+    }
     if result.chunked {
         note.push_str(", BDAT");
     }
@@ -556,7 +572,7 @@ fn check_result(
     case: Case,
     result: &TransactionResult,
     expect: &Expect,
-) -> Result<(), String> {
+) -> Result<String, String> {
     let wants_bdat = server.offers.chunking && case != Case::Plain;
     if result.chunked != wants_bdat {
         return Err(format!(
@@ -565,18 +581,30 @@ fn check_result(
         ));
     }
     if server.is_lmtp() {
-        // One final reply per accepted recipient; the unknown one refused at RCPT.
+        // One final reply per accepted recipient: the unknown one refused at
+        // RCPT, the broken one refused after the body, the others 250.
+        let mut want_refused = Vec::new();
+        let mut notes = Vec::new();
         for r in &result.recipients {
-            let unknown = r.address.to_string() == server.unknown;
+            let address = r.address.to_string();
             let rcpt = r.rcpt_reply.code();
             let fin = r.final_reply.as_ref().map(smtp_proto::Reply::code);
-            let ok = if unknown {
+            let ok = if address == server.unknown {
                 rcpt == 550 && fin.is_none()
+            } else if address == server.fails_after_data {
+                rcpt == 250 && fin.is_some_and(|c| c >= 400)
             } else {
                 rcpt == 250 && fin == Some(250)
             };
             if !ok {
-                return Err(format!("{}: RCPT {rcpt}, final {fin:?}", r.address));
+                return Err(format!("{address}: RCPT {rcpt}, final {fin:?}"));
+            }
+            if address == server.unknown {
+                notes.push(format!("{address} {rcpt} at RCPT"));
+                want_refused.push(address);
+            } else if address == server.fails_after_data {
+                notes.push(format!("{address} {} after DATA", fin.unwrap_or_default()));
+                want_refused.push(address);
             }
         }
         let refused: Vec<String> = result
@@ -584,19 +612,20 @@ fn check_result(
             .iter()
             .map(|(a, _)| a.to_string())
             .collect();
-        let want: Vec<String> = result
-            .recipients
-            .iter()
-            .filter(|r| r.address.to_string() == server.unknown)
-            .map(|r| r.address.to_string())
-            .collect();
-        if refused != want {
-            return Err(format!("refused {refused:?}, expected {want:?}"));
+        if refused != want_refused {
+            return Err(format!("refused {refused:?}, expected {want_refused:?}"));
         }
-        if matches!(case, Case::LmtpUnix | Case::LmtpTcp) && want.is_empty() {
-            return Err("the unknown recipient is missing from the result".into());
+        let expected_refusals = match case {
+            Case::LmtpUnix | Case::LmtpTcp | Case::LmtpAfterData => 1,
+            _ => 0,
+        };
+        if want_refused.len() != expected_refusals {
+            return Err(format!(
+                "{} refused recipients in the result, expected {expected_refusals}",
+                want_refused.len()
+            ));
         }
-        return Ok(());
+        return Ok(notes.join(", "));
     }
     let fin = result.final_reply.as_ref().map(smtp_proto::Reply::code);
     if fin != Some(250) {
@@ -612,7 +641,7 @@ fn check_result(
             expect.recipients.len()
         ));
     }
-    Ok(())
+    Ok(String::new())
 }
 
 /// Every RCPT was written before the first reply after MAIL was read.

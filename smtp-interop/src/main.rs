@@ -84,6 +84,7 @@ fn servers() -> Result<Vec<Server>, String> {
             sender: "alice@interop.test",
             recipients: ["bob@example.net", "carol@example.net", "dave@example.net"],
             unknown: "",
+            fails_after_data: "",
             utf8_recipient: "jösé@utf8.interop.test",
         },
         Server {
@@ -106,6 +107,7 @@ fn servers() -> Result<Vec<Server>, String> {
             sender: "alice@interop.test",
             recipients: ["bob@example.net", "carol@example.net", "dave@example.net"],
             unknown: "",
+            fails_after_data: "",
             utf8_recipient: "jösé@example.net",
         },
         Server {
@@ -128,6 +130,7 @@ fn servers() -> Result<Vec<Server>, String> {
                 "alice@interop.test",
             ],
             unknown: "nobody@interop.test",
+            fails_after_data: "broken@interop.test",
             utf8_recipient: "",
         },
     ])
@@ -153,7 +156,7 @@ fn run_adapter<S: Session>(ctx: &Context, server: &Server, totals: &mut [usize; 
             }
         };
         println!(
-            "| {:<9} | {:<9} | {:<22} | {cell}",
+            "| {:<9} | {:<9} | {:<24} | {cell}",
             server.name,
             S::NAME,
             case.name()
@@ -187,14 +190,14 @@ fn real_main() -> Result<bool, String> {
     let only = std::env::var("INTEROP_ONLY").ok();
     let mut totals = [0usize; 3];
     println!(
-        "| {:<9} | {:<9} | {:<22} | result",
+        "| {:<9} | {:<9} | {:<24} | result",
         "server", "adapter", "case"
     );
     println!(
         "|{}|{}|{}|{}",
         "-".repeat(11),
         "-".repeat(11),
-        "-".repeat(24),
+        "-".repeat(26),
         "-".repeat(40)
     );
     for server in servers()? {
