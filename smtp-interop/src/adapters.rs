@@ -64,6 +64,9 @@ pub trait Session: Sized {
     fn starttls(&mut self) -> Result<Reply, Failure>;
     /// AUTH with one mechanism.
     fn auth(&mut self, mechanism: Box<dyn Mechanism>) -> Result<Reply, Failure>;
+    /// `login_with(user, password, false)`: the client picks the mechanism and
+    /// sends no initial response.
+    fn login(&mut self, user: &str, password: &str) -> Result<Reply, Failure>;
     /// `sendmail`.
     fn sendmail(
         &mut self,
@@ -135,6 +138,10 @@ impl Session for Blocking {
 
     fn auth(&mut self, mechanism: Box<dyn Mechanism>) -> Result<Reply, Failure> {
         Ok(self.0.auth(mechanism, true)?)
+    }
+
+    fn login(&mut self, user: &str, password: &str) -> Result<Reply, Failure> {
+        Ok(self.0.login_with(user, password, false)?)
     }
 
     fn sendmail(
@@ -213,6 +220,12 @@ impl Session for Tokio {
         Ok(self.rt.block_on(self.client.auth(mechanism, true))?)
     }
 
+    fn login(&mut self, user: &str, password: &str) -> Result<Reply, Failure> {
+        Ok(self
+            .rt
+            .block_on(self.client.login_with(user, password, false))?)
+    }
+
     fn sendmail(
         &mut self,
         from: &str,
@@ -286,6 +299,12 @@ impl Session for AsyncStd {
 
     fn auth(&mut self, mechanism: Box<dyn Mechanism>) -> Result<Reply, Failure> {
         Ok(async_std::task::block_on(self.0.auth(mechanism, true))?)
+    }
+
+    fn login(&mut self, user: &str, password: &str) -> Result<Reply, Failure> {
+        Ok(async_std::task::block_on(
+            self.0.login_with(user, password, false),
+        )?)
     }
 
     fn sendmail(

@@ -23,6 +23,9 @@ pub enum Case {
     ImplicitTls,
     /// STARTTLS, AUTH with this mechanism, then a message.
     Auth(&'static str),
+    /// STARTTLS, `login` without initial response: the client picks the
+    /// mechanism (CRAM-MD5, then PLAIN, then LOGIN) and answers challenges.
+    Login,
     /// STARTTLS, AUTH PLAIN with a wrong password: refused with 535.
     BadPassword,
     /// UTF-8 addresses and header (SMTPUTF8).
@@ -57,6 +60,7 @@ impl Case {
         Case::Auth("PLAIN"),
         Case::Auth("LOGIN"),
         Case::Auth("CRAM-MD5"),
+        Case::Login,
         Case::BadPassword,
         Case::Smtputf8,
         Case::Pipelining,
@@ -76,6 +80,7 @@ impl Case {
             Case::StartTls => "starttls".into(),
             Case::ImplicitTls => "implicit tls".into(),
             Case::Auth(m) => format!("auth {m}"),
+            Case::Login => "login, no initial resp.".into(),
             Case::BadPassword => "auth wrong password".into(),
             Case::Smtputf8 => "smtputf8".into(),
             Case::Pipelining => "pipelining".into(),
@@ -210,7 +215,7 @@ fn applicable(server: &Server, case: Case) -> Result<(), String> {
         Case::StartTls => o.starttls,
         Case::ImplicitTls => server.smtps.is_some(),
         Case::Auth(m) => o.auth.contains(&m),
-        Case::BadPassword => !o.auth.is_empty(),
+        Case::BadPassword | Case::Login => !o.auth.is_empty(),
         Case::Smtputf8 => o.smtputf8,
         Case::Pipelining => o.pipelining,
         Case::Bdat => o.chunking,
@@ -226,7 +231,7 @@ fn applicable(server: &Server, case: Case) -> Result<(), String> {
         Err(match case {
             Case::ImplicitTls => "no implicit-TLS listener".into(),
             Case::LmtpUnix | Case::LmtpTcp | Case::LmtpAfterData => "not an LMTP server".into(),
-            Case::BadPassword => "no AUTH".into(),
+            Case::BadPassword | Case::Login => "no AUTH".into(),
             Case::Auth(m) => format!("{m} not offered"),
             Case::Smtputf8 => "SMTPUTF8 not offered".into(),
             Case::Pipelining => "PIPELINING not offered".into(),
@@ -246,7 +251,7 @@ fn needs(case: Case) -> Option<&'static str> {
         Case::Bdat => Some("CHUNKING"),
         Case::SizeLimit => Some("SIZE"),
         Case::Dsn => Some("DSN"),
-        Case::Auth(_) | Case::BadPassword => Some("AUTH"),
+        Case::Auth(_) | Case::BadPassword | Case::Login => Some("AUTH"),
         _ => None,
     }
 }
@@ -296,6 +301,14 @@ pub fn run<S: Session>(ctx: &Context, server: &Server, case: Case) -> Verdict {
     }
 }
 
+/// Whether the case runs STARTTLS first.
+fn wants_tls(server: &Server, case: Case) -> bool {
+    matches!(
+        case,
+        Case::StartTls | Case::Auth(_) | Case::BadPassword | Case::Login
+    ) || (server.mail_requires_tls && !matches!(case, Case::Plain | Case::ImplicitTls))
+}
+
 fn fail(what: &str, e: &Failure) -> String {
     format!("{what}: {e}")
 }
@@ -313,6 +326,9 @@ fn run_inner<S: Session>(
     if case == Case::Plain {
         options.no_chunking = true;
     }
+    // A submission-style session: neither the password nor the message
+    // may go out unencrypted.
+    options.require_tls = wants_tls(server, case) || case == Case::ImplicitTls;
     let how = match case {
         Case::ImplicitTls => Connect::SmtpTls(server.smtps.as_deref().unwrap_or_default()),
         Case::LmtpUnix => Connect::Lmtp(server.lmtp_unix.as_deref().unwrap_or_default()),
@@ -330,8 +346,7 @@ fn run_inner<S: Session>(
         return Err(format!("EHLO answered {}", r.code()));
     }
 
-    let wants_tls = matches!(case, Case::StartTls | Case::Auth(_) | Case::BadPassword)
-        || (server.mail_requires_tls && case != Case::Plain && !tls);
+    let wants_tls = wants_tls(server, case);
     if wants_tls {
         if !s
             .capabilities()
@@ -356,14 +371,33 @@ fn run_inner<S: Session>(
     }
 
     let mut auth = false;
+    if needs(case) == Some("AUTH") {
+        // Every mechanism the server offers has its row.
+        let mut offered = s
+            .capabilities()
+            .map(smtp_proto::Capabilities::auth_mechanisms)
+            .unwrap_or_default();
+        offered.sort();
+        let mut declared: Vec<String> =
+            server.offers.auth.iter().map(|m| (*m).to_owned()).collect();
+        declared.sort();
+        if offered != declared {
+            return Err(format!(
+                "AUTH offers {offered:?}, the table covers {declared:?}"
+            ));
+        }
+    }
     match case {
-        Case::Auth(m) => {
-            let offered = s
-                .capabilities()
-                .map(smtp_proto::Capabilities::auth_mechanisms);
-            if !offered.is_some_and(|v| v.iter().any(|o| o == m)) {
-                return Err(format!("AUTH {m} not advertised"));
+        Case::Login => {
+            let r = s
+                .login(&ctx.account.user, &ctx.account.password)
+                .map_err(|e| fail("login", &e))?;
+            if r.code() != 235 {
+                return Err(format!("AUTH answered {}", r.code()));
             }
+            auth = true;
+        }
+        Case::Auth(m) => {
             let r = s
                 .auth(mechanism(m, &ctx.account, &ctx.account.password))
                 .map_err(|e| fail("AUTH", &e))?;
@@ -554,6 +588,19 @@ fn run_inner<S: Session>(
     }
     if let Some(p) = &kept.protocol {
         note.push_str(&format!(", {p}"));
+    }
+    match (kept.tls, kept.auth) {
+        (Some(true), Some(true)) => note.push_str(", server saw TLS+AUTH"),
+        (Some(true), _) => note.push_str(", server saw TLS"),
+        _ => {}
+    }
+    // The mechanism the client chose (the payload is redacted in the trace).
+    if let Some(m) = trace
+        .iter()
+        .find_map(|l| l.strip_prefix("C: AUTH "))
+        .and_then(|rest| rest.split(' ').next())
+    {
+        note.push_str(&format!(", mechanism {m}"));
     }
     Ok(note)
 }
