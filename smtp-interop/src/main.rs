@@ -185,7 +185,7 @@ fn real_main() -> Result<bool, String> {
         },
         lines: capture::Lines::install()?,
         run_id: format!("{}", std::process::id()),
-        wait: Duration::from_secs(10),
+        wait: Duration::from_secs(5),
     };
     let only = std::env::var("INTEROP_ONLY").ok();
     let mut totals = [0usize; 3];
