@@ -33,6 +33,14 @@ class Dump:
         self.counter = itertools.count(1)
         self.lock = threading.Lock()
 
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        # One recipient is refused (the "1 of 3 RCPT refused" rows).
+        if address == "refused@example.net":
+            return "550 5.1.1 <refused@example.net>: recipient refused"
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 OK"
+
     async def handle_DATA(self, server, session, envelope):
         with self.lock:
             n = next(self.counter)

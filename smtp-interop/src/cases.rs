@@ -35,6 +35,14 @@ pub enum Case {
     Pipelining,
     /// A 300 KB message by BDAT.
     Bdat,
+    /// A 300 KB message by DATA (CHUNKING switched off), dot-stuffed.
+    LargeData,
+    /// A message with bare LF line endings and no final line break: sent
+    /// normalised to CRLF.
+    BareLf,
+    /// Three recipients, the second refused at RCPT: the message goes to the
+    /// other two and the refusal is reported.
+    RcptRefused,
     /// A message over the server's SIZE limit: refused at MAIL with 552.
     SizeLimit,
     /// DSN parameters (RET, ENVID, NOTIFY, ORCPT) as the server passes them on.
@@ -65,6 +73,9 @@ impl Case {
         Case::Smtputf8,
         Case::Pipelining,
         Case::Bdat,
+        Case::LargeData,
+        Case::BareLf,
+        Case::RcptRefused,
         Case::SizeLimit,
         Case::Dsn,
         Case::SendMessageBcc,
@@ -85,6 +96,9 @@ impl Case {
             Case::Smtputf8 => "smtputf8".into(),
             Case::Pipelining => "pipelining".into(),
             Case::Bdat => "bdat".into(),
+            Case::LargeData => "300 KB by DATA".into(),
+            Case::BareLf => "bare LF normalised".into(),
+            Case::RcptRefused => "1 of 3 RCPT refused".into(),
             Case::SizeLimit => "size limit".into(),
             Case::Dsn => "dsn".into(),
             Case::SendMessageBcc => "send_message bcc".into(),
@@ -141,6 +155,8 @@ pub struct Server {
     pub recipients: [&'static str; 3],
     /// A recipient the server does not know (LMTP).
     pub unknown: &'static str,
+    /// A recipient the server refuses at RCPT (SMTP), or "".
+    pub refused: &'static str,
     /// A recipient whose delivery fails after the body (LMTP), or "".
     pub fails_after_data: &'static str,
     /// A UTF-8 recipient that the server (or the relay after it) accepts.
@@ -211,7 +227,8 @@ struct Expect {
 fn applicable(server: &Server, case: Case) -> Result<(), String> {
     let o = &server.offers;
     let ok = match case {
-        Case::Plain | Case::SendMessageBcc => true,
+        Case::Plain | Case::SendMessageBcc | Case::LargeData | Case::BareLf => true,
+        Case::RcptRefused => !server.refused.is_empty(),
         Case::StartTls => o.starttls,
         Case::ImplicitTls => server.smtps.is_some(),
         Case::Auth(m) => o.auth.contains(&m),
@@ -232,6 +249,7 @@ fn applicable(server: &Server, case: Case) -> Result<(), String> {
             Case::ImplicitTls => "no implicit-TLS listener".into(),
             Case::LmtpUnix | Case::LmtpTcp | Case::LmtpAfterData => "not an LMTP server".into(),
             Case::BadPassword | Case::Login => "no AUTH".into(),
+            Case::RcptRefused => "LMTP: see the unknown-recipient rows".into(),
             Case::Auth(m) => format!("{m} not offered"),
             Case::Smtputf8 => "SMTPUTF8 not offered".into(),
             Case::Pipelining => "PIPELINING not offered".into(),
@@ -323,7 +341,7 @@ fn run_inner<S: Session>(
     let mut options = Options::default();
     options.timeout = Some(Duration::from_secs(20));
     options.local_hostname = Some("client.interop.test".into());
-    if case == Case::Plain {
+    if matches!(case, Case::Plain | Case::LargeData) {
         options.no_chunking = true;
     }
     // A submission-style session: neither the password nor the message
@@ -478,10 +496,22 @@ fn run_inner<S: Session>(
             expect.message.clone_from(&m);
             s.sendmail(&sender, &[r0, server.fails_after_data], &m, &[], &[])
         }
-        Case::Bdat => {
+        Case::Bdat | Case::LargeData => {
             let m = message(&sender, r0, token, 6000);
             expect.message.clone_from(&m);
             s.sendmail(&sender, &[r0], &m, &[], &[])
+        }
+        Case::BareLf => {
+            let m = format!("Subject: {token}\n\nline\n.\n..two\nend");
+            expect.message =
+                format!("Subject: {token}\r\n\r\nline\r\n.\r\n..two\r\nend\r\n").into_bytes();
+            s.sendmail(&sender, &[r0], m.as_bytes(), &[], &[])
+        }
+        Case::RcptRefused => {
+            let m = message(&sender, r0, token, 3);
+            expect.message.clone_from(&m);
+            expect.recipients = vec![r0.to_owned(), r1.to_owned()];
+            s.sendmail(&sender, &[r0, server.refused, r1], &m, &[], &[])
         }
         Case::SizeLimit => {
             // Over the advertised SIZE the client refuses before MAIL; the
@@ -620,7 +650,7 @@ fn check_result(
     result: &TransactionResult,
     expect: &Expect,
 ) -> Result<String, String> {
-    let wants_bdat = server.offers.chunking && case != Case::Plain;
+    let wants_bdat = server.offers.chunking && !matches!(case, Case::Plain | Case::LargeData);
     if result.chunked != wants_bdat {
         return Err(format!(
             "chunked={} but BDAT expected={wants_bdat}",
@@ -678,17 +708,35 @@ fn check_result(
     if fin != Some(250) {
         return Err(format!("final reply {fin:?}"));
     }
-    if !result.refused().is_empty() {
-        return Err(format!("{} recipients refused", result.refused().len()));
+    let refused = result.refused();
+    let mut note = String::new();
+    if case == Case::RcptRefused {
+        match refused.as_slice() {
+            [(a, r)] if a.to_string() == server.refused && r.code() >= 500 => {
+                note = format!("{a} {} at RCPT", r.code());
+            }
+            _ => {
+                let v: Vec<String> = refused
+                    .iter()
+                    .map(|(a, r)| format!("{a} {}", r.code()))
+                    .collect();
+                return Err(format!(
+                    "refused {v:?}, expected {} with 5xx",
+                    server.refused
+                ));
+            }
+        }
+    } else if !refused.is_empty() {
+        return Err(format!("{} recipients refused", refused.len()));
     }
-    if result.recipients.len() != expect.recipients.len() {
+    let accepted = result.recipients.len() - refused.len();
+    if accepted != expect.recipients.len() {
         return Err(format!(
-            "{} recipients in the result, {} sent",
-            result.recipients.len(),
+            "{accepted} recipients accepted, {} expected",
             expect.recipients.len()
         ));
     }
-    Ok(String::new())
+    Ok(note)
 }
 
 /// Every RCPT was written before the first reply after MAIL was read.
