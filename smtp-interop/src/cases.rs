@@ -43,6 +43,9 @@ pub enum Case {
     /// Three recipients, the second refused at RCPT: the message goes to the
     /// other two and the refusal is reported.
     RcptRefused,
+    /// One session, two transactions: every recipient of the first refused
+    /// (reported as such), then the second delivered.
+    AllRefusedThenSent,
     /// A message over the server's SIZE limit: refused at MAIL with 552.
     SizeLimit,
     /// DSN parameters (RET, ENVID, NOTIFY, ORCPT) as the server passes them on.
@@ -76,6 +79,7 @@ impl Case {
         Case::LargeData,
         Case::BareLf,
         Case::RcptRefused,
+        Case::AllRefusedThenSent,
         Case::SizeLimit,
         Case::Dsn,
         Case::SendMessageBcc,
@@ -99,6 +103,7 @@ impl Case {
             Case::LargeData => "300 KB by DATA".into(),
             Case::BareLf => "bare LF normalised".into(),
             Case::RcptRefused => "1 of 3 RCPT refused".into(),
+            Case::AllRefusedThenSent => "all refused, then next".into(),
             Case::SizeLimit => "size limit".into(),
             Case::Dsn => "dsn".into(),
             Case::SendMessageBcc => "send_message bcc".into(),
@@ -229,6 +234,7 @@ fn applicable(server: &Server, case: Case) -> Result<(), String> {
     let ok = match case {
         Case::Plain | Case::SendMessageBcc | Case::LargeData | Case::BareLf => true,
         Case::RcptRefused => !server.refused.is_empty(),
+        Case::AllRefusedThenSent => true,
         Case::StartTls => o.starttls,
         Case::ImplicitTls => server.smtps.is_some(),
         Case::Auth(m) => o.auth.contains(&m),
@@ -506,6 +512,25 @@ fn run_inner<S: Session>(
             expect.message =
                 format!("Subject: {token}\r\n\r\nline\r\n.\r\n..two\r\nend\r\n").into_bytes();
             s.sendmail(&sender, &[r0], m.as_bytes(), &[], &[])
+        }
+        Case::AllRefusedThenSent => {
+            let nobody = if server.is_lmtp() {
+                server.unknown
+            } else {
+                server.refused
+            };
+            let first = message(&sender, nobody, &format!("{token}-first"), 3);
+            match s.sendmail(&sender, &[nobody], &first, &[], &[]) {
+                Err(Failure {
+                    smtp: Some(smtp_proto::Error::RecipientsRefused(v)),
+                    ..
+                }) if v.len() == 1 && v[0].0 == nobody && v[0].1.code() >= 500 => {}
+                Err(e) => return Err(fail("first sendmail", &e)),
+                Ok(_) => return Err(format!("{nobody} was accepted")),
+            }
+            let m = message(&sender, r0, token, 3);
+            expect.message.clone_from(&m);
+            s.sendmail(&sender, &[r0], &m, &[], &[])
         }
         Case::RcptRefused => {
             let m = message(&sender, r0, token, 3);
