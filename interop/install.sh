@@ -46,8 +46,18 @@ interop_install() {
   fi
   if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import aiosmtpd' 2>/dev/null; then
     echo "interop: installing aiosmtpd into $venv"
-    python3 -m venv "$venv" || return 1
-    "$venv/bin/pip" install -q --disable-pip-version-check 'aiosmtpd>=1.4,<2' >"$INTEROP_STATE/pip.log" 2>&1 || {
+    rm -rf "$venv"
+    if ! python3 -m venv "$venv" >"$INTEROP_STATE/venv.log" 2>&1; then
+      # Debian's own python3 needs python3-venv for ensurepip.
+      rm -rf "$venv"
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=600 python3-venv \
+        >>"$INTEROP_STATE/venv.log" 2>&1 &&
+        /usr/bin/python3 -m venv "$venv" >>"$INTEROP_STATE/venv.log" 2>&1 || {
+        tail -n 20 "$INTEROP_STATE/venv.log" >&2
+        return 1
+      }
+    fi
+    "$venv/bin/pip" install -q --disable-pip-version-check 'aiosmtpd==1.4.6' >"$INTEROP_STATE/pip.log" 2>&1 || {
       tail -n 30 "$INTEROP_STATE/pip.log" >&2
       return 1
     }
