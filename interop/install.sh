@@ -31,11 +31,9 @@ interop_install() {
     fi
     local apt_opts=(-y -q -o DPkg::Lock::Timeout=600 --no-install-recommends)
     local rc=0
-    if ! DEBIAN_FRONTEND=noninteractive apt-get install "${apt_opts[@]}" "${need[@]}" >"$INTEROP_STATE/apt.log" 2>&1; then
-      # The package lists may be missing or stale on a fresh machine.
-      DEBIAN_FRONTEND=noninteractive apt-get update -q -o DPkg::Lock::Timeout=600 >>"$INTEROP_STATE/apt.log" 2>&1 &&
-        DEBIAN_FRONTEND=noninteractive apt-get install "${apt_opts[@]}" "${need[@]}" >>"$INTEROP_STATE/apt.log" 2>&1 || rc=$?
-    fi
+    # The package lists may be missing or stale on a fresh machine.
+    DEBIAN_FRONTEND=noninteractive apt-get update -q -o DPkg::Lock::Timeout=600 >"$INTEROP_STATE/apt.log" 2>&1 &&
+      DEBIAN_FRONTEND=noninteractive apt-get install "${apt_opts[@]}" "${need[@]}" >>"$INTEROP_STATE/apt.log" 2>&1 || rc=$?
     if [ "$created_policy" = 1 ]; then
       rm -f "$policy"
     fi
