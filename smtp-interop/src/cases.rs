@@ -461,6 +461,7 @@ fn run_inner<S: Session>(
         mail_params: Vec::new(),
         rcpt_params: Vec::new(),
     };
+    let mut first_note = String::new();
     let result = match case {
         Case::SendMessageBcc => {
             let hidden = r2;
@@ -564,6 +565,10 @@ fn run_inner<S: Session>(
             if ctx.lines.take().iter().any(|l| l.starts_with("C: MAIL")) {
                 return Err("MAIL was sent for a message over SIZE".into());
             }
+            first_note = format!(
+                "{} bytes refused before MAIL (SIZE {limit}), then ",
+                big.len()
+            );
             let m = message(&sender, r0, token, 3);
             expect.message.clone_from(&m);
             s.sendmail(&sender, &[r0], &m, &[], &[])
@@ -634,7 +639,7 @@ fn run_inner<S: Session>(
         Store::Aiosmtpd(_) => None,
     };
     let kept = wait_kept(ctx, server, token, &expect)?;
-    let mut note = format!("{} bytes kept", kept.message.len());
+    let mut note = format!("{first_note}{} bytes kept", kept.message.len());
     if !refusals.is_empty() {
         note.push_str(&format!(", {refusals}"));
     }
