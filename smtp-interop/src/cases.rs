@@ -17,6 +17,9 @@ use crate::store::{Kept, Store};
 pub enum Case {
     /// No TLS, no AUTH; DATA (CHUNKING switched off) with dot-stuffing.
     Plain,
+    /// Over IPv6 loopback, with the default EHLO name (the machine's name or
+    /// the `[IPv6:::1]` address literal, which Postfix checks).
+    Ipv6,
     /// STARTTLS, then a message.
     StartTls,
     /// TLS from the first byte, then a message.
@@ -66,6 +69,7 @@ impl Case {
     /// Every case, in table order.
     pub const ALL: &'static [Case] = &[
         Case::Plain,
+        Case::Ipv6,
         Case::StartTls,
         Case::ImplicitTls,
         Case::Auth("PLAIN"),
@@ -92,6 +96,7 @@ impl Case {
     pub fn name(self) -> String {
         match self {
             Case::Plain => "plain (DATA)".into(),
+            Case::Ipv6 => "ipv6 ::1, default EHLO".into(),
             Case::StartTls => "starttls".into(),
             Case::ImplicitTls => "implicit tls".into(),
             Case::Auth(m) => format!("auth {m}"),
@@ -142,6 +147,8 @@ pub struct Server {
     pub name: &'static str,
     /// SMTP endpoint (plain, STARTTLS offered), `host:port`.
     pub smtp: Option<String>,
+    /// The SMTP or LMTP endpoint on `[::1]`, when the machine has IPv6.
+    pub ipv6: Option<String>,
     /// Implicit TLS endpoint.
     pub smtps: Option<String>,
     /// LMTP over a Unix socket (path).
@@ -235,6 +242,7 @@ fn applicable(server: &Server, case: Case) -> Result<(), String> {
         Case::Plain | Case::SendMessageBcc | Case::LargeData | Case::BareLf => true,
         Case::RcptRefused => !server.refused.is_empty(),
         Case::AllRefusedThenSent => true,
+        Case::Ipv6 => server.ipv6.is_some(),
         Case::StartTls => o.starttls,
         Case::ImplicitTls => server.smtps.is_some(),
         Case::Auth(m) => o.auth.contains(&m),
@@ -253,6 +261,7 @@ fn applicable(server: &Server, case: Case) -> Result<(), String> {
     } else {
         Err(match case {
             Case::ImplicitTls => "no implicit-TLS listener".into(),
+            Case::Ipv6 => "no [::1] listener".into(),
             Case::LmtpUnix | Case::LmtpTcp | Case::LmtpAfterData => "not an LMTP server".into(),
             Case::BadPassword | Case::Login => "no AUTH".into(),
             Case::RcptRefused => "LMTP: see the unknown-recipient rows".into(),
@@ -346,7 +355,11 @@ fn run_inner<S: Session>(
 ) -> Result<String, String> {
     let mut options = Options::default();
     options.timeout = Some(Duration::from_secs(20));
-    options.local_hostname = Some("client.interop.test".into());
+    // The plain and IPv6 rows use the adapters' default EHLO name (the
+    // machine's name or an address literal); Postfix refuses invalid ones.
+    if !matches!(case, Case::Plain | Case::Ipv6) {
+        options.local_hostname = Some("client.interop.test".into());
+    }
     if matches!(case, Case::Plain | Case::LargeData) {
         options.no_chunking = true;
     }
@@ -356,6 +369,8 @@ fn run_inner<S: Session>(
     let how = match case {
         Case::ImplicitTls => Connect::SmtpTls(server.smtps.as_deref().unwrap_or_default()),
         Case::LmtpUnix => Connect::Lmtp(server.lmtp_unix.as_deref().unwrap_or_default()),
+        Case::Ipv6 if server.is_lmtp() => Connect::Lmtp(server.ipv6.as_deref().unwrap_or_default()),
+        Case::Ipv6 => Connect::Smtp(server.ipv6.as_deref().unwrap_or_default()),
         _ if server.is_lmtp() => Connect::Lmtp(server.lmtp_tcp.as_deref().unwrap_or_default()),
         _ => Connect::Smtp(server.smtp.as_deref().unwrap_or_default()),
     };
@@ -639,7 +654,23 @@ fn run_inner<S: Session>(
         Store::Aiosmtpd(_) => None,
     };
     let kept = wait_kept(ctx, server, token, &expect)?;
+    if case == Case::Ipv6 && !kept.received.as_deref().is_some_and(|r| r.contains("::1")) {
+        return Err(format!("not received over ::1: {:?}", kept.received));
+    }
     let mut note = format!("{first_note}{} bytes kept", kept.message.len());
+    if case == Case::Ipv6 {
+        // What the server recorded of the client: EHLO name and address.
+        if let Some(from) = kept
+            .received
+            .as_deref()
+            .and_then(|r| r.strip_prefix("from "))
+        {
+            note.push_str(&format!(
+                ", from {}",
+                from.split(" by ").next().unwrap_or(from)
+            ));
+        }
+    }
     if !refusals.is_empty() {
         note.push_str(&format!(", {refusals}"));
     }

@@ -34,6 +34,7 @@ const USAGE: &str = "smtp-interop: run by scripts/interop, which sets
   POSTFIX_SINK_DIR, POSTFIX_UTF8_DIR   where smtp-sink and the pipe dump messages
   AIOSMTPD_SMTP, AIOSMTPD_SMTPS, AIOSMTPD_DIR
   DOVECOT_LMTP_UNIX, DOVECOT_LMTP_TCP, DOVECOT_MAIL_DIR
+  POSTFIX_SMTP6, DOVECOT_LMTP_TCP6   optional: the same on [::1]
   INTEROP_ONLY           optional: run only the servers named (comma-separated)";
 
 /// The size limit configured for Postfix and aiosmtpd in `interop/`.
@@ -41,6 +42,11 @@ const SIZE_LIMIT: u64 = 1_048_576;
 
 fn env(name: &str) -> Result<String, String> {
     std::env::var(name).map_err(|_| format!("{name} is not set\n{USAGE}"))
+}
+
+/// An endpoint that may be absent (empty or unset).
+fn optional(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
 fn tls_config(ca: &str) -> Result<Arc<ClientConfig>, String> {
@@ -64,6 +70,7 @@ fn servers() -> Result<Vec<Server>, String> {
         Server {
             name: "postfix",
             smtp: Some(env("POSTFIX_SMTP")?),
+            ipv6: optional("POSTFIX_SMTP6"),
             smtps: Some(env("POSTFIX_SMTPS")?),
             lmtp_unix: None,
             lmtp_tcp: None,
@@ -91,6 +98,7 @@ fn servers() -> Result<Vec<Server>, String> {
         Server {
             name: "aiosmtpd",
             smtp: Some(env("AIOSMTPD_SMTP")?),
+            ipv6: None,
             smtps: Some(env("AIOSMTPD_SMTPS")?),
             lmtp_unix: None,
             lmtp_tcp: None,
@@ -115,6 +123,7 @@ fn servers() -> Result<Vec<Server>, String> {
         Server {
             name: "dovecot",
             smtp: None,
+            ipv6: optional("DOVECOT_LMTP_TCP6"),
             smtps: None,
             lmtp_unix: Some(env("DOVECOT_LMTP_UNIX")?),
             lmtp_tcp: Some(env("DOVECOT_LMTP_TCP")?),

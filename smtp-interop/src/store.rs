@@ -47,6 +47,8 @@ pub struct Kept {
     pub message: Vec<u8>,
     /// The protocol Postfix recorded in its `Received:` field (`ESMTPSA`...).
     pub protocol: Option<String>,
+    /// The `Received:` field Postfix or Dovecot added, unfolded.
+    pub received: Option<String>,
     /// TLS and AUTH as aiosmtpd saw them.
     pub tls: Option<bool>,
     /// See `tls`.
@@ -231,6 +233,7 @@ fn parse_sink(bytes: &[u8]) -> Result<Kept, String> {
                 received += 1;
                 if let Some(p) = postfix_protocol(field) {
                     k.protocol = Some(p);
+                    k.received = Some(value(field, name));
                 }
             }
             _ => break,
@@ -266,6 +269,7 @@ fn parse_pipe(bytes: &[u8]) -> Result<Kept, String> {
         rcpt_params: vec![String::new()],
         message: rest.to_vec(),
         protocol: postfix_protocol(field),
+        received: Some(value(field, name)),
         ..Kept::default()
     })
 }
@@ -310,6 +314,7 @@ fn parse_dovecot(bytes: &[u8]) -> Result<Kept, String> {
                     return Err(format!("Received field not from LMTP: {v}"));
                 }
                 k.protocol = Some("LMTP".into());
+                k.received = Some(v);
             }
         }
         rest = tail;
