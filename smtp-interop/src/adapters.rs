@@ -4,6 +4,7 @@
 //! own runtime.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rustls::ClientConfig;
 use smtp_proto::{Capabilities, Mechanism, Options, Reply, TransactionResult};
@@ -52,6 +53,8 @@ impl std::fmt::Display for Failure {
 pub trait Session: Sized {
     /// The adapter's name in the table.
     const NAME: &'static str;
+    /// Whether [`Session::through_pool`] has a pool to use.
+    const HAS_POOL: bool;
     /// Connects and reads the greeting; trace lines are enabled.
     fn connect(
         how: Connect<'_>,
@@ -84,6 +87,45 @@ pub trait Session: Sized {
     fn is_tls(&self) -> bool;
     /// QUIT.
     fn quit(self) -> Result<Reply, Failure>;
+    /// Sends each `(from, to, message)` through the adapter's connection pool
+    /// (at most one session, health-checked with NOOP before reuse), one
+    /// after the other; returns how many sessions the pool opened and the
+    /// results. `None` when the adapter has no pool.
+    fn through_pool(
+        how: Pooling,
+        tls: &Arc<ClientConfig>,
+        sends: &[Outgoing],
+    ) -> Option<Result<(usize, Vec<TransactionResult>), Failure>>;
+}
+
+/// How the pool's sessions connect.
+#[derive(Debug, Clone)]
+pub struct Pooling {
+    /// `host:port` or, for LMTP, a socket path.
+    pub address: String,
+    /// LMTP rather than SMTP.
+    pub lmtp: bool,
+    /// STARTTLS right after connecting.
+    pub starttls: bool,
+    /// Connection options.
+    pub options: Options,
+}
+
+/// One message for [`Session::through_pool`]: sender, recipients, bytes.
+pub type Outgoing = (String, Vec<String>, Vec<u8>);
+
+/// Counts the sessions a pool's connect function opened.
+#[derive(Debug, Clone, Default)]
+struct Opened(Arc<AtomicUsize>);
+
+impl Opened {
+    fn bump(&self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn get(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
 }
 
 const NONE: &[&str] = &[];
@@ -111,6 +153,7 @@ pub struct Blocking(smtp_blocking::SmtpClient);
 
 impl Session for Blocking {
     const NAME: &'static str = "blocking";
+    const HAS_POOL: bool = false;
 
     fn connect(
         how: Connect<'_>,
@@ -174,6 +217,14 @@ impl Session for Blocking {
     fn quit(self) -> Result<Reply, Failure> {
         Ok(self.0.quit()?)
     }
+
+    fn through_pool(
+        _: Pooling,
+        _: &Arc<ClientConfig>,
+        _: &[Outgoing],
+    ) -> Option<Result<(usize, Vec<TransactionResult>), Failure>> {
+        None
+    }
 }
 
 /// `smtp-tokio`, on a current-thread runtime of its own.
@@ -185,6 +236,7 @@ pub struct Tokio {
 
 impl Session for Tokio {
     const NAME: &'static str = "tokio";
+    const HAS_POOL: bool = true;
 
     fn connect(
         how: Connect<'_>,
@@ -262,6 +314,51 @@ impl Session for Tokio {
         let Tokio { rt, client } = self;
         Ok(rt.block_on(client.quit())?)
     }
+
+    fn through_pool(
+        how: Pooling,
+        tls: &Arc<ClientConfig>,
+        sends: &[Outgoing],
+    ) -> Option<Result<(usize, Vec<TransactionResult>), Failure>> {
+        use smtp_tokio::{Pool, PoolConfig, SmtpClient};
+        let rt = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => return Some(Err(Failure::new(None, format!("tokio runtime: {e}")))),
+        };
+        let opened = Opened::default();
+        let mut config = PoolConfig::default();
+        config.max_size = 1;
+        let (count, tls) = (opened.clone(), tls.clone());
+        let pool = Pool::new(config, move || {
+            let (how, tls) = (how.clone(), tls.clone());
+            count.bump();
+            async move {
+                let mut c = if how.lmtp {
+                    SmtpClient::connect_lmtp(&how.address, how.options).await?
+                } else {
+                    SmtpClient::connect(&how.address, how.options).await?
+                };
+                c.set_tls_config(tls);
+                c.set_debuglevel(1);
+                if how.starttls {
+                    c.starttls().await?;
+                }
+                Ok(c)
+            }
+        });
+        let result = rt.block_on(async {
+            let mut results = Vec::new();
+            for (from, to, message) in sends {
+                let mut session = pool.get().await?;
+                results.push(session.sendmail(from, to, message, NONE, NONE).await?);
+            }
+            Ok::<_, smtp_tokio::Error>(results)
+        });
+        Some(result.map(|r| (opened.get(), r)).map_err(Failure::from))
+    }
 }
 
 /// `smtp-async-std`, driven by `async_std::task::block_on`.
@@ -270,6 +367,7 @@ pub struct AsyncStd(smtp_async_std::SmtpClient);
 
 impl Session for AsyncStd {
     const NAME: &'static str = "async-std";
+    const HAS_POOL: bool = true;
 
     fn connect(
         how: Connect<'_>,
@@ -344,5 +442,43 @@ impl Session for AsyncStd {
 
     fn quit(self) -> Result<Reply, Failure> {
         Ok(async_std::task::block_on(self.0.quit())?)
+    }
+
+    fn through_pool(
+        how: Pooling,
+        tls: &Arc<ClientConfig>,
+        sends: &[Outgoing],
+    ) -> Option<Result<(usize, Vec<TransactionResult>), Failure>> {
+        use smtp_async_std::{Pool, PoolConfig, SmtpClient};
+        let opened = Opened::default();
+        let mut config = PoolConfig::default();
+        config.max_size = 1;
+        let (count, tls) = (opened.clone(), tls.clone());
+        let pool: Pool = Pool::new(config, move || {
+            let (how, tls) = (how.clone(), tls.clone());
+            count.bump();
+            async move {
+                let mut c = if how.lmtp {
+                    SmtpClient::connect_lmtp(&how.address, how.options).await?
+                } else {
+                    SmtpClient::connect(&how.address, how.options).await?
+                };
+                c.set_tls_config(tls);
+                c.set_debuglevel(1);
+                if how.starttls {
+                    c.starttls().await?;
+                }
+                Ok(c)
+            }
+        });
+        let result = async_std::task::block_on(async {
+            let mut results = Vec::new();
+            for (from, to, message) in sends {
+                let mut session = pool.get().await?;
+                results.push(session.sendmail(from, to, message, NONE, NONE).await?);
+            }
+            Ok::<_, smtp_async_std::Error>(results)
+        });
+        Some(result.map(|r| (opened.get(), r)).map_err(Failure::from))
     }
 }

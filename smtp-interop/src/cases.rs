@@ -8,7 +8,7 @@ use rustls::ClientConfig;
 use smtp_proto::sasl::{CramMd5, Credentials, Login, Plain};
 use smtp_proto::{Mechanism, Options, TransactionResult};
 
-use crate::adapters::{Connect, Failure, Session};
+use crate::adapters::{Connect, Failure, Outgoing, Pooling, Session};
 use crate::capture::Lines;
 use crate::store::{Kept, Store};
 
@@ -53,6 +53,9 @@ pub enum Case {
     SizeLimit,
     /// DSN parameters (RET, ENVID, NOTIFY, ORCPT) as the server passes them on.
     Dsn,
+    /// Three messages through the adapter's pool of one session: one
+    /// connection, reused after a NOOP health check.
+    Pool,
     /// `send_message` with To, Cc and Bcc: the Bcc recipient gets the message,
     /// the Bcc header is not transmitted.
     SendMessageBcc,
@@ -86,6 +89,7 @@ impl Case {
         Case::AllRefusedThenSent,
         Case::SizeLimit,
         Case::Dsn,
+        Case::Pool,
         Case::SendMessageBcc,
         Case::LmtpUnix,
         Case::LmtpTcp,
@@ -111,6 +115,7 @@ impl Case {
             Case::AllRefusedThenSent => "all refused, then next".into(),
             Case::SizeLimit => "size limit".into(),
             Case::Dsn => "dsn".into(),
+            Case::Pool => "pool: 3 messages".into(),
             Case::SendMessageBcc => "send_message bcc".into(),
             Case::LmtpUnix => "lmtp unix, 1 unknown".into(),
             Case::LmtpTcp => "lmtp tcp, 1 unknown".into(),
@@ -239,7 +244,7 @@ struct Expect {
 fn applicable(server: &Server, case: Case) -> Result<(), String> {
     let o = &server.offers;
     let ok = match case {
-        Case::Plain | Case::SendMessageBcc | Case::LargeData | Case::BareLf => true,
+        Case::Plain | Case::SendMessageBcc | Case::LargeData | Case::BareLf | Case::Pool => true,
         Case::RcptRefused => !server.refused.is_empty(),
         Case::AllRefusedThenSent => true,
         Case::Ipv6 => server.ipv6.is_some(),
@@ -321,6 +326,9 @@ pub fn run<S: Session>(ctx: &Context, server: &Server, case: Case) -> Verdict {
     if let Err(why) = applicable(server, case) {
         return Verdict::NotApplicable(why);
     }
+    if case == Case::Pool && !S::HAS_POOL {
+        return Verdict::NotApplicable("the adapter has no pool".into());
+    }
     let token = format!(
         "interop-{}-{}-{}-{}",
         ctx.run_id,
@@ -328,7 +336,12 @@ pub fn run<S: Session>(ctx: &Context, server: &Server, case: Case) -> Verdict {
         S::NAME,
         case.name().replace([' ', ',', '(', ')'], "")
     );
-    match run_inner::<S>(ctx, server, case, &token) {
+    let outcome = if case == Case::Pool {
+        run_pool::<S>(ctx, server, &token)
+    } else {
+        run_inner::<S>(ctx, server, case, &token)
+    };
+    match outcome {
         Ok(note) => Verdict::Pass(note),
         Err(why) => Verdict::Fail(why),
     }
@@ -694,6 +707,67 @@ fn run_inner<S: Session>(
         note.push_str(&format!(", mechanism {m}"));
     }
     Ok(note)
+}
+
+/// Three messages through the adapter's pool, each checked where it is kept.
+fn run_pool<S: Session>(ctx: &Context, server: &Server, token: &str) -> Result<String, String> {
+    let mut options = Options::default();
+    options.timeout = Some(Duration::from_secs(20));
+    options.local_hostname = Some("client.interop.test".into());
+    let how = Pooling {
+        address: server
+            .smtp
+            .clone()
+            .or_else(|| server.lmtp_tcp.clone())
+            .unwrap_or_default(),
+        lmtp: server.is_lmtp(),
+        starttls: server.mail_requires_tls,
+        options,
+    };
+    let r0 = server.recipients[0];
+    let sends: Vec<Outgoing> = (1..=3)
+        .map(|i| {
+            let t = format!("{token}-{i}");
+            (
+                server.sender.to_owned(),
+                vec![r0.to_owned()],
+                message(server.sender, r0, &t, 3),
+            )
+        })
+        .collect();
+    ctx.lines.clear();
+    let Some(outcome) = S::through_pool(how, &ctx.tls, &sends) else {
+        return Err(format!("{} has no pool", S::NAME));
+    };
+    let (opened, results) = outcome.map_err(|e| fail("pool", &e))?;
+    if opened != 1 {
+        return Err(format!(
+            "{opened} sessions opened for 3 messages, expected 1"
+        ));
+    }
+    let noops = ctx.lines.take().iter().filter(|l| *l == "C: NOOP").count();
+    if noops != 2 {
+        return Err(format!("{noops} NOOP health checks before 2 reuses"));
+    }
+    for (i, (result, (_, _, m))) in results.iter().zip(&sends).enumerate() {
+        let expect = Expect {
+            sender: server.sender.to_owned(),
+            recipients: vec![r0.to_owned()],
+            message: m.clone(),
+            protocol: None,
+            tls: server.mail_requires_tls,
+            auth: false,
+            mail_params: Vec::new(),
+            rcpt_params: Vec::new(),
+        };
+        check_result(server, Case::Pool, result, &expect)?;
+        // The token of message 1 is a prefix of no other (1, 2, 3).
+        wait_kept(ctx, server, &format!("{token}-{}", i + 1), &expect)?;
+    }
+    if results.len() != 3 {
+        return Err(format!("{} results for 3 messages", results.len()));
+    }
+    Ok("3 messages kept, 1 session, NOOP before each reuse".into())
 }
 
 fn quit<S: Session>(s: S) -> Result<(), String> {
