@@ -1,0 +1,484 @@
+//! One [`Session`] trait over the three adapters, so that every case is written
+//! once and run through each of them. Each method is a direct call of the
+//! adapter's public facade; the async ones are driven to completion on their
+//! own runtime.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use rustls::ClientConfig;
+use smtp_proto::{Capabilities, Mechanism, Options, Reply, TransactionResult};
+
+/// How a session connects.
+#[derive(Debug, Clone, Copy)]
+pub enum Connect<'a> {
+    /// SMTP over TCP, plain at first (`connect`).
+    Smtp(&'a str),
+    /// SMTP over TCP with TLS from the first byte (`connect_tls`).
+    SmtpTls(&'a str),
+    /// LMTP over a Unix socket (a path) or TCP (`connect_lmtp`).
+    Lmtp(&'a str),
+}
+
+/// A failed call: the core's error when there is one, and the rendered text.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// The core's error, for matching on the kind and the reply code.
+    pub smtp: Option<smtp_proto::Error>,
+    /// What went wrong, for the table.
+    pub text: String,
+}
+
+impl Failure {
+    fn new(smtp: Option<&smtp_proto::Error>, text: String) -> Failure {
+        Failure {
+            smtp: smtp.cloned(),
+            text,
+        }
+    }
+
+    /// The code of the server's reply carried by the error, if any.
+    pub fn code(&self) -> Option<u16> {
+        self.smtp.as_ref().and_then(|e| e.reply()).map(Reply::code)
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// What a case does with a session: the facade's calls, nothing more.
+pub trait Session: Sized {
+    /// The adapter's name in the table.
+    const NAME: &'static str;
+    /// Whether [`Session::through_pool`] has a pool to use.
+    const HAS_POOL: bool;
+    /// Connects and reads the greeting; trace lines are enabled.
+    fn connect(
+        how: Connect<'_>,
+        options: Options,
+        tls: &Arc<ClientConfig>,
+    ) -> Result<Self, Failure>;
+    /// EHLO (LHLO under LMTP), unless already done.
+    fn ehlo(&mut self) -> Result<Reply, Failure>;
+    /// STARTTLS, the handshake and EHLO again.
+    fn starttls(&mut self) -> Result<Reply, Failure>;
+    /// AUTH with one mechanism.
+    fn auth(&mut self, mechanism: Box<dyn Mechanism>) -> Result<Reply, Failure>;
+    /// `login_with(user, password, false)`: the client picks the mechanism and
+    /// sends no initial response.
+    fn login(&mut self, user: &str, password: &str) -> Result<Reply, Failure>;
+    /// `sendmail`.
+    fn sendmail(
+        &mut self,
+        from: &str,
+        to: &[&str],
+        message: &[u8],
+        mail_options: &[&str],
+        rcpt_options: &[&str],
+    ) -> Result<TransactionResult, Failure>;
+    /// `send_message` with the envelope taken from the headers.
+    fn send_message(&mut self, message: &[u8]) -> Result<TransactionResult, Failure>;
+    /// The extensions of the last EHLO/LHLO.
+    fn capabilities(&self) -> Option<&Capabilities>;
+    /// Whether the session is encrypted.
+    fn is_tls(&self) -> bool;
+    /// QUIT.
+    fn quit(self) -> Result<Reply, Failure>;
+    /// Sends each `(from, to, message)` through the adapter's connection pool
+    /// (at most one session, health-checked with NOOP before reuse), one
+    /// after the other; returns how many sessions the pool opened and the
+    /// results. `None` when the adapter has no pool.
+    fn through_pool(
+        how: Pooling,
+        tls: &Arc<ClientConfig>,
+        sends: &[Outgoing],
+    ) -> Option<Result<(usize, Vec<TransactionResult>), Failure>>;
+}
+
+/// How the pool's sessions connect.
+#[derive(Debug, Clone)]
+pub struct Pooling {
+    /// `host:port` or, for LMTP, a socket path.
+    pub address: String,
+    /// LMTP rather than SMTP.
+    pub lmtp: bool,
+    /// STARTTLS right after connecting.
+    pub starttls: bool,
+    /// Connection options.
+    pub options: Options,
+}
+
+/// One message for [`Session::through_pool`]: sender, recipients, bytes.
+pub type Outgoing = (String, Vec<String>, Vec<u8>);
+
+/// Counts the sessions a pool's connect function opened.
+#[derive(Debug, Clone, Default)]
+struct Opened(Arc<AtomicUsize>);
+
+impl Opened {
+    fn bump(&self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn get(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+const NONE: &[&str] = &[];
+
+macro_rules! failure {
+    ($krate:ident) => {
+        impl From<$krate::Error> for Failure {
+            fn from(e: $krate::Error) -> Failure {
+                match &e {
+                    $krate::Error::Smtp(s) => Failure::new(Some(s), e.to_string()),
+                    _ => Failure::new(None, e.to_string()),
+                }
+            }
+        }
+    };
+}
+
+failure!(smtp_blocking);
+failure!(smtp_tokio);
+failure!(smtp_async_std);
+
+/// `smtp-blocking`.
+#[derive(Debug)]
+pub struct Blocking(smtp_blocking::SmtpClient);
+
+impl Session for Blocking {
+    const NAME: &'static str = "blocking";
+    const HAS_POOL: bool = false;
+
+    fn connect(
+        how: Connect<'_>,
+        options: Options,
+        tls: &Arc<ClientConfig>,
+    ) -> Result<Self, Failure> {
+        use smtp_blocking::SmtpClient;
+        let mut c = match how {
+            Connect::Smtp(a) => SmtpClient::connect(a, options)?,
+            Connect::SmtpTls(a) => SmtpClient::connect_tls(a, options, Some(tls.clone()))?,
+            Connect::Lmtp(a) => SmtpClient::connect_lmtp(a, options)?,
+        };
+        c.set_tls_config(tls.clone());
+        c.set_debuglevel(1);
+        Ok(Blocking(c))
+    }
+
+    fn ehlo(&mut self) -> Result<Reply, Failure> {
+        Ok(self.0.ehlo_or_helo_if_needed()?)
+    }
+
+    fn starttls(&mut self) -> Result<Reply, Failure> {
+        Ok(self.0.starttls()?)
+    }
+
+    fn auth(&mut self, mechanism: Box<dyn Mechanism>) -> Result<Reply, Failure> {
+        Ok(self.0.auth(mechanism, true)?)
+    }
+
+    fn login(&mut self, user: &str, password: &str) -> Result<Reply, Failure> {
+        Ok(self.0.login_with(user, password, false)?)
+    }
+
+    fn sendmail(
+        &mut self,
+        from: &str,
+        to: &[&str],
+        message: &[u8],
+        mail_options: &[&str],
+        rcpt_options: &[&str],
+    ) -> Result<TransactionResult, Failure> {
+        Ok(self
+            .0
+            .sendmail(from, to, message, mail_options, rcpt_options)?)
+    }
+
+    fn send_message(&mut self, message: &[u8]) -> Result<TransactionResult, Failure> {
+        Ok(self
+            .0
+            .send_message(message, None, None::<&[&str]>, NONE, NONE)?)
+    }
+
+    fn capabilities(&self) -> Option<&Capabilities> {
+        self.0.capabilities()
+    }
+
+    fn is_tls(&self) -> bool {
+        self.0.is_tls()
+    }
+
+    fn quit(self) -> Result<Reply, Failure> {
+        Ok(self.0.quit()?)
+    }
+
+    fn through_pool(
+        _: Pooling,
+        _: &Arc<ClientConfig>,
+        _: &[Outgoing],
+    ) -> Option<Result<(usize, Vec<TransactionResult>), Failure>> {
+        None
+    }
+}
+
+/// `smtp-tokio`, on a current-thread runtime of its own.
+#[derive(Debug)]
+pub struct Tokio {
+    rt: tokio::runtime::Runtime,
+    client: smtp_tokio::SmtpClient,
+}
+
+impl Session for Tokio {
+    const NAME: &'static str = "tokio";
+    const HAS_POOL: bool = true;
+
+    fn connect(
+        how: Connect<'_>,
+        options: Options,
+        tls: &Arc<ClientConfig>,
+    ) -> Result<Self, Failure> {
+        use smtp_tokio::SmtpClient;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Failure::new(None, format!("tokio runtime: {e}")))?;
+        let mut client = rt.block_on(async {
+            match how {
+                Connect::Smtp(a) => SmtpClient::connect(a, options).await,
+                Connect::SmtpTls(a) => SmtpClient::connect_tls(a, options, Some(tls.clone())).await,
+                Connect::Lmtp(a) => SmtpClient::connect_lmtp(a, options).await,
+            }
+        })?;
+        client.set_tls_config(tls.clone());
+        client.set_debuglevel(1);
+        Ok(Tokio { rt, client })
+    }
+
+    fn ehlo(&mut self) -> Result<Reply, Failure> {
+        Ok(self.rt.block_on(self.client.ehlo_or_helo_if_needed())?)
+    }
+
+    fn starttls(&mut self) -> Result<Reply, Failure> {
+        Ok(self.rt.block_on(self.client.starttls())?)
+    }
+
+    fn auth(&mut self, mechanism: Box<dyn Mechanism>) -> Result<Reply, Failure> {
+        Ok(self.rt.block_on(self.client.auth(mechanism, true))?)
+    }
+
+    fn login(&mut self, user: &str, password: &str) -> Result<Reply, Failure> {
+        Ok(self
+            .rt
+            .block_on(self.client.login_with(user, password, false))?)
+    }
+
+    fn sendmail(
+        &mut self,
+        from: &str,
+        to: &[&str],
+        message: &[u8],
+        mail_options: &[&str],
+        rcpt_options: &[&str],
+    ) -> Result<TransactionResult, Failure> {
+        Ok(self.rt.block_on(
+            self.client
+                .sendmail(from, to, message, mail_options, rcpt_options),
+        )?)
+    }
+
+    fn send_message(&mut self, message: &[u8]) -> Result<TransactionResult, Failure> {
+        Ok(self.rt.block_on(self.client.send_message(
+            message,
+            None,
+            None::<&[&str]>,
+            NONE,
+            NONE,
+        ))?)
+    }
+
+    fn capabilities(&self) -> Option<&Capabilities> {
+        self.client.capabilities()
+    }
+
+    fn is_tls(&self) -> bool {
+        self.client.is_tls()
+    }
+
+    fn quit(self) -> Result<Reply, Failure> {
+        let Tokio { rt, client } = self;
+        Ok(rt.block_on(client.quit())?)
+    }
+
+    fn through_pool(
+        how: Pooling,
+        tls: &Arc<ClientConfig>,
+        sends: &[Outgoing],
+    ) -> Option<Result<(usize, Vec<TransactionResult>), Failure>> {
+        use smtp_tokio::{Pool, PoolConfig, SmtpClient};
+        let rt = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => return Some(Err(Failure::new(None, format!("tokio runtime: {e}")))),
+        };
+        let opened = Opened::default();
+        let mut config = PoolConfig::default();
+        config.max_size = 1;
+        let (count, tls) = (opened.clone(), tls.clone());
+        let pool = Pool::new(config, move || {
+            let (how, tls) = (how.clone(), tls.clone());
+            count.bump();
+            async move {
+                let mut c = if how.lmtp {
+                    SmtpClient::connect_lmtp(&how.address, how.options).await?
+                } else {
+                    SmtpClient::connect(&how.address, how.options).await?
+                };
+                c.set_tls_config(tls);
+                c.set_debuglevel(1);
+                if how.starttls {
+                    c.starttls().await?;
+                }
+                Ok(c)
+            }
+        });
+        let result = rt.block_on(async {
+            let mut results = Vec::new();
+            for (from, to, message) in sends {
+                let mut session = pool.get().await?;
+                results.push(session.sendmail(from, to, message, NONE, NONE).await?);
+            }
+            Ok::<_, smtp_tokio::Error>(results)
+        });
+        Some(result.map(|r| (opened.get(), r)).map_err(Failure::from))
+    }
+}
+
+/// `smtp-async-std`, driven by `async_std::task::block_on`.
+#[derive(Debug)]
+pub struct AsyncStd(smtp_async_std::SmtpClient);
+
+impl Session for AsyncStd {
+    const NAME: &'static str = "async-std";
+    const HAS_POOL: bool = true;
+
+    fn connect(
+        how: Connect<'_>,
+        options: Options,
+        tls: &Arc<ClientConfig>,
+    ) -> Result<Self, Failure> {
+        use smtp_async_std::SmtpClient;
+        let mut c = async_std::task::block_on(async {
+            match how {
+                Connect::Smtp(a) => SmtpClient::connect(a, options).await,
+                Connect::SmtpTls(a) => SmtpClient::connect_tls(a, options, Some(tls.clone())).await,
+                Connect::Lmtp(a) => SmtpClient::connect_lmtp(a, options).await,
+            }
+        })?;
+        c.set_tls_config(tls.clone());
+        c.set_debuglevel(1);
+        Ok(AsyncStd(c))
+    }
+
+    fn ehlo(&mut self) -> Result<Reply, Failure> {
+        Ok(async_std::task::block_on(self.0.ehlo_or_helo_if_needed())?)
+    }
+
+    fn starttls(&mut self) -> Result<Reply, Failure> {
+        Ok(async_std::task::block_on(self.0.starttls())?)
+    }
+
+    fn auth(&mut self, mechanism: Box<dyn Mechanism>) -> Result<Reply, Failure> {
+        Ok(async_std::task::block_on(self.0.auth(mechanism, true))?)
+    }
+
+    fn login(&mut self, user: &str, password: &str) -> Result<Reply, Failure> {
+        Ok(async_std::task::block_on(
+            self.0.login_with(user, password, false),
+        )?)
+    }
+
+    fn sendmail(
+        &mut self,
+        from: &str,
+        to: &[&str],
+        message: &[u8],
+        mail_options: &[&str],
+        rcpt_options: &[&str],
+    ) -> Result<TransactionResult, Failure> {
+        Ok(async_std::task::block_on(self.0.sendmail(
+            from,
+            to,
+            message,
+            mail_options,
+            rcpt_options,
+        ))?)
+    }
+
+    fn send_message(&mut self, message: &[u8]) -> Result<TransactionResult, Failure> {
+        Ok(async_std::task::block_on(self.0.send_message(
+            message,
+            None,
+            None::<&[&str]>,
+            NONE,
+            NONE,
+        ))?)
+    }
+
+    fn capabilities(&self) -> Option<&Capabilities> {
+        self.0.capabilities()
+    }
+
+    fn is_tls(&self) -> bool {
+        self.0.is_tls()
+    }
+
+    fn quit(self) -> Result<Reply, Failure> {
+        Ok(async_std::task::block_on(self.0.quit())?)
+    }
+
+    fn through_pool(
+        how: Pooling,
+        tls: &Arc<ClientConfig>,
+        sends: &[Outgoing],
+    ) -> Option<Result<(usize, Vec<TransactionResult>), Failure>> {
+        use smtp_async_std::{Pool, PoolConfig, SmtpClient};
+        let opened = Opened::default();
+        let mut config = PoolConfig::default();
+        config.max_size = 1;
+        let (count, tls) = (opened.clone(), tls.clone());
+        let pool: Pool = Pool::new(config, move || {
+            let (how, tls) = (how.clone(), tls.clone());
+            count.bump();
+            async move {
+                let mut c = if how.lmtp {
+                    SmtpClient::connect_lmtp(&how.address, how.options).await?
+                } else {
+                    SmtpClient::connect(&how.address, how.options).await?
+                };
+                c.set_tls_config(tls);
+                c.set_debuglevel(1);
+                if how.starttls {
+                    c.starttls().await?;
+                }
+                Ok(c)
+            }
+        });
+        let result = async_std::task::block_on(async {
+            let mut results = Vec::new();
+            for (from, to, message) in sends {
+                let mut session = pool.get().await?;
+                results.push(session.sendmail(from, to, message, NONE, NONE).await?);
+            }
+            Ok::<_, smtp_async_std::Error>(results)
+        });
+        Some(result.map(|r| (opened.get(), r)).map_err(Failure::from))
+    }
+}
