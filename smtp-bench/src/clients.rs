@@ -285,7 +285,8 @@ fn raw_tcp(args: &ClientArgs) -> Result<(u64, u64), BoxError> {
 }
 
 /// A reader that generates a message of `size` bytes (headers, then 80-byte
-/// text lines) from one 80 KiB block, never holding the message.
+/// text lines, the last one cut short to end in CRLF) from one 80 KiB block,
+/// never holding the message.
 #[derive(Debug)]
 pub struct Generator {
     block: Vec<u8>,
@@ -323,6 +324,22 @@ impl Generator {
             let k = src.len().min(want - n);
             buf[n..n + k].copy_from_slice(&src[..k]);
             n += k;
+        }
+        // The last line: 'x' up to a final CRLF, so that nothing is added.
+        let header = self.header.len() as u64;
+        let line = 80;
+        if self.size >= header + 2 {
+            let tail = header + (self.size - 2 - header) / line * line;
+            let from = tail.saturating_sub(self.sent);
+            if from < n as u64 {
+                for (i, b) in buf[from as usize..n].iter_mut().enumerate() {
+                    *b = match self.size - (self.sent + from + i as u64) {
+                        2 => b'\r',
+                        1 => b'\n',
+                        _ => b'x',
+                    };
+                }
+            }
         }
         self.sent += n as u64;
         n
@@ -408,5 +425,9 @@ mod tests {
         g.read_to_end(&mut out).unwrap_or_default();
         assert_eq!(out.len(), 1_000_003);
         assert!(out.starts_with(b"From: "));
+        assert!(out.ends_with(b"xx\r\n"));
+        let cr = out.iter().filter(|&&b| b == b'\r').count();
+        let lf = out.iter().filter(|&&b| b == b'\n').count();
+        assert_eq!(cr, lf);
     }
 }

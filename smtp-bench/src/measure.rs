@@ -11,7 +11,18 @@ const TICKS_PER_SEC: u64 = 100;
 /// User plus system CPU time of this process so far (10 ms resolution).
 #[must_use]
 pub fn cpu_time() -> Duration {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+    cpu_time_at("/proc/self/stat")
+}
+
+/// User plus system CPU time of process `pid` so far, every thread included
+/// (zero when it cannot be read).
+#[must_use]
+pub fn cpu_time_of(pid: u32) -> Duration {
+    cpu_time_at(&format!("/proc/{pid}/stat"))
+}
+
+fn cpu_time_at(path: &str) -> Duration {
+    let Ok(stat) = std::fs::read_to_string(path) else {
         return Duration::ZERO;
     };
     // Fields after the command name, which is in parentheses and may hold spaces.

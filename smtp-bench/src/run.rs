@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::clients::{BoxError, FROM, HELO, TO, message};
-use crate::measure::Report;
+use crate::measure::{Report, cpu_time_of};
 use crate::sink::{Snapshot, query_stats};
 
 /// Everything `smtp-bench run` is told.
@@ -159,6 +159,7 @@ struct Sample {
     rss_kib: u64,
     round_trips: Option<f64>,
     wire_bytes: Option<f64>,
+    sink_cpu_us_per_msg: f64,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -182,6 +183,7 @@ struct Medians {
     rss_kib: u64,
     round_trips: Option<f64>,
     wire_bytes: Option<f64>,
+    sink_cpu_us_per_msg: f64,
     runs: usize,
     spread: f64,
 }
@@ -204,6 +206,7 @@ fn medians(samples: &[Sample]) -> Medians {
         rss_kib: samples.iter().map(|s| s.rss_kib).max().unwrap_or(0),
         round_trips: opt(|s| s.round_trips),
         wire_bytes: opt(|s| s.wire_bytes),
+        sink_cpu_us_per_msg: m(|s| s.sink_cpu_us_per_msg),
         runs: samples.len(),
         spread: if med > 0.0 { (hi - lo) / med } else { 0.0 },
     }
@@ -690,7 +693,7 @@ pub fn run(cfg: &RunConfig) -> Result<String, BoxError> {
     let mut samples: BTreeMap<(Case, usize, ClientKind), Vec<Sample>> = BTreeMap::new();
     let mut failures: Vec<String> = Vec::new();
     let mut tsv = String::from(
-        "round\tcase\tsink\tclient\tmessages\tsecs\tcpu_secs\trss_kib\tround_trips\twire_bytes\n",
+        "round\tcase\tsink\tclient\tmessages\tsecs\tcpu_secs\trss_kib\treply_writes\twire_bytes\tsink_cpu_secs\n",
     );
     let limit = Duration::from_secs(120);
     for rep in 0..cfg.reps {
@@ -704,8 +707,10 @@ pub fn run(cfg: &RunConfig) -> Result<String, BoxError> {
                 _ => None,
             };
             let cmd = client_command(cfg, job, &sink.addr, &files)?;
+            let sink_cpu0 = cpu_time_of(sink.child.id());
             let result =
                 run_child(cmd, limit).and_then(|(out, wall)| parse_report(job, &out, wall));
+            let sink_cpu = cpu_time_of(sink.child.id()).saturating_sub(sink_cpu0);
             let after = match kind {
                 SinkKind::Fast(..) => query_stats(&sink.addr).ok(),
                 _ => None,
@@ -745,10 +750,11 @@ pub fn run(cfg: &RunConfig) -> Result<String, BoxError> {
                 rss_kib: r.rss_kib,
                 round_trips: delta.and_then(|d| per(d.tx_writes)),
                 wire_bytes: delta.and_then(|d| per(d.body_bytes)),
+                sink_cpu_us_per_msg: sink_cpu.as_secs_f64() * 1e6 / r.messages.max(1) as f64,
             };
             let _ = writeln!(
                 tsv,
-                "{rep}\t{}\t{}\t{}\t{}\t{:.6}\t{:.6}\t{}\t{}\t{}",
+                "{rep}\t{}\t{}\t{}\t{}\t{:.6}\t{:.6}\t{}\t{}\t{}\t{:.3}",
                 job.case.title(),
                 kind.label(),
                 job.client.label(),
@@ -758,6 +764,7 @@ pub fn run(cfg: &RunConfig) -> Result<String, BoxError> {
                 r.rss_kib,
                 s.round_trips.map_or(String::new(), |x| format!("{x:.2}")),
                 s.wire_bytes.map_or(String::new(), |x| format!("{x:.0}")),
+                sink_cpu.as_secs_f64(),
             );
             eprintln!(
                 "round {rep}: {label}: {:.0} msg/s, {:.1} MB/s, {:.1} us CPU/msg",
@@ -827,8 +834,10 @@ fn render(
         "Client and sink pinned to CPU {} with `taskset` (except the cross-core table); {} interleaved rounds, medians; \
          MB = 10^6 bytes of message (before dot-stuffing); CPU = user + system time of the client process during its sending loop \
          (smtp-source: of the whole process, by `/usr/bin/time`); peak RSS = the client's VmHWM / ru_maxrss; \
-         round trips per message and wire bytes per message are counted by the in-tree sink \
-         (writes that carried a transaction reply; bytes after DATA or in BDAT chunks).",
+         sink CPU = CPU time of the sink process during the run, per message; \
+         reply writes per message and wire bytes per message are counted by the in-tree sink \
+         (writes that carried a reply of a transaction: the round trips a message costs when the body \
+         fits one chunk; bytes after DATA or in BDAT chunks); spread = (max - min) / median of msgs/s.",
         cfg.cpu, cfg.reps
     );
     let _ = writeln!(md);
@@ -840,9 +849,9 @@ fn render(
         let _ = writeln!(md, "### {}\n", case.title());
         let _ = writeln!(
             md,
-            "| client | sink (what it offers) | msgs/s | MB/s | CPU us/msg | peak RSS MiB | round trips/msg | wire bytes/msg | spread |"
+            "| client | sink (what it offers) | msgs/s | MB/s | client CPU us/msg | sink CPU us/msg | peak RSS MiB | reply writes/msg | wire bytes/msg | spread |"
         );
-        let _ = writeln!(md, "|---|---|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(md, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
         let mut rows: Vec<(&(Case, usize, ClientKind), Medians)> = samples
             .iter()
             .filter(|((c, _, _), _)| c == case)
@@ -861,11 +870,12 @@ fn render(
             };
             let _ = writeln!(
                 md,
-                "| {name} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {} | {} | {:.0}% (n={}) |",
+                "| {name} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {} | {:.0}% (n={}) |",
                 sink_of[sink].label(),
                 m.msgs_per_s,
                 m.mb_per_s,
                 m.cpu_us_per_msg,
+                m.sink_cpu_us_per_msg,
                 m.rss_kib as f64 / 1024.0,
                 m.round_trips.map_or("-".into(), |x| format!("{x:.2}")),
                 m.wire_bytes.map_or("-".into(), |x| format!("{x:.0}")),
