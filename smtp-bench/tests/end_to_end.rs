@@ -111,7 +111,7 @@ fn a_new_connection_per_message_and_the_stream_reach_the_sink() {
 /// dot-stuffed line is not taken for it.
 #[test]
 fn the_sink_finds_a_terminator_split_across_writes() {
-    let (addr, stats) = start(SinkConfig::default());
+    let (addr, _stats) = start(SinkConfig::default());
     let mut s = TcpStream::connect(&addr).unwrap();
     s.set_nodelay(true).unwrap();
     let mut greeting = [0u8; 128];
