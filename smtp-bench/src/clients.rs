@@ -28,6 +28,7 @@ pub const CLIENTS: &[&str] = &[
     "lettre",
     "mail-send",
     "raw-tcp",
+    "raw-tcp-64k",
     "stream-blocking",
     "stream-tokio",
     "stream-async-std",
@@ -93,7 +94,7 @@ pub fn message(size: usize) -> Vec<u8> {
 /// Runs client `name` and returns what it measured.
 pub fn run(name: &str, args: &ClientArgs) -> Result<Report, BoxError> {
     // The streaming runs generate their message as they go.
-    let msg = if name.starts_with("stream-") || name == "raw-tcp" {
+    let msg = if name.starts_with("stream-") || name.starts_with("raw-tcp") {
         Vec::new()
     } else {
         message(usize::try_from(args.size)?)
@@ -116,7 +117,8 @@ pub fn run(name: &str, args: &ClientArgs) -> Result<Report, BoxError> {
                 .build()?;
             measure(name, || rt.block_on(mail_send_client(args, &msg)))
         }
-        "raw-tcp" => measure(name, || raw_tcp(args)),
+        "raw-tcp" => measure(name, || raw_tcp(args, 1 << 20)),
+        "raw-tcp-64k" => measure(name, || raw_tcp(args, 64 << 10)),
         "stream-blocking" => measure(name, || stream_blocking(args)),
         "stream-tokio" => {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -266,22 +268,25 @@ async fn mail_send_client(args: &ClientArgs, msg: &[u8]) -> Result<(u64, u64), B
     Ok((sent, sent * msg.len() as u64))
 }
 
-/// The physical bound: `count` writes of 1 MiB into a socket whose peer reads
-/// and discards, until the peer has read it all.
-fn raw_tcp(args: &ClientArgs) -> Result<(u64, u64), BoxError> {
+/// The physical bound: `count` MiB written in writes of `write` bytes into a
+/// socket whose peer reads and discards, until the peer has read it all.
+fn raw_tcp(args: &ClientArgs, write: usize) -> Result<(u64, u64), BoxError> {
     let mut s = TcpStream::connect(&args.addr)?;
-    let buf = vec![b'x'; 1 << 20];
+    let buf = vec![b'x'; write];
+    let per_mib = (1 << 20) / write;
     let deadline = args.deadline();
     let mut sent = 0;
     while !done(sent, args, deadline) {
-        s.write_all(&buf)?;
+        for _ in 0..per_mib {
+            s.write_all(&buf)?;
+        }
         sent += 1;
     }
     s.shutdown(std::net::Shutdown::Write)?;
     // The peer closes once it has read everything.
     let mut rest = [0u8; 16];
     while s.read(&mut rest)? > 0 {}
-    Ok((sent, sent * buf.len() as u64))
+    Ok((sent, sent << 20))
 }
 
 /// A reader that generates a message of `size` bytes (headers, then 80-byte

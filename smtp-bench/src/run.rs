@@ -92,7 +92,8 @@ enum ClientKind {
     },
     Smtplib,
     SmtpSource,
-    RawTcp,
+    /// Writes of this many KiB.
+    RawTcp(u32),
 }
 
 impl ClientKind {
@@ -105,7 +106,8 @@ impl ClientKind {
             ClientKind::MailSend { nodelay: false } => "mail-send 0.7 (as shipped)".into(),
             ClientKind::Smtplib => "Python smtplib".into(),
             ClientKind::SmtpSource => "Postfix smtp-source".into(),
-            ClientKind::RawTcp => "raw TCP copy (bound)".into(),
+            ClientKind::RawTcp(k) if *k >= 1024 => "raw TCP, 1 MiB writes (bound)".into(),
+            ClientKind::RawTcp(k) => format!("raw TCP, {k} KiB writes (bound)"),
         }
     }
 
@@ -410,7 +412,8 @@ fn client_command(
             preload(&mut c, *nodelay)?;
             c
         }
-        ClientKind::RawTcp => ours("raw-tcp"),
+        ClientKind::RawTcp(k) if *k >= 1024 => ours("raw-tcp"),
+        ClientKind::RawTcp(_) => ours("raw-tcp-64k"),
         ClientKind::Smtplib => {
             let py = cfg.python.as_ref().ok_or("no python3")?;
             let script = cfg.out_dir.join("smtplib_client.py");
@@ -645,12 +648,14 @@ pub fn run(cfg: &RunConfig) -> Result<String, BoxError> {
     add(c3, fast, ClientKind::Lettre { nodelay: true }, UNBOUNDED);
     add(c3, fast, ClientKind::MailSend { nodelay: true }, UNBOUNDED);
     add(c3, fast, ClientKind::Smtplib, UNBOUNDED);
-    add(
-        c3,
-        find(SinkKind::Discard, false),
-        ClientKind::RawTcp,
-        UNBOUNDED,
-    );
+    for k in [1024, 64] {
+        add(
+            c3,
+            find(SinkKind::Discard, false),
+            ClientKind::RawTcp(k),
+            UNBOUNDED,
+        );
+    }
 
     // 1 MiB, a new connection per message.
     let c4 = Case {
@@ -732,7 +737,7 @@ pub fn run(cfg: &RunConfig) -> Result<String, BoxError> {
             };
             let delta: Option<Snapshot> = before.zip(after).map(|(b, a)| a.since(&b));
             if let Some(d) = delta
-                && job.client != ClientKind::RawTcp
+                && !matches!(job.client, ClientKind::RawTcp(_))
                 && d.messages != r.messages
             {
                 let e = format!(
@@ -1065,10 +1070,12 @@ fn targets(
         new_connection: false,
         cross_core: false,
     };
+    // The bound is the faster of the two write sizes.
     let raw = samples
         .iter()
-        .find(|((c, _, cl), _)| *c == k3 && *cl == ClientKind::RawTcp)
-        .map(|(_, v)| medians(v));
+        .filter(|((c, _, cl), _)| *c == k3 && matches!(cl, ClientKind::RawTcp(_)))
+        .map(|((_, _, cl), v)| (cl.label(), medians(v)))
+        .max_by(|a, b| a.1.mb_per_s.total_cmp(&b.1.mb_per_s));
     for sink in [SinkKind::Fast(true, false), SinkKind::Fast(true, true)] {
         let Some((wn, w)) = worst_ours(k3, sink) else {
             continue;
@@ -1097,10 +1104,10 @@ fn targets(
                 );
             }
         }
-        if let Some(r) = raw {
+        if let Some((rn, r)) = &raw {
             let _ = writeln!(
                 md,
-                "- at least 50% of raw loopback TCP: slowest adapter ({wn}) {:.0} of {:.0} MB/s ({:.0}%): {}",
+                "- at least 50% of raw loopback TCP ({rn}): slowest adapter ({wn}) {:.0} of {:.0} MB/s ({:.0}%): {}",
                 w.mb_per_s,
                 r.mb_per_s,
                 100.0 * w.mb_per_s / r.mb_per_s,

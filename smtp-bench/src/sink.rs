@@ -150,7 +150,7 @@ pub fn serve_discard(listener: TcpListener) -> io::Result<()> {
     loop {
         let (mut stream, _) = listener.accept()?;
         std::thread::spawn(move || {
-            let mut buf = vec![0u8; 1 << 20];
+            let mut buf = vec![0u8; READ_BUF];
             while let Ok(n) = stream.read(&mut buf) {
                 if n == 0 {
                     break;
