@@ -116,6 +116,8 @@ pub struct SmtpClient<S = Stream> {
     chunk: Vec<u8>,
     timer: Timer,
     armed: Option<Instant>,
+    /// Times the timer was set (each costs the reactor a wake-up).
+    timer_sets: u64,
     busy: bool,
     debug_level: u8,
 }
@@ -239,6 +241,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> SmtpClient<S> {
             chunk: Vec::new(),
             timer: Timer::never(),
             armed: None,
+            timer_sets: 0,
             busy: false,
             debug_level: options.debug_level,
         };
@@ -376,8 +379,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> SmtpClient<S> {
         mail_options: &[B],
         rcpt_options: &[C],
     ) -> Result<TransactionResult, Error> {
-        let size = smtp_proto::body::message_size(message, self.core.config().line_endings)?;
-        let tx = Transaction::from_strs(from, to, mail_options, rcpt_options)?.size(size);
+        let mut tx = Transaction::from_strs(from, to, mail_options, rcpt_options)?;
+        tx.size = self.core.message_size_if_used(message)?;
         self.send(tx, Body::Parts(PartsCursor::new(&[message], CHUNK)))
             .await
     }
@@ -596,10 +599,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> SmtpClient<S> {
     }
 
     /// One read raced against the reusable deadline timer.
+    ///
+    /// Setting the timer wakes the reactor (an eventfd write and a new poll
+    /// timeout), so an armed timer is kept while it fires no later than
+    /// `deadline` and no sooner than an eighth of the wait: firing early is
+    /// only an early wake-up, which the core ignores, and the timer is then set
+    /// to the deadline itself.
     async fn read_until(&mut self, deadline: Instant) -> Result<(), Error> {
-        if self.armed != Some(deadline) {
+        let now = Instant::now();
+        let keep = self.armed.is_some_and(|armed| {
+            armed <= deadline
+                && armed.saturating_duration_since(now)
+                    >= deadline.saturating_duration_since(now) / 8
+        });
+        if !keep {
             self.timer.set_at(deadline);
             self.armed = Some(deadline);
+            self.timer_sets += 1;
         }
         let read = async { Some(self.io.read(&mut self.rbuf).await) };
         let timer = &mut self.timer;
@@ -649,4 +665,46 @@ fn out_of_step() -> Error {
         smtp_proto::UsageError::WrongState("the session is out of step (a call was cancelled)")
             .into(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// The deadline timer is set once for a run of messages, not before every
+    /// wait (each set wakes the reactor).
+    #[test]
+    fn the_deadline_timer_is_not_set_again_for_every_wait() {
+        let server = smtp_testkit::MockServer::start(
+            smtp_testkit::ServerConfig::default().extensions(&["PIPELINING"]),
+        )
+        .unwrap();
+        async_std::task::block_on(async {
+            let mut c = SmtpClient::connect(&server.addr().to_string(), Options::default())
+                .await
+                .unwrap();
+            let none: &[&str] = &[];
+            let sets = c.timer_sets;
+            for i in 0..20 {
+                let m = format!("Subject: {i}\r\n\r\nx\r\n");
+                c.sendmail(
+                    "a@example.org",
+                    &["b@example.org"],
+                    m.as_bytes(),
+                    none,
+                    none,
+                )
+                .await
+                .unwrap();
+            }
+            assert!(
+                c.timer_sets - sets <= 2,
+                "{} timer sets",
+                c.timer_sets - sets
+            );
+            c.quit().await.unwrap();
+        });
+    }
 }

@@ -52,7 +52,7 @@ use smtp_proto::{
     Address, Client, Domain, Drive, OpId, Outcome, Text, Trace, Transaction, Verb,
     client::PreparedMessage, sasl::Credentials,
 };
-use transport::{Plain, Transport};
+use transport::{Plain, Timeouts, Transport};
 
 /// Default SMTP port.
 pub const SMTP_PORT: u16 = 25;
@@ -82,6 +82,7 @@ pub struct SmtpClient {
     tls: Option<Arc<ClientConfig>>,
     rbuf: Vec<u8>,
     chunk: Vec<u8>,
+    timeouts: Timeouts,
     debug_level: u8,
     transcript: Option<Box<dyn Write + Send>>,
 }
@@ -183,6 +184,8 @@ impl SmtpClient {
             tls,
             rbuf: vec![0; 16 * 1024],
             chunk: Vec::new(),
+            // The socket's timeouts are unknown here (connect_tls set some).
+            timeouts: Timeouts::default(),
             debug_level: options.debug_level,
             transcript: None,
         };
@@ -333,8 +336,8 @@ impl SmtpClient {
         mail_options: &[B],
         rcpt_options: &[C],
     ) -> Result<TransactionResult, Error> {
-        let size = smtp_proto::body::message_size(message, self.core.config().line_endings)?;
-        let tx = Transaction::from_strs(from, to, mail_options, rcpt_options)?.size(size);
+        let mut tx = Transaction::from_strs(from, to, mail_options, rcpt_options)?;
+        tx.size = self.core.message_size_if_used(message)?;
         self.send(tx, Body::Parts(PartsCursor::new(&[message], CHUNK)))
     }
 
@@ -462,8 +465,8 @@ impl SmtpClient {
         loop {
             match self.core.drive(id) {
                 Drive::Write(bytes) => {
-                    self.io
-                        .set_timeouts(None, Some(self.core.write_timeout()))?;
+                    self.timeouts
+                        .set_write(&self.io, Some(self.core.write_timeout()))?;
                     if let Err(e) = self.io.write_all(&bytes) {
                         self.core.handle_eof(Instant::now());
                         self.io.close();
@@ -504,7 +507,8 @@ impl SmtpClient {
                     };
                     self.tls = Some(tls.clone());
                     let t = self.core.config().timeouts.command;
-                    self.io.set_timeouts(Some(t), Some(t))?;
+                    self.timeouts.set_read(&self.io, Some(t))?;
+                    self.timeouts.set_write(&self.io, Some(t))?;
                     if let Err(e) = self.io.upgrade(tls, &self.host) {
                         self.core.handle_eof(Instant::now());
                         self.io.close();
@@ -534,7 +538,7 @@ impl SmtpClient {
             self.core.handle_timeout(now);
             return Ok(());
         };
-        self.io.set_timeouts(Some(left), None)?;
+        self.timeouts.set_read_within(&self.io, left)?;
         match self.io.read(&mut self.rbuf) {
             Ok(0) => self.core.handle_eof(Instant::now()),
             Ok(n) => self.core.handle_input(Instant::now(), &self.rbuf[..n]),
@@ -591,4 +595,52 @@ fn parse_options<B: AsRef<str>>(options: &[B]) -> Result<Vec<smtp_proto::Paramet
 
 fn unexpected() -> Error {
     Error::Smtp(smtp_proto::UsageError::WrongState("the session is out of step").into())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// Each timeout is a `setsockopt`: they are set when they change, not
+    /// before every read and write (which cost 8 system calls per message).
+    #[test]
+    fn socket_timeouts_are_not_set_again_for_every_message() {
+        let server = smtp_testkit::MockServer::start(
+            smtp_testkit::ServerConfig::default().extensions(&["PIPELINING"]),
+        )
+        .unwrap();
+        let mut c = SmtpClient::connect(&server.addr().to_string(), Options::default()).unwrap();
+        let none: &[&str] = &[];
+        c.sendmail(
+            "a@example.org",
+            &["b@example.org"],
+            b"Subject: 1\r\n\r\nx\r\n",
+            none,
+            none,
+        )
+        .unwrap();
+        let after_first = c.timeouts.syscalls;
+        for i in 0..20 {
+            let m = format!("Subject: {i}\r\n\r\nx\r\n");
+            c.sendmail(
+                "a@example.org",
+                &["b@example.org"],
+                m.as_bytes(),
+                none,
+                none,
+            )
+            .unwrap();
+        }
+        assert!(
+            after_first <= 4,
+            "{after_first} setsockopt calls for one message"
+        );
+        assert_eq!(
+            c.timeouts.syscalls, after_first,
+            "20 more messages set timeouts again"
+        );
+        c.quit().unwrap();
+    }
 }

@@ -103,6 +103,22 @@ impl Transport {
         self.plain().and_then(Plain::local_ip)
     }
 
+    fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        match self.plain() {
+            Some(Plain::Tcp(s)) => s.set_read_timeout(t),
+            Some(Plain::Unix(s)) => s.set_read_timeout(t),
+            None => Ok(()),
+        }
+    }
+
+    fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        match self.plain() {
+            Some(Plain::Tcp(s)) => s.set_write_timeout(t),
+            Some(Plain::Unix(s)) => s.set_write_timeout(t),
+            None => Ok(()),
+        }
+    }
+
     pub(crate) fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Transport::Plain(p) => p.read(buf),
@@ -158,6 +174,58 @@ impl Transport {
             let _ = t.conn.complete_io(&mut t.sock);
         }
         *self = Transport::Gone;
+    }
+}
+
+/// The socket timeouts last set, so that setting an unchanged one costs no
+/// system call (each is a `setsockopt`; setting both before every read and
+/// write cost 8 of the 12 system calls of a pipelined message).
+#[derive(Debug, Default)]
+pub(crate) struct Timeouts {
+    read: Option<Option<Duration>>,
+    write: Option<Option<Duration>>,
+    /// `setsockopt` calls made, for the tests.
+    pub(crate) syscalls: u64,
+}
+
+impl Timeouts {
+    /// Sets the read timeout for a wait of `left` (not zero), unless the one
+    /// set is no longer than `left` and at least an eighth of it: waits of
+    /// about the same length (or the 2, 5 and 10 minutes of RFC 5321) then
+    /// reuse it. A new one is rounded down to whole seconds above one second.
+    /// A read that times out before the deadline is only an early wake-up: the
+    /// core ignores a timeout before its deadline and the next read waits for
+    /// the rest.
+    pub(crate) fn set_read_within(&mut self, io: &Transport, left: Duration) -> io::Result<()> {
+        if let Some(Some(current)) = self.read {
+            if current <= left && current >= left / 8 {
+                return Ok(());
+            }
+        }
+        let t = if left > Duration::from_secs(1) {
+            Duration::from_secs(left.as_secs())
+        } else {
+            left
+        };
+        self.set_read(io, Some(t))
+    }
+
+    pub(crate) fn set_read(&mut self, io: &Transport, t: Option<Duration>) -> io::Result<()> {
+        if self.read != Some(t) {
+            io.set_read_timeout(t)?;
+            self.syscalls += 1;
+            self.read = Some(t);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn set_write(&mut self, io: &Transport, t: Option<Duration>) -> io::Result<()> {
+        if self.write != Some(t) {
+            io.set_write_timeout(t)?;
+            self.syscalls += 1;
+            self.write = Some(t);
+        }
+        Ok(())
     }
 }
 

@@ -346,8 +346,8 @@ impl SmtpClient {
         mail_options: &[B],
         rcpt_options: &[C],
     ) -> Result<TransactionResult, Error> {
-        let size = smtp_proto::body::message_size(message, self.core.config().line_endings)?;
-        let tx = Transaction::from_strs(from, to, mail_options, rcpt_options)?.size(size);
+        let mut tx = Transaction::from_strs(from, to, mail_options, rcpt_options)?;
+        tx.size = self.core.message_size_if_used(message)?;
         self.send(tx, Body::Parts(PartsCursor::new(&[message], CHUNK)))
             .await
     }

@@ -394,6 +394,24 @@ impl Client {
         self.caps.as_ref().is_some_and(|c| c.has(name))
     }
 
+    /// What [`Transaction::size`] should hold for `message` (`SIZE=`, RFC 1870):
+    /// `None` once EHLO or HELO is done and the server did not offer SIZE, since
+    /// the value could not be used; otherwise
+    /// [`message_size`](crate::body::message_size). That scan reads the whole
+    /// message, which costs about as much as encoding it, so skipping it halves
+    /// the client's work per byte against a server without SIZE. Under
+    /// [`LineEndings::Reject`] the scan is always done: it is also the check that
+    /// refuses a bare CR or LF before anything is sent.
+    pub fn message_size_if_used(&self, message: &[u8]) -> Result<Option<u64>, UsageError> {
+        let line_endings = self.config.line_endings;
+        let useless =
+            self.hello_done() && !self.caps.as_ref().is_some_and(Capabilities::offers_size);
+        if useless && line_endings != LineEndings::Reject {
+            return Ok(None);
+        }
+        crate::body::message_size(message, line_endings).map(Some)
+    }
+
     /// The server's 220 greeting, once it arrived.
     #[must_use]
     pub fn greeting(&self) -> Option<&Reply> {

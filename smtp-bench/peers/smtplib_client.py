@@ -1,0 +1,50 @@
+"""Benchmark client: Python's smtplib sends one pre-formatted message COUNT times.
+
+Usage: smtplib_client.py HOST:PORT COUNT MESSAGE_FILE one-connection|new-connection [SECONDS]
+Stops after COUNT messages or SECONDS, whichever comes first. Prints one JSON
+line with the same keys as `smtp-bench client`.
+"""
+import json
+import resource
+import smtplib
+import sys
+import time
+
+FROM = "bench@example.org"
+TO = "sink@example.net"
+HELO = "bench.example.org"
+
+
+def main():
+    host, port = sys.argv[1].rsplit(":", 1)
+    count = int(sys.argv[2])
+    with open(sys.argv[3], "rb") as f:
+        msg = f.read()
+    new_connection = sys.argv[4] == "new-connection"
+    seconds = float(sys.argv[5]) if len(sys.argv) > 5 else None
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    end = t0 + seconds if seconds is not None else None
+
+    def done(sent):
+        return sent >= count or (end is not None and time.perf_counter() >= end)
+
+    sent = 0
+    if new_connection:
+        while not done(sent):
+            s = smtplib.SMTP(host, int(port), local_hostname=HELO)
+            s.sendmail(FROM, [TO], msg)
+            s.quit()
+            sent += 1
+    else:
+        s = smtplib.SMTP(host, int(port), local_hostname=HELO)
+        while not done(sent):
+            s.sendmail(FROM, [TO], msg)
+            sent += 1
+        s.quit()
+    secs, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"client": "smtplib", "messages": sent, "bytes": sent * len(msg),
+                      "secs": secs, "cpu_secs": cpu, "rss_kib": rss}, separators=(",", ":")))
+
+
+main()

@@ -1,0 +1,438 @@
+//! The clients a benchmark child process runs: our three adapters, lettre,
+//! mail-send, the raw TCP bound, and the 1 GiB streaming run. Each sends the
+//! same pre-formatted message `count` times and returns a [`Report`].
+
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use crate::measure::{Report, measure};
+
+/// The envelope sender of every benchmark message.
+pub const FROM: &str = "bench@example.org";
+/// The envelope recipient of every benchmark message.
+pub const TO: &str = "sink@example.net";
+/// The EHLO name every client uses.
+pub const HELO: &str = "bench.example.org";
+
+/// A boxed error for the child process.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The client names `smtp-bench client` accepts.
+pub const CLIENTS: &[&str] = &[
+    "blocking",
+    "tokio",
+    "async-std",
+    "lettre",
+    "mail-send",
+    "raw-tcp",
+    "raw-tcp-64k",
+    "stream-blocking",
+    "stream-tokio",
+    "stream-async-std",
+];
+
+/// What one client run does.
+#[derive(Debug, Clone)]
+pub struct ClientArgs {
+    /// `host:port` of the sink.
+    pub addr: String,
+    /// Messages to send (for `raw-tcp`: MiB to write).
+    pub count: u64,
+    /// Size of each message in bytes (for the streaming runs: of the one message).
+    pub size: u64,
+    /// A new connection (with QUIT) for each message.
+    pub new_connection: bool,
+    /// Our adapters: do not use PIPELINING even when offered.
+    pub no_pipelining: bool,
+    /// Our adapters: do not use CHUNKING even when offered.
+    pub no_chunking: bool,
+    /// Stop after this long even if fewer than `count` messages were sent
+    /// (checked between messages).
+    pub seconds: Option<f64>,
+}
+
+impl ClientArgs {
+    /// The deadline of the sending loop.
+    fn deadline(&self) -> Option<Instant> {
+        self.seconds
+            .map(|s| Instant::now() + Duration::from_secs_f64(s))
+    }
+}
+
+/// Whether the loop should stop before message `sent` (a whole number of
+/// messages is always sent).
+fn done(sent: u64, args: &ClientArgs, deadline: Option<Instant>) -> bool {
+    sent >= args.count || deadline.is_some_and(|d| Instant::now() >= d)
+}
+
+/// A message of exactly `size` bytes (at least the headers): headers, a blank
+/// line and 80-byte text lines, CRLF line ends, ending in CRLF, no line starting
+/// with a dot.
+#[must_use]
+pub fn message(size: usize) -> Vec<u8> {
+    let mut m = format!(
+        "From: Bench <{FROM}>\r\nTo: <{TO}>\r\nSubject: benchmark message\r\nMessage-ID: <bench@example.org>\r\n\r\n"
+    )
+    .into_bytes();
+    let line = b"Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tem.\r\n";
+    while m.len() + line.len() <= size {
+        m.extend_from_slice(line);
+    }
+    let left = size.saturating_sub(m.len());
+    if left >= 2 {
+        m.extend(std::iter::repeat_n(b'x', left - 2));
+        m.extend_from_slice(b"\r\n");
+    } else {
+        m.extend(std::iter::repeat_n(b'x', left));
+    }
+    m
+}
+
+/// Runs client `name` and returns what it measured.
+pub fn run(name: &str, args: &ClientArgs) -> Result<Report, BoxError> {
+    // The streaming runs generate their message as they go.
+    let msg = if name.starts_with("stream-") || name.starts_with("raw-tcp") {
+        Vec::new()
+    } else {
+        message(usize::try_from(args.size)?)
+    };
+    match name {
+        "blocking" => measure(name, || blocking(args, &msg)),
+        "tokio" => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            measure(name, || rt.block_on(tokio_client(args, &msg)))
+        }
+        "async-std" => measure(name, || {
+            async_std::task::block_on(async_std_client(args, &msg))
+        }),
+        "lettre" => measure(name, || lettre_client(args, &msg)),
+        "mail-send" => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            measure(name, || rt.block_on(mail_send_client(args, &msg)))
+        }
+        "raw-tcp" => measure(name, || raw_tcp(args, 1 << 20)),
+        "raw-tcp-64k" => measure(name, || raw_tcp(args, 64 << 10)),
+        "stream-blocking" => measure(name, || stream_blocking(args)),
+        "stream-tokio" => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            measure(name, || rt.block_on(stream_tokio(args)))
+        }
+        "stream-async-std" => measure(name, || async_std::task::block_on(stream_async_std(args))),
+        _ => Err(format!("unknown client {name:?}; one of {CLIENTS:?}").into()),
+    }
+}
+
+fn options(args: &ClientArgs) -> smtp_blocking::Options {
+    let mut o = smtp_blocking::Options::default();
+    o.local_hostname = Some(HELO.to_owned());
+    o.timeout = Some(Duration::from_secs(60));
+    o.no_pipelining = args.no_pipelining;
+    o.no_chunking = args.no_chunking;
+    o
+}
+
+const NONE: &[&str] = &[];
+
+fn blocking(args: &ClientArgs, msg: &[u8]) -> Result<(u64, u64), BoxError> {
+    use smtp_blocking::SmtpClient;
+    let mut sent = 0;
+    let deadline = args.deadline();
+    if args.new_connection {
+        while !done(sent, args, deadline) {
+            let mut c = SmtpClient::connect(&args.addr, options(args))?;
+            c.sendmail(FROM, &[TO], msg, NONE, NONE)?;
+            c.quit()?;
+            sent += 1;
+        }
+    } else {
+        let mut c = SmtpClient::connect(&args.addr, options(args))?;
+        while !done(sent, args, deadline) {
+            c.sendmail(FROM, &[TO], msg, NONE, NONE)?;
+            sent += 1;
+        }
+        c.quit()?;
+    }
+    Ok((sent, sent * msg.len() as u64))
+}
+
+async fn tokio_client(args: &ClientArgs, msg: &[u8]) -> Result<(u64, u64), BoxError> {
+    use smtp_tokio::SmtpClient;
+    let mut sent = 0;
+    let deadline = args.deadline();
+    if args.new_connection {
+        while !done(sent, args, deadline) {
+            let mut c = SmtpClient::connect(&args.addr, options(args)).await?;
+            c.sendmail(FROM, &[TO], msg, NONE, NONE).await?;
+            c.quit().await?;
+            sent += 1;
+        }
+    } else {
+        let mut c = SmtpClient::connect(&args.addr, options(args)).await?;
+        while !done(sent, args, deadline) {
+            c.sendmail(FROM, &[TO], msg, NONE, NONE).await?;
+            sent += 1;
+        }
+        c.quit().await?;
+    }
+    Ok((sent, sent * msg.len() as u64))
+}
+
+async fn async_std_client(args: &ClientArgs, msg: &[u8]) -> Result<(u64, u64), BoxError> {
+    use smtp_async_std::SmtpClient;
+    let mut sent = 0;
+    let deadline = args.deadline();
+    if args.new_connection {
+        while !done(sent, args, deadline) {
+            let mut c = SmtpClient::connect(&args.addr, options(args)).await?;
+            c.sendmail(FROM, &[TO], msg, NONE, NONE).await?;
+            c.quit().await?;
+            sent += 1;
+        }
+    } else {
+        let mut c = SmtpClient::connect(&args.addr, options(args)).await?;
+        while !done(sent, args, deadline) {
+            c.sendmail(FROM, &[TO], msg, NONE, NONE).await?;
+            sent += 1;
+        }
+        c.quit().await?;
+    }
+    Ok((sent, sent * msg.len() as u64))
+}
+
+/// lettre's blocking `SmtpTransport::send_raw`; one connection reused through
+/// its pool, or (pool size 0) a new connection per message.
+fn lettre_client(args: &ClientArgs, msg: &[u8]) -> Result<(u64, u64), BoxError> {
+    use lettre::Transport;
+    use lettre::address::Envelope;
+    use lettre::transport::smtp::extension::ClientId;
+    use lettre::transport::smtp::{PoolConfig, SmtpTransport};
+    let (host, port) = args
+        .addr
+        .rsplit_once(':')
+        .ok_or("the address needs a port")?;
+    let pool = PoolConfig::new().max_size(if args.new_connection { 0 } else { 1 });
+    let transport = SmtpTransport::builder_dangerous(host)
+        .port(port.parse()?)
+        .hello_name(ClientId::Domain(HELO.to_owned()))
+        .timeout(Some(Duration::from_secs(60)))
+        .pool_config(pool)
+        .build();
+    let envelope = Envelope::new(Some(FROM.parse()?), vec![TO.parse()?])?;
+    let mut sent = 0;
+    let deadline = args.deadline();
+    while !done(sent, args, deadline) {
+        transport.send_raw(&envelope, msg)?;
+        sent += 1;
+    }
+    drop(transport);
+    Ok((sent, sent * msg.len() as u64))
+}
+
+/// mail-send's `SmtpClient::send` over a plain connection.
+async fn mail_send_client(args: &ClientArgs, msg: &[u8]) -> Result<(u64, u64), BoxError> {
+    use mail_send::SmtpClientBuilder;
+    use mail_send::smtp::message::Message;
+    let (host, port) = args
+        .addr
+        .rsplit_once(':')
+        .ok_or("the address needs a port")?;
+    let builder = SmtpClientBuilder::new(host.to_owned(), port.parse()?)?
+        .implicit_tls(false)
+        .helo_host(HELO);
+    let mut sent = 0;
+    let deadline = args.deadline();
+    if args.new_connection {
+        while !done(sent, args, deadline) {
+            let mut c = builder.connect_plain().await?;
+            c.send(Message::new(FROM, [TO], msg)).await?;
+            c.quit().await?;
+            sent += 1;
+        }
+    } else {
+        let mut c = builder.connect_plain().await?;
+        while !done(sent, args, deadline) {
+            c.send(Message::new(FROM, [TO], msg)).await?;
+            sent += 1;
+        }
+        c.quit().await?;
+    }
+    Ok((sent, sent * msg.len() as u64))
+}
+
+/// The physical bound: `count` MiB written in writes of `write` bytes into a
+/// socket whose peer reads and discards, until the peer has read it all.
+fn raw_tcp(args: &ClientArgs, write: usize) -> Result<(u64, u64), BoxError> {
+    let mut s = TcpStream::connect(&args.addr)?;
+    let buf = vec![b'x'; write];
+    let per_mib = (1 << 20) / write;
+    let deadline = args.deadline();
+    let mut sent = 0;
+    while !done(sent, args, deadline) {
+        for _ in 0..per_mib {
+            s.write_all(&buf)?;
+        }
+        sent += 1;
+    }
+    s.shutdown(std::net::Shutdown::Write)?;
+    // The peer closes once it has read everything.
+    let mut rest = [0u8; 16];
+    while s.read(&mut rest)? > 0 {}
+    Ok((sent, sent << 20))
+}
+
+/// A reader that generates a message of `size` bytes (headers, then 80-byte
+/// text lines, the last one cut short to end in CRLF) from one 80 KiB block,
+/// never holding the message.
+#[derive(Debug)]
+pub struct Generator {
+    block: Vec<u8>,
+    header: Vec<u8>,
+    sent: u64,
+    size: u64,
+}
+
+impl Generator {
+    /// A message of `size` bytes.
+    #[must_use]
+    pub fn new(size: u64) -> Generator {
+        let line =
+            b"Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tem.\r\n";
+        Generator {
+            block: line.repeat(1024),
+            header: format!("From: <{FROM}>\r\nTo: <{TO}>\r\nSubject: stream\r\n\r\n").into_bytes(),
+            sent: 0,
+            size,
+        }
+    }
+
+    fn fill(&mut self, buf: &mut [u8]) -> usize {
+        let left = self.size - self.sent;
+        let want = (buf.len() as u64).min(left) as usize;
+        let mut n = 0;
+        while n < want {
+            let pos = self.sent + n as u64;
+            let src = if pos < self.header.len() as u64 {
+                &self.header[pos as usize..]
+            } else {
+                let off = (pos - self.header.len() as u64) % self.block.len() as u64;
+                &self.block[off as usize..]
+            };
+            let k = src.len().min(want - n);
+            buf[n..n + k].copy_from_slice(&src[..k]);
+            n += k;
+        }
+        // The last line: 'x' up to a final CRLF, so that nothing is added.
+        let header = self.header.len() as u64;
+        let line = 80;
+        if self.size >= header + 2 {
+            let tail = header + (self.size - 2 - header) / line * line;
+            let from = tail.saturating_sub(self.sent);
+            if from < n as u64 {
+                for (i, b) in buf[from as usize..n].iter_mut().enumerate() {
+                    *b = match self.size - (self.sent + from + i as u64) {
+                        2 => b'\r',
+                        1 => b'\n',
+                        _ => b'x',
+                    };
+                }
+            }
+        }
+        self.sent += n as u64;
+        n
+    }
+}
+
+impl Read for Generator {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        Ok(self.fill(buf))
+    }
+}
+
+impl tokio::io::AsyncRead for Generator {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let n = this.fill(buf.initialize_unfilled());
+        buf.advance(n);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl futures_lite::AsyncRead for Generator {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        Poll::Ready(Ok(self.get_mut().fill(buf)))
+    }
+}
+
+fn transaction() -> Result<smtp_blocking::smtp_proto::Transaction, BoxError> {
+    use smtp_blocking::smtp_proto::{Address, Transaction};
+    Ok(Transaction::new(Address::new(FROM)?, [Address::new(TO)?]))
+}
+
+fn stream_blocking(args: &ClientArgs) -> Result<(u64, u64), BoxError> {
+    let mut c = smtp_blocking::SmtpClient::connect(&args.addr, options(args))?;
+    let mut g = Generator::new(args.size);
+    c.send_from_reader(transaction()?, &mut g)?;
+    c.quit()?;
+    Ok((1, args.size))
+}
+
+async fn stream_tokio(args: &ClientArgs) -> Result<(u64, u64), BoxError> {
+    let mut c = smtp_tokio::SmtpClient::connect(&args.addr, options(args)).await?;
+    let mut g = Generator::new(args.size);
+    c.send_from_reader(transaction()?, &mut g).await?;
+    c.quit().await?;
+    Ok((1, args.size))
+}
+
+async fn stream_async_std(args: &ClientArgs) -> Result<(u64, u64), BoxError> {
+    let mut c = smtp_async_std::SmtpClient::connect(&args.addr, options(args)).await?;
+    let mut g = Generator::new(args.size);
+    c.send_from_reader(transaction()?, &mut g).await?;
+    c.quit().await?;
+    Ok((1, args.size))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_have_the_exact_size_and_end_in_crlf() {
+        for size in [300, 1024, 1 << 20] {
+            let m = message(size);
+            assert_eq!(m.len(), size);
+            assert!(m.ends_with(b"\r\n"));
+            assert!(!m.windows(3).any(|w| w == b"\n.\r" || w == b"\n.."));
+        }
+    }
+
+    #[test]
+    fn the_generator_yields_exactly_its_size() {
+        let mut g = Generator::new(1_000_003);
+        let mut out = Vec::new();
+        g.read_to_end(&mut out).unwrap_or_default();
+        assert_eq!(out.len(), 1_000_003);
+        assert!(out.starts_with(b"From: "));
+        assert!(out.ends_with(b"xx\r\n"));
+        let cr = out.iter().filter(|&&b| b == b'\r').count();
+        let lf = out.iter().filter(|&&b| b == b'\n').count();
+        assert_eq!(cr, lf);
+    }
+}

@@ -1,0 +1,184 @@
+//! `smtp-bench`: see `--help`.
+
+#![forbid(unsafe_code)]
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use smtp_bench::clients::{self, BoxError, ClientArgs};
+use smtp_bench::run::{self, RunConfig};
+use smtp_bench::sink::{self, SinkConfig, Stats};
+
+const HELP: &str = "\
+smtp-bench: end-to-end SMTP client benchmark (smtp-rs next to lettre, mail-send,
+smtplib and Postfix smtp-source). scripts/bench installs what it needs and runs it.
+
+USAGE:
+  smtp-bench run [--reps N] [--quick] [--seconds S] [--cpu CPU] [--cross-cpu CPU] [--out DIR]
+                 [--shim PATH] [--smtp-source PATH] [--smtp-sink PATH] [--python PATH]
+                 [--no-postfix] [--no-stream]
+      Starts the sinks, runs every client N times (default 5) in interleaved rounds,
+      each for S seconds (default 1; --quick: 0.3 s and a 64 MiB stream instead of
+      1 GiB) as a child process pinned with taskset to CPU (default 1), and writes
+      DIR/report.md (the markdown tables, medians and ratios) and DIR/samples.tsv
+      (every run). Default DIR: target/bench. Peers whose tool is missing are skipped.
+  smtp-bench sink [--listen ADDR] [--pipelining] [--chunking] [--discard]
+      The fast sink (or, with --discard, a socket that reads and discards). Prints
+      \"listening on HOST:PORT\", then serves until killed. XSTATS returns its counters.
+  smtp-bench client NAME --addr HOST:PORT --count N --size BYTES
+                 [--new-connection] [--no-pipelining] [--no-chunking] [--seconds S]
+      Sends the same BYTES-byte message N times (or for S seconds, whichever ends
+      first) and prints one JSON line:
+      client, messages, bytes, secs, cpu_secs, rss_kib. NAME is one of
+      blocking, tokio, async-std (ours), lettre, mail-send, raw-tcp (N MiB written
+      to a discarding peer), stream-blocking, stream-tokio, stream-async-std (one
+      message of BYTES from a generating reader through send_from_reader).
+  smtp-bench --help
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match real_main(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("smtp-bench: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn value<'a>(args: &'a [String], i: &mut usize, flag: &str) -> Result<&'a str, BoxError> {
+    *i += 1;
+    args.get(*i)
+        .map(String::as_str)
+        .ok_or_else(|| format!("{flag} needs a value").into())
+}
+
+fn real_main(args: &[String]) -> Result<(), BoxError> {
+    match args.first().map(String::as_str) {
+        None | Some("--help" | "-h" | "help") => {
+            print!("{HELP}");
+            Ok(())
+        }
+        Some("sink") => sink_main(&args[1..]),
+        Some("client") => client_main(&args[1..]),
+        Some("run") => run_main(&args[1..]),
+        Some(other) => Err(format!("unknown command {other:?} (see --help)").into()),
+    }
+}
+
+fn sink_main(args: &[String]) -> Result<(), BoxError> {
+    let mut listen = "127.0.0.1:0".to_owned();
+    let mut config = SinkConfig::default();
+    let mut discard = false;
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--listen" => listen = value(args, &mut i, "--listen")?.to_owned(),
+            "--pipelining" => config.pipelining = true,
+            "--chunking" => config.chunking = true,
+            "--discard" => discard = true,
+            other => return Err(format!("unknown sink option {other:?}").into()),
+        }
+        i += 1;
+    }
+    let listener = TcpListener::bind(&listen)?;
+    println!("listening on {}", listener.local_addr()?);
+    if discard {
+        sink::serve_discard(listener)?;
+    } else {
+        sink::serve(listener, config, Arc::new(Stats::default()))?;
+    }
+    Ok(())
+}
+
+fn client_main(args: &[String]) -> Result<(), BoxError> {
+    let name = args.first().ok_or("client needs a NAME")?.clone();
+    let mut a = ClientArgs {
+        addr: String::new(),
+        count: 1,
+        size: 1024,
+        new_connection: false,
+        no_pipelining: false,
+        no_chunking: false,
+        seconds: None,
+    };
+    let mut i = 1;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--addr" => a.addr = value(args, &mut i, "--addr")?.to_owned(),
+            "--count" => a.count = value(args, &mut i, "--count")?.parse()?,
+            "--size" => a.size = value(args, &mut i, "--size")?.parse()?,
+            "--new-connection" => a.new_connection = true,
+            "--no-pipelining" => a.no_pipelining = true,
+            "--no-chunking" => a.no_chunking = true,
+            "--seconds" => a.seconds = Some(value(args, &mut i, "--seconds")?.parse()?),
+            other => return Err(format!("unknown client option {other:?}").into()),
+        }
+        i += 1;
+    }
+    if a.addr.is_empty() {
+        return Err("client needs --addr HOST:PORT".into());
+    }
+    let report = clients::run(&name, &a)?;
+    println!("{}", report.to_json());
+    Ok(())
+}
+
+fn which(name: &str, extra: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var("PATH").unwrap_or_default();
+    path.split(':')
+        .chain(extra.iter().copied())
+        .map(|d| PathBuf::from(d).join(name))
+        .find(|p| p.is_file())
+}
+
+fn run_main(args: &[String]) -> Result<(), BoxError> {
+    let mut cfg = RunConfig {
+        exe: std::env::current_exe()?,
+        reps: 5,
+        quick: false,
+        cpu: "1".into(),
+        cross_cpu: None,
+        shim: None,
+        smtp_source: which("smtp-source", &["/usr/sbin"]),
+        smtp_sink: which("smtp-sink", &["/usr/sbin"]),
+        python: which("python3", &[]),
+        out_dir: PathBuf::from("target/bench"),
+        no_stream: false,
+        seconds: 1.0,
+    };
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--reps" => cfg.reps = value(args, &mut i, "--reps")?.parse()?,
+            "--quick" => {
+                cfg.quick = true;
+                cfg.seconds = 0.3;
+            }
+            "--seconds" => cfg.seconds = value(args, &mut i, "--seconds")?.parse()?,
+            "--cpu" => cfg.cpu = value(args, &mut i, "--cpu")?.to_owned(),
+            "--cross-cpu" => cfg.cross_cpu = Some(value(args, &mut i, "--cross-cpu")?.to_owned()),
+            "--out" => cfg.out_dir = value(args, &mut i, "--out")?.into(),
+            "--shim" => cfg.shim = Some(value(args, &mut i, "--shim")?.into()),
+            "--smtp-source" => cfg.smtp_source = Some(value(args, &mut i, "--smtp-source")?.into()),
+            "--smtp-sink" => cfg.smtp_sink = Some(value(args, &mut i, "--smtp-sink")?.into()),
+            "--python" => cfg.python = Some(value(args, &mut i, "--python")?.into()),
+            "--no-postfix" => {
+                cfg.smtp_source = None;
+                cfg.smtp_sink = None;
+            }
+            "--no-stream" => cfg.no_stream = true,
+            other => return Err(format!("unknown run option {other:?}").into()),
+        }
+        i += 1;
+    }
+    if let Some(shim) = &cfg.shim {
+        cfg.shim = Some(std::fs::canonicalize(shim)?);
+    }
+    let report = run::run(&cfg)?;
+    print!("{report}");
+    Ok(())
+}

@@ -1,0 +1,378 @@
+//! A fast in-process SMTP sink: enough of RFC 5321 for a benchmark client
+//! (greeting, EHLO/HELO, MAIL, RCPT, DATA, BDAT, RSET, NOOP, QUIT), replies to
+//! pipelined commands in one write, the end of DATA found with `memmem`, BDAT
+//! counted without looking at the bytes, 256 KiB reads. Messages are counted,
+//! never stored.
+//!
+//! It also counts, for the benchmark's evidence, how many writes carried a
+//! reply of a mail transaction (MAIL, RCPT, DATA, BDAT, the final reply): with
+//! PIPELINING that is 2 per message, with CHUNKING 1, without either 4. The
+//! `XSTATS` command returns the counters.
+
+use std::io::{self, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use memchr::memmem;
+
+/// What the sink offers in its EHLO reply.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SinkConfig {
+    /// Offer PIPELINING.
+    pub pipelining: bool,
+    /// Offer CHUNKING (BDAT).
+    pub chunking: bool,
+}
+
+impl SinkConfig {
+    /// A short name of what is offered: `plain`, `pipelining`, `chunking` or
+    /// `pipelining+chunking`.
+    #[must_use]
+    pub fn label(&self) -> &'static str {
+        match (self.pipelining, self.chunking) {
+            (false, false) => "plain",
+            (true, false) => "pipelining",
+            (false, true) => "chunking",
+            (true, true) => "pipelining+chunking",
+        }
+    }
+}
+
+/// Counters shared by every connection of one sink.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Messages completed (final dot or `BDAT LAST`).
+    pub messages: AtomicU64,
+    /// Message bytes received after DATA (terminator included) or in BDAT chunks.
+    pub body_bytes: AtomicU64,
+    /// Writes that carried at least one reply of a mail transaction.
+    pub tx_writes: AtomicU64,
+    /// Reads from clients.
+    pub reads: AtomicU64,
+    /// Connections accepted (the `XSTATS` ones included).
+    pub connections: AtomicU64,
+}
+
+/// A snapshot of [`Stats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// See [`Stats::messages`].
+    pub messages: u64,
+    /// See [`Stats::body_bytes`].
+    pub body_bytes: u64,
+    /// See [`Stats::tx_writes`].
+    pub tx_writes: u64,
+    /// See [`Stats::reads`].
+    pub reads: u64,
+    /// See [`Stats::connections`].
+    pub connections: u64,
+}
+
+impl Snapshot {
+    /// The counters accumulated between `earlier` and `self`.
+    #[must_use]
+    pub fn since(&self, earlier: &Snapshot) -> Snapshot {
+        Snapshot {
+            messages: self.messages - earlier.messages,
+            body_bytes: self.body_bytes - earlier.body_bytes,
+            tx_writes: self.tx_writes - earlier.tx_writes,
+            reads: self.reads - earlier.reads,
+            connections: self.connections - earlier.connections,
+        }
+    }
+
+    /// Parses the text of an `XSTATS` reply.
+    #[must_use]
+    pub fn parse(text: &str) -> Option<Snapshot> {
+        let mut s = Snapshot::default();
+        for part in text.split_whitespace() {
+            let Some((k, v)) = part.split_once('=') else {
+                continue;
+            };
+            let v: u64 = v.parse().ok()?;
+            match k {
+                "messages" => s.messages = v,
+                "body_bytes" => s.body_bytes = v,
+                "tx_writes" => s.tx_writes = v,
+                "reads" => s.reads = v,
+                "connections" => s.connections = v,
+                _ => {}
+            }
+        }
+        Some(s)
+    }
+}
+
+impl Stats {
+    /// The current values.
+    #[must_use]
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            messages: self.messages.load(Ordering::Relaxed),
+            body_bytes: self.body_bytes.load(Ordering::Relaxed),
+            tx_writes: self.tx_writes.load(Ordering::Relaxed),
+            reads: self.reads.load(Ordering::Relaxed),
+            connections: self.connections.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Asks a running sink for its counters (the `XSTATS` command).
+pub fn query_stats(addr: &str) -> io::Result<Snapshot> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+    s.write_all(b"XSTATS\r\nQUIT\r\n")?;
+    let mut text = String::new();
+    s.read_to_string(&mut text)?;
+    text.lines()
+        .find(|l| l.contains("messages="))
+        .and_then(Snapshot::parse)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no XSTATS reply"))
+}
+
+/// Accepts connections forever, one thread each.
+pub fn serve(listener: TcpListener, config: SinkConfig, stats: Arc<Stats>) -> io::Result<()> {
+    loop {
+        let (stream, _) = listener.accept()?;
+        stats.connections.fetch_add(1, Ordering::Relaxed);
+        let stats = stats.clone();
+        std::thread::spawn(move || {
+            // A client that goes away mid-session is not the sink's problem.
+            let _ = handle(stream, config, &stats);
+        });
+    }
+}
+
+/// Accepts connections forever and reads each to its end, discarding the bytes
+/// (the peer of the raw TCP bound).
+pub fn serve_discard(listener: TcpListener) -> io::Result<()> {
+    loop {
+        let (mut stream, _) = listener.accept()?;
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; READ_BUF];
+            while let Ok(n) = stream.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+            }
+        });
+    }
+}
+
+const READ_BUF: usize = 256 * 1024;
+const TERMINATOR: &[u8] = b"\r\n.\r\n";
+
+enum State {
+    Command,
+    /// In DATA: the last (up to 4) bytes seen, to find a terminator split
+    /// across reads.
+    Data {
+        tail: [u8; 4],
+        tail_len: usize,
+    },
+    Bdat {
+        remaining: u64,
+        last: bool,
+    },
+}
+
+struct Conn<'a> {
+    stream: TcpStream,
+    out: Vec<u8>,
+    out_has_tx: bool,
+    stats: &'a Stats,
+}
+
+impl Conn<'_> {
+    fn reply(&mut self, text: &[u8], tx: bool) {
+        self.out.extend_from_slice(text);
+        self.out_has_tx |= tx;
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        self.stream.write_all(&self.out)?;
+        self.out.clear();
+        if self.out_has_tx {
+            self.stats.tx_writes.fetch_add(1, Ordering::Relaxed);
+            self.out_has_tx = false;
+        }
+        Ok(())
+    }
+}
+
+fn handle(stream: TcpStream, config: SinkConfig, stats: &Stats) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    let mut conn = Conn {
+        stream,
+        out: Vec::with_capacity(4096),
+        out_has_tx: false,
+        stats,
+    };
+    let finder = memmem::Finder::new(TERMINATOR);
+    let mut buf = vec![0u8; READ_BUF];
+    let (mut start, mut end) = (0usize, 0usize);
+    let mut state = State::Command;
+    conn.reply(b"220 sink.example ESMTP bench sink\r\n", false);
+    loop {
+        if start == end {
+            // Everything received is handled: answer it all in one write.
+            conn.flush()?;
+            start = 0;
+            end = conn.stream.read(&mut buf)?;
+            stats.reads.fetch_add(1, Ordering::Relaxed);
+            if end == 0 {
+                return Ok(());
+            }
+        }
+        match &mut state {
+            State::Command => {
+                let Some(nl) = memchr::memchr(b'\n', &buf[start..end]) else {
+                    // A partial command line: keep it and read more.
+                    if end - start > 4096 {
+                        return Ok(());
+                    }
+                    conn.flush()?;
+                    buf.copy_within(start..end, 0);
+                    end -= start;
+                    start = 0;
+                    let n = conn.stream.read(&mut buf[end..])?;
+                    stats.reads.fetch_add(1, Ordering::Relaxed);
+                    if n == 0 {
+                        return Ok(());
+                    }
+                    end += n;
+                    continue;
+                };
+                let line = &buf[start..start + nl];
+                start += nl + 1;
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                let verb: [u8; 4] = match line.get(..4) {
+                    Some(v) => [
+                        v[0].to_ascii_uppercase(),
+                        v[1].to_ascii_uppercase(),
+                        v[2].to_ascii_uppercase(),
+                        v[3].to_ascii_uppercase(),
+                    ],
+                    None => *b"    ",
+                };
+                match &verb {
+                    b"EHLO" | b"LHLO" => {
+                        let mut r = b"250-sink.example\r\n".to_vec();
+                        if config.pipelining {
+                            r.extend_from_slice(b"250-PIPELINING\r\n");
+                        }
+                        if config.chunking {
+                            r.extend_from_slice(b"250-CHUNKING\r\n");
+                        }
+                        r.extend_from_slice(b"250-ENHANCEDSTATUSCODES\r\n250 8BITMIME\r\n");
+                        conn.reply(&r, false);
+                    }
+                    b"HELO" => conn.reply(b"250 sink.example\r\n", false),
+                    b"MAIL" => conn.reply(b"250 2.1.0 Ok\r\n", true),
+                    b"RCPT" => conn.reply(b"250 2.1.5 Ok\r\n", true),
+                    b"DATA" => {
+                        conn.reply(b"354 End data with <CR><LF>.<CR><LF>\r\n", true);
+                        // As if a line had just ended: ".\r\n" at once is an empty body.
+                        state = State::Data {
+                            tail: *b"\r\n\0\0",
+                            tail_len: 2,
+                        };
+                    }
+                    b"BDAT" => {
+                        let args = std::str::from_utf8(&line[4..]).unwrap_or("");
+                        let mut words = args.split_whitespace();
+                        let size = words.next().and_then(|w| w.parse::<u64>().ok());
+                        let last = words.next().is_some_and(|w| w.eq_ignore_ascii_case("LAST"));
+                        match size {
+                            Some(0) => finish_bdat(&mut conn, last),
+                            Some(n) => {
+                                state = State::Bdat { remaining: n, last };
+                            }
+                            None => conn.reply(b"501 5.5.4 Syntax: BDAT size [LAST]\r\n", true),
+                        }
+                    }
+                    b"RSET" | b"NOOP" => conn.reply(b"250 2.0.0 Ok\r\n", false),
+                    b"QUIT" => {
+                        conn.reply(b"221 2.0.0 Bye\r\n", false);
+                        conn.flush()?;
+                        return Ok(());
+                    }
+                    b"XSTA" => {
+                        let s = stats.snapshot();
+                        let r = format!(
+                            "250 messages={} body_bytes={} tx_writes={} reads={} connections={}\r\n",
+                            s.messages, s.body_bytes, s.tx_writes, s.reads, s.connections
+                        );
+                        conn.reply(r.as_bytes(), false);
+                    }
+                    _ => conn.reply(b"502 5.5.2 Error: command not recognized\r\n", false),
+                }
+            }
+            State::Data { tail, tail_len } => {
+                let chunk = &buf[start..end];
+                // A terminator that starts in the bytes of an earlier read.
+                let mut joined = [0u8; 8];
+                let head = chunk.len().min(4);
+                joined[..*tail_len].copy_from_slice(&tail[..*tail_len]);
+                joined[*tail_len..*tail_len + head].copy_from_slice(&chunk[..head]);
+                let straddling = memmem::find(&joined[..*tail_len + head], TERMINATOR)
+                    .filter(|&p| p < *tail_len)
+                    .map(|p| p + TERMINATOR.len() - *tail_len);
+                let found = straddling.or_else(|| finder.find(chunk).map(|p| p + TERMINATOR.len()));
+                match found {
+                    Some(used) => {
+                        stats.body_bytes.fetch_add(used as u64, Ordering::Relaxed);
+                        stats.messages.fetch_add(1, Ordering::Relaxed);
+                        start += used;
+                        conn.reply(b"250 2.0.0 Ok: queued\r\n", true);
+                        state = State::Command;
+                    }
+                    None => {
+                        stats
+                            .body_bytes
+                            .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                        // Keep the last 4 bytes seen.
+                        let total = *tail_len + chunk.len();
+                        let mut t = [0u8; 4];
+                        let keep = total.min(4);
+                        for (i, slot) in t.iter_mut().enumerate().take(keep) {
+                            let idx = total - keep + i;
+                            *slot = if idx < *tail_len {
+                                tail[idx]
+                            } else {
+                                chunk[idx - *tail_len]
+                            };
+                        }
+                        *tail = t;
+                        *tail_len = keep;
+                        start = end;
+                    }
+                }
+            }
+            State::Bdat { remaining, last } => {
+                let take = ((end - start) as u64).min(*remaining);
+                *remaining -= take;
+                start += take as usize;
+                stats.body_bytes.fetch_add(take, Ordering::Relaxed);
+                if *remaining == 0 {
+                    let last = *last;
+                    finish_bdat(&mut conn, last);
+                    state = State::Command;
+                }
+            }
+        }
+    }
+}
+
+fn finish_bdat(conn: &mut Conn<'_>, last: bool) {
+    if last {
+        conn.stats.messages.fetch_add(1, Ordering::Relaxed);
+        conn.reply(b"250 2.0.0 Ok: queued\r\n", true);
+    } else {
+        conn.reply(b"250 2.0.0 Ok: chunk received\r\n", true);
+    }
+}
