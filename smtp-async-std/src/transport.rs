@@ -146,42 +146,80 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Transport<S> {
     }
 }
 
-/// Connects over TCP with `TCP_NODELAY`, bound to `source` when given (socket2
-/// does the bind and connect on a blocking thread, as async-std cannot bind).
+/// Connects over TCP with `TCP_NODELAY`, trying each address of `host` in turn,
+/// each attempt within `timeout`. The connect itself is non-blocking (async-io's
+/// reactor); only a name lookup, and a connect bound to `source` (which async-io
+/// cannot do: socket2 binds and connects there), run on a blocking thread.
 pub(crate) async fn connect_tcp(
     host: &str,
     port: u16,
     source: Option<SocketAddr>,
     timeout: Duration,
 ) -> Result<Stream, Error> {
-    let host = host.to_owned();
-    let std_stream = async_std::task::spawn_blocking(move || -> io::Result<std::net::TcpStream> {
-        use std::net::ToSocketAddrs;
-        let mut last = io::Error::new(io::ErrorKind::NotFound, format!("no address for {host}"));
-        for addr in (host.as_str(), port).to_socket_addrs()? {
-            if source.is_some_and(|s| s.is_ipv4() != addr.is_ipv4()) {
-                continue;
-            }
-            let socket = socket2::Socket::new(
-                socket2::Domain::for_address(addr),
-                socket2::Type::STREAM,
-                Some(socket2::Protocol::TCP),
-            )?;
-            if let Some(src) = source {
-                socket.bind(&src.into())?;
-            }
-            match socket.connect_timeout(&addr.into(), timeout) {
-                Ok(()) => {
-                    socket.set_tcp_nodelay(true)?;
-                    return Ok(socket.into());
-                }
-                Err(e) => last = e,
-            }
+    let timed_out = || io::Error::from(io::ErrorKind::TimedOut);
+    let addrs: Vec<SocketAddr> = match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => vec![SocketAddr::new(ip, port)],
+        Err(_) => {
+            let name = host.to_owned();
+            let lookup = async_std::task::spawn_blocking(move || {
+                use std::net::ToSocketAddrs;
+                (name.as_str(), port)
+                    .to_socket_addrs()
+                    .map(Iterator::collect)
+            });
+            within(timeout, lookup)
+                .await
+                .unwrap_or_else(|| Err(timed_out()))?
         }
-        Err(last)
+    };
+    let mut last = io::Error::new(io::ErrorKind::NotFound, format!("no address for {host}"));
+    for addr in addrs {
+        if source.is_some_and(|s| s.is_ipv4() != addr.is_ipv4()) {
+            continue;
+        }
+        match within(timeout, connect_one(addr, source, timeout)).await {
+            Some(Ok(stream)) => {
+                stream.set_nodelay(true)?;
+                return Ok(Stream::Tcp(async_std::net::TcpStream::from(stream)));
+            }
+            Some(Err(e)) => last = e,
+            None => last = timed_out(),
+        }
+    }
+    Err(Error::Io(last))
+}
+
+/// One connection attempt to `addr`.
+async fn connect_one(
+    addr: SocketAddr,
+    source: Option<SocketAddr>,
+    timeout: Duration,
+) -> io::Result<std::net::TcpStream> {
+    let Some(src) = source else {
+        return async_io::Async::<std::net::TcpStream>::connect(addr)
+            .await?
+            .into_inner();
+    };
+    async_std::task::spawn_blocking(move || {
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            Some(socket2::Protocol::TCP),
+        )?;
+        socket.bind(&src.into())?;
+        socket.connect_timeout(&addr.into(), timeout)?;
+        Ok(socket.into())
     })
-    .await?;
-    Ok(Stream::Tcp(async_std::net::TcpStream::from(std_stream)))
+    .await
+}
+
+/// `future`'s output, or `None` when `timeout` passes first.
+async fn within<T>(timeout: Duration, future: impl std::future::Future<Output = T>) -> Option<T> {
+    futures_lite::future::or(async { Some(future.await) }, async {
+        async_io::Timer::after(timeout).await;
+        None
+    })
+    .await
 }
 
 /// A client configuration trusting the platform's root certificates.

@@ -214,3 +214,41 @@ fn pool_eight_tasks_two_hundred_messages_through_three_sessions() {
         server.connections()
     );
 }
+
+#[test]
+fn connects_by_name_from_a_source_address() {
+    // A host name goes through the lookup, a source address through the bound
+    // connect; the default EHLO name shows which local address was used.
+    let server = MockServer::start(ServerConfig::default()).unwrap();
+    let port = server.addr().port();
+    async_std::task::block_on(async {
+        let mut o = Options::default();
+        o.source_address = Some("127.0.0.2:0".parse().unwrap());
+        let mut c = SmtpClient::connect(&format!("localhost:{port}"), o)
+            .await
+            .unwrap();
+        c.ehlo_or_helo_if_needed().await.unwrap();
+        c.quit().await.unwrap();
+    });
+    assert_eq!(server.wait_for_closed(1, Duration::from_secs(5)), 1);
+    let transcript = server.transcript();
+    assert!(
+        transcript.iter().any(|l| l == "C: EHLO [127.0.0.2]"),
+        "{transcript:?}"
+    );
+}
+
+#[test]
+fn a_closed_port_is_refused_at_once() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut o = Options::default();
+    o.timeout = Some(Duration::from_secs(30));
+    let r = async_std::task::block_on(SmtpClient::connect(&format!("127.0.0.1:{port}"), o));
+    match r {
+        Err(Error::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused),
+        other => panic!("expected a refused connection, got {other:?}"),
+    }
+}
