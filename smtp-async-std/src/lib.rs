@@ -601,16 +601,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> SmtpClient<S> {
     /// One read raced against the reusable deadline timer.
     ///
     /// Setting the timer wakes the reactor (an eventfd write and a new poll
-    /// timeout), so an armed timer is kept while it fires no later than
-    /// `deadline` and no sooner than an eighth of the wait: firing early is
-    /// only an early wake-up, which the core ignores, and the timer is then set
-    /// to the deadline itself.
+    /// timeout), so an armed timer is kept while it can serve the wait
+    /// ([`armed_wait_serves`](smtp_proto::client::armed_wait_serves)); after an
+    /// early firing the timer is set to the deadline itself.
     async fn read_until(&mut self, deadline: Instant) -> Result<(), Error> {
         let now = Instant::now();
         let keep = self.armed.is_some_and(|armed| {
-            armed <= deadline
-                && armed.saturating_duration_since(now)
-                    >= deadline.saturating_duration_since(now) / 8
+            smtp_proto::client::armed_wait_serves(
+                armed.saturating_duration_since(now),
+                deadline.saturating_duration_since(now),
+            )
         });
         if !keep {
             self.timer.set_at(deadline);

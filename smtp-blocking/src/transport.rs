@@ -10,6 +10,8 @@ use std::time::Duration;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 
+use smtp_proto::client::armed_wait_serves;
+
 use crate::Error;
 
 /// A plain stream.
@@ -189,16 +191,13 @@ pub(crate) struct Timeouts {
 }
 
 impl Timeouts {
-    /// Sets the read timeout for a wait of `left` (not zero), unless the one
-    /// set is no longer than `left` and at least an eighth of it: waits of
-    /// about the same length (or the 2, 5 and 10 minutes of RFC 5321) then
-    /// reuse it. A new one is rounded down to whole seconds above one second.
-    /// A read that times out before the deadline is only an early wake-up: the
-    /// core ignores a timeout before its deadline and the next read waits for
-    /// the rest.
+    /// Sets the read timeout for a wait of `left` (not zero), unless the one set
+    /// can serve it ([`armed_wait_serves`]). A new one is rounded down to whole
+    /// seconds above one second, so that the next waits of about the same length
+    /// keep it.
     pub(crate) fn set_read_within(&mut self, io: &Transport, left: Duration) -> io::Result<()> {
         if let Some(Some(current)) = self.read {
-            if current <= left && current >= left / 8 {
+            if armed_wait_serves(current, left) {
                 return Ok(());
             }
         }

@@ -423,3 +423,19 @@ fn address_lists() {
             .international
     );
 }
+
+#[test]
+fn an_armed_wait_serves_from_an_eighth_of_the_wait_up_to_its_deadline() {
+    use smtp_proto::client::armed_wait_serves;
+    use std::time::Duration;
+    let s = Duration::from_secs;
+    let left = s(300);
+    assert!(armed_wait_serves(s(300), left));
+    assert!(armed_wait_serves(s(299), left));
+    assert!(armed_wait_serves(Duration::from_millis(37_500), left));
+    // Later than the deadline: the timeout would be missed.
+    assert!(!armed_wait_serves(s(301), left));
+    // Too early: most of the wait would be spent waking up.
+    assert!(!armed_wait_serves(Duration::from_millis(37_499), left));
+    assert!(!armed_wait_serves(Duration::ZERO, left));
+}

@@ -218,6 +218,20 @@ impl Options {
     }
 }
 
+/// Whether a wake-up already armed to fire `armed` from now can serve a wait whose
+/// deadline is `left` from now.
+///
+/// [`Client::handle_timeout`](crate::Client::handle_timeout) ignores a call before
+/// the deadline, so a wake-up that comes early costs only another wait. An adapter
+/// whose timer or socket timeout is costly to set (a system call, a reactor
+/// wake-up) keeps one that fires no later than the deadline and no sooner than an
+/// eighth of the wait: waits of about the same length, such as the RFC 5321
+/// default that starts anew with every command, then reuse it.
+#[must_use]
+pub fn armed_wait_serves(armed: Duration, left: Duration) -> bool {
+    armed <= left && armed >= left / 8
+}
+
 /// Splits `host:port`, `[v6]:port` or `host` (then `default_port`) into host and
 /// port, as smtplib's `connect` does.
 pub fn split_host_port(

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 
-pub use config::{Config, Options, Protocol, Timeouts, split_host_port};
+pub use config::{Config, Options, Protocol, Timeouts, armed_wait_serves, split_host_port};
 pub use transaction::{
     PartsCursor, PreparedMessage, Recipient, RecipientResult, Transaction, TransactionResult,
 };
