@@ -252,3 +252,31 @@ fn a_closed_port_is_refused_at_once() {
         other => panic!("expected a refused connection, got {other:?}"),
     }
 }
+
+/// The deadline timer is set once for a run of messages, not before every wait
+/// (each set wakes the reactor).
+#[test]
+fn the_deadline_timer_is_not_set_again_for_every_wait() {
+    let server = MockServer::start(ServerConfig::default().extensions(&["PIPELINING"])).unwrap();
+    async_std::task::block_on(async {
+        let mut c = SmtpClient::connect(&server.addr().to_string(), Options::default())
+            .await
+            .unwrap();
+        let sets = c.timer_sets();
+        for i in 0..20 {
+            let m = format!("Subject: {i}\r\n\r\nx\r\n");
+            c.sendmail(
+                "a@example.org",
+                &["b@example.org"],
+                m.as_bytes(),
+                NONE,
+                NONE,
+            )
+            .await
+            .unwrap();
+        }
+        let more = c.timer_sets() - sets;
+        assert!(more <= 2, "{more} timer sets");
+        c.quit().await.unwrap();
+    });
+}

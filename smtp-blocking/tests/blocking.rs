@@ -773,3 +773,30 @@ fn set_debuglevel_after_connect_turns_the_transcript_on() {
         "C: NOOP\nS: 250 2.0.0 Ok\n"
     );
 }
+
+/// Each timeout is a `setsockopt`: they are set when they change, not before
+/// every read and write (which cost 8 system calls per message).
+#[test]
+fn socket_timeouts_are_not_set_again_for_every_message() {
+    let server = MockServer::start(ServerConfig::default().extensions(&["PIPELINING"])).unwrap();
+    let mut c = SmtpClient::connect(&server.addr().to_string(), Options::default()).unwrap();
+    let to = ["b@example.org"];
+    c.sendmail("a@example.org", &to, b"Subject: 1\r\n\r\nx\r\n", NONE, NONE)
+        .unwrap();
+    let after_first = c.timeout_syscalls();
+    for i in 0..20 {
+        let m = format!("Subject: {i}\r\n\r\nx\r\n");
+        c.sendmail("a@example.org", &to, m.as_bytes(), NONE, NONE)
+            .unwrap();
+    }
+    assert!(
+        after_first <= 4,
+        "{after_first} setsockopt calls for one message"
+    );
+    assert_eq!(
+        c.timeout_syscalls(),
+        after_first,
+        "20 more messages set timeouts again"
+    );
+    c.quit().unwrap();
+}

@@ -130,22 +130,14 @@ impl Opened {
 
 const NONE: &[&str] = &[];
 
-macro_rules! failure {
-    ($krate:ident) => {
-        impl From<$krate::Error> for Failure {
-            fn from(e: $krate::Error) -> Failure {
-                match &e {
-                    $krate::Error::Smtp(s) => Failure::new(Some(s), e.to_string()),
-                    _ => Failure::new(None, e.to_string()),
-                }
-            }
+impl From<smtp_adapter::Error> for Failure {
+    fn from(e: smtp_adapter::Error) -> Failure {
+        match &e {
+            smtp_adapter::Error::Smtp(s) => Failure::new(Some(s), e.to_string()),
+            _ => Failure::new(None, e.to_string()),
         }
-    };
+    }
 }
-
-failure!(smtp_blocking);
-failure!(smtp_tokio);
-failure!(smtp_async_std);
 
 /// `smtp-blocking`.
 #[derive(Debug)]
@@ -227,15 +219,67 @@ impl Session for Blocking {
     }
 }
 
-/// `smtp-tokio`, on a current-thread runtime of its own.
-#[derive(Debug)]
-pub struct Tokio {
-    rt: tokio::runtime::Runtime,
-    client: smtp_tokio::SmtpClient,
+/// An async runtime as the cases drive it: each call runs to completion on an
+/// executor of the runtime's own.
+pub trait Executor: smtp_async::Runtime {
+    /// The adapter's name in the table.
+    const NAME: &'static str;
+    /// What runs futures (a Tokio runtime; nothing for async-std).
+    type Exec;
+    /// A new executor.
+    fn executor() -> Result<Self::Exec, Failure>;
+    /// Runs `f` to completion.
+    fn block_on<F: std::future::Future>(exec: &Self::Exec, f: F) -> F::Output;
 }
 
-impl Session for Tokio {
+impl Executor for smtp_tokio::Tokio {
     const NAME: &'static str = "tokio";
+    type Exec = tokio::runtime::Runtime;
+
+    fn executor() -> Result<Self::Exec, Failure> {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Failure::new(None, format!("tokio runtime: {e}")))
+    }
+
+    fn block_on<F: std::future::Future>(exec: &Self::Exec, f: F) -> F::Output {
+        exec.block_on(f)
+    }
+}
+
+impl Executor for smtp_async_std::AsyncStd {
+    const NAME: &'static str = "async-std";
+    type Exec = ();
+
+    fn executor() -> Result<(), Failure> {
+        Ok(())
+    }
+
+    fn block_on<F: std::future::Future>((): &(), f: F) -> F::Output {
+        async_std::task::block_on(f)
+    }
+}
+
+/// `smtp-tokio` or `smtp-async-std`: the same facade, on the runtime `R`.
+pub struct Async<R: Executor> {
+    exec: R::Exec,
+    client: smtp_async::SmtpClient<R>,
+}
+
+impl<R: Executor> std::fmt::Debug for Async<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple(R::NAME).field(&self.client).finish()
+    }
+}
+
+/// `smtp-tokio`.
+pub type Tokio = Async<smtp_tokio::Tokio>;
+/// `smtp-async-std`.
+pub type AsyncStd = Async<smtp_async_std::AsyncStd>;
+
+impl<R: Executor> Session for Async<R> {
+    const NAME: &'static str = R::NAME;
     const HAS_POOL: bool = true;
 
     fn connect(
@@ -243,39 +287,38 @@ impl Session for Tokio {
         options: Options,
         tls: &Arc<ClientConfig>,
     ) -> Result<Self, Failure> {
-        use smtp_tokio::SmtpClient;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Failure::new(None, format!("tokio runtime: {e}")))?;
-        let mut client = rt.block_on(async {
+        use smtp_async::SmtpClient;
+        let exec = R::executor()?;
+        let mut client = R::block_on(&exec, async {
             match how {
-                Connect::Smtp(a) => SmtpClient::connect(a, options).await,
+                Connect::Smtp(a) => SmtpClient::<R>::connect(a, options).await,
                 Connect::SmtpTls(a) => SmtpClient::connect_tls(a, options, Some(tls.clone())).await,
                 Connect::Lmtp(a) => SmtpClient::connect_lmtp(a, options).await,
             }
         })?;
         client.set_tls_config(tls.clone());
         client.set_debuglevel(1);
-        Ok(Tokio { rt, client })
+        Ok(Async { exec, client })
     }
 
     fn ehlo(&mut self) -> Result<Reply, Failure> {
-        Ok(self.rt.block_on(self.client.ehlo_or_helo_if_needed())?)
+        Ok(R::block_on(
+            &self.exec,
+            self.client.ehlo_or_helo_if_needed(),
+        )?)
     }
 
     fn starttls(&mut self) -> Result<Reply, Failure> {
-        Ok(self.rt.block_on(self.client.starttls())?)
+        Ok(R::block_on(&self.exec, self.client.starttls())?)
     }
 
     fn auth(&mut self, mechanism: Box<dyn Mechanism>) -> Result<Reply, Failure> {
-        Ok(self.rt.block_on(self.client.auth(mechanism, true))?)
+        Ok(R::block_on(&self.exec, self.client.auth(mechanism, true))?)
     }
 
     fn login(&mut self, user: &str, password: &str) -> Result<Reply, Failure> {
-        Ok(self
-            .rt
-            .block_on(self.client.login_with(user, password, false))?)
+        let login = self.client.login_with(user, password, false);
+        Ok(R::block_on(&self.exec, login)?)
     }
 
     fn sendmail(
@@ -286,20 +329,17 @@ impl Session for Tokio {
         mail_options: &[&str],
         rcpt_options: &[&str],
     ) -> Result<TransactionResult, Failure> {
-        Ok(self.rt.block_on(
-            self.client
-                .sendmail(from, to, message, mail_options, rcpt_options),
-        )?)
+        let send = self
+            .client
+            .sendmail(from, to, message, mail_options, rcpt_options);
+        Ok(R::block_on(&self.exec, send)?)
     }
 
     fn send_message(&mut self, message: &[u8]) -> Result<TransactionResult, Failure> {
-        Ok(self.rt.block_on(self.client.send_message(
-            message,
-            None,
-            None::<&[&str]>,
-            NONE,
-            NONE,
-        ))?)
+        let send = self
+            .client
+            .send_message(message, None, None::<&[&str]>, NONE, NONE);
+        Ok(R::block_on(&self.exec, send)?)
     }
 
     fn capabilities(&self) -> Option<&Capabilities> {
@@ -311,8 +351,8 @@ impl Session for Tokio {
     }
 
     fn quit(self) -> Result<Reply, Failure> {
-        let Tokio { rt, client } = self;
-        Ok(rt.block_on(client.quit())?)
+        let Async { exec, client } = self;
+        Ok(R::block_on(&exec, client.quit())?)
     }
 
     fn through_pool(
@@ -320,19 +360,16 @@ impl Session for Tokio {
         tls: &Arc<ClientConfig>,
         sends: &[Outgoing],
     ) -> Option<Result<(usize, Vec<TransactionResult>), Failure>> {
-        use smtp_tokio::{Pool, PoolConfig, SmtpClient};
-        let rt = match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(rt) => rt,
-            Err(e) => return Some(Err(Failure::new(None, format!("tokio runtime: {e}")))),
+        use smtp_async::{Pool, PoolConfig, SmtpClient};
+        let exec = match R::executor() {
+            Ok(e) => e,
+            Err(e) => return Some(Err(e)),
         };
         let opened = Opened::default();
         let mut config = PoolConfig::default();
         config.max_size = 1;
         let (count, tls) = (opened.clone(), tls.clone());
-        let pool = Pool::new(config, move || {
+        let pool: Pool<R> = Pool::new(config, move || {
             let (how, tls) = (how.clone(), tls.clone());
             count.bump();
             async move {
@@ -349,135 +386,13 @@ impl Session for Tokio {
                 Ok(c)
             }
         });
-        let result = rt.block_on(async {
+        let result = R::block_on(&exec, async {
             let mut results = Vec::new();
             for (from, to, message) in sends {
                 let mut session = pool.get().await?;
                 results.push(session.sendmail(from, to, message, NONE, NONE).await?);
             }
-            Ok::<_, smtp_tokio::Error>(results)
-        });
-        Some(result.map(|r| (opened.get(), r)).map_err(Failure::from))
-    }
-}
-
-/// `smtp-async-std`, driven by `async_std::task::block_on`.
-#[derive(Debug)]
-pub struct AsyncStd(smtp_async_std::SmtpClient);
-
-impl Session for AsyncStd {
-    const NAME: &'static str = "async-std";
-    const HAS_POOL: bool = true;
-
-    fn connect(
-        how: Connect<'_>,
-        options: Options,
-        tls: &Arc<ClientConfig>,
-    ) -> Result<Self, Failure> {
-        use smtp_async_std::SmtpClient;
-        let mut c = async_std::task::block_on(async {
-            match how {
-                Connect::Smtp(a) => SmtpClient::connect(a, options).await,
-                Connect::SmtpTls(a) => SmtpClient::connect_tls(a, options, Some(tls.clone())).await,
-                Connect::Lmtp(a) => SmtpClient::connect_lmtp(a, options).await,
-            }
-        })?;
-        c.set_tls_config(tls.clone());
-        c.set_debuglevel(1);
-        Ok(AsyncStd(c))
-    }
-
-    fn ehlo(&mut self) -> Result<Reply, Failure> {
-        Ok(async_std::task::block_on(self.0.ehlo_or_helo_if_needed())?)
-    }
-
-    fn starttls(&mut self) -> Result<Reply, Failure> {
-        Ok(async_std::task::block_on(self.0.starttls())?)
-    }
-
-    fn auth(&mut self, mechanism: Box<dyn Mechanism>) -> Result<Reply, Failure> {
-        Ok(async_std::task::block_on(self.0.auth(mechanism, true))?)
-    }
-
-    fn login(&mut self, user: &str, password: &str) -> Result<Reply, Failure> {
-        Ok(async_std::task::block_on(
-            self.0.login_with(user, password, false),
-        )?)
-    }
-
-    fn sendmail(
-        &mut self,
-        from: &str,
-        to: &[&str],
-        message: &[u8],
-        mail_options: &[&str],
-        rcpt_options: &[&str],
-    ) -> Result<TransactionResult, Failure> {
-        Ok(async_std::task::block_on(self.0.sendmail(
-            from,
-            to,
-            message,
-            mail_options,
-            rcpt_options,
-        ))?)
-    }
-
-    fn send_message(&mut self, message: &[u8]) -> Result<TransactionResult, Failure> {
-        Ok(async_std::task::block_on(self.0.send_message(
-            message,
-            None,
-            None::<&[&str]>,
-            NONE,
-            NONE,
-        ))?)
-    }
-
-    fn capabilities(&self) -> Option<&Capabilities> {
-        self.0.capabilities()
-    }
-
-    fn is_tls(&self) -> bool {
-        self.0.is_tls()
-    }
-
-    fn quit(self) -> Result<Reply, Failure> {
-        Ok(async_std::task::block_on(self.0.quit())?)
-    }
-
-    fn through_pool(
-        how: Pooling,
-        tls: &Arc<ClientConfig>,
-        sends: &[Outgoing],
-    ) -> Option<Result<(usize, Vec<TransactionResult>), Failure>> {
-        use smtp_async_std::{Pool, PoolConfig, SmtpClient};
-        let opened = Opened::default();
-        let mut config = PoolConfig::default();
-        config.max_size = 1;
-        let (count, tls) = (opened.clone(), tls.clone());
-        let pool: Pool = Pool::new(config, move || {
-            let (how, tls) = (how.clone(), tls.clone());
-            count.bump();
-            async move {
-                let mut c = if how.lmtp {
-                    SmtpClient::connect_lmtp(&how.address, how.options).await?
-                } else {
-                    SmtpClient::connect(&how.address, how.options).await?
-                };
-                c.set_tls_config(tls);
-                c.set_debuglevel(1);
-                if how.starttls {
-                    c.starttls().await?;
-                }
-                Ok(c)
-            }
-        });
-        let result = async_std::task::block_on(async {
-            let mut results = Vec::new();
-            for (from, to, message) in sends {
-                let mut session = pool.get().await?;
-                results.push(session.sendmail(from, to, message, NONE, NONE).await?);
-            }
-            Ok::<_, smtp_async_std::Error>(results)
+            Ok::<_, smtp_adapter::Error>(results)
         });
         Some(result.map(|r| (opened.get(), r)).map_err(Failure::from))
     }

@@ -1,13 +1,11 @@
 //! A bounded pool of sessions to one server, shared by many tasks, for any async
-//! runtime (the permits come from `async-lock`). `smtp-tokio` and
-//! `smtp-async-std` implement [`Session`] for their clients.
+//! runtime (the permits come from `async-lock`). [`SmtpClient`](crate::SmtpClient)
+//! implements [`Session`] for every runtime.
 //!
 //! Idle sessions are checked before reuse ([`Session::check`], a NOOP whose 221
 //! or 421 answer ends the session in the core) and closed after an idle timeout;
 //! a dead session is replaced by a fresh connection. A borrowed session goes back
 //! to the pool when dropped, unless it is no longer usable.
-
-#![forbid(unsafe_code)]
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -189,5 +187,21 @@ impl<S: Session> Drop for Pooled<S> {
                 lock(&self.idle).push_back((s, Instant::now()));
             }
         }
+    }
+}
+
+impl<R: crate::Runtime> Session for crate::SmtpClient<R> {
+    fn is_usable(&self) -> bool {
+        crate::SmtpClient::is_usable(self)
+    }
+
+    async fn check(&mut self) -> bool {
+        // The core ends the session on 221 or 421; any other success is alive.
+        matches!(self.noop().await, Ok(r) if r.is_positive())
+    }
+
+    async fn close(self) {
+        // The session is given up either way.
+        let _ = self.quit().await;
     }
 }

@@ -1,0 +1,98 @@
+//! The facades' string arguments turned into the core's typed ones, and where a
+//! message body comes from. Every conversion refuses CR, LF and NUL (the core's
+//! argument types do), so no caller string can inject a command.
+
+use smtp_proto::client::{PartsCursor, PreparedMessage};
+use smtp_proto::{Client, Domain, Parameter, Text, Transaction, Verb};
+
+use crate::{CHUNK, Error};
+
+/// Where a message body comes from: nothing (a command without a body), byte
+/// slices sent one after the other as one message, or a caller's reader `R`
+/// (`std::io::Read` or an async reader) read to its end.
+pub enum Body<'a, R: ?Sized> {
+    /// No body.
+    None,
+    /// The message in pieces.
+    Parts(PartsCursor<'a>),
+    /// A reader.
+    Reader(&'a mut R),
+}
+
+impl<'a, R: ?Sized> Body<'a, R> {
+    /// A body made of `parts` in order.
+    #[must_use]
+    pub fn parts(parts: &'a [&'a [u8]]) -> Body<'a, R> {
+        Body::Parts(PartsCursor::new(parts, CHUNK))
+    }
+}
+
+/// An optional EHLO/HELO name.
+pub fn domain(name: Option<&str>) -> Result<Option<Domain>, Error> {
+    Ok(name.map(Domain::new).transpose()?)
+}
+
+/// A command argument (VRFY, EXPN, HELP, `docmd`).
+pub fn text(s: &str) -> Result<Text, Error> {
+    Ok(Text::new(s)?)
+}
+
+/// An optional command argument.
+pub fn opt_text(s: Option<&str>) -> Result<Option<Text>, Error> {
+    Ok(s.map(Text::new).transpose()?)
+}
+
+/// A command verb (`docmd`).
+pub fn verb(s: &str) -> Result<Verb, Error> {
+    Ok(Verb::new(s)?)
+}
+
+/// ESMTP parameters such as `SIZE=1000` or `BODY=8BITMIME`.
+pub fn parameters<B: AsRef<str>>(options: &[B]) -> Result<Vec<Parameter>, Error> {
+    options
+        .iter()
+        .map(|o| Parameter::parse(o.as_ref()).map_err(Error::from))
+        .collect()
+}
+
+/// smtplib's `sendmail` arguments as a transaction, with `SIZE=` filled in when
+/// the server can use it.
+pub fn sendmail<A: AsRef<str>, B: AsRef<str>, C: AsRef<str>>(
+    core: &Client,
+    from: &str,
+    to: &[A],
+    message: &[u8],
+    mail_options: &[B],
+    rcpt_options: &[C],
+) -> Result<Transaction, Error> {
+    let mut tx = Transaction::from_strs(from, to, mail_options, rcpt_options)?;
+    tx.size = core.message_size_if_used(message)?;
+    Ok(tx)
+}
+
+/// smtplib's `send_message` arguments: the envelope (from the headers for what
+/// the caller did not give) and the header block to send without Bcc.
+pub fn send_message<A: AsRef<str>, B: AsRef<str>, C: AsRef<str>>(
+    core: &Client,
+    message: &[u8],
+    from: Option<&str>,
+    to: Option<&[A]>,
+    mail_options: &[B],
+    rcpt_options: &[C],
+) -> Result<PreparedMessage, Error> {
+    let line_endings = core.config().line_endings;
+    Ok(PreparedMessage::new(
+        message,
+        from,
+        to,
+        mail_options,
+        rcpt_options,
+        line_endings,
+    )?)
+}
+
+/// The body of `message` after the headers that [`send_message`] replaced.
+#[must_use]
+pub fn body_after_headers<'m>(message: &'m [u8], prepared: &PreparedMessage) -> &'m [u8] {
+    message.get(prepared.body_offset..).unwrap_or_default()
+}

@@ -1,0 +1,75 @@
+//! The adapters' error: the core's (smtplib's exception cases) plus transport
+//! and TLS failures.
+
+use smtp_proto::Reply;
+
+/// Everything a call of an adapter can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An SMTP-level failure: a refusal carrying the server's reply, a protocol
+    /// violation, a timeout, a disconnect or a misuse (see [`smtp_proto::Error`]).
+    #[error(transparent)]
+    Smtp(#[from] smtp_proto::Error),
+    /// The transport failed (connect, read or write).
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The TLS handshake or a TLS record failed.
+    #[error("TLS error: {0}")]
+    Tls(#[from] rustls::Error),
+    /// The host name cannot be used to verify a certificate.
+    #[error("invalid TLS server name {0:?}")]
+    InvalidServerName(String),
+    /// No root certificate could be loaded for verifying servers (the platform's
+    /// store is missing or unreadable); pass a `ClientConfig` of your own.
+    #[error("no root certificates for TLS: {0}")]
+    NoRootCertificates(String),
+}
+
+impl From<smtp_proto::UsageError> for Error {
+    fn from(e: smtp_proto::UsageError) -> Self {
+        Error::Smtp(e.into())
+    }
+}
+
+impl Error {
+    /// The server's reply carried by the error (smtplib's `smtp_code` and
+    /// `smtp_error`), if any.
+    #[must_use]
+    pub fn reply(&self) -> Option<&Reply> {
+        match self {
+            Error::Smtp(e) => e.reply(),
+            _ => None,
+        }
+    }
+
+    /// An I/O error from a TLS stream: the rustls error inside it when there is
+    /// one (rustls reports its own failures as `InvalidData` wrapping it).
+    #[must_use]
+    pub fn from_tls_io(e: std::io::Error) -> Error {
+        match e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        {
+            Some(tls) => Error::Tls(tls.clone()),
+            None => Error::Io(e),
+        }
+    }
+
+    /// The timeout error for a wait that is not a reply (`what`: "the TLS
+    /// handshake", "the connection", "writing to the server").
+    #[must_use]
+    pub fn timeout(what: &'static str) -> Error {
+        Error::Smtp(smtp_proto::Error::Timeout(what))
+    }
+
+    /// The error of a call made while an earlier call's future was dropped
+    /// half-way: the session may be out of step with the server.
+    #[must_use]
+    pub fn out_of_step() -> Error {
+        Error::Smtp(
+            smtp_proto::UsageError::WrongState("the session is out of step (a call was cancelled)")
+                .into(),
+        )
+    }
+}

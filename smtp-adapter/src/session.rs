@@ -1,0 +1,215 @@
+//! The state every facade keeps beside the core, the queries and settings on it,
+//! and the operations the facades' verbs start ([`Call`]), written once.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use rustls::ClientConfig;
+use smtp_proto::sasl::Credentials;
+use smtp_proto::{Address, Capabilities, Client, Mechanism, OpId, Reply};
+
+use crate::{Error, Transcript, args};
+
+/// One of smtplib's verbs with the facade's arguments, before conversion.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Call<'a> {
+    /// EHLO (LHLO under LMTP) with this name or the configured one.
+    Ehlo(Option<&'a str>),
+    /// HELO.
+    Helo(Option<&'a str>),
+    /// EHLO, or HELO when EHLO is refused, unless already done.
+    EhloOrHeloIfNeeded,
+    /// STARTTLS, the handshake and EHLO again.
+    StartTls,
+    /// smtplib's `login`: user, password, initial response allowed.
+    Login(&'a str, &'a str, bool),
+    /// AUTH with a mechanism; initial response allowed.
+    Auth(Box<dyn Mechanism>, bool),
+    /// VRFY.
+    Verify(&'a str),
+    /// EXPN.
+    Expn(&'a str),
+    /// HELP with an optional topic.
+    Help(Option<&'a str>),
+    /// NOOP.
+    Noop,
+    /// RSET.
+    Rset,
+    /// Low-level MAIL FROM with ESMTP parameters.
+    Mail(&'a str, Vec<smtp_proto::Parameter>),
+    /// Low-level RCPT TO with ESMTP parameters.
+    Rcpt(&'a str, Vec<smtp_proto::Parameter>),
+    /// Low-level DATA (the body follows).
+    Data,
+    /// Any command (`docmd`): verb and optional argument.
+    Docmd(&'a str, Option<&'a str>),
+    /// QUIT.
+    Quit,
+}
+
+/// What a facade keeps beside its transport: the core session, the host name
+/// certificates are checked against, the TLS configuration for STARTTLS, and
+/// the transcript. The facades dereference to it, so its queries are theirs.
+#[derive(Debug)]
+pub struct Session {
+    core: Client,
+    host: String,
+    tls: Option<Arc<ClientConfig>>,
+    transcript: Transcript,
+}
+
+impl Session {
+    /// A session over a connected transport; the core waits for the greeting.
+    #[must_use]
+    pub fn new(
+        core: Client,
+        host: String,
+        tls: Option<Arc<ClientConfig>>,
+        debug_level: u8,
+    ) -> Session {
+        Session {
+            core,
+            host,
+            tls,
+            transcript: Transcript::new(debug_level),
+        }
+    }
+
+    /// The server's greeting.
+    #[must_use]
+    pub fn greeting(&self) -> &Reply {
+        // A facade returns a session only once the core accepted a 220
+        // greeting, which it keeps for the rest of the session.
+        #[allow(clippy::expect_used)]
+        self.core
+            .greeting()
+            .expect("a connected session has its greeting")
+    }
+
+    /// The extensions of the last EHLO, if it succeeded (smtplib's
+    /// `esmtp_features`).
+    #[must_use]
+    pub fn capabilities(&self) -> Option<&Capabilities> {
+        self.core.capabilities()
+    }
+
+    /// smtplib's `has_extn`.
+    #[must_use]
+    pub fn has_extn(&self, name: &str) -> bool {
+        self.core.has_extn(name)
+    }
+
+    /// smtplib's `does_esmtp`.
+    #[must_use]
+    pub fn does_esmtp(&self) -> bool {
+        self.core.does_esmtp()
+    }
+
+    /// Whether the session is encrypted.
+    #[must_use]
+    pub fn is_tls(&self) -> bool {
+        self.core.is_tls()
+    }
+
+    /// The core session, for queries not mirrored here.
+    #[must_use]
+    pub fn core(&self) -> &Client {
+        &self.core
+    }
+
+    /// The core session, for a facade's drive loop.
+    pub fn core_mut(&mut self) -> &mut Client {
+        &mut self.core
+    }
+
+    /// The host name certificates are checked against.
+    #[must_use]
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// smtplib's `set_debuglevel`: 1 logs every line sent and received, 2 adds
+    /// timestamps; AUTH payloads always show as `<redacted>`. Lines go to
+    /// `tracing` (target `smtp`) and to the transcript writer if set.
+    pub fn set_debuglevel(&mut self, level: u8) {
+        self.transcript.set_level(level);
+        self.core.set_trace(level > 0);
+    }
+
+    /// Also writes the transcript to `writer` (needs a non-zero debug level).
+    pub fn set_transcript(&mut self, writer: Box<dyn std::io::Write + Send>) {
+        self.transcript.set_writer(writer);
+    }
+
+    /// The transcript.
+    pub fn transcript(&mut self) -> &mut Transcript {
+        &mut self.transcript
+    }
+
+    /// The TLS configuration for STARTTLS (default: the platform's roots).
+    pub fn set_tls_config(&mut self, tls: Arc<ClientConfig>) {
+        self.tls = Some(tls);
+    }
+
+    /// The host name certificates are checked against (defaults to the host
+    /// connected to; `localhost` for Unix sockets).
+    pub fn set_tls_server_name(&mut self, name: &str) {
+        name.clone_into(&mut self.host);
+    }
+
+    /// The TLS configuration a STARTTLS handshake uses now (the platform's
+    /// roots unless one was set), kept for the rest of the session.
+    pub fn tls_config(&mut self) -> Result<Arc<ClientConfig>, Error> {
+        let tls = crate::tls::config_or_default(self.tls.as_ref())?;
+        self.tls = Some(tls.clone());
+        Ok(tls)
+    }
+
+    /// Starts `call` in the core: its arguments converted (CR, LF and NUL
+    /// refused) and the operation enqueued.
+    pub fn start(&mut self, call: Call<'_>) -> Result<OpId, Error> {
+        let now = Instant::now();
+        let c = &mut self.core;
+        Ok(match call {
+            Call::Ehlo(name) => c.ehlo(now, args::domain(name)?),
+            Call::Helo(name) => c.helo(now, args::domain(name)?),
+            Call::EhloOrHeloIfNeeded => c.ehlo_or_helo_if_needed(now),
+            Call::StartTls => c.starttls(now),
+            Call::Login(user, password, ir) => c.login(now, Credentials::new(user, password), ir),
+            Call::Auth(mechanism, ir) => c.auth(now, mechanism, ir),
+            Call::Verify(a) => c.vrfy(now, args::text(a)?),
+            Call::Expn(a) => c.expn(now, args::text(a)?),
+            Call::Help(topic) => c.help(now, args::opt_text(topic)?),
+            Call::Noop => c.noop(now),
+            Call::Rset => c.rset(now),
+            Call::Mail(from, params) => c.mail(now, Address::new(from)?, params),
+            Call::Rcpt(to, params) => c.rcpt(now, Address::new(to)?, params),
+            Call::Data => c.data(now),
+            Call::Docmd(verb, arg) => c.docmd(now, args::verb(verb)?, args::opt_text(arg)?),
+            Call::Quit => c.quit(now),
+        })
+    }
+}
+
+/// Makes a facade type dereference to its [`Session`] field `session`, so the
+/// session's queries and settings are the facade's:
+/// `smtp_adapter::deref_session!(SmtpClient)` or, for a generic facade,
+/// `smtp_adapter::deref_session!(SmtpClient<R>, [R: Runtime])`.
+#[macro_export]
+macro_rules! deref_session {
+    ($ty:ty $(, [$($generics:tt)*])?) => {
+        impl$(<$($generics)*>)? ::std::ops::Deref for $ty {
+            type Target = $crate::Session;
+            fn deref(&self) -> &$crate::Session {
+                &self.session
+            }
+        }
+
+        impl$(<$($generics)*>)? ::std::ops::DerefMut for $ty {
+            fn deref_mut(&mut self) -> &mut $crate::Session {
+                &mut self.session
+            }
+        }
+    };
+}

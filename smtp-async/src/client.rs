@@ -1,0 +1,515 @@
+//! The session facade, written once for every runtime.
+
+use std::io;
+use std::marker::PhantomData;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use rustls::ClientConfig;
+use smtp_adapter::args::{self, Body};
+use smtp_adapter::{Call, Error, Session};
+use smtp_proto::{
+    Client, Drive, Mechanism, OpId, Options, Outcome, Protocol, Reply, Transaction,
+    TransactionResult,
+};
+
+use crate::runtime::{Connected, ReadBody, Runtime, Timer, WrapStream, before};
+use crate::transport::Transport;
+
+/// An SMTP or LMTP session on the runtime `R`.
+///
+/// Every method is cancel-safe in the sense that matters for a protocol: if its
+/// future is dropped mid-command, the session is marked broken and later calls
+/// fail at once instead of reading another command's reply.
+pub struct SmtpClient<R: Runtime> {
+    session: Session,
+    io: Transport,
+    rbuf: Vec<u8>,
+    chunk: Vec<u8>,
+    timer: R::Timer,
+    armed: Option<Instant>,
+    timer_sets: u64,
+    /// Set while a call runs; still set if its future was dropped.
+    busy: bool,
+    _runtime: PhantomData<R>,
+}
+
+impl<R: Runtime> std::fmt::Debug for SmtpClient<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpClient")
+            .field("host", &self.session.host())
+            .field("tls", &self.session.is_tls())
+            .field("closed", &self.session.core().is_closed())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Connects to `host:port` over TCP, each address in turn, within `timeout`.
+async fn connect_tcp<R: Runtime>(
+    host: &str,
+    port: u16,
+    source: Option<SocketAddr>,
+    timeout: Duration,
+) -> Result<Connected, Error> {
+    let timed_out = || io::Error::from(io::ErrorKind::TimedOut);
+    let addrs = match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => vec![SocketAddr::new(ip, port)],
+        Err(_) => before::<R, _>(Instant::now() + timeout, R::resolve(host, port))
+            .await
+            .unwrap_or_else(|| Err(timed_out()))?,
+    };
+    let mut last = io::Error::new(io::ErrorKind::NotFound, format!("no address for {host}"));
+    for addr in addrs {
+        if source.is_some_and(|s| s.is_ipv4() != addr.is_ipv4()) {
+            continue;
+        }
+        let attempt = R::connect_tcp(addr, source, timeout);
+        match before::<R, _>(Instant::now() + timeout, attempt).await {
+            Some(Ok(c)) => return Ok(c),
+            Some(Err(e)) => last = e,
+            None => last = timed_out(),
+        }
+    }
+    Err(Error::Io(last))
+}
+
+impl<R: Runtime> SmtpClient<R> {
+    /// Connects to `host`, `host:port` or `[v6]:port` (port 25 by default) and
+    /// reads the greeting (smtplib's `SMTP(host, port)`).
+    pub async fn connect(address: &str, options: Options) -> Result<Self, Error> {
+        let (host, port) = smtp_adapter::split_host_port(address, smtp_adapter::SMTP_PORT)?;
+        let timeout = options.connect_timeout()?;
+        let c = connect_tcp::<R>(&host, port, options.source_address, timeout).await?;
+        SmtpClient::start(Transport::Plain(c.io), c.local_ip, host, options, None).await
+    }
+
+    /// Connects with TLS from the first byte (smtplib's `SMTP_SSL`; port 465 by
+    /// default), verifying the certificate against the platform's roots or `tls`.
+    pub async fn connect_tls(
+        address: &str,
+        options: Options,
+        tls: Option<Arc<ClientConfig>>,
+    ) -> Result<Self, Error> {
+        let (host, port) = smtp_adapter::split_host_port(address, smtp_adapter::SMTPS_PORT)?;
+        let timeout = options.connect_timeout()?;
+        let tls = smtp_adapter::tls::config_or_default(tls.as_ref())?;
+        let c = connect_tcp::<R>(&host, port, options.source_address, timeout).await?;
+        let mut io = Transport::Plain(c.io);
+        before::<R, _>(Instant::now() + timeout, io.upgrade(tls.clone(), &host))
+            .await
+            .ok_or(Error::timeout("the TLS handshake"))??;
+        SmtpClient::start(io, c.local_ip, host, options, Some(tls)).await
+    }
+
+    /// Connects to an LMTP server: a path starting with `/` is a Unix socket,
+    /// anything else `host[:port]` (port 2003 by default).
+    pub async fn connect_lmtp(address: &str, mut options: Options) -> Result<Self, Error> {
+        options.protocol = Protocol::Lmtp;
+        #[cfg(unix)]
+        if address.starts_with('/') {
+            return SmtpClient::connect_unix(std::path::Path::new(address), options).await;
+        }
+        let (host, port) = smtp_adapter::split_host_port(address, smtp_adapter::LMTP_PORT)?;
+        let timeout = options.connect_timeout()?;
+        let c = connect_tcp::<R>(&host, port, options.source_address, timeout).await?;
+        SmtpClient::start(Transport::Plain(c.io), c.local_ip, host, options, None).await
+    }
+
+    /// Connects over a Unix socket.
+    #[cfg(unix)]
+    pub async fn connect_unix(path: &std::path::Path, options: Options) -> Result<Self, Error> {
+        let deadline = Instant::now() + options.connect_timeout()?;
+        let c = before::<R, _>(deadline, R::connect_unix(path))
+            .await
+            .ok_or(Error::timeout("the connection"))??;
+        SmtpClient::start(
+            Transport::Plain(c.io),
+            None,
+            "localhost".to_owned(),
+            options,
+            None,
+        )
+        .await
+    }
+
+    /// A session over a stream the caller connected (through a proxy, say);
+    /// `host` is the name certificates are checked against at STARTTLS. The
+    /// stream's local address is not known here: set
+    /// [`Options::local_hostname`] unless `[127.0.0.1]` suits as EHLO name.
+    pub async fn from_stream<S>(stream: S, host: &str, options: Options) -> Result<Self, Error>
+    where
+        R: WrapStream<S>,
+    {
+        let io = Transport::Plain(R::wrap(stream));
+        SmtpClient::start(io, None, host.to_owned(), options, None).await
+    }
+
+    async fn start(
+        io: Transport,
+        local_ip: Option<std::net::IpAddr>,
+        host: String,
+        options: Options,
+        tls: Option<Arc<ClientConfig>>,
+    ) -> Result<Self, Error> {
+        let tls_on_connect = matches!(io, Transport::Tls(_));
+        let config = smtp_adapter::session_config(&options, local_ip, tls_on_connect)?;
+        let now = Instant::now();
+        let mut client = SmtpClient {
+            session: Session::new(Client::new(config, now), host, tls, options.debug_level),
+            io,
+            rbuf: vec![0; smtp_adapter::READ_BUFFER],
+            chunk: Vec::new(),
+            timer: R::timer(now),
+            armed: None,
+            timer_sets: 0,
+            busy: false,
+            _runtime: PhantomData,
+        };
+        client.run(OpId::GREETING, AnyBody::None).await?;
+        Ok(client)
+    }
+}
+
+smtp_adapter::deref_session!(SmtpClient<R>, [R: Runtime]);
+
+impl<R: Runtime> SmtpClient<R> {
+    /// Whether the session can take another command (not closed, not broken by
+    /// a cancelled call).
+    #[must_use]
+    pub fn is_usable(&self) -> bool {
+        !self.busy && !self.session.core().is_closed()
+    }
+
+    /// How many times the deadline timer was set so far (each set may wake the
+    /// runtime's reactor; an armed timer that can serve a wait is kept).
+    #[must_use]
+    pub fn timer_sets(&self) -> u64 {
+        self.timer_sets
+    }
+
+    /// EHLO (LHLO under LMTP); returns the reply whatever its code.
+    pub async fn ehlo(&mut self, name: Option<&str>) -> Result<Reply, Error> {
+        self.reply(Call::Ehlo(name)).await
+    }
+
+    /// HELO; returns the reply whatever its code.
+    pub async fn helo(&mut self, name: Option<&str>) -> Result<Reply, Error> {
+        self.reply(Call::Helo(name)).await
+    }
+
+    /// EHLO, or HELO when EHLO is refused, unless already done.
+    pub async fn ehlo_or_helo_if_needed(&mut self) -> Result<Reply, Error> {
+        self.reply(Call::EhloOrHeloIfNeeded).await
+    }
+
+    /// STARTTLS, the handshake, and EHLO again. Fails with `NotSupported` when
+    /// not offered; with [`Options::require_tls`] any failure ends the session.
+    pub async fn starttls(&mut self) -> Result<Reply, Error> {
+        self.reply(Call::StartTls).await
+    }
+
+    /// smtplib's `login`: CRAM-MD5, PLAIN, LOGIN, whichever the server offers
+    /// first in that order.
+    pub async fn login(&mut self, user: &str, password: &str) -> Result<Reply, Error> {
+        self.reply(Call::Login(user, password, true)).await
+    }
+
+    /// `login` with the initial-response switch.
+    pub async fn login_with(
+        &mut self,
+        user: &str,
+        password: &str,
+        ir: bool,
+    ) -> Result<Reply, Error> {
+        self.reply(Call::Login(user, password, ir)).await
+    }
+
+    /// smtplib's `auth` with any mechanism (see [`smtp_proto::sasl`]).
+    pub async fn auth(&mut self, mechanism: Box<dyn Mechanism>, ir: bool) -> Result<Reply, Error> {
+        self.reply(Call::Auth(mechanism, ir)).await
+    }
+
+    /// VRFY.
+    pub async fn verify(&mut self, address: &str) -> Result<Reply, Error> {
+        self.reply(Call::Verify(address)).await
+    }
+
+    /// EXPN.
+    pub async fn expn(&mut self, address: &str) -> Result<Reply, Error> {
+        self.reply(Call::Expn(address)).await
+    }
+
+    /// HELP.
+    pub async fn help(&mut self, topic: Option<&str>) -> Result<Reply, Error> {
+        self.reply(Call::Help(topic)).await
+    }
+
+    /// NOOP.
+    pub async fn noop(&mut self) -> Result<Reply, Error> {
+        self.reply(Call::Noop).await
+    }
+
+    /// RSET.
+    pub async fn rset(&mut self) -> Result<Reply, Error> {
+        self.reply(Call::Rset).await
+    }
+
+    /// Low-level MAIL FROM with options; returns the reply whatever its code.
+    pub async fn mail<B: AsRef<str>>(&mut self, from: &str, options: &[B]) -> Result<Reply, Error> {
+        self.reply(Call::Mail(from, args::parameters(options)?))
+            .await
+    }
+
+    /// Low-level RCPT TO with options; returns the reply whatever its code.
+    pub async fn rcpt<B: AsRef<str>>(&mut self, to: &str, options: &[B]) -> Result<Reply, Error> {
+        self.reply(Call::Rcpt(to, args::parameters(options)?)).await
+    }
+
+    /// smtplib's `docmd`: any command; returns the reply whatever its code.
+    pub async fn docmd(&mut self, verb: &str, argument: Option<&str>) -> Result<Reply, Error> {
+        self.reply(Call::Docmd(verb, argument)).await
+    }
+
+    /// smtplib's `sendmail`.
+    pub async fn sendmail<A: AsRef<str>, B: AsRef<str>, C: AsRef<str>>(
+        &mut self,
+        from: &str,
+        to: &[A],
+        message: &[u8],
+        mail_options: &[B],
+        rcpt_options: &[C],
+    ) -> Result<TransactionResult, Error> {
+        let tx = args::sendmail(
+            self.session.core(),
+            from,
+            to,
+            message,
+            mail_options,
+            rcpt_options,
+        )?;
+        self.send(tx, Body::parts(&[message])).await
+    }
+
+    /// Sends a [`Transaction`] with a body read from `reader` to its end.
+    pub async fn send_from_reader<B: ?Sized + Unpin + Send>(
+        &mut self,
+        transaction: Transaction,
+        reader: &mut B,
+    ) -> Result<TransactionResult, Error>
+    where
+        R: ReadBody<B>,
+    {
+        let mut reader = Reader::<R, B> {
+            body: reader,
+            _runtime: PhantomData,
+        };
+        self.send(transaction, Body::Reader(&mut reader)).await
+    }
+
+    /// smtplib's `send_message`.
+    pub async fn send_message<A: AsRef<str>, B: AsRef<str>, C: AsRef<str>>(
+        &mut self,
+        message: &[u8],
+        from: Option<&str>,
+        to: Option<&[A]>,
+        mail_options: &[B],
+        rcpt_options: &[C],
+    ) -> Result<TransactionResult, Error> {
+        let p = args::send_message(
+            self.session.core(),
+            message,
+            from,
+            to,
+            mail_options,
+            rcpt_options,
+        )?;
+        let body = args::body_after_headers(message, &p);
+        let parts: [&[u8]; 2] = [&p.headers, body];
+        self.send(p.transaction, AnyBody::parts(&parts)).await
+    }
+
+    async fn send(
+        &mut self,
+        tx: Transaction,
+        body: AnyBody<'_>,
+    ) -> Result<TransactionResult, Error> {
+        let id = self.session.core_mut().send_mail(Instant::now(), tx);
+        match self.run(id, body).await? {
+            Outcome::Transaction(t) => Ok(t),
+            _ => Err(Error::out_of_step()),
+        }
+    }
+
+    /// Low-level DATA: the final reply (LMTP: one per recipient).
+    pub async fn data(&mut self, message: &[u8]) -> Result<Vec<Reply>, Error> {
+        let id = self.session.start(Call::Data)?;
+        match self.run(id, AnyBody::parts(&[message])).await? {
+            Outcome::Reply(r) => Ok(vec![r]),
+            Outcome::Replies(v) => Ok(v),
+            _ => Err(Error::out_of_step()),
+        }
+    }
+
+    /// QUIT, then close.
+    pub async fn quit(mut self) -> Result<Reply, Error> {
+        let r = self.reply(Call::Quit).await;
+        self.io.close().await;
+        r
+    }
+
+    async fn reply(&mut self, call: Call<'_>) -> Result<Reply, Error> {
+        let id = self.session.start(call)?;
+        match self.run(id, AnyBody::None).await? {
+            Outcome::Reply(r) => Ok(r),
+            _ => Err(Error::out_of_step()),
+        }
+    }
+
+    async fn run(&mut self, id: OpId, body: AnyBody<'_>) -> Result<Outcome, Error> {
+        if self.busy {
+            return Err(Error::out_of_step());
+        }
+        self.busy = true;
+        let r = self.drive(id, body).await;
+        self.busy = false;
+        r
+    }
+
+    /// Ends the session after a transport failure.
+    async fn abort(&mut self, e: Error) -> Error {
+        self.session.core_mut().handle_eof(Instant::now());
+        self.io.close().await;
+        e
+    }
+
+    /// Drives the core until operation `id` completes.
+    async fn drive(&mut self, id: OpId, mut body: AnyBody<'_>) -> Result<Outcome, Error> {
+        loop {
+            match self.session.core_mut().drive(id) {
+                Drive::Write(bytes) => {
+                    let deadline = Instant::now() + self.session.core().write_timeout();
+                    match before::<R, _>(deadline, self.io.write_all(&bytes)).await {
+                        Some(Ok(())) => self.session.core_mut().recycle(bytes),
+                        Some(Err(e)) => return Err(self.abort(Error::Io(e)).await),
+                        None => {
+                            let e = Error::timeout("writing to the server");
+                            return Err(self.abort(e).await);
+                        }
+                    }
+                }
+                Drive::Body => match &mut body {
+                    Body::Parts(cursor) => {
+                        let (piece, last) = cursor.next_piece();
+                        self.session
+                            .core_mut()
+                            .send_body(Instant::now(), piece, last)?;
+                    }
+                    Body::Reader(r) => {
+                        self.chunk.resize(smtp_adapter::CHUNK, 0);
+                        let chunk = &mut self.chunk;
+                        let read = std::future::poll_fn(|cx| r.poll_read(cx, chunk));
+                        match read.await {
+                            Ok(n) => {
+                                let piece = &self.chunk[..n];
+                                self.session
+                                    .core_mut()
+                                    .send_body(Instant::now(), piece, n == 0)?;
+                            }
+                            Err(e) => return Err(self.abort(Error::Io(e)).await),
+                        }
+                    }
+                    Body::None => self
+                        .session
+                        .core_mut()
+                        .send_body(Instant::now(), &[], true)?,
+                },
+                Drive::Handshake => {
+                    let tls = match self.session.tls_config() {
+                        Ok(t) => t,
+                        Err(e) => return Err(self.abort(e).await),
+                    };
+                    let deadline = Instant::now() + self.session.core().config().timeouts.command;
+                    let upgrade = self.io.upgrade(tls, self.session.host());
+                    match before::<R, _>(deadline, upgrade).await {
+                        Some(Ok(())) => self.session.core_mut().tls_established(Instant::now()),
+                        Some(Err(e)) => return Err(self.abort(e).await),
+                        None => return Err(self.abort(Error::timeout("the TLS handshake")).await),
+                    }
+                }
+                Drive::Trace(t) => self.session.transcript().line(&t),
+                Drive::Read(deadline) => self.read_until(deadline).await?,
+                Drive::Done { result, closed } => {
+                    if closed {
+                        self.io.close().await;
+                    }
+                    return result.map_err(Error::Smtp);
+                }
+            }
+        }
+    }
+
+    /// One read raced against the reusable deadline timer.
+    ///
+    /// Setting a timer may wake the reactor, so an armed timer is kept while it
+    /// can serve the wait ([`armed_wait_serves`](smtp_proto::client::armed_wait_serves));
+    /// after an early firing the timer is set to the deadline itself.
+    async fn read_until(&mut self, deadline: Instant) -> Result<(), Error> {
+        let now = Instant::now();
+        let keep = self.armed.is_some_and(|armed| {
+            smtp_proto::client::armed_wait_serves(
+                armed.saturating_duration_since(now),
+                deadline.saturating_duration_since(now),
+            )
+        });
+        if !keep {
+            self.timer.reset(deadline);
+            self.armed = Some(deadline);
+            self.timer_sets += 1;
+        }
+        let read = async { Some(self.io.read(&mut self.rbuf).await) };
+        let timer = &mut self.timer;
+        let fired = async {
+            std::future::poll_fn(|cx| timer.poll_expired(cx)).await;
+            None
+        };
+        match futures_lite::future::or(read, fired).await {
+            Some(Ok(0)) => self.session.core_mut().handle_eof(Instant::now()),
+            Some(Ok(n)) => self
+                .session
+                .core_mut()
+                .handle_input(Instant::now(), &self.rbuf[..n]),
+            Some(Err(e)) => {
+                self.session.core_mut().handle_eof(Instant::now());
+                return Err(Error::from_tls_io(e));
+            }
+            None => {
+                // The timer fired: it must be set again before the next wait.
+                self.armed = None;
+                self.session.core_mut().handle_timeout(Instant::now());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A caller's reader, whatever its runtime's read trait.
+trait PollRead: Send {
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>>;
+}
+
+struct Reader<'a, R, B: ?Sized> {
+    body: &'a mut B,
+    _runtime: PhantomData<fn() -> R>,
+}
+
+impl<R: ReadBody<B>, B: ?Sized + Unpin + Send> PollRead for Reader<'_, R, B> {
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        R::poll_read_body(Pin::new(&mut *self.body), cx, buf)
+    }
+}
+
+/// A body as the drive loop takes it.
+type AnyBody<'a> = Body<'a, dyn PollRead + 'a>;

@@ -1,0 +1,45 @@
+//! The async SMTP and LMTP facade of smtp-rs, written once for every runtime:
+//! [`SmtpClient`] (smtplib's whole feature set plus PIPELINING, CHUNKING,
+//! STARTTLS with injection and stripping defences, per-command timeouts, one
+//! result per LMTP recipient) and the connection [`Pool`], generic over a small
+//! [`Runtime`] trait (a timer, name resolution, connecting). Use it through
+//! `smtp-tokio` or `smtp-async-std`, which implement [`Runtime`] and name the
+//! types for their runtime; implement [`Runtime`] yourself for another one.
+//!
+//! Every protocol decision is made by [`smtp_proto`]; this crate moves bytes
+//! between it and the stream, runs the TLS handshake (by `futures-rustls`) when
+//! the core asks, and sleeps until the core's deadline with one reusable timer.
+//!
+//! ```
+//! # use smtp_async::SmtpClient;
+//! # use smtp_async_std::AsyncStd;
+//! # let server = smtp_testkit::MockServer::start(smtp_testkit::ServerConfig::default()).unwrap();
+//! # let address = server.addr().to_string();
+//! async_std::task::block_on(async {
+//!     let mut smtp = SmtpClient::<AsyncStd>::connect(&address, Default::default()).await?;
+//!     let none: &[&str] = &[];
+//!     smtp.sendmail("alice@example.org", &["bob@example.net"], b"Subject: hi\r\n\r\nHello!\r\n", none, none).await?;
+//!     smtp.quit().await?;
+//!     Ok::<(), smtp_async::Error>(())
+//! })?;
+//! # Ok::<(), smtp_async::Error>(())
+//! ```
+
+#![forbid(unsafe_code)]
+
+mod client;
+pub mod pool;
+mod runtime;
+mod transport;
+
+pub use client::SmtpClient;
+pub use pool::{PoolConfig, Pooled, Session};
+pub use runtime::{BoxIo, Connected, Io, ReadBody, Runtime, Timer, WrapStream};
+pub use rustls::ClientConfig;
+pub use smtp_adapter::{self, Error, LMTP_PORT, SMTP_PORT, SMTPS_PORT};
+pub use smtp_proto::{
+    self, Capabilities, Mechanism, Options, Protocol, Reply, TransactionResult, body::LineEndings,
+};
+
+/// A pool of sessions on the runtime `R` (see [`pool::Pool`]).
+pub type Pool<R> = pool::Pool<SmtpClient<R>, Error>;

@@ -1,0 +1,103 @@
+//! What the facade needs of an async runtime: a timer, name resolution and
+//! connecting. Everything else (the session, TLS, the pool) is written once over
+//! these, as quinn's endpoint is over its runtimes.
+
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use futures_lite::io::{AsyncRead, AsyncWrite};
+
+/// A byte stream the session runs over (the `futures-io` traits).
+pub trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
+
+/// A stream of any type, as the session holds it.
+pub type BoxIo = Box<dyn Io>;
+
+/// A connected stream and the IP address of its local end (for the default
+/// EHLO name; `None` for a Unix socket).
+pub struct Connected {
+    /// The stream.
+    pub io: BoxIo,
+    /// The local address, when the stream has one.
+    pub local_ip: Option<IpAddr>,
+}
+
+impl std::fmt::Debug for Connected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connected")
+            .field("local_ip", &self.local_ip)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A deadline timer that can be moved without being made anew.
+pub trait Timer: Send + Unpin + 'static {
+    /// Fires at `deadline` from now on.
+    fn reset(&mut self, deadline: Instant);
+    /// Ready once the deadline has passed.
+    fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()>;
+}
+
+/// An async runtime: `smtp-tokio` and `smtp-async-std` each implement it for a
+/// marker type of their own.
+pub trait Runtime: Send + Sync + Sized + 'static {
+    /// The runtime's timer.
+    type Timer: Timer;
+
+    /// A timer firing at `deadline`.
+    fn timer(deadline: Instant) -> Self::Timer;
+
+    /// The addresses of `host` (a name; IP literals never reach this).
+    fn resolve(host: &str, port: u16) -> impl Future<Output = io::Result<Vec<SocketAddr>>> + Send;
+
+    /// A TCP connection to `addr` with `TCP_NODELAY`, bound to `source` when
+    /// given; the caller bounds it by `timeout` too.
+    fn connect_tcp(
+        addr: SocketAddr,
+        source: Option<SocketAddr>,
+        timeout: Duration,
+    ) -> impl Future<Output = io::Result<Connected>> + Send;
+
+    /// A connection to the Unix socket at `path`.
+    #[cfg(unix)]
+    fn connect_unix(path: &std::path::Path) -> impl Future<Output = io::Result<Connected>> + Send;
+}
+
+/// A runtime that can take a caller's stream of type `S`
+/// ([`SmtpClient::from_stream`](crate::SmtpClient::from_stream)): Tokio's
+/// `AsyncRead + AsyncWrite` streams for `smtp-tokio`, `futures-io` ones for
+/// `smtp-async-std`.
+pub trait WrapStream<S>: Runtime {
+    /// `stream` as the session holds it.
+    fn wrap(stream: S) -> BoxIo;
+}
+
+/// A runtime that can read a message body from a caller's reader of type `B`
+/// ([`SmtpClient::send_from_reader`](crate::SmtpClient::send_from_reader)).
+pub trait ReadBody<B: ?Sized>: Runtime {
+    /// Reads into `buf`, as the runtime's `AsyncRead::poll_read` does.
+    fn poll_read_body(
+        body: Pin<&mut B>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>>;
+}
+
+/// `future`'s output, or `None` when `deadline` passes first.
+pub(crate) async fn before<R: Runtime, F: Future>(
+    deadline: Instant,
+    future: F,
+) -> Option<F::Output> {
+    let mut timer = R::timer(deadline);
+    futures_lite::future::or(async { Some(future.await) }, async {
+        std::future::poll_fn(|cx| timer.poll_expired(cx)).await;
+        None
+    })
+    .await
+}

@@ -1,0 +1,79 @@
+//! The byte stream under a session, plain or inside `futures-rustls`.
+
+use std::io;
+use std::sync::Arc;
+
+use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
+use futures_rustls::client::TlsStream;
+use rustls::ClientConfig;
+use smtp_adapter::Error;
+
+use crate::runtime::BoxIo;
+
+/// The session's stream.
+pub(crate) enum Transport {
+    Plain(BoxIo),
+    Tls(Box<TlsStream<BoxIo>>),
+    /// During the handshake, or closed.
+    Gone,
+}
+
+impl Transport {
+    pub(crate) async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Transport::Plain(p) => p.read(buf).await,
+            Transport::Tls(t) => match t.read(buf).await {
+                // A peer that closes without close_notify has still closed.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
+                other => other,
+            },
+            Transport::Gone => Ok(0),
+        }
+    }
+
+    pub(crate) async fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        match self {
+            Transport::Plain(p) => {
+                p.write_all(data).await?;
+                p.flush().await
+            }
+            Transport::Tls(t) => {
+                t.write_all(data).await?;
+                t.flush().await
+            }
+            Transport::Gone => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    /// Runs the TLS client handshake over the plain stream.
+    pub(crate) async fn upgrade(
+        &mut self,
+        config: Arc<ClientConfig>,
+        server: &str,
+    ) -> Result<(), Error> {
+        let name = smtp_adapter::tls::server_name(server)?;
+        let Transport::Plain(plain) = std::mem::replace(self, Transport::Gone) else {
+            return Err(smtp_proto::UsageError::WrongState("TLS is already active").into());
+        };
+        let tls = futures_rustls::TlsConnector::from(config)
+            .connect(name, plain)
+            .await
+            .map_err(Error::from_tls_io)?;
+        *self = Transport::Tls(Box::new(tls));
+        Ok(())
+    }
+
+    pub(crate) async fn close(&mut self) {
+        // Closing is best effort: the session is over either way.
+        match self {
+            Transport::Tls(t) => {
+                let _ = t.close().await;
+            }
+            Transport::Plain(p) => {
+                let _ = p.close().await;
+            }
+            Transport::Gone => {}
+        }
+        *self = Transport::Gone;
+    }
+}
