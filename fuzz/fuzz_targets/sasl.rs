@@ -3,7 +3,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use smtp_proto::sasl::{CramMd5, Credentials, Login, Mechanism, OAuthBearer, Plain, Secret, XOAuth2};
+use smtp_proto::sasl::{
+    CramMd5, Credentials, Login, Mechanism, OAuthBearer, Plain, ScramSha256, Secret, XOAuth2,
+};
 
 fuzz_target!(|input: (String, String, Vec<Vec<u8>>, bool)| {
     let (user, password, challenges, ir) = input;
@@ -13,7 +15,10 @@ fuzz_target!(|input: (String, String, Vec<Vec<u8>>, bool)| {
     let mut all: Vec<Box<dyn Mechanism>> = vec![
         Box::new(Plain::new(creds.clone())),
         Box::new(Login::new(creds.clone())),
-        Box::new(CramMd5::new(creds)),
+        Box::new(CramMd5::new(creds.clone())),
+        // A fixed nonce, so that server messages extending it reach the key
+        // derivation and the server-final check.
+        Box::new(ScramSha256::with_nonce(creds, "fuzz")),
         Box::new(XOAuth2::new(user.clone(), Secret::new(password.clone()))),
         Box::new(OAuthBearer::new(user.clone(), Secret::new(password.clone()))),
     ];

@@ -2,10 +2,11 @@
 //! server answered and what it kept.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rustls::ClientConfig;
-use smtp_proto::sasl::{CramMd5, Credentials, Login, Plain};
+use smtp_proto::sasl::{CramMd5, Credentials, Login, Plain, ScramSha256};
 use smtp_proto::{Mechanism, Options, TransactionResult};
 
 use crate::adapters::{Connect, Failure, Outgoing, Pooling, Session};
@@ -31,6 +32,9 @@ pub enum Case {
     Login,
     /// STARTTLS, AUTH PLAIN with a wrong password: refused with 535.
     BadPassword,
+    /// STARTTLS, AUTH SCRAM-SHA-256 with a wrong password: the server finds the
+    /// proof wrong and refuses with 535.
+    ScramBadPassword,
     /// UTF-8 addresses and header (SMTPUTF8).
     Smtputf8,
     /// Three recipients with PIPELINING: every RCPT is written before the first
@@ -78,8 +82,10 @@ impl Case {
         Case::Auth("PLAIN"),
         Case::Auth("LOGIN"),
         Case::Auth("CRAM-MD5"),
+        Case::Auth("SCRAM-SHA-256"),
         Case::Login,
         Case::BadPassword,
+        Case::ScramBadPassword,
         Case::Smtputf8,
         Case::Pipelining,
         Case::Bdat,
@@ -106,6 +112,7 @@ impl Case {
             Case::Auth(m) => format!("auth {m}"),
             Case::Login => "login, no initial resp.".into(),
             Case::BadPassword => "auth wrong password".into(),
+            Case::ScramBadPassword => "scram wrong password".into(),
             Case::Smtputf8 => "smtputf8".into(),
             Case::Pipelining => "pipelining".into(),
             Case::Bdat => "bdat".into(),
@@ -252,6 +259,7 @@ fn applicable(server: &Server, case: Case) -> Result<(), String> {
         Case::ImplicitTls => server.smtps.is_some(),
         Case::Auth(m) => o.auth.contains(&m),
         Case::BadPassword | Case::Login => !o.auth.is_empty(),
+        Case::ScramBadPassword => o.auth.contains(&SCRAM),
         Case::Smtputf8 => o.smtputf8,
         Case::Pipelining => o.pipelining,
         Case::Bdat => o.chunking,
@@ -271,6 +279,7 @@ fn applicable(server: &Server, case: Case) -> Result<(), String> {
             Case::BadPassword | Case::Login => "no AUTH".into(),
             Case::RcptRefused => "LMTP: see the unknown-recipient rows".into(),
             Case::Auth(m) => format!("{m} not offered"),
+            Case::ScramBadPassword => format!("{SCRAM} not offered"),
             Case::Smtputf8 => "SMTPUTF8 not offered".into(),
             Case::Pipelining => "PIPELINING not offered".into(),
             Case::Bdat => "CHUNKING not offered".into(),
@@ -289,7 +298,7 @@ fn needs(case: Case) -> Option<&'static str> {
         Case::Bdat => Some("CHUNKING"),
         Case::SizeLimit => Some("SIZE"),
         Case::Dsn => Some("DSN"),
-        Case::Auth(_) | Case::BadPassword | Case::Login => Some("AUTH"),
+        Case::Auth(_) | Case::BadPassword | Case::ScramBadPassword | Case::Login => Some("AUTH"),
         _ => None,
     }
 }
@@ -317,7 +326,35 @@ fn mechanism(name: &str, account: &Account, password: &str) -> Box<dyn Mechanism
     match name {
         "LOGIN" => Box::new(Login::new(c)),
         "CRAM-MD5" => Box::new(CramMd5::new(c)),
+        SCRAM => Box::new(ScramSha256::new(c)),
         _ => Box::new(Plain::new(c)),
+    }
+}
+
+const SCRAM: &str = "SCRAM-SHA-256";
+
+/// SCRAM-SHA-256 that records whether the server's signature was verified, so
+/// a 235 that skipped the server's final message does not pass.
+#[derive(Debug)]
+struct WatchedScram {
+    inner: ScramSha256,
+    verified: Arc<AtomicBool>,
+}
+
+impl Mechanism for WatchedScram {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn initial_response(&mut self) -> Result<Option<Vec<u8>>, smtp_proto::sasl::SaslError> {
+        self.inner.initial_response()
+    }
+
+    fn step(&mut self, challenge: &[u8]) -> Result<Vec<u8>, smtp_proto::sasl::SaslError> {
+        let answer = self.inner.step(challenge);
+        self.verified
+            .store(self.inner.server_verified(), Ordering::SeqCst);
+        answer
     }
 }
 
@@ -351,7 +388,7 @@ pub fn run<S: Session>(ctx: &Context, server: &Server, case: Case) -> Verdict {
 fn wants_tls(server: &Server, case: Case) -> bool {
     matches!(
         case,
-        Case::StartTls | Case::Auth(_) | Case::BadPassword | Case::Login
+        Case::StartTls | Case::Auth(_) | Case::BadPassword | Case::ScramBadPassword | Case::Login
     ) || (server.mail_requires_tls && !matches!(case, Case::Plain | Case::ImplicitTls))
 }
 
@@ -423,6 +460,7 @@ fn run_inner<S: Session>(
     }
 
     let mut auth = false;
+    let mut first_note = String::new();
     if needs(case) == Some("AUTH") {
         // Every mechanism the server offers has its row.
         let mut offered = s
@@ -449,6 +487,25 @@ fn run_inner<S: Session>(
             }
             auth = true;
         }
+        Case::Auth(SCRAM) => {
+            let verified = Arc::new(AtomicBool::new(false));
+            let watched = WatchedScram {
+                inner: ScramSha256::new(Credentials::new(
+                    ctx.account.user.as_str(),
+                    ctx.account.password.as_str(),
+                )),
+                verified: Arc::clone(&verified),
+            };
+            let r = s.auth(Box::new(watched)).map_err(|e| fail("AUTH", &e))?;
+            if r.code() != 235 {
+                return Err(format!("AUTH answered {}", r.code()));
+            }
+            if !verified.load(Ordering::SeqCst) {
+                return Err("235 without a verified server signature".into());
+            }
+            first_note.push_str("server signature verified, ");
+            auth = true;
+        }
         Case::Auth(m) => {
             let r = s
                 .auth(mechanism(m, &ctx.account, &ctx.account.password))
@@ -458,9 +515,14 @@ fn run_inner<S: Session>(
             }
             auth = true;
         }
-        Case::BadPassword => {
+        Case::BadPassword | Case::ScramBadPassword => {
             let wrong = format!("{}-wrong", ctx.account.password);
-            return match s.auth(mechanism("PLAIN", &ctx.account, &wrong)) {
+            let name = if case == Case::ScramBadPassword {
+                SCRAM
+            } else {
+                "PLAIN"
+            };
+            return match s.auth(mechanism(name, &ctx.account, &wrong)) {
                 Ok(r) => Err(format!("a wrong password was accepted ({})", r.code())),
                 Err(e) if matches!(e.smtp, Some(smtp_proto::Error::AuthFailed(_))) => {
                     let code = e.code().unwrap_or_default();
@@ -489,7 +551,6 @@ fn run_inner<S: Session>(
         mail_params: Vec::new(),
         rcpt_params: Vec::new(),
     };
-    let mut first_note = String::new();
     let result = match case {
         Case::SendMessageBcc => {
             let hidden = r2;

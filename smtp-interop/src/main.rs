@@ -76,7 +76,7 @@ fn servers() -> Result<Vec<Server>, String> {
             lmtp_tcp: None,
             offers: Offers {
                 starttls: true,
-                auth: vec!["PLAIN", "LOGIN", "CRAM-MD5"],
+                auth: vec!["PLAIN", "LOGIN", "CRAM-MD5", "SCRAM-SHA-256"],
                 smtputf8: true,
                 pipelining: true,
                 chunking: true,

@@ -9,8 +9,8 @@ use base64::engine::general_purpose::STANDARD as B64;
 use smtp_proto::Command;
 use smtp_proto::command::MechanismName;
 use smtp_proto::sasl::{
-    CramMd5, Credentials, Login, Mechanism, OAuthBearer, Plain, SaslError, Secret, XOAuth2,
-    login_mechanisms,
+    CramMd5, Credentials, Login, Mechanism, OAuthBearer, Plain, SaslError, ScramError, ScramSha256,
+    Secret, XOAuth2, login_mechanisms,
 };
 
 fn creds(user: &str, password: &str) -> Credentials {
@@ -341,6 +341,7 @@ fn debug_output_never_contains_a_secret() {
                 .host("mx")
                 .port(25),
         ),
+        Box::new(ScramSha256::new(c.clone())),
     ];
     for m in &mut all {
         for shown in [format!("{m:?}"), format!("{m:#?}")] {
@@ -404,5 +405,415 @@ fn login_mechanisms_use_the_credentials() {
     assert_eq!(
         tried[0].initial_response().unwrap().unwrap(),
         b"\0tim\0tanstaaftanstaaf"
+    );
+}
+
+// SCRAM-SHA-256: RFC 7677 section 3's example (user "user", password "pencil").
+const SCRAM_NONCE: &str = "rOprNGfwEbeRWgbNEkqO";
+const SCRAM_CLIENT_FIRST: &str = "n,,n=user,r=rOprNGfwEbeRWgbNEkqO";
+const SCRAM_SERVER_FIRST: &str =
+    "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
+const SCRAM_CLIENT_FINAL: &str = "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,\
+                                  p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
+const SCRAM_SERVER_FINAL: &str = "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=";
+
+fn scram_rfc7677() -> ScramSha256 {
+    ScramSha256::with_nonce(creds("user", "pencil"), SCRAM_NONCE)
+}
+
+/// A SCRAM mechanism of the RFC 7677 example that has sent its client-first
+/// message.
+fn scram_after_client_first() -> ScramSha256 {
+    let mut m = scram_rfc7677();
+    m.client_first().unwrap();
+    m
+}
+
+/// A SCRAM mechanism of the RFC 7677 example that has sent its client-final
+/// message.
+fn scram_after_client_final() -> ScramSha256 {
+    let mut m = scram_after_client_first();
+    assert_eq!(
+        m.answer(SCRAM_SERVER_FIRST.as_bytes()).unwrap(),
+        SCRAM_CLIENT_FINAL.as_bytes()
+    );
+    m
+}
+
+#[test]
+fn scram_sha_256_rfc7677_example() {
+    let mut m = scram_rfc7677();
+    assert_eq!(m.name(), "SCRAM-SHA-256");
+    assert_eq!(m.client_first().unwrap(), SCRAM_CLIENT_FIRST.as_bytes());
+    assert_eq!(
+        m.answer(SCRAM_SERVER_FIRST.as_bytes()).unwrap(),
+        SCRAM_CLIENT_FINAL.as_bytes()
+    );
+    assert!(!m.server_verified());
+    // The server signature checks out: the answer is empty.
+    assert_eq!(m.answer(SCRAM_SERVER_FINAL.as_bytes()).unwrap(), b"");
+    assert!(m.server_verified());
+    // Nothing more is expected.
+    assert_eq!(m.answer(b""), Err(ScramError::UnexpectedChallenge));
+    assert!(!m.server_verified());
+}
+
+#[test]
+fn scram_sha_256_exchanges() {
+    let first = b64(SCRAM_SERVER_FIRST.as_bytes());
+    let last = b64(SCRAM_SERVER_FINAL.as_bytes());
+    // C: AUTH SCRAM-SHA-256 <client-first> / S: 334 <server-first> /
+    // C: <client-final> / S: 334 <server-final> / C: (empty)
+    assert_eq!(
+        exchange(&mut scram_rfc7677(), true, &[&first, &last]).unwrap(),
+        [
+            format!("AUTH SCRAM-SHA-256 {}", b64(SCRAM_CLIENT_FIRST.as_bytes())),
+            b64(SCRAM_CLIENT_FINAL.as_bytes()),
+            String::new(),
+        ]
+    );
+    // Without an initial response the empty first challenge gets the
+    // client-first message.
+    assert_eq!(
+        exchange(&mut scram_rfc7677(), false, &["", &first, &last]).unwrap(),
+        [
+            "AUTH SCRAM-SHA-256".to_owned(),
+            b64(SCRAM_CLIENT_FIRST.as_bytes()),
+            b64(SCRAM_CLIENT_FINAL.as_bytes()),
+            String::new(),
+        ]
+    );
+    // The client speaks first: a first challenge with content is refused.
+    assert!(matches!(
+        scram_rfc7677().answer(b"r=x"),
+        Err(ScramError::Malformed(_))
+    ));
+    // A fourth challenge is refused, through the trait too.
+    assert!(exchange(&mut scram_rfc7677(), true, &[&first, &last, ""]).is_err());
+}
+
+#[test]
+fn scram_sha_256_random_nonce() {
+    let mut nonces = Vec::new();
+    for _ in 0..2 {
+        let mut m = ScramSha256::new(creds("user", "pencil"));
+        let first = String::from_utf8(m.initial_response().unwrap().unwrap()).unwrap();
+        let nonce = first.strip_prefix("n,,n=user,r=").unwrap().to_owned();
+        // 24 random bytes in base64: printable, no comma.
+        assert_eq!(nonce.len(), 32, "{nonce}");
+        assert!(B64.decode(&nonce).is_ok());
+        // The server's nonce must extend this one.
+        let server_first = format!("r={nonce}srv,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096");
+        let fin = String::from_utf8(m.step(server_first.as_bytes()).unwrap()).unwrap();
+        assert!(fin.starts_with(&format!("c=biws,r={nonce}srv,p=")), "{fin}");
+        nonces.push(nonce);
+    }
+    assert_ne!(nonces[0], nonces[1]);
+}
+
+#[test]
+fn scram_sha_256_refuses_a_bad_explicit_nonce() {
+    for nonce in ["", "a,b", "sp ace", "tab\t", "ümlaut", "\x7f"] {
+        let mut m = ScramSha256::with_nonce(creds("user", "pencil"), nonce);
+        assert_eq!(m.client_first(), Err(ScramError::InvalidNonce), "{nonce:?}");
+        let mut m = ScramSha256::with_nonce(creds("user", "pencil"), nonce);
+        assert!(m.initial_response().is_err(), "{nonce:?}");
+    }
+}
+
+#[test]
+fn scram_sha_256_user_name_escaping_and_saslprep() {
+    let table: &[(&str, &str)] = &[
+        // RFC 5802 section 5.1: "," and "=" escaped.
+        ("a,b=c", "n=a=2Cb=3Dc"),
+        ("=2C", "n==3D2C"),
+        ("jörg@bücher.example", "n=jörg@bücher.example"),
+        // RFC 4013 section 3's examples: SOFT HYPHEN maps to nothing, ROMAN
+        // NUMERAL NINE normalises (NFKC) to "IX", a non-ASCII space becomes one.
+        ("I\u{AD}X", "n=IX"),
+        ("\u{2168}", "n=IX"),
+        ("user\u{A0}name", "n=user name"),
+        // NFKC: a precomposed and a decomposed "é" are the same name.
+        ("e\u{301}", "n=\u{e9}"),
+    ];
+    for (user, attr) in table {
+        let mut m = ScramSha256::with_nonce(creds(user, "pencil"), "N");
+        let first = m.client_first().unwrap();
+        assert_eq!(
+            String::from_utf8(first).unwrap(),
+            format!("n,,{attr},r=N"),
+            "{user:?}"
+        );
+    }
+    // Refused: an empty name (also after mapping), a control character
+    // (RFC 4013 example: U+0007), mixed right-to-left and left-to-right text
+    // (RFC 4013 example: U+0627 U+0031), a private-use character.
+    for user in ["", "\u{AD}", "\u{7}", "\u{627}1", "a\0b", "\u{E000}"] {
+        let mut m = ScramSha256::with_nonce(creds(user, "pencil"), "N");
+        assert_eq!(
+            m.client_first(),
+            Err(ScramError::SaslPrep("user name")),
+            "{user:?}"
+        );
+    }
+}
+
+#[test]
+fn scram_sha_256_password_saslprep() {
+    // A SOFT HYPHEN in the password maps to nothing: the RFC 7677 proof.
+    let mut m = ScramSha256::with_nonce(creds("user", "pen\u{AD}cil"), SCRAM_NONCE);
+    m.client_first().unwrap();
+    assert_eq!(
+        m.answer(SCRAM_SERVER_FIRST.as_bytes()).unwrap(),
+        SCRAM_CLIENT_FINAL.as_bytes()
+    );
+    // A control character is refused when the proof is computed.
+    let mut m = ScramSha256::with_nonce(creds("user", "pen\u{7}cil"), SCRAM_NONCE);
+    m.client_first().unwrap();
+    assert_eq!(
+        m.answer(SCRAM_SERVER_FIRST.as_bytes()),
+        Err(ScramError::SaslPrep("password"))
+    );
+}
+
+#[test]
+fn scram_sha_256_rejects_malformed_server_first() {
+    use ScramError::*;
+    let salt = "s=W22ZaJ0SNY7soEsUEjb6gQ==";
+    let nonce = "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0";
+    let m = Malformed("");
+    let table: Vec<(String, ScramError)> = vec![
+        // The server nonce must start with ours and add to it.
+        (
+            format!("r=rOprNGfwEbeRWgbNEkqX%hvY,{salt},i=4096"),
+            NonceMismatch,
+        ),
+        (
+            format!("r=XrOprNGfwEbeRWgbNEkqO%hvY,{salt},i=4096"),
+            NonceMismatch,
+        ),
+        (
+            format!("r=rOprNGfwEbeRWgbNEkqO,{salt},i=4096"),
+            NonceMismatch,
+        ),
+        (format!("r=rOprNGfwEbeRWgbNEk,{salt},i=4096"), NonceMismatch),
+        (
+            format!("r=rOprNGfwEbeRWgbNEkqO\x01,{salt},i=4096"),
+            m.clone(),
+        ),
+        (format!("r=rOprNGfwEbeRWgbNEkqO x,{salt},i=4096"), m.clone()),
+        (format!("r=,{salt},i=4096"), m.clone()),
+        // Iteration count: at least 4096, at most 1 000 000, a number.
+        (format!("{nonce},{salt},i=4095"), IterationsTooLow(4095)),
+        (format!("{nonce},{salt},i=1"), IterationsTooLow(1)),
+        (format!("{nonce},{salt},i=0"), IterationsTooLow(0)),
+        (
+            format!("{nonce},{salt},i=1000001"),
+            IterationsTooHigh(1_000_001),
+        ),
+        (
+            format!("{nonce},{salt},i=4294967296"),
+            IterationsTooHigh(4_294_967_296),
+        ),
+        (
+            format!("{nonce},{salt},i=99999999999999999999999999"),
+            IterationsTooHigh(u64::MAX),
+        ),
+        (format!("{nonce},{salt},i=-4096"), m.clone()),
+        (format!("{nonce},{salt},i=+4096"), m.clone()),
+        (format!("{nonce},{salt},i=4096x"), m.clone()),
+        (format!("{nonce},{salt},i= 4096"), m.clone()),
+        (format!("{nonce},{salt},i="), m.clone()),
+        // Salt: base64, not empty.
+        (
+            format!("{nonce},s=W22ZaJ0SNY7soEsUEjb6gQ,i=4096"),
+            BadBase64("salt"),
+        ),
+        (format!("{nonce},s=!!!!,i=4096"), BadBase64("salt")),
+        (format!("{nonce},s=W22Z aJ0S,i=4096"), BadBase64("salt")),
+        (format!("{nonce},s=,i=4096"), m.clone()),
+        // Attributes missing, out of order, or not attributes.
+        (format!("{nonce},i=4096"), m.clone()),
+        (format!("{nonce},{salt}"), m.clone()),
+        (format!("{salt},{nonce},i=4096"), m.clone()),
+        (format!("{nonce},i=4096,{salt}"), m.clone()),
+        (format!("{nonce},{salt},i=4096,"), m.clone()),
+        (format!("{nonce},{salt},i=4096,junk"), m.clone()),
+        (String::new(), m.clone()),
+        (",,".into(), m.clone()),
+        // A mandatory extension this client does not know.
+        (format!("m=ext,{nonce},{salt},i=4096"), m.clone()),
+        // The server gives up early.
+        ("e=unknown-user".into(), Server("unknown-user".into())),
+        ("e=".into(), m.clone()),
+    ];
+    let same = |a: &ScramError, b: &ScramError| match (a, b) {
+        (Malformed(_), Malformed(_)) => true,
+        _ => a == b,
+    };
+    for (server_first, expected) in &table {
+        let mut mech = scram_after_client_first();
+        let got = mech.answer(server_first.as_bytes());
+        assert!(
+            got.as_ref().is_err_and(|e| same(e, expected)),
+            "{server_first:?}: {got:?}, expected {expected:?}"
+        );
+        // The exchange is over after a failure.
+        assert_eq!(
+            mech.answer(SCRAM_SERVER_FIRST.as_bytes()),
+            Err(UnexpectedChallenge)
+        );
+        // Through the trait the error is a SaslError with the same text.
+        let mut mech = scram_after_client_first();
+        let e = Mechanism::step(&mut mech, server_first.as_bytes()).unwrap_err();
+        assert!(e.0.starts_with("SCRAM-SHA-256: "), "{e:?}");
+    }
+    // Not UTF-8.
+    assert!(matches!(
+        scram_after_client_first().answer(b"r=rOprNGfwEbeRWgbNEkqO\xff,s=QQ==,i=4096"),
+        Err(Malformed(_))
+    ));
+    // Extensions after the iteration count are allowed; they are part of the
+    // signed auth message, so the proof changes.
+    let fin = scram_after_client_first()
+        .answer(format!("{SCRAM_SERVER_FIRST},x=future,y=").as_bytes())
+        .unwrap();
+    let (without_proof, _) = SCRAM_CLIENT_FINAL.split_once(",p=").unwrap();
+    assert!(fin.starts_with(format!("{without_proof},p=").as_bytes()));
+    assert_ne!(fin, SCRAM_CLIENT_FINAL.as_bytes());
+}
+
+#[test]
+fn scram_sha_256_checks_the_server_signature() {
+    use ScramError::*;
+    let real = B64.decode(&SCRAM_SERVER_FINAL[2..]).unwrap();
+    let mut flipped = real.clone();
+    flipped[31] ^= 1;
+    let table: Vec<(Vec<u8>, ScramError)> = vec![
+        // Wrong signatures: another value, one bit off, too short, too long, none.
+        (
+            format!("v={}", b64(&[0; 32])).into_bytes(),
+            ServerSignatureMismatch,
+        ),
+        (
+            format!("v={}", b64(&flipped)).into_bytes(),
+            ServerSignatureMismatch,
+        ),
+        (
+            format!("v={}", b64(&real[..31])).into_bytes(),
+            ServerSignatureMismatch,
+        ),
+        (
+            format!("v={}", b64(&[real.as_slice(), &[0]].concat())).into_bytes(),
+            ServerSignatureMismatch,
+        ),
+        (b"v=".to_vec(), ServerSignatureMismatch),
+        // Not base64.
+        (
+            b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4".to_vec(),
+            BadBase64("server signature"),
+        ),
+        (b"v=!!!!".to_vec(), BadBase64("server signature")),
+        // No signature at all.
+        (b"".to_vec(), MissingServerSignature),
+        (b"x=1".to_vec(), MissingServerSignature),
+        (
+            b"V=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=".to_vec(),
+            MissingServerSignature,
+        ),
+        (
+            SCRAM_SERVER_FIRST.as_bytes().to_vec(),
+            MissingServerSignature,
+        ),
+        // The server reports an error (RFC 5802 section 7).
+        (b"e=invalid-proof".to_vec(), Server("invalid-proof".into())),
+        (b"e=other-error,x=1".to_vec(), Server("other-error".into())),
+        (b"e=bad\x07bell".to_vec(), Malformed("")),
+        // The right signature with trailing garbage, or not UTF-8.
+        (
+            format!("{SCRAM_SERVER_FINAL},junk").into_bytes(),
+            Malformed(""),
+        ),
+        (b"v=\xff".to_vec(), Malformed("")),
+    ];
+    for (server_final, expected) in &table {
+        let mut m = scram_after_client_final();
+        let got = m.answer(server_final);
+        let ok = match (&got, expected) {
+            (Err(Malformed(_)), Malformed(_)) => true,
+            (got, expected) => got.as_ref().err() == Some(expected),
+        };
+        assert!(
+            ok,
+            "{:?}: {got:?}, expected {expected:?}",
+            String::from_utf8_lossy(server_final)
+        );
+        assert!(!m.server_verified());
+        assert_eq!(m.answer(b""), Err(UnexpectedChallenge));
+    }
+    // Extensions after the signature are allowed.
+    let mut m = scram_after_client_final();
+    assert_eq!(
+        m.answer(format!("{SCRAM_SERVER_FINAL},x=1").as_bytes())
+            .unwrap(),
+        b""
+    );
+    assert!(m.server_verified());
+}
+
+#[test]
+fn scram_sha_256_never_panics_on_server_input() {
+    // Every prefix of the real server messages, and each byte replaced by one
+    // that breaks a field (NUL, a separator, invalid UTF-8). Clones start from
+    // the same stage, so the key derivation runs only for inputs that parse.
+    let after_first = scram_after_client_first();
+    let after_final = scram_after_client_final();
+    for (start, message) in [
+        (&after_first, SCRAM_SERVER_FIRST.as_bytes()),
+        (&after_final, SCRAM_SERVER_FINAL.as_bytes()),
+    ] {
+        let mut variants: Vec<Vec<u8>> =
+            (0..message.len()).map(|n| message[..n].to_vec()).collect();
+        for i in 0..message.len() {
+            for b in [0u8, b',', b'=', 0xff] {
+                let mut v = message.to_vec();
+                v[i] = b;
+                variants.push(v);
+            }
+        }
+        for v in variants {
+            let mut m = start.clone();
+            if m.answer(&v).is_err() {
+                assert_eq!(m.answer(b""), Err(ScramError::UnexpectedChallenge));
+            }
+        }
+    }
+}
+
+#[test]
+fn scram_sha_256_debug_shows_no_secret_at_any_stage() {
+    let shown = |m: &ScramSha256| {
+        let s = format!("{m:?}");
+        assert!(!s.contains("pencil"), "{s}");
+        s
+    };
+    assert_eq!(
+        shown(&scram_rfc7677()),
+        r#"ScramSha256 { user: "user", state: "start", .. }"#
+    );
+    assert_eq!(
+        shown(&scram_after_client_first()),
+        r#"ScramSha256 { user: "user", state: "client-first sent", .. }"#
+    );
+    // The salted password and keys exist at this stage; Debug shows none.
+    assert_eq!(
+        shown(&scram_after_client_final()),
+        r#"ScramSha256 { user: "user", state: "client-final sent", .. }"#
+    );
+    let mut m = scram_after_client_final();
+    m.answer(SCRAM_SERVER_FINAL.as_bytes()).unwrap();
+    assert_eq!(
+        shown(&m),
+        r#"ScramSha256 { user: "user", state: "server verified", .. }"#
     );
 }

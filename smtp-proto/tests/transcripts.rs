@@ -27,7 +27,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use smtp_proto::client::Outcome;
-use smtp_proto::sasl::{CramMd5, Login, OAuthBearer, Plain, XOAuth2};
+use smtp_proto::sasl::{CramMd5, Login, OAuthBearer, Plain, ScramSha256, XOAuth2};
 use smtp_proto::{
     Address, Client, Config, Credentials, Domain, Error, Event, LineEndings, Output, Parameter,
     Protocol, Recipient, Secret, Text, Timeouts, Trace, Transaction, Verb,
@@ -343,6 +343,8 @@ fn run_op(r: &mut Run, args: &[Vec<u8>]) {
                     arg(2).unwrap(),
                     Secret::new(arg(3).unwrap()),
                 )),
+                // auth scram-sha-256 USER PASSWORD CLIENT-NONCE
+                "scram-sha-256" => Box::new(ScramSha256::with_nonce(creds(), arg(4).unwrap())),
                 m => panic!("unknown mechanism {m}"),
             };
             let _ = c.auth(now, mech, !noir);
@@ -598,6 +600,11 @@ transcripts!(
     auth_oauthbearer,
     auth_plain,
     auth_plain_noir,
+    auth_scram_sha_256,
+    auth_scram_sha_256_bad_signature,
+    auth_scram_sha_256_low_iterations,
+    auth_scram_sha_256_noir,
+    auth_scram_sha_256_server_error,
     auth_too_many_rounds,
     auth_xoauth2_error,
     bdat_failure_midstream,

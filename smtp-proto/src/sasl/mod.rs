@@ -1,6 +1,6 @@
 //! SASL for SMTP AUTH: RFC 4954 (AUTH command), RFC 4422 (SASL), RFC 4616 (PLAIN),
 //! draft-murchison-sasl-login (LOGIN), RFC 2195 (CRAM-MD5), RFC 7628 (OAUTHBEARER),
-//! Google's XOAUTH2.
+//! Google's XOAUTH2, RFC 7677 and RFC 5802 (SCRAM-SHA-256).
 //!
 //! A [`Mechanism`] is pure and synchronous: the client state machine asks it for an
 //! initial response and for the answer to each challenge, and does the base64
@@ -12,12 +12,14 @@ mod cram_md5;
 mod login;
 mod oauthbearer;
 mod plain;
+mod scram;
 mod xoauth2;
 
 pub use cram_md5::CramMd5;
 pub use login::Login;
 pub use oauthbearer::OAuthBearer;
 pub use plain::Plain;
+pub use scram::{ScramError, ScramSha256};
 pub use xoauth2::XOAuth2;
 
 /// A password or token. `Debug` and `Display` print `<redacted>`.
