@@ -3,7 +3,7 @@
 //! argument types do), so no caller string can inject a command.
 
 use smtp_proto::client::{PartsCursor, PreparedMessage};
-use smtp_proto::{Client, Domain, Parameter, Text, Transaction, Verb};
+use smtp_proto::{Client, Domain, Envelope, Parameter, Text, Transaction, Verb};
 
 use crate::{CHUNK, Error};
 
@@ -55,38 +55,27 @@ pub fn parameters<B: AsRef<str>>(options: &[B]) -> Result<Vec<Parameter>, Error>
         .collect()
 }
 
-/// smtplib's `sendmail` arguments as a transaction, with `SIZE=` filled in when
-/// the server can use it.
-pub fn sendmail<A: AsRef<str>, B: AsRef<str>, C: AsRef<str>>(
+/// The core's transaction for sending `message` to `envelope`, with `SIZE=`
+/// filled in when the server can use it.
+pub fn transaction(
     core: &Client,
-    from: &str,
-    to: &[A],
+    envelope: &Envelope,
     message: &[u8],
-    mail_options: &[B],
-    rcpt_options: &[C],
 ) -> Result<Transaction, Error> {
-    let mut tx = Transaction::from_strs(from, to, mail_options, rcpt_options)?;
-    tx.size = core.message_size_if_used(message)?;
-    Ok(tx)
+    Ok(envelope.to_transaction(core.message_size_if_used(message)?))
 }
 
-/// smtplib's `send_message` arguments: the envelope (from the headers for what
-/// the caller did not give) and the header block to send without Bcc.
-pub fn send_message<A: AsRef<str>, B: AsRef<str>, C: AsRef<str>>(
+/// smtplib's `send_message`: the envelope (from the headers unless given) and
+/// the header block to send without Bcc.
+pub fn send_message(
     core: &Client,
     message: &[u8],
-    from: Option<&str>,
-    to: Option<&[A]>,
-    mail_options: &[B],
-    rcpt_options: &[C],
+    envelope: Option<&Envelope>,
 ) -> Result<PreparedMessage, Error> {
     let line_endings = core.config().line_endings;
-    Ok(PreparedMessage::new(
+    Ok(smtp_proto::mail::prepare_message(
         message,
-        from,
-        to,
-        mail_options,
-        rcpt_options,
+        envelope,
         line_endings,
     )?)
 }

@@ -8,6 +8,7 @@ use rustls::ClientConfig;
 use smtp_proto::sasl::Credentials;
 use smtp_proto::{Address, Capabilities, Client, Mechanism, OpId, Reply};
 
+use crate::args::Body;
 use crate::{Error, Transcript, args};
 
 /// One of smtplib's verbs with the facade's arguments, before conversion.
@@ -57,6 +58,8 @@ pub struct Session {
     host: String,
     tls: Option<Arc<ClientConfig>>,
     transcript: Transcript,
+    /// Where a caller's reader is read into, one chunk at a time.
+    chunk: Vec<u8>,
 }
 
 impl Session {
@@ -73,6 +76,7 @@ impl Session {
             host,
             tls,
             transcript: Transcript::new(debug_level),
+            chunk: Vec::new(),
         }
     }
 
@@ -166,6 +170,34 @@ impl Session {
         Ok(tls)
     }
 
+    /// Answers the core's request for the next piece of the body when `body` is
+    /// in memory (or absent); `false` when it is a reader, which the facade
+    /// reads into [`Session::body_buffer`] and hands over with
+    /// [`Session::send_read`].
+    pub fn send_piece<R: ?Sized>(&mut self, body: &mut Body<'_, R>) -> Result<bool, Error> {
+        let (piece, last) = match body {
+            Body::Parts(cursor) => cursor.next_piece(),
+            Body::None => (&[][..], true),
+            Body::Reader(_) => return Ok(false),
+        };
+        self.core.send_body(Instant::now(), piece, last)?;
+        Ok(true)
+    }
+
+    /// The buffer a reader's next chunk goes into.
+    pub fn body_buffer(&mut self) -> &mut [u8] {
+        self.chunk.resize(crate::CHUNK, 0);
+        &mut self.chunk
+    }
+
+    /// Hands the core the `n` bytes read into [`Session::body_buffer`]; zero is
+    /// the end of the message.
+    pub fn send_read(&mut self, n: usize) -> Result<(), Error> {
+        let piece = self.chunk.get(..n).unwrap_or_default();
+        self.core.send_body(Instant::now(), piece, n == 0)?;
+        Ok(())
+    }
+
     /// Starts `call` in the core: its arguments converted (CR, LF and NUL
     /// refused) and the operation enqueued.
     pub fn start(&mut self, call: Call<'_>) -> Result<OpId, Error> {
@@ -193,7 +225,8 @@ impl Session {
 }
 
 /// Makes a facade type dereference to its [`Session`] field `session`, so the
-/// session's queries and settings are the facade's:
+/// session's queries and settings are the facade's, and gives it a `Debug` that
+/// shows the session's state (never a secret):
 /// `smtp_adapter::deref_session!(SmtpClient)` or, for a generic facade,
 /// `smtp_adapter::deref_session!(SmtpClient<R>, [R: Runtime])`.
 #[macro_export]
@@ -209,6 +242,16 @@ macro_rules! deref_session {
         impl$(<$($generics)*>)? ::std::ops::DerefMut for $ty {
             fn deref_mut(&mut self) -> &mut $crate::Session {
                 &mut self.session
+            }
+        }
+
+        impl$(<$($generics)*>)? ::std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.debug_struct("SmtpClient")
+                    .field("host", &self.session.host())
+                    .field("tls", &self.session.is_tls())
+                    .field("closed", &self.session.core().is_closed())
+                    .finish_non_exhaustive()
             }
         }
     };

@@ -17,8 +17,7 @@
 //! async_std::task::block_on(async {
 //!     let mut smtp = SmtpClient::connect(&address, Options::default()).await?;
 //!     let message = b"From: alice@example.org\r\nTo: bob@example.net\r\nSubject: hi\r\n\r\nHello!\r\n";
-//!     let none: &[&str] = &[];
-//!     let result = smtp.sendmail("alice@example.org", &["bob@example.net"], message, none, none).await?;
+//!     let result = smtp.sendmail("alice@example.org", &["bob@example.net"], message).await?;
 //!     assert!(result.refused().is_empty());
 //!     smtp.quit().await?;
 //!     Ok::<(), smtp_async_std::Error>(())
@@ -28,6 +27,7 @@
 
 #![forbid(unsafe_code)]
 
+use std::future::Future as _;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -35,47 +35,30 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures_lite::io::{AsyncRead, AsyncWrite};
+pub use smtp_async::common::*;
 use smtp_async::{BoxIo, Connected, ReadBody, WrapStream};
-pub use smtp_async::{
-    Capabilities, ClientConfig, Error, LMTP_PORT, LineEndings, Mechanism, Options, PoolConfig,
-    Pooled, Protocol, Reply, SMTP_PORT, SMTPS_PORT, TransactionResult, smtp_proto,
-};
 
 /// The async-std runtime (and smol, which shares its reactor, `async-io`), as
 /// [`smtp_async`] sees it.
 #[derive(Debug, Clone, Copy)]
 pub struct AsyncStd;
 
-/// An SMTP or LMTP session on async-std or smol (see [`smtp_async::SmtpClient`]).
-pub type SmtpClient = smtp_async::SmtpClient<AsyncStd>;
-
-/// A pool of sessions (see [`smtp_async::pool::Pool`]).
-pub type Pool = smtp_async::Pool<AsyncStd>;
-
-/// `async-io`'s timer.
-#[derive(Debug)]
-pub struct Timer(async_io::Timer);
-
-impl smtp_async::Timer for Timer {
-    fn reset(&mut self, deadline: Instant) {
-        self.0.set_at(deadline);
-    }
-
-    fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        match Pin::new(&mut self.0).poll(cx) {
-            Poll::Ready(_) => Poll::Ready(()),
-            Poll::Pending => Poll::Pending,
-        }
-    }
-}
-
-use std::future::Future as _;
-
 impl smtp_async::Runtime for AsyncStd {
-    type Timer = Timer;
+    type Timer = async_io::Timer;
 
-    fn timer(deadline: Instant) -> Timer {
-        Timer(async_io::Timer::at(deadline))
+    fn timer(deadline: Instant) -> Self::Timer {
+        async_io::Timer::at(deadline)
+    }
+
+    /// Setting an `async-io` timer wakes the reactor; the facade keeps an armed
+    /// timer while it can serve a wait, so this runs about once per run of
+    /// similar waits.
+    fn reset(timer: &mut Self::Timer, deadline: Instant) {
+        timer.set_at(deadline);
+    }
+
+    fn poll_timer(timer: &mut Self::Timer, cx: &mut Context<'_>) -> Poll<()> {
+        Pin::new(timer).poll(cx).map(|_| ())
     }
 
     async fn resolve(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
@@ -151,3 +134,9 @@ impl<B: AsyncRead + Unpin + ?Sized> ReadBody<B> for AsyncStd {
         body.poll_read(cx, buf)
     }
 }
+
+/// An SMTP or LMTP session on async-std or smol (see [`smtp_async::SmtpClient`]).
+pub type SmtpClient = smtp_async::SmtpClient<AsyncStd>;
+
+/// A pool of sessions (see [`smtp_async::pool::Pool`]).
+pub type Pool = smtp_async::Pool<AsyncStd>;

@@ -11,8 +11,6 @@ use smtp_testkit::scenarios::{
 };
 use smtp_testkit::{MockServer, Script, ServerConfig, Step};
 
-const NONE: &[&str] = &[];
-
 #[derive(Default)]
 struct AsyncStd {
     client: Option<SmtpClient>,
@@ -63,22 +61,15 @@ impl Adapter for AsyncStd {
                 self.client.as_mut().unwrap().login(u, p),
             )),
             Act::Sendmail(from, to, msg, opts) => {
-                let r = async_std::task::block_on(
-                    self.client
-                        .as_mut()
-                        .unwrap()
-                        .sendmail(from, to, msg, opts, NONE),
-                );
+                let client = self.client.as_mut().unwrap();
+                let r = match smtp_testkit::scenarios::envelope(from, to, opts) {
+                    Ok(e) => async_std::task::block_on(client.send(&e, msg)),
+                    Err(e) => Err(e.into()),
+                };
                 r.as_ref().map_or_else(render, render_result)
             }
             Act::SendMessage(msg) => {
-                let r = async_std::task::block_on(self.client.as_mut().unwrap().send_message(
-                    msg,
-                    None,
-                    None::<&[&str]>,
-                    NONE,
-                    NONE,
-                ));
+                let r = async_std::task::block_on(self.client.as_mut().unwrap().send_message(msg));
                 r.as_ref().map_or_else(render, render_result)
             }
             Act::Noop => reply(async_std::task::block_on(
@@ -130,8 +121,6 @@ fn runs_on_smol_over_an_async_net_stream() {
                 "a@example.org",
                 &["b@example.org"],
                 b"Subject: smol\r\n\r\nhi\r\n",
-                NONE,
-                NONE,
             )
             .await
             .unwrap();
@@ -183,15 +172,9 @@ fn pool_eight_tasks_two_hundred_messages_through_three_sessions() {
                 for i in 0..25 {
                     let msg = format!("Subject: {t}/{i}\r\n\r\nx\r\n");
                     let mut s = pool.get().await.unwrap();
-                    s.sendmail(
-                        "a@example.org",
-                        &["b@example.org"],
-                        msg.as_bytes(),
-                        NONE,
-                        NONE,
-                    )
-                    .await
-                    .unwrap();
+                    s.sendmail("a@example.org", &["b@example.org"], msg.as_bytes())
+                        .await
+                        .unwrap();
                 }
             }));
         }
@@ -265,15 +248,9 @@ fn the_deadline_timer_is_not_set_again_for_every_wait() {
         let sets = c.timer_sets();
         for i in 0..20 {
             let m = format!("Subject: {i}\r\n\r\nx\r\n");
-            c.sendmail(
-                "a@example.org",
-                &["b@example.org"],
-                m.as_bytes(),
-                NONE,
-                NONE,
-            )
-            .await
-            .unwrap();
+            c.sendmail("a@example.org", &["b@example.org"], m.as_bytes())
+                .await
+                .unwrap();
         }
         let more = c.timer_sets() - sets;
         assert!(more <= 2, "{more} timer sets");

@@ -12,11 +12,11 @@ use rustls::ClientConfig;
 use smtp_adapter::args::{self, Body};
 use smtp_adapter::{Call, Error, Session};
 use smtp_proto::{
-    Client, Drive, Mechanism, OpId, Options, Outcome, Protocol, Reply, Transaction,
-    TransactionResult,
+    Client, Drive, Envelope, Mechanism, OpId, Options, Outcome, Parameter, Protocol, Reply,
+    Transaction, TransactionResult,
 };
 
-use crate::runtime::{Connected, ReadBody, Runtime, Timer, WrapStream, before};
+use crate::runtime::{Connected, ReadBody, Runtime, WrapStream, before};
 use crate::transport::Transport;
 
 /// An SMTP or LMTP session on the runtime `R`.
@@ -28,23 +28,12 @@ pub struct SmtpClient<R: Runtime> {
     session: Session,
     io: Transport,
     rbuf: Vec<u8>,
-    chunk: Vec<u8>,
     timer: R::Timer,
     armed: Option<Instant>,
     timer_sets: u64,
     /// Set while a call runs; still set if its future was dropped.
     busy: bool,
     _runtime: PhantomData<R>,
-}
-
-impl<R: Runtime> std::fmt::Debug for SmtpClient<R> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SmtpClient")
-            .field("host", &self.session.host())
-            .field("tls", &self.session.is_tls())
-            .field("closed", &self.session.core().is_closed())
-            .finish_non_exhaustive()
-    }
 }
 
 /// Connects to `host:port` over TCP, each address in turn, within `timeout`.
@@ -161,7 +150,6 @@ impl<R: Runtime> SmtpClient<R> {
             session: Session::new(Client::new(config, now), host, tls, options.debug_level),
             io,
             rbuf: vec![0; smtp_adapter::READ_BUFFER],
-            chunk: Vec::new(),
             timer: R::timer(now),
             armed: None,
             timer_sets: 0,
@@ -263,9 +251,10 @@ impl<R: Runtime> SmtpClient<R> {
             .await
     }
 
-    /// Low-level RCPT TO with options; returns the reply whatever its code.
-    pub async fn rcpt<B: AsRef<str>>(&mut self, to: &str, options: &[B]) -> Result<Reply, Error> {
-        self.reply(Call::Rcpt(to, args::parameters(options)?)).await
+    /// Low-level RCPT TO with ESMTP parameters (`&[]` for none); returns the
+    /// reply whatever its code.
+    pub async fn rcpt(&mut self, to: &str, params: &[Parameter]) -> Result<Reply, Error> {
+        self.reply(Call::Rcpt(to, params.to_vec())).await
     }
 
     /// smtplib's `docmd`: any command; returns the reply whatever its code.
@@ -273,30 +262,35 @@ impl<R: Runtime> SmtpClient<R> {
         self.reply(Call::Docmd(verb, argument)).await
     }
 
-    /// smtplib's `sendmail`.
-    pub async fn sendmail<A: AsRef<str>, B: AsRef<str>, C: AsRef<str>>(
+    /// Sends `message` to `envelope`: EHLO if needed, MAIL (with `SIZE=` and
+    /// the envelope's parameters), RCPTs and the body (DATA or BDAT, pipelined
+    /// when offered). Returns the per-recipient result (`refused()` is
+    /// smtplib's return value); fails when every recipient is refused.
+    pub async fn send(
         &mut self,
-        from: &str,
-        to: &[A],
+        envelope: &Envelope,
         message: &[u8],
-        mail_options: &[B],
-        rcpt_options: &[C],
     ) -> Result<TransactionResult, Error> {
-        let tx = args::sendmail(
-            self.session.core(),
-            from,
-            to,
-            message,
-            mail_options,
-            rcpt_options,
-        )?;
-        self.send(tx, Body::parts(&[message])).await
+        let tx = args::transaction(self.session.core(), envelope, message)?;
+        self.transact(tx, AnyBody::parts(&[message])).await
     }
 
-    /// Sends a [`Transaction`] with a body read from `reader` to its end.
+    /// smtplib's `sendmail(from, to, message)`: [`send`](Self::send) to an
+    /// envelope without parameters.
+    pub async fn sendmail<T: AsRef<str>>(
+        &mut self,
+        from: &str,
+        to: &[T],
+        message: &[u8],
+    ) -> Result<TransactionResult, Error> {
+        self.send(&Envelope::parse(from, to)?, message).await
+    }
+
+    /// Sends the message read from `reader` (the runtime's async reader) to its
+    /// end, through one reusable buffer, to `envelope`.
     pub async fn send_from_reader<B: ?Sized + Unpin + Send>(
         &mut self,
-        transaction: Transaction,
+        envelope: &Envelope,
         reader: &mut B,
     ) -> Result<TransactionResult, Error>
     where
@@ -306,32 +300,40 @@ impl<R: Runtime> SmtpClient<R> {
             body: reader,
             _runtime: PhantomData,
         };
-        self.send(transaction, Body::Reader(&mut reader)).await
+        self.transact(envelope.to_transaction(None), Body::Reader(&mut reader))
+            .await
     }
 
-    /// smtplib's `send_message`.
-    pub async fn send_message<A: AsRef<str>, B: AsRef<str>, C: AsRef<str>>(
+    /// smtplib's `send_message(message)`: sender and recipients from the headers
+    /// (Sender/From; To, Cc, Bcc; or one Resent-* block), `SMTPUTF8` and
+    /// `BODY=8BITMIME` for non-ASCII addresses; Bcc and Resent-Bcc never
+    /// transmitted.
+    pub async fn send_message(&mut self, message: &[u8]) -> Result<TransactionResult, Error> {
+        self.prepared(message, None).await
+    }
+
+    /// [`send_message`](Self::send_message) to `envelope` instead of the
+    /// addresses in the headers (which need none then); Bcc and Resent-Bcc are
+    /// still removed.
+    pub async fn send_message_to(
+        &mut self,
+        envelope: &Envelope,
+        message: &[u8],
+    ) -> Result<TransactionResult, Error> {
+        self.prepared(message, Some(envelope)).await
+    }
+
+    async fn prepared(
         &mut self,
         message: &[u8],
-        from: Option<&str>,
-        to: Option<&[A]>,
-        mail_options: &[B],
-        rcpt_options: &[C],
+        envelope: Option<&Envelope>,
     ) -> Result<TransactionResult, Error> {
-        let p = args::send_message(
-            self.session.core(),
-            message,
-            from,
-            to,
-            mail_options,
-            rcpt_options,
-        )?;
-        let body = args::body_after_headers(message, &p);
-        let parts: [&[u8]; 2] = [&p.headers, body];
-        self.send(p.transaction, AnyBody::parts(&parts)).await
+        let p = args::send_message(self.session.core(), message, envelope)?;
+        let parts: [&[u8]; 2] = [&p.headers, args::body_after_headers(message, &p)];
+        self.transact(p.transaction, AnyBody::parts(&parts)).await
     }
 
-    async fn send(
+    async fn transact(
         &mut self,
         tx: Transaction,
         body: AnyBody<'_>,
@@ -400,32 +402,18 @@ impl<R: Runtime> SmtpClient<R> {
                         }
                     }
                 }
-                Drive::Body => match &mut body {
-                    Body::Parts(cursor) => {
-                        let (piece, last) = cursor.next_piece();
-                        self.session
-                            .core_mut()
-                            .send_body(Instant::now(), piece, last)?;
-                    }
-                    Body::Reader(r) => {
-                        self.chunk.resize(smtp_adapter::CHUNK, 0);
-                        let chunk = &mut self.chunk;
-                        let read = std::future::poll_fn(|cx| r.poll_read(cx, chunk));
-                        match read.await {
-                            Ok(n) => {
-                                let piece = &self.chunk[..n];
-                                self.session
-                                    .core_mut()
-                                    .send_body(Instant::now(), piece, n == 0)?;
-                            }
+                Drive::Body => {
+                    if !self.session.send_piece(&mut body)? {
+                        let Body::Reader(r) = &mut body else {
+                            continue;
+                        };
+                        let buf = self.session.body_buffer();
+                        match std::future::poll_fn(|cx| r.poll_read(cx, buf)).await {
+                            Ok(n) => self.session.send_read(n)?,
                             Err(e) => return Err(self.abort(Error::Io(e)).await),
                         }
                     }
-                    Body::None => self
-                        .session
-                        .core_mut()
-                        .send_body(Instant::now(), &[], true)?,
-                },
+                }
                 Drive::Handshake => {
                     let tls = match self.session.tls_config() {
                         Ok(t) => t,
@@ -465,14 +453,14 @@ impl<R: Runtime> SmtpClient<R> {
             )
         });
         if !keep {
-            self.timer.reset(deadline);
+            R::reset(&mut self.timer, deadline);
             self.armed = Some(deadline);
             self.timer_sets += 1;
         }
         let read = async { Some(self.io.read(&mut self.rbuf).await) };
         let timer = &mut self.timer;
         let fired = async {
-            std::future::poll_fn(|cx| timer.poll_expired(cx)).await;
+            std::future::poll_fn(|cx| R::poll_timer(timer, cx)).await;
             None
         };
         match futures_lite::future::or(read, fired).await {

@@ -17,8 +17,7 @@
 //! # let address = server.addr().to_string();
 //! async_std::task::block_on(async {
 //!     let mut smtp = SmtpClient::<AsyncStd>::connect(&address, Default::default()).await?;
-//!     let none: &[&str] = &[];
-//!     smtp.sendmail("alice@example.org", &["bob@example.net"], b"Subject: hi\r\n\r\nHello!\r\n", none, none).await?;
+//!     smtp.sendmail("alice@example.org", &["bob@example.net"], b"Subject: hi\r\n\r\nHello!\r\n").await?;
 //!     smtp.quit().await?;
 //!     Ok::<(), smtp_async::Error>(())
 //! })?;
@@ -33,13 +32,22 @@ mod runtime;
 mod transport;
 
 pub use client::SmtpClient;
-pub use pool::{PoolConfig, Pooled, Session};
-pub use runtime::{BoxIo, Connected, Io, ReadBody, Runtime, Timer, WrapStream};
-pub use rustls::ClientConfig;
-pub use smtp_adapter::{self, Error, LMTP_PORT, SMTP_PORT, SMTPS_PORT};
-pub use smtp_proto::{
-    self, Capabilities, Mechanism, Options, Protocol, Reply, TransactionResult, body::LineEndings,
-};
+pub use common::*;
+pub use pool::Session;
+pub use runtime::{BoxIo, Connected, Io, ReadBody, Runtime, WrapStream};
+pub use smtp_adapter;
+
+/// The types an adapter's users name, which `smtp-tokio` and `smtp-async-std`
+/// re-export.
+pub mod common {
+    pub use crate::pool::{PoolConfig, Pooled};
+    pub use rustls::ClientConfig;
+    pub use smtp_adapter::{Error, LMTP_PORT, SMTP_PORT, SMTPS_PORT};
+    pub use smtp_proto::{
+        self, Capabilities, Envelope, Mechanism, Options, Protocol, Reply, TransactionResult,
+        body::LineEndings,
+    };
+}
 
 /// A pool of sessions on the runtime `R` (see [`pool::Pool`]).
 pub type Pool<R> = pool::Pool<SmtpClient<R>, Error>;

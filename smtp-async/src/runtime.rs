@@ -36,22 +36,21 @@ impl std::fmt::Debug for Connected {
     }
 }
 
-/// A deadline timer that can be moved without being made anew.
-pub trait Timer: Send + Unpin + 'static {
-    /// Fires at `deadline` from now on.
-    fn reset(&mut self, deadline: Instant);
-    /// Ready once the deadline has passed.
-    fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()>;
-}
-
 /// An async runtime: `smtp-tokio` and `smtp-async-std` each implement it for a
 /// marker type of their own.
 pub trait Runtime: Send + Sync + Sized + 'static {
-    /// The runtime's timer.
-    type Timer: Timer;
+    /// The runtime's timer, which can be moved to a new deadline without being
+    /// made anew.
+    type Timer: Send + Unpin + 'static;
 
     /// A timer firing at `deadline`.
     fn timer(deadline: Instant) -> Self::Timer;
+
+    /// Moves `timer` to fire at `deadline`.
+    fn reset(timer: &mut Self::Timer, deadline: Instant);
+
+    /// Ready once `timer`'s deadline has passed.
+    fn poll_timer(timer: &mut Self::Timer, cx: &mut Context<'_>) -> Poll<()>;
 
     /// The addresses of `host` (a name; IP literals never reach this).
     fn resolve(host: &str, port: u16) -> impl Future<Output = io::Result<Vec<SocketAddr>>> + Send;
@@ -96,7 +95,7 @@ pub(crate) async fn before<R: Runtime, F: Future>(
 ) -> Option<F::Output> {
     let mut timer = R::timer(deadline);
     futures_lite::future::or(async { Some(future.await) }, async {
-        std::future::poll_fn(|cx| timer.poll_expired(cx)).await;
+        std::future::poll_fn(|cx| R::poll_timer(&mut timer, cx)).await;
         None
     })
     .await

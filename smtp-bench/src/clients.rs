@@ -140,8 +140,6 @@ fn options(args: &ClientArgs) -> smtp_blocking::Options {
     o
 }
 
-const NONE: &[&str] = &[];
-
 fn blocking(args: &ClientArgs, msg: &[u8]) -> Result<(u64, u64), BoxError> {
     use smtp_blocking::SmtpClient;
     let mut sent = 0;
@@ -149,14 +147,14 @@ fn blocking(args: &ClientArgs, msg: &[u8]) -> Result<(u64, u64), BoxError> {
     if args.new_connection {
         while !done(sent, args, deadline) {
             let mut c = SmtpClient::connect(&args.addr, options(args))?;
-            c.sendmail(FROM, &[TO], msg, NONE, NONE)?;
+            c.sendmail(FROM, &[TO], msg)?;
             c.quit()?;
             sent += 1;
         }
     } else {
         let mut c = SmtpClient::connect(&args.addr, options(args))?;
         while !done(sent, args, deadline) {
-            c.sendmail(FROM, &[TO], msg, NONE, NONE)?;
+            c.sendmail(FROM, &[TO], msg)?;
             sent += 1;
         }
         c.quit()?;
@@ -171,14 +169,14 @@ async fn tokio_client(args: &ClientArgs, msg: &[u8]) -> Result<(u64, u64), BoxEr
     if args.new_connection {
         while !done(sent, args, deadline) {
             let mut c = SmtpClient::connect(&args.addr, options(args)).await?;
-            c.sendmail(FROM, &[TO], msg, NONE, NONE).await?;
+            c.sendmail(FROM, &[TO], msg).await?;
             c.quit().await?;
             sent += 1;
         }
     } else {
         let mut c = SmtpClient::connect(&args.addr, options(args)).await?;
         while !done(sent, args, deadline) {
-            c.sendmail(FROM, &[TO], msg, NONE, NONE).await?;
+            c.sendmail(FROM, &[TO], msg).await?;
             sent += 1;
         }
         c.quit().await?;
@@ -193,14 +191,14 @@ async fn async_std_client(args: &ClientArgs, msg: &[u8]) -> Result<(u64, u64), B
     if args.new_connection {
         while !done(sent, args, deadline) {
             let mut c = SmtpClient::connect(&args.addr, options(args)).await?;
-            c.sendmail(FROM, &[TO], msg, NONE, NONE).await?;
+            c.sendmail(FROM, &[TO], msg).await?;
             c.quit().await?;
             sent += 1;
         }
     } else {
         let mut c = SmtpClient::connect(&args.addr, options(args)).await?;
         while !done(sent, args, deadline) {
-            c.sendmail(FROM, &[TO], msg, NONE, NONE).await?;
+            c.sendmail(FROM, &[TO], msg).await?;
             sent += 1;
         }
         c.quit().await?;
@@ -380,15 +378,14 @@ impl futures_lite::AsyncRead for Generator {
     }
 }
 
-fn transaction() -> Result<smtp_blocking::smtp_proto::Transaction, BoxError> {
-    use smtp_blocking::smtp_proto::{Address, Transaction};
-    Ok(Transaction::new(Address::new(FROM)?, [Address::new(TO)?]))
+fn envelope() -> Result<smtp_blocking::Envelope, BoxError> {
+    Ok(smtp_blocking::Envelope::parse(FROM, &[TO])?)
 }
 
 fn stream_blocking(args: &ClientArgs) -> Result<(u64, u64), BoxError> {
     let mut c = smtp_blocking::SmtpClient::connect(&args.addr, options(args))?;
     let mut g = Generator::new(args.size);
-    c.send_from_reader(transaction()?, &mut g)?;
+    c.send_from_reader(&envelope()?, &mut g)?;
     c.quit()?;
     Ok((1, args.size))
 }
@@ -396,7 +393,7 @@ fn stream_blocking(args: &ClientArgs) -> Result<(u64, u64), BoxError> {
 async fn stream_tokio(args: &ClientArgs) -> Result<(u64, u64), BoxError> {
     let mut c = smtp_tokio::SmtpClient::connect(&args.addr, options(args)).await?;
     let mut g = Generator::new(args.size);
-    c.send_from_reader(transaction()?, &mut g).await?;
+    c.send_from_reader(&envelope()?, &mut g).await?;
     c.quit().await?;
     Ok((1, args.size))
 }
@@ -404,7 +401,7 @@ async fn stream_tokio(args: &ClientArgs) -> Result<(u64, u64), BoxError> {
 async fn stream_async_std(args: &ClientArgs) -> Result<(u64, u64), BoxError> {
     let mut c = smtp_async_std::SmtpClient::connect(&args.addr, options(args)).await?;
     let mut g = Generator::new(args.size);
-    c.send_from_reader(transaction()?, &mut g).await?;
+    c.send_from_reader(&envelope()?, &mut g).await?;
     c.quit().await?;
     Ok((1, args.size))
 }

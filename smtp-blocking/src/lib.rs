@@ -15,8 +15,7 @@
 //!
 //! let mut smtp = SmtpClient::connect(&address, Options::default())?;
 //! let message = b"From: alice@example.org\r\nTo: bob@example.net\r\nSubject: hi\r\n\r\nHello!\r\n";
-//! let none: &[&str] = &[];
-//! let result = smtp.sendmail("alice@example.org", &["bob@example.net"], message, none, none)?;
+//! let result = smtp.sendmail("alice@example.org", &["bob@example.net"], message)?;
 //! assert!(result.refused().is_empty());
 //! smtp.quit()?;
 //! # assert_eq!(server.wait_for_messages(1, std::time::Duration::from_secs(5)).len(), 1);
@@ -30,8 +29,7 @@
 //! let mut smtp = SmtpClient::connect("smtp.example.org:587", Options::default())?;
 //! smtp.starttls()?;
 //! smtp.login("alice", "secret")?;
-//! let none: &[&str] = &[];
-//! smtp.sendmail("alice@example.org", &["bob@example.net"], b"Subject: hi\r\n\r\nHello\r\n", none, none)?;
+//! smtp.sendmail("alice@example.org", &["bob@example.net"], b"Subject: hi\r\n\r\nHello\r\n")?;
 //! smtp.quit()?;
 //! # Ok::<(), smtp_blocking::Error>(())
 //! ```
@@ -49,9 +47,10 @@ pub use rustls::ClientConfig;
 pub use smtp_adapter::{self, Error, LMTP_PORT, SMTP_PORT, SMTPS_PORT};
 use smtp_adapter::{Call, Session, args, args::Body};
 pub use smtp_proto::{
-    self, Capabilities, Mechanism, Options, Protocol, Reply, TransactionResult, body::LineEndings,
+    self, Capabilities, Envelope, Mechanism, Options, Protocol, Reply, TransactionResult,
+    body::LineEndings,
 };
-use smtp_proto::{Client, Drive, OpId, Outcome, Transaction};
+use smtp_proto::{Client, Drive, OpId, Outcome, Parameter, Transaction};
 use transport::{Timeouts, Transport};
 
 /// An SMTP or LMTP session.
@@ -61,21 +60,10 @@ pub struct SmtpClient {
     session: Session,
     io: Transport,
     rbuf: Vec<u8>,
-    chunk: Vec<u8>,
     timeouts: Timeouts,
 }
 
 smtp_adapter::deref_session!(SmtpClient);
-
-impl std::fmt::Debug for SmtpClient {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SmtpClient")
-            .field("host", &self.session.host())
-            .field("tls", &self.session.is_tls())
-            .field("closed", &self.session.core().is_closed())
-            .finish_non_exhaustive()
-    }
-}
 
 impl SmtpClient {
     /// Connects to `host`, `host:port` or `[v6]:port` (port 25 by default) and
@@ -155,7 +143,6 @@ impl SmtpClient {
             session: Session::new(core, host, tls, options.debug_level),
             io,
             rbuf: vec![0; smtp_adapter::READ_BUFFER],
-            chunk: Vec::new(),
             // The socket's timeouts are unknown here (connect_tls set some).
             timeouts: Timeouts::default(),
         };
@@ -232,14 +219,16 @@ impl SmtpClient {
         self.reply(Call::Rset)
     }
 
-    /// Low-level MAIL FROM with options; returns the reply whatever its code.
-    pub fn mail<B: AsRef<str>>(&mut self, from: &str, options: &[B]) -> Result<Reply, Error> {
-        self.reply(Call::Mail(from, args::parameters(options)?))
+    /// Low-level MAIL FROM with ESMTP parameters (`&[]` for none; a parameter
+    /// parses from `"BODY=8BITMIME"`); returns the reply whatever its code.
+    pub fn mail(&mut self, from: &str, params: &[Parameter]) -> Result<Reply, Error> {
+        self.reply(Call::Mail(from, params.to_vec()))
     }
 
-    /// Low-level RCPT TO with options; returns the reply whatever its code.
-    pub fn rcpt<B: AsRef<str>>(&mut self, to: &str, options: &[B]) -> Result<Reply, Error> {
-        self.reply(Call::Rcpt(to, args::parameters(options)?))
+    /// Low-level RCPT TO with ESMTP parameters (`&[]` for none); returns the
+    /// reply whatever its code.
+    pub fn rcpt(&mut self, to: &str, params: &[Parameter]) -> Result<Reply, Error> {
+        self.reply(Call::Rcpt(to, params.to_vec()))
     }
 
     /// smtplib's `docmd`: any command; returns the reply whatever its code.
@@ -247,64 +236,70 @@ impl SmtpClient {
         self.reply(Call::Docmd(verb, argument))
     }
 
-    /// smtplib's `sendmail`: EHLO if needed, MAIL (with `SIZE=`), RCPTs and the
-    /// body (DATA or BDAT, pipelined when offered). Returns the per-recipient
-    /// result; `refused()` is smtplib's return value. Fails when every
-    /// recipient is refused.
-    pub fn sendmail<A: AsRef<str>, B: AsRef<str>, C: AsRef<str>>(
+    /// Sends `message` to `envelope`: EHLO if needed, MAIL (with `SIZE=` and
+    /// the envelope's parameters), RCPTs and the body (DATA or BDAT, pipelined
+    /// when offered). Returns the per-recipient result (`refused()` is
+    /// smtplib's return value); fails when every recipient is refused.
+    pub fn send(
+        &mut self,
+        envelope: &Envelope,
+        message: &[u8],
+    ) -> Result<TransactionResult, Error> {
+        let tx = args::transaction(self.session.core(), envelope, message)?;
+        self.transact(tx, Body::parts(&[message]))
+    }
+
+    /// smtplib's `sendmail(from, to, message)`: [`send`](Self::send) to an
+    /// envelope without parameters.
+    pub fn sendmail<T: AsRef<str>>(
         &mut self,
         from: &str,
-        to: &[A],
+        to: &[T],
         message: &[u8],
-        mail_options: &[B],
-        rcpt_options: &[C],
     ) -> Result<TransactionResult, Error> {
-        let tx = args::sendmail(
-            self.session.core(),
-            from,
-            to,
-            message,
-            mail_options,
-            rcpt_options,
-        )?;
-        self.send(tx, Body::parts(&[message]))
+        self.send(&Envelope::parse(from, to)?, message)
     }
 
-    /// Sends a prepared [`Transaction`] with a body read from `reader` to its
-    /// end through one reusable buffer (set `tx.size` when the size is known).
+    /// Sends the message read from `reader` to its end, through one reusable
+    /// buffer, to `envelope`.
     pub fn send_from_reader(
         &mut self,
-        transaction: Transaction,
+        envelope: &Envelope,
         reader: &mut dyn Read,
     ) -> Result<TransactionResult, Error> {
-        self.send(transaction, Body::Reader(reader))
+        self.transact(envelope.to_transaction(None), Body::Reader(reader))
     }
 
-    /// smtplib's `send_message`: sender and recipients from the headers unless
-    /// given (Sender/From; To, Cc, Bcc; or one Resent-* block), Bcc and
-    /// Resent-Bcc never transmitted.
-    pub fn send_message<A: AsRef<str>, B: AsRef<str>, C: AsRef<str>>(
+    /// smtplib's `send_message(message)`: sender and recipients from the headers
+    /// (Sender/From; To, Cc, Bcc; or one Resent-* block), `SMTPUTF8` and
+    /// `BODY=8BITMIME` for non-ASCII addresses; Bcc and Resent-Bcc never
+    /// transmitted.
+    pub fn send_message(&mut self, message: &[u8]) -> Result<TransactionResult, Error> {
+        self.prepared(message, None)
+    }
+
+    /// [`send_message`](Self::send_message) to `envelope` instead of the
+    /// addresses in the headers (which need none then); Bcc and Resent-Bcc are
+    /// still removed.
+    pub fn send_message_to(
+        &mut self,
+        envelope: &Envelope,
+        message: &[u8],
+    ) -> Result<TransactionResult, Error> {
+        self.prepared(message, Some(envelope))
+    }
+
+    fn prepared(
         &mut self,
         message: &[u8],
-        from: Option<&str>,
-        to: Option<&[A]>,
-        mail_options: &[B],
-        rcpt_options: &[C],
+        envelope: Option<&Envelope>,
     ) -> Result<TransactionResult, Error> {
-        let p = args::send_message(
-            self.session.core(),
-            message,
-            from,
-            to,
-            mail_options,
-            rcpt_options,
-        )?;
-        let body = args::body_after_headers(message, &p);
-        let parts: [&[u8]; 2] = [&p.headers, body];
-        self.send(p.transaction, Body::parts(&parts))
+        let p = args::send_message(self.session.core(), message, envelope)?;
+        let parts: [&[u8]; 2] = [&p.headers, args::body_after_headers(message, &p)];
+        self.transact(p.transaction, Body::parts(&parts))
     }
 
-    fn send(
+    fn transact(
         &mut self,
         tx: Transaction,
         body: Body<'_, dyn Read + '_>,
@@ -364,33 +359,21 @@ impl SmtpClient {
                     }
                     self.session.core_mut().recycle(bytes);
                 }
-                Drive::Body => match &mut body {
-                    Body::Parts(cursor) => {
-                        let (piece, last) = cursor.next_piece();
-                        self.session
-                            .core_mut()
-                            .send_body(Instant::now(), piece, last)?;
-                    }
-                    Body::Reader(r) => {
-                        self.chunk.resize(smtp_adapter::CHUNK, 0);
+                Drive::Body => {
+                    if let (false, Body::Reader(r)) =
+                        (self.session.send_piece(&mut body)?, &mut body)
+                    {
                         let n = loop {
-                            match r.read(&mut self.chunk) {
+                            match r.read(self.session.body_buffer()) {
                                 Ok(n) => break n,
                                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                                 // The transaction cannot be completed: drop the connection.
                                 Err(e) => return Err(self.abort(Error::Io(e))),
                             }
                         };
-                        let piece = &self.chunk[..n];
-                        self.session
-                            .core_mut()
-                            .send_body(Instant::now(), piece, n == 0)?;
+                        self.session.send_read(n)?;
                     }
-                    Body::None => self
-                        .session
-                        .core_mut()
-                        .send_body(Instant::now(), &[], true)?,
-                },
+                }
                 Drive::Handshake => {
                     let tls = match self.session.tls_config() {
                         Ok(t) => t,

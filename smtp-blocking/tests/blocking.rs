@@ -6,12 +6,12 @@
 use std::time::{Duration, Instant};
 
 use smtp_blocking::smtp_proto::{self, Error as SmtpError, ProtocolError, UsageError, sasl};
+use smtp_blocking::smtp_proto::{BodyType, Envelope};
 use smtp_blocking::{Error, Options, SmtpClient};
 use smtp_testkit::{MockServer, Script, ServerConfig, Step, Tls};
 
 const MSG: &[u8] =
     b"From: a@example.org\r\nTo: b@example.org\r\nSubject: t\r\n\r\n.dot line\r\nbody\r\n";
-const NONE: &[&str] = &[];
 const WAIT: Duration = Duration::from_secs(10);
 
 fn opts() -> Options {
@@ -39,13 +39,7 @@ fn plain_sendmail_pipelined_in_one_write() {
     let mut c = SmtpClient::connect(&server.addr().to_string(), opts()).unwrap();
     assert_eq!(c.greeting().code(), 220);
     let r = c
-        .sendmail(
-            "a@example.org",
-            &["b@example.org", "c@example.org"],
-            MSG,
-            NONE,
-            NONE,
-        )
+        .sendmail("a@example.org", &["b@example.org", "c@example.org"], MSG)
         .unwrap();
     assert!(r.refused().is_empty());
     assert_eq!(r.final_reply.as_ref().unwrap().code(), 250);
@@ -78,8 +72,6 @@ fn bdat_when_chunking_offered() {
             "a@example.org",
             &["b@example.org"],
             b"Subject: x\n\nbare lf\n",
-            NONE,
-            NONE,
         )
         .unwrap();
     assert!(r.chunked);
@@ -104,7 +96,7 @@ fn no_chunking_option_uses_data() {
     o.no_chunking = true;
     let mut c = SmtpClient::connect(&server.addr().to_string(), o).unwrap();
     let r = c
-        .sendmail("a@example.org", &["b@example.org"], MSG, NONE, NONE)
+        .sendmail("a@example.org", &["b@example.org"], MSG)
         .unwrap();
     assert!(!r.chunked);
     assert!(!server.wait_for_messages(1, WAIT)[0].chunked);
@@ -124,10 +116,8 @@ fn streamed_body_from_reader_large() {
         let mut o = opts();
         o.no_chunking = !chunking;
         let mut c = SmtpClient::connect(&server.addr().to_string(), o).unwrap();
-        let tx =
-            smtp_proto::Transaction::from_strs("a@example.org", &["b@example.org"], NONE, NONE)
-                .unwrap();
-        let r = c.send_from_reader(tx, &mut &body[..]).unwrap();
+        let envelope = Envelope::parse("a@example.org", &["b@example.org"]).unwrap();
+        let r = c.send_from_reader(&envelope, &mut &body[..]).unwrap();
         assert_eq!(r.chunked, chunking);
         c.quit().unwrap();
         let m = &server.wait_for_messages(1, WAIT)[0];
@@ -143,13 +133,7 @@ fn partial_and_total_refusal() {
     let server = MockServer::start(config).unwrap();
     let mut c = SmtpClient::connect(&server.addr().to_string(), opts()).unwrap();
     let r = c
-        .sendmail(
-            "a@example.org",
-            &["b@example.org", "x@example.org"],
-            MSG,
-            NONE,
-            NONE,
-        )
+        .sendmail("a@example.org", &["b@example.org", "x@example.org"], MSG)
         .unwrap();
     let refused: Vec<(String, u16)> = r
         .refused()
@@ -158,13 +142,7 @@ fn partial_and_total_refusal() {
         .collect();
     assert_eq!(refused, [("x@example.org".to_owned(), 550)]);
     let e = c
-        .sendmail(
-            "a@example.org",
-            &["x@example.org", "y@example.org"],
-            MSG,
-            NONE,
-            NONE,
-        )
+        .sendmail("a@example.org", &["x@example.org", "y@example.org"], MSG)
         .unwrap_err();
     match smtp_err(e) {
         SmtpError::RecipientsRefused(map) => {
@@ -186,7 +164,7 @@ fn sender_refused_and_data_refused() {
     let server = MockServer::start(config).unwrap();
     let mut c = SmtpClient::connect(&server.addr().to_string(), opts()).unwrap();
     match smtp_err(
-        c.sendmail("bad@example.org", &["b@example.org"], MSG, NONE, NONE)
+        c.sendmail("bad@example.org", &["b@example.org"], MSG)
             .unwrap_err(),
     ) {
         SmtpError::SenderRefused { reply, sender } => {
@@ -195,7 +173,7 @@ fn sender_refused_and_data_refused() {
         other => panic!("{other:?}"),
     }
     match smtp_err(
-        c.sendmail("a@example.org", &["b@example.org"], MSG, NONE, NONE)
+        c.sendmail("a@example.org", &["b@example.org"], MSG)
             .unwrap_err(),
     ) {
         SmtpError::DataRefused(reply) => assert_eq!(reply.code(), 554),
@@ -209,12 +187,11 @@ fn helo_fallback_suppresses_options() {
     config.refuse_ehlo = true;
     let server = MockServer::start(config).unwrap();
     let mut c = SmtpClient::connect(&server.addr().to_string(), opts()).unwrap();
-    c.sendmail(
-        "a@example.org",
-        &["b@example.org"],
+    c.send(
+        &Envelope::parse("a@example.org", &["b@example.org"])
+            .unwrap()
+            .body(BodyType::EightBitMime),
         MSG,
-        &["BODY=8BITMIME"],
-        NONE,
     )
     .unwrap();
     assert!(!c.does_esmtp());
@@ -230,7 +207,7 @@ fn size_limit_checked_before_sending() {
         MockServer::start(ServerConfig::default().extensions(&["PIPELINING", "SIZE 20"])).unwrap();
     let mut c = SmtpClient::connect(&server.addr().to_string(), opts()).unwrap();
     match smtp_err(
-        c.sendmail("a@example.org", &["b@example.org"], MSG, NONE, NONE)
+        c.sendmail("a@example.org", &["b@example.org"], MSG)
             .unwrap_err(),
     ) {
         SmtpError::Usage(UsageError::MessageTooLarge { size, limit }) => {
@@ -247,7 +224,7 @@ fn size_limit_checked_before_sending() {
 fn smtputf8_added_and_required() {
     let server = MockServer::start(ServerConfig::default()).unwrap();
     let mut c = SmtpClient::connect(&server.addr().to_string(), opts()).unwrap();
-    c.sendmail("jörg@bücher.example", &["b@example.org"], MSG, NONE, NONE)
+    c.sendmail("jörg@bücher.example", &["b@example.org"], MSG)
         .unwrap();
     assert_eq!(
         server.wait_for_messages(1, WAIT)[0].mail_from,
@@ -256,7 +233,7 @@ fn smtputf8_added_and_required() {
     let server = MockServer::start(ServerConfig::default().extensions(&["PIPELINING"])).unwrap();
     let mut c = SmtpClient::connect(&server.addr().to_string(), opts()).unwrap();
     match smtp_err(
-        c.sendmail("jörg@bücher.example", &["b@example.org"], MSG, NONE, NONE)
+        c.sendmail("jörg@bücher.example", &["b@example.org"], MSG)
             .unwrap_err(),
     ) {
         SmtpError::Usage(UsageError::NotSupported(ext)) => assert_eq!(ext, "SMTPUTF8"),
@@ -269,9 +246,7 @@ fn send_message_strips_bcc() {
     let server = MockServer::start(ServerConfig::default()).unwrap();
     let mut c = SmtpClient::connect(&server.addr().to_string(), opts()).unwrap();
     let msg = b"From: Alice <a@example.org>\r\nTo: b@example.org\r\nBcc: hidden@example.org,\r\n  other@example.org\r\nSubject: s\r\n\r\nhi\r\n";
-    let r = c
-        .send_message(msg, None, None::<&[&str]>, NONE, NONE)
-        .unwrap();
+    let r = c.send_message(msg).unwrap();
     assert_eq!(r.recipients.len(), 3);
     let m = &server.wait_for_messages(1, WAIT)[0];
     assert_eq!(
@@ -316,7 +291,7 @@ fn starttls_then_each_auth_mechanism() {
             assert!(!c.has_extn("STARTTLS"));
             let reply = c.auth(make(), ir).unwrap();
             assert_eq!(reply.code(), 235, "mechanism {i}, initial response {ir}");
-            c.sendmail("alice@example.org", &["b@example.org"], MSG, NONE, NONE)
+            c.sendmail("alice@example.org", &["b@example.org"], MSG)
                 .unwrap();
             c.quit().unwrap();
         }
@@ -362,7 +337,7 @@ fn implicit_tls() {
     )
     .unwrap();
     assert!(c.is_tls());
-    c.sendmail("a@example.org", &["b@example.org"], MSG, NONE, NONE)
+    c.sendmail("a@example.org", &["b@example.org"], MSG)
         .unwrap();
     c.quit().unwrap();
     assert!(server.wait_for_messages(1, WAIT)[0].tls);
@@ -390,13 +365,7 @@ fn lmtp_unix_socket_one_result_per_recipient() {
     let server = MockServer::start(config).unwrap();
     let mut c = SmtpClient::connect_lmtp(path.to_str().unwrap(), opts()).unwrap();
     let r = c
-        .sendmail(
-            "a@example.org",
-            &["bob", "nobody", "full", "carol"],
-            MSG,
-            NONE,
-            NONE,
-        )
+        .sendmail("a@example.org", &["bob", "nobody", "full", "carol"], MSG)
         .unwrap();
     let summary: Vec<(String, u16, Option<u16>)> = r
         .recipients
@@ -462,7 +431,7 @@ fn starttls_not_offered_with_tls_required() {
         SmtpError::Usage(UsageError::NotSupported(_))
     ));
     assert!(
-        c.sendmail("a@example.org", &["b@example.org"], MSG, NONE, NONE)
+        c.sendmail("a@example.org", &["b@example.org"], MSG)
             .is_err()
     );
     server.wait_for_closed(1, WAIT);
@@ -595,7 +564,7 @@ fn disconnect_during_data() {
     );
     let mut c = SmtpClient::connect(&server.addr().to_string(), opts()).unwrap();
     let e = c
-        .sendmail("a@example.org", &["b@example.org"], MSG, NONE, NONE)
+        .sendmail("a@example.org", &["b@example.org"], MSG)
         .unwrap_err();
     assert!(matches!(smtp_err(e), SmtpError::Disconnected));
     assert!(matches!(
@@ -611,7 +580,7 @@ fn reply_421_ends_the_session() {
     let server = MockServer::start(config).unwrap();
     let mut c = SmtpClient::connect(&server.addr().to_string(), opts()).unwrap();
     match smtp_err(
-        c.sendmail("a@example.org", &["b@example.org"], MSG, NONE, NONE)
+        c.sendmail("a@example.org", &["b@example.org"], MSG)
             .unwrap_err(),
     ) {
         SmtpError::ServiceClosing(r) => assert_eq!(r.code(), 421),
@@ -643,9 +612,11 @@ fn low_level_commands() {
     assert_eq!(c.expn("staff").unwrap().code(), 502);
     assert_eq!(c.help(None).unwrap().code(), 214);
     assert_eq!(c.docmd("xyzzy", None).unwrap().code(), 500);
-    assert_eq!(c.mail("a@example.org", NONE).unwrap().code(), 250);
+    assert_eq!(c.mail("a@example.org", &[]).unwrap().code(), 250);
     assert_eq!(
-        c.rcpt("b@example.org", &["NOTIFY=NEVER"]).unwrap().code(),
+        c.rcpt("b@example.org", &["NOTIFY=NEVER".parse().unwrap()])
+            .unwrap()
+            .code(),
         250
     );
     let replies = c.data(b"Subject: low level\r\n\r\nx").unwrap();
@@ -665,22 +636,10 @@ fn injection_in_arguments_is_refused_before_sending() {
     let mut c = SmtpClient::connect(&server.addr().to_string(), opts()).unwrap();
     let evil = "a@example.org>\r\nRCPT TO:<evil@example.org";
     assert!(matches!(
-        smtp_err(
-            c.sendmail(evil, &["b@example.org"], MSG, NONE, NONE)
-                .unwrap_err()
-        ),
+        smtp_err(c.sendmail(evil, &["b@example.org"], MSG).unwrap_err()),
         SmtpError::Usage(UsageError::InvalidArgument { .. })
     ));
-    assert!(
-        c.sendmail(
-            "a@example.org",
-            &["b@example.org"],
-            MSG,
-            &["X=1\r\nRSET"],
-            NONE
-        )
-        .is_err()
-    );
+    assert!("X=1\r\nRSET".parse::<smtp_proto::Parameter>().is_err());
     assert!(c.verify("x\r\nQUIT").is_err());
     c.quit().unwrap();
     server.wait_for_closed(1, WAIT);
@@ -781,13 +740,12 @@ fn socket_timeouts_are_not_set_again_for_every_message() {
     let server = MockServer::start(ServerConfig::default().extensions(&["PIPELINING"])).unwrap();
     let mut c = SmtpClient::connect(&server.addr().to_string(), Options::default()).unwrap();
     let to = ["b@example.org"];
-    c.sendmail("a@example.org", &to, b"Subject: 1\r\n\r\nx\r\n", NONE, NONE)
+    c.sendmail("a@example.org", &to, b"Subject: 1\r\n\r\nx\r\n")
         .unwrap();
     let after_first = c.timeout_syscalls();
     for i in 0..20 {
         let m = format!("Subject: {i}\r\n\r\nx\r\n");
-        c.sendmail("a@example.org", &to, m.as_bytes(), NONE, NONE)
-            .unwrap();
+        c.sendmail("a@example.org", &to, m.as_bytes()).unwrap();
     }
     assert!(
         after_first <= 4,

@@ -28,7 +28,6 @@ fn reply(r: Result<smtp_blocking::Reply, Error>) -> String {
 
 impl Adapter for Blocking {
     fn step(&mut self, server: &MockServer, act: &Act) -> String {
-        const NONE: &[&str] = &[];
         match act {
             Act::Connect(kind, tweak) => {
                 let o = tweak.options();
@@ -57,21 +56,15 @@ impl Adapter for Blocking {
             Act::StartTls => reply(self.client.as_mut().unwrap().starttls()),
             Act::Login(u, p) => reply(self.client.as_mut().unwrap().login(u, p)),
             Act::Sendmail(from, to, msg, opts) => {
-                let r = self
-                    .client
-                    .as_mut()
-                    .unwrap()
-                    .sendmail(from, to, msg, opts, NONE);
+                let client = self.client.as_mut().unwrap();
+                let r = match smtp_testkit::scenarios::envelope(from, to, opts) {
+                    Ok(e) => client.send(&e, msg),
+                    Err(e) => Err(e.into()),
+                };
                 r.as_ref().map_or_else(render, render_result)
             }
             Act::SendMessage(msg) => {
-                let r = self.client.as_mut().unwrap().send_message(
-                    msg,
-                    None,
-                    None::<&[&str]>,
-                    NONE,
-                    NONE,
-                );
+                let r = self.client.as_mut().unwrap().send_message(msg);
                 r.as_ref().map_or_else(render, render_result)
             }
             Act::Noop => reply(self.client.as_mut().unwrap().noop()),

@@ -44,13 +44,7 @@ fn demo() -> Result<(), Box<dyn std::error::Error>> {
     smtp.set_tls_server_name("localhost");
     smtp.starttls()?;
     smtp.login("alice", "correct horse battery staple")?;
-    let result = smtp.send_message(
-        MESSAGE.as_bytes(),
-        None,
-        None::<&[&str]>,
-        &[] as &[&str],
-        &[] as &[&str],
-    )?;
+    let result = smtp.send_message(MESSAGE.as_bytes())?;
     smtp.quit()?;
 
     let received = server.wait_for_messages(1, Duration::from_secs(10));

@@ -341,11 +341,11 @@ fn run(args: &Args) -> Result<(TransactionResult, u8), Failure> {
         done.map_err(failure)?;
     }
     let result = match plan {
-        Plan::Sendmail(tx) => smtp.send_from_reader(tx, &mut &message[..]),
+        Plan::Sendmail(tx) => smtp.send_from_reader(&tx.into(), &mut &message[..]),
         Plan::Message(p) => {
             let body = message.get(p.body_offset..).unwrap_or_default();
             let mut reader = (&p.headers[..]).chain(body);
-            smtp.send_from_reader(p.transaction, &mut reader)
+            smtp.send_from_reader(&p.transaction.into(), &mut reader)
         }
     }
     .map_err(failure)?;

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rustls::ClientConfig;
-use smtp_proto::{Capabilities, Mechanism, Options, Reply, TransactionResult};
+use smtp_adapter::Error;
+use smtp_proto::{Capabilities, Envelope, Mechanism, Options, Reply, TransactionResult};
 
 /// How a session connects.
 #[derive(Debug, Clone, Copy)]
@@ -76,9 +77,12 @@ pub trait Session: Sized {
         from: &str,
         to: &[&str],
         message: &[u8],
-        mail_options: &[&str],
-        rcpt_options: &[&str],
-    ) -> Result<TransactionResult, Failure>;
+    ) -> Result<TransactionResult, Failure> {
+        let envelope = Envelope::parse(from, to).map_err(|e| Failure::from(Error::from(e)))?;
+        self.send(&envelope, message)
+    }
+    /// `send` to an envelope with parameters.
+    fn send(&mut self, envelope: &Envelope, message: &[u8]) -> Result<TransactionResult, Failure>;
     /// `send_message` with the envelope taken from the headers.
     fn send_message(&mut self, message: &[u8]) -> Result<TransactionResult, Failure>;
     /// The extensions of the last EHLO/LHLO.
@@ -127,8 +131,6 @@ impl Opened {
         self.0.load(Ordering::SeqCst)
     }
 }
-
-const NONE: &[&str] = &[];
 
 impl From<smtp_adapter::Error> for Failure {
     fn from(e: smtp_adapter::Error) -> Failure {
@@ -179,23 +181,12 @@ impl Session for Blocking {
         Ok(self.0.login_with(user, password, false)?)
     }
 
-    fn sendmail(
-        &mut self,
-        from: &str,
-        to: &[&str],
-        message: &[u8],
-        mail_options: &[&str],
-        rcpt_options: &[&str],
-    ) -> Result<TransactionResult, Failure> {
-        Ok(self
-            .0
-            .sendmail(from, to, message, mail_options, rcpt_options)?)
+    fn send(&mut self, envelope: &Envelope, message: &[u8]) -> Result<TransactionResult, Failure> {
+        Ok(self.0.send(envelope, message)?)
     }
 
     fn send_message(&mut self, message: &[u8]) -> Result<TransactionResult, Failure> {
-        Ok(self
-            .0
-            .send_message(message, None, None::<&[&str]>, NONE, NONE)?)
+        Ok(self.0.send_message(message)?)
     }
 
     fn capabilities(&self) -> Option<&Capabilities> {
@@ -321,24 +312,15 @@ impl<R: Executor> Session for Async<R> {
         Ok(R::block_on(&self.exec, login)?)
     }
 
-    fn sendmail(
-        &mut self,
-        from: &str,
-        to: &[&str],
-        message: &[u8],
-        mail_options: &[&str],
-        rcpt_options: &[&str],
-    ) -> Result<TransactionResult, Failure> {
-        let send = self
-            .client
-            .sendmail(from, to, message, mail_options, rcpt_options);
-        Ok(R::block_on(&self.exec, send)?)
+    fn send(&mut self, envelope: &Envelope, message: &[u8]) -> Result<TransactionResult, Failure> {
+        Ok(R::block_on(
+            &self.exec,
+            self.client.send(envelope, message),
+        )?)
     }
 
     fn send_message(&mut self, message: &[u8]) -> Result<TransactionResult, Failure> {
-        let send = self
-            .client
-            .send_message(message, None, None::<&[&str]>, NONE, NONE);
+        let send = self.client.send_message(message);
         Ok(R::block_on(&self.exec, send)?)
     }
 
@@ -390,7 +372,7 @@ impl<R: Executor> Session for Async<R> {
             let mut results = Vec::new();
             for (from, to, message) in sends {
                 let mut session = pool.get().await?;
-                results.push(session.sendmail(from, to, message, NONE, NONE).await?);
+                results.push(session.sendmail(from, to, message).await?);
             }
             Ok::<_, smtp_adapter::Error>(results)
         });

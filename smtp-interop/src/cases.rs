@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rustls::ClientConfig;
+use smtp_proto::mail::{Envelope, Notify, Recipient, Ret};
 use smtp_proto::sasl::{CramMd5, Credentials, Login, Plain, ScramSha256};
 use smtp_proto::{Mechanism, Options, TransactionResult};
 
@@ -573,35 +574,35 @@ fn run_inner<S: Session>(
             expect.recipients = vec![to.to_owned()];
             expect.mail_params = vec!["SMTPUTF8".into()];
             expect.message.clone_from(&m);
-            s.sendmail(from, &[to], &m, &[], &[])
+            s.sendmail(from, &[to], &m)
         }
         Case::Pipelining => {
             let m = message(&sender, r0, token, 3);
             expect.message.clone_from(&m);
             expect.recipients = vec![r0.to_owned(), r1.to_owned(), r2.to_owned()];
-            s.sendmail(&sender, &[r0, r1, r2], &m, &[], &[])
+            s.sendmail(&sender, &[r0, r1, r2], &m)
         }
         Case::LmtpUnix | Case::LmtpTcp => {
             let m = message(&sender, r0, token, 3);
             expect.message.clone_from(&m);
             expect.recipients = vec![r0.to_owned(), r1.to_owned()];
-            s.sendmail(&sender, &[r0, server.unknown, r1], &m, &[], &[])
+            s.sendmail(&sender, &[r0, server.unknown, r1], &m)
         }
         Case::LmtpAfterData => {
             let m = message(&sender, r0, token, 3);
             expect.message.clone_from(&m);
-            s.sendmail(&sender, &[r0, server.fails_after_data], &m, &[], &[])
+            s.sendmail(&sender, &[r0, server.fails_after_data], &m)
         }
         Case::Bdat | Case::LargeData => {
             let m = message(&sender, r0, token, 6000);
             expect.message.clone_from(&m);
-            s.sendmail(&sender, &[r0], &m, &[], &[])
+            s.sendmail(&sender, &[r0], &m)
         }
         Case::BareLf => {
             let m = format!("Subject: {token}\n\nline\n.\n..two\nend");
             expect.message =
                 format!("Subject: {token}\r\n\r\nline\r\n.\r\n..two\r\nend\r\n").into_bytes();
-            s.sendmail(&sender, &[r0], m.as_bytes(), &[], &[])
+            s.sendmail(&sender, &[r0], m.as_bytes())
         }
         Case::AllRefusedThenSent => {
             let nobody = if server.is_lmtp() {
@@ -610,7 +611,7 @@ fn run_inner<S: Session>(
                 server.refused
             };
             let first = message(&sender, nobody, &format!("{token}-first"), 3);
-            match s.sendmail(&sender, &[nobody], &first, &[], &[]) {
+            match s.sendmail(&sender, &[nobody], &first) {
                 Err(Failure {
                     smtp: Some(smtp_proto::Error::RecipientsRefused(v)),
                     ..
@@ -620,13 +621,13 @@ fn run_inner<S: Session>(
             }
             let m = message(&sender, r0, token, 3);
             expect.message.clone_from(&m);
-            s.sendmail(&sender, &[r0], &m, &[], &[])
+            s.sendmail(&sender, &[r0], &m)
         }
         Case::RcptRefused => {
             let m = message(&sender, r0, token, 3);
             expect.message.clone_from(&m);
             expect.recipients = vec![r0.to_owned(), r1.to_owned()];
-            s.sendmail(&sender, &[r0, server.refused, r1], &m, &[], &[])
+            s.sendmail(&sender, &[r0, server.refused, r1], &m)
         }
         Case::SizeLimit => {
             // Over the advertised SIZE the client refuses before MAIL; the
@@ -634,7 +635,7 @@ fn run_inner<S: Session>(
             let limit = server.offers.size.unwrap_or_default();
             let lines = usize::try_from(limit / 52 + 100).unwrap_or(usize::MAX);
             let big = message(&sender, r0, token, lines);
-            match s.sendmail(&sender, &[r0], &big, &[], &[]) {
+            match s.sendmail(&sender, &[r0], &big) {
                 Ok(_) => {
                     return Err(format!(
                         "a {} byte message was accepted over SIZE {limit}",
@@ -660,7 +661,7 @@ fn run_inner<S: Session>(
             );
             let m = message(&sender, r0, token, 3);
             expect.message.clone_from(&m);
-            s.sendmail(&sender, &[r0], &m, &[], &[])
+            s.sendmail(&sender, &[r0], &m)
         }
         Case::Dsn => {
             let m = message(&sender, r0, token, 3);
@@ -669,18 +670,25 @@ fn run_inner<S: Session>(
             let orcpt = format!("ORCPT=rfc822;{r0}");
             expect.mail_params = vec!["RET=HDRS".into(), envid.clone()];
             expect.rcpt_params = vec!["NOTIFY=FAILURE,DELAY".into(), orcpt.clone()];
-            s.sendmail(
-                &sender,
-                &[r0],
-                &m,
-                &["RET=HDRS", &envid],
-                &["NOTIFY=FAILURE,DELAY", &orcpt],
-            )
+            // The typed DSN options, as a caller writes them.
+            let typed = || -> Result<Envelope, smtp_proto::UsageError> {
+                let to = Recipient::new(r0.parse()?)
+                    .notify(Notify::FAILURE | Notify::DELAY)
+                    .orcpt(r0)?;
+                Ok(Envelope::new(sender.parse()?, [])
+                    .ret(Ret::Headers)
+                    .envid(token)?
+                    .recipient(to))
+            };
+            match typed() {
+                Ok(envelope) => s.send(&envelope, &m),
+                Err(e) => Err(Failure::from(smtp_adapter::Error::from(e))),
+            }
         }
         _ => {
             let m = message(&sender, r0, token, 3);
             expect.message.clone_from(&m);
-            s.sendmail(&sender, &[r0], &m, &[], &[])
+            s.sendmail(&sender, &[r0], &m)
         }
     };
 

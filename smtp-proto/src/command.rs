@@ -207,8 +207,8 @@ impl fmt::Display for Address {
 /// (RFC 5321 section 4.1.2, `esmtp-param`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Parameter {
-    keyword: String,
-    value: Option<String>,
+    pub(crate) keyword: String,
+    pub(crate) value: Option<String>,
 }
 
 impl Parameter {
@@ -660,4 +660,37 @@ mod tests {
             assert_eq!(fast, general, "{s:?}");
         }
     }
+}
+
+macro_rules! parse_impls {
+    ($($ty:ident => $new:path),* $(,)?) => {$(
+        impl std::str::FromStr for $ty {
+            type Err = UsageError;
+            fn from_str(s: &str) -> Result<$ty, UsageError> {
+                $new(s)
+            }
+        }
+
+        impl TryFrom<&str> for $ty {
+            type Error = UsageError;
+            fn try_from(s: &str) -> Result<$ty, UsageError> {
+                $new(s)
+            }
+        }
+
+        impl TryFrom<String> for $ty {
+            type Error = UsageError;
+            fn try_from(s: String) -> Result<$ty, UsageError> {
+                $new(&s)
+            }
+        }
+    )*};
+}
+
+parse_impls! {
+    Address => Address::new,
+    Domain => Domain::new,
+    Text => Text::new,
+    Verb => Verb::new,
+    Parameter => Parameter::parse,
 }

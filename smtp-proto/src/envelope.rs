@@ -387,3 +387,26 @@ fn addr_spec(tokens: &[Token]) -> Option<String> {
     }
     Some(s)
 }
+
+/// The header block of `message` without its `Bcc` and `Resent-Bcc` fields
+/// (continuation lines included), and where the body starts: what
+/// `send_message` transmits when the caller gives the envelope, so that no
+/// address is needed in the headers.
+#[must_use]
+pub fn without_bcc(message: &[u8]) -> (Vec<u8>, usize) {
+    let (fields, headers_end, body_offset) = header_fields(message);
+    let mut headers = Vec::with_capacity(body_offset);
+    let mut pos = 0;
+    for f in &fields {
+        if f.name.eq_ignore_ascii_case("Bcc") || f.name.eq_ignore_ascii_case("Resent-Bcc") {
+            headers.extend_from_slice(message.get(pos..f.start).unwrap_or_default());
+            pos = f.end;
+        }
+    }
+    headers.extend_from_slice(
+        message
+            .get(pos..body_offset.max(headers_end))
+            .unwrap_or_default(),
+    );
+    (headers, body_offset)
+}

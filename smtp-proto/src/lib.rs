@@ -7,6 +7,7 @@ pub mod client;
 pub mod command;
 pub mod envelope;
 pub mod error;
+pub mod mail;
 pub mod reply;
 pub mod sasl;
 
@@ -18,5 +19,6 @@ pub use client::{
 };
 pub use command::{Address, Command, Domain, Parameter, Text, Verb};
 pub use error::{Error, ProtocolError, UsageError};
+pub use mail::{BodyType, Envelope, Notify, Ret};
 pub use reply::{EnhancedStatus, Reply, ReplyLimits, ReplyLines, ReplyParser};
 pub use sasl::{Credentials, Mechanism, Secret};

@@ -627,3 +627,16 @@ pub fn run_all<A: Adapter>(mut make: impl FnMut() -> A) -> (usize, Vec<String>) 
     }
     (scenarios.len(), failures)
 }
+
+/// The envelope of an [`Act::Sendmail`]: sender, recipients and MAIL options.
+pub fn envelope(
+    from: &str,
+    to: &[&str],
+    mail_options: &[&str],
+) -> Result<smtp_proto::Envelope, smtp_proto::UsageError> {
+    let mut envelope = smtp_proto::Envelope::parse(from, to)?;
+    for option in mail_options {
+        envelope = envelope.mail_param(option.parse()?);
+    }
+    Ok(envelope)
+}

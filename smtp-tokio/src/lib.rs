@@ -18,8 +18,7 @@
 //!
 //! let mut smtp = SmtpClient::connect(&address, Options::default()).await?;
 //! let message = b"From: alice@example.org\r\nTo: bob@example.net\r\nSubject: hi\r\n\r\nHello!\r\n";
-//! let none: &[&str] = &[];
-//! let result = smtp.sendmail("alice@example.org", &["bob@example.net"], message, none, none).await?;
+//! let result = smtp.sendmail("alice@example.org", &["bob@example.net"], message).await?;
 //! assert!(result.refused().is_empty());
 //! smtp.quit().await?;
 //! # Ok(())
@@ -28,47 +27,21 @@
 
 #![forbid(unsafe_code)]
 
+use std::future::Future as _;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+pub use smtp_async::common::*;
 use smtp_async::{BoxIo, Connected, ReadBody, WrapStream};
-pub use smtp_async::{
-    Capabilities, ClientConfig, Error, LMTP_PORT, LineEndings, Mechanism, Options, PoolConfig,
-    Pooled, Protocol, Reply, SMTP_PORT, SMTPS_PORT, TransactionResult, smtp_proto,
-};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_util::compat::TokioAsyncReadCompatExt;
 
 /// The Tokio runtime, as [`smtp_async`] sees it.
 #[derive(Debug, Clone, Copy)]
 pub struct Tokio;
-
-/// An SMTP or LMTP session on Tokio (see [`smtp_async::SmtpClient`]).
-pub type SmtpClient = smtp_async::SmtpClient<Tokio>;
-
-/// A pool of Tokio sessions (see [`smtp_async::pool::Pool`]).
-pub type Pool = smtp_async::Pool<Tokio>;
-
-/// Tokio's resettable sleep.
-#[derive(Debug)]
-pub struct Timer(Pin<Box<tokio::time::Sleep>>);
-
-impl smtp_async::Timer for Timer {
-    fn reset(&mut self, deadline: Instant) {
-        self.0
-            .as_mut()
-            .reset(tokio::time::Instant::from_std(deadline));
-    }
-
-    fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        self.0.as_mut().poll(cx)
-    }
-}
-
-use std::future::Future as _;
 
 fn tcp(s: tokio::net::TcpStream) -> io::Result<Connected> {
     s.set_nodelay(true)?;
@@ -80,12 +53,18 @@ fn tcp(s: tokio::net::TcpStream) -> io::Result<Connected> {
 }
 
 impl smtp_async::Runtime for Tokio {
-    type Timer = Timer;
+    type Timer = Pin<Box<tokio::time::Sleep>>;
 
-    fn timer(deadline: Instant) -> Timer {
-        Timer(Box::pin(tokio::time::sleep_until(
-            tokio::time::Instant::from_std(deadline),
-        )))
+    fn timer(deadline: Instant) -> Self::Timer {
+        Box::pin(tokio::time::sleep_until(deadline.into()))
+    }
+
+    fn reset(timer: &mut Self::Timer, deadline: Instant) {
+        timer.as_mut().reset(deadline.into());
+    }
+
+    fn poll_timer(timer: &mut Self::Timer, cx: &mut Context<'_>) -> Poll<()> {
+        timer.as_mut().poll(cx)
     }
 
     async fn resolve(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
@@ -140,3 +119,9 @@ impl<B: AsyncRead + Unpin + ?Sized> ReadBody<B> for Tokio {
         }
     }
 }
+
+/// An SMTP or LMTP session on Tokio (see [`smtp_async::SmtpClient`]).
+pub type SmtpClient = smtp_async::SmtpClient<Tokio>;
+
+/// A pool of Tokio sessions (see [`smtp_async::pool::Pool`]).
+pub type Pool = smtp_async::Pool<Tokio>;

@@ -12,8 +12,6 @@ use smtp_testkit::scenarios::{
 use smtp_testkit::{MockServer, Script, ServerConfig, Step};
 use smtp_tokio::{Error, Options, Pool, PoolConfig, SmtpClient};
 
-const NONE: &[&str] = &[];
-
 struct TokioAdapter {
     rt: tokio::runtime::Runtime,
     client: Option<SmtpClient>,
@@ -61,22 +59,15 @@ impl Adapter for TokioAdapter {
             Act::StartTls => reply(rt.block_on(self.client.as_mut().unwrap().starttls())),
             Act::Login(u, p) => reply(rt.block_on(self.client.as_mut().unwrap().login(u, p))),
             Act::Sendmail(from, to, msg, opts) => {
-                let r = rt.block_on(
-                    self.client
-                        .as_mut()
-                        .unwrap()
-                        .sendmail(from, to, msg, opts, NONE),
-                );
+                let client = self.client.as_mut().unwrap();
+                let r = match smtp_testkit::scenarios::envelope(from, to, opts) {
+                    Ok(e) => rt.block_on(client.send(&e, msg)),
+                    Err(e) => Err(e.into()),
+                };
                 r.as_ref().map_or_else(render, render_result)
             }
             Act::SendMessage(msg) => {
-                let r = rt.block_on(self.client.as_mut().unwrap().send_message(
-                    msg,
-                    None,
-                    None::<&[&str]>,
-                    NONE,
-                    NONE,
-                ));
+                let r = rt.block_on(self.client.as_mut().unwrap().send_message(msg));
                 r.as_ref().map_or_else(render, render_result)
             }
             Act::Noop => reply(rt.block_on(self.client.as_mut().unwrap().noop())),
@@ -134,13 +125,7 @@ async fn pool_run(
                 let msg = format!("Subject: task {t} message {i}\r\n\r\nbody {t}/{i}\r\n");
                 let mut session = pool.get().await.unwrap();
                 session
-                    .sendmail(
-                        "a@example.org",
-                        &["b@example.org"],
-                        msg.as_bytes(),
-                        NONE,
-                        NONE,
-                    )
+                    .sendmail("a@example.org", &["b@example.org"], msg.as_bytes())
                     .await
                     .unwrap();
                 drop(session);
@@ -230,14 +215,8 @@ async fn streamed_body_from_async_reader() {
     while body.len() < 1 << 20 {
         body.extend_from_slice(b".line with a leading dot and some text to fill it up\r\n");
     }
-    let tx = smtp_tokio::smtp_proto::Transaction::from_strs(
-        "a@example.org",
-        &["b@example.org"],
-        NONE,
-        NONE,
-    )
-    .unwrap();
-    let r = c.send_from_reader(tx, &mut &body[..]).await.unwrap();
+    let envelope = smtp_tokio::Envelope::parse("a@example.org", &["b@example.org"]).unwrap();
+    let r = c.send_from_reader(&envelope, &mut &body[..]).await.unwrap();
     assert!(r.chunked);
     c.quit().await.unwrap();
     assert!(server.wait_for_messages(1, Duration::from_secs(5))[0].data == body);

@@ -19,13 +19,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let message =
         format!("From: {from}\r\nTo: {to}\r\nSubject: example\r\n\r\nSent by smtp-blocking.\r\n");
     let mut smtp = SmtpClient::connect(&addr, Options::default())?;
-    let result = smtp.sendmail(
-        &from,
-        &[&to],
-        message.as_bytes(),
-        &[] as &[&str],
-        &[] as &[&str],
-    )?;
+    let result = smtp.sendmail(&from, &[&to], message.as_bytes())?;
     let said = result.final_reply.as_ref().map(ToString::to_string);
     println!("accepted: {:?}, server said: {said:?}", result.accepted());
     smtp.quit()?;

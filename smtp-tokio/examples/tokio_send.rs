@@ -18,14 +18,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             for i in 0..10 {
                 let msg = format!("Subject: task {t} message {i}\r\n\r\nhello\r\n");
                 let mut smtp = pool.get().await?;
-                smtp.sendmail(
-                    "alice@example.org",
-                    &["bob@example.net"],
-                    msg.as_bytes(),
-                    &[] as &[&str],
-                    &[] as &[&str],
-                )
-                .await?;
+                smtp.sendmail("alice@example.org", &["bob@example.net"], msg.as_bytes())
+                    .await?;
             }
             Ok::<(), smtp_tokio::Error>(())
         }));

@@ -13,8 +13,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "alice@example.org",
                 &["bob@example.net"],
                 b"Subject: smol\r\n\r\nhello\r\n",
-                &[] as &[&str],
-                &[] as &[&str],
             )
             .await?;
         println!("accepted: {:?}", r.accepted());
