@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use super::{
     Client, Op, OpId, Outcome, Protocol, RecipientResult, Step, Transaction, TransactionResult,
-    dispatch::Expect,
+    dispatch::Expect, extensions::check_envelope,
 };
 use crate::command::{Command, Parameter};
 use crate::error::{Error, ProtocolError, UsageError};
@@ -94,9 +94,10 @@ impl Client {
         }
     }
 
-    /// Checks a transaction against the server's extensions and completes its
-    /// parameters (smtplib's `sendmail` rules, plus SIZE, SMTPUTF8, 8BITMIME,
-    /// BINARYMIME, DSN and REQUIRETLS checks).
+    /// Checks a transaction against the server's extensions ([`check_envelope`])
+    /// and completes its parameters: after HELO they are dropped, as smtplib's
+    /// `sendmail` does; after EHLO `SMTPUTF8` is added for non-ASCII addresses and
+    /// `SIZE=` when the server offers SIZE and the size is known.
     fn prepare_tx(&mut self, op: &mut TxOp) -> Result<(), Error> {
         self.tls_policy()?;
         let tx = &mut op.tx;
@@ -108,56 +109,29 @@ impl Client {
             .into());
         }
         let international = !tx.from.is_ascii() || tx.to.iter().any(|r| !r.address.is_ascii());
-        let not_supported = |ext: &str| -> Error { UsageError::NotSupported(ext.into()).into() };
-        let Some(caps) = self.caps.as_ref() else {
+        if self.caps.is_none() {
             // HELO only: options are suppressed, as smtplib does.
-            if international {
-                return Err(not_supported("SMTPUTF8"));
-            }
             tx.mail_params.clear();
             for r in &mut tx.to {
                 r.params.clear();
             }
+        }
+        check_envelope(
+            self.check_session(),
+            &tx.mail_params,
+            tx.to.iter().map(|r| r.params.as_slice()),
+            international,
+            tx.size,
+        )?;
+        let Some(caps) = self.caps.as_ref() else {
             return Ok(());
         };
         let has_param = |params: &[Parameter], k: &str| params.iter().any(|p| p.keyword() == k);
         if international && !has_param(&tx.mail_params, "SMTPUTF8") {
             tx.mail_params.push(Parameter::parse("SMTPUTF8")?);
         }
-        for p in &tx.mail_params {
-            let value = p.value().map(str::to_ascii_uppercase);
-            match (p.keyword(), value.as_deref()) {
-                ("SMTPUTF8", _) if !caps.smtputf8() => return Err(not_supported("SMTPUTF8")),
-                ("BODY", Some("8BITMIME")) if !caps.eight_bit_mime() => {
-                    return Err(not_supported("8BITMIME"));
-                }
-                ("BODY", Some("BINARYMIME"))
-                    if !(caps.binary_mime() && caps.chunking() && self.config.chunking) =>
-                {
-                    return Err(not_supported("BINARYMIME"));
-                }
-                ("REQUIRETLS", _) if !caps.requiretls() => return Err(not_supported("REQUIRETLS")),
-                ("REQUIRETLS", _) if !self.tls => return Err(UsageError::TlsRequired.into()),
-                ("RET" | "ENVID", _) if !caps.dsn() => return Err(not_supported("DSN")),
-                _ => {}
-            }
-        }
-        for r in &tx.to {
-            if r.params
-                .iter()
-                .any(|p| matches!(p.keyword(), "NOTIFY" | "ORCPT"))
-                && !caps.dsn()
-            {
-                return Err(not_supported("DSN"));
-            }
-        }
-        if let Some(size) = tx.size {
-            if let Some(limit) = caps.size() {
-                if size > limit {
-                    return Err(UsageError::MessageTooLarge { size, limit }.into());
-                }
-            }
-            if caps.offers_size() && !has_param(&tx.mail_params, "SIZE") {
+        if let Some(size) = tx.size.filter(|_| caps.offers_size()) {
+            if !has_param(&tx.mail_params, "SIZE") {
                 tx.mail_params.push(Parameter::size(size));
             }
         }

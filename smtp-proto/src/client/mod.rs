@@ -16,7 +16,8 @@
 //!
 //! This file holds the public types, the inputs and the queries. Each family of
 //! operations has its own file: `hello` (greeting, EHLO/HELO/LHLO, STARTTLS),
-//! `auth` (AUTH), `mail` (the whole mail transaction), `stream` (the message body),
+//! `auth` (AUTH), `mail` (the whole mail transaction), `extensions` (the checks
+//! against the server's extensions before MAIL), `stream` (the message body),
 //! `commands` (the low-level commands), `dispatch` (starting operations and
 //! routing replies to them) and `drive` (the output queue and the driver loop).
 
@@ -25,6 +26,7 @@ mod commands;
 mod config;
 mod dispatch;
 mod drive;
+mod extensions;
 mod hello;
 mod mail;
 mod stream;
