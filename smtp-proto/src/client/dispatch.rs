@@ -116,7 +116,10 @@ impl Client {
         }
     }
 
-    /// Ends the session with a sticky error: every pending operation fails with it.
+    /// Ends the session with a sticky error: every pending operation fails with
+    /// it, except a transaction the server had already refused, which reports
+    /// that refusal: the answer was definite, and what was still awaited (the
+    /// reply to RSET, pipelined replies) was cleanup (CPython bpo-17498).
     pub(super) fn fail(&mut self, err: Error) {
         if self.phase == Phase::Closed && self.fatal.is_some() {
             return;
@@ -130,8 +133,12 @@ impl Client {
         self.tx.clear();
         // A handshake asked for but not started must not start now.
         self.out.retain(|o| !matches!(o, Output::StartTls));
-        if let Some(Active { id, .. }) = self.active.take() {
-            let result = Err(err.clone());
+        if let Some(Active { id, mut op, .. }) = self.active.take() {
+            let refusal = match &mut op {
+                Op::Tx(tx) => tx.take_refusal(),
+                _ => None,
+            };
+            let result = Err(refusal.unwrap_or_else(|| err.clone()));
             self.event(Event::Completed { id, result });
         }
         while let Some((id, _)) = self.queue.pop_front() {

@@ -38,6 +38,14 @@ pub(super) struct TxOp {
     error: Option<Error>,
 }
 
+impl TxOp {
+    /// The refusal (of MAIL, of every RCPT, of DATA or the message) that decided
+    /// the transaction's outcome, if one came.
+    pub(super) fn take_refusal(&mut self) -> Option<Error> {
+        self.error.take()
+    }
+}
+
 impl Client {
     /// smtplib's `sendmail`: a whole transaction. Emits [`Event::BodyWanted`](super::Event::BodyWanted) when
     /// the body is wanted, and completes with [`Outcome::Transaction`].
