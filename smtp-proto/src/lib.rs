@@ -17,6 +17,6 @@ pub use client::{
     Recipient, RecipientResult, Timeouts, Trace, Transaction, TransactionResult,
 };
 pub use command::{Address, Command, Domain, Parameter, Text, Verb};
-pub use error::{Error, ProtocolError, UsageError};
+pub use error::{Error, ProtocolError, Stage, UsageError};
 pub use reply::{EnhancedStatus, Reply, ReplyLimits, ReplyLines, ReplyParser};
 pub use sasl::{Credentials, Mechanism, Secret};

@@ -7,9 +7,11 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Active, Client, Event, Op, Outcome, Output, Phase, Step, Timeouts, Trace, hello};
+use super::{
+    Active, Client, Event, Op, Outcome, Output, Phase, Protocol, Step, Timeouts, Trace, hello,
+};
 use crate::command::Command;
-use crate::error::{Error, ProtocolError};
+use crate::error::{Error, ProtocolError, Stage};
 use crate::reply::Reply;
 
 /// What the head of the in-flight queue is waiting for.
@@ -47,6 +49,22 @@ impl Expect {
             | Expect::Rset
             | Expect::Simple
             | Expect::Quit => t.command,
+        }
+    }
+
+    /// The transaction command whose reply this is.
+    fn stage(self) -> Option<Stage> {
+        match self {
+            Expect::Mail => Some(Stage::Mail),
+            Expect::Rcpt(_) => Some(Stage::Rcpt),
+            Expect::Data | Expect::Bdat | Expect::Final | Expect::LmtpFinal(_) => Some(Stage::Data),
+            Expect::Greeting
+            | Expect::Hello
+            | Expect::StartTls
+            | Expect::Auth
+            | Expect::Rset
+            | Expect::Simple
+            | Expect::Quit => None,
         }
     }
 
@@ -121,6 +139,12 @@ impl Client {
     /// that refusal: the answer was definite, and what was still awaited (the
     /// reply to RSET, pipelined replies) was cleanup (CPython bpo-17498).
     pub(super) fn fail(&mut self, err: Error) {
+        self.fail_with(err, None);
+    }
+
+    /// [`Client::fail`], with `own` as the running operation's error when it
+    /// says more than the sticky one.
+    fn fail_with(&mut self, err: Error, own: Option<Error>) {
         if self.phase == Phase::Closed && self.fatal.is_some() {
             return;
         }
@@ -138,7 +162,7 @@ impl Client {
                 Op::Tx(tx) => tx.take_refusal(),
                 _ => None,
             };
-            let result = Err(refusal.unwrap_or_else(|| err.clone()));
+            let result = Err(refusal.or(own).unwrap_or_else(|| err.clone()));
             self.event(Event::Completed { id, result });
         }
         while let Some((id, _)) = self.queue.pop_front() {
@@ -221,7 +245,7 @@ impl Client {
     pub(super) fn on_reply(&mut self, now: Instant, reply: Reply) {
         let Some(expect) = self.inflight.pop_front() else {
             let err = if reply.code() == 421 {
-                Error::ServiceClosing(reply)
+                Error::service_closing(reply)
             } else {
                 ProtocolError::UnsolicitedReply(reply).into()
             };
@@ -240,7 +264,8 @@ impl Client {
             _ => false,
         };
         if closing {
-            self.fail(Error::ServiceClosing(reply));
+            let own = self.closing_error(&reply, expect);
+            self.fail_with(Error::service_closing(reply), Some(own));
             return;
         }
         if self.active.is_none() {
@@ -264,6 +289,27 @@ impl Client {
             },
             None => c.op_reply(now, &mut a.op, expect, reply),
         });
+    }
+
+    /// The error for the operation a closing reply (421, or 221 to anything but
+    /// QUIT) interrupts: the reply, the transaction command it answered and, in
+    /// a transaction, what the server had said about each recipient.
+    fn closing_error(&self, reply: &Reply, expect: Expect) -> Error {
+        let lmtp = self.config.protocol == Protocol::Lmtp;
+        let (recipients, final_replies) = match &self.active {
+            Some(Active {
+                op: Op::Tx(tx),
+                hello: None,
+                ..
+            }) => tx.replies_so_far(expect, reply, lmtp),
+            _ => (Vec::new(), Vec::new()),
+        };
+        Error::ServiceClosing {
+            reply: reply.clone(),
+            stage: expect.stage(),
+            recipients,
+            final_replies,
+        }
     }
 
     fn op_reply(&mut self, now: Instant, op: &mut Op, expect: Expect, reply: Reply) -> Step {

@@ -15,6 +15,9 @@ use crate::command::{Command, Parameter};
 use crate::error::{Error, ProtocolError, UsageError};
 use crate::reply::Reply;
 
+/// Recipients with a reply each, as errors carry them.
+type AddressReplies = Vec<(String, Reply)>;
+
 /// Where a transaction is.
 #[derive(Debug)]
 pub(super) enum TxStage {
@@ -43,6 +46,48 @@ impl TxOp {
     /// the transaction's outcome, if one came.
     pub(super) fn take_refusal(&mut self) -> Option<Error> {
         self.error.take()
+    }
+
+    /// What the server said about each recipient so far, `reply` (the last
+    /// one, which ends the session) counted as the answer to `expect`: the RCPT
+    /// replies in order and, under LMTP, the replies after the message.
+    pub(super) fn replies_so_far(
+        &self,
+        expect: Expect,
+        reply: &Reply,
+        lmtp: bool,
+    ) -> (AddressReplies, AddressReplies) {
+        let first_accepted = || {
+            self.rcpt_replies
+                .iter()
+                .position(|r| r.as_ref().is_some_and(Reply::is_positive))
+        };
+        let (rcpt_at, final_at) = match expect {
+            Expect::Rcpt(i) => (Some(i), None),
+            Expect::Final if lmtp => (None, first_accepted()),
+            Expect::LmtpFinal(j) => (None, Some(j)),
+            _ => (None, None),
+        };
+        let collect = |replies: &[Option<Reply>], at: Option<usize>| {
+            self.tx
+                .to
+                .iter()
+                .zip(replies)
+                .enumerate()
+                .filter_map(|(i, (r, got))| {
+                    let got = if at == Some(i) {
+                        Some(reply)
+                    } else {
+                        got.as_ref()
+                    };
+                    got.map(|x| (r.address.as_str().to_owned(), x.clone()))
+                })
+                .collect()
+        };
+        (
+            collect(&self.rcpt_replies, rcpt_at),
+            collect(&self.final_replies, final_at),
+        )
     }
 }
 
