@@ -5,9 +5,11 @@
 
 use std::time::Instant;
 
-use super::{Client, Op, OpId, Outcome, Phase, Protocol, Step, dispatch::Expect};
+use super::{
+    Client, Op, OpId, Outcome, Phase, Protocol, Step, dispatch::Expect, extensions::check_envelope,
+};
 use crate::command::{Address, Command, Parameter, Text, Verb};
-use crate::error::{Error, ProtocolError};
+use crate::error::{Error, ProtocolError, UsageError};
 use crate::reply::Reply;
 
 /// A low-level DATA: the replies after the body (several under LMTP).
@@ -19,6 +21,11 @@ pub(super) struct DataOp {
 
 impl Client {
     /// Low-level MAIL FROM. Completes with the reply.
+    ///
+    /// Once EHLO or HELO is done, fails with [`UsageError::NotSupported`] (and
+    /// sends nothing) when a parameter needs an extension the server did not
+    /// offer, or the address is not ASCII and SMTPUTF8 is not offered, as
+    /// [`Client::send_mail`] does; after HELO no parameter can be sent.
     pub fn mail(&mut self, now: Instant, from: Address, params: Vec<Parameter>) -> OpId {
         self.enqueue(
             now,
@@ -26,7 +33,8 @@ impl Client {
         )
     }
 
-    /// Low-level RCPT TO. Completes with the reply.
+    /// Low-level RCPT TO. Completes with the reply. Checked as [`Client::mail`]
+    /// is (`NOTIFY` and `ORCPT` need DSN).
     pub fn rcpt(&mut self, now: Instant, to: Address, params: Vec<Parameter>) -> OpId {
         self.enqueue(
             now,
@@ -93,11 +101,35 @@ impl Client {
 
     /// Starts a command that completes with its reply.
     pub(super) fn start_simple(&mut self, now: Instant, cmd: &Command, expect: Expect) -> Step {
+        if let Err(e) = self.check_mail_rcpt(cmd) {
+            return Step::Done(Err(e.into()));
+        }
         if matches!(cmd, Command::Mail { .. } | Command::Rset) {
             self.lmtp_accepted = 0;
         }
         self.send(now, cmd.clone(), expect);
         Step::Continue
+    }
+
+    /// The extension checks of the transaction ([`check_envelope`]) for a
+    /// low-level MAIL or RCPT, once EHLO or HELO is done: after EHLO its
+    /// parameters need the extensions that define them and an address that is
+    /// not ASCII needs SMTPUTF8; after HELO neither is possible. Before either,
+    /// nothing is known of the server and the command goes as given.
+    fn check_mail_rcpt(&self, cmd: &Command) -> Result<(), UsageError> {
+        if !self.hello_done() {
+            return Ok(());
+        }
+        let session = self.check_session();
+        match cmd {
+            Command::Mail { from, params } => {
+                check_envelope(session, params, [], !from.is_ascii(), None)
+            }
+            Command::Rcpt { to, params } => {
+                check_envelope(session, &[], [params.as_slice()], !to.is_ascii(), None)
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The reply to a command that completes with its reply.
