@@ -583,12 +583,12 @@ fn reply_421_ends_the_session() {
         c.sendmail("a@example.org", &["b@example.org"], MSG)
             .unwrap_err(),
     ) {
-        SmtpError::ServiceClosing(r) => assert_eq!(r.code(), 421),
+        SmtpError::ServiceClosing { reply, .. } => assert_eq!(reply.code(), 421),
         other => panic!("{other:?}"),
     }
     assert!(matches!(
         smtp_err(c.noop().unwrap_err()),
-        SmtpError::ServiceClosing(_)
+        SmtpError::ServiceClosing { .. }
     ));
 }
 

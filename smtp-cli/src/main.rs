@@ -373,7 +373,7 @@ fn failure(e: Error) -> Failure {
             }
             E::Usage(_) => (EXIT_FAILURE, "protocol"),
             E::ConnectRefused(_) => (EXIT_REFUSED, "connect_refused"),
-            E::ServiceClosing(_) => (EXIT_REFUSED, "service_closing"),
+            E::ServiceClosing { .. } => (EXIT_REFUSED, "service_closing"),
             E::HeloRefused(_) => (EXIT_REFUSED, "helo_refused"),
             E::AuthFailed(_) | E::NoAuthMechanism(_) | E::Mechanism(_) => {
                 (EXIT_REFUSED, "auth_failed")

@@ -99,6 +99,60 @@ fn header_fields(message: &[u8]) -> (Vec<Field<'_>>, usize, usize) {
 /// nor a continuation is kept in `headers` as it is. Header bytes that are not
 /// UTF-8 are read as U+FFFD.
 pub fn from_message(message: &[u8]) -> Result<HeaderEnvelope, UsageError> {
+    let parts = header_parts(message)?;
+    let sender = parts.sender()?.to_owned();
+    parts.recipients()?;
+    let international = !sender.is_ascii() || parts.recipients.iter().any(|r| !r.is_ascii());
+    Ok(HeaderEnvelope {
+        sender,
+        recipients: parts.recipients,
+        headers: parts.headers,
+        body_offset: parts.body_offset,
+        international,
+    })
+}
+
+/// What the headers give, each part checked only when it is asked for:
+/// `send_message` with a sender or recipients of the caller's needs no header
+/// for them.
+#[derive(Debug)]
+pub(crate) struct HeaderParts {
+    /// `""` or `"Resent-"`: which block the addresses come from.
+    prefix: &'static str,
+    /// The first address of `Sender`, else of `From` (or their `Resent-` forms).
+    sender: Option<String>,
+    /// As [`HeaderEnvelope::recipients`], maybe empty.
+    pub(crate) recipients: Vec<String>,
+    /// As [`HeaderEnvelope::headers`].
+    pub(crate) headers: Vec<u8>,
+    /// As [`HeaderEnvelope::body_offset`].
+    pub(crate) body_offset: usize,
+}
+
+impl HeaderParts {
+    /// The sender, or the error saying the headers have none.
+    pub(crate) fn sender(&self) -> Result<&str, UsageError> {
+        let prefix = self.prefix;
+        self.sender.as_deref().ok_or_else(|| {
+            UsageError::Envelope(format!("no {prefix}Sender or {prefix}From address"))
+        })
+    }
+
+    /// The recipients, or the error saying the headers have none.
+    pub(crate) fn recipients(&self) -> Result<&[String], UsageError> {
+        let prefix = self.prefix;
+        if self.recipients.is_empty() {
+            return Err(UsageError::Envelope(format!(
+                "no {prefix}To, {prefix}Cc or {prefix}Bcc address"
+            )));
+        }
+        Ok(&self.recipients)
+    }
+}
+
+/// Splits the header block as [`from_message`] does; the only error is more
+/// than one `Resent-` block.
+pub(crate) fn header_parts(message: &[u8]) -> Result<HeaderParts, UsageError> {
     let (fields, headers_end, body_offset) = header_fields(message);
     let named = |name: &str| -> Vec<&str> {
         fields
@@ -120,11 +174,7 @@ pub fn from_message(message: &[u8]) -> Result<HeaderEnvelope, UsageError> {
         .first()
         .copied()
         .or_else(|| named(&format!("{prefix}From")).first().copied());
-    let sender = sender_field
-        .and_then(|v| parse_address_list(v).into_iter().next())
-        .ok_or_else(|| {
-            UsageError::Envelope(format!("no {prefix}Sender or {prefix}From address"))
-        })?;
+    let sender = sender_field.and_then(|v| parse_address_list(v).into_iter().next());
     let mut recipients: Vec<String> = Vec::new();
     let mut seen: HashSet<String> = HashSet::new();
     for kind in ["To", "Bcc", "Cc"] {
@@ -135,11 +185,6 @@ pub fn from_message(message: &[u8]) -> Result<HeaderEnvelope, UsageError> {
                 }
             }
         }
-    }
-    if recipients.is_empty() {
-        return Err(UsageError::Envelope(format!(
-            "no {prefix}To, {prefix}Cc or {prefix}Bcc address"
-        )));
     }
     let mut headers = Vec::with_capacity(body_offset);
     let mut pos = 0;
@@ -154,13 +199,12 @@ pub fn from_message(message: &[u8]) -> Result<HeaderEnvelope, UsageError> {
             .get(pos..body_offset.max(headers_end))
             .unwrap_or_default(),
     );
-    let international = !sender.is_ascii() || recipients.iter().any(|r| !r.is_ascii());
-    Ok(HeaderEnvelope {
+    Ok(HeaderParts {
+        prefix,
         sender,
         recipients,
         headers,
         body_offset,
-        international,
     })
 }
 

@@ -103,6 +103,19 @@ pub enum UsageError {
     Envelope(String),
 }
 
+/// The command of a mail transaction (RFC 5321 section 3.3) an error answers:
+/// smtplib raises its sender, recipients or data error by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Stage {
+    /// MAIL FROM.
+    Mail,
+    /// RCPT TO.
+    Rcpt,
+    /// DATA, a BDAT chunk, or the end of the message.
+    Data,
+}
+
 /// Everything an operation of the core can fail with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -120,9 +133,27 @@ pub enum Error {
     /// No reply arrived before the deadline. Fatal.
     #[error("timed out waiting for {0}")]
     Timeout(&'static str),
-    /// The server answered 421: it is closing the transmission channel. Fatal.
-    #[error("server is closing the connection: {0}")]
-    ServiceClosing(Reply),
+    /// The server answered 421 (or 221 to a command other than QUIT): it is
+    /// closing the transmission channel (RFC 5321 section 3.8). Fatal.
+    ///
+    /// When the reply answered MAIL, RCPT or DATA, the error says so, and in a
+    /// mail transaction it keeps what the server had said about each recipient
+    /// until then. The session's sticky error, which later operations get, is
+    /// the bare reply (no stage, no recipients).
+    #[error("server is closing the connection: {reply}")]
+    #[non_exhaustive]
+    ServiceClosing {
+        /// The server's answer.
+        reply: Reply,
+        /// The transaction command it answered, if any.
+        stage: Option<Stage>,
+        /// Each recipient whose RCPT was answered, with that reply, in order (the
+        /// closing reply included when it answered a RCPT).
+        recipients: Vec<(String, Reply)>,
+        /// LMTP: each recipient whose own reply after the message came, with it
+        /// (a success there means the message was delivered to that recipient).
+        final_replies: Vec<(String, Reply)>,
+    },
     /// The greeting was not 220 (smtplib's `SMTPConnectError`). Fatal.
     #[error("connection refused by greeting: {0}")]
     ConnectRefused(Reply),
@@ -171,9 +202,33 @@ impl Error {
             Error::Protocol(_)
                 | Error::Disconnected
                 | Error::Timeout(_)
-                | Error::ServiceClosing(_)
+                | Error::ServiceClosing { .. }
                 | Error::ConnectRefused(_)
         )
+    }
+
+    /// The server is closing the channel (smtplib closes the connection on 421).
+    pub(crate) fn service_closing(reply: Reply) -> Error {
+        Error::ServiceClosing {
+            reply,
+            stage: None,
+            recipients: Vec::new(),
+            final_replies: Vec::new(),
+        }
+    }
+
+    /// The transaction command this error answers: MAIL for a refused sender,
+    /// RCPT for refused recipients, DATA for a refused message, and for
+    /// [`Error::ServiceClosing`] the command the server closed at, if any.
+    #[must_use]
+    pub fn stage(&self) -> Option<Stage> {
+        match self {
+            Error::SenderRefused { .. } => Some(Stage::Mail),
+            Error::RecipientsRefused(_) => Some(Stage::Rcpt),
+            Error::DataRefused(_) => Some(Stage::Data),
+            Error::ServiceClosing { stage, .. } => *stage,
+            _ => None,
+        }
     }
 
     /// The server's reply carried by this error, if any (smtplib's `smtp_code` and
@@ -181,7 +236,7 @@ impl Error {
     #[must_use]
     pub fn reply(&self) -> Option<&Reply> {
         match self {
-            Error::ServiceClosing(r)
+            Error::ServiceClosing { reply: r, .. }
             | Error::ConnectRefused(r)
             | Error::HeloRefused(r)
             | Error::AuthFailed(r)

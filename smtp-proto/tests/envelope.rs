@@ -412,3 +412,58 @@ proptest! {
         prop_assert_eq!(parse_address_list(&value), expected);
     }
 }
+
+/// smtplib's `send_message(msg, from_addr, to_addrs)`: only what the caller did
+/// not give comes from the headers (CPython's `testSendMessage` passes both for
+/// a message without From or To), and Bcc is still never transmitted.
+#[test]
+fn prepared_message_takes_from_the_headers_only_what_is_not_given() {
+    use smtp_proto::{LineEndings, PreparedMessage};
+    let prepare = |m: &str, from: Option<&str>, to: Option<&[&str]>| {
+        PreparedMessage::new::<&str, &str, &str>(
+            m.as_bytes(),
+            from,
+            to,
+            &[],
+            &[],
+            LineEndings::Normalize,
+        )
+    };
+    let envelope = |p: &PreparedMessage| {
+        let t = &p.transaction;
+        let to: Vec<&str> = t.to.iter().map(|r| r.address.as_str()).collect();
+        (t.from.as_str().to_owned(), to.join(","))
+    };
+    // Neither From nor To: both given.
+    let m = "Subject: hi\r\nBcc: hidden@x\r\n\r\nbody\r\n";
+    let p = prepare(m, Some("a@x"), Some(&["b@x", "c@x"])).unwrap();
+    assert_eq!(envelope(&p), ("a@x".into(), "b@x,c@x".into()));
+    assert_eq!(p.headers, b"Subject: hi\r\n\r\n");
+    assert_eq!(&m.as_bytes()[p.body_offset..], b"body\r\n");
+    // No From: the sender given, the recipients from the headers.
+    let m = "To: b@x\r\nCc: c@x\r\n\r\nbody\r\n";
+    let p = prepare(m, Some("a@x"), None).unwrap();
+    assert_eq!(envelope(&p), ("a@x".into(), "b@x,c@x".into()));
+    // No To, Cc or Bcc: the recipients given, the sender from the headers.
+    let m = "Sender: s@x\r\nFrom: f@x\r\n\r\nbody\r\n";
+    let p = prepare(m, None, Some(&["b@x"])).unwrap();
+    assert_eq!(envelope(&p), ("s@x".into(), "b@x".into()));
+    // What is neither given nor in the headers is still an error.
+    for (m, from, to) in [
+        ("To: b@x\r\n\r\n", None, None),
+        ("To: b@x\r\n\r\n", None, Some(&["b@x"][..])),
+        ("From: a@x\r\n\r\n", None, None),
+        ("From: a@x\r\n\r\n", Some("a@x"), None),
+    ] {
+        assert!(
+            matches!(prepare(m, from, to), Err(UsageError::Envelope(_))),
+            "{m:?} {from:?} {to:?}"
+        );
+    }
+    // Two Resent- blocks stay an error, as in smtplib, whatever is given.
+    let m = "Resent-Date: 1\r\nResent-Date: 2\r\nFrom: a@x\r\nTo: b@x\r\n\r\n";
+    assert!(matches!(
+        prepare(m, Some("a@x"), Some(&["b@x"])),
+        Err(UsageError::Envelope(_))
+    ));
+}

@@ -30,7 +30,7 @@ use smtp_proto::client::Outcome;
 use smtp_proto::sasl::{CramMd5, Login, OAuthBearer, Plain, ScramSha256, XOAuth2};
 use smtp_proto::{
     Address, Client, Config, Credentials, Domain, Error, Event, LineEndings, Output, Parameter,
-    Protocol, Recipient, Secret, Text, Timeouts, Trace, Transaction, Verb,
+    Protocol, Recipient, Secret, Stage, Text, Timeouts, Trace, Transaction, Verb,
 };
 
 fn unescape(s: &str) -> Vec<u8> {
@@ -101,6 +101,14 @@ fn text(b: &[u8]) -> String {
 
 fn render_error(e: &Error) -> String {
     let code = |r: &smtp_proto::Reply| r.code().to_string();
+    // Each refusal names its stage.
+    let stage = match e {
+        Error::SenderRefused { .. } => Some(Stage::Mail),
+        Error::RecipientsRefused(_) => Some(Stage::Rcpt),
+        Error::DataRefused(_) => Some(Stage::Data),
+        _ => e.stage(),
+    };
+    assert_eq!(e.stage(), stage, "stage of {e:?}");
     match e {
         Error::Protocol(p) => {
             let name = format!("{p:?}");
@@ -117,7 +125,28 @@ fn render_error(e: &Error) -> String {
         }
         Error::Disconnected => "Disconnected".into(),
         Error::Timeout(_) => "Timeout".into(),
-        Error::ServiceClosing(r) => format!("ServiceClosing {}", code(r)),
+        Error::ServiceClosing {
+            reply,
+            recipients,
+            final_replies,
+            ..
+        } => {
+            let mut s = format!("ServiceClosing {}", code(reply));
+            if let Some(stage) = e.stage() {
+                s.push_str(&format!(" during={}", format!("{stage:?}").to_lowercase()));
+            }
+            let list = |v: &[(String, smtp_proto::Reply)]| {
+                let v: Vec<String> = v.iter().map(|(a, r)| format!("{a}:{}", r.code())).collect();
+                v.join(",")
+            };
+            if !recipients.is_empty() {
+                s.push_str(&format!(" rcpts={}", list(recipients)));
+            }
+            if !final_replies.is_empty() {
+                s.push_str(&format!(" finals={}", list(final_replies)));
+            }
+            s
+        }
         Error::ConnectRefused(r) => format!("ConnectRefused {}", code(r)),
         Error::HeloRefused(r) => format!("HeloRefused {}", code(r)),
         Error::AuthFailed(r) => format!("AuthFailed {}", code(r)),
@@ -615,6 +644,7 @@ transcripts!(
     body_chunk_boundaries,
     body_reject_bare_lf,
     data_refused,
+    data_refused_then_eof,
     dsn,
     dsn_not_offered,
     enhanced_and_bare_lf_replies,
@@ -627,21 +657,32 @@ transcripts!(
     helo_fallback,
     helo_refused,
     implicit_tls_required,
+    lmtp_421_after_body,
     lmtp_all_fail_after_dot,
     lmtp_bdat,
     lmtp_lhlo_refused,
     lmtp_low_level,
     lmtp_per_recipient,
     login_order_and_fallback,
+    low_level_421,
     low_level_commands,
+    low_level_mail_rcpt_after_helo,
+    low_level_mail_rcpt_checks,
+    low_level_mail_rcpt_smtputf8,
     malformed_reply,
     ops_after_quit,
     queued_before_greeting,
     recipients_refused,
     recipients_refused_data_accepted,
     recipients_refused_pipelined,
+    recipients_refused_then_eof,
     reply_221_to_noop,
+    reply_421_after_body,
     reply_421_midsession,
+    reply_421_to_data,
+    reply_421_to_mail,
+    reply_421_to_rcpt,
+    reply_421_to_rcpt_pipelined,
     reply_inconsistent_code,
     reply_line_too_long,
     reply_too_many_lines,
@@ -652,6 +693,10 @@ transcripts!(
     send_plain,
     sender_refused,
     sender_refused_pipelined,
+    sender_refused_pipelined_then_eof,
+    sender_refused_then_421,
+    sender_refused_then_eof,
+    sender_refused_then_timeout,
     size_too_large,
     smtputf8,
     smtputf8_not_offered,

@@ -113,7 +113,7 @@ pub fn render_error(e: &smtp_proto::Error) -> String {
         }
         E::Disconnected => "err Disconnected".into(),
         E::Timeout(_) => "err Timeout".into(),
-        E::ServiceClosing(r) => format!("err ServiceClosing {}", r.code()),
+        E::ServiceClosing { reply, .. } => format!("err ServiceClosing {}", reply.code()),
         E::ConnectRefused(r) => format!("err ConnectRefused {}", r.code()),
         E::HeloRefused(r) => format!("err HeloRefused {}", r.code()),
         E::AuthFailed(r) => format!("err AuthFailed {}", r.code()),

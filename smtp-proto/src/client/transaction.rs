@@ -185,9 +185,12 @@ pub struct PreparedMessage {
 }
 
 impl PreparedMessage {
-    /// smtplib's `send_message`: the sender and recipients come from the headers
-    /// unless given; `Bcc` and `Resent-Bcc` are never transmitted; with
-    /// non-ASCII addresses `SMTPUTF8` and `BODY=8BITMIME` are added.
+    /// smtplib's `send_message`: the sender and the recipients come from the
+    /// headers unless given (a message needs no `From` or `Sender` when `from` is
+    /// given, no `To`, `Cc` or `Bcc` when `to` is); more than one `Resent-` block
+    /// is an error either way, as in smtplib; `Bcc` and `Resent-Bcc` are never
+    /// transmitted; with non-ASCII addresses `SMTPUTF8` and `BODY=8BITMIME` are
+    /// added.
     pub fn new<A: AsRef<str>, B: AsRef<str>, C: AsRef<str>>(
         message: &[u8],
         from: Option<&str>,
@@ -196,11 +199,14 @@ impl PreparedMessage {
         rcpt_options: &[C],
         line_endings: crate::body::LineEndings,
     ) -> Result<PreparedMessage, crate::error::UsageError> {
-        let env = crate::envelope::from_message(message)?;
-        let sender = from.map_or(env.sender.as_str(), |f| f);
+        let env = crate::envelope::header_parts(message)?;
+        let sender = match from {
+            Some(from) => from,
+            None => env.sender()?,
+        };
         let mut transaction = match to {
             Some(to) => Transaction::from_strs(sender, to, mail_options, rcpt_options)?,
-            None => Transaction::from_strs(sender, &env.recipients, mail_options, rcpt_options)?,
+            None => Transaction::from_strs(sender, env.recipients()?, mail_options, rcpt_options)?,
         };
         let international =
             !transaction.from.is_ascii() || transaction.to.iter().any(|r| !r.address.is_ascii());

@@ -1,0 +1,177 @@
+//! Authentication: RFC 4954 (AUTH: the initial response on the AUTH line, an
+//! empty one sent as `=`, 334 challenges in base64, `*` to cancel, section 4)
+//! and smtplib's `login`, which tries the offered mechanisms in the order
+//! CRAM-MD5, PLAIN, LOGIN and reports the last failure.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use base64::Engine as _;
+
+use super::{Client, Op, OpId, Outcome, Step, dispatch::Expect};
+use crate::capabilities::Capabilities;
+use crate::command::{Command, MechanismName};
+use crate::error::{Error, UsageError};
+use crate::reply::Reply;
+use crate::sasl::{self, Credentials, Mechanism};
+
+/// An AUTH exchange: the mechanisms still to try and the one running.
+#[derive(Debug)]
+pub(super) struct AuthOp {
+    credentials: Option<Credentials>,
+    queue: VecDeque<Box<dyn Mechanism>>,
+    current: Option<Box<dyn Mechanism>>,
+    initial_response_ok: bool,
+    rounds: u32,
+    cancelling: Option<Error>,
+    last_error: Option<Error>,
+}
+
+impl Client {
+    /// smtplib's `login`: tries CRAM-MD5, PLAIN and LOGIN in that order among the
+    /// mechanisms the server offers; the last failure is the error.
+    pub fn login(
+        &mut self,
+        now: Instant,
+        credentials: Credentials,
+        initial_response_ok: bool,
+    ) -> OpId {
+        self.enqueue(
+            now,
+            Op::Auth(Box::new(AuthOp {
+                credentials: Some(credentials),
+                queue: VecDeque::new(),
+                current: None,
+                initial_response_ok,
+                rounds: 0,
+                cancelling: None,
+                last_error: None,
+            })),
+        )
+    }
+
+    /// smtplib's `auth`: authenticates with a caller-supplied mechanism.
+    pub fn auth(
+        &mut self,
+        now: Instant,
+        mechanism: Box<dyn Mechanism>,
+        initial_response_ok: bool,
+    ) -> OpId {
+        self.enqueue(
+            now,
+            Op::Auth(Box::new(AuthOp {
+                credentials: None,
+                queue: VecDeque::from([mechanism]),
+                current: None,
+                initial_response_ok,
+                rounds: 0,
+                cancelling: None,
+                last_error: None,
+            })),
+        )
+    }
+
+    // ----- internals -----
+
+    pub(super) fn start_auth(&mut self, now: Instant, auth: &mut AuthOp) -> Step {
+        if let Err(e) = self.tls_policy() {
+            return Step::Done(Err(e));
+        }
+        if let Some(creds) = auth.credentials.take() {
+            if !self.has_extn("AUTH") {
+                return Step::Done(Err(UsageError::NotSupported("AUTH".into()).into()));
+            }
+            let offered = self
+                .caps
+                .as_ref()
+                .map(Capabilities::auth_mechanisms)
+                .unwrap_or_default();
+            auth.queue = sasl::login_mechanisms(&offered, &creds).into();
+            if auth.queue.is_empty() {
+                return Step::Done(Err(Error::NoAuthMechanism(offered.join(" "))));
+            }
+        }
+        self.next_mechanism(now, auth)
+    }
+
+    fn next_mechanism(&mut self, now: Instant, auth: &mut AuthOp) -> Step {
+        loop {
+            let Some(mut mech) = auth.queue.pop_front() else {
+                let err = auth
+                    .last_error
+                    .take()
+                    .unwrap_or_else(|| Error::NoAuthMechanism(String::new()));
+                return Step::Done(Err(err));
+            };
+            let name = match MechanismName::new(mech.name()) {
+                Ok(n) => n,
+                Err(e) => {
+                    auth.last_error = Some(e.into());
+                    continue;
+                }
+            };
+            let initial = if auth.initial_response_ok {
+                match mech.initial_response() {
+                    Ok(ir) => ir,
+                    Err(e) => {
+                        auth.last_error = Some(Error::Mechanism(e.0));
+                        continue;
+                    }
+                }
+            } else {
+                None
+            };
+            auth.rounds = 0;
+            auth.current = Some(mech);
+            self.send(
+                now,
+                Command::Auth {
+                    mechanism: name,
+                    initial,
+                },
+                Expect::Auth,
+            );
+            return Step::Continue;
+        }
+    }
+
+    pub(super) fn auth_reply(&mut self, now: Instant, auth: &mut AuthOp, reply: Reply) -> Step {
+        if let Some(err) = auth.cancelling.take() {
+            auth.last_error = Some(err);
+            return self.next_mechanism(now, auth);
+        }
+        if reply.is_positive() {
+            self.authenticated = true;
+            return Step::Done(Ok(Outcome::Reply(reply)));
+        }
+        if reply.code() != 334 {
+            auth.last_error = Some(Error::AuthFailed(reply));
+            return self.next_mechanism(now, auth);
+        }
+        auth.rounds += 1;
+        if auth.rounds > self.config.max_auth_rounds {
+            return self.cancel_auth(now, auth, "too many AUTH challenges".into());
+        }
+        let text = reply.first_line().trim();
+        let Ok(challenge) = base64::engine::general_purpose::STANDARD.decode(text) else {
+            return self.cancel_auth(now, auth, "AUTH challenge is not valid base64".into());
+        };
+        let answer = match auth.current.as_mut() {
+            Some(m) => m.step(&challenge),
+            None => Err(sasl::SaslError("no mechanism".into())),
+        };
+        match answer {
+            Ok(resp) => {
+                self.send(now, Command::AuthResponse(resp), Expect::Auth);
+                Step::Continue
+            }
+            Err(e) => self.cancel_auth(now, auth, e.0),
+        }
+    }
+
+    fn cancel_auth(&mut self, now: Instant, auth: &mut AuthOp, why: String) -> Step {
+        auth.cancelling = Some(Error::Mechanism(why));
+        self.send(now, Command::AuthCancel, Expect::Auth);
+        Step::Continue
+    }
+}

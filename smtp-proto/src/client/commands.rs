@@ -1,0 +1,198 @@
+//! The low-level commands, smtplib's verbs: MAIL, RCPT, DATA, RSET, NOOP, VRFY,
+//! EXPN, HELP, any other command (`docmd`) and QUIT (RFC 5321 sections 4.1.1.2
+//! to 4.1.1.10 and 3.5); after DATA over LMTP, one reply per recipient accepted
+//! since MAIL (RFC 2033 section 4.2).
+
+use std::time::Instant;
+
+use super::{
+    Client, Op, OpId, Outcome, Phase, Protocol, Step, dispatch::Expect, extensions::check_envelope,
+};
+use crate::command::{Address, Command, Parameter, Text, Verb};
+use crate::error::{Error, ProtocolError, UsageError};
+use crate::reply::Reply;
+
+/// A low-level DATA: the replies after the body (several under LMTP).
+#[derive(Debug)]
+pub(super) struct DataOp {
+    sent: bool,
+    finals: Vec<Reply>,
+}
+
+impl Client {
+    /// Low-level MAIL FROM. Completes with the reply.
+    ///
+    /// Once EHLO or HELO is done, fails with [`UsageError::NotSupported`] (and
+    /// sends nothing) when a parameter needs an extension the server did not
+    /// offer, or the address is not ASCII and SMTPUTF8 is not offered, as
+    /// [`Client::send_mail`] does; after HELO no parameter can be sent.
+    pub fn mail(&mut self, now: Instant, from: Address, params: Vec<Parameter>) -> OpId {
+        self.enqueue(
+            now,
+            Op::Simple(Command::Mail { from, params }, Expect::Mail),
+        )
+    }
+
+    /// Low-level RCPT TO. Completes with the reply. Checked as [`Client::mail`]
+    /// is (`NOTIFY` and `ORCPT` need DSN).
+    pub fn rcpt(&mut self, now: Instant, to: Address, params: Vec<Parameter>) -> OpId {
+        self.enqueue(
+            now,
+            Op::Simple(Command::Rcpt { to, params }, Expect::Rcpt(0)),
+        )
+    }
+
+    /// Low-level DATA: fails with [`Error::DataRefused`] unless the server answers
+    /// 354; then asks for the body and completes with the final reply (LMTP: one
+    /// per recipient accepted since MAIL).
+    pub fn data(&mut self, now: Instant) -> OpId {
+        self.enqueue(
+            now,
+            Op::Data(DataOp {
+                sent: false,
+                finals: Vec::new(),
+            }),
+        )
+    }
+
+    /// RSET.
+    pub fn rset(&mut self, now: Instant) -> OpId {
+        self.enqueue(now, Op::Simple(Command::Rset, Expect::Rset))
+    }
+
+    /// NOOP.
+    pub fn noop(&mut self, now: Instant) -> OpId {
+        self.enqueue(now, Op::Simple(Command::Noop(None), Expect::Simple))
+    }
+
+    /// VRFY.
+    pub fn vrfy(&mut self, now: Instant, arg: Text) -> OpId {
+        self.enqueue(now, Op::Simple(Command::Vrfy(arg), Expect::Simple))
+    }
+
+    /// EXPN.
+    pub fn expn(&mut self, now: Instant, arg: Text) -> OpId {
+        self.enqueue(now, Op::Simple(Command::Expn(arg), Expect::Simple))
+    }
+
+    /// HELP.
+    pub fn help(&mut self, now: Instant, arg: Option<Text>) -> OpId {
+        self.enqueue(now, Op::Simple(Command::Help(arg), Expect::Simple))
+    }
+
+    /// Any command (smtplib's `docmd`). Completes with the reply.
+    pub fn docmd(&mut self, now: Instant, verb: Verb, args: Option<Text>) -> OpId {
+        self.enqueue(now, Op::Simple(Command::Raw { verb, args }, Expect::Simple))
+    }
+
+    /// QUIT: completes with the reply and closes the session.
+    pub fn quit(&mut self, now: Instant) -> OpId {
+        self.enqueue(now, Op::Quit)
+    }
+
+    // ----- internals -----
+
+    /// Starts low-level DATA.
+    pub(super) fn start_data(&mut self, now: Instant, d: &mut DataOp) -> Step {
+        d.sent = true;
+        self.send(now, Command::Data, Expect::Data);
+        Step::Continue
+    }
+
+    /// Starts a command that completes with its reply.
+    pub(super) fn start_simple(&mut self, now: Instant, cmd: &Command, expect: Expect) -> Step {
+        if let Err(e) = self.check_mail_rcpt(cmd) {
+            return Step::Done(Err(e.into()));
+        }
+        if matches!(cmd, Command::Mail { .. } | Command::Rset) {
+            self.lmtp_accepted = 0;
+        }
+        self.send(now, cmd.clone(), expect);
+        Step::Continue
+    }
+
+    /// The extension checks of the transaction ([`check_envelope`]) for a
+    /// low-level MAIL or RCPT, once EHLO or HELO is done: after EHLO its
+    /// parameters need the extensions that define them and an address that is
+    /// not ASCII needs SMTPUTF8; after HELO neither is possible. Before either,
+    /// nothing is known of the server and the command goes as given.
+    fn check_mail_rcpt(&self, cmd: &Command) -> Result<(), UsageError> {
+        if !self.hello_done() {
+            return Ok(());
+        }
+        let session = self.check_session();
+        match cmd {
+            Command::Mail { from, params } => {
+                check_envelope(session, params, [], !from.is_ascii(), None)
+            }
+            Command::Rcpt { to, params } => {
+                check_envelope(session, &[], [params.as_slice()], !to.is_ascii(), None)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The reply to a command that completes with its reply.
+    pub(super) fn simple_reply(&mut self, expect: Expect, reply: Reply) -> Step {
+        if matches!(expect, Expect::Rcpt(_)) && reply.is_positive() {
+            self.lmtp_accepted += 1;
+        }
+        Step::Done(Ok(Outcome::Reply(reply)))
+    }
+
+    /// Starts QUIT.
+    pub(super) fn start_quit(&mut self, now: Instant) -> Step {
+        self.send(now, Command::Quit, Expect::Quit);
+        Step::Continue
+    }
+
+    /// The reply to QUIT, whatever it is, ends the session.
+    pub(super) fn quit_reply(&mut self, reply: Reply) -> Step {
+        self.phase = Phase::Closed;
+        self.fatal = Some(Error::Disconnected);
+        self.deadline = None;
+        Step::Done(Ok(Outcome::Reply(reply)))
+    }
+
+    pub(super) fn data_reply(
+        &mut self,
+        now: Instant,
+        d: &mut DataOp,
+        expect: Expect,
+        reply: Reply,
+    ) -> Step {
+        match expect {
+            Expect::Data => {
+                if reply.code() == 354 {
+                    self.start_body(false, false);
+                    Step::Continue
+                } else {
+                    Step::Done(Err(Error::DataRefused(reply)))
+                }
+            }
+            Expect::Final => {
+                if self.config.protocol == Protocol::Lmtp && self.lmtp_accepted > 1 {
+                    for _ in 1..self.lmtp_accepted {
+                        self.inflight.push_back(Expect::LmtpFinal(0));
+                    }
+                    self.deadline = Some(now + self.config.timeouts.data_term);
+                    d.finals.push(reply);
+                    Step::Continue
+                } else if self.config.protocol == Protocol::Lmtp {
+                    Step::Done(Ok(Outcome::Replies(vec![reply])))
+                } else {
+                    Step::Done(Ok(Outcome::Reply(reply)))
+                }
+            }
+            Expect::LmtpFinal(_) => {
+                d.finals.push(reply);
+                if self.inflight.is_empty() {
+                    Step::Done(Ok(Outcome::Replies(std::mem::take(&mut d.finals))))
+                } else {
+                    Step::Continue
+                }
+            }
+            _ => Step::Done(Err(ProtocolError::UnsolicitedReply(reply).into())),
+        }
+    }
+}

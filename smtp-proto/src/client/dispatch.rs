@@ -1,0 +1,328 @@
+//! Running operations one at a time: starting the next queued one (after the
+//! EHLO-or-HELO prelude when it needs a greeted session), the queue of commands
+//! awaiting a reply and their deadlines (RFC 5321 section 4.5.3.2), routing each
+//! reply to the operation that waits for it in order (RFC 2920 section 3.1),
+//! 421 and unexpected 221 as the server closing the channel (RFC 5321 sections
+//! 3.8 and 4.2.2), and ending the session with a sticky error.
+
+use std::time::{Duration, Instant};
+
+use super::{
+    Active, Client, Event, Op, Outcome, Output, Phase, Protocol, Step, Timeouts, Trace, hello,
+};
+use crate::command::Command;
+use crate::error::{Error, ProtocolError, Stage};
+use crate::reply::Reply;
+
+/// What the head of the in-flight queue is waiting for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Expect {
+    Greeting,
+    Hello,
+    StartTls,
+    Auth,
+    Mail,
+    Rcpt(usize),
+    Data,
+    Bdat,
+    /// The reply to the final dot or `BDAT LAST` (the first one, under LMTP).
+    Final,
+    /// LMTP: the reply for the accepted recipient with this index.
+    LmtpFinal(usize),
+    Rset,
+    Simple,
+    Quit,
+}
+
+impl Expect {
+    pub(super) fn timeout(self, t: &Timeouts) -> Duration {
+        match self {
+            Expect::Greeting => t.greeting,
+            Expect::Mail => t.mail,
+            Expect::Rcpt(_) => t.rcpt,
+            Expect::Data => t.data_init,
+            Expect::Bdat => t.data_block,
+            Expect::Final | Expect::LmtpFinal(_) => t.data_term,
+            Expect::Hello
+            | Expect::StartTls
+            | Expect::Auth
+            | Expect::Rset
+            | Expect::Simple
+            | Expect::Quit => t.command,
+        }
+    }
+
+    /// The transaction command whose reply this is.
+    fn stage(self) -> Option<Stage> {
+        match self {
+            Expect::Mail => Some(Stage::Mail),
+            Expect::Rcpt(_) => Some(Stage::Rcpt),
+            Expect::Data | Expect::Bdat | Expect::Final | Expect::LmtpFinal(_) => Some(Stage::Data),
+            Expect::Greeting
+            | Expect::Hello
+            | Expect::StartTls
+            | Expect::Auth
+            | Expect::Rset
+            | Expect::Simple
+            | Expect::Quit => None,
+        }
+    }
+
+    pub(super) fn what(self) -> &'static str {
+        match self {
+            Expect::Greeting => "the greeting",
+            Expect::Hello => "the reply to EHLO/HELO",
+            Expect::StartTls => "the reply to STARTTLS",
+            Expect::Auth => "the reply to AUTH",
+            Expect::Mail => "the reply to MAIL",
+            Expect::Rcpt(_) => "the reply to RCPT",
+            Expect::Data => "the reply to DATA",
+            Expect::Bdat => "the reply to BDAT",
+            Expect::Final | Expect::LmtpFinal(_) => "the reply to the end of the message",
+            Expect::Rset => "the reply to RSET",
+            Expect::Simple => "the reply to the command",
+            Expect::Quit => "the reply to QUIT",
+        }
+    }
+}
+
+impl Client {
+    pub(super) fn event(&mut self, e: Event) {
+        self.out.push_back(Output::Event(e));
+    }
+
+    /// Starts queued operations while none is active.
+    pub(super) fn pump(&mut self, now: Instant) {
+        while self.active.is_none() && self.phase == Phase::Open {
+            let Some((id, op)) = self.queue.pop_front() else {
+                return;
+            };
+            self.active = Some(Active {
+                id,
+                op,
+                hello: None,
+            });
+            self.start_active(now);
+        }
+    }
+
+    pub(super) fn expect(&mut self, now: Instant, e: Expect) {
+        if self.inflight.is_empty() {
+            self.deadline = Some(now + e.timeout(&self.config.timeouts));
+        }
+        self.inflight.push_back(e);
+    }
+
+    pub(super) fn send(&mut self, now: Instant, cmd: Command, e: Expect) {
+        if self.config.trace {
+            self.out
+                .push_back(Output::Trace(Trace::Sent(cmd.redacted())));
+        }
+        cmd.encode(&mut self.tx);
+        self.expect(now, e);
+    }
+
+    pub(super) fn trace_reply(&mut self, reply: &Reply) {
+        if !self.config.trace {
+            return;
+        }
+        let n = reply.line_count();
+        for (i, l) in reply.lines().enumerate() {
+            let sep = if i + 1 == n { ' ' } else { '-' };
+            let line = format!("{}{sep}{l}", reply.code());
+            self.out.push_back(Output::Trace(Trace::Received(line)));
+        }
+    }
+
+    /// Ends the session with a sticky error: every pending operation fails with
+    /// it, except a transaction the server had already refused, which reports
+    /// that refusal: the answer was definite, and what was still awaited (the
+    /// reply to RSET, pipelined replies) was cleanup (CPython bpo-17498).
+    pub(super) fn fail(&mut self, err: Error) {
+        self.fail_with(err, None);
+    }
+
+    /// [`Client::fail`], with `own` as the running operation's error when it
+    /// says more than the sticky one.
+    fn fail_with(&mut self, err: Error, own: Option<Error>) {
+        if self.phase == Phase::Closed && self.fatal.is_some() {
+            return;
+        }
+        self.phase = Phase::Closed;
+        self.fatal = Some(err.clone());
+        self.inflight.clear();
+        self.deadline = None;
+        self.body = None;
+        self.want_body = None;
+        self.tx.clear();
+        // A handshake asked for but not started must not start now.
+        self.out.retain(|o| !matches!(o, Output::StartTls));
+        if let Some(Active { id, mut op, .. }) = self.active.take() {
+            let refusal = match &mut op {
+                Op::Tx(tx) => tx.take_refusal(),
+                _ => None,
+            };
+            let result = Err(refusal.or(own).unwrap_or_else(|| err.clone()));
+            self.event(Event::Completed { id, result });
+        }
+        while let Some((id, _)) = self.queue.pop_front() {
+            let result = Err(err.clone());
+            self.event(Event::Completed { id, result });
+        }
+    }
+
+    fn complete(&mut self, result: Result<Outcome, Error>) {
+        if let Some(Active { id, .. }) = self.active.take() {
+            self.body = None;
+            self.want_body = None;
+            self.event(Event::Completed { id, result });
+        }
+    }
+
+    /// Runs `f` on the active operation and applies the step it decides. The
+    /// operation is taken out of `self` for the call, so that both can be
+    /// borrowed mutably, and put back before the step is applied.
+    pub(super) fn with_active(&mut self, f: impl FnOnce(&mut Client, &mut Active) -> Step) {
+        let Some(mut active) = self.active.take() else {
+            return;
+        };
+        self.current = active.id;
+        let step = f(self, &mut active);
+        self.active = Some(active);
+        self.apply(step);
+    }
+
+    /// Starts the active operation, or the EHLO-or-HELO prelude it needs first.
+    fn start_active(&mut self, now: Instant) {
+        self.with_active(|c, a| {
+            if hello::needs_hello(&a.op) && !c.hello_done() {
+                a.hello = Some(c.start_hello_prelude(now));
+                return Step::Continue;
+            }
+            c.start_op(now, &mut a.op)
+        });
+    }
+
+    fn apply(&mut self, step: Step) {
+        match step {
+            Step::Continue => {}
+            Step::Fatal(e) => self.fail(e),
+            Step::Done(result) => {
+                if let Err(e) = &result {
+                    if self.fatal_for_policy(e) {
+                        self.fail(e.clone());
+                        return;
+                    }
+                }
+                self.complete(result);
+                if self.phase == Phase::Closed {
+                    // After QUIT: whatever was queued can no longer run.
+                    while let Some((id, _)) = self.queue.pop_front() {
+                        self.event(Event::Completed {
+                            id,
+                            result: Err(Error::Disconnected),
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    fn start_op(&mut self, now: Instant, op: &mut Op) -> Step {
+        match op {
+            Op::Greeting => Step::Continue,
+            Op::Hello { helo, name } => self.start_hello(now, *helo, name.clone()),
+            Op::HelloIfNeeded => self.hello_if_needed_result(),
+            Op::StartTls(state) => self.start_starttls(now, state),
+            Op::Auth(auth) => self.start_auth(now, auth),
+            Op::Tx(tx) => self.start_tx(now, tx),
+            Op::Data(d) => self.start_data(now, d),
+            Op::Simple(cmd, e) => self.start_simple(now, cmd, *e),
+            Op::Quit => self.start_quit(now),
+        }
+    }
+
+    pub(super) fn on_reply(&mut self, now: Instant, reply: Reply) {
+        let Some(expect) = self.inflight.pop_front() else {
+            let err = if reply.code() == 421 {
+                Error::service_closing(reply)
+            } else {
+                ProtocolError::UnsolicitedReply(reply).into()
+            };
+            self.fail(err);
+            return;
+        };
+        self.deadline = self
+            .inflight
+            .front()
+            .map(|e| now + e.timeout(&self.config.timeouts));
+        // 421, or 221 to anything but QUIT: the server is closing the channel
+        // (RFC 5321 sections 3.8 and 4.2.2).
+        let closing = match reply.code() {
+            421 => expect != Expect::Quit,
+            221 => !matches!(expect, Expect::Quit | Expect::Greeting),
+            _ => false,
+        };
+        if closing {
+            let own = self.closing_error(&reply, expect);
+            self.fail_with(Error::service_closing(reply), Some(own));
+            return;
+        }
+        if self.active.is_none() {
+            self.fail(ProtocolError::UnsolicitedReply(reply).into());
+            return;
+        }
+        self.with_active(|c, a| match a.hello {
+            Some(stage) => match c.hello_prelude_reply(now, stage, &reply) {
+                Ok(next @ Some(_)) => {
+                    a.hello = next;
+                    Step::Continue
+                }
+                Ok(None) => {
+                    a.hello = None;
+                    c.start_op(now, &mut a.op)
+                }
+                Err(e) => {
+                    a.hello = None;
+                    Step::Done(Err(e))
+                }
+            },
+            None => c.op_reply(now, &mut a.op, expect, reply),
+        });
+    }
+
+    /// The error for the operation a closing reply (421, or 221 to anything but
+    /// QUIT) interrupts: the reply, the transaction command it answered and, in
+    /// a transaction, what the server had said about each recipient.
+    fn closing_error(&self, reply: &Reply, expect: Expect) -> Error {
+        let lmtp = self.config.protocol == Protocol::Lmtp;
+        let (recipients, final_replies) = match &self.active {
+            Some(Active {
+                op: Op::Tx(tx),
+                hello: None,
+                ..
+            }) => tx.replies_so_far(expect, reply, lmtp),
+            _ => (Vec::new(), Vec::new()),
+        };
+        Error::ServiceClosing {
+            reply: reply.clone(),
+            stage: expect.stage(),
+            recipients,
+            final_replies,
+        }
+    }
+
+    fn op_reply(&mut self, now: Instant, op: &mut Op, expect: Expect, reply: Reply) -> Step {
+        match op {
+            Op::Greeting => self.greeting_reply(reply),
+            Op::Hello { helo, .. } => self.hello_reply(*helo, reply),
+            Op::HelloIfNeeded => Step::Done(Ok(Outcome::Reply(reply))),
+            Op::StartTls(state) => self.starttls_reply(state, reply),
+            Op::Auth(auth) => self.auth_reply(now, auth, reply),
+            Op::Tx(tx) => self.tx_reply(now, tx, expect, reply),
+            Op::Data(d) => self.data_reply(now, d, expect, reply),
+            Op::Simple(_, _) => self.simple_reply(expect, reply),
+            Op::Quit => self.quit_reply(reply),
+        }
+    }
+}

@@ -1,0 +1,436 @@
+//! The mail transaction, smtplib's `sendmail`: RFC 5321 section 3.3 (MAIL, RCPT,
+//! DATA and their replies; RSET after a refusal, section 4.1.1.5), RFC 2920
+//! (PIPELINING: MAIL, the RCPTs and DATA in one write, replies in order; section
+//! 3.1 for DATA accepted without a valid recipient), RFC 3030 (BDAT), RFC 1870
+//! (SIZE), RFC 6531 (SMTPUTF8) and RFC 2033 section 4.2 (LMTP: one reply per
+//! accepted recipient after the body).
+
+use std::time::Instant;
+
+use super::{
+    Client, Op, OpId, Outcome, Protocol, RecipientResult, Step, Transaction, TransactionResult,
+    dispatch::Expect, extensions::check_envelope,
+};
+use crate::command::{Command, Parameter};
+use crate::error::{Error, ProtocolError, UsageError};
+use crate::reply::Reply;
+
+/// Recipients with a reply each, as errors carry them.
+type AddressReplies = Vec<(String, Reply)>;
+
+/// Where a transaction is.
+#[derive(Debug)]
+pub(super) enum TxStage {
+    Envelope,
+    Body,
+    Final,
+    Reset,
+}
+
+/// A running transaction and every reply it has had.
+#[derive(Debug)]
+pub(super) struct TxOp {
+    tx: Transaction,
+    pipelined: bool,
+    chunked: bool,
+    stage: TxStage,
+    mail_reply: Option<Reply>,
+    rcpt_replies: Vec<Option<Reply>>,
+    final_replies: Vec<Option<Reply>>,
+    final_reply: Option<Reply>,
+    error: Option<Error>,
+}
+
+impl TxOp {
+    /// The refusal (of MAIL, of every RCPT, of DATA or the message) that decided
+    /// the transaction's outcome, if one came.
+    pub(super) fn take_refusal(&mut self) -> Option<Error> {
+        self.error.take()
+    }
+
+    /// What the server said about each recipient so far, `reply` (the last
+    /// one, which ends the session) counted as the answer to `expect`: the RCPT
+    /// replies in order and, under LMTP, the replies after the message.
+    pub(super) fn replies_so_far(
+        &self,
+        expect: Expect,
+        reply: &Reply,
+        lmtp: bool,
+    ) -> (AddressReplies, AddressReplies) {
+        let first_accepted = || {
+            self.rcpt_replies
+                .iter()
+                .position(|r| r.as_ref().is_some_and(Reply::is_positive))
+        };
+        let (rcpt_at, final_at) = match expect {
+            Expect::Rcpt(i) => (Some(i), None),
+            Expect::Final if lmtp => (None, first_accepted()),
+            Expect::LmtpFinal(j) => (None, Some(j)),
+            _ => (None, None),
+        };
+        let collect = |replies: &[Option<Reply>], at: Option<usize>| {
+            self.tx
+                .to
+                .iter()
+                .zip(replies)
+                .enumerate()
+                .filter_map(|(i, (r, got))| {
+                    let got = if at == Some(i) {
+                        Some(reply)
+                    } else {
+                        got.as_ref()
+                    };
+                    got.map(|x| (r.address.as_str().to_owned(), x.clone()))
+                })
+                .collect()
+        };
+        (
+            collect(&self.rcpt_replies, rcpt_at),
+            collect(&self.final_replies, final_at),
+        )
+    }
+}
+
+impl Client {
+    /// smtplib's `sendmail`: a whole transaction. Emits [`Event::BodyWanted`](super::Event::BodyWanted) when
+    /// the body is wanted, and completes with [`Outcome::Transaction`].
+    pub fn send_mail(&mut self, now: Instant, transaction: Transaction) -> OpId {
+        self.enqueue(
+            now,
+            Op::Tx(Box::new(TxOp {
+                rcpt_replies: vec![None; transaction.to.len()],
+                final_replies: vec![None; transaction.to.len()],
+                tx: transaction,
+                pipelined: false,
+                chunked: false,
+                stage: TxStage::Envelope,
+                mail_reply: None,
+                final_reply: None,
+                error: None,
+            })),
+        )
+    }
+
+    // ----- internals -----
+
+    pub(super) fn start_tx(&mut self, now: Instant, op: &mut TxOp) -> Step {
+        match self.prepare_tx(op) {
+            Err(e) => Step::Done(Err(e)),
+            Ok(()) => {
+                let tx = &op.tx;
+                let mail = Command::Mail {
+                    from: tx.from.clone(),
+                    params: tx.mail_params.clone(),
+                };
+                self.send(now, mail, Expect::Mail);
+                if op.pipelined {
+                    let rcpts: Vec<Command> = tx
+                        .to
+                        .iter()
+                        .map(|r| Command::Rcpt {
+                            to: r.address.clone(),
+                            params: r.params.clone(),
+                        })
+                        .collect();
+                    for (i, cmd) in rcpts.into_iter().enumerate() {
+                        self.send(now, cmd, Expect::Rcpt(i));
+                    }
+                    if op.chunked {
+                        self.start_body(true, true);
+                        op.stage = TxStage::Body;
+                    } else {
+                        self.send(now, Command::Data, Expect::Data);
+                    }
+                }
+                Step::Continue
+            }
+        }
+    }
+
+    /// Checks a transaction against the server's extensions ([`check_envelope`])
+    /// and completes its parameters: after HELO they are dropped, as smtplib's
+    /// `sendmail` does; after EHLO `SMTPUTF8` is added for non-ASCII addresses and
+    /// `SIZE=` when the server offers SIZE and the size is known.
+    fn prepare_tx(&mut self, op: &mut TxOp) -> Result<(), Error> {
+        self.tls_policy()?;
+        let tx = &mut op.tx;
+        if tx.to.is_empty() {
+            return Err(UsageError::InvalidArgument {
+                what: "recipients",
+                why: "none given",
+            }
+            .into());
+        }
+        let international = !tx.from.is_ascii() || tx.to.iter().any(|r| !r.address.is_ascii());
+        if self.caps.is_none() {
+            // HELO only: options are suppressed, as smtplib does.
+            tx.mail_params.clear();
+            for r in &mut tx.to {
+                r.params.clear();
+            }
+        }
+        check_envelope(
+            self.check_session(),
+            &tx.mail_params,
+            tx.to.iter().map(|r| r.params.as_slice()),
+            international,
+            tx.size,
+        )?;
+        let Some(caps) = self.caps.as_ref() else {
+            return Ok(());
+        };
+        let has_param = |params: &[Parameter], k: &str| params.iter().any(|p| p.keyword() == k);
+        if international && !has_param(&tx.mail_params, "SMTPUTF8") {
+            tx.mail_params.push(Parameter::parse("SMTPUTF8")?);
+        }
+        if let Some(size) = tx.size.filter(|_| caps.offers_size()) {
+            if !has_param(&tx.mail_params, "SIZE") {
+                tx.mail_params.push(Parameter::size(size));
+            }
+        }
+        op.pipelined = self.config.pipelining && caps.pipelining();
+        op.chunked = self.config.chunking && caps.chunking();
+        Ok(())
+    }
+
+    pub(super) fn tx_reply(
+        &mut self,
+        now: Instant,
+        op: &mut TxOp,
+        expect: Expect,
+        reply: Reply,
+    ) -> Step {
+        match expect {
+            Expect::Mail => {
+                if !reply.is_positive() && op.error.is_none() {
+                    op.error = Some(Error::SenderRefused {
+                        reply: reply.clone(),
+                        sender: op.tx.from.as_str().to_owned(),
+                    });
+                }
+                let ok = reply.is_positive();
+                op.mail_reply = Some(reply);
+                if !op.pipelined {
+                    if ok {
+                        self.send_rcpt(now, op, 0);
+                    } else {
+                        return self.tx_reset(now, op);
+                    }
+                }
+            }
+            Expect::Rcpt(i) => {
+                if let Some(slot) = op.rcpt_replies.get_mut(i) {
+                    *slot = Some(reply);
+                }
+                let last = i + 1 == op.tx.to.len();
+                if !op.pipelined {
+                    if !last {
+                        self.send_rcpt(now, op, i + 1);
+                    } else if !Self::any_rcpt_accepted(op) {
+                        op.error = Some(Self::recipients_refused(op));
+                        return self.tx_reset(now, op);
+                    } else if op.chunked {
+                        self.start_body(true, false);
+                        op.stage = TxStage::Body;
+                    } else {
+                        self.send(now, Command::Data, Expect::Data);
+                    }
+                }
+            }
+            Expect::Data => {
+                if op.error.is_none() && !Self::any_rcpt_accepted(op) {
+                    op.error = Some(Self::recipients_refused(op));
+                }
+                if reply.code() == 354 {
+                    if op.error.is_some() {
+                        // RFC 2920 section 3.1: DATA accepted with no valid recipient;
+                        // end it with an empty message, whose reply is ignored.
+                        self.tx.extend_from_slice(b".\r\n");
+                        self.expect(now, Expect::Final);
+                        op.stage = TxStage::Final;
+                    } else {
+                        op.stage = TxStage::Body;
+                        self.start_body(false, false);
+                    }
+                } else {
+                    if op.error.is_none() {
+                        op.error = Some(Error::DataRefused(reply));
+                    }
+                    return self.tx_reset(now, op);
+                }
+            }
+            Expect::Bdat => {
+                self.body_chunk_answered();
+                if !reply.is_positive() {
+                    self.record_body_failure(op, reply);
+                }
+                self.after_body_progress(now);
+            }
+            Expect::Final => {
+                self.body_chunk_answered();
+                op.stage = TxStage::Final;
+                if self.config.protocol == Protocol::Lmtp && op.error.is_none() {
+                    let accepted: Vec<usize> = (0..op.tx.to.len())
+                        .filter(|&i| op.rcpt_replies[i].as_ref().is_some_and(Reply::is_positive))
+                        .collect();
+                    if let Some((&first, rest)) = accepted.split_first() {
+                        op.final_replies[first] = Some(reply);
+                        for &j in rest.iter().rev() {
+                            self.inflight.push_front(Expect::LmtpFinal(j));
+                        }
+                        if !rest.is_empty() {
+                            self.deadline = Some(now + self.config.timeouts.data_term);
+                        }
+                    } else {
+                        self.record_body_failure(op, reply);
+                    }
+                } else if reply.is_positive() {
+                    op.final_reply = Some(reply);
+                } else {
+                    self.record_body_failure(op, reply);
+                }
+            }
+            Expect::LmtpFinal(j) => {
+                if let Some(slot) = op.final_replies.get_mut(j) {
+                    *slot = Some(reply);
+                }
+            }
+            Expect::Rset => {
+                let err = op
+                    .error
+                    .take()
+                    .unwrap_or(Error::Usage(UsageError::WrongState("reset")));
+                return Step::Done(Err(err));
+            }
+            _ => return Step::Done(Err(ProtocolError::UnsolicitedReply(reply).into())),
+        }
+        self.tx_settle(now, op)
+    }
+
+    fn record_body_failure(&mut self, op: &mut TxOp, reply: Reply) {
+        // A refused MAIL has set the error already.
+        if op.error.is_none() {
+            op.error = Some(if Self::any_rcpt_accepted(op) {
+                Error::DataRefused(reply)
+            } else {
+                Self::recipients_refused(op)
+            });
+        }
+        self.abort_body();
+    }
+
+    /// Decides what follows once every sent command of the transaction is answered.
+    pub(super) fn tx_settle(&mut self, now: Instant, op: &mut TxOp) -> Step {
+        if !self.inflight.is_empty() {
+            return Step::Continue;
+        }
+        let body_open = self.body_open();
+        match op.stage {
+            TxStage::Envelope => {
+                if op.error.is_some() && op.pipelined {
+                    return self.tx_reset(now, op);
+                }
+                Step::Continue
+            }
+            TxStage::Body if body_open => Step::Continue,
+            TxStage::Body | TxStage::Final => {
+                if op.error.is_some() {
+                    return self.tx_reset(now, op);
+                }
+                if !Self::any_rcpt_accepted(op) {
+                    op.error = Some(Self::recipients_refused(op));
+                    return self.tx_reset(now, op);
+                }
+                if self.config.protocol == Protocol::Lmtp {
+                    return self.tx_lmtp_result(op);
+                }
+                let result = self.tx_result(op);
+                Step::Done(Ok(Outcome::Transaction(result)))
+            }
+            TxStage::Reset => Step::Continue,
+        }
+    }
+
+    fn tx_lmtp_result(&mut self, op: &mut TxOp) -> Step {
+        let result = self.tx_result(op);
+        if result.accepted().is_empty() {
+            let map = result
+                .refused()
+                .into_iter()
+                .map(|(a, r)| (a.as_str().to_owned(), r.clone()))
+                .collect();
+            Step::Done(Err(Error::RecipientsRefused(map)))
+        } else {
+            Step::Done(Ok(Outcome::Transaction(result)))
+        }
+    }
+
+    /// The result of a finished transaction; it takes the replies and addresses
+    /// out of `op`, which is done with.
+    fn tx_result(&self, op: &mut TxOp) -> TransactionResult {
+        let lmtp = self.config.protocol == Protocol::Lmtp;
+        let recipients = std::mem::take(&mut op.tx.to)
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| RecipientResult {
+                address: r.address,
+                rcpt_reply: op.rcpt_replies[i]
+                    .take()
+                    .unwrap_or_else(|| Reply::new(554, vec!["no reply".into()])),
+                final_reply: if lmtp {
+                    op.final_replies[i].take()
+                } else {
+                    None
+                },
+            })
+            .collect();
+        TransactionResult {
+            mail_reply: op
+                .mail_reply
+                .take()
+                .unwrap_or_else(|| Reply::new(554, vec!["no reply".into()])),
+            recipients,
+            final_reply: op.final_reply.take(),
+            chunked: op.chunked,
+        }
+    }
+
+    fn tx_reset(&mut self, now: Instant, op: &mut TxOp) -> Step {
+        op.stage = TxStage::Reset;
+        self.body = None;
+        self.send(now, Command::Rset, Expect::Rset);
+        Step::Continue
+    }
+
+    fn send_rcpt(&mut self, now: Instant, op: &TxOp, i: usize) {
+        if let Some(r) = op.tx.to.get(i) {
+            let cmd = Command::Rcpt {
+                to: r.address.clone(),
+                params: r.params.clone(),
+            };
+            self.send(now, cmd, Expect::Rcpt(i));
+        }
+    }
+
+    fn any_rcpt_accepted(op: &TxOp) -> bool {
+        op.rcpt_replies
+            .iter()
+            .any(|r| r.as_ref().is_some_and(Reply::is_positive))
+    }
+
+    fn recipients_refused(op: &TxOp) -> Error {
+        Error::RecipientsRefused(
+            op.tx
+                .to
+                .iter()
+                .zip(&op.rcpt_replies)
+                .filter_map(|(r, reply)| {
+                    reply
+                        .as_ref()
+                        .filter(|x| !x.is_positive())
+                        .map(|x| (r.address.as_str().to_owned(), x.clone()))
+                })
+                .collect(),
+        )
+    }
+}
