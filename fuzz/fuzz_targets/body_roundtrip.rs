@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use smtp_proto::body::{BodyEncoder, LineEndings, Unstuffer, message_size};
+use smtp_sansio::body::{BodyEncoder, LineEndings, Unstuffer, message_size};
 
 fn normalised(input: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();

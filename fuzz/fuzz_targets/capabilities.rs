@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use smtp_proto::{Capabilities, Reply};
+use smtp_sansio::{Capabilities, Reply};
 
 fuzz_target!(|lines: Vec<String>| {
     let caps = Capabilities::parse(&Reply::new(250, lines));

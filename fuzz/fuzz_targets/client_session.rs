@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use smtp_proto::sasl::{Credentials, Plain};
-use smtp_proto::{Address, Client, Config, Domain, Event, Output, Protocol, Text, Transaction, Verb};
+use smtp_sansio::sasl::{Credentials, Plain};
+use smtp_sansio::{Address, Client, Config, Domain, Event, Output, Protocol, Text, Transaction, Verb};
 
 #[derive(Debug, Arbitrary)]
 enum Action {

@@ -4,7 +4,7 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(env) = smtp_proto::envelope::from_message(data) {
+    if let Ok(env) = smtp_sansio::envelope::from_message(data) {
         assert!(env.body_offset <= data.len());
         assert!(env.headers.len() <= data.len());
         assert!(!env.recipients.is_empty());
@@ -13,5 +13,5 @@ fuzz_target!(|data: &[u8]| {
             assert!(!lower.starts_with(b"bcc:") && !lower.starts_with(b"resent-bcc:"));
         }
     }
-    let _ = smtp_proto::envelope::parse_address_list(&String::from_utf8_lossy(data));
+    let _ = smtp_sansio::envelope::parse_address_list(&String::from_utf8_lossy(data));
 });

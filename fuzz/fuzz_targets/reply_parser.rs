@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use smtp_proto::{ReplyLimits, ReplyParser};
+use smtp_sansio::{ReplyLimits, ReplyParser};
 
 fn run(data: &[u8], step: usize, limits: ReplyLimits) -> (Vec<(u16, Vec<String>)>, bool) {
     let mut parser = ReplyParser::new(limits);

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use smtp_proto::sasl::{
+use smtp_sansio::sasl::{
     CramMd5, Credentials, Login, Mechanism, OAuthBearer, Plain, ScramSha256, Secret, XOAuth2,
 };
 

@@ -2,8 +2,8 @@
 //! message body comes from. Every conversion refuses CR, LF and NUL (the core's
 //! argument types do), so no caller string can inject a command.
 
-use smtp_proto::client::{PartsCursor, PreparedMessage};
-use smtp_proto::{Client, Domain, Envelope, Parameter, Text, Transaction, Verb};
+use smtp_sansio::client::{PartsCursor, PreparedMessage};
+use smtp_sansio::{Client, Domain, Envelope, Parameter, Text, Transaction, Verb};
 
 use crate::{CHUNK, Error};
 
@@ -73,7 +73,7 @@ pub fn send_message(
     envelope: Option<&Envelope>,
 ) -> Result<PreparedMessage, Error> {
     let line_endings = core.config().line_endings;
-    Ok(smtp_proto::mail::prepare_message(
+    Ok(smtp_sansio::mail::prepare_message(
         message,
         envelope,
         line_endings,

@@ -1,16 +1,16 @@
 //! The adapters' error: the core's (smtplib's exception cases) plus transport
 //! and TLS failures.
 
-use smtp_proto::Reply;
+use smtp_sansio::Reply;
 
 /// Everything a call of an adapter can fail with.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// An SMTP-level failure: a refusal carrying the server's reply, a protocol
-    /// violation, a timeout, a disconnect or a misuse (see [`smtp_proto::Error`]).
+    /// violation, a timeout, a disconnect or a misuse (see [`smtp_sansio::Error`]).
     #[error(transparent)]
-    Smtp(#[from] smtp_proto::Error),
+    Smtp(#[from] smtp_sansio::Error),
     /// The transport failed (connect, read or write).
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
@@ -26,8 +26,8 @@ pub enum Error {
     NoRootCertificates(String),
 }
 
-impl From<smtp_proto::UsageError> for Error {
-    fn from(e: smtp_proto::UsageError) -> Self {
+impl From<smtp_sansio::UsageError> for Error {
+    fn from(e: smtp_sansio::UsageError) -> Self {
         Error::Smtp(e.into())
     }
 }
@@ -60,7 +60,7 @@ impl Error {
     /// handshake", "the connection", "writing to the server").
     #[must_use]
     pub fn timeout(what: &'static str) -> Error {
-        Error::Smtp(smtp_proto::Error::Timeout(what))
+        Error::Smtp(smtp_sansio::Error::Timeout(what))
     }
 
     /// The error of a call made while an earlier call's future was dropped
@@ -68,8 +68,10 @@ impl Error {
     #[must_use]
     pub fn out_of_step() -> Error {
         Error::Smtp(
-            smtp_proto::UsageError::WrongState("the session is out of step (a call was cancelled)")
-                .into(),
+            smtp_sansio::UsageError::WrongState(
+                "the session is out of step (a call was cancelled)",
+            )
+            .into(),
         )
     }
 }

@@ -1,4 +1,4 @@
-//! What the three adapters of [`smtp_proto`] (`smtp-blocking`, `smtp-tokio` and
+//! What the three adapters of [`smtp_sansio`] (`smtp-blocking`, `smtp-tokio` and
 //! `smtp-async-std`) do alike, written once: the [`Error`] type, the TLS
 //! configuration ([`tls::default_config`], built once per process so that
 //! rustls' session cache and resumption work across connections), the local host
@@ -25,7 +25,7 @@ use std::sync::OnceLock;
 
 pub use error::Error;
 pub use session::{Call, Session};
-use smtp_proto::{Config, Options};
+use smtp_sansio::{Config, Options};
 pub use transcript::Transcript;
 
 /// Default SMTP port (RFC 5321).
@@ -41,7 +41,7 @@ pub const READ_BUFFER: usize = 16 * 1024;
 
 /// Splits `host`, `host:port` or `[v6]:port` (`default_port` when none is given).
 pub fn split_host_port(address: &str, default_port: u16) -> Result<(String, u16), Error> {
-    Ok(smtp_proto::client::split_host_port(address, default_port)?)
+    Ok(smtp_sansio::client::split_host_port(address, default_port)?)
 }
 
 /// The machine's host name as the system reports it, read once per process

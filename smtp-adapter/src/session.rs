@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use rustls::ClientConfig;
-use smtp_proto::sasl::Credentials;
-use smtp_proto::{Address, Capabilities, Client, Mechanism, OpId, Reply};
+use smtp_sansio::sasl::Credentials;
+use smtp_sansio::{Address, Capabilities, Client, Mechanism, OpId, Reply};
 
 use crate::args::Body;
 use crate::{Error, Transcript, args};
@@ -38,9 +38,9 @@ pub enum Call<'a> {
     /// RSET.
     Rset,
     /// Low-level MAIL FROM with ESMTP parameters.
-    Mail(&'a str, Vec<smtp_proto::Parameter>),
+    Mail(&'a str, Vec<smtp_sansio::Parameter>),
     /// Low-level RCPT TO with ESMTP parameters.
-    Rcpt(&'a str, Vec<smtp_proto::Parameter>),
+    Rcpt(&'a str, Vec<smtp_sansio::Parameter>),
     /// Low-level DATA (the body follows).
     Data,
     /// Any command (`docmd`): verb and optional argument.

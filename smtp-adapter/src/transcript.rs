@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use smtp_proto::Trace;
+use smtp_sansio::Trace;
 
 /// Where transcript lines go: level 0 nowhere, 1 every line, 2 every line with
 /// a timestamp (seconds and microseconds since the Unix epoch, on the writer).

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use rustls::ClientConfig;
 use smtp_adapter::args::{self, Body};
 use smtp_adapter::{Call, Error, Session};
-use smtp_proto::{
+use smtp_sansio::{
     Client, Drive, Envelope, Mechanism, OpId, Options, Outcome, Parameter, Protocol, Reply,
     Transaction, TransactionResult,
 };
@@ -215,7 +215,7 @@ impl<R: Runtime> SmtpClient<R> {
         self.reply(Call::Login(user, password, ir)).await
     }
 
-    /// smtplib's `auth` with any mechanism (see [`smtp_proto::sasl`]).
+    /// smtplib's `auth` with any mechanism (see [`smtp_sansio::sasl`]).
     pub async fn auth(&mut self, mechanism: Box<dyn Mechanism>, ir: bool) -> Result<Reply, Error> {
         self.reply(Call::Auth(mechanism, ir)).await
     }
@@ -442,12 +442,12 @@ impl<R: Runtime> SmtpClient<R> {
     /// One read raced against the reusable deadline timer.
     ///
     /// Setting a timer may wake the reactor, so an armed timer is kept while it
-    /// can serve the wait ([`armed_wait_serves`](smtp_proto::client::armed_wait_serves));
+    /// can serve the wait ([`armed_wait_serves`](smtp_sansio::client::armed_wait_serves));
     /// after an early firing the timer is set to the deadline itself.
     async fn read_until(&mut self, deadline: Instant) -> Result<(), Error> {
         let now = Instant::now();
         let keep = self.armed.is_some_and(|armed| {
-            smtp_proto::client::armed_wait_serves(
+            smtp_sansio::client::armed_wait_serves(
                 armed.saturating_duration_since(now),
                 deadline.saturating_duration_since(now),
             )

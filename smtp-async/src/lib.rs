@@ -6,7 +6,7 @@
 //! `smtp-tokio` or `smtp-async-std`, which implement [`Runtime`] and name the
 //! types for their runtime; implement [`Runtime`] yourself for another one.
 //!
-//! Every protocol decision is made by [`smtp_proto`]; this crate moves bytes
+//! Every protocol decision is made by [`smtp_sansio`]; this crate moves bytes
 //! between it and the stream, runs the TLS handshake (by `futures-rustls`) when
 //! the core asks, and sleeps until the core's deadline with one reusable timer.
 //!
@@ -43,7 +43,7 @@ pub mod common {
     pub use crate::pool::{PoolConfig, Pooled};
     pub use rustls::ClientConfig;
     pub use smtp_adapter::{Error, LMTP_PORT, SMTP_PORT, SMTPS_PORT};
-    pub use smtp_proto::{
+    pub use smtp_sansio::{
         self, Capabilities, Envelope, Mechanism, Options, Protocol, Reply, TransactionResult,
         body::LineEndings,
     };

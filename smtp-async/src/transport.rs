@@ -53,7 +53,7 @@ impl Transport {
     ) -> Result<(), Error> {
         let name = smtp_adapter::tls::server_name(server)?;
         let Transport::Plain(plain) = std::mem::replace(self, Transport::Gone) else {
-            return Err(smtp_proto::UsageError::WrongState("TLS is already active").into());
+            return Err(smtp_sansio::UsageError::WrongState("TLS is already active").into());
         };
         let tls = futures_rustls::TlsConnector::from(config)
             .connect(name, plain)

@@ -2,7 +2,7 @@
 //! Python's `smtplib` and more: PIPELINING, CHUNKING, STARTTLS with injection and
 //! stripping defences, per-command timeouts, one result per LMTP recipient.
 //!
-//! Every protocol decision is made by [`smtp_proto`]; this crate moves bytes
+//! Every protocol decision is made by [`smtp_sansio`]; this crate moves bytes
 //! between it and a `TcpStream`, a `UnixStream` or a rustls stream, runs the TLS
 //! handshake when the core asks, and waits no longer than the core's deadline.
 //! What it shares with the async adapters (the error type, the TLS
@@ -46,11 +46,11 @@ use std::time::{Duration, Instant};
 pub use rustls::ClientConfig;
 pub use smtp_adapter::{self, Error, LMTP_PORT, SMTP_PORT, SMTPS_PORT};
 use smtp_adapter::{Call, Session, args, args::Body};
-pub use smtp_proto::{
+pub use smtp_sansio::{
     self, Capabilities, Envelope, Mechanism, Options, Protocol, Reply, TransactionResult,
     body::LineEndings,
 };
-use smtp_proto::{Client, Drive, OpId, Outcome, Parameter, Transaction};
+use smtp_sansio::{Client, Drive, OpId, Outcome, Parameter, Transaction};
 use transport::{Timeouts, Transport};
 
 /// An SMTP or LMTP session.
@@ -68,7 +68,7 @@ smtp_adapter::deref_session!(SmtpClient);
 impl SmtpClient {
     /// Connects to `host`, `host:port` or `[v6]:port` (port 25 by default) and
     /// reads the greeting (smtplib's `SMTP(host, port)`). A greeting other than
-    /// 220 is [`smtp_proto::Error::ConnectRefused`].
+    /// 220 is [`smtp_sansio::Error::ConnectRefused`].
     pub fn connect(address: &str, options: Options) -> Result<SmtpClient, Error> {
         let (host, port) = smtp_adapter::split_host_port(address, SMTP_PORT)?;
         let timeout = options.connect_timeout()?;
@@ -189,7 +189,7 @@ impl SmtpClient {
         self.reply(Call::Login(user, password, ir))
     }
 
-    /// smtplib's `auth` with any mechanism (see [`smtp_proto::sasl`]).
+    /// smtplib's `auth` with any mechanism (see [`smtp_sansio::sasl`]).
     pub fn auth(&mut self, mechanism: Box<dyn Mechanism>, ir: bool) -> Result<Reply, Error> {
         self.reply(Call::Auth(mechanism, ir))
     }

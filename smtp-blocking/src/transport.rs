@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 use smtp_adapter::Error;
-use smtp_proto::client::armed_wait_serves;
+use smtp_sansio::client::armed_wait_serves;
 
 /// A connected socket.
 pub(crate) trait Socket: Read + Write + Send {
@@ -77,7 +77,7 @@ impl Transport {
     pub(crate) fn upgrade(&mut self, config: Arc<ClientConfig>, server: &str) -> Result<(), Error> {
         let name = smtp_adapter::tls::server_name(server)?;
         let Transport::Plain(mut plain) = std::mem::replace(self, Transport::Gone) else {
-            return Err(smtp_proto::UsageError::WrongState("TLS is already active").into());
+            return Err(smtp_sansio::UsageError::WrongState("TLS is already active").into());
         };
         let mut conn = ClientConnection::new(config, name)?;
         while conn.is_handshaking() {

@@ -5,8 +5,8 @@
 
 use std::time::{Duration, Instant};
 
-use smtp_blocking::smtp_proto::{self, Error as SmtpError, ProtocolError, UsageError, sasl};
-use smtp_blocking::smtp_proto::{BodyType, Envelope};
+use smtp_blocking::smtp_sansio::{self, Error as SmtpError, ProtocolError, UsageError, sasl};
+use smtp_blocking::smtp_sansio::{BodyType, Envelope};
 use smtp_blocking::{Error, Options, SmtpClient};
 use smtp_testkit::{MockServer, Script, ServerConfig, Step, Tls};
 
@@ -639,7 +639,7 @@ fn injection_in_arguments_is_refused_before_sending() {
         smtp_err(c.sendmail(evil, &["b@example.org"], MSG).unwrap_err()),
         SmtpError::Usage(UsageError::InvalidArgument { .. })
     ));
-    assert!("X=1\r\nRSET".parse::<smtp_proto::Parameter>().is_err());
+    assert!("X=1\r\nRSET".parse::<smtp_sansio::Parameter>().is_err());
     assert!(c.verify("x\r\nQUIT").is_err());
     c.quit().unwrap();
     server.wait_for_closed(1, WAIT);

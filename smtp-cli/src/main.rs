@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use smtp_blocking::smtp_proto::{self, Transaction, client::PreparedMessage, sasl};
+use smtp_blocking::smtp_sansio::{self, Transaction, client::PreparedMessage, sasl};
 use smtp_blocking::{Error, Options, SmtpClient, TransactionResult};
 
 const USAGE: &str = "\
@@ -247,7 +247,7 @@ fn read_message(path: Option<&str>) -> Result<Vec<u8>, Failure> {
 }
 
 fn plan(args: &Args, message: &[u8]) -> Result<Plan, Failure> {
-    let usage = |e: smtp_proto::UsageError| Failure::usage(e.to_string());
+    let usage = |e: smtp_sansio::UsageError| Failure::usage(e.to_string());
     let le = smtp_blocking::LineEndings::Normalize;
     let from_headers = args.header_envelope || (args.from.is_none() && args.to.is_empty());
     if from_headers || args.from.is_none() || args.to.is_empty() {
@@ -269,7 +269,7 @@ fn plan(args: &Args, message: &[u8]) -> Result<Plan, Failure> {
         return Ok(Plan::Message(p));
     }
     let from = args.from.as_deref().unwrap_or_default();
-    let size = smtp_proto::body::message_size(message, le).map_err(usage)?;
+    let size = smtp_sansio::body::message_size(message, le).map_err(usage)?;
     let tx = Transaction::from_strs(from, &args.to, &args.mail_options, &args.rcpt_options)
         .map_err(usage)?
         .size(size);
@@ -360,7 +360,7 @@ fn run(args: &Args) -> Result<(TransactionResult, u8), Failure> {
 
 /// Maps an error to the contract's exit status and a JSON kind.
 fn failure(e: Error) -> Failure {
-    use smtp_proto::{Error as E, UsageError as U};
+    use smtp_sansio::{Error as E, UsageError as U};
     let message = e.to_string();
     let code = e.reply().map(smtp_blocking::Reply::code);
     let (status, kind) = match &e {
@@ -394,7 +394,7 @@ fn failure(e: Error) -> Failure {
         _ => (EXIT_FAILURE, "connection"),
     };
     let refused = match &e {
-        Error::Smtp(smtp_proto::Error::RecipientsRefused(map)) => map
+        Error::Smtp(smtp_sansio::Error::RecipientsRefused(map)) => map
             .iter()
             .map(|(a, r)| (a.clone(), r.code(), r.text().to_owned()))
             .collect(),

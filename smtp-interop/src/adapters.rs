@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rustls::ClientConfig;
 use smtp_adapter::Error;
-use smtp_proto::{Capabilities, Envelope, Mechanism, Options, Reply, TransactionResult};
+use smtp_sansio::{Capabilities, Envelope, Mechanism, Options, Reply, TransactionResult};
 
 /// How a session connects.
 #[derive(Debug, Clone, Copy)]
@@ -25,13 +25,13 @@ pub enum Connect<'a> {
 #[derive(Debug, Clone)]
 pub struct Failure {
     /// The core's error, for matching on the kind and the reply code.
-    pub smtp: Option<smtp_proto::Error>,
+    pub smtp: Option<smtp_sansio::Error>,
     /// What went wrong, for the table.
     pub text: String,
 }
 
 impl Failure {
-    fn new(smtp: Option<&smtp_proto::Error>, text: String) -> Failure {
+    fn new(smtp: Option<&smtp_sansio::Error>, text: String) -> Failure {
         Failure {
             smtp: smtp.cloned(),
             text,

@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rustls::ClientConfig;
-use smtp_proto::mail::{Envelope, Notify, Recipient, Ret};
-use smtp_proto::sasl::{CramMd5, Credentials, Login, Plain, ScramSha256};
-use smtp_proto::{Mechanism, Options, TransactionResult};
+use smtp_sansio::mail::{Envelope, Notify, Recipient, Ret};
+use smtp_sansio::sasl::{CramMd5, Credentials, Login, Plain, ScramSha256};
+use smtp_sansio::{Mechanism, Options, TransactionResult};
 
 use crate::adapters::{Connect, Failure, Outgoing, Pooling, Session};
 use crate::capture::Lines;
@@ -347,11 +347,11 @@ impl Mechanism for WatchedScram {
         self.inner.name()
     }
 
-    fn initial_response(&mut self) -> Result<Option<Vec<u8>>, smtp_proto::sasl::SaslError> {
+    fn initial_response(&mut self) -> Result<Option<Vec<u8>>, smtp_sansio::sasl::SaslError> {
         self.inner.initial_response()
     }
 
-    fn step(&mut self, challenge: &[u8]) -> Result<Vec<u8>, smtp_proto::sasl::SaslError> {
+    fn step(&mut self, challenge: &[u8]) -> Result<Vec<u8>, smtp_sansio::sasl::SaslError> {
         let answer = self.inner.step(challenge);
         self.verified
             .store(self.inner.server_verified(), Ordering::SeqCst);
@@ -440,7 +440,7 @@ fn run_inner<S: Session>(
     if wants_tls {
         if !s
             .capabilities()
-            .is_some_and(smtp_proto::Capabilities::starttls)
+            .is_some_and(smtp_sansio::Capabilities::starttls)
         {
             return Err("STARTTLS not advertised".into());
         }
@@ -466,7 +466,7 @@ fn run_inner<S: Session>(
         // Every mechanism the server offers has its row.
         let mut offered = s
             .capabilities()
-            .map(smtp_proto::Capabilities::auth_mechanisms)
+            .map(smtp_sansio::Capabilities::auth_mechanisms)
             .unwrap_or_default();
         offered.sort();
         let mut declared: Vec<String> =
@@ -525,7 +525,7 @@ fn run_inner<S: Session>(
             };
             return match s.auth(mechanism(name, &ctx.account, &wrong)) {
                 Ok(r) => Err(format!("a wrong password was accepted ({})", r.code())),
-                Err(e) if matches!(e.smtp, Some(smtp_proto::Error::AuthFailed(_))) => {
+                Err(e) if matches!(e.smtp, Some(smtp_sansio::Error::AuthFailed(_))) => {
                     let code = e.code().unwrap_or_default();
                     if code != 535 {
                         return Err(format!("AUTH refused with {code}, expected 535"));
@@ -613,7 +613,7 @@ fn run_inner<S: Session>(
             let first = message(&sender, nobody, &format!("{token}-first"), 3);
             match s.sendmail(&sender, &[nobody], &first) {
                 Err(Failure {
-                    smtp: Some(smtp_proto::Error::RecipientsRefused(v)),
+                    smtp: Some(smtp_sansio::Error::RecipientsRefused(v)),
                     ..
                 }) if v.len() == 1 && v[0].0 == nobody && v[0].1.code() >= 500 => {}
                 Err(e) => return Err(fail("first sendmail", &e)),
@@ -644,7 +644,7 @@ fn run_inner<S: Session>(
                 }
                 Err(Failure {
                     smtp:
-                        Some(smtp_proto::Error::Usage(smtp_proto::UsageError::MessageTooLarge {
+                        Some(smtp_sansio::Error::Usage(smtp_sansio::UsageError::MessageTooLarge {
                             limit: l,
                             ..
                         })),
@@ -671,7 +671,7 @@ fn run_inner<S: Session>(
             expect.mail_params = vec!["RET=HDRS".into(), envid.clone()];
             expect.rcpt_params = vec!["NOTIFY=FAILURE,DELAY".into(), orcpt.clone()];
             // The typed DSN options, as a caller writes them.
-            let typed = || -> Result<Envelope, smtp_proto::UsageError> {
+            let typed = || -> Result<Envelope, smtp_sansio::UsageError> {
                 let to = Recipient::new(r0.parse()?)
                     .notify(Notify::FAILURE | Notify::DELAY)
                     .orcpt(r0)?;
@@ -695,7 +695,7 @@ fn run_inner<S: Session>(
     if case == Case::Plain && server.mail_requires_tls {
         // The server refuses MAIL before STARTTLS: the refusal must surface.
         return match result {
-            Err(e) if matches!(e.smtp, Some(smtp_proto::Error::SenderRefused { .. })) => {
+            Err(e) if matches!(e.smtp, Some(smtp_sansio::Error::SenderRefused { .. })) => {
                 let code = e.code().unwrap_or_default();
                 if code != 530 {
                     return Err(format!("MAIL refused with {code}, expected 530"));
@@ -869,7 +869,7 @@ fn check_result(
         for r in &result.recipients {
             let address = r.address.to_string();
             let rcpt = r.rcpt_reply.code();
-            let fin = r.final_reply.as_ref().map(smtp_proto::Reply::code);
+            let fin = r.final_reply.as_ref().map(smtp_sansio::Reply::code);
             let ok = if address == server.unknown {
                 rcpt == 550 && fin.is_none()
             } else if address == server.fails_after_data {
@@ -908,7 +908,7 @@ fn check_result(
         }
         return Ok(notes.join(", "));
     }
-    let fin = result.final_reply.as_ref().map(smtp_proto::Reply::code);
+    let fin = result.final_reply.as_ref().map(smtp_sansio::Reply::code);
     if fin != Some(250) {
         return Err(format!("final reply {fin:?}"));
     }

@@ -7,8 +7,8 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use smtp_proto::body::{BodyEncoder, LineEndings};
-use smtp_proto::{ReplyLimits, ReplyParser};
+use smtp_sansio::body::{BodyEncoder, LineEndings};
+use smtp_sansio::{ReplyLimits, ReplyParser};
 
 #[path = "support/session.rs"]
 mod session;

@@ -6,14 +6,14 @@
 //! is filled in by the client from the message.
 //!
 //! ```
-//! use smtp_proto::mail::{BodyType, Envelope, Notify, Recipient};
+//! use smtp_sansio::mail::{BodyType, Envelope, Notify, Recipient};
 //!
 //! let envelope = Envelope::new("alice@example.org".parse()?, ["bob@example.net".parse()?])
 //!     .body(BodyType::EightBitMime)
 //!     .envid("QQ314159")?
 //!     .recipient(Recipient::new("carol@example.net".parse()?).notify(Notify::FAILURE | Notify::DELAY));
 //! assert_eq!(envelope.recipients().len(), 2);
-//! # Ok::<(), smtp_proto::UsageError>(())
+//! # Ok::<(), smtp_sansio::UsageError>(())
 //! ```
 
 use crate::client::Transaction;

@@ -1,6 +1,6 @@
 //! Heap allocations the core makes per message on a pipelined session (replies
 //! included, no I/O), counted by dhat's allocator. The bounds hold the hot path
-//! to a handful of allocations; `cargo test -p smtp-proto --test allocations --
+//! to a handful of allocations; `cargo test -p smtp-sansio --test allocations --
 //! --nocapture` prints the counts.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]

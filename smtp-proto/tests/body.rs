@@ -5,8 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use proptest::prelude::*;
-use smtp_proto::UsageError;
-use smtp_proto::body::{BodyEncoder, LineEndings, Unstuffer, message_size};
+use smtp_sansio::UsageError;
+use smtp_sansio::body::{BodyEncoder, LineEndings, Unstuffer, message_size};
 
 /// (message as the caller has it, DATA wire bytes after the DATA command's 354).
 const DATA_VECTORS: &[(&[u8], &[u8])] = &[

@@ -3,8 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use smtp_proto::UsageError;
-use smtp_proto::body::{BodyEncoder, LineEndings, Unstuffer, message_size};
+use smtp_sansio::UsageError;
+use smtp_sansio::body::{BodyEncoder, LineEndings, Unstuffer, message_size};
 
 fn data(input: &[u8], chunk: usize, le: LineEndings) -> Result<Vec<u8>, UsageError> {
     let mut enc = BodyEncoder::new(le);

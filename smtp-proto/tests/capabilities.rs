@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use proptest::prelude::*;
-use smtp_proto::{Capabilities, Reply, ReplyLimits, ReplyParser};
+use smtp_sansio::{Capabilities, Reply, ReplyLimits, ReplyParser};
 
 /// Parses the server's lines (`S:` side, without line endings) as one reply.
 fn ehlo(server: &[&str]) -> Capabilities {

@@ -5,8 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use proptest::prelude::*;
-use smtp_proto::command::{MechanismName, xtext_decode, xtext_encode};
-use smtp_proto::{Address, Command, Domain, Parameter, Text, UsageError, Verb};
+use smtp_sansio::command::{MechanismName, xtext_decode, xtext_encode};
+use smtp_sansio::{Address, Command, Domain, Parameter, Text, UsageError, Verb};
 
 fn domain(s: &str) -> Domain {
     Domain::new(s).unwrap()

@@ -6,8 +6,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use proptest::prelude::*;
-use smtp_proto::UsageError;
-use smtp_proto::envelope::{HeaderEnvelope, from_message, parse_address_list};
+use smtp_sansio::UsageError;
+use smtp_sansio::envelope::{HeaderEnvelope, from_message, parse_address_list};
 
 fn env(message: &str) -> HeaderEnvelope {
     from_message(message.as_bytes()).unwrap()
@@ -418,7 +418,7 @@ proptest! {
 /// a message without From or To), and Bcc is still never transmitted.
 #[test]
 fn prepared_message_takes_from_the_headers_only_what_is_not_given() {
-    use smtp_proto::{LineEndings, PreparedMessage};
+    use smtp_sansio::{LineEndings, PreparedMessage};
     let prepare = |m: &str, from: Option<&str>, to: Option<&[&str]>| {
         PreparedMessage::new::<&str, &str, &str>(
             m.as_bytes(),

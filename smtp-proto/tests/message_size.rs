@@ -5,8 +5,8 @@
 
 use std::time::Instant;
 
-use smtp_proto::body::LineEndings;
-use smtp_proto::{Client, Config, Output, UsageError};
+use smtp_sansio::body::LineEndings;
+use smtp_sansio::{Client, Config, Output, UsageError};
 
 /// A session that has read the greeting and the EHLO reply `ehlo`.
 fn after_ehlo(ehlo: &[u8], line_endings: LineEndings) -> Client {

@@ -5,9 +5,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use proptest::prelude::*;
-use smtp_proto::body::{BodyEncoder, LineEndings, Unstuffer, message_size};
-use smtp_proto::command::{xtext_decode, xtext_encode};
-use smtp_proto::{ReplyLimits, ReplyParser};
+use smtp_sansio::body::{BodyEncoder, LineEndings, Unstuffer, message_size};
+use smtp_sansio::command::{xtext_decode, xtext_encode};
+use smtp_sansio::{ReplyLimits, ReplyParser};
 
 /// The message as it must arrive: bare CR and LF as CRLF, CRLF added at the end
 /// of a non-empty message that lacks one.
@@ -147,7 +147,7 @@ proptest! {
 
     #[test]
     fn envelope_parsing_never_panics(input in prop::collection::vec(any::<u8>(), 0..500)) {
-        let _ = smtp_proto::envelope::from_message(&input);
-        let _ = smtp_proto::envelope::parse_address_list(&String::from_utf8_lossy(&input));
+        let _ = smtp_sansio::envelope::from_message(&input);
+        let _ = smtp_sansio::envelope::parse_address_list(&String::from_utf8_lossy(&input));
     }
 }

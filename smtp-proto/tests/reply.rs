@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use proptest::prelude::*;
-use smtp_proto::{EnhancedStatus, ProtocolError, Reply, ReplyLimits, ReplyParser};
+use smtp_sansio::{EnhancedStatus, ProtocolError, Reply, ReplyLimits, ReplyParser};
 
 /// A reply as the tests compare it: code, enhanced status, lines.
 #[derive(Debug, Clone, PartialEq, Eq)]

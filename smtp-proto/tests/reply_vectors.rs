@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use smtp_proto::{EnhancedStatus, ProtocolError, Reply, ReplyLimits, ReplyParser};
+use smtp_sansio::{EnhancedStatus, ProtocolError, Reply, ReplyLimits, ReplyParser};
 
 /// What the parser produced for an input: the replies (code, lines) and the error.
 type Outcome = (

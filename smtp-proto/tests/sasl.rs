@@ -6,9 +6,9 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use smtp_proto::Command;
-use smtp_proto::command::MechanismName;
-use smtp_proto::sasl::{
+use smtp_sansio::Command;
+use smtp_sansio::command::MechanismName;
+use smtp_sansio::sasl::{
     CramMd5, Credentials, Login, Mechanism, OAuthBearer, Plain, SaslError, ScramError, ScramSha256,
     Secret, XOAuth2, login_mechanisms,
 };

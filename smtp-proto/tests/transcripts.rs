@@ -26,9 +26,9 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use smtp_proto::client::Outcome;
-use smtp_proto::sasl::{CramMd5, Login, OAuthBearer, Plain, ScramSha256, XOAuth2};
-use smtp_proto::{
+use smtp_sansio::client::Outcome;
+use smtp_sansio::sasl::{CramMd5, Login, OAuthBearer, Plain, ScramSha256, XOAuth2};
+use smtp_sansio::{
     Address, Client, Config, Credentials, Domain, Error, Event, LineEndings, Output, Parameter,
     Protocol, Recipient, Secret, Stage, Text, Timeouts, Trace, Transaction, Verb,
 };
@@ -100,7 +100,7 @@ fn text(b: &[u8]) -> String {
 }
 
 fn render_error(e: &Error) -> String {
-    let code = |r: &smtp_proto::Reply| r.code().to_string();
+    let code = |r: &smtp_sansio::Reply| r.code().to_string();
     // Each refusal names its stage.
     let stage = match e {
         Error::SenderRefused { .. } => Some(Stage::Mail),
@@ -119,7 +119,7 @@ fn render_error(e: &Error) -> String {
             let name = format!("{u:?}");
             let name = name.split(['(', ' ', '{']).next().unwrap_or("").to_owned();
             match u {
-                smtp_proto::UsageError::NotSupported(x) => format!("Usage NotSupported {x}"),
+                smtp_sansio::UsageError::NotSupported(x) => format!("Usage NotSupported {x}"),
                 _ => format!("Usage {name}"),
             }
         }
@@ -135,7 +135,7 @@ fn render_error(e: &Error) -> String {
             if let Some(stage) = e.stage() {
                 s.push_str(&format!(" during={}", format!("{stage:?}").to_lowercase()));
             }
-            let list = |v: &[(String, smtp_proto::Reply)]| {
+            let list = |v: &[(String, smtp_sansio::Reply)]| {
                 let v: Vec<String> = v.iter().map(|(a, r)| format!("{a}:{}", r.code())).collect();
                 v.join(",")
             };
@@ -214,7 +214,7 @@ fn render_event(e: &Event) -> String {
     }
 }
 
-fn id_num(id: smtp_proto::OpId) -> String {
+fn id_num(id: smtp_sansio::OpId) -> String {
     let s = format!("{id:?}");
     s.trim_start_matches("OpId(")
         .trim_end_matches(')')
@@ -363,7 +363,7 @@ fn run_op(r: &mut Run, args: &[Vec<u8>]) {
         }
         "auth" => {
             let creds = || Credentials::new(arg(2).unwrap(), arg(3).unwrap());
-            let mech: Box<dyn smtp_proto::Mechanism> = match arg(1).unwrap().as_str() {
+            let mech: Box<dyn smtp_sansio::Mechanism> = match arg(1).unwrap().as_str() {
                 "plain" => Box::new(Plain::new(creds())),
                 "login" => Box::new(Login::new(creds())),
                 "cram-md5" => Box::new(CramMd5::new(creds())),

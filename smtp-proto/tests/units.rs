@@ -2,12 +2,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use smtp_proto::command::{Command, MechanismName, Text, Verb, xtext_decode, xtext_encode};
-use smtp_proto::envelope::{from_message, parse_address_list};
-use smtp_proto::sasl::{
+use smtp_sansio::command::{Command, MechanismName, Text, Verb, xtext_decode, xtext_encode};
+use smtp_sansio::envelope::{from_message, parse_address_list};
+use smtp_sansio::sasl::{
     CramMd5, Credentials, Login, Mechanism, OAuthBearer, Plain, Secret, XOAuth2, login_mechanisms,
 };
-use smtp_proto::{Address, Capabilities, Domain, Parameter, Reply, UsageError};
+use smtp_sansio::{Address, Capabilities, Domain, Parameter, Reply, UsageError};
 
 fn s(c: &Command) -> String {
     String::from_utf8(c.to_bytes()).unwrap()
@@ -426,7 +426,7 @@ fn address_lists() {
 
 #[test]
 fn an_armed_wait_serves_from_an_eighth_of_the_wait_up_to_its_deadline() {
-    use smtp_proto::client::armed_wait_serves;
+    use smtp_sansio::client::armed_wait_serves;
     use std::time::Duration;
     let s = Duration::from_secs;
     let left = s(300);

@@ -60,8 +60,8 @@ pub struct Tweak {
 impl Tweak {
     /// The options for a connection.
     #[must_use]
-    pub fn options(&self) -> smtp_proto::Options {
-        let mut o = smtp_proto::Options::default();
+    pub fn options(&self) -> smtp_sansio::Options {
+        let mut o = smtp_sansio::Options::default();
         o.require_tls = self.require_tls;
         o.no_chunking = self.no_chunking;
         o.no_pipelining = self.no_pipelining;
@@ -94,8 +94,8 @@ pub struct Scenario {
 /// `err Kind [code]` for a core error; adapters render their I/O and TLS errors
 /// as `err Io` and `err Tls`.
 #[must_use]
-pub fn render_error(e: &smtp_proto::Error) -> String {
-    use smtp_proto::Error as E;
+pub fn render_error(e: &smtp_sansio::Error) -> String {
+    use smtp_sansio::Error as E;
     match e {
         E::Protocol(p) => {
             let n = format!("{p:?}");
@@ -130,14 +130,14 @@ pub fn render_error(e: &smtp_proto::Error) -> String {
 
 /// `ok CODE`.
 #[must_use]
-pub fn render_reply(r: &smtp_proto::Reply) -> String {
+pub fn render_reply(r: &smtp_sansio::Reply) -> String {
     format!("ok {}", r.code())
 }
 
 /// `sent [bdat] ...`: per recipient `addr:rcpt/final` under LMTP, else the final
 /// code, then the refused recipients.
 #[must_use]
-pub fn render_result(t: &smtp_proto::TransactionResult) -> String {
+pub fn render_result(t: &smtp_sansio::TransactionResult) -> String {
     let mut s = String::from("sent");
     if t.chunked {
         s.push_str(" bdat");
@@ -146,7 +146,7 @@ pub fn render_result(t: &smtp_proto::TransactionResult) -> String {
         Some(r) => s.push_str(&format!(" {}", r.code())),
         None => {
             for r in &t.recipients {
-                let f = r.final_reply.as_ref().map_or(0, smtp_proto::Reply::code);
+                let f = r.final_reply.as_ref().map_or(0, smtp_sansio::Reply::code);
                 s.push_str(&format!(" {}:{}/{f}", r.address, r.rcpt_reply.code()));
             }
         }
@@ -633,8 +633,8 @@ pub fn envelope(
     from: &str,
     to: &[&str],
     mail_options: &[&str],
-) -> Result<smtp_proto::Envelope, smtp_proto::UsageError> {
-    let mut envelope = smtp_proto::Envelope::parse(from, to)?;
+) -> Result<smtp_sansio::Envelope, smtp_sansio::UsageError> {
+    let mut envelope = smtp_sansio::Envelope::parse(from, to)?;
     for option in mail_options {
         envelope = envelope.mail_param(option.parse()?);
     }

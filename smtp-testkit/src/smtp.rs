@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
-use smtp_proto::body::Unstuffer;
+use smtp_sansio::body::Unstuffer;
 
 use crate::config::{HOSTNAME, ServerConfig, Tls};
 use crate::conn::Conn;

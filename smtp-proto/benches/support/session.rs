@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use smtp_proto::{Address, Client, Config, Domain, Drive, Output, Transaction};
+use smtp_sansio::{Address, Client, Config, Domain, Drive, Output, Transaction};
 
 /// A session past EHLO, sending the same message again and again.
 pub struct Session {
