@@ -15,7 +15,9 @@
 #![forbid(unsafe_code)]
 
 pub mod args;
+mod builder;
 mod error;
+mod options;
 mod session;
 pub mod tls;
 mod transcript;
@@ -23,9 +25,11 @@ mod transcript;
 use std::net::IpAddr;
 use std::sync::OnceLock;
 
+pub use builder::{Builder, Connect, MechanismFactory, Setup, Target, Tls};
 pub use error::Error;
+pub use options::{Options, split_host_port};
 pub use session::{Call, Session};
-use smtp_sansio::{Config, Options};
+use smtp_sansio::Config;
 pub use transcript::Transcript;
 
 /// Default SMTP port (RFC 5321).
@@ -38,11 +42,6 @@ pub const LMTP_PORT: u16 = 2003;
 pub const CHUNK: usize = 64 * 1024;
 /// The size of the buffer replies are read into.
 pub const READ_BUFFER: usize = 16 * 1024;
-
-/// Splits `host`, `host:port` or `[v6]:port` (`default_port` when none is given).
-pub fn split_host_port(address: &str, default_port: u16) -> Result<(String, u16), Error> {
-    Ok(smtp_sansio::client::split_host_port(address, default_port)?)
-}
 
 /// The machine's host name as the system reports it, read once per process
 /// (`None` where it is not known; the EHLO name then falls back to the address

@@ -25,6 +25,8 @@ pub enum Call<'a> {
     StartTls,
     /// smtplib's `login`: user, password, initial response allowed.
     Login(&'a str, &'a str, bool),
+    /// `login` with credentials at hand; initial response allowed.
+    LoginWith(Credentials, bool),
     /// AUTH with a mechanism; initial response allowed.
     Auth(Box<dyn Mechanism>, bool),
     /// VRFY.
@@ -209,6 +211,7 @@ impl Session {
             Call::EhloOrHeloIfNeeded => c.ehlo_or_helo_if_needed(now),
             Call::StartTls => c.starttls(now),
             Call::Login(user, password, ir) => c.login(now, Credentials::new(user, password), ir),
+            Call::LoginWith(credentials, ir) => c.login(now, credentials, ir),
             Call::Auth(mechanism, ir) => c.auth(now, mechanism, ir),
             Call::Verify(a) => c.vrfy(now, args::text(a)?),
             Call::Expn(a) => c.expn(now, args::text(a)?),

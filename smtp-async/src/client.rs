@@ -1,5 +1,6 @@
 //! The session facade, written once for every runtime.
 
+use std::future::Future;
 use std::io;
 use std::marker::PhantomData;
 use std::net::SocketAddr;
@@ -10,10 +11,10 @@ use std::time::{Duration, Instant};
 
 use rustls::ClientConfig;
 use smtp_adapter::args::{self, Body};
-use smtp_adapter::{Call, Error, Session};
+use smtp_adapter::{Builder, Call, Connect, Error, Options, Session, Target, Tls};
 use smtp_sansio::{
-    Client, Drive, Envelope, Mechanism, OpId, Options, Outcome, Parameter, Protocol, Reply,
-    Transaction, TransactionResult,
+    Client, Drive, Envelope, Mechanism, OpId, Outcome, Parameter, Protocol, Reply, Transaction,
+    TransactionResult,
 };
 
 use crate::runtime::{Connected, ReadBody, Runtime, WrapStream, before};
@@ -34,6 +35,31 @@ pub struct SmtpClient<R: Runtime> {
     /// Set while a call runs; still set if its future was dropped.
     busy: bool,
     _runtime: PhantomData<R>,
+}
+
+impl<R: Runtime> Connect for SmtpClient<R> {
+    type Output = Pin<Box<dyn Future<Output = Result<Self, Error>> + Send>>;
+
+    fn connect(b: Builder<Self>) -> Self::Output {
+        Box::pin(async move {
+            let (options, address) = (b.session_options(), b.address());
+            let mut c = match (b.target(), b.tls_mode()) {
+                #[cfg(unix)]
+                (Target::Unix(path), _) => SmtpClient::connect_unix(path, options).await?,
+                (_, Tls::Implicit) => {
+                    let tls = b.tls_config_given().cloned();
+                    SmtpClient::connect_tls(&address, options, tls).await?
+                }
+                _ => SmtpClient::connect(&address, options).await?,
+            };
+            b.configure(&mut c.session);
+            let mut setup = b.setup();
+            while let Some(call) = setup.next(&c.session) {
+                c.reply(call).await?;
+            }
+            Ok(c)
+        })
+    }
 }
 
 /// Connects to `host:port` over TCP, each address in turn, within `timeout`.
@@ -66,6 +92,22 @@ async fn connect_tcp<R: Runtime>(
 }
 
 impl<R: Runtime> SmtpClient<R> {
+    /// A connection to `host` (`host:port`, `[v6]:port`) to set up and
+    /// [`connect`](Builder::connect): TLS mode (port 25, 587 with STARTTLS
+    /// required, 465 with implicit TLS), credentials or a mechanism, timeouts,
+    /// local name, source address.
+    #[must_use]
+    pub fn builder(host: &str) -> Builder<Self> {
+        Builder::new(host)
+    }
+
+    /// An LMTP connection to `host[:port]` or a Unix socket path, to set up and
+    /// [`connect`](Builder::connect).
+    #[must_use]
+    pub fn lmtp_builder(address: &str) -> Builder<Self> {
+        Builder::lmtp(address)
+    }
+
     /// Connects to `host`, `host:port` or `[v6]:port` (port 25 by default) and
     /// reads the greeting (smtplib's `SMTP(host, port)`).
     pub async fn connect(address: &str, options: Options) -> Result<Self, Error> {

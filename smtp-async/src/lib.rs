@@ -42,9 +42,9 @@ pub use smtp_adapter;
 pub mod common {
     pub use crate::pool::{PoolConfig, Pooled};
     pub use rustls::ClientConfig;
-    pub use smtp_adapter::{Error, LMTP_PORT, SMTP_PORT, SMTPS_PORT};
+    pub use smtp_adapter::{Builder, Error, LMTP_PORT, Options, SMTP_PORT, SMTPS_PORT, Tls};
     pub use smtp_sansio::{
-        self, Capabilities, Envelope, Mechanism, Options, Protocol, Reply, TransactionResult,
+        self, Capabilities, Envelope, Mechanism, Protocol, Reply, TransactionResult,
         body::LineEndings,
     };
 }

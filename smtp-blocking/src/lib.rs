@@ -44,14 +44,36 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use rustls::ClientConfig;
-pub use smtp_adapter::{self, Error, LMTP_PORT, SMTP_PORT, SMTPS_PORT};
+pub use smtp_adapter::{self, Builder, Error, LMTP_PORT, Options, SMTP_PORT, SMTPS_PORT, Tls};
 use smtp_adapter::{Call, Session, args, args::Body};
+use smtp_adapter::{Connect, Target};
 pub use smtp_sansio::{
-    self, Capabilities, Envelope, Mechanism, Options, Protocol, Reply, TransactionResult,
-    body::LineEndings,
+    self, Capabilities, Envelope, Mechanism, Protocol, Reply, TransactionResult, body::LineEndings,
 };
 use smtp_sansio::{Client, Drive, OpId, Outcome, Parameter, Transaction};
 use transport::{Timeouts, Transport};
+
+impl Connect for SmtpClient {
+    type Output = Result<SmtpClient, Error>;
+
+    fn connect(b: Builder<SmtpClient>) -> Result<SmtpClient, Error> {
+        let (options, address) = (b.session_options(), b.address());
+        let mut c = match (b.target(), b.tls_mode()) {
+            #[cfg(unix)]
+            (Target::Unix(path), _) => SmtpClient::connect_unix(path, options)?,
+            (_, Tls::Implicit) => {
+                SmtpClient::connect_tls(&address, options, b.tls_config_given().cloned())?
+            }
+            _ => SmtpClient::connect(&address, options)?,
+        };
+        b.configure(&mut c.session);
+        let mut setup = b.setup();
+        while let Some(call) = setup.next(&c.session) {
+            c.reply(call)?;
+        }
+        Ok(c)
+    }
+}
 
 /// An SMTP or LMTP session.
 ///
@@ -66,6 +88,34 @@ pub struct SmtpClient {
 smtp_adapter::deref_session!(SmtpClient);
 
 impl SmtpClient {
+    /// A connection to `host` (`host:port`, `[v6]:port`) to set up and
+    /// [`connect`](Builder::connect): TLS mode (port 25, 587 with STARTTLS
+    /// required, 465 with implicit TLS), credentials or a mechanism, timeouts,
+    /// local name, source address.
+    ///
+    /// ```no_run
+    /// use smtp_blocking::{SmtpClient, Tls};
+    ///
+    /// let mut smtp = SmtpClient::builder("smtp.example.org")
+    ///     .tls(Tls::StartTls)
+    ///     .credentials("alice@example.org", "app-password")
+    ///     .connect()?;
+    /// smtp.sendmail("alice@example.org", &["bob@example.net"], b"Subject: hi\r\n\r\nHello\r\n")?;
+    /// smtp.quit()?;
+    /// # Ok::<(), smtp_blocking::Error>(())
+    /// ```
+    #[must_use]
+    pub fn builder(host: &str) -> Builder<SmtpClient> {
+        Builder::new(host)
+    }
+
+    /// An LMTP connection to `host[:port]` or a Unix socket path, to set up and
+    /// [`connect`](Builder::connect).
+    #[must_use]
+    pub fn lmtp_builder(address: &str) -> Builder<SmtpClient> {
+        Builder::lmtp(address)
+    }
+
     /// Connects to `host`, `host:port` or `[v6]:port` (port 25 by default) and
     /// reads the greeting (smtplib's `SMTP(host, port)`). A greeting other than
     /// 220 is [`smtp_sansio::Error::ConnectRefused`].

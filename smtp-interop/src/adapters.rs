@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rustls::ClientConfig;
 use smtp_adapter::Error;
-use smtp_sansio::{Capabilities, Envelope, Mechanism, Options, Reply, TransactionResult};
+use smtp_adapter::Options;
+use smtp_sansio::{Capabilities, Envelope, Mechanism, Reply, TransactionResult};
 
 /// How a session connects.
 #[derive(Debug, Clone, Copy)]

@@ -6,9 +6,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rustls::ClientConfig;
+use smtp_adapter::Options;
 use smtp_sansio::mail::{Envelope, Notify, Recipient, Ret};
 use smtp_sansio::sasl::{CramMd5, Credentials, Login, Plain, ScramSha256};
-use smtp_sansio::{Mechanism, Options, TransactionResult};
+use smtp_sansio::{Mechanism, TransactionResult};
 
 use crate::adapters::{Connect, Failure, Outgoing, Pooling, Session};
 use crate::capture::Lines;

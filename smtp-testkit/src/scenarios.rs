@@ -60,8 +60,8 @@ pub struct Tweak {
 impl Tweak {
     /// The options for a connection.
     #[must_use]
-    pub fn options(&self) -> smtp_sansio::Options {
-        let mut o = smtp_sansio::Options::default();
+    pub fn options(&self) -> smtp_adapter::Options {
+        let mut o = smtp_adapter::Options::default();
         o.require_tls = self.require_tls;
         o.no_chunking = self.no_chunking;
         o.no_pipelining = self.no_pipelining;

@@ -35,7 +35,7 @@ mod transaction;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-pub use config::{Config, Options, Protocol, Timeouts, armed_wait_serves, split_host_port};
+pub use config::{Config, Protocol, Timeouts, armed_wait_serves};
 pub use drive::Drive;
 pub use transaction::{
     PartsCursor, PreparedMessage, Recipient, RecipientResult, Transaction, TransactionResult,

@@ -1,0 +1,461 @@
+//! The connection builder every adapter offers: where to connect, how much TLS,
+//! who to log in as, and the session's options; `connect()` then runs the
+//! greeting, EHLO, STARTTLS, EHLO again and AUTH as asked.
+//!
+//! ```
+//! use std::time::Duration;
+//! use smtp_adapter::{Builder, Tls};
+//!
+//! // What smtp_blocking::SmtpClient::builder("smtp.example.org") starts from:
+//! let b = Builder::<()>::new("smtp.example.org")
+//!     .tls(Tls::StartTls)
+//!     .credentials("alice", "app-password")
+//!     .timeout(Duration::from_secs(30));
+//! assert_eq!(b.port(), 587);
+//! ```
+
+use std::marker::PhantomData;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::ClientConfig;
+use smtp_sansio::sasl::Credentials;
+use smtp_sansio::{LineEndings, Mechanism, Protocol};
+
+use crate::{Call, Options, Session};
+
+/// How much TLS a connection uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Tls {
+    /// Plain text only (a local relay, LMTP on a trusted socket). Port 25.
+    None,
+    /// STARTTLS when the server offers it, plain text otherwise. Port 25.
+    #[default]
+    Opportunistic,
+    /// STARTTLS, required: a server that does not offer it gets nothing but
+    /// EHLO (RFC 3207's defence against stripping). Port 587 (submission).
+    StartTls,
+    /// TLS from the first byte (RFC 8314). Port 465 (submissions).
+    Implicit,
+}
+
+/// Where a connection goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Target {
+    /// A host name or IP address, and a port (`None`: the default for the
+    /// protocol and TLS mode).
+    Tcp {
+        /// Host name or IP address (the name certificates are checked against).
+        host: String,
+        /// The port, when not the default.
+        port: Option<u16>,
+    },
+    /// A Unix socket (LMTP to a local delivery agent, usually).
+    Unix(PathBuf),
+}
+
+/// Makes a fresh mechanism for each connection (a pool connects many times).
+pub type MechanismFactory = Arc<dyn Fn() -> Box<dyn Mechanism> + Send + Sync>;
+
+/// How a new session authenticates.
+#[derive(Clone)]
+enum Auth {
+    Login(Credentials),
+    Mechanism(MechanismFactory),
+}
+
+/// A connection's settings; `C` is the client type it connects
+/// (`smtp_blocking::SmtpClient`, `smtp_tokio::SmtpClient`, ...), whose
+/// `builder(host)` makes one and which implements [`Connect`] so that
+/// `connect()` is available.
+pub struct Builder<C> {
+    target: Target,
+    tls: Tls,
+    tls_config: Option<Arc<ClientConfig>>,
+    tls_server_name: Option<String>,
+    auth: Option<Auth>,
+    initial_response: bool,
+    options: Options,
+    _client: PhantomData<fn() -> C>,
+}
+
+impl<C> Clone for Builder<C> {
+    fn clone(&self) -> Self {
+        Builder {
+            target: self.target.clone(),
+            tls: self.tls,
+            tls_config: self.tls_config.clone(),
+            tls_server_name: self.tls_server_name.clone(),
+            auth: self.auth.clone(),
+            initial_response: self.initial_response,
+            options: self.options.clone(),
+            _client: PhantomData,
+        }
+    }
+}
+
+impl<C> std::fmt::Debug for Builder<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let auth = match &self.auth {
+            None => "none",
+            Some(Auth::Login(_)) => "login",
+            Some(Auth::Mechanism(_)) => "mechanism",
+        };
+        f.debug_struct("Builder")
+            .field("target", &self.target)
+            .field("tls", &self.tls)
+            .field("auth", &auth)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C> Builder<C> {
+    /// A connection to `host` (a name, an IP address, `host:port` or
+    /// `[v6]:port`), with opportunistic STARTTLS and no login.
+    #[must_use]
+    pub fn new(host: &str) -> Builder<C> {
+        let target = match crate::split_host_port(host, 0) {
+            Ok((h, p)) => Target::Tcp {
+                host: h,
+                port: (p != 0).then_some(p),
+            },
+            // Not an address form: kept as it is, refused when connecting.
+            Err(_) => Target::Tcp {
+                host: host.to_owned(),
+                port: None,
+            },
+        };
+        Builder {
+            target,
+            tls: Tls::default(),
+            tls_config: None,
+            tls_server_name: None,
+            auth: None,
+            initial_response: true,
+            options: Options::default(),
+            _client: PhantomData,
+        }
+    }
+
+    /// An LMTP connection (RFC 2033) to `host[:port]` (port 2003 by default) or,
+    /// for a path starting with `/`, to a Unix socket; no TLS unless asked.
+    #[must_use]
+    pub fn lmtp(address: &str) -> Builder<C> {
+        let mut b = if address.starts_with('/') {
+            let mut b = Builder::new("localhost");
+            b.target = Target::Unix(PathBuf::from(address));
+            b
+        } else {
+            Builder::new(address)
+        };
+        b.tls = Tls::None;
+        b.options.protocol = Protocol::Lmtp;
+        b
+    }
+
+    /// The port (default: 25, 587 with [`Tls::StartTls`], 465 with
+    /// [`Tls::Implicit`], 2003 for LMTP).
+    #[must_use]
+    pub fn port(&self) -> u16 {
+        match (&self.target, self.options.protocol, self.tls) {
+            (Target::Tcp { port: Some(p), .. }, _, _) => *p,
+            (_, Protocol::Lmtp, _) => crate::LMTP_PORT,
+            (_, _, Tls::StartTls) => 587,
+            (_, _, Tls::Implicit) => crate::SMTPS_PORT,
+            _ => crate::SMTP_PORT,
+        }
+    }
+
+    /// Connects to `port` instead of the default.
+    #[must_use]
+    pub fn with_port(mut self, port: u16) -> Builder<C> {
+        if let Target::Tcp { port: p, .. } = &mut self.target {
+            *p = Some(port);
+        }
+        self
+    }
+
+    /// How much TLS (default: [`Tls::Opportunistic`]; [`Tls::None`] for LMTP).
+    #[must_use]
+    pub fn tls(mut self, tls: Tls) -> Builder<C> {
+        self.tls = tls;
+        self
+    }
+
+    /// The rustls configuration (default: the platform's roots, built once per
+    /// process so that sessions resume).
+    #[must_use]
+    pub fn tls_config(mut self, config: Arc<ClientConfig>) -> Builder<C> {
+        self.tls_config = Some(config);
+        self
+    }
+
+    /// The name the certificate is checked against, when not the host name.
+    #[must_use]
+    pub fn tls_server_name(mut self, name: impl Into<String>) -> Builder<C> {
+        self.tls_server_name = Some(name.into());
+        self
+    }
+
+    /// Logs in as smtplib's `login` does (CRAM-MD5, PLAIN or LOGIN, whichever
+    /// the server offers first in that order), after STARTTLS.
+    #[must_use]
+    pub fn credentials(mut self, user: &str, password: &str) -> Builder<C> {
+        self.auth = Some(Auth::Login(Credentials::new(user, password)));
+        self
+    }
+
+    /// Authenticates with a mechanism of your choice (XOAUTH2, SCRAM-SHA-256, one
+    /// of your own), made afresh for each connection.
+    #[must_use]
+    pub fn mechanism(
+        mut self,
+        make: impl Fn() -> Box<dyn Mechanism> + Send + Sync + 'static,
+    ) -> Builder<C> {
+        self.auth = Some(Auth::Mechanism(Arc::new(make)));
+        self
+    }
+
+    /// Whether AUTH may carry an initial response (default: yes).
+    #[must_use]
+    pub fn initial_response(mut self, on: bool) -> Builder<C> {
+        self.initial_response = on;
+        self
+    }
+
+    /// One timeout for every wait and for connecting (default: RFC 5321's
+    /// per-command minimums, five minutes and more).
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Builder<C> {
+        self.options.timeout = Some(timeout);
+        self
+    }
+
+    /// The EHLO name (default: the machine's fully qualified name, else the
+    /// address literal of the connection's local end).
+    #[must_use]
+    pub fn local_name(mut self, name: impl Into<String>) -> Builder<C> {
+        self.options.local_hostname = Some(name.into());
+        self
+    }
+
+    /// Binds to this local address before connecting.
+    #[must_use]
+    pub fn source_address(mut self, address: SocketAddr) -> Builder<C> {
+        self.options.source_address = Some(address);
+        self
+    }
+
+    /// Whether PIPELINING is used when offered (default: yes).
+    #[must_use]
+    pub fn pipelining(mut self, on: bool) -> Builder<C> {
+        self.options.no_pipelining = !on;
+        self
+    }
+
+    /// Whether CHUNKING (BDAT) is used when offered (default: yes).
+    #[must_use]
+    pub fn chunking(mut self, on: bool) -> Builder<C> {
+        self.options.no_chunking = !on;
+        self
+    }
+
+    /// What to do with bare CR and LF in messages (default: normalise to CRLF).
+    #[must_use]
+    pub fn line_endings(mut self, line_endings: LineEndings) -> Builder<C> {
+        self.options.line_endings = line_endings;
+        self
+    }
+
+    /// smtplib's debug level: 1 logs every line (to `tracing`, target `smtp`),
+    /// 2 adds timestamps on a transcript writer.
+    #[must_use]
+    pub fn debug_level(mut self, level: u8) -> Builder<C> {
+        self.options.debug_level = level;
+        self
+    }
+
+    /// Replaces every session option at once.
+    #[must_use]
+    pub fn options(mut self, options: Options) -> Builder<C> {
+        self.options = options;
+        self
+    }
+
+    /// Where the connection goes.
+    #[must_use]
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// The TLS mode.
+    #[must_use]
+    pub fn tls_mode(&self) -> Tls {
+        self.tls
+    }
+
+    /// The TLS configuration given, if any.
+    #[must_use]
+    pub fn tls_config_given(&self) -> Option<&Arc<ClientConfig>> {
+        self.tls_config.as_ref()
+    }
+
+    /// The session options, with `require_tls` set when the TLS mode requires it.
+    #[must_use]
+    pub fn session_options(&self) -> Options {
+        let mut o = self.options.clone();
+        o.require_tls |= matches!(self.tls, Tls::StartTls | Tls::Implicit);
+        o
+    }
+
+    /// The address to connect to: `host:port` with the default port filled in
+    /// (IPv6 literals bracketed), or the socket path.
+    #[must_use]
+    pub fn address(&self) -> String {
+        match &self.target {
+            Target::Tcp { host, .. } if host.contains(':') => format!("[{host}]:{}", self.port()),
+            Target::Tcp { host, .. } => format!("{host}:{}", self.port()),
+            Target::Unix(path) => path.display().to_string(),
+        }
+    }
+
+    /// What to do on a fresh session, one step at a time: EHLO (or HELO),
+    /// STARTTLS as the TLS mode asks, then AUTH.
+    #[must_use]
+    pub fn setup(&self) -> Setup {
+        Setup {
+            step: 0,
+            tls: self.tls,
+            auth: self.auth.clone(),
+            initial_response: self.initial_response,
+        }
+    }
+
+    /// Applies the settings kept by the session (TLS configuration and server
+    /// name) to a freshly connected one.
+    pub fn configure(&self, session: &mut Session) {
+        if let Some(c) = &self.tls_config {
+            session.set_tls_config(c.clone());
+        }
+        if let Some(n) = &self.tls_server_name {
+            session.set_tls_server_name(n);
+        }
+    }
+}
+
+/// The steps that open a session (see [`Builder::setup`]).
+pub struct Setup {
+    step: u8,
+    tls: Tls,
+    auth: Option<Auth>,
+    initial_response: bool,
+}
+
+impl std::fmt::Debug for Setup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Setup")
+            .field("step", &self.step)
+            .field("tls", &self.tls)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Setup {
+    /// The next call to make on `session`, or `None` when it is ready.
+    pub fn next(&mut self, session: &Session) -> Option<Call<'static>> {
+        loop {
+            self.step += 1;
+            match self.step {
+                1 => return Some(Call::EhloOrHeloIfNeeded),
+                2 => {
+                    let offered = session.has_extn("starttls");
+                    let wanted = match self.tls {
+                        Tls::StartTls => true,
+                        Tls::Opportunistic => offered,
+                        Tls::None | Tls::Implicit => false,
+                    };
+                    if wanted && !session.is_tls() {
+                        return Some(Call::StartTls);
+                    }
+                }
+                3 => {
+                    let ir = self.initial_response;
+                    return match self.auth.take()? {
+                        Auth::Login(c) => Some(Call::LoginWith(c, ir)),
+                        Auth::Mechanism(make) => Some(Call::Auth(make(), ir)),
+                    };
+                }
+                _ => return None,
+            }
+        }
+    }
+}
+
+/// A client type that a [`Builder`] can connect: `Output` is the client, or a
+/// future of it for the async facades.
+pub trait Connect: Sized {
+    /// What `connect()` returns.
+    type Output;
+    /// Connects as `builder` says.
+    fn connect(builder: Builder<Self>) -> Self::Output;
+}
+
+impl<C: Connect> Builder<C> {
+    /// Connects, reads the greeting, says EHLO, runs STARTTLS and AUTH as set.
+    pub fn connect(self) -> C::Output {
+        C::connect(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    type B = Builder<()>;
+
+    #[test]
+    fn default_ports_follow_the_tls_mode_and_protocol() {
+        assert_eq!(B::new("mx.example.org").port(), 25);
+        assert_eq!(B::new("mx.example.org").tls(Tls::None).port(), 25);
+        assert_eq!(B::new("mx.example.org").tls(Tls::StartTls).port(), 587);
+        assert_eq!(B::new("mx.example.org").tls(Tls::Implicit).port(), 465);
+        assert_eq!(B::lmtp("mda.example.org").port(), 2003);
+        assert_eq!(B::new("mx.example.org:2525").tls(Tls::Implicit).port(), 2525);
+        assert_eq!(B::new("mx.example.org").with_port(26).port(), 26);
+        assert_eq!(B::new("[::1]:2525").address(), "[::1]:2525");
+        assert_eq!(B::new("::1").tls(Tls::StartTls).address(), "[::1]:587");
+        assert_eq!(B::lmtp("/run/lmtp").address(), "/run/lmtp");
+        assert_eq!(B::lmtp("/run/lmtp").tls_mode(), Tls::None);
+    }
+
+    #[test]
+    fn tls_modes_that_need_tls_require_it() {
+        assert!(!B::new("h").session_options().require_tls);
+        assert!(B::new("h").tls(Tls::StartTls).session_options().require_tls);
+        assert!(B::new("h").tls(Tls::Implicit).session_options().require_tls);
+    }
+
+    #[test]
+    fn debug_never_shows_the_password() {
+        let b = B::new("h").credentials("alice", "hunter2");
+        let shown = format!("{b:?}");
+        assert!(shown.contains("login") && !shown.contains("hunter2"), "{shown}");
+    }
+
+    #[test]
+    fn split_host_port_forms() {
+        let s = |a| crate::split_host_port(a, 25);
+        assert_eq!(s("h").unwrap(), ("h".into(), 25));
+        assert_eq!(s("h:26").unwrap(), ("h".into(), 26));
+        assert_eq!(s("[::1]:27").unwrap(), ("::1".into(), 27));
+        assert_eq!(s("::1").unwrap(), ("::1".into(), 25));
+        assert!(s("").is_err() && s("h:x").is_err() && s("[::1]x").is_err());
+    }
+}

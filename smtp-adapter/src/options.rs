@@ -1,0 +1,189 @@
+//! What a connection takes apart from the transport: smtplib's `local_hostname`,
+//! `timeout` and `source_address`, and the policy switches of the core's
+//! [`Config`]; and the parsing of `host:port`. Socket matters stay out of the
+//! core, which never connects anything.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use smtp_sansio::{Config, Domain, LineEndings, Protocol, ReplyLimits, Timeouts, UsageError};
+
+/// What every adapter's `connect` takes, apart from the transport and TLS
+/// settings: smtplib's `local_hostname`, `timeout` and `source_address`, plus
+/// the policy switches of [`Config`].
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct Options {
+    /// The EHLO name. Default: the machine's name when it is fully qualified,
+    /// else the address literal of the local end of the connection.
+    pub local_hostname: Option<String>,
+    /// One timeout for every wait, replacing the RFC 5321 defaults; also the
+    /// connect timeout. Zero is refused.
+    pub timeout: Option<Duration>,
+    /// Bind to this local address before connecting.
+    pub source_address: Option<std::net::SocketAddr>,
+    /// SMTP or LMTP.
+    pub protocol: Protocol,
+    /// Do not use PIPELINING even when offered.
+    pub no_pipelining: bool,
+    /// Do not use CHUNKING even when offered.
+    pub no_chunking: bool,
+    /// See [`Config::require_tls`].
+    pub require_tls: bool,
+    /// See [`Config::line_endings`].
+    pub line_endings: LineEndings,
+    /// smtplib's `set_debuglevel`: 0 silent, 1 every line, 2 with timestamps.
+    pub debug_level: u8,
+    /// Bounds on replies.
+    pub reply_limits: Option<ReplyLimits>,
+}
+
+impl Options {
+    /// The connect timeout: the overall timeout, else the greeting timeout.
+    /// Fails for a zero timeout, which would make every wait fail at once.
+    pub fn connect_timeout(&self) -> Result<Duration, UsageError> {
+        match self.timeout {
+            Some(t) if t.is_zero() => Err(UsageError::InvalidArgument {
+                what: "timeout",
+                why: "zero would make every wait fail at once",
+            }),
+            Some(t) => Ok(t),
+            None => Ok(Timeouts::default().greeting),
+        }
+    }
+
+    /// The core configuration for a connection whose local end is `local_ip`;
+    /// `machine_name` is the host name the adapter found, if any.
+    pub fn to_config(
+        &self,
+        machine_name: Option<&str>,
+        local_ip: Option<std::net::IpAddr>,
+        tls_on_connect: bool,
+    ) -> Result<Config, UsageError> {
+        let machine_name = machine_name.map(str::trim);
+        let name = match (&self.local_hostname, machine_name) {
+            (Some(n), _) => Domain::new(n.as_str())?,
+            (None, Some(n)) if n.contains('.') && !n.ends_with('.') && n != "localhost" => {
+                Domain::new(n).unwrap_or_else(|_| {
+                    Domain::address_literal(
+                        local_ip.unwrap_or(std::net::Ipv4Addr::LOCALHOST.into()),
+                    )
+                })
+            }
+            _ => Domain::address_literal(local_ip.unwrap_or(std::net::Ipv4Addr::LOCALHOST.into())),
+        };
+        let mut config = Config::new(name);
+        self.connect_timeout()?;
+        if let Some(t) = self.timeout {
+            config.timeouts = Timeouts::uniform(t);
+        }
+        config.protocol = self.protocol;
+        config.pipelining = !self.no_pipelining;
+        config.chunking = !self.no_chunking;
+        config.require_tls = self.require_tls;
+        config.line_endings = self.line_endings;
+        config.trace = self.debug_level > 0;
+        config.tls_on_connect = tls_on_connect;
+        if let Some(l) = self.reply_limits {
+            config.reply_limits = l;
+        }
+        Ok(config)
+    }
+}
+
+impl Options {
+    /// The EHLO name (smtplib's `local_hostname`).
+    #[must_use]
+    pub fn local_name(mut self, name: impl Into<String>) -> Options {
+        self.local_hostname = Some(name.into());
+        self
+    }
+
+    /// One timeout for every wait, and the connect timeout (smtplib's `timeout`).
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Options {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Binds to this local address before connecting (smtplib's `source_address`).
+    #[must_use]
+    pub fn source_address(mut self, address: SocketAddr) -> Options {
+        self.source_address = Some(address);
+        self
+    }
+
+    /// SMTP or LMTP.
+    #[must_use]
+    pub fn protocol(mut self, protocol: Protocol) -> Options {
+        self.protocol = protocol;
+        self
+    }
+
+    /// Whether PIPELINING is used when offered (default: yes).
+    #[must_use]
+    pub fn pipelining(mut self, on: bool) -> Options {
+        self.no_pipelining = !on;
+        self
+    }
+
+    /// Whether CHUNKING (BDAT) is used when offered (default: yes).
+    #[must_use]
+    pub fn chunking(mut self, on: bool) -> Options {
+        self.no_chunking = !on;
+        self
+    }
+
+    /// Whether TLS is required before anything but EHLO and STARTTLS is sent.
+    #[must_use]
+    pub fn require_tls(mut self, on: bool) -> Options {
+        self.require_tls = on;
+        self
+    }
+
+    /// What to do with bare CR and LF in a message.
+    #[must_use]
+    pub fn line_endings(mut self, line_endings: LineEndings) -> Options {
+        self.line_endings = line_endings;
+        self
+    }
+
+    /// smtplib's `set_debuglevel`: 0 silent, 1 every line, 2 with timestamps.
+    #[must_use]
+    pub fn debug_level(mut self, level: u8) -> Options {
+        self.debug_level = level;
+        self
+    }
+
+    /// Bounds on replies.
+    #[must_use]
+    pub fn reply_limits(mut self, limits: ReplyLimits) -> Options {
+        self.reply_limits = Some(limits);
+        self
+    }
+}
+
+/// Splits `host:port`, `[v6]:port` or `host` (then `default_port`) into host and
+/// port, as smtplib's `connect` does.
+pub fn split_host_port(address: &str, default_port: u16) -> Result<(String, u16), UsageError> {
+    let bad = || UsageError::InvalidArgument {
+        what: "server address",
+        why: "expected HOST, HOST:PORT or [IPv6]:PORT",
+    };
+    if let Some(rest) = address.strip_prefix('[') {
+        let (host, tail) = rest.split_once(']').ok_or_else(bad)?;
+        let port = match tail.strip_prefix(':') {
+            Some(p) => p.parse().map_err(|_| bad())?,
+            None if tail.is_empty() => default_port,
+            None => return Err(bad()),
+        };
+        return Ok((host.to_owned(), port));
+    }
+    match address.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => Ok((h.to_owned(), p.parse().map_err(|_| bad())?)),
+        // A bare IPv6 address.
+        Some(_) => Ok((address.to_owned(), default_port)),
+        None if address.is_empty() => Err(bad()),
+        None => Ok((address.to_owned(), default_port)),
+    }
+}
