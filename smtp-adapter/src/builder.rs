@@ -427,7 +427,10 @@ mod tests {
         assert_eq!(B::new("mx.example.org").tls(Tls::StartTls).port(), 587);
         assert_eq!(B::new("mx.example.org").tls(Tls::Implicit).port(), 465);
         assert_eq!(B::lmtp("mda.example.org").port(), 2003);
-        assert_eq!(B::new("mx.example.org:2525").tls(Tls::Implicit).port(), 2525);
+        assert_eq!(
+            B::new("mx.example.org:2525").tls(Tls::Implicit).port(),
+            2525
+        );
         assert_eq!(B::new("mx.example.org").with_port(26).port(), 26);
         assert_eq!(B::new("[::1]:2525").address(), "[::1]:2525");
         assert_eq!(B::new("::1").tls(Tls::StartTls).address(), "[::1]:587");
@@ -446,7 +449,10 @@ mod tests {
     fn debug_never_shows_the_password() {
         let b = B::new("h").credentials("alice", "hunter2");
         let shown = format!("{b:?}");
-        assert!(shown.contains("login") && !shown.contains("hunter2"), "{shown}");
+        assert!(
+            shown.contains("login") && !shown.contains("hunter2"),
+            "{shown}"
+        );
     }
 
     #[test]

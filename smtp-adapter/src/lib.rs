@@ -18,6 +18,7 @@ pub mod args;
 mod builder;
 mod error;
 mod options;
+mod report;
 mod session;
 pub mod tls;
 mod transcript;
@@ -28,6 +29,7 @@ use std::sync::OnceLock;
 pub use builder::{Builder, Connect, MechanismFactory, Setup, Target, Tls};
 pub use error::Error;
 pub use options::{Options, split_host_port};
+pub use report::{ErrorReport, Report};
 pub use session::{Call, Session};
 use smtp_sansio::Config;
 pub use transcript::Transcript;
@@ -66,4 +68,40 @@ pub fn session_config(
     tls_on_connect: bool,
 ) -> Result<Config, Error> {
     Ok(options.to_config(local_hostname(), local_ip, tls_on_connect)?)
+}
+
+/// The queue id a server put in its reply to the end of a message, when it
+/// says `queued as ID` (Postfix, Exim, Sendmail and most others) or `id=ID`.
+#[must_use]
+pub fn queue_id(text: &str) -> Option<&str> {
+    let lower = text.to_ascii_lowercase();
+    let start = ["queued as ", "id="]
+        .iter()
+        .find_map(|m| lower.find(m).map(|i| i + m.len()))?;
+    let rest = text.get(start..)?;
+    let end = rest
+        .find(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | ')' | '>'))
+        .unwrap_or(rest.len());
+    rest.get(..end).filter(|id| !id.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn queue_ids_from_the_usual_replies() {
+        assert_eq!(
+            super::queue_id("2.0.0 Ok: queued as 4Xyz12"),
+            Some("4Xyz12")
+        );
+        assert_eq!(
+            super::queue_id("OK id=1qAbCd-0004Xx-2B"),
+            Some("1qAbCd-0004Xx-2B")
+        );
+        assert_eq!(
+            super::queue_id("2.0.0 Ok: Queued as ABC (msg)"),
+            Some("ABC")
+        );
+        assert_eq!(super::queue_id("2.0.0 Ok"), None);
+        assert_eq!(super::queue_id("queued as "), None);
+    }
 }

@@ -62,6 +62,10 @@ pub struct Session {
     transcript: Transcript,
     /// Where a caller's reader is read into, one chunk at a time.
     chunk: Vec<u8>,
+    /// `smtp.session`: the server and whether TLS is on.
+    span: tracing::Span,
+    /// `smtp.transaction` while a transaction runs.
+    transaction: Option<tracing::Span>,
 }
 
 impl Session {
@@ -73,12 +77,19 @@ impl Session {
         tls: Option<Arc<ClientConfig>>,
         debug_level: u8,
     ) -> Session {
+        let (host_for_span, tls_now) = (host.clone(), core.is_tls());
         Session {
             core,
             host,
             tls,
             transcript: Transcript::new(debug_level),
             chunk: Vec::new(),
+            span: tracing::info_span!(
+                "smtp.session",
+                server = %host_for_span,
+                tls = tls_now,
+            ),
+            transaction: None,
         }
     }
 
@@ -198,6 +209,51 @@ impl Session {
         let piece = self.chunk.get(..n).unwrap_or_default();
         self.core.send_body(Instant::now(), piece, n == 0)?;
         Ok(())
+    }
+
+    /// The span the facade runs the current operation in: the transaction's
+    /// while one runs, else the session's. Transcript lines are events in it.
+    #[must_use]
+    pub fn span(&self) -> tracing::Span {
+        self.transaction.as_ref().unwrap_or(&self.span).clone()
+    }
+
+    /// Records that the session is now encrypted (after STARTTLS).
+    pub fn note_tls(&self) {
+        self.span.record("tls", true);
+    }
+
+    /// Opens the `smtp.transaction` span (recipient count; outcome and queue id
+    /// recorded by [`Session::end_transaction`]).
+    pub fn begin_transaction(&mut self, tx: &smtp_sansio::Transaction) {
+        let span = tracing::info_span!(
+            parent: &self.span,
+            "smtp.transaction",
+            recipients = tx.to.len(),
+            outcome = tracing::field::Empty,
+            queue_id = tracing::field::Empty,
+        );
+        self.transaction = Some(span);
+    }
+
+    /// Records how the transaction ended and closes its span.
+    pub fn end_transaction(&mut self, result: &Result<smtp_sansio::TransactionResult, Error>) {
+        let Some(span) = self.transaction.take() else {
+            return;
+        };
+        match result {
+            Ok(r) if r.refused().is_empty() => span.record("outcome", "accepted"),
+            Ok(_) => span.record("outcome", "partly refused"),
+            Err(e) => span.record("outcome", tracing::field::display(e)),
+        };
+        let queue_id = result
+            .as_ref()
+            .ok()
+            .and_then(|r| r.final_reply.as_ref())
+            .and_then(|r| crate::queue_id(r.text()));
+        if let Some(id) = queue_id {
+            span.record("queue_id", id);
+        }
     }
 
     /// Starts `call` in the core: its arguments converted (CR, LF and NUL

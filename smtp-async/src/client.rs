@@ -16,6 +16,7 @@ use smtp_sansio::{
     Client, Drive, Envelope, Mechanism, OpId, Outcome, Parameter, Protocol, Reply, Transaction,
     TransactionResult,
 };
+use tracing::Instrument as _;
 
 use crate::runtime::{Connected, ReadBody, Runtime, WrapStream, before};
 use crate::transport::Transport;
@@ -380,11 +381,15 @@ impl<R: Runtime> SmtpClient<R> {
         tx: Transaction,
         body: AnyBody<'_>,
     ) -> Result<TransactionResult, Error> {
+        self.session.begin_transaction(&tx);
         let id = self.session.core_mut().send_mail(Instant::now(), tx);
-        match self.run(id, body).await? {
-            Outcome::Transaction(t) => Ok(t),
-            _ => Err(Error::out_of_step()),
-        }
+        let r = match self.run(id, body).await {
+            Ok(Outcome::Transaction(t)) => Ok(t),
+            Ok(_) => Err(Error::out_of_step()),
+            Err(e) => Err(e),
+        };
+        self.session.end_transaction(&r);
+        r
     }
 
     /// Low-level DATA: the final reply (LMTP: one per recipient).
@@ -417,7 +422,8 @@ impl<R: Runtime> SmtpClient<R> {
             return Err(Error::out_of_step());
         }
         self.busy = true;
-        let r = self.drive(id, body).await;
+        let span = self.session.span();
+        let r = self.drive(id, body).instrument(span).await;
         self.busy = false;
         r
     }
@@ -464,7 +470,10 @@ impl<R: Runtime> SmtpClient<R> {
                     let deadline = Instant::now() + self.session.core().config().timeouts.command;
                     let upgrade = self.io.upgrade(tls, self.session.host());
                     match before::<R, _>(deadline, upgrade).await {
-                        Some(Ok(())) => self.session.core_mut().tls_established(Instant::now()),
+                        Some(Ok(())) => {
+                            self.session.core_mut().tls_established(Instant::now());
+                            self.session.note_tls();
+                        }
                         Some(Err(e)) => return Err(self.abort(e).await),
                         None => return Err(self.abort(Error::timeout("the TLS handshake")).await),
                     }

@@ -354,11 +354,15 @@ impl SmtpClient {
         tx: Transaction,
         body: Body<'_, dyn Read + '_>,
     ) -> Result<TransactionResult, Error> {
+        self.session.begin_transaction(&tx);
         let id = self.session.core_mut().send_mail(Instant::now(), tx);
-        match self.run(id, body)? {
-            Outcome::Transaction(t) => Ok(t),
-            _ => Err(Error::out_of_step()),
-        }
+        let r = match self.run(id, body) {
+            Ok(Outcome::Transaction(t)) => Ok(t),
+            Ok(_) => Err(Error::out_of_step()),
+            Err(e) => Err(e),
+        };
+        self.session.end_transaction(&r);
+        r
     }
 
     /// Low-level DATA: fails unless the server answers 354, then sends the
@@ -399,6 +403,7 @@ impl SmtpClient {
 
     /// Drives the core until operation `id` completes.
     fn run(&mut self, id: OpId, mut body: Body<'_, dyn Read + '_>) -> Result<Outcome, Error> {
+        let _in_span = self.session.span().entered();
         loop {
             match self.session.core_mut().drive(id) {
                 Drive::Write(bytes) => {
@@ -435,6 +440,7 @@ impl SmtpClient {
                         return Err(self.abort(e));
                     }
                     self.session.core_mut().tls_established(Instant::now());
+                    self.session.note_tls();
                 }
                 Drive::Trace(t) => self.session.transcript().line(&t),
                 Drive::Read(deadline) => self.read_until(deadline)?,

@@ -1,73 +1,52 @@
-//! The one JSON object `--json` prints: accepted, refused, reply, error.
+//! The one JSON object `--json` prints: [`smtp_blocking::smtp_adapter::Report`]
+//! through serde_json, on one line, with a space after each `,` and `:` as the
+//! README's examples show it.
 
-use std::fmt::Write as _;
+use std::io;
 
-use smtp_blocking::TransactionResult;
+use serde::Serialize;
+use serde_json::ser::{CompactFormatter, Formatter};
+use smtp_blocking::smtp_adapter::Report;
 
-/// A JSON string literal.
-pub(crate) fn string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
+/// serde_json's compact output with `", "` and `": "` between items.
+struct Spaced;
+
+impl Formatter for Spaced {
+    fn begin_array_value<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
+        if first { Ok(()) } else { w.write_all(b", ") }
     }
-    out.push('"');
-    out
+
+    fn begin_object_key<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
+        if first { Ok(()) } else { w.write_all(b", ") }
+    }
+
+    fn begin_object_value<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        w.write_all(b": ")
+    }
+
+    fn end_array_value<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        CompactFormatter.end_array_value(w)
+    }
 }
 
-fn refused_object(refused: &[(String, u16, String)]) -> String {
-    let items: Vec<String> = refused
-        .iter()
-        .map(|(a, code, text)| format!("{}: [{code}, {}]", string(a), string(text)))
-        .collect();
-    format!("{{{}}}", items.join(", "))
-}
-
-/// The object for a transaction that delivered to at least one recipient.
-pub(crate) fn success(result: &TransactionResult) -> String {
-    let accepted: Vec<String> = result
-        .accepted()
-        .iter()
-        .map(|a| string(a.as_str()))
-        .collect();
-    let refused: Vec<(String, u16, String)> = result
-        .refused()
-        .iter()
-        .map(|(a, r)| (a.as_str().to_owned(), r.code(), r.text().to_owned()))
-        .collect();
-    let reply = match &result.final_reply {
-        Some(r) => format!("[{}, {}]", r.code(), string(r.text())),
-        None => "null".to_owned(),
-    };
-    format!(
-        "{{\"accepted\": [{}], \"refused\": {}, \"reply\": {reply}, \"error\": null}}",
-        accepted.join(", "),
-        refused_object(&refused)
-    )
-}
-
-/// The object for a failure.
-pub(crate) fn failure(
-    kind: &str,
-    code: Option<u16>,
-    message: &str,
-    refused: &[(String, u16, String)],
-) -> String {
-    let code = code.map_or("null".to_owned(), |c| c.to_string());
-    format!(
-        "{{\"accepted\": [], \"refused\": {}, \"reply\": null, \"error\": {{\"kind\": {}, \"code\": {code}, \"message\": {}}}}}",
-        refused_object(refused),
-        string(kind),
-        string(message)
-    )
+/// The report as one line of JSON.
+pub(crate) fn line(report: &Report) -> String {
+    let mut out = Vec::new();
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, Spaced);
+    // Serialising to memory cannot fail: every value is a string, a number, a
+    // list or a map with string keys.
+    if report.serialize(&mut ser).is_err() {
+        return String::from(
+            "{\"error\": {\"kind\": \"internal\", \"code\": null, \"message\": \"JSON\"}}",
+        );
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use smtp_blocking::smtp_adapter::{ErrorReport, Report};
 use smtp_blocking::smtp_sansio::{self, Transaction, client::PreparedMessage, sasl};
 use smtp_blocking::{Error, Options, SmtpClient, TransactionResult};
 
@@ -81,7 +82,7 @@ struct Failure {
     kind: &'static str,
     code: Option<u16>,
     message: String,
-    refused: Vec<(String, u16, String)>,
+    refused: Vec<(smtp_sansio::Address, smtp_sansio::Reply)>,
 }
 
 impl Failure {
@@ -212,14 +213,19 @@ fn main() -> ExitCode {
     match outcome {
         Ok((result, status)) => {
             if json {
-                println!("{}", json::success(&result));
+                println!("{}", json::line(&Report::from(&result)));
             }
             ExitCode::from(status)
         }
         Err(f) => {
             eprintln!("smtp-send: {}", f.message);
             if json {
-                println!("{}", json::failure(f.kind, f.code, &f.message, &f.refused));
+                let error = ErrorReport {
+                    kind: f.kind.to_owned(),
+                    code: f.code,
+                    message: f.message.clone(),
+                };
+                println!("{}", json::line(&Report::failure(error, f.refused)));
             }
             ExitCode::from(f.status)
         }
@@ -396,7 +402,8 @@ fn failure(e: Error) -> Failure {
     let refused = match &e {
         Error::Smtp(smtp_sansio::Error::RecipientsRefused(map)) => map
             .iter()
-            .map(|(a, r)| (a.clone(), r.code(), r.text().to_owned()))
+            // The core made these from addresses it had checked.
+            .filter_map(|(a, r)| Some((smtp_sansio::Address::new(a).ok()?, r.clone())))
             .collect(),
         _ => Vec::new(),
     };

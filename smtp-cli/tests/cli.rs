@@ -435,3 +435,32 @@ fn demo_runs() {
     assert!(r.stdout.contains("S: 235 2.7.0 Authentication successful"));
     assert!(r.stdout.contains(".this line starts with a dot"));
 }
+
+/// The JSON line is the library's `Report`: a caller reads it back with serde.
+#[test]
+fn json_line_deserialises_into_the_library_report() {
+    use smtp_blocking::smtp_adapter::Report;
+
+    let mut config = ServerConfig::default();
+    config.refuse_recipients = vec!["c@example.org".into()];
+    let (_s, addr) = server(config);
+    let r = smtp_send(&["--server", &addr, "--json"], MSG);
+    assert_eq!(r.status, 1, "{}", r.stderr);
+    let report: Report = serde_json::from_str(r.json()).unwrap();
+    let accepted: Vec<&str> = report.accepted.iter().map(|a| a.as_str()).collect();
+    assert_eq!(accepted, ["b@example.org", "hidden@example.org"]);
+    assert_eq!(report.refused.len(), 1);
+    assert_eq!(report.refused[0].0.as_str(), "c@example.org");
+    assert_eq!(report.refused[0].1.code(), 550);
+    assert_eq!(report.reply.as_ref().map(|r| r.code()), Some(250));
+    assert!(report.error.is_none());
+
+    let (_s, addr) = server(ServerConfig::default().refuse_sender("a@example.org"));
+    let r = smtp_send(&["--server", &addr, "--json"], MSG);
+    let report: Report = serde_json::from_str(r.json()).unwrap();
+    let error = report.error.unwrap();
+    assert_eq!(
+        (error.kind.as_str(), error.code),
+        ("sender_refused", Some(553))
+    );
+}

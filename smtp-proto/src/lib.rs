@@ -10,6 +10,8 @@ pub mod error;
 pub mod mail;
 pub mod reply;
 pub mod sasl;
+#[cfg(feature = "serde")]
+mod serde_impls;
 
 pub use body::{BodyEncoder, LineEndings};
 pub use capabilities::Capabilities;

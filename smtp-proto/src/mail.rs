@@ -23,6 +23,7 @@ use crate::error::UsageError;
 pub use crate::client::Recipient;
 
 /// The body type announced with `BODY=` (RFC 6152, RFC 3030).
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum BodyType {
@@ -35,6 +36,7 @@ pub enum BodyType {
 }
 
 /// What a delivery status notification returns (`RET=`, RFC 3461 section 4.3).
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Ret {
     /// The whole message.
@@ -46,6 +48,7 @@ pub enum Ret {
 /// When a recipient's delivery status notification is wanted (`NOTIFY=`,
 /// RFC 3461 section 4.1): [`Notify::NEVER`], or any union of
 /// [`Notify::SUCCESS`], [`Notify::FAILURE`] and [`Notify::DELAY`].
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Notify(u8);
 
@@ -113,6 +116,7 @@ impl Recipient {
 /// The envelope: who the message is from (the reverse path, which bounces go
 /// to), who it goes to, and the MAIL and RCPT parameters. What the headers say
 /// is not consulted (see `send_message` in the adapters for that).
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Envelope {
     from: Address,

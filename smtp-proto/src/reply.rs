@@ -19,6 +19,7 @@ fn enhanced(code: u16, first_line: &[u8]) -> Option<EnhancedStatus> {
 }
 
 /// An enhanced mail system status code (RFC 3463), such as `2.1.5`.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct EnhancedStatus {
     /// The class: 2 (success), 4 (persistent transient failure) or 5 (permanent).

@@ -5,6 +5,7 @@ use crate::command::{Address, Parameter};
 use crate::reply::Reply;
 
 /// One recipient and its RCPT parameters (such as DSN's `NOTIFY` and `ORCPT`).
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recipient {
     /// The forward path.
@@ -79,6 +80,7 @@ impl Transaction {
 }
 
 /// The fate of one recipient.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecipientResult {
     /// The recipient.
@@ -108,6 +110,7 @@ impl RecipientResult {
 }
 
 /// The outcome of a transaction that delivered to at least one recipient.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransactionResult {
     /// The reply to MAIL.
