@@ -79,6 +79,7 @@ pub struct Builder<C> {
     tls_server_name: Option<String>,
     auth: Option<Auth>,
     initial_response: bool,
+    greeting_only: bool,
     options: Options,
     _client: PhantomData<fn() -> C>,
 }
@@ -92,6 +93,7 @@ impl<C> Clone for Builder<C> {
             tls_server_name: self.tls_server_name.clone(),
             auth: self.auth.clone(),
             initial_response: self.initial_response,
+            greeting_only: self.greeting_only,
             options: self.options.clone(),
             _client: PhantomData,
         }
@@ -137,6 +139,7 @@ impl<C> Builder<C> {
             tls_server_name: None,
             auth: None,
             initial_response: true,
+            greeting_only: false,
             options: Options::default(),
             _client: PhantomData,
         }
@@ -155,6 +158,16 @@ impl<C> Builder<C> {
         };
         b.tls = Tls::None;
         b.options.protocol = Protocol::Lmtp;
+        b
+    }
+
+    /// A connection to the Unix socket at `path` (SMTP unless the options say
+    /// LMTP); no TLS unless asked.
+    #[must_use]
+    pub fn unix(path: impl Into<PathBuf>) -> Builder<C> {
+        let mut b = Builder::new("localhost");
+        b.target = Target::Unix(path.into());
+        b.tls = Tls::None;
         b
     }
 
@@ -280,6 +293,21 @@ impl<C> Builder<C> {
         self
     }
 
+    /// SMTP or LMTP.
+    #[must_use]
+    pub fn protocol(mut self, protocol: Protocol) -> Builder<C> {
+        self.options.protocol = protocol;
+        self
+    }
+
+    /// Stops after the greeting: no EHLO, STARTTLS or AUTH (smtplib's
+    /// `SMTP(host)`, which leaves those to the caller).
+    #[must_use]
+    pub fn greeting_only(mut self) -> Builder<C> {
+        self.greeting_only = true;
+        self
+    }
+
     /// Replaces every session option at once.
     #[must_use]
     pub fn options(mut self, options: Options) -> Builder<C> {
@@ -313,6 +341,26 @@ impl<C> Builder<C> {
         o
     }
 
+    /// The host and port of a TCP target (`None` for a Unix socket).
+    #[must_use]
+    pub fn host_port(&self) -> Option<(&str, u16)> {
+        match &self.target {
+            Target::Tcp { host, .. } => Some((host, self.port())),
+            Target::Unix(_) => None,
+        }
+    }
+
+    /// The name the server's certificate is checked against: the one given,
+    /// else the host (`localhost` for a Unix socket).
+    #[must_use]
+    pub fn server_name(&self) -> &str {
+        match (&self.tls_server_name, &self.target) {
+            (Some(n), _) => n,
+            (None, Target::Tcp { host, .. }) => host,
+            (None, Target::Unix(_)) => "localhost",
+        }
+    }
+
     /// The address to connect to: `host:port` with the default port filled in
     /// (IPv6 literals bracketed), or the socket path.
     #[must_use]
@@ -329,9 +377,13 @@ impl<C> Builder<C> {
     #[must_use]
     pub fn setup(&self) -> Setup {
         Setup {
-            step: 0,
+            step: if self.greeting_only { 3 } else { 0 },
             tls: self.tls,
-            auth: self.auth.clone(),
+            auth: if self.greeting_only {
+                None
+            } else {
+                self.auth.clone()
+            },
             initial_response: self.initial_response,
         }
     }

@@ -17,6 +17,7 @@
 pub mod args;
 mod builder;
 mod error;
+pub mod net;
 mod options;
 mod report;
 mod session;

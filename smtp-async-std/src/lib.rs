@@ -73,8 +73,7 @@ impl smtp_async::Runtime for AsyncStd {
     }
 
     /// The connect itself is non-blocking (`async-io`'s reactor); only a connect
-    /// bound to `source`, which `async-io` cannot do, runs on a blocking thread
-    /// (`socket2` binds and connects there).
+    /// bound to `source`, which `async-io` cannot do, runs on a blocking thread.
     async fn connect_tcp(
         addr: SocketAddr,
         source: Option<SocketAddr>,
@@ -85,17 +84,9 @@ impl smtp_async::Runtime for AsyncStd {
                 .await?
                 .into_inner()?,
             Some(src) => {
-                async_std::task::spawn_blocking(move || {
-                    let socket = socket2::Socket::new(
-                        socket2::Domain::for_address(addr),
-                        socket2::Type::STREAM,
-                        Some(socket2::Protocol::TCP),
-                    )?;
-                    socket.bind(&src.into())?;
-                    socket.connect_timeout(&addr.into(), timeout)?;
-                    io::Result::Ok(std::net::TcpStream::from(socket))
-                })
-                .await?
+                let connect =
+                    move || smtp_async::smtp_adapter::net::connect_addr(addr, Some(src), timeout);
+                async_std::task::spawn_blocking(connect).await?
             }
         };
         stream.set_nodelay(true)?;

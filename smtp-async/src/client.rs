@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rustls::ClientConfig;
 use smtp_adapter::args::{self, Body};
@@ -22,6 +22,10 @@ use crate::runtime::{Connected, ReadBody, Runtime, WrapStream, before};
 use crate::transport::Transport;
 
 /// An SMTP or LMTP session on the runtime `R`.
+///
+/// Dropping a session closes its socket without QUIT (a `Drop` cannot wait for
+/// a reply in async code): end it with [`quit`](SmtpClient::quit), or let a
+/// [`Pool`](crate::Pool) keep and close it.
 ///
 /// Every method is cancel-safe in the sense that matters for a protocol: if its
 /// future is dropped mid-command, the session is marked broken and later calls
@@ -43,16 +47,7 @@ impl<R: Runtime> Connect for SmtpClient<R> {
 
     fn connect(b: Builder<Self>) -> Self::Output {
         Box::pin(async move {
-            let (options, address) = (b.session_options(), b.address());
-            let mut c = match (b.target(), b.tls_mode()) {
-                #[cfg(unix)]
-                (Target::Unix(path), _) => SmtpClient::connect_unix(path, options).await?,
-                (_, Tls::Implicit) => {
-                    let tls = b.tls_config_given().cloned();
-                    SmtpClient::connect_tls(&address, options, tls).await?
-                }
-                _ => SmtpClient::connect(&address, options).await?,
-            };
+            let mut c = SmtpClient::open(&b).await?;
             b.configure(&mut c.session);
             let mut setup = b.setup();
             while let Some(call) = setup.next(&c.session) {
@@ -63,17 +58,19 @@ impl<R: Runtime> Connect for SmtpClient<R> {
     }
 }
 
-/// Connects to `host:port` over TCP, each address in turn, within `timeout`.
+/// Connects to `host:port` over TCP, each address in turn, each attempt
+/// within the connect timeout, the whole before `deadline`.
 async fn connect_tcp<R: Runtime>(
     host: &str,
     port: u16,
-    source: Option<SocketAddr>,
-    timeout: Duration,
+    options: &Options,
+    deadline: Instant,
 ) -> Result<Connected, Error> {
+    let (source, timeout) = (options.source_address, options.connect_timeout()?);
     let timed_out = || io::Error::from(io::ErrorKind::TimedOut);
     let addrs = match host.parse::<std::net::IpAddr>() {
         Ok(ip) => vec![SocketAddr::new(ip, port)],
-        Err(_) => before::<R, _>(Instant::now() + timeout, R::resolve(host, port))
+        Err(_) => before::<R, _>(deadline, R::resolve(host, port))
             .await
             .unwrap_or_else(|| Err(timed_out()))?,
     };
@@ -112,10 +109,8 @@ impl<R: Runtime> SmtpClient<R> {
     /// Connects to `host`, `host:port` or `[v6]:port` (port 25 by default) and
     /// reads the greeting (smtplib's `SMTP(host, port)`).
     pub async fn connect(address: &str, options: Options) -> Result<Self, Error> {
-        let (host, port) = smtp_adapter::split_host_port(address, smtp_adapter::SMTP_PORT)?;
-        let timeout = options.connect_timeout()?;
-        let c = connect_tcp::<R>(&host, port, options.source_address, timeout).await?;
-        SmtpClient::start(Transport::Plain(c.io), c.local_ip, host, options, None).await
+        let b = Self::builder(address).options(options).tls(Tls::None);
+        b.greeting_only().connect().await
     }
 
     /// Connects with TLS from the first byte (smtplib's `SMTP_SSL`; port 465 by
@@ -125,46 +120,47 @@ impl<R: Runtime> SmtpClient<R> {
         options: Options,
         tls: Option<Arc<ClientConfig>>,
     ) -> Result<Self, Error> {
-        let (host, port) = smtp_adapter::split_host_port(address, smtp_adapter::SMTPS_PORT)?;
-        let timeout = options.connect_timeout()?;
-        let tls = smtp_adapter::tls::config_or_default(tls.as_ref())?;
-        let c = connect_tcp::<R>(&host, port, options.source_address, timeout).await?;
-        let mut io = Transport::Plain(c.io);
-        before::<R, _>(Instant::now() + timeout, io.upgrade(tls.clone(), &host))
-            .await
-            .ok_or(Error::timeout("the TLS handshake"))??;
-        SmtpClient::start(io, c.local_ip, host, options, Some(tls)).await
+        let b = Self::builder(address).options(options).tls(Tls::Implicit);
+        let b = tls.map_or(b.clone(), |t| b.tls_config(t));
+        b.greeting_only().connect().await
     }
 
     /// Connects to an LMTP server: a path starting with `/` is a Unix socket,
     /// anything else `host[:port]` (port 2003 by default).
-    pub async fn connect_lmtp(address: &str, mut options: Options) -> Result<Self, Error> {
-        options.protocol = Protocol::Lmtp;
-        #[cfg(unix)]
-        if address.starts_with('/') {
-            return SmtpClient::connect_unix(std::path::Path::new(address), options).await;
-        }
-        let (host, port) = smtp_adapter::split_host_port(address, smtp_adapter::LMTP_PORT)?;
-        let timeout = options.connect_timeout()?;
-        let c = connect_tcp::<R>(&host, port, options.source_address, timeout).await?;
-        SmtpClient::start(Transport::Plain(c.io), c.local_ip, host, options, None).await
+    pub async fn connect_lmtp(address: &str, options: Options) -> Result<Self, Error> {
+        let b = Self::lmtp_builder(address).options(options);
+        b.protocol(Protocol::Lmtp).greeting_only().connect().await
     }
 
     /// Connects over a Unix socket.
     #[cfg(unix)]
     pub async fn connect_unix(path: &std::path::Path, options: Options) -> Result<Self, Error> {
+        let b = Builder::<Self>::unix(path).options(options);
+        b.greeting_only().connect().await
+    }
+
+    /// Opens the transport `b` asks for and reads the greeting.
+    async fn open(b: &Builder<Self>) -> Result<Self, Error> {
+        let options = b.session_options();
         let deadline = Instant::now() + options.connect_timeout()?;
-        let c = before::<R, _>(deadline, R::connect_unix(path))
-            .await
-            .ok_or(Error::timeout("the connection"))??;
-        SmtpClient::start(
-            Transport::Plain(c.io),
-            None,
-            "localhost".to_owned(),
-            options,
-            None,
-        )
-        .await
+        let c = match (b.host_port(), b.target()) {
+            (Some((host, port)), _) => connect_tcp::<R>(host, port, &options, deadline).await?,
+            #[cfg(unix)]
+            (None, Target::Unix(path)) => before::<R, _>(deadline, R::connect_unix(path))
+                .await
+                .ok_or(Error::timeout("the connection"))??,
+            _ => return Err(Error::Io(io::ErrorKind::Unsupported.into())),
+        };
+        let mut io = Transport::Plain(c.io);
+        if b.tls_mode() == Tls::Implicit {
+            let tls = smtp_adapter::tls::config_or_default(b.tls_config_given())?;
+            before::<R, _>(deadline, io.upgrade(tls, b.server_name()))
+                .await
+                .ok_or(Error::timeout("the TLS handshake"))??;
+        }
+        let host = b.server_name().to_owned();
+        let tls = b.tls_config_given().cloned();
+        SmtpClient::start(io, c.local_ip, host, options, tls).await
     }
 
     /// A session over a stream the caller connected (through a proxy, say);

@@ -39,11 +39,11 @@
 mod transport;
 
 use std::io::Read;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use rustls::ClientConfig;
+use smtp_adapter::net::SocketTimeouts;
 pub use smtp_adapter::{self, Builder, Error, LMTP_PORT, Options, SMTP_PORT, SMTPS_PORT, Tls};
 use smtp_adapter::{Call, Session, args, args::Body};
 use smtp_adapter::{Connect, Target};
@@ -51,21 +51,13 @@ pub use smtp_sansio::{
     self, Capabilities, Envelope, Mechanism, Protocol, Reply, TransactionResult, body::LineEndings,
 };
 use smtp_sansio::{Client, Drive, OpId, Outcome, Parameter, Transaction};
-use transport::{Timeouts, Transport};
+use transport::{Plain, Transport};
 
 impl Connect for SmtpClient {
     type Output = Result<SmtpClient, Error>;
 
     fn connect(b: Builder<SmtpClient>) -> Result<SmtpClient, Error> {
-        let (options, address) = (b.session_options(), b.address());
-        let mut c = match (b.target(), b.tls_mode()) {
-            #[cfg(unix)]
-            (Target::Unix(path), _) => SmtpClient::connect_unix(path, options)?,
-            (_, Tls::Implicit) => {
-                SmtpClient::connect_tls(&address, options, b.tls_config_given().cloned())?
-            }
-            _ => SmtpClient::connect(&address, options)?,
-        };
+        let mut c = SmtpClient::open(&b)?;
         b.configure(&mut c.session);
         let mut setup = b.setup();
         while let Some(call) = setup.next(&c.session) {
@@ -75,14 +67,22 @@ impl Connect for SmtpClient {
     }
 }
 
+/// How long dropping an open session waits for the reply to its QUIT.
+pub const QUIT_ON_DROP: Duration = Duration::from_secs(1);
+
 /// An SMTP or LMTP session.
 ///
-/// Dropping it closes the socket without sending QUIT and without blocking.
+/// Dropping an open session ends it as smtplib's `with` block does: QUIT is
+/// sent and its reply awaited for at most [`QUIT_ON_DROP`], errors ignored, so
+/// an early return (`?`) leaves the server a clean end. Call
+/// [`quit`](SmtpClient::quit) to see the reply.
 pub struct SmtpClient {
     session: Session,
     io: Transport,
     rbuf: Vec<u8>,
-    timeouts: Timeouts,
+    timeouts: SocketTimeouts,
+    /// No wait goes past this (set when dropping an open session).
+    limit: Option<Instant>,
 }
 
 smtp_adapter::deref_session!(SmtpClient);
@@ -120,16 +120,8 @@ impl SmtpClient {
     /// reads the greeting (smtplib's `SMTP(host, port)`). A greeting other than
     /// 220 is [`smtp_sansio::Error::ConnectRefused`].
     pub fn connect(address: &str, options: Options) -> Result<SmtpClient, Error> {
-        let (host, port) = smtp_adapter::split_host_port(address, SMTP_PORT)?;
-        let timeout = options.connect_timeout()?;
-        let (s, local) = transport::connect_tcp(&host, port, options.source_address, timeout)?;
-        SmtpClient::start(
-            Transport::Plain(Box::new(s)),
-            Some(local),
-            host,
-            options,
-            None,
-        )
+        let b = Self::builder(address).options(options).tls(Tls::None);
+        b.greeting_only().connect()
     }
 
     /// Connects with TLS from the first byte (smtplib's `SMTP_SSL`; port 465 by
@@ -140,61 +132,74 @@ impl SmtpClient {
         options: Options,
         tls: Option<Arc<ClientConfig>>,
     ) -> Result<SmtpClient, Error> {
-        let (host, port) = smtp_adapter::split_host_port(address, SMTPS_PORT)?;
-        let timeout = options.connect_timeout()?;
-        let tls = smtp_adapter::tls::config_or_default(tls.as_ref())?;
-        let (s, local) = transport::connect_tcp(&host, port, options.source_address, timeout)?;
-        s.set_read_timeout(Some(timeout))?;
-        s.set_write_timeout(Some(timeout))?;
-        let mut io = Transport::Plain(Box::new(s));
-        io.upgrade(tls.clone(), &host)?;
-        SmtpClient::start(io, Some(local), host, options, Some(tls))
+        let b = Self::builder(address).options(options).tls(Tls::Implicit);
+        tls.map_or(b.clone(), |t| b.tls_config(t))
+            .greeting_only()
+            .connect()
     }
 
     /// Connects to an LMTP server (smtplib's `LMTP`): a path starting with `/` is
     /// a Unix socket, anything else `host[:port]` over TCP (port 2003 by default).
-    pub fn connect_lmtp(address: &str, mut options: Options) -> Result<SmtpClient, Error> {
-        options.protocol = Protocol::Lmtp;
-        #[cfg(unix)]
-        if address.starts_with('/') {
-            return SmtpClient::connect_unix(std::path::Path::new(address), options);
-        }
-        let (host, port) = smtp_adapter::split_host_port(address, LMTP_PORT)?;
-        let timeout = options.connect_timeout()?;
-        let (s, local) = transport::connect_tcp(&host, port, options.source_address, timeout)?;
-        SmtpClient::start(
-            Transport::Plain(Box::new(s)),
-            Some(local),
-            host,
-            options,
-            None,
-        )
+    pub fn connect_lmtp(address: &str, options: Options) -> Result<SmtpClient, Error> {
+        let b = Self::lmtp_builder(address)
+            .options(options)
+            .protocol(Protocol::Lmtp);
+        b.greeting_only().connect()
     }
 
     /// Connects over a Unix socket (SMTP or LMTP as `options.protocol` says).
     #[cfg(unix)]
     pub fn connect_unix(path: &std::path::Path, options: Options) -> Result<SmtpClient, Error> {
-        let s = std::os::unix::net::UnixStream::connect(path)?;
-        let io = Transport::Plain(Box::new(s));
-        SmtpClient::start(io, None, "localhost".to_owned(), options, None)
+        Builder::<Self>::unix(path)
+            .options(options)
+            .greeting_only()
+            .connect()
     }
 
-    fn start(
-        io: Transport,
-        local: Option<SocketAddr>,
-        host: String,
-        options: Options,
-        tls: Option<Arc<ClientConfig>>,
-    ) -> Result<SmtpClient, Error> {
-        let tls_on_connect = matches!(io, Transport::Tls(_));
-        let config = smtp_adapter::session_config(&options, local.map(|a| a.ip()), tls_on_connect)?;
+    /// Opens the transport `b` asks for and reads the greeting.
+    fn open(b: &Builder<SmtpClient>) -> Result<SmtpClient, Error> {
+        let options = b.session_options();
+        let timeout = options.connect_timeout()?;
+        let (plain, local): (Plain, _) = match b.host_port() {
+            Some((host, port)) => {
+                let s =
+                    smtp_adapter::net::connect_tcp(host, port, options.source_address, timeout)?;
+                let local = s.local_addr().ok().map(|a| a.ip());
+                (Box::new(s), local)
+            }
+            #[cfg(unix)]
+            None => match b.target() {
+                Target::Unix(path) => (
+                    Box::new(std::os::unix::net::UnixStream::connect(path)?),
+                    None,
+                ),
+                _ => return Err(Error::Io(std::io::ErrorKind::InvalidInput.into())),
+            },
+            #[cfg(not(unix))]
+            None => return Err(Error::Io(std::io::ErrorKind::Unsupported.into())),
+        };
+        let mut io = Transport::Plain(plain);
+        let mut timeouts = SocketTimeouts::default();
+        if b.tls_mode() == Tls::Implicit {
+            io.set_timeouts(&mut timeouts, Some(timeout), Some(timeout))?;
+            let tls = smtp_adapter::tls::config_or_default(b.tls_config_given())?;
+            io.upgrade(tls, b.server_name())?;
+        }
+        let config =
+            smtp_adapter::session_config(&options, local, matches!(io, Transport::Tls(_)))?;
         let core = Client::new(config, Instant::now());
+        let host = b.server_name().to_owned();
         let mut client = SmtpClient {
-            session: Session::new(core, host, tls, options.debug_level),
+            session: Session::new(
+                core,
+                host,
+                b.tls_config_given().cloned(),
+                options.debug_level,
+            ),
             io,
             rbuf: vec![0; smtp_adapter::READ_BUFFER],
-            // The socket's timeouts are unknown here (connect_tls set some).
-            timeouts: Timeouts::default(),
+            timeouts,
+            limit: None,
         };
         client.run(OpId::GREETING, Body::None)?;
         Ok(client)
@@ -204,7 +209,7 @@ impl SmtpClient {
     /// only when they change, not before every read and write).
     #[must_use]
     pub fn timeout_syscalls(&self) -> u64 {
-        self.timeouts.syscalls
+        self.timeouts.syscalls()
     }
 
     /// EHLO (LHLO under LMTP); returns the reply whatever its code.
@@ -408,7 +413,7 @@ impl SmtpClient {
             match self.session.core_mut().drive(id) {
                 Drive::Write(bytes) => {
                     let t = Some(self.session.core().write_timeout());
-                    self.timeouts.set(&self.io, None, t)?;
+                    self.io.set_timeouts(&mut self.timeouts, None, t)?;
                     if let Err(e) = self.io.write_all(&bytes) {
                         return Err(self.abort(Error::Io(e)));
                     }
@@ -435,7 +440,7 @@ impl SmtpClient {
                         Err(e) => return Err(self.abort(e)),
                     };
                     let t = Some(self.session.core().config().timeouts.command);
-                    self.timeouts.set(&self.io, t, t)?;
+                    self.io.set_timeouts(&mut self.timeouts, t, t)?;
                     if let Err(e) = self.io.upgrade(tls, self.session.host()) {
                         return Err(self.abort(e));
                     }
@@ -455,14 +460,20 @@ impl SmtpClient {
     }
 
     /// One read, bounded by the deadline; feeds the core whatever happened.
-    fn read_until(&mut self, deadline: Instant) -> Result<(), Error> {
+    fn read_until(&mut self, mut deadline: Instant) -> Result<(), Error> {
         let now = Instant::now();
+        if let Some(limit) = self.limit {
+            if now >= limit {
+                return Err(Error::timeout("the reply to QUIT on drop"));
+            }
+            deadline = deadline.min(limit);
+        }
         let left = deadline.saturating_duration_since(now);
         if left == Duration::ZERO {
             self.session.core_mut().handle_timeout(now);
             return Ok(());
         }
-        self.timeouts.set_read_within(&self.io, left)?;
+        self.io.set_read_within(&mut self.timeouts, left)?;
         match self.io.read(&mut self.rbuf) {
             Ok(0) => self.session.core_mut().handle_eof(Instant::now()),
             Ok(n) => self
@@ -484,5 +495,17 @@ impl SmtpClient {
             }
         }
         Ok(())
+    }
+}
+
+impl Drop for SmtpClient {
+    fn drop(&mut self) {
+        let core = self.session.core();
+        if !core.is_closed() && !core.is_busy() {
+            self.limit = Some(Instant::now() + QUIT_ON_DROP);
+            // Best effort: the session ends whatever the server does now.
+            let _ = self.reply(Call::Quit);
+        }
+        self.io.close();
     }
 }

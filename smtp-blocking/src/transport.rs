@@ -2,32 +2,22 @@
 //! with socket timeouts set only when they change.
 
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 use smtp_adapter::Error;
-use smtp_sansio::client::armed_wait_serves;
+use smtp_adapter::net::{SetTimeouts, SocketTimeouts};
 
 /// A connected socket.
-pub(crate) trait Socket: Read + Write + Send {
-    /// Sets the read and write timeouts (`None`: unchanged).
-    fn set_timeouts(&self, read: Option<Duration>, write: Option<Duration>) -> io::Result<()>;
+pub(crate) trait Socket: Read + Write + SetTimeouts + Send {
+    /// The socket, for setting its timeouts.
+    fn timeouts(&self) -> &dyn SetTimeouts;
 }
 
-impl Socket for TcpStream {
-    fn set_timeouts(&self, read: Option<Duration>, write: Option<Duration>) -> io::Result<()> {
-        read.map_or(Ok(()), |t| self.set_read_timeout(Some(t)))?;
-        write.map_or(Ok(()), |t| self.set_write_timeout(Some(t)))
-    }
-}
-
-#[cfg(unix)]
-impl Socket for std::os::unix::net::UnixStream {
-    fn set_timeouts(&self, read: Option<Duration>, write: Option<Duration>) -> io::Result<()> {
-        read.map_or(Ok(()), |t| self.set_read_timeout(Some(t)))?;
-        write.map_or(Ok(()), |t| self.set_write_timeout(Some(t)))
+impl<T: Read + Write + SetTimeouts + Send> Socket for T {
+    fn timeouts(&self) -> &dyn SetTimeouts {
+        self
     }
 }
 
@@ -47,6 +37,32 @@ impl Transport {
             Transport::Plain(p) => Some(p),
             Transport::Tls(t) => Some(&t.sock),
             Transport::Gone => None,
+        }
+    }
+
+    /// Sets the socket's timeouts that changed (see [`SocketTimeouts::set`]).
+    pub(crate) fn set_timeouts(
+        &self,
+        cache: &mut SocketTimeouts,
+        read: Option<Duration>,
+        write: Option<Duration>,
+    ) -> io::Result<()> {
+        match self.socket() {
+            Some(s) => cache.set(s.timeouts(), read, write),
+            None => Ok(()),
+        }
+    }
+
+    /// Sets the read timeout for a wait of `left` (see
+    /// [`SocketTimeouts::set_read_within`]).
+    pub(crate) fn set_read_within(
+        &self,
+        cache: &mut SocketTimeouts,
+        left: Duration,
+    ) -> io::Result<()> {
+        match self.socket() {
+            Some(s) => cache.set_read_within(s.timeouts(), left),
+            None => Ok(()),
         }
     }
 
@@ -95,88 +111,4 @@ impl Transport {
         }
         *self = Transport::Gone;
     }
-}
-
-/// The socket timeouts last set, so that setting an unchanged one costs no
-/// system call (each is a `setsockopt`; setting both before every read and
-/// write cost 8 of the 12 system calls of a pipelined message).
-#[derive(Debug, Default)]
-pub(crate) struct Timeouts {
-    read: Option<Duration>,
-    write: Option<Duration>,
-    /// `setsockopt` calls made.
-    pub(crate) syscalls: u64,
-}
-
-impl Timeouts {
-    /// Sets the read timeout for a wait of `left` (not zero), unless the one set
-    /// can serve it ([`armed_wait_serves`]). A new one is rounded down to whole
-    /// seconds above one second, so that the next waits of about the same length
-    /// keep it.
-    pub(crate) fn set_read_within(&mut self, io: &Transport, left: Duration) -> io::Result<()> {
-        if self
-            .read
-            .is_some_and(|current| armed_wait_serves(current, left))
-        {
-            return Ok(());
-        }
-        let t = if left > Duration::from_secs(1) {
-            Duration::from_secs(left.as_secs())
-        } else {
-            left
-        };
-        self.set(io, Some(t), None)
-    }
-
-    /// Sets the timeouts given that differ from the ones set.
-    pub(crate) fn set(
-        &mut self,
-        io: &Transport,
-        read: Option<Duration>,
-        write: Option<Duration>,
-    ) -> io::Result<()> {
-        let read = read.filter(|t| self.read != Some(*t));
-        let write = write.filter(|t| self.write != Some(*t));
-        if let (Some(s), true) = (io.socket(), read.is_some() || write.is_some()) {
-            s.set_timeouts(read, write)?;
-            self.syscalls += u64::from(read.is_some()) + u64::from(write.is_some());
-        }
-        self.read = read.or(self.read);
-        self.write = write.or(self.write);
-        Ok(())
-    }
-}
-
-/// Connects over TCP (with `TCP_NODELAY`), trying each resolved address in turn,
-/// bound to `source` when given. Returns the socket and its local address.
-pub(crate) fn connect_tcp(
-    host: &str,
-    port: u16,
-    source: Option<SocketAddr>,
-    timeout: Duration,
-) -> Result<(TcpStream, SocketAddr), Error> {
-    let mut last = io::Error::new(io::ErrorKind::NotFound, format!("no address for {host}"));
-    for addr in (host, port).to_socket_addrs()? {
-        if source.is_some_and(|s| s.is_ipv4() != addr.is_ipv4()) {
-            continue;
-        }
-        let socket = socket2::Socket::new(
-            socket2::Domain::for_address(addr),
-            socket2::Type::STREAM,
-            Some(socket2::Protocol::TCP),
-        )?;
-        if let Some(src) = source {
-            socket.bind(&src.into())?;
-        }
-        match socket.connect_timeout(&addr.into(), timeout) {
-            Ok(()) => {
-                socket.set_tcp_nodelay(true)?;
-                let stream = TcpStream::from(socket);
-                let local = stream.local_addr()?;
-                return Ok((stream, local));
-            }
-            Err(e) => last = e,
-        }
-    }
-    Err(Error::Io(last))
 }

@@ -119,3 +119,39 @@ fn lmtp_over_a_unix_socket() {
     lmtp.quit().unwrap();
     assert_eq!(server.wait_for_messages(1, WAIT).len(), 1);
 }
+
+#[test]
+fn dropping_an_open_session_sends_quit() {
+    let server = MockServer::start(ServerConfig::default()).unwrap();
+    {
+        let mut smtp = SmtpClient::builder(&server.addr().to_string())
+            .connect()
+            .unwrap();
+        smtp.sendmail("a@example.org", &["b@example.org"], MSG)
+            .unwrap();
+        // An early return: no quit().
+    }
+    server.wait_for_closed(1, WAIT);
+    let raw = String::from_utf8_lossy(&server.raw()[0]).into_owned();
+    assert!(raw.ends_with("QUIT\r\n"), "{raw}");
+}
+
+#[test]
+fn dropping_does_not_wait_long_for_a_silent_server() {
+    use smtp_testkit::Script;
+    let script = Script::default()
+        .send("220 mx ready")
+        .expect_line()
+        .send("250 mx")
+        .expect_line();
+    let server = MockServer::start(ServerConfig::scripted(script)).unwrap();
+    let smtp = SmtpClient::builder(&server.addr().to_string())
+        .connect()
+        .unwrap();
+    let started = std::time::Instant::now();
+    drop(smtp);
+    // QUIT_ON_DROP is one second; a hang would be the five-minute default.
+    assert!(started.elapsed() < Duration::from_secs(30));
+    server.wait_for_closed(1, WAIT);
+    assert!(String::from_utf8_lossy(&server.raw()[0]).contains("QUIT"));
+}
