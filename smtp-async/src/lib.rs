@@ -51,3 +51,8 @@ pub mod common {
 
 /// A pool of sessions on the runtime `R` (see [`pool::Pool`]).
 pub type Pool<R> = pool::Pool<SmtpClient<R>, Error>;
+
+/// The workspace README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
