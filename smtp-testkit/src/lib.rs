@@ -18,7 +18,8 @@
 //!
 //! Every accepted message is recorded ([`Received`]), and every connection
 //! keeps a [`ConnectionLog`]: the raw bytes each way, a printable transcript
-//! with AUTH payloads redacted, the reply lines, what scripts read.
+//! with AUTH payloads redacted, the reply lines, what scripts read, the
+//! client's address.
 //!
 //! Everything is bounded: a read timeout on every connection (30 s by
 //! default), line lengths, 64 MiB of input per connection.
