@@ -80,6 +80,8 @@ pub struct Builder<C> {
     auth: Option<Auth>,
     initial_response: bool,
     greeting_only: bool,
+    /// Why the address given could not be read, reported by `connect`.
+    address_error: Option<smtp_sansio::UsageError>,
     options: Options,
     _client: PhantomData<fn() -> C>,
 }
@@ -94,6 +96,7 @@ impl<C> Clone for Builder<C> {
             auth: self.auth.clone(),
             initial_response: self.initial_response,
             greeting_only: self.greeting_only,
+            address_error: self.address_error.clone(),
             options: self.options.clone(),
             _client: PhantomData,
         }
@@ -121,16 +124,16 @@ impl<C> Builder<C> {
     /// `[v6]:port`), with opportunistic STARTTLS and no login.
     #[must_use]
     pub fn new(host: &str) -> Builder<C> {
-        let target = match crate::split_host_port(host, 0) {
-            Ok((h, p)) => Target::Tcp {
-                host: h,
-                port: (p != 0).then_some(p),
-            },
-            // Not an address form: kept as it is, refused when connecting.
-            Err(_) => Target::Tcp {
-                host: host.to_owned(),
-                port: None,
-            },
+        let (target, address_error) = match crate::split_host_port(host, 0) {
+            Ok((h, p)) => {
+                let port = (p != 0).then_some(p);
+                (Target::Tcp { host: h, port }, None)
+            }
+            // Not an address form: refused when connecting.
+            Err(e) => {
+                let host = host.to_owned();
+                (Target::Tcp { host, port: None }, Some(e))
+            }
         };
         Builder {
             target,
@@ -140,6 +143,7 @@ impl<C> Builder<C> {
             auth: None,
             initial_response: true,
             greeting_only: false,
+            address_error,
             options: Options::default(),
             _client: PhantomData,
         }
@@ -331,6 +335,16 @@ impl<C> Builder<C> {
     #[must_use]
     pub fn tls_config_given(&self) -> Option<&Arc<ClientConfig>> {
         self.tls_config.as_ref()
+    }
+
+    /// Checks what `connect` cannot do without: an address that parses and a
+    /// usable connect timeout.
+    pub fn check(&self) -> Result<(), crate::Error> {
+        if let Some(e) = &self.address_error {
+            return Err(e.clone().into());
+        }
+        self.options.connect_timeout()?;
+        Ok(())
     }
 
     /// The session options, with `require_tls` set when the TLS mode requires it.

@@ -29,7 +29,7 @@ use std::sync::OnceLock;
 
 pub use builder::{Builder, Connect, MechanismFactory, Setup, Target, Tls};
 pub use error::Error;
-pub use options::{Options, split_host_port};
+pub use options::{MAX_TIMEOUT, Options, split_host_port};
 pub use report::{ErrorReport, Report};
 pub use session::{Call, Session};
 use smtp_sansio::Config;

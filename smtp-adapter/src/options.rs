@@ -38,6 +38,11 @@ pub struct Options {
     pub reply_limits: Option<ReplyLimits>,
 }
 
+/// The longest timeout a session takes: one day. A longer one (smtplib's
+/// `timeout=None`, "wait forever", is `Duration::MAX` here) is cut to it, since
+/// every wait has a deadline.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
+
 impl Options {
     /// The connect timeout: the overall timeout, else the greeting timeout.
     /// Fails for a zero timeout, which would make every wait fail at once.
@@ -47,7 +52,7 @@ impl Options {
                 what: "timeout",
                 why: "zero would make every wait fail at once",
             }),
-            Some(t) => Ok(t),
+            Some(t) => Ok(t.min(MAX_TIMEOUT)),
             None => Ok(Timeouts::default().greeting),
         }
     }
@@ -75,7 +80,7 @@ impl Options {
         let mut config = Config::new(name);
         self.connect_timeout()?;
         if let Some(t) = self.timeout {
-            config.timeouts = Timeouts::uniform(t);
+            config.timeouts = Timeouts::uniform(t.min(MAX_TIMEOUT));
         }
         config.protocol = self.protocol;
         config.pipelining = !self.no_pipelining;

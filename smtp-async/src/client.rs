@@ -141,6 +141,7 @@ impl<R: Runtime> SmtpClient<R> {
 
     /// Opens the transport `b` asks for and reads the greeting.
     async fn open(b: &Builder<Self>) -> Result<Self, Error> {
+        b.check()?;
         let options = b.session_options();
         let deadline = Instant::now() + options.connect_timeout()?;
         let c = match (b.host_port(), b.target()) {
@@ -396,6 +397,11 @@ impl<R: Runtime> SmtpClient<R> {
             Outcome::Replies(v) => Ok(v),
             _ => Err(Error::out_of_step()),
         }
+    }
+
+    /// smtplib's `close()`: closes the connection without QUIT.
+    pub async fn close(mut self) {
+        self.io.close().await;
     }
 
     /// QUIT, then close.

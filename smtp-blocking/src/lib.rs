@@ -38,6 +38,9 @@
 
 mod transport;
 
+#[doc = include_str!("../smtplib.md")]
+pub mod smtplib {}
+
 use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -158,6 +161,7 @@ impl SmtpClient {
 
     /// Opens the transport `b` asks for and reads the greeting.
     fn open(b: &Builder<SmtpClient>) -> Result<SmtpClient, Error> {
+        b.check()?;
         let options = b.session_options();
         let timeout = options.connect_timeout()?;
         let (plain, local): (Plain, _) = match b.host_port() {
@@ -380,6 +384,13 @@ impl SmtpClient {
             Outcome::Replies(v) => Ok(v),
             _ => Err(Error::out_of_step()),
         }
+    }
+
+    /// smtplib's `close()`: closes the connection without QUIT (dropping the
+    /// session sends QUIT first).
+    pub fn close(mut self) {
+        self.session.core_mut().handle_eof(Instant::now());
+        self.io.close();
     }
 
     /// QUIT, then close.

@@ -758,3 +758,28 @@ fn socket_timeouts_are_not_set_again_for_every_message() {
     );
     c.quit().unwrap();
 }
+
+/// smtplib's debug levels: 2 timestamps every transcript line (`seconds.micros`
+/// since the Unix epoch), 1 does not, 0 writes nothing; AUTH payloads never
+/// appear, at any level.
+#[test]
+fn debug_level_2_timestamps_and_auth_redaction() {
+    use smtp_testkit::debug::{self, SharedWriter};
+    let server = MockServer::start(debug::auth_server()).unwrap();
+    let mut c = SmtpClient::connect(&server.addr().to_string(), opts()).unwrap();
+    let out = SharedWriter::new();
+    c.set_transcript(Box::new(out.clone()));
+    c.set_debuglevel(2);
+    assert!(c.login(debug::USER, debug::WRONG_PASSWORD).is_err());
+    c.login_with(debug::USER, debug::PASSWORD, false).unwrap();
+    c.noop().unwrap();
+    let level2 = out.text();
+    out.clear();
+    c.set_debuglevel(1);
+    c.noop().unwrap();
+    let level1 = out.text();
+    out.clear();
+    c.set_debuglevel(0);
+    c.noop().unwrap();
+    debug::check_auth_session(&level2, &level1, &out.text()).unwrap();
+}

@@ -297,6 +297,22 @@ pub fn prepare_message(
         );
     };
     let (headers, body_offset) = crate::envelope::without_bcc(message);
+    let international =
+        !envelope.from.is_ascii() || envelope.to.iter().any(|r| !r.address.is_ascii());
+    let mut envelope = envelope.clone();
+    // As for an envelope from the headers (RFC 6531 section 3.4).
+    if international {
+        if !envelope
+            .mail_params
+            .iter()
+            .any(|p| p.keyword() == "SMTPUTF8")
+        {
+            envelope = envelope.smtputf8();
+        }
+        if !envelope.mail_params.iter().any(|p| p.keyword() == "BODY") {
+            envelope = envelope.body(BodyType::EightBitMime);
+        }
+    }
     let body = message.get(body_offset..).unwrap_or_default();
     let size = crate::body::message_size(&headers, line_endings)?
         + crate::body::message_size(body, line_endings)?;

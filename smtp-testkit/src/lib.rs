@@ -18,7 +18,11 @@
 //!
 //! Every accepted message is recorded ([`Received`]), and every connection
 //! keeps a [`ConnectionLog`]: the raw bytes each way, a printable transcript
-//! with AUTH payloads redacted, the reply lines, what scripts read.
+//! with AUTH payloads redacted, the reply lines, what scripts read, the
+//! client's address.
+//!
+//! [`debug`] checks a client's own debug transcript (smtplib's debug levels 1
+//! and 2) the same way for every adapter.
 //!
 //! Everything is bounded: a read timeout on every connection (30 s by
 //! default), line lengths, 64 MiB of input per connection.
@@ -42,6 +46,7 @@
 
 mod config;
 mod conn;
+pub mod debug;
 mod pki;
 pub mod scenarios;
 mod script;

@@ -68,6 +68,9 @@ pub struct ConnectionLog {
     pub tls: bool,
     /// Whether the connection is over.
     pub closed: bool,
+    /// The client's address, for a TCP connection (to check a client's source
+    /// address).
+    pub peer: Option<SocketAddr>,
 }
 
 /// What the server saw.
@@ -128,18 +131,19 @@ enum Listener {
 }
 
 impl Listener {
-    fn accept(&self) -> io::Result<Sock> {
+    /// The next connection and, over TCP, the client's address.
+    fn accept(&self) -> io::Result<(Sock, Option<SocketAddr>)> {
         match self {
             Listener::Tcp(l) => {
-                let (s, _) = l.accept()?;
+                let (s, peer) = l.accept()?;
                 s.set_nonblocking(false)?;
                 s.set_nodelay(true)?;
-                Ok(Sock::Tcp(s))
+                Ok((Sock::Tcp(s), Some(peer)))
             }
             Listener::Unix(l) => {
                 let (s, _) = l.accept()?;
                 s.set_nonblocking(false)?;
-                Ok(Sock::Unix(s))
+                Ok((Sock::Unix(s), None))
             }
         }
     }
@@ -378,7 +382,7 @@ fn accept_loop(
     shared: &Arc<Shared>,
 ) {
     while !shared.stop.load(Ordering::SeqCst) {
-        let sock = match listener.accept() {
+        let (sock, peer) = match listener.accept() {
             Ok(s) => s,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(_) => {
@@ -397,7 +401,10 @@ fn accept_loop(
         }
         let index = {
             let mut rec = shared.lock();
-            rec.conns.push(ConnectionLog::default());
+            rec.conns.push(ConnectionLog {
+                peer,
+                ..ConnectionLog::default()
+            });
             rec.conns.len() - 1
         };
         shared.live().push((index, handle));

@@ -221,3 +221,31 @@ async fn streamed_body_from_async_reader() {
     c.quit().await.unwrap();
     assert!(server.wait_for_messages(1, Duration::from_secs(5))[0].data == body);
 }
+
+/// smtplib's debug levels through the Tokio adapter: 2 timestamps every
+/// transcript line, 1 does not, 0 writes nothing; AUTH payloads never appear.
+#[tokio::test]
+async fn debug_level_2_timestamps_and_auth_redaction() {
+    use smtp_testkit::debug::{self, SharedWriter};
+    let server = MockServer::start(debug::auth_server()).unwrap();
+    let mut c = SmtpClient::connect(&server.addr().to_string(), opts())
+        .await
+        .unwrap();
+    let out = SharedWriter::new();
+    c.set_transcript(Box::new(out.clone()));
+    c.set_debuglevel(2);
+    assert!(c.login(debug::USER, debug::WRONG_PASSWORD).await.is_err());
+    c.login_with(debug::USER, debug::PASSWORD, false)
+        .await
+        .unwrap();
+    c.noop().await.unwrap();
+    let level2 = out.text();
+    out.clear();
+    c.set_debuglevel(1);
+    c.noop().await.unwrap();
+    let level1 = out.text();
+    out.clear();
+    c.set_debuglevel(0);
+    c.noop().await.unwrap();
+    debug::check_auth_session(&level2, &level1, &out.text()).unwrap();
+}
