@@ -1,16 +1,22 @@
-//! Sends one message through a pool: `cargo run -p smtp-tokio --example send`.
-//! Starts the embedded test server and sends ten messages from four tasks.
+//! Sends forty messages from four tasks through a pool of sessions made by the
+//! connection builder: `cargo run -p smtp-tokio --example tokio_send`. Starts
+//! the embedded test server with STARTTLS and AUTH.
 
-use smtp_tokio::{Options, Pool, PoolConfig, SmtpClient};
+use smtp_testkit::{MockServer, ServerConfig};
+use smtp_tokio::{Pool, PoolConfig, SmtpClient, Tls};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let server = smtp_testkit::MockServer::start(smtp_testkit::ServerConfig::default())?;
-    let addr = server.addr().to_string();
-    let pool = Pool::new(PoolConfig::default(), move || {
-        let addr = addr.clone();
-        async move { SmtpClient::connect(&addr, Options::default()).await }
-    });
+    let config = ServerConfig::default()
+        .tls(smtp_testkit::Tls::StartTls)
+        .user("alice", "secret");
+    let server = MockServer::start(config)?;
+    let builder = SmtpClient::builder(&server.addr().to_string())
+        .tls(Tls::StartTls)
+        .tls_config(server.pki().client_config())
+        .tls_server_name("localhost")
+        .credentials("alice", "secret");
+    let pool = Pool::new(PoolConfig::default(), move || builder.clone().connect());
     let mut tasks = Vec::new();
     for t in 0..4 {
         let pool = pool.clone();
