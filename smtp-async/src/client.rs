@@ -12,8 +12,8 @@ use rustls::ClientConfig;
 use smtp_adapter::args::{self, Body};
 use smtp_adapter::{Call, Error, Session};
 use smtp_sansio::{
-    Client, Drive, Envelope, Mechanism, OpId, Options, Outcome, Parameter, Protocol, Reply,
-    Transaction, TransactionResult,
+    Client, Completion, Envelope, Event, Mechanism, Op, Options, Output, Parameter, Protocol,
+    Reply, Transaction, TransactionResult,
 };
 
 use crate::runtime::{Connected, ReadBody, Runtime, WrapStream, before};
@@ -156,7 +156,7 @@ impl<R: Runtime> SmtpClient<R> {
             busy: false,
             _runtime: PhantomData,
         };
-        client.run(OpId::GREETING, AnyBody::None).await?;
+        client.run(Op::GREETING, AnyBody::None).await?;
         Ok(client)
     }
 }
@@ -338,21 +338,14 @@ impl<R: Runtime> SmtpClient<R> {
         tx: Transaction,
         body: AnyBody<'_>,
     ) -> Result<TransactionResult, Error> {
-        let id = self.session.core_mut().send_mail(Instant::now(), tx);
-        match self.run(id, body).await? {
-            Outcome::Transaction(t) => Ok(t),
-            _ => Err(Error::out_of_step()),
-        }
+        let op = self.session.core_mut().send_mail(Instant::now(), tx);
+        self.run(op, body).await
     }
 
     /// Low-level DATA: the final reply (LMTP: one per recipient).
     pub async fn data(&mut self, message: &[u8]) -> Result<Vec<Reply>, Error> {
-        let id = self.session.start(Call::Data)?;
-        match self.run(id, AnyBody::parts(&[message])).await? {
-            Outcome::Reply(r) => Ok(vec![r]),
-            Outcome::Replies(v) => Ok(v),
-            _ => Err(Error::out_of_step()),
-        }
+        let op = self.session.start_data();
+        self.run(op, AnyBody::parts(&[message])).await
     }
 
     /// QUIT, then close.
@@ -363,19 +356,16 @@ impl<R: Runtime> SmtpClient<R> {
     }
 
     async fn reply(&mut self, call: Call<'_>) -> Result<Reply, Error> {
-        let id = self.session.start(call)?;
-        match self.run(id, AnyBody::None).await? {
-            Outcome::Reply(r) => Ok(r),
-            _ => Err(Error::out_of_step()),
-        }
+        let op = self.session.start(call)?;
+        self.run(op, AnyBody::None).await
     }
 
-    async fn run(&mut self, id: OpId, body: AnyBody<'_>) -> Result<Outcome, Error> {
+    async fn run<T: Completion>(&mut self, op: Op<T>, body: AnyBody<'_>) -> Result<T, Error> {
         if self.busy {
             return Err(Error::out_of_step());
         }
         self.busy = true;
-        let r = self.drive(id, body).await;
+        let r = self.drive(op, body).await;
         self.busy = false;
         r
     }
@@ -387,11 +377,11 @@ impl<R: Runtime> SmtpClient<R> {
         e
     }
 
-    /// Drives the core until operation `id` completes.
-    async fn drive(&mut self, id: OpId, mut body: AnyBody<'_>) -> Result<Outcome, Error> {
+    /// Drives the core until `op` completes.
+    async fn drive<T: Completion>(&mut self, op: Op<T>, mut body: AnyBody<'_>) -> Result<T, Error> {
         loop {
-            match self.session.core_mut().drive(id) {
-                Drive::Write(bytes) => {
+            match self.session.core_mut().drive(op) {
+                Output::Transmit(bytes) => {
                     let deadline = Instant::now() + self.session.core().write_timeout();
                     match before::<R, _>(deadline, self.io.write_all(&bytes)).await {
                         Some(Ok(())) => self.session.core_mut().recycle(bytes),
@@ -402,7 +392,7 @@ impl<R: Runtime> SmtpClient<R> {
                         }
                     }
                 }
-                Drive::Body => {
+                Output::Event(Event::BodyWanted { .. }) => {
                     if !self.session.send_piece(&mut body)? {
                         let Body::Reader(r) = &mut body else {
                             continue;
@@ -414,7 +404,7 @@ impl<R: Runtime> SmtpClient<R> {
                         }
                     }
                 }
-                Drive::Handshake => {
+                Output::StartTls => {
                     let tls = match self.session.tls_config() {
                         Ok(t) => t,
                         Err(e) => return Err(self.abort(e).await),
@@ -427,12 +417,10 @@ impl<R: Runtime> SmtpClient<R> {
                         None => return Err(self.abort(Error::timeout("the TLS handshake")).await),
                     }
                 }
-                Drive::Trace(t) => self.session.transcript().line(&t),
-                Drive::Read(deadline) => self.read_until(deadline).await?,
-                Drive::Done { result, closed } => {
-                    if closed {
-                        self.io.close().await;
-                    }
+                Output::Trace(t) => self.session.transcript().line(&t),
+                Output::Wait(deadline) => self.read_until(deadline).await?,
+                Output::Closed => self.io.close().await,
+                Output::Event(Event::Completed { result, .. }) => {
                     return result.map_err(Error::Smtp);
                 }
             }
@@ -444,8 +432,11 @@ impl<R: Runtime> SmtpClient<R> {
     /// Setting a timer may wake the reactor, so an armed timer is kept while it
     /// can serve the wait ([`armed_wait_serves`](smtp_sansio::client::armed_wait_serves));
     /// after an early firing the timer is set to the deadline itself.
-    async fn read_until(&mut self, deadline: Instant) -> Result<(), Error> {
+    async fn read_until(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
         let now = Instant::now();
+        // The core's drive loop always gives a deadline; bound the wait anyway.
+        let deadline =
+            deadline.unwrap_or_else(|| now + self.session.core().config().timeouts.command);
         let keep = self.armed.is_some_and(|armed| {
             smtp_sansio::client::armed_wait_serves(
                 armed.saturating_duration_since(now),

@@ -50,7 +50,7 @@ pub use smtp_sansio::{
     self, Capabilities, Envelope, Mechanism, Options, Protocol, Reply, TransactionResult,
     body::LineEndings,
 };
-use smtp_sansio::{Client, Drive, OpId, Outcome, Parameter, Transaction};
+use smtp_sansio::{Client, Completion, Event, Op, Output, Parameter, Transaction};
 use transport::{Timeouts, Transport};
 
 /// An SMTP or LMTP session.
@@ -146,7 +146,7 @@ impl SmtpClient {
             // The socket's timeouts are unknown here (connect_tls set some).
             timeouts: Timeouts::default(),
         };
-        client.run(OpId::GREETING, Body::None)?;
+        client.run(Op::GREETING, Body::None)?;
         Ok(client)
     }
 
@@ -304,23 +304,16 @@ impl SmtpClient {
         tx: Transaction,
         body: Body<'_, dyn Read + '_>,
     ) -> Result<TransactionResult, Error> {
-        let id = self.session.core_mut().send_mail(Instant::now(), tx);
-        match self.run(id, body)? {
-            Outcome::Transaction(t) => Ok(t),
-            _ => Err(Error::out_of_step()),
-        }
+        let op = self.session.core_mut().send_mail(Instant::now(), tx);
+        self.run(op, body)
     }
 
     /// Low-level DATA: fails unless the server answers 354, then sends the
     /// dot-stuffed message. Returns the final reply (LMTP: one per recipient
     /// accepted since MAIL).
     pub fn data(&mut self, message: &[u8]) -> Result<Vec<Reply>, Error> {
-        let id = self.session.start(Call::Data)?;
-        match self.run(id, Body::parts(&[message]))? {
-            Outcome::Reply(r) => Ok(vec![r]),
-            Outcome::Replies(v) => Ok(v),
-            _ => Err(Error::out_of_step()),
-        }
+        let op = self.session.start_data();
+        self.run(op, Body::parts(&[message]))
     }
 
     /// QUIT, then close.
@@ -333,11 +326,8 @@ impl SmtpClient {
     // ----- the drive loop -----
 
     fn reply(&mut self, call: Call<'_>) -> Result<Reply, Error> {
-        let id = self.session.start(call)?;
-        match self.run(id, Body::None)? {
-            Outcome::Reply(r) => Ok(r),
-            _ => Err(Error::out_of_step()),
-        }
+        let op = self.session.start(call)?;
+        self.run(op, Body::None)
     }
 
     /// Ends the session after a transport failure.
@@ -347,11 +337,15 @@ impl SmtpClient {
         e
     }
 
-    /// Drives the core until operation `id` completes.
-    fn run(&mut self, id: OpId, mut body: Body<'_, dyn Read + '_>) -> Result<Outcome, Error> {
+    /// Drives the core until `op` completes.
+    fn run<T: Completion>(
+        &mut self,
+        op: Op<T>,
+        mut body: Body<'_, dyn Read + '_>,
+    ) -> Result<T, Error> {
         loop {
-            match self.session.core_mut().drive(id) {
-                Drive::Write(bytes) => {
+            match self.session.core_mut().drive(op) {
+                Output::Transmit(bytes) => {
                     let t = Some(self.session.core().write_timeout());
                     self.timeouts.set(&self.io, None, t)?;
                     if let Err(e) = self.io.write_all(&bytes) {
@@ -359,7 +353,7 @@ impl SmtpClient {
                     }
                     self.session.core_mut().recycle(bytes);
                 }
-                Drive::Body => {
+                Output::Event(Event::BodyWanted { .. }) => {
                     if let (false, Body::Reader(r)) =
                         (self.session.send_piece(&mut body)?, &mut body)
                     {
@@ -374,7 +368,7 @@ impl SmtpClient {
                         self.session.send_read(n)?;
                     }
                 }
-                Drive::Handshake => {
+                Output::StartTls => {
                     let tls = match self.session.tls_config() {
                         Ok(t) => t,
                         Err(e) => return Err(self.abort(e)),
@@ -386,12 +380,10 @@ impl SmtpClient {
                     }
                     self.session.core_mut().tls_established(Instant::now());
                 }
-                Drive::Trace(t) => self.session.transcript().line(&t),
-                Drive::Read(deadline) => self.read_until(deadline)?,
-                Drive::Done { result, closed } => {
-                    if closed {
-                        self.io.close();
-                    }
+                Output::Trace(t) => self.session.transcript().line(&t),
+                Output::Wait(deadline) => self.read_until(deadline)?,
+                Output::Closed => self.io.close(),
+                Output::Event(Event::Completed { result, .. }) => {
                     return result.map_err(Error::Smtp);
                 }
             }
@@ -399,8 +391,11 @@ impl SmtpClient {
     }
 
     /// One read, bounded by the deadline; feeds the core whatever happened.
-    fn read_until(&mut self, deadline: Instant) -> Result<(), Error> {
+    fn read_until(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
         let now = Instant::now();
+        // The core's drive loop always gives a deadline; bound the wait anyway.
+        let deadline =
+            deadline.unwrap_or_else(|| now + self.session.core().config().timeouts.command);
         let left = deadline.saturating_duration_since(now);
         if left == Duration::ZERO {
             self.session.core_mut().handle_timeout(now);

@@ -14,8 +14,8 @@ pub mod sasl;
 pub use body::{BodyEncoder, LineEndings};
 pub use capabilities::Capabilities;
 pub use client::{
-    Client, Config, Drive, Event, OpId, Options, Outcome, Output, PreparedMessage, Protocol,
-    Recipient, RecipientResult, Timeouts, Trace, Transaction, TransactionResult,
+    Client, Completion, Config, Event, Op, OpId, Options, Outcome, Output, PreparedMessage,
+    Protocol, Recipient, RecipientResult, Timeouts, Trace, Transaction, TransactionResult,
 };
 pub use command::{Address, Command, Domain, Parameter, Text, Verb};
 pub use error::{Error, ProtocolError, Stage, UsageError};

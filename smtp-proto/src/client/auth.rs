@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use base64::Engine as _;
 
-use super::{Client, Op, OpId, Outcome, Step, dispatch::Expect};
+use super::{Client, Op, OpState, Outcome, Step, dispatch::Expect};
 use crate::capabilities::Capabilities;
 use crate::command::{Command, MechanismName};
 use crate::error::{Error, UsageError};
@@ -35,10 +35,10 @@ impl Client {
         now: Instant,
         credentials: Credentials,
         initial_response_ok: bool,
-    ) -> OpId {
+    ) -> Op<Reply> {
         self.enqueue(
             now,
-            Op::Auth(Box::new(AuthOp {
+            OpState::Auth(Box::new(AuthOp {
                 credentials: Some(credentials),
                 queue: VecDeque::new(),
                 current: None,
@@ -56,10 +56,10 @@ impl Client {
         now: Instant,
         mechanism: Box<dyn Mechanism>,
         initial_response_ok: bool,
-    ) -> OpId {
+    ) -> Op<Reply> {
         self.enqueue(
             now,
-            Op::Auth(Box::new(AuthOp {
+            OpState::Auth(Box::new(AuthOp {
                 credentials: None,
                 queue: VecDeque::from([mechanism]),
                 current: None,

@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use super::{
-    Active, Client, Event, Op, Outcome, Output, Phase, Protocol, Step, Timeouts, Trace, hello,
+    Active, Client, Event, OpState, Outcome, Output, Phase, Protocol, Step, Timeouts, Trace, hello,
 };
 use crate::command::Command;
 use crate::error::{Error, ProtocolError, Stage};
@@ -159,7 +159,7 @@ impl Client {
         self.out.retain(|o| !matches!(o, Output::StartTls));
         if let Some(Active { id, mut op, .. }) = self.active.take() {
             let refusal = match &mut op {
-                Op::Tx(tx) => tx.take_refusal(),
+                OpState::Tx(tx) => tx.take_refusal(),
                 _ => None,
             };
             let result = Err(refusal.or(own).unwrap_or_else(|| err.clone()));
@@ -228,17 +228,17 @@ impl Client {
         }
     }
 
-    fn start_op(&mut self, now: Instant, op: &mut Op) -> Step {
+    fn start_op(&mut self, now: Instant, op: &mut OpState) -> Step {
         match op {
-            Op::Greeting => Step::Continue,
-            Op::Hello { helo, name } => self.start_hello(now, *helo, name.clone()),
-            Op::HelloIfNeeded => self.hello_if_needed_result(),
-            Op::StartTls(state) => self.start_starttls(now, state),
-            Op::Auth(auth) => self.start_auth(now, auth),
-            Op::Tx(tx) => self.start_tx(now, tx),
-            Op::Data(d) => self.start_data(now, d),
-            Op::Simple(cmd, e) => self.start_simple(now, cmd, *e),
-            Op::Quit => self.start_quit(now),
+            OpState::Greeting => Step::Continue,
+            OpState::Hello { helo, name } => self.start_hello(now, *helo, name.clone()),
+            OpState::HelloIfNeeded => self.hello_if_needed_result(),
+            OpState::StartTls(state) => self.start_starttls(now, state),
+            OpState::Auth(auth) => self.start_auth(now, auth),
+            OpState::Tx(tx) => self.start_tx(now, tx),
+            OpState::Data(d) => self.start_data(now, d),
+            OpState::Simple(cmd, e) => self.start_simple(now, cmd, *e),
+            OpState::Quit => self.start_quit(now),
         }
     }
 
@@ -298,7 +298,7 @@ impl Client {
         let lmtp = self.config.protocol == Protocol::Lmtp;
         let (recipients, final_replies) = match &self.active {
             Some(Active {
-                op: Op::Tx(tx),
+                op: OpState::Tx(tx),
                 hello: None,
                 ..
             }) => tx.replies_so_far(expect, reply, lmtp),
@@ -312,17 +312,17 @@ impl Client {
         }
     }
 
-    fn op_reply(&mut self, now: Instant, op: &mut Op, expect: Expect, reply: Reply) -> Step {
+    fn op_reply(&mut self, now: Instant, op: &mut OpState, expect: Expect, reply: Reply) -> Step {
         match op {
-            Op::Greeting => self.greeting_reply(reply),
-            Op::Hello { helo, .. } => self.hello_reply(*helo, reply),
-            Op::HelloIfNeeded => Step::Done(Ok(Outcome::Reply(reply))),
-            Op::StartTls(state) => self.starttls_reply(state, reply),
-            Op::Auth(auth) => self.auth_reply(now, auth, reply),
-            Op::Tx(tx) => self.tx_reply(now, tx, expect, reply),
-            Op::Data(d) => self.data_reply(now, d, expect, reply),
-            Op::Simple(_, _) => self.simple_reply(expect, reply),
-            Op::Quit => self.quit_reply(reply),
+            OpState::Greeting => self.greeting_reply(reply),
+            OpState::Hello { helo, .. } => self.hello_reply(*helo, reply),
+            OpState::HelloIfNeeded => Step::Done(Ok(Outcome::Reply(reply))),
+            OpState::StartTls(state) => self.starttls_reply(state, reply),
+            OpState::Auth(auth) => self.auth_reply(now, auth, reply),
+            OpState::Tx(tx) => self.tx_reply(now, tx, expect, reply),
+            OpState::Data(d) => self.data_reply(now, d, expect, reply),
+            OpState::Simple(_, _) => self.simple_reply(expect, reply),
+            OpState::Quit => self.quit_reply(reply),
         }
     }
 }

@@ -8,7 +8,7 @@
 use std::time::Instant;
 
 use super::{
-    Client, Op, OpId, Outcome, Protocol, RecipientResult, Step, Transaction, TransactionResult,
+    Client, Op, OpState, Outcome, Protocol, RecipientResult, Step, Transaction, TransactionResult,
     dispatch::Expect, extensions::check_envelope,
 };
 use crate::command::{Command, Parameter};
@@ -94,10 +94,10 @@ impl TxOp {
 impl Client {
     /// smtplib's `sendmail`: a whole transaction. Emits [`Event::BodyWanted`](super::Event::BodyWanted) when
     /// the body is wanted, and completes with [`Outcome::Transaction`].
-    pub fn send_mail(&mut self, now: Instant, transaction: Transaction) -> OpId {
+    pub fn send_mail(&mut self, now: Instant, transaction: Transaction) -> Op<TransactionResult> {
         self.enqueue(
             now,
-            Op::Tx(Box::new(TxOp {
+            OpState::Tx(Box::new(TxOp {
                 rcpt_replies: vec![None; transaction.to.len()],
                 final_replies: vec![None; transaction.to.len()],
                 tx: transaction,
