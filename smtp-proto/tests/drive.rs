@@ -85,7 +85,9 @@ fn each_operation_completes_with_its_own_type() {
     assert_eq!(result.final_reply.map(|r| r.code()), Some(250));
     assert_eq!(
         seen,
-        ["transmit", "wait", "transmit", "wait", "body", "transmit", "wait"],
+        [
+            "transmit", "wait", "transmit", "wait", "body", "transmit", "wait"
+        ],
         "EHLO; MAIL RCPT DATA in one write; the body after 354"
     );
 

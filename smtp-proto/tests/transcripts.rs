@@ -17,7 +17,8 @@
 //! - `> op args` an operation or driver action (see `run_op`).
 //! - `= text` the next expected event, as rendered by `render_event`.
 //! - `? check` a query: `deadline SECS`, `deadline none`, `tls`, `not-tls`,
-//!   `closed`, `open`, `has EXT`, `esmtp`, `no-esmtp`.
+//!   `closed`, `open`, `has EXT`, `esmtp`, `no-esmtp`, `authenticated`,
+//!   `not-authenticated`.
 //!
 //! At the end no transmitted byte and no event may be left unchecked.
 
@@ -484,6 +485,8 @@ fn check(r: &mut Run, q: &str) {
         ("closed", None) => assert!(c.is_closed()),
         ("open", None) => assert!(!c.is_closed()),
         ("esmtp", None) => assert!(c.does_esmtp()),
+        ("authenticated", None) => assert!(c.is_authenticated()),
+        ("not-authenticated", None) => assert!(!c.is_authenticated()),
         ("no-esmtp", None) => assert!(!c.does_esmtp()),
         ("writes", Some(n)) => assert_eq!(r.last_writes.to_string(), n, "writes"),
         ("has", Some(ext)) => assert!(c.has_extn(ext), "has {ext}"),
@@ -632,6 +635,7 @@ transcripts!(
     auth_scram_sha_256,
     auth_scram_sha_256_bad_signature,
     auth_scram_sha_256_low_iterations,
+    auth_scram_sha_256_no_server_signature,
     auth_scram_sha_256_noir,
     auth_scram_sha_256_server_error,
     auth_too_many_rounds,
