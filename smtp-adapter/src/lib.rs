@@ -23,7 +23,7 @@ mod transcript;
 use std::net::IpAddr;
 use std::sync::OnceLock;
 
-pub use error::Error;
+pub use error::{Error, settle};
 pub use session::{Call, Session};
 use smtp_sansio::{Config, Options};
 pub use transcript::Transcript;

@@ -351,7 +351,7 @@ impl<R: Runtime> SmtpClient<R> {
     /// QUIT, then close.
     pub async fn quit(mut self) -> Result<Reply, Error> {
         let r = self.reply(Call::Quit).await;
-        self.io.close().await;
+        self.close_io().await;
         r
     }
 
@@ -370,25 +370,39 @@ impl<R: Runtime> SmtpClient<R> {
         r
     }
 
-    /// Ends the session after a transport failure.
-    async fn abort(&mut self, e: Error) -> Error {
+    /// Ends the session after a transport failure: the core takes it as the
+    /// end of the stream, and the transport is closed.
+    async fn abort(&mut self, e: Error) -> Option<Error> {
         self.session.core_mut().handle_eof(Instant::now());
-        self.io.close().await;
-        e
+        self.close_io().await;
+        Some(e)
     }
 
-    /// Drives the core until `op` completes.
+    /// Closes the transport, bounded by the write deadline (a TLS close sends
+    /// `close_notify`, which a peer that stopped reading would never take).
+    async fn close_io(&mut self) {
+        let deadline = Instant::now() + self.session.core().write_timeout();
+        if before::<R, _>(deadline, self.io.close()).await.is_none() {
+            self.io = Transport::Gone;
+        }
+    }
+
+    /// Drives the core until `op` completes. A transport failure ends the
+    /// session in the core, and the loop goes on to the operation's own result,
+    /// which says whether the message's fate is unknown
+    /// ([`smtp_adapter::settle`]).
     async fn drive<T: Completion>(&mut self, op: Op<T>, mut body: AnyBody<'_>) -> Result<T, Error> {
+        let mut broken = None;
         loop {
             match self.session.core_mut().drive(op) {
                 Output::Transmit(bytes) => {
                     let deadline = Instant::now() + self.session.core().write_timeout();
                     match before::<R, _>(deadline, self.io.write_all(&bytes)).await {
                         Some(Ok(())) => self.session.core_mut().recycle(bytes),
-                        Some(Err(e)) => return Err(self.abort(Error::Io(e)).await),
+                        Some(Err(e)) => broken = self.abort(Error::Io(e)).await,
                         None => {
                             let e = Error::timeout("writing to the server");
-                            return Err(self.abort(e).await);
+                            broken = self.abort(e).await;
                         }
                     }
                 }
@@ -400,28 +414,35 @@ impl<R: Runtime> SmtpClient<R> {
                         let buf = self.session.body_buffer();
                         match std::future::poll_fn(|cx| r.poll_read(cx, buf)).await {
                             Ok(n) => self.session.send_read(n)?,
-                            Err(e) => return Err(self.abort(Error::Io(e)).await),
+                            Err(e) => broken = self.abort(Error::Io(e)).await,
                         }
                     }
                 }
                 Output::StartTls => {
                     let tls = match self.session.tls_config() {
                         Ok(t) => t,
-                        Err(e) => return Err(self.abort(e).await),
+                        Err(e) => {
+                            broken = self.abort(e).await;
+                            continue;
+                        }
                     };
                     let deadline = Instant::now() + self.session.core().config().timeouts.command;
                     let upgrade = self.io.upgrade(tls, self.session.host());
                     match before::<R, _>(deadline, upgrade).await {
                         Some(Ok(())) => self.session.core_mut().tls_established(Instant::now()),
-                        Some(Err(e)) => return Err(self.abort(e).await),
-                        None => return Err(self.abort(Error::timeout("the TLS handshake")).await),
+                        Some(Err(e)) => broken = self.abort(e).await,
+                        None => broken = self.abort(Error::timeout("the TLS handshake")).await,
                     }
                 }
                 Output::Trace(t) => self.session.transcript().line(&t),
-                Output::Wait(deadline) => self.read_until(deadline).await?,
-                Output::Closed => self.io.close().await,
+                Output::Wait(deadline) => {
+                    if let Err(e) = self.read_until(deadline).await {
+                        broken = self.abort(e).await;
+                    }
+                }
+                Output::Closed => self.close_io().await,
                 Output::Event(Event::Completed { result, .. }) => {
-                    return result.map_err(Error::Smtp);
+                    return smtp_adapter::settle(result, broken);
                 }
             }
         }
@@ -460,10 +481,7 @@ impl<R: Runtime> SmtpClient<R> {
                 .session
                 .core_mut()
                 .handle_input(Instant::now(), &self.rbuf[..n]),
-            Some(Err(e)) => {
-                self.session.core_mut().handle_eof(Instant::now());
-                return Err(Error::from_tls_io(e));
-            }
+            Some(Err(e)) => return Err(Error::from_tls_io(e)),
             None => {
                 // The timer fired: it must be set again before the next wait.
                 self.armed = None;

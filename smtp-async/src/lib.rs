@@ -44,8 +44,8 @@ pub mod common {
     pub use rustls::ClientConfig;
     pub use smtp_adapter::{Error, LMTP_PORT, SMTP_PORT, SMTPS_PORT};
     pub use smtp_sansio::{
-        self, Capabilities, Envelope, Mechanism, Options, Protocol, Reply, TransactionResult,
-        body::LineEndings,
+        self, Capabilities, Delivery, Envelope, Mechanism, Options, Protocol, Reply,
+        TransactionResult, body::LineEndings,
     };
 }
 

@@ -47,7 +47,7 @@ pub use rustls::ClientConfig;
 pub use smtp_adapter::{self, Error, LMTP_PORT, SMTP_PORT, SMTPS_PORT};
 use smtp_adapter::{Call, Session, args, args::Body};
 pub use smtp_sansio::{
-    self, Capabilities, Envelope, Mechanism, Options, Protocol, Reply, TransactionResult,
+    self, Capabilities, Delivery, Envelope, Mechanism, Options, Protocol, Reply, TransactionResult,
     body::LineEndings,
 };
 use smtp_sansio::{Client, Completion, Event, Op, Output, Parameter, Transaction};
@@ -330,28 +330,33 @@ impl SmtpClient {
         self.run(op, Body::None)
     }
 
-    /// Ends the session after a transport failure.
-    fn abort(&mut self, e: Error) -> Error {
+    /// Ends the session after a transport failure: the core takes it as the
+    /// end of the stream, and the socket is closed.
+    fn abort(&mut self, e: Error) -> Option<Error> {
         self.session.core_mut().handle_eof(Instant::now());
         self.io.close();
-        e
+        Some(e)
     }
 
-    /// Drives the core until `op` completes.
+    /// Drives the core until `op` completes. A transport failure ends the
+    /// session in the core, and the loop goes on to the operation's own result,
+    /// which says whether the message's fate is unknown
+    /// ([`smtp_adapter::settle`]).
     fn run<T: Completion>(
         &mut self,
         op: Op<T>,
         mut body: Body<'_, dyn Read + '_>,
     ) -> Result<T, Error> {
+        let mut broken = None;
         loop {
             match self.session.core_mut().drive(op) {
                 Output::Transmit(bytes) => {
                     let t = Some(self.session.core().write_timeout());
                     self.timeouts.set(&self.io, None, t)?;
-                    if let Err(e) = self.io.write_all(&bytes) {
-                        return Err(self.abort(Error::Io(e)));
+                    match self.io.write_all(&bytes) {
+                        Ok(()) => self.session.core_mut().recycle(bytes),
+                        Err(e) => broken = self.abort(Error::Io(e)),
                     }
-                    self.session.core_mut().recycle(bytes);
                 }
                 Output::Event(Event::BodyWanted { .. }) => {
                     if let (false, Body::Reader(r)) =
@@ -359,32 +364,38 @@ impl SmtpClient {
                     {
                         let n = loop {
                             match r.read(self.session.body_buffer()) {
-                                Ok(n) => break n,
+                                Ok(n) => break Ok(n),
                                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                                 // The transaction cannot be completed: drop the connection.
-                                Err(e) => return Err(self.abort(Error::Io(e))),
+                                Err(e) => break Err(e),
                             }
                         };
-                        self.session.send_read(n)?;
+                        match n {
+                            Ok(n) => self.session.send_read(n)?,
+                            Err(e) => broken = self.abort(Error::Io(e)),
+                        }
                     }
                 }
                 Output::StartTls => {
-                    let tls = match self.session.tls_config() {
-                        Ok(t) => t,
-                        Err(e) => return Err(self.abort(e)),
-                    };
-                    let t = Some(self.session.core().config().timeouts.command);
-                    self.timeouts.set(&self.io, t, t)?;
-                    if let Err(e) = self.io.upgrade(tls, self.session.host()) {
-                        return Err(self.abort(e));
+                    let upgraded = self.session.tls_config().and_then(|tls| {
+                        let t = Some(self.session.core().config().timeouts.command);
+                        self.timeouts.set(&self.io, t, t)?;
+                        self.io.upgrade(tls, self.session.host())
+                    });
+                    match upgraded {
+                        Ok(()) => self.session.core_mut().tls_established(Instant::now()),
+                        Err(e) => broken = self.abort(e),
                     }
-                    self.session.core_mut().tls_established(Instant::now());
                 }
                 Output::Trace(t) => self.session.transcript().line(&t),
-                Output::Wait(deadline) => self.read_until(deadline)?,
+                Output::Wait(deadline) => {
+                    if let Err(e) = self.read_until(deadline) {
+                        broken = self.abort(e);
+                    }
+                }
                 Output::Closed => self.io.close(),
                 Output::Event(Event::Completed { result, .. }) => {
-                    return result.map_err(Error::Smtp);
+                    return smtp_adapter::settle(result, broken);
                 }
             }
         }
@@ -417,10 +428,7 @@ impl SmtpClient {
                 self.session.core_mut().handle_timeout(Instant::now());
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                self.session.core_mut().handle_eof(Instant::now());
-                return Err(Error::from_tls_io(e));
-            }
+            Err(e) => return Err(Error::from_tls_io(e)),
         }
         Ok(())
     }

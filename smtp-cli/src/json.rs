@@ -61,11 +61,14 @@ pub(crate) fn failure(
     kind: &str,
     code: Option<u16>,
     message: &str,
+    accepted: &[String],
     refused: &[(String, u16, String)],
 ) -> String {
     let code = code.map_or("null".to_owned(), |c| c.to_string());
+    let accepted: Vec<String> = accepted.iter().map(|a| string(a)).collect();
     format!(
-        "{{\"accepted\": [], \"refused\": {}, \"reply\": null, \"error\": {{\"kind\": {}, \"code\": {code}, \"message\": {}}}}}",
+        "{{\"accepted\": [{}], \"refused\": {}, \"reply\": null, \"error\": {{\"kind\": {}, \"code\": {code}, \"message\": {}}}}}",
+        accepted.join(", "),
         refused_object(refused),
         string(kind),
         string(message)

@@ -454,6 +454,18 @@ impl Conn {
         self.drain(LINGER);
     }
 
+    /// Drops the connection at once with a TCP reset (`SO_LINGER` 0): unread
+    /// input is discarded and the client's next read or write fails. A Unix
+    /// socket is just closed.
+    pub(crate) fn reset(self) {
+        if let Sock::Tcp(s) = &self.ctl {
+            // Best effort: without it the close is a reset anyway when input
+            // is unread, and a graceful close otherwise.
+            let _ = socket2::SockRef::from(s).set_linger(Some(Duration::ZERO));
+        }
+        mark_closed(&self.shared, self.index);
+    }
+
     /// Waits for the client to close after a script ended, at most `limit`.
     pub(crate) fn wait_for_client_close(mut self, limit: Duration) {
         let _ = self.flush();

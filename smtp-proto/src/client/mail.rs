@@ -12,7 +12,7 @@ use super::{
     dispatch::Expect, extensions::check_envelope,
 };
 use crate::command::{Command, Parameter};
-use crate::error::{Error, ProtocolError, UsageError};
+use crate::error::{Delivery, Error, ProtocolError, RecipientDelivery, UsageError};
 use crate::reply::Reply;
 
 /// Recipients with a reply each, as errors carry them.
@@ -88,6 +88,41 @@ impl TxOp {
             collect(&self.rcpt_replies, rcpt_at),
             collect(&self.final_replies, final_at),
         )
+    }
+}
+
+impl TxOp {
+    /// Each recipient's fate once the end of the message went out and the
+    /// session ended before the transaction's result: refused at RCPT, or
+    /// under LMTP accepted or refused by its own reply after the message, and
+    /// otherwise unknown.
+    pub(super) fn deliveries(&self, lmtp: bool) -> Vec<RecipientDelivery> {
+        self.tx
+            .to
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let rcpt = self.rcpt_replies.get(i).and_then(Option::as_ref);
+                let own = self.final_replies.get(i).and_then(Option::as_ref);
+                let decided = match rcpt {
+                    Some(reply) if !reply.is_positive() => Some((Delivery::Refused, reply)),
+                    Some(_) if lmtp => own.map(|reply| {
+                        let d = if reply.is_positive() {
+                            Delivery::Accepted
+                        } else {
+                            Delivery::Refused
+                        };
+                        (d, reply)
+                    }),
+                    _ => None,
+                };
+                RecipientDelivery {
+                    address: r.address.as_str().to_owned(),
+                    delivery: decided.map_or(Delivery::Unknown, |(d, _)| d),
+                    reply: decided.map(|(_, reply)| reply.clone()),
+                }
+            })
+            .collect()
     }
 }
 
