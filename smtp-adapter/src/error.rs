@@ -1,7 +1,7 @@
 //! The adapters' error: the core's (smtplib's exception cases) plus transport
 //! and TLS failures.
 
-use smtp_sansio::Reply;
+use smtp_sansio::{Delivery, Reply};
 
 /// Everything a call of an adapter can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +43,22 @@ impl Error {
         }
     }
 
+    /// What the error says about the message of the transaction that failed
+    /// with it (see [`smtp_sansio::Error::delivery`]): [`Delivery::Unknown`]
+    /// when the end of the message went out and its reply did not come (the
+    /// server may have accepted it: sending again may duplicate it),
+    /// [`Delivery::Refused`] when the server refused it with a reply, and
+    /// [`Delivery::NotSent`] otherwise, a transport or TLS failure included
+    /// (the facades report one that cut the connection after the end of the
+    /// message went out as unknown), which makes sending again safe.
+    #[must_use]
+    pub fn delivery(&self) -> Delivery {
+        match self {
+            Error::Smtp(e) => e.delivery(),
+            _ => Delivery::NotSent,
+        }
+    }
+
     /// An I/O error from a TLS stream: the rustls error inside it when there is
     /// one (rustls reports its own failures as `InvalidData` wrapping it).
     #[must_use]
@@ -73,5 +89,24 @@ impl Error {
             )
             .into(),
         )
+    }
+}
+
+/// The result of an operation a facade drove, given the transport failure
+/// that cut the connection under it, if one did. The core took that failure
+/// as the end of the stream, so its result says whether the message's fate is
+/// unknown: then it is the error (its delivery is what the caller must see);
+/// otherwise the transport's error says more.
+///
+/// # Errors
+///
+/// The operation's error, or the transport's.
+pub fn settle<T>(
+    result: Result<T, smtp_sansio::Error>,
+    transport: Option<Error>,
+) -> Result<T, Error> {
+    match (result, transport) {
+        (Err(e), Some(transport)) if e.delivery() != Delivery::Unknown => Err(transport),
+        (result, _) => result.map_err(Error::Smtp),
     }
 }

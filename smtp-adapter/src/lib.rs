@@ -28,7 +28,7 @@ use std::net::IpAddr;
 use std::sync::OnceLock;
 
 pub use builder::{Builder, Connect, MechanismFactory, Setup, Target, Tls};
-pub use error::Error;
+pub use error::{Error, settle};
 pub use options::{MAX_TIMEOUT, Options, split_host_port};
 pub use report::{ErrorReport, Report};
 pub use session::{Call, Session};

@@ -49,11 +49,16 @@ impl From<&TransactionResult> for Report {
 }
 
 impl Report {
-    /// A report of a failure, with the recipients refused before it.
+    /// A report of a failure, with the recipients known to have the message
+    /// (LMTP, when the fate of the others is unknown) and those refused.
     #[must_use]
-    pub fn failure(error: ErrorReport, refused: Vec<(Address, Reply)>) -> Report {
+    pub fn failure(
+        error: ErrorReport,
+        accepted: Vec<Address>,
+        refused: Vec<(Address, Reply)>,
+    ) -> Report {
         Report {
-            accepted: Vec::new(),
+            accepted,
             refused,
             reply: None,
             error: Some(error),

@@ -6,12 +6,14 @@ use std::time::Instant;
 
 use rustls::ClientConfig;
 use smtp_sansio::sasl::Credentials;
-use smtp_sansio::{Address, Capabilities, Client, Mechanism, OpId, Reply};
+use smtp_sansio::{Address, Capabilities, Client, Mechanism, Op, Reply};
 
 use crate::args::Body;
 use crate::{Error, Transcript, args};
 
-/// One of smtplib's verbs with the facade's arguments, before conversion.
+/// One of smtplib's verbs that completes with the server's reply, with the
+/// facade's arguments before conversion (low-level DATA, which completes with
+/// one reply per recipient, is [`Session::start_data`]).
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Call<'a> {
@@ -43,8 +45,6 @@ pub enum Call<'a> {
     Mail(&'a str, Vec<smtp_sansio::Parameter>),
     /// Low-level RCPT TO with ESMTP parameters.
     Rcpt(&'a str, Vec<smtp_sansio::Parameter>),
-    /// Low-level DATA (the body follows).
-    Data,
     /// Any command (`docmd`): verb and optional argument.
     Docmd(&'a str, Option<&'a str>),
     /// QUIT.
@@ -258,7 +258,7 @@ impl Session {
 
     /// Starts `call` in the core: its arguments converted (CR, LF and NUL
     /// refused) and the operation enqueued.
-    pub fn start(&mut self, call: Call<'_>) -> Result<OpId, Error> {
+    pub fn start(&mut self, call: Call<'_>) -> Result<Op<Reply>, Error> {
         let now = Instant::now();
         let c = &mut self.core;
         Ok(match call {
@@ -276,10 +276,14 @@ impl Session {
             Call::Rset => c.rset(now),
             Call::Mail(from, params) => c.mail(now, Address::new(from)?, params),
             Call::Rcpt(to, params) => c.rcpt(now, Address::new(to)?, params),
-            Call::Data => c.data(now),
             Call::Docmd(verb, arg) => c.docmd(now, args::verb(verb)?, args::opt_text(arg)?),
             Call::Quit => c.quit(now),
         })
+    }
+
+    /// Starts low-level DATA in the core (the body follows when asked for).
+    pub fn start_data(&mut self) -> Op<Vec<Reply>> {
+        self.core.data(Instant::now())
     }
 }
 

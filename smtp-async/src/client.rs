@@ -13,8 +13,8 @@ use rustls::ClientConfig;
 use smtp_adapter::args::{self, Body};
 use smtp_adapter::{Builder, Call, Connect, Error, Options, Session, Target, Tls};
 use smtp_sansio::{
-    Client, Drive, Envelope, Mechanism, OpId, Outcome, Parameter, Protocol, Reply, Transaction,
-    TransactionResult,
+    Client, Completion, Envelope, Event, Mechanism, Op, Output, Parameter, Protocol, Reply,
+    Transaction, TransactionResult,
 };
 use tracing::Instrument as _;
 
@@ -196,7 +196,7 @@ impl<R: Runtime> SmtpClient<R> {
             busy: false,
             _runtime: PhantomData,
         };
-        client.run(OpId::GREETING, AnyBody::None).await?;
+        client.run(Op::GREETING, AnyBody::None).await?;
         Ok(client)
     }
 }
@@ -379,24 +379,16 @@ impl<R: Runtime> SmtpClient<R> {
         body: AnyBody<'_>,
     ) -> Result<TransactionResult, Error> {
         self.session.begin_transaction(&tx);
-        let id = self.session.core_mut().send_mail(Instant::now(), tx);
-        let r = match self.run(id, body).await {
-            Ok(Outcome::Transaction(t)) => Ok(t),
-            Ok(_) => Err(Error::out_of_step()),
-            Err(e) => Err(e),
-        };
+        let op = self.session.core_mut().send_mail(Instant::now(), tx);
+        let r = self.run(op, body).await;
         self.session.end_transaction(&r);
         r
     }
 
     /// Low-level DATA: the final reply (LMTP: one per recipient).
     pub async fn data(&mut self, message: &[u8]) -> Result<Vec<Reply>, Error> {
-        let id = self.session.start(Call::Data)?;
-        match self.run(id, AnyBody::parts(&[message])).await? {
-            Outcome::Reply(r) => Ok(vec![r]),
-            Outcome::Replies(v) => Ok(v),
-            _ => Err(Error::out_of_step()),
-        }
+        let op = self.session.start_data();
+        self.run(op, AnyBody::parts(&[message])).await
     }
 
     /// smtplib's `close()`: closes the connection without QUIT.
@@ -407,52 +399,63 @@ impl<R: Runtime> SmtpClient<R> {
     /// QUIT, then close.
     pub async fn quit(mut self) -> Result<Reply, Error> {
         let r = self.reply(Call::Quit).await;
-        self.io.close().await;
+        self.close_io().await;
         r
     }
 
     async fn reply(&mut self, call: Call<'_>) -> Result<Reply, Error> {
-        let id = self.session.start(call)?;
-        match self.run(id, AnyBody::None).await? {
-            Outcome::Reply(r) => Ok(r),
-            _ => Err(Error::out_of_step()),
-        }
+        let op = self.session.start(call)?;
+        self.run(op, AnyBody::None).await
     }
 
-    async fn run(&mut self, id: OpId, body: AnyBody<'_>) -> Result<Outcome, Error> {
+    async fn run<T: Completion>(&mut self, op: Op<T>, body: AnyBody<'_>) -> Result<T, Error> {
         if self.busy {
             return Err(Error::out_of_step());
         }
         self.busy = true;
         let span = self.session.span();
-        let r = self.drive(id, body).instrument(span).await;
+        let r = self.drive(op, body).instrument(span).await;
         self.busy = false;
         r
     }
 
-    /// Ends the session after a transport failure.
-    async fn abort(&mut self, e: Error) -> Error {
+    /// Ends the session after a transport failure: the core takes it as the
+    /// end of the stream, and the transport is closed.
+    async fn abort(&mut self, e: Error) -> Option<Error> {
         self.session.core_mut().handle_eof(Instant::now());
-        self.io.close().await;
-        e
+        self.close_io().await;
+        Some(e)
     }
 
-    /// Drives the core until operation `id` completes.
-    async fn drive(&mut self, id: OpId, mut body: AnyBody<'_>) -> Result<Outcome, Error> {
+    /// Closes the transport, bounded by the write deadline (a TLS close sends
+    /// `close_notify`, which a peer that stopped reading would never take).
+    async fn close_io(&mut self) {
+        let deadline = Instant::now() + self.session.core().write_timeout();
+        if before::<R, _>(deadline, self.io.close()).await.is_none() {
+            self.io = Transport::Gone;
+        }
+    }
+
+    /// Drives the core until `op` completes. A transport failure ends the
+    /// session in the core, and the loop goes on to the operation's own result,
+    /// which says whether the message's fate is unknown
+    /// ([`smtp_adapter::settle`]).
+    async fn drive<T: Completion>(&mut self, op: Op<T>, mut body: AnyBody<'_>) -> Result<T, Error> {
+        let mut broken = None;
         loop {
-            match self.session.core_mut().drive(id) {
-                Drive::Write(bytes) => {
+            match self.session.core_mut().drive(op) {
+                Output::Transmit(bytes) => {
                     let deadline = Instant::now() + self.session.core().write_timeout();
                     match before::<R, _>(deadline, self.io.write_all(&bytes)).await {
                         Some(Ok(())) => self.session.core_mut().recycle(bytes),
-                        Some(Err(e)) => return Err(self.abort(Error::Io(e)).await),
+                        Some(Err(e)) => broken = self.abort(Error::Io(e)).await,
                         None => {
                             let e = Error::timeout("writing to the server");
-                            return Err(self.abort(e).await);
+                            broken = self.abort(e).await;
                         }
                     }
                 }
-                Drive::Body => {
+                Output::Event(Event::BodyWanted { .. }) => {
                     if !self.session.send_piece(&mut body)? {
                         let Body::Reader(r) = &mut body else {
                             continue;
@@ -460,14 +463,17 @@ impl<R: Runtime> SmtpClient<R> {
                         let buf = self.session.body_buffer();
                         match std::future::poll_fn(|cx| r.poll_read(cx, buf)).await {
                             Ok(n) => self.session.send_read(n)?,
-                            Err(e) => return Err(self.abort(Error::Io(e)).await),
+                            Err(e) => broken = self.abort(Error::Io(e)).await,
                         }
                     }
                 }
-                Drive::Handshake => {
+                Output::StartTls => {
                     let tls = match self.session.tls_config() {
                         Ok(t) => t,
-                        Err(e) => return Err(self.abort(e).await),
+                        Err(e) => {
+                            broken = self.abort(e).await;
+                            continue;
+                        }
                     };
                     let deadline = Instant::now() + self.session.core().config().timeouts.command;
                     let upgrade = self.io.upgrade(tls, self.session.host());
@@ -476,17 +482,19 @@ impl<R: Runtime> SmtpClient<R> {
                             self.session.core_mut().tls_established(Instant::now());
                             self.session.note_tls();
                         }
-                        Some(Err(e)) => return Err(self.abort(e).await),
-                        None => return Err(self.abort(Error::timeout("the TLS handshake")).await),
+                        Some(Err(e)) => broken = self.abort(e).await,
+                        None => broken = self.abort(Error::timeout("the TLS handshake")).await,
                     }
                 }
-                Drive::Trace(t) => self.session.transcript().line(&t),
-                Drive::Read(deadline) => self.read_until(deadline).await?,
-                Drive::Done { result, closed } => {
-                    if closed {
-                        self.io.close().await;
+                Output::Trace(t) => self.session.transcript().line(&t),
+                Output::Wait(deadline) => {
+                    if let Err(e) = self.read_until(deadline).await {
+                        broken = self.abort(e).await;
                     }
-                    return result.map_err(Error::Smtp);
+                }
+                Output::Closed => self.close_io().await,
+                Output::Event(Event::Completed { result, .. }) => {
+                    return smtp_adapter::settle(result, broken);
                 }
             }
         }
@@ -497,8 +505,11 @@ impl<R: Runtime> SmtpClient<R> {
     /// Setting a timer may wake the reactor, so an armed timer is kept while it
     /// can serve the wait ([`armed_wait_serves`](smtp_sansio::client::armed_wait_serves));
     /// after an early firing the timer is set to the deadline itself.
-    async fn read_until(&mut self, deadline: Instant) -> Result<(), Error> {
+    async fn read_until(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
         let now = Instant::now();
+        // The core's drive loop always gives a deadline; bound the wait anyway.
+        let deadline =
+            deadline.unwrap_or_else(|| now + self.session.core().config().timeouts.command);
         let keep = self.armed.is_some_and(|armed| {
             smtp_sansio::client::armed_wait_serves(
                 armed.saturating_duration_since(now),
@@ -522,10 +533,7 @@ impl<R: Runtime> SmtpClient<R> {
                 .session
                 .core_mut()
                 .handle_input(Instant::now(), &self.rbuf[..n]),
-            Some(Err(e)) => {
-                self.session.core_mut().handle_eof(Instant::now());
-                return Err(Error::from_tls_io(e));
-            }
+            Some(Err(e)) => return Err(Error::from_tls_io(e)),
             None => {
                 // The timer fired: it must be set again before the next wait.
                 self.armed = None;

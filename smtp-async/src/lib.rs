@@ -44,7 +44,7 @@ pub mod common {
     pub use rustls::ClientConfig;
     pub use smtp_adapter::{Builder, Error, LMTP_PORT, Options, SMTP_PORT, SMTPS_PORT, Tls};
     pub use smtp_sansio::{
-        self, Capabilities, Envelope, Mechanism, Protocol, Reply, TransactionResult,
+        self, Capabilities, Delivery, Envelope, Mechanism, Protocol, Reply, TransactionResult,
         body::LineEndings,
     };
 }

@@ -51,9 +51,10 @@ pub use smtp_adapter::{self, Builder, Error, LMTP_PORT, Options, SMTP_PORT, SMTP
 use smtp_adapter::{Call, Session, args, args::Body};
 use smtp_adapter::{Connect, Target};
 pub use smtp_sansio::{
-    self, Capabilities, Envelope, Mechanism, Protocol, Reply, TransactionResult, body::LineEndings,
+    self, Capabilities, Delivery, Envelope, Mechanism, Protocol, Reply, TransactionResult,
+    body::LineEndings,
 };
-use smtp_sansio::{Client, Drive, OpId, Outcome, Parameter, Transaction};
+use smtp_sansio::{Client, Completion, Event, Op, Output, Parameter, Transaction};
 use transport::{Plain, Transport};
 
 impl Connect for SmtpClient {
@@ -205,7 +206,7 @@ impl SmtpClient {
             timeouts,
             limit: None,
         };
-        client.run(OpId::GREETING, Body::None)?;
+        client.run(Op::GREETING, Body::None)?;
         Ok(client)
     }
 
@@ -364,12 +365,8 @@ impl SmtpClient {
         body: Body<'_, dyn Read + '_>,
     ) -> Result<TransactionResult, Error> {
         self.session.begin_transaction(&tx);
-        let id = self.session.core_mut().send_mail(Instant::now(), tx);
-        let r = match self.run(id, body) {
-            Ok(Outcome::Transaction(t)) => Ok(t),
-            Ok(_) => Err(Error::out_of_step()),
-            Err(e) => Err(e),
-        };
+        let op = self.session.core_mut().send_mail(Instant::now(), tx);
+        let r = self.run(op, body);
         self.session.end_transaction(&r);
         r
     }
@@ -378,12 +375,8 @@ impl SmtpClient {
     /// dot-stuffed message. Returns the final reply (LMTP: one per recipient
     /// accepted since MAIL).
     pub fn data(&mut self, message: &[u8]) -> Result<Vec<Reply>, Error> {
-        let id = self.session.start(Call::Data)?;
-        match self.run(id, Body::parts(&[message]))? {
-            Outcome::Reply(r) => Ok(vec![r]),
-            Outcome::Replies(v) => Ok(v),
-            _ => Err(Error::out_of_step()),
-        }
+        let op = self.session.start_data();
+        self.run(op, Body::parts(&[message]))
     }
 
     /// smtplib's `close()`: closes the connection without QUIT (dropping the
@@ -403,76 +396,91 @@ impl SmtpClient {
     // ----- the drive loop -----
 
     fn reply(&mut self, call: Call<'_>) -> Result<Reply, Error> {
-        let id = self.session.start(call)?;
-        match self.run(id, Body::None)? {
-            Outcome::Reply(r) => Ok(r),
-            _ => Err(Error::out_of_step()),
-        }
+        let op = self.session.start(call)?;
+        self.run(op, Body::None)
     }
 
-    /// Ends the session after a transport failure.
-    fn abort(&mut self, e: Error) -> Error {
+    /// Ends the session after a transport failure: the core takes it as the
+    /// end of the stream, and the socket is closed.
+    fn abort(&mut self, e: Error) -> Option<Error> {
         self.session.core_mut().handle_eof(Instant::now());
         self.io.close();
-        e
+        Some(e)
     }
 
-    /// Drives the core until operation `id` completes.
-    fn run(&mut self, id: OpId, mut body: Body<'_, dyn Read + '_>) -> Result<Outcome, Error> {
+    /// Drives the core until `op` completes. A transport failure ends the
+    /// session in the core, and the loop goes on to the operation's own result,
+    /// which says whether the message's fate is unknown
+    /// ([`smtp_adapter::settle`]).
+    fn run<T: Completion>(
+        &mut self,
+        op: Op<T>,
+        mut body: Body<'_, dyn Read + '_>,
+    ) -> Result<T, Error> {
         let _in_span = self.session.span().entered();
+        let mut broken = None;
         loop {
-            match self.session.core_mut().drive(id) {
-                Drive::Write(bytes) => {
+            match self.session.core_mut().drive(op) {
+                Output::Transmit(bytes) => {
                     let t = Some(self.session.core().write_timeout());
                     self.io.set_timeouts(&mut self.timeouts, None, t)?;
-                    if let Err(e) = self.io.write_all(&bytes) {
-                        return Err(self.abort(Error::Io(e)));
+                    match self.io.write_all(&bytes) {
+                        Ok(()) => self.session.core_mut().recycle(bytes),
+                        Err(e) => broken = self.abort(Error::Io(e)),
                     }
-                    self.session.core_mut().recycle(bytes);
                 }
-                Drive::Body => {
+                Output::Event(Event::BodyWanted { .. }) => {
                     if let (false, Body::Reader(r)) =
                         (self.session.send_piece(&mut body)?, &mut body)
                     {
                         let n = loop {
                             match r.read(self.session.body_buffer()) {
-                                Ok(n) => break n,
+                                Ok(n) => break Ok(n),
                                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                                 // The transaction cannot be completed: drop the connection.
-                                Err(e) => return Err(self.abort(Error::Io(e))),
+                                Err(e) => break Err(e),
                             }
                         };
-                        self.session.send_read(n)?;
+                        match n {
+                            Ok(n) => self.session.send_read(n)?,
+                            Err(e) => broken = self.abort(Error::Io(e)),
+                        }
                     }
                 }
-                Drive::Handshake => {
-                    let tls = match self.session.tls_config() {
-                        Ok(t) => t,
-                        Err(e) => return Err(self.abort(e)),
-                    };
-                    let t = Some(self.session.core().config().timeouts.command);
-                    self.io.set_timeouts(&mut self.timeouts, t, t)?;
-                    if let Err(e) = self.io.upgrade(tls, self.session.host()) {
-                        return Err(self.abort(e));
+                Output::StartTls => {
+                    let upgraded = self.session.tls_config().and_then(|tls| {
+                        let t = Some(self.session.core().config().timeouts.command);
+                        self.io.set_timeouts(&mut self.timeouts, t, t)?;
+                        self.io.upgrade(tls, self.session.host())
+                    });
+                    match upgraded {
+                        Ok(()) => {
+                            self.session.core_mut().tls_established(Instant::now());
+                            self.session.note_tls();
+                        }
+                        Err(e) => broken = self.abort(e),
                     }
-                    self.session.core_mut().tls_established(Instant::now());
-                    self.session.note_tls();
                 }
-                Drive::Trace(t) => self.session.transcript().line(&t),
-                Drive::Read(deadline) => self.read_until(deadline)?,
-                Drive::Done { result, closed } => {
-                    if closed {
-                        self.io.close();
+                Output::Trace(t) => self.session.transcript().line(&t),
+                Output::Wait(deadline) => {
+                    if let Err(e) = self.read_until(deadline) {
+                        broken = self.abort(e);
                     }
-                    return result.map_err(Error::Smtp);
+                }
+                Output::Closed => self.io.close(),
+                Output::Event(Event::Completed { result, .. }) => {
+                    return smtp_adapter::settle(result, broken);
                 }
             }
         }
     }
 
     /// One read, bounded by the deadline; feeds the core whatever happened.
-    fn read_until(&mut self, mut deadline: Instant) -> Result<(), Error> {
+    fn read_until(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
         let now = Instant::now();
+        // The core's drive loop always gives a deadline; bound the wait anyway.
+        let mut deadline =
+            deadline.unwrap_or_else(|| now + self.session.core().config().timeouts.command);
         if let Some(limit) = self.limit {
             if now >= limit {
                 return Err(Error::timeout("the reply to QUIT on drop"));
@@ -500,10 +508,7 @@ impl SmtpClient {
                 self.session.core_mut().handle_timeout(Instant::now());
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                self.session.core_mut().handle_eof(Instant::now());
-                return Err(Error::from_tls_io(e));
-            }
+            Err(e) => return Err(Error::from_tls_io(e)),
         }
         Ok(())
     }

@@ -35,13 +35,16 @@ CRAM-MD5, PLAIN, LOGIN is used.
 
 Exit status: 0 every recipient accepted; 1 some refused; 2 bad arguments or
 message (nothing sent); 3 refused by the server; 4 connection, TLS, timeout or
-protocol failure.";
+protocol failure before the end of the message went out (not sent: safe to
+retry); 5 the end of the message went out and no final reply came (the server
+may have accepted it: a retry may deliver it twice).";
 
 /// Exit statuses of the contract.
 const EXIT_PARTIAL: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 const EXIT_REFUSED: u8 = 3;
 const EXIT_FAILURE: u8 = 4;
+const EXIT_UNCERTAIN: u8 = 5;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum TlsMode {
@@ -82,6 +85,9 @@ struct Failure {
     kind: &'static str,
     code: Option<u16>,
     message: String,
+    /// Recipients known to have the message (LMTP, when the delivery of the
+    /// others is unknown).
+    accepted: Vec<smtp_sansio::Address>,
     refused: Vec<(smtp_sansio::Address, smtp_sansio::Reply)>,
 }
 
@@ -92,6 +98,7 @@ impl Failure {
             kind: "usage",
             code: None,
             message: message.into(),
+            accepted: Vec::new(),
             refused: Vec::new(),
         }
     }
@@ -225,7 +232,10 @@ fn main() -> ExitCode {
                     code: f.code,
                     message: f.message.clone(),
                 };
-                println!("{}", json::line(&Report::failure(error, f.refused)));
+                println!(
+                    "{}",
+                    json::line(&Report::failure(error, f.accepted, f.refused))
+                );
             }
             ExitCode::from(f.status)
         }
@@ -370,6 +380,9 @@ fn failure(e: Error) -> Failure {
     let message = e.to_string();
     let code = e.reply().map(smtp_blocking::Reply::code);
     let (status, kind) = match &e {
+        // The end of the message went out and no final reply came: whatever
+        // ended the session, the message may have been delivered.
+        _ if e.delivery() == smtp_sansio::Delivery::Unknown => (EXIT_UNCERTAIN, "uncertain"),
         Error::Smtp(s) => match s {
             E::Usage(U::NotSupported(_)) => (EXIT_REFUSED, "not_supported"),
             E::Usage(U::TlsRequired) => (EXIT_REFUSED, "not_supported"),
@@ -399,19 +412,34 @@ fn failure(e: Error) -> Failure {
         Error::InvalidServerName(_) => (EXIT_USAGE, "usage"),
         _ => (EXIT_FAILURE, "connection"),
     };
-    let refused = match &e {
-        Error::Smtp(smtp_sansio::Error::RecipientsRefused(map)) => map
-            .iter()
-            // The core made these from addresses it had checked.
-            .filter_map(|(a, r)| Some((smtp_sansio::Address::new(a).ok()?, r.clone())))
-            .collect(),
-        _ => Vec::new(),
+    // The core made these addresses from ones it had checked.
+    let address = |a: &str| smtp_sansio::Address::new(a).ok();
+    let (accepted, refused) = match &e {
+        Error::Smtp(smtp_sansio::Error::RecipientsRefused(map)) => (
+            Vec::new(),
+            map.iter()
+                .filter_map(|(a, r)| Some((address(a)?, r.clone())))
+                .collect(),
+        ),
+        Error::Smtp(smtp_sansio::Error::Uncertain { recipients, .. }) => {
+            let with = |d| recipients.iter().filter(move |r| r.delivery == d);
+            (
+                with(smtp_sansio::Delivery::Accepted)
+                    .filter_map(|r| address(&r.address))
+                    .collect(),
+                with(smtp_sansio::Delivery::Refused)
+                    .filter_map(|r| Some((address(&r.address)?, r.reply.clone()?)))
+                    .collect(),
+            )
+        }
+        _ => (Vec::new(), Vec::new()),
     };
     Failure {
         status,
         kind,
         code,
         message,
+        accepted,
         refused,
     }
 }

@@ -290,6 +290,83 @@ fn failures_exit_4() {
     assert_eq!(r.status, 4, "{}", r.stderr);
 }
 
+/// A server without PIPELINING or CHUNKING that takes the envelope and says
+/// 354, then plays `rest`.
+fn until_354(rest: Script) -> ServerConfig {
+    let mut steps = Script::default()
+        .send("220 mx")
+        .expect_line()
+        .send("250 mx")
+        .expect_line()
+        .send("250 ok")
+        .expect_line()
+        .send("250 ok")
+        .expect_line()
+        .send("354 go")
+        .0;
+    steps.extend(rest.0);
+    ServerConfig::scripted(Script(steps))
+}
+
+#[test]
+fn closed_after_the_final_dot_exits_5_uncertain() {
+    // The server reads the whole message, final dot included, and hangs up
+    // without a reply: it may have taken the message.
+    let (s, addr) = server(until_354(
+        Script::default().read_until(b"\r\n.\r\n").close(),
+    ));
+    let r = smtp_send(
+        &[
+            "--server",
+            &addr,
+            "--from",
+            "a@example.org",
+            "--to",
+            "b@example.org",
+            "--json",
+            "--timeout",
+            "10",
+        ],
+        MSG,
+    );
+    assert_eq!(r.status, 5, "{}", r.stderr);
+    assert!(r.json().contains(r#""kind": "uncertain""#), "{}", r.json());
+    assert!(r.stderr.contains("delivery unknown"), "{}", r.stderr);
+    assert!(s.mismatches().is_empty());
+}
+
+#[test]
+fn closed_before_the_body_ended_exits_4() {
+    // The server drops the connection once the body has started, long before
+    // the client could have written the end of this message: not sent.
+    let (_s, addr) = server(until_354(Script::default().read_until(b"Subject").reset()));
+    let mut big = String::from("Subject: big\r\n\r\n");
+    let line = "x".repeat(998) + "\r\n";
+    while big.len() < 32 << 20 {
+        big.push_str(&line);
+    }
+    let r = smtp_send(
+        &[
+            "--server",
+            &addr,
+            "--from",
+            "a@example.org",
+            "--to",
+            "b@example.org",
+            "--json",
+            "--timeout",
+            "10",
+        ],
+        &big,
+    );
+    assert_eq!(r.status, 4, "{}", r.stderr);
+    let json = r.json();
+    assert!(
+        json.contains(r#""kind": "connection""#) || json.contains(r#""kind": "disconnected""#),
+        "{json}"
+    );
+}
+
 #[test]
 fn tls_modes_with_ca_file() {
     let dir = std::env::temp_dir().join(format!("smtp-cli-test-{}", std::process::id()));

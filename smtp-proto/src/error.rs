@@ -13,6 +13,14 @@
 //!
 //! A fatal error is sticky: every later operation on the session fails with a clone
 //! of it.
+//!
+//! Delivery certainty (RFC 5321 section 6.1): once the end of a message (the
+//! final dot, or `BDAT ... LAST`) has gone out, a lost connection, a timeout, a
+//! malformed reply or a 421 before its reply leaves the message's fate unknown:
+//! the server may have accepted it. That outcome is [`Error::Uncertain`], apart
+//! from every failure before the end went out, which the server cannot have
+//! delivered. [`Error::delivery`] tells the three cases apart for a caller that
+//! decides whether to send again.
 
 use crate::reply::Reply;
 
@@ -116,6 +124,45 @@ pub enum Stage {
     Data,
 }
 
+/// What is known about a message's delivery: what a caller branches on to
+/// decide whether sending it again is safe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Delivery {
+    /// Nothing of the message's end went out: the server cannot have accepted
+    /// it. Sending it again (on this session if it is still open, or on a new
+    /// connection) delivers it once.
+    NotSent,
+    /// The server accepted it (a 2xx reply to the end of the message; under
+    /// LMTP, this recipient's own reply). Do not send it again.
+    Accepted,
+    /// The server refused it with a reply ([`Error::reply`]). A 5xx is final;
+    /// after a 4xx the message may be sent again later, as the reply says.
+    Refused,
+    /// The end of the message went out and no final reply came (the connection
+    /// was lost, the deadline passed, the reply was malformed, or the server
+    /// answered 421 to it; a 421 to a command pipelined before the end shows
+    /// the server closed before taking it, which is
+    /// [`NotSent`](Delivery::NotSent)): the server may have accepted it. Sending it again may
+    /// deliver it twice (RFC 5321 section 6.1); a caller that must not lose it
+    /// sends again and accepts the duplicate risk, one that must not duplicate
+    /// it reports it instead, for a person to check.
+    Unknown,
+}
+
+/// One recipient's fate in a transaction that ended in [`Error::Uncertain`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecipientDelivery {
+    /// The forward path.
+    pub address: String,
+    /// [`Delivery::Refused`] when its RCPT or, under LMTP, its own reply after
+    /// the message was negative; [`Delivery::Accepted`] when that LMTP reply was
+    /// a success; [`Delivery::Unknown`] otherwise.
+    pub delivery: Delivery,
+    /// The reply that decided it, if one came.
+    pub reply: Option<Reply>,
+}
+
 /// Everything an operation of the core can fail with.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -190,6 +237,20 @@ pub enum Error {
     /// Any other negative reply to a command (smtplib's `SMTPResponseException`).
     #[error("command refused: {0}")]
     Refused(Reply),
+    /// The end of the message (the final dot or `BDAT ... LAST`) went out and
+    /// no final reply came: `cause` ([`Error::Disconnected`],
+    /// [`Error::Timeout`], [`Error::ServiceClosing`] for a 421, or a protocol
+    /// error) ended the session first. The server may have accepted the
+    /// message ([`Delivery::Unknown`]). Fatal; the session's sticky error is
+    /// `cause` itself.
+    #[error("delivery unknown: the end of the message went out, then: {cause}")]
+    Uncertain {
+        /// What ended the wait for the final reply.
+        cause: Box<Error>,
+        /// Each recipient of the transaction with what is known of it (empty
+        /// for a low-level DATA, whose recipients the core does not hold).
+        recipients: Vec<RecipientDelivery>,
+    },
 }
 
 impl Error {
@@ -204,7 +265,37 @@ impl Error {
                 | Error::Timeout(_)
                 | Error::ServiceClosing { .. }
                 | Error::ConnectRefused(_)
+                | Error::Uncertain { .. }
         )
+    }
+
+    /// What this error says about the message of the transaction (or
+    /// low-level DATA) that failed with it:
+    ///
+    /// - [`Delivery::Unknown`] for [`Error::Uncertain`]: the end of the
+    ///   message went out, its reply did not come; sending again may duplicate
+    ///   it.
+    /// - [`Delivery::Refused`] for a refusal with the server's reply
+    ///   ([`Error::SenderRefused`], [`Error::RecipientsRefused`],
+    ///   [`Error::DataRefused`]): after a 4xx ([`Error::reply`]) the message
+    ///   may be sent again later; after a 5xx it will not be accepted.
+    /// - [`Delivery::NotSent`] for everything else (a lost connection, a
+    ///   timeout or a 421 before the end of the message went out, a misuse, a
+    ///   failure before the transaction): the server cannot have accepted the
+    ///   message, and sending it again, on a new connection if this one ended,
+    ///   is safe.
+    ///
+    /// An error of an operation that sends no message (AUTH, NOOP...) is
+    /// [`Delivery::NotSent`].
+    #[must_use]
+    pub fn delivery(&self) -> Delivery {
+        match self {
+            Error::Uncertain { .. } => Delivery::Unknown,
+            Error::SenderRefused { .. } | Error::RecipientsRefused(_) | Error::DataRefused(_) => {
+                Delivery::Refused
+            }
+            _ => Delivery::NotSent,
+        }
     }
 
     /// The server is closing the channel (smtplib closes the connection on 421).
@@ -227,6 +318,7 @@ impl Error {
             Error::RecipientsRefused(_) => Some(Stage::Rcpt),
             Error::DataRefused(_) => Some(Stage::Data),
             Error::ServiceClosing { stage, .. } => *stage,
+            Error::Uncertain { .. } => Some(Stage::Data),
             _ => None,
         }
     }
@@ -245,6 +337,7 @@ impl Error {
             | Error::Refused(r)
             | Error::SenderRefused { reply: r, .. } => Some(r),
             Error::Protocol(ProtocolError::UnsolicitedReply(r)) => Some(r),
+            Error::Uncertain { cause, .. } => cause.reply(),
             _ => None,
         }
     }

@@ -16,11 +16,11 @@ mod serde_impls;
 pub use body::{BodyEncoder, LineEndings};
 pub use capabilities::Capabilities;
 pub use client::{
-    Client, Config, Drive, Event, OpId, Outcome, Output, PreparedMessage, Protocol, Recipient,
-    RecipientResult, Timeouts, Trace, Transaction, TransactionResult,
+    Client, Completion, Config, Event, Op, OpId, Outcome, Output, PreparedMessage, Protocol,
+    Recipient, RecipientResult, Timeouts, Trace, Transaction, TransactionResult,
 };
 pub use command::{Address, Command, Domain, Parameter, Text, Verb};
-pub use error::{Error, ProtocolError, Stage, UsageError};
+pub use error::{Delivery, Error, ProtocolError, RecipientDelivery, Stage, UsageError};
 pub use mail::{BodyType, Envelope, Notify, Ret};
 pub use reply::{EnhancedStatus, Reply, ReplyLimits, ReplyLines, ReplyParser};
 pub use sasl::{Credentials, Mechanism, Secret};

@@ -817,3 +817,20 @@ fn scram_sha_256_debug_shows_no_secret_at_any_stage() {
         r#"ScramSha256 { user: "user", state: "server verified", .. }"#
     );
 }
+
+#[test]
+fn finish_accepts_by_default_and_scram_only_after_the_server_signature() {
+    let mut plain = Plain::new(creds("user", "pw"));
+    assert_eq!(plain.finish(), Ok(()));
+    // A success right after the client's proof: the server never proved itself.
+    let mut m = scram_after_client_final();
+    assert_eq!(
+        m.finish(),
+        Err(SaslError::from(ScramError::MissingServerSignature))
+    );
+    let mut m = scram_after_client_final();
+    assert_eq!(m.answer(SCRAM_SERVER_FINAL.as_bytes()).unwrap(), b"");
+    assert_eq!(m.finish(), Ok(()));
+    // Before anything was exchanged there is nothing to accept either.
+    assert!(scram_rfc7677().finish().is_err());
+}

@@ -17,7 +17,9 @@
 //! - `> op args` an operation or driver action (see `run_op`).
 //! - `= text` the next expected event, as rendered by `render_event`.
 //! - `? check` a query: `deadline SECS`, `deadline none`, `tls`, `not-tls`,
-//!   `closed`, `open`, `has EXT`, `esmtp`, `no-esmtp`.
+//!   `closed`, `open`, `has EXT`, `esmtp`, `no-esmtp`, `authenticated`,
+//!   `not-authenticated`, `delivery not-sent|accepted|refused|unknown` (what
+//!   the last completed transaction, or failed operation, says of its message).
 //!
 //! At the end no transmitted byte and no event may be left unchecked.
 
@@ -29,8 +31,8 @@ use std::time::{Duration, Instant};
 use smtp_sansio::client::Outcome;
 use smtp_sansio::sasl::{CramMd5, Login, OAuthBearer, Plain, ScramSha256, XOAuth2};
 use smtp_sansio::{
-    Address, Client, Config, Credentials, Domain, Error, Event, LineEndings, Output, Parameter,
-    Protocol, Recipient, Secret, Stage, Text, Timeouts, Trace, Transaction, Verb,
+    Address, Client, Config, Credentials, Delivery, Domain, Error, Event, LineEndings, Output,
+    Parameter, Protocol, Recipient, Secret, Stage, Text, Timeouts, Trace, Transaction, Verb,
 };
 
 fn unescape(s: &str) -> Vec<u8> {
@@ -163,6 +165,24 @@ fn render_error(e: &Error) -> String {
         }
         Error::DataRefused(r) => format!("DataRefused {}", code(r)),
         Error::Refused(r) => format!("Refused {}", code(r)),
+        Error::Uncertain { cause, recipients } => {
+            assert_eq!(e.delivery(), Delivery::Unknown);
+            let mut s = format!("Uncertain ({})", render_error(cause));
+            if !recipients.is_empty() {
+                let v: Vec<String> = recipients
+                    .iter()
+                    .map(|r| {
+                        let d = format!("{:?}", r.delivery).to_lowercase();
+                        match &r.reply {
+                            Some(reply) => format!("{}:{d}/{}", r.address, reply.code()),
+                            None => format!("{}:{d}", r.address),
+                        }
+                    })
+                    .collect();
+                s.push_str(&format!(" {}", v.join(",")));
+            }
+            s
+        }
         other => format!("{other:?}"),
     }
 }
@@ -231,6 +251,8 @@ struct Run {
     writes: usize,
     last_writes: usize,
     closed_seen: bool,
+    /// The delivery said by the last completed transaction or failed operation.
+    last_delivery: Option<Delivery>,
 }
 
 impl Run {
@@ -242,6 +264,16 @@ impl Run {
                     self.writes += 1;
                 }
                 Output::Event(e) => {
+                    match &e {
+                        Event::Completed {
+                            result: Ok(Outcome::Transaction(_)),
+                            ..
+                        } => self.last_delivery = Some(Delivery::Accepted),
+                        Event::Completed { result: Err(e), .. } => {
+                            self.last_delivery = Some(e.delivery());
+                        }
+                        _ => {}
+                    }
                     let body = matches!(e, Event::BodyWanted { .. });
                     self.events.push_back(render_event(&e));
                     if body {
@@ -484,6 +516,16 @@ fn check(r: &mut Run, q: &str) {
         ("closed", None) => assert!(c.is_closed()),
         ("open", None) => assert!(!c.is_closed()),
         ("esmtp", None) => assert!(c.does_esmtp()),
+        ("delivery", Some(d)) => {
+            let got = r.last_delivery.map(|d| format!("{d:?}").to_lowercase());
+            assert_eq!(
+                got.as_deref(),
+                Some(d.replace('-', "").as_str()),
+                "delivery"
+            );
+        }
+        ("authenticated", None) => assert!(c.is_authenticated()),
+        ("not-authenticated", None) => assert!(!c.is_authenticated()),
         ("no-esmtp", None) => assert!(!c.does_esmtp()),
         ("writes", Some(n)) => assert_eq!(r.last_writes.to_string(), n, "writes"),
         ("has", Some(ext)) => assert!(c.has_extn(ext), "has {ext}"),
@@ -513,6 +555,7 @@ fn run_file(name: &str, source: &str, feed: usize) {
         writes: 0,
         last_writes: 0,
         closed_seen: false,
+        last_delivery: None,
     };
     r.drain();
     let mut i = 0;
@@ -632,6 +675,7 @@ transcripts!(
     auth_scram_sha_256,
     auth_scram_sha_256_bad_signature,
     auth_scram_sha_256_low_iterations,
+    auth_scram_sha_256_no_server_signature,
     auth_scram_sha_256_noir,
     auth_scram_sha_256_server_error,
     auth_too_many_rounds,
@@ -645,6 +689,15 @@ transcripts!(
     body_reject_bare_lf,
     data_refused,
     data_refused_then_eof,
+    delivery_bdat_chunks,
+    delivery_bdat_last,
+    delivery_bdat_pipelined_421_to_mail,
+    delivery_bdat_pipelined_eof,
+    delivery_envelope_eof,
+    delivery_eof_after_dot,
+    delivery_lmtp_eof_after_dot,
+    delivery_low_level_data,
+    delivery_malformed_after_dot,
     dsn,
     dsn_not_offered,
     enhanced_and_bare_lf_replies,

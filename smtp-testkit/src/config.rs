@@ -53,6 +53,30 @@ pub enum Tls {
     Implicit,
 }
 
+/// What a server does when its [`Fault`] strikes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultAction {
+    /// Closes the connection gracefully (TLS `close_notify`, then FIN), then
+    /// reads and drops what the client still sends until it closes.
+    Close,
+    /// Drops the connection with a TCP reset; unread input is lost.
+    Reset,
+    /// Goes silent: never answers again, reads and drops what the client
+    /// sends until it closes (or the read timeout passes).
+    Stall,
+}
+
+/// A fault injected into every connection of a behavioural server, counted
+/// in bytes of the SMTP stream (plaintext, decrypted under TLS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Fault {
+    /// Once this many bytes were received and the replies to them sent.
+    AfterReceived(usize, FaultAction),
+    /// Once this many bytes were sent (a reply may be cut in the middle).
+    AfterSent(usize, FaultAction),
+}
+
 /// The behaviour of a [`MockServer`](crate::MockServer).
 ///
 /// Build it with [`ServerConfig::default`] (an SMTP server on TCP),
@@ -111,6 +135,8 @@ pub struct ServerConfig {
     pub read_timeout: Duration,
     /// Play this script on every connection instead of behaving as a server.
     pub script: Option<Script>,
+    /// Cut, reset or stall every connection at this point (behavioural mode).
+    pub fault: Option<Fault>,
 }
 
 impl Default for ServerConfig {
@@ -133,6 +159,7 @@ impl Default for ServerConfig {
             idle_close: None,
             read_timeout: DEFAULT_READ_TIMEOUT,
             script: None,
+            fault: None,
         }
     }
 }
@@ -329,6 +356,13 @@ impl ServerConfig {
     #[must_use]
     pub fn script(mut self, script: Script) -> ServerConfig {
         self.script = Some(script);
+        self
+    }
+
+    /// Injects `fault` into every connection (see [`Fault`]).
+    #[must_use]
+    pub fn fault(mut self, fault: Fault) -> ServerConfig {
+        self.fault = Some(fault);
         self
     }
 }

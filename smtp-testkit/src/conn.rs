@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use rustls::{ServerConnection, StreamOwned};
 
+use crate::config::{Fault, FaultAction};
 use crate::server::Shared;
 
 /// The most bytes one connection may send before the server drops it.
@@ -148,6 +149,18 @@ pub(crate) struct Conn {
     tls: bool,
     read_timeout: Duration,
     tls_config: Arc<rustls::ServerConfig>,
+    /// The fault to inject, and how many bytes were sent so far.
+    fault: Option<Fault>,
+    sent: usize,
+    /// The fault struck with this action: no more input or output.
+    struck: Option<FaultAction>,
+    /// Reading and dropping input after a fault (or while closing).
+    stalling: bool,
+}
+
+/// The error that ends a session when its fault strikes.
+fn struck() -> io::Error {
+    io::Error::new(io::ErrorKind::ConnectionAborted, "injected fault")
 }
 
 impl Conn {
@@ -171,7 +184,29 @@ impl Conn {
             tls: false,
             read_timeout,
             tls_config,
+            fault: None,
+            sent: 0,
+            struck: None,
+            stalling: false,
         }
+    }
+
+    /// Injects `fault` (behavioural sessions).
+    pub(crate) fn set_fault(&mut self, fault: Option<Fault>) {
+        self.fault = fault;
+    }
+
+    /// The fault strikes: nothing more goes out; a stall reads and drops
+    /// input until the client closes. The session ends with an error.
+    fn strike(&mut self, action: FaultAction) -> io::Error {
+        self.out.clear();
+        self.struck = Some(action);
+        if action == FaultAction::Stall {
+            self.stalling = true;
+            self.drain(self.read_timeout);
+            self.stalling = false;
+        }
+        struck()
     }
 
     /// The connection's number (its index in the server's logs).
@@ -205,6 +240,18 @@ impl Conn {
     /// commands leave in one write. `Ok(0)` is the end of the stream.
     pub(crate) fn fill(&mut self) -> io::Result<usize> {
         self.flush()?;
+        let mut room = 16 * 1024;
+        if !self.stalling {
+            if self.struck.is_some() {
+                return Err(struck());
+            }
+            if let Some(Fault::AfterReceived(at, action)) = self.fault {
+                if self.received >= at {
+                    return Err(self.strike(action));
+                }
+                room = room.min(at - self.received);
+            }
+        }
         if self.pos == self.inbuf.len() {
             self.inbuf.clear();
             self.pos = 0;
@@ -214,7 +261,7 @@ impl Conn {
         }
         let mut buf = [0u8; 16 * 1024];
         let n = loop {
-            match self.io.read(&mut buf) {
+            match self.io.read(buf.get_mut(..room).unwrap_or_default()) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 // A peer that goes away without close_notify is an end of stream.
@@ -377,7 +424,36 @@ impl Conn {
         if self.out.is_empty() {
             return Ok(());
         }
-        let out = std::mem::take(&mut self.out);
+        if self.struck.is_some() {
+            self.out.clear();
+            return Err(struck());
+        }
+        let mut out = std::mem::take(&mut self.out);
+        let mut cut = None;
+        if let Some(Fault::AfterSent(at, action)) = self.fault {
+            // Exactly `at` bytes go out; the fault strikes when more would.
+            let room = at.saturating_sub(self.sent);
+            if out.len() > room || room == 0 {
+                out.truncate(room);
+                cut = Some(action);
+            }
+        }
+        self.sent += out.len();
+        let written = self.write_logged(&out);
+        match cut {
+            Some(action) => {
+                written?;
+                Err(self.strike(action))
+            }
+            None => written,
+        }
+    }
+
+    /// Writes `out` and records it in the connection's log.
+    fn write_logged(&mut self, out: &[u8]) -> io::Result<()> {
+        if out.is_empty() {
+            return Ok(());
+        }
         let index = self.index;
         self.shared.update(|r| {
             if let Some(log) = r.conns.get_mut(index) {
@@ -389,7 +465,7 @@ impl Conn {
                     .extend_from_slice(out.get(..room.min(out.len())).unwrap_or_default());
             }
         });
-        self.io.write_all(&out)
+        self.io.write_all(out)
     }
 
     /// Runs the server side of the TLS handshake. Input buffered before it is
@@ -443,6 +519,11 @@ impl Conn {
     /// so that unread input does not turn the close into a reset that would
     /// hide the last reply from the client.
     pub(crate) fn close(mut self) {
+        if self.struck == Some(FaultAction::Reset) {
+            self.reset();
+            return;
+        }
+        self.stalling = true;
         let _ = self.flush();
         if let Io::Tls(tls) = &mut self.io {
             tls.conn.send_close_notify();
@@ -452,6 +533,18 @@ impl Conn {
         // The server is done with the connection; the linger is only courtesy.
         mark_closed(&self.shared, self.index);
         self.drain(LINGER);
+    }
+
+    /// Drops the connection at once with a TCP reset (`SO_LINGER` 0): unread
+    /// input is discarded and the client's next read or write fails. A Unix
+    /// socket is just closed.
+    pub(crate) fn reset(self) {
+        if let Sock::Tcp(s) = &self.ctl {
+            // Best effort: without it the close is a reset anyway when input
+            // is unread, and a graceful close otherwise.
+            let _ = socket2::SockRef::from(s).set_linger(Some(Duration::ZERO));
+        }
+        mark_closed(&self.shared, self.index);
     }
 
     /// Waits for the client to close after a script ended, at most `limit`.

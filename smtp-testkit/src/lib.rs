@@ -52,13 +52,14 @@ pub mod scenarios;
 mod script;
 mod server;
 mod smtp;
+pub mod sweep;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub use config::{
     DEFAULT_AUTH_MECHANISMS, DEFAULT_EXTENSIONS, DEFAULT_LMTP_EXTENSIONS, DEFAULT_READ_TIMEOUT,
-    DEFAULT_SIZE_LIMIT, HOSTNAME, Listen, ServerConfig, Tls,
+    DEFAULT_SIZE_LIMIT, Fault, FaultAction, HOSTNAME, Listen, ServerConfig, Tls,
 };
 pub use pki::{PkiError, TestPki};
 pub use script::{MAX_SILENCE, Mismatch, Script, Step};

@@ -124,6 +124,12 @@ pub fn render_error(e: &smtp_sansio::Error) -> String {
             format!("err RecipientsRefused {}", v.join(","))
         }
         E::DataRefused(r) => format!("err DataRefused {}", r.code()),
+        E::Uncertain { cause, .. } => {
+            format!(
+                "err Uncertain ({})",
+                render_error(cause).trim_start_matches("err ")
+            )
+        }
         other => format!("err {other:?}"),
     }
 }
@@ -559,7 +565,41 @@ pub fn all(lmtp_path: &std::path::Path) -> Vec<Scenario> {
             received: vec![],
         },
         Scenario {
-            name: "disconnect during DATA",
+            name: "disconnect after the final dot: delivery unknown",
+            server: script(
+                until_354()
+                    .then(Step::ReadUntil(b"\r\n.\r\n".to_vec()))
+                    .close(),
+            ),
+            steps: vec![
+                (plain(), "ok 220"),
+                (
+                    Act::Sendmail("a@example.org", &["b@example.org"], MSG, &[]),
+                    "err Uncertain (Disconnected)",
+                ),
+                (Act::Noop, "err Disconnected"),
+            ],
+            received: vec![],
+        },
+        Scenario {
+            name: "421 to the final dot: delivery unknown",
+            server: script(
+                until_354()
+                    .then(Step::ReadUntil(b"\r\n.\r\n".to_vec()))
+                    .send("421 4.3.2 shutting down")
+                    .close(),
+            ),
+            steps: vec![
+                (plain(), "ok 220"),
+                (
+                    Act::Sendmail("a@example.org", &["b@example.org"], MSG, &[]),
+                    "err Uncertain (ServiceClosing 421)",
+                ),
+            ],
+            received: vec![],
+        },
+        Scenario {
+            name: "disconnect at 354: not sent",
             server: script(
                 Script::default()
                     .send("220 mx")
@@ -570,9 +610,7 @@ pub fn all(lmtp_path: &std::path::Path) -> Vec<Scenario> {
                     .expect_line()
                     .send("250 ok")
                     .expect_line()
-                    .send("354 go")
-                    .then(Step::ReadUntil(b"\r\n.\r\n".to_vec()))
-                    .then(Step::Close),
+                    .close(),
             ),
             steps: vec![
                 (plain(), "ok 220"),
@@ -580,7 +618,6 @@ pub fn all(lmtp_path: &std::path::Path) -> Vec<Scenario> {
                     Act::Sendmail("a@example.org", &["b@example.org"], MSG, &[]),
                     "err Disconnected",
                 ),
-                (Act::Noop, "err Disconnected"),
             ],
             received: vec![],
         },
@@ -684,7 +721,7 @@ fn smtplib_rows() -> Vec<Scenario> {
             server: answering(&["250 ok", "250 ok", "250 ok", "354 go", "421 4.3.2 closing"]),
             steps: vec![
                 (plain(), "ok 220"),
-                (send(), "err ServiceClosing 421"),
+                (send(), "err Uncertain (ServiceClosing 421)"),
                 (Act::Noop, "err ServiceClosing 421"),
             ],
             received: vec![],
@@ -732,6 +769,20 @@ fn smtplib_rows() -> Vec<Scenario> {
             received: vec![],
         },
     ]
+}
+
+/// A server without PIPELINING or CHUNKING up to its 354 answer to DATA.
+fn until_354() -> Script {
+    Script::default()
+        .send("220 mx")
+        .expect_line()
+        .send("250 mx")
+        .expect_line()
+        .send("250 ok")
+        .expect_line()
+        .send("250 ok")
+        .expect_line()
+        .send("354 go")
 }
 
 /// Runs every scenario through `make()`'s adapters; returns the number run and

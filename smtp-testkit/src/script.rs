@@ -43,6 +43,9 @@ pub enum Step {
     Silence(Duration),
     /// Close the connection now (the rest of the script is skipped).
     Close,
+    /// Drop the connection now with a TCP reset, without reading what the
+    /// client sent (the rest of the script is skipped).
+    Reset,
 }
 
 /// The steps played on every connection of a scripted server.
@@ -145,6 +148,12 @@ impl Script {
     pub fn close(self) -> Script {
         self.then(Step::Close)
     }
+
+    /// Drops the connection with a TCP reset.
+    #[must_use]
+    pub fn reset(self) -> Script {
+        self.then(Step::Reset)
+    }
 }
 
 /// Sends `unit` `times` times (`None`: until the peer fails or the cap), in
@@ -179,6 +188,10 @@ pub(crate) fn play(mut conn: Conn, steps: &[Step]) {
         }
         if *step == Step::Close {
             conn.close();
+            return;
+        }
+        if *step == Step::Reset {
+            conn.reset();
             return;
         }
     }
@@ -239,7 +252,7 @@ fn run_step(conn: &mut Conn, index: usize, step: &Step) -> io::Result<bool> {
                 return Ok(false);
             }
         }
-        Step::Close => {}
+        Step::Close | Step::Reset => {}
     }
     Ok(true)
 }

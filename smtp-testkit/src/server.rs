@@ -79,6 +79,8 @@ pub(crate) struct Record {
     pub(crate) messages: Vec<Received>,
     pub(crate) conns: Vec<ConnectionLog>,
     pub(crate) closed: usize,
+    /// Connections whose thread has ended.
+    pub(crate) finished: usize,
 }
 
 /// The state shared by the handle, the accept loop and the connections.
@@ -296,6 +298,14 @@ impl MockServer {
         self.shared.wait(timeout, |r| r.closed >= n).closed
     }
 
+    /// Waits until the threads of `n` connections have ended (everything
+    /// those connections read and sent is in their logs, including what a
+    /// closing connection read and dropped) or `timeout` passed; returns how
+    /// many have.
+    pub fn wait_for_finished(&self, n: usize, timeout: Duration) -> usize {
+        self.shared.wait(timeout, |r| r.finished >= n).finished
+    }
+
     /// Everything each connection did, in the order they were accepted.
     #[must_use]
     pub fn connection_logs(&self) -> Vec<ConnectionLog> {
@@ -431,13 +441,17 @@ fn accept_loop(
     }
 }
 
-/// Marks a connection as over.
+/// Marks a connection as over and its thread as done.
 fn finished(shared: &Shared, index: usize) {
     shared.live().retain(|(i, _)| *i != index);
     crate::conn::mark_closed(shared, index);
+    shared.update(|r| r.finished += 1);
 }
 
 fn serve(mut conn: Conn, config: &ServerConfig) {
+    if config.script.is_none() {
+        conn.set_fault(config.fault);
+    }
     if config.tls == Tls::Implicit && conn.start_tls().is_err() {
         conn.close();
         return;

@@ -716,3 +716,85 @@ fn hostile_input_is_answered_or_closed_never_a_panic() {
     assert_eq!(c.code(), 220);
     assert_eq!(c.cmd("QUIT"), 221);
 }
+
+/// Reads until the end of the stream or an error; the bytes, and whether it
+/// ended with an error (a reset) rather than a clean end.
+fn read_to_end_or_error(s: &mut TcpStream) -> (Vec<u8>, bool) {
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return (got, false),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(_) => return (got, true),
+        }
+    }
+}
+
+#[test]
+fn fault_after_sent_bytes_cuts_a_reply_in_the_middle() {
+    use smtp_testkit::{Fault, FaultAction};
+    let server =
+        MockServer::start(ServerConfig::default().fault(Fault::AfterSent(40, FaultAction::Close)))
+            .unwrap();
+    let mut s = TcpStream::connect(server.addr()).unwrap();
+    s.write_all(b"EHLO me\r\n").unwrap();
+    let (got, reset) = read_to_end_or_error(&mut s);
+    assert!(!reset);
+    assert_eq!(got.len(), 40, "{:?}", String::from_utf8_lossy(&got));
+    assert!(got.starts_with(b"220 "));
+    drop(s);
+    server.wait_for_finished(1, WAIT);
+    assert_eq!(server.connection_logs()[0].sent.len(), 40);
+}
+
+#[test]
+fn fault_after_received_bytes_answers_what_came_then_resets() {
+    use smtp_testkit::{Fault, FaultAction};
+    // The server takes "EHLO me\r\nNO" and no more: it answers EHLO, then
+    // (NOOP being incomplete) resets.
+    let server = MockServer::start(
+        ServerConfig::default().fault(Fault::AfterReceived(11, FaultAction::Reset)),
+    )
+    .unwrap();
+    let mut s = TcpStream::connect(server.addr()).unwrap();
+    s.write_all(b"EHLO me\r\nNOOP\r\n").unwrap();
+    let (got, reset) = read_to_end_or_error(&mut s);
+    let text = String::from_utf8_lossy(&got);
+    assert!(reset, "a reset, not a clean end: {text:?}");
+    assert!(
+        !text.contains("250 2.0.0 Ok\r\n"),
+        "NOOP was never read: {text:?}"
+    );
+    server.wait_for_finished(1, WAIT);
+    assert_eq!(server.connection_logs()[0].received, b"EHLO me\r\nNO");
+}
+
+#[test]
+fn fault_stall_never_answers_and_reads_until_the_client_leaves() {
+    use smtp_testkit::{Fault, FaultAction};
+    let greeting = format!("220 {} ESMTP ready\r\n", smtp_testkit::HOSTNAME);
+    let server = MockServer::start(
+        ServerConfig::default().fault(Fault::AfterSent(greeting.len(), FaultAction::Stall)),
+    )
+    .unwrap();
+    let mut s = TcpStream::connect(server.addr()).unwrap();
+    let mut raw_greeting = vec![0u8; greeting.len()];
+    s.read_exact(&mut raw_greeting).unwrap();
+    assert_eq!(raw_greeting, greeting.as_bytes());
+    s.write_all(b"EHLO me\r\nMAIL FROM:<a@b>\r\n").unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let r = s.read(&mut buf);
+    assert!(r.is_err(), "no answer: {r:?}");
+    drop(s);
+    assert_eq!(server.wait_for_finished(1, WAIT), 1);
+    // What came while it stalled is in the log too.
+    assert!(
+        server.connection_logs()[0]
+            .received
+            .ends_with(b"MAIL FROM:<a@b>\r\n")
+    );
+}

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use smtp_sansio::{Address, Client, Config, Domain, Drive, Output, Transaction};
+use smtp_sansio::{Address, Client, Config, Domain, Event, Output, Transaction};
 
 /// A session past EHLO, sending the same message again and again.
 pub struct Session {
@@ -56,25 +56,27 @@ impl Session {
         let now = self.now;
         let tx =
             Transaction::new(self.from.clone(), [self.to.clone()]).size(self.message.len() as u64);
-        let id = self.client.send_mail(now, tx);
+        let op = self.client.send_mail(now, tx);
         let (mut sent, mut writes, mut k) = (0, 0, 0);
         loop {
-            match self.client.drive(id) {
-                Drive::Write(v) => {
+            match self.client.drive(op) {
+                Output::Transmit(v) => {
                     sent += v.len();
                     writes += 1;
                     self.client.recycle(v);
                 }
-                Drive::Body => self.client.send_body(now, &self.message, true).unwrap(),
-                Drive::Read(_) => {
+                Output::Event(Event::BodyWanted { .. }) => {
+                    self.client.send_body(now, &self.message, true).unwrap();
+                }
+                Output::Wait(_) => {
                     self.client.handle_input(now, self.replies[k]);
                     k += 1;
                 }
-                Drive::Done { result, .. } => {
+                Output::Event(Event::Completed { result, .. }) => {
                     assert!(result.is_ok());
                     return (sent, writes);
                 }
-                Drive::Handshake | Drive::Trace(_) => {}
+                Output::StartTls | Output::Trace(_) | Output::Closed => {}
             }
         }
     }

@@ -1,14 +1,16 @@
 //! Authentication: RFC 4954 (AUTH: the initial response on the AUTH line, an
 //! empty one sent as `=`, 334 challenges in base64, `*` to cancel, section 4)
 //! and smtplib's `login`, which tries the offered mechanisms in the order
-//! CRAM-MD5, PLAIN, LOGIN and reports the last failure.
+//! CRAM-MD5, PLAIN, LOGIN and reports the last failure. A 235 completes the
+//! exchange only when the mechanism agrees ([`Mechanism::finish`]: SCRAM's
+//! server signature, RFC 5802 section 5).
 
 use std::collections::VecDeque;
 use std::time::Instant;
 
 use base64::Engine as _;
 
-use super::{Client, Op, OpId, Outcome, Step, dispatch::Expect};
+use super::{Client, Op, OpState, Outcome, Step, dispatch::Expect};
 use crate::capabilities::Capabilities;
 use crate::command::{Command, MechanismName};
 use crate::error::{Error, UsageError};
@@ -35,10 +37,10 @@ impl Client {
         now: Instant,
         credentials: Credentials,
         initial_response_ok: bool,
-    ) -> OpId {
+    ) -> Op<Reply> {
         self.enqueue(
             now,
-            Op::Auth(Box::new(AuthOp {
+            OpState::Auth(Box::new(AuthOp {
                 credentials: Some(credentials),
                 queue: VecDeque::new(),
                 current: None,
@@ -56,10 +58,10 @@ impl Client {
         now: Instant,
         mechanism: Box<dyn Mechanism>,
         initial_response_ok: bool,
-    ) -> OpId {
+    ) -> Op<Reply> {
         self.enqueue(
             now,
-            Op::Auth(Box::new(AuthOp {
+            OpState::Auth(Box::new(AuthOp {
                 credentials: None,
                 queue: VecDeque::from([mechanism]),
                 current: None,
@@ -141,6 +143,13 @@ impl Client {
             return self.next_mechanism(now, auth);
         }
         if reply.is_positive() {
+            // The mechanism may refuse a success it cannot confirm (SCRAM
+            // without the server's signature): the server is then not
+            // trusted, and no other mechanism is tried on an accepted session.
+            let finished = auth.current.as_mut().map_or(Ok(()), |m| m.finish());
+            if let Err(e) = finished {
+                return Step::Done(Err(Error::Mechanism(e.0)));
+            }
             self.authenticated = true;
             return Step::Done(Ok(Outcome::Reply(reply)));
         }

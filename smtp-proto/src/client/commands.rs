@@ -6,7 +6,8 @@
 use std::time::Instant;
 
 use super::{
-    Client, Op, OpId, Outcome, Phase, Protocol, Step, dispatch::Expect, extensions::check_envelope,
+    Client, Op, OpState, Outcome, Phase, Protocol, Step, dispatch::Expect,
+    extensions::check_envelope,
 };
 use crate::command::{Address, Command, Parameter, Text, Verb};
 use crate::error::{Error, ProtocolError, UsageError};
@@ -26,29 +27,29 @@ impl Client {
     /// sends nothing) when a parameter needs an extension the server did not
     /// offer, or the address is not ASCII and SMTPUTF8 is not offered, as
     /// [`Client::send_mail`] does; after HELO no parameter can be sent.
-    pub fn mail(&mut self, now: Instant, from: Address, params: Vec<Parameter>) -> OpId {
+    pub fn mail(&mut self, now: Instant, from: Address, params: Vec<Parameter>) -> Op<Reply> {
         self.enqueue(
             now,
-            Op::Simple(Command::Mail { from, params }, Expect::Mail),
+            OpState::Simple(Command::Mail { from, params }, Expect::Mail),
         )
     }
 
     /// Low-level RCPT TO. Completes with the reply. Checked as [`Client::mail`]
     /// is (`NOTIFY` and `ORCPT` need DSN).
-    pub fn rcpt(&mut self, now: Instant, to: Address, params: Vec<Parameter>) -> OpId {
+    pub fn rcpt(&mut self, now: Instant, to: Address, params: Vec<Parameter>) -> Op<Reply> {
         self.enqueue(
             now,
-            Op::Simple(Command::Rcpt { to, params }, Expect::Rcpt(0)),
+            OpState::Simple(Command::Rcpt { to, params }, Expect::Rcpt(0)),
         )
     }
 
     /// Low-level DATA: fails with [`Error::DataRefused`] unless the server answers
     /// 354; then asks for the body and completes with the final reply (LMTP: one
     /// per recipient accepted since MAIL).
-    pub fn data(&mut self, now: Instant) -> OpId {
+    pub fn data(&mut self, now: Instant) -> Op<Vec<Reply>> {
         self.enqueue(
             now,
-            Op::Data(DataOp {
+            OpState::Data(DataOp {
                 sent: false,
                 finals: Vec::new(),
             }),
@@ -56,38 +57,41 @@ impl Client {
     }
 
     /// RSET.
-    pub fn rset(&mut self, now: Instant) -> OpId {
-        self.enqueue(now, Op::Simple(Command::Rset, Expect::Rset))
+    pub fn rset(&mut self, now: Instant) -> Op<Reply> {
+        self.enqueue(now, OpState::Simple(Command::Rset, Expect::Rset))
     }
 
     /// NOOP.
-    pub fn noop(&mut self, now: Instant) -> OpId {
-        self.enqueue(now, Op::Simple(Command::Noop(None), Expect::Simple))
+    pub fn noop(&mut self, now: Instant) -> Op<Reply> {
+        self.enqueue(now, OpState::Simple(Command::Noop(None), Expect::Simple))
     }
 
     /// VRFY.
-    pub fn vrfy(&mut self, now: Instant, arg: Text) -> OpId {
-        self.enqueue(now, Op::Simple(Command::Vrfy(arg), Expect::Simple))
+    pub fn vrfy(&mut self, now: Instant, arg: Text) -> Op<Reply> {
+        self.enqueue(now, OpState::Simple(Command::Vrfy(arg), Expect::Simple))
     }
 
     /// EXPN.
-    pub fn expn(&mut self, now: Instant, arg: Text) -> OpId {
-        self.enqueue(now, Op::Simple(Command::Expn(arg), Expect::Simple))
+    pub fn expn(&mut self, now: Instant, arg: Text) -> Op<Reply> {
+        self.enqueue(now, OpState::Simple(Command::Expn(arg), Expect::Simple))
     }
 
     /// HELP.
-    pub fn help(&mut self, now: Instant, arg: Option<Text>) -> OpId {
-        self.enqueue(now, Op::Simple(Command::Help(arg), Expect::Simple))
+    pub fn help(&mut self, now: Instant, arg: Option<Text>) -> Op<Reply> {
+        self.enqueue(now, OpState::Simple(Command::Help(arg), Expect::Simple))
     }
 
     /// Any command (smtplib's `docmd`). Completes with the reply.
-    pub fn docmd(&mut self, now: Instant, verb: Verb, args: Option<Text>) -> OpId {
-        self.enqueue(now, Op::Simple(Command::Raw { verb, args }, Expect::Simple))
+    pub fn docmd(&mut self, now: Instant, verb: Verb, args: Option<Text>) -> Op<Reply> {
+        self.enqueue(
+            now,
+            OpState::Simple(Command::Raw { verb, args }, Expect::Simple),
+        )
     }
 
     /// QUIT: completes with the reply and closes the session.
-    pub fn quit(&mut self, now: Instant) -> OpId {
-        self.enqueue(now, Op::Quit)
+    pub fn quit(&mut self, now: Instant) -> Op<Reply> {
+        self.enqueue(now, OpState::Quit)
     }
 
     // ----- internals -----

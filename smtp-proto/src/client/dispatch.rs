@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use super::{
-    Active, Client, Event, Op, Outcome, Output, Phase, Protocol, Step, Timeouts, Trace, hello,
+    Active, Client, Event, OpState, Outcome, Output, Phase, Protocol, Step, Timeouts, Trace, hello,
 };
 use crate::command::Command;
 use crate::error::{Error, ProtocolError, Stage};
@@ -66,6 +66,11 @@ impl Expect {
             | Expect::Simple
             | Expect::Quit => None,
         }
+    }
+
+    /// The reply to the end of the message (the final dot or `BDAT ... LAST`).
+    pub(super) fn ends_message(self) -> bool {
+        matches!(self, Expect::Final | Expect::LmtpFinal(_))
     }
 
     pub(super) fn what(self) -> &'static str {
@@ -137,17 +142,29 @@ impl Client {
     /// Ends the session with a sticky error: every pending operation fails with
     /// it, except a transaction the server had already refused, which reports
     /// that refusal: the answer was definite, and what was still awaited (the
-    /// reply to RSET, pipelined replies) was cleanup (CPython bpo-17498).
+    /// reply to RSET, pipelined replies) was cleanup (CPython bpo-17498). A
+    /// transaction (or low-level DATA) whose end of message went out without
+    /// its reply fails with [`Error::Uncertain`] around the error.
     pub(super) fn fail(&mut self, err: Error) {
-        self.fail_with(err, None);
+        self.fail_with(err, None, None);
     }
 
     /// [`Client::fail`], with `own` as the running operation's error when it
-    /// says more than the sticky one.
-    fn fail_with(&mut self, err: Error, own: Option<Error>) {
+    /// says more than the sticky one, and `answered` the command the reply that
+    /// ends the session answered, if one did.
+    fn fail_with(&mut self, err: Error, own: Option<Error>, answered: Option<Expect>) {
         if self.phase == Phase::Closed && self.fatal.is_some() {
             return;
         }
+        // The end of the message went out and its reply did not come. A 421
+        // in its place counts as no reply; a 421 answering an earlier command
+        // (pipelined before the end) shows that the server closed before it
+        // took the end, since replies come in order (RFC 2920 section 3.1).
+        let end_unanswered = match answered {
+            Some(e) => e.ends_message(),
+            None => self.inflight.iter().any(|e| e.ends_message()),
+        };
+        let lmtp = self.config.protocol == Protocol::Lmtp;
         self.phase = Phase::Closed;
         self.fatal = Some(err.clone());
         self.inflight.clear();
@@ -158,12 +175,24 @@ impl Client {
         // A handshake asked for but not started must not start now.
         self.out.retain(|o| !matches!(o, Output::StartTls));
         if let Some(Active { id, mut op, .. }) = self.active.take() {
-            let refusal = match &mut op {
-                Op::Tx(tx) => tx.take_refusal(),
-                _ => None,
+            let cause = own.unwrap_or_else(|| err.clone());
+            let uncertain = |recipients| Error::Uncertain {
+                cause: Box::new(cause.clone()),
+                recipients,
             };
-            let result = Err(refusal.or(own).unwrap_or_else(|| err.clone()));
-            self.event(Event::Completed { id, result });
+            let error = match &mut op {
+                OpState::Tx(tx) => match tx.take_refusal() {
+                    Some(refusal) => refusal,
+                    None if end_unanswered => uncertain(tx.deliveries(lmtp)),
+                    None => cause.clone(),
+                },
+                OpState::Data(_) if end_unanswered => uncertain(Vec::new()),
+                _ => cause.clone(),
+            };
+            self.event(Event::Completed {
+                id,
+                result: Err(error),
+            });
         }
         while let Some((id, _)) = self.queue.pop_front() {
             let result = Err(err.clone());
@@ -228,17 +257,17 @@ impl Client {
         }
     }
 
-    fn start_op(&mut self, now: Instant, op: &mut Op) -> Step {
+    fn start_op(&mut self, now: Instant, op: &mut OpState) -> Step {
         match op {
-            Op::Greeting => Step::Continue,
-            Op::Hello { helo, name } => self.start_hello(now, *helo, name.clone()),
-            Op::HelloIfNeeded => self.hello_if_needed_result(),
-            Op::StartTls(state) => self.start_starttls(now, state),
-            Op::Auth(auth) => self.start_auth(now, auth),
-            Op::Tx(tx) => self.start_tx(now, tx),
-            Op::Data(d) => self.start_data(now, d),
-            Op::Simple(cmd, e) => self.start_simple(now, cmd, *e),
-            Op::Quit => self.start_quit(now),
+            OpState::Greeting => Step::Continue,
+            OpState::Hello { helo, name } => self.start_hello(now, *helo, name.clone()),
+            OpState::HelloIfNeeded => self.hello_if_needed_result(),
+            OpState::StartTls(state) => self.start_starttls(now, state),
+            OpState::Auth(auth) => self.start_auth(now, auth),
+            OpState::Tx(tx) => self.start_tx(now, tx),
+            OpState::Data(d) => self.start_data(now, d),
+            OpState::Simple(cmd, e) => self.start_simple(now, cmd, *e),
+            OpState::Quit => self.start_quit(now),
         }
     }
 
@@ -265,7 +294,7 @@ impl Client {
         };
         if closing {
             let own = self.closing_error(&reply, expect);
-            self.fail_with(Error::service_closing(reply), Some(own));
+            self.fail_with(Error::service_closing(reply), Some(own), Some(expect));
             return;
         }
         if self.active.is_none() {
@@ -298,7 +327,7 @@ impl Client {
         let lmtp = self.config.protocol == Protocol::Lmtp;
         let (recipients, final_replies) = match &self.active {
             Some(Active {
-                op: Op::Tx(tx),
+                op: OpState::Tx(tx),
                 hello: None,
                 ..
             }) => tx.replies_so_far(expect, reply, lmtp),
@@ -312,17 +341,17 @@ impl Client {
         }
     }
 
-    fn op_reply(&mut self, now: Instant, op: &mut Op, expect: Expect, reply: Reply) -> Step {
+    fn op_reply(&mut self, now: Instant, op: &mut OpState, expect: Expect, reply: Reply) -> Step {
         match op {
-            Op::Greeting => self.greeting_reply(reply),
-            Op::Hello { helo, .. } => self.hello_reply(*helo, reply),
-            Op::HelloIfNeeded => Step::Done(Ok(Outcome::Reply(reply))),
-            Op::StartTls(state) => self.starttls_reply(state, reply),
-            Op::Auth(auth) => self.auth_reply(now, auth, reply),
-            Op::Tx(tx) => self.tx_reply(now, tx, expect, reply),
-            Op::Data(d) => self.data_reply(now, d, expect, reply),
-            Op::Simple(_, _) => self.simple_reply(expect, reply),
-            Op::Quit => self.quit_reply(reply),
+            OpState::Greeting => self.greeting_reply(reply),
+            OpState::Hello { helo, .. } => self.hello_reply(*helo, reply),
+            OpState::HelloIfNeeded => Step::Done(Ok(Outcome::Reply(reply))),
+            OpState::StartTls(state) => self.starttls_reply(state, reply),
+            OpState::Auth(auth) => self.auth_reply(now, auth, reply),
+            OpState::Tx(tx) => self.tx_reply(now, tx, expect, reply),
+            OpState::Data(d) => self.data_reply(now, d, expect, reply),
+            OpState::Simple(_, _) => self.simple_reply(expect, reply),
+            OpState::Quit => self.quit_reply(reply),
         }
     }
 }

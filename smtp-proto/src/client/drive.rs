@@ -1,44 +1,15 @@
 //! The driver's side of the session: the ordered stream of [`Output`]s and the
-//! loop helper [`Client::drive`] that folds it into what an adapter does next
-//! (write, read until a deadline, run the TLS handshake, hand over the body).
+//! loop helper [`Client::drive`], which yields the same actions for one
+//! operation (write, read until a deadline, run the TLS handshake, hand over the
+//! body) and ends with that operation's typed result.
 //! Bytes are written before the next body chunk is asked for, so a deadline
 //! (RFC 5321 section 4.5.3.2) never runs while the client still holds data.
 
-use std::time::Instant;
-
-use super::{Client, Event, OpId, Outcome, Output, Phase, Trace};
+use super::{Client, Completion, Event, Op, OpId, Outcome, Output, Phase};
 use crate::error::{Error, UsageError};
 
 /// Pending bytes beyond this are written before the next body chunk is asked for.
 const FLUSH_AT: usize = 32 * 1024;
-
-/// What a driver running one operation must do next: [`Client::drive`] folds
-/// [`Output`] into the only decisions left to an adapter.
-#[derive(Debug)]
-#[must_use]
-pub enum Drive {
-    /// Write these bytes, all of them; then hand the buffer to
-    /// [`Client::recycle`] if you like.
-    Write(Vec<u8>),
-    /// Call [`Client::send_body`] with the next chunk of the message.
-    Body,
-    /// Run the TLS handshake, then call [`Client::tls_established`] (or
-    /// [`Client::handle_eof`] if it failed).
-    Handshake,
-    /// Log this transcript line.
-    Trace(Trace),
-    /// Read once, until this deadline at the latest; then feed
-    /// [`Client::handle_input`], [`Client::handle_eof`] or
-    /// [`Client::handle_timeout`].
-    Read(Instant),
-    /// The operation is over. `closed` says the transport should be closed.
-    Done {
-        /// The operation's result.
-        result: Result<Outcome, Error>,
-        /// The session ended: close the transport.
-        closed: bool,
-    },
-}
 
 impl Client {
     /// The next thing for the driver to do. Drain until `Wait` or `Closed`.
@@ -69,54 +40,66 @@ impl Client {
         }
     }
 
-    /// The next thing to do while waiting for operation `id` (the loop of a
-    /// facade whose calls run one at a time). Events of other operations are
-    /// dropped; the result of `id` comes once everything it sent was written.
-    pub fn drive(&mut self, id: OpId) -> Drive {
+    /// The next thing to do while waiting for `op` (the loop of a facade whose
+    /// calls run one at a time), in the vocabulary of [`Client::poll_output`]:
+    ///
+    /// - [`Output::Transmit`], [`Output::StartTls`], [`Output::Trace`] and
+    ///   [`Event::BodyWanted`] as there;
+    /// - [`Output::Wait`] always with a deadline;
+    /// - [`Output::Closed`] once, when the session has ended: close the
+    ///   transport and call again for the result;
+    /// - last, [`Event::Completed`] for `op`, with its result typed, once
+    ///   everything it sent was written. Events of other operations are
+    ///   dropped.
+    pub fn drive<T: Completion>(&mut self, op: Op<T>) -> Output<T> {
+        let id = op.id();
         loop {
             match self.poll_output() {
-                Output::Transmit(b) => return Drive::Write(b),
-                Output::Event(Event::BodyWanted { .. }) => return Drive::Body,
+                Output::Transmit(b) => return Output::Transmit(b),
+                Output::Event(Event::BodyWanted { id }) => {
+                    return Output::Event(Event::BodyWanted { id });
+                }
                 Output::Event(Event::Completed { id: done, result }) => {
                     if done == id {
                         self.driven = Some((done, result));
                     }
                 }
-                Output::StartTls => return Drive::Handshake,
-                Output::Trace(t) => return Drive::Trace(t),
+                Output::StartTls => return Output::StartTls,
+                Output::Trace(t) => return Output::Trace(t),
                 Output::Wait(deadline) => {
                     if let Some((_, result)) = self.driven.take() {
-                        return Drive::Done {
-                            result,
-                            closed: false,
-                        };
+                        return completed(id, result);
                     }
                     match deadline {
-                        Some(d) => return Drive::Read(d),
+                        Some(d) => return Output::Wait(Some(d)),
                         // Nothing awaited and no result: the caller asked for an
                         // operation that cannot progress (never blocks forever).
                         None => {
-                            return Drive::Done {
-                                result: Err(UsageError::WrongState(
-                                    "the operation cannot progress",
-                                )
-                                .into()),
-                                closed: false,
-                            };
+                            let stuck = UsageError::WrongState("the operation cannot progress");
+                            return completed(id, Err(stuck.into()));
                         }
                     }
                 }
                 Output::Closed => {
+                    if !self.close_driven {
+                        self.close_driven = true;
+                        return Output::Closed;
+                    }
                     let result = match self.driven.take() {
                         Some((_, r)) => r,
                         None => Err(self.fatal.clone().unwrap_or(Error::Disconnected)),
                     };
-                    return Drive::Done {
-                        result,
-                        closed: true,
-                    };
+                    return completed(id, result);
                 }
             }
         }
     }
+}
+
+/// The completion of `id` with `result` converted to the handle's type.
+fn completed<T: Completion>(id: OpId, result: Result<Outcome, Error>) -> Output<T> {
+    Output::Event(Event::Completed {
+        id,
+        result: result.and_then(T::from_outcome),
+    })
 }

@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use super::{Client, Op, OpId, Outcome, Output, Phase, Step};
+use super::{Client, Op, OpState, Outcome, Output, Phase, Step};
 use super::{Protocol, dispatch::Expect};
 use crate::capabilities::Capabilities;
 use crate::command::{Command, Domain};
@@ -32,26 +32,26 @@ pub(super) enum StartTlsState {
 impl Client {
     /// EHLO (LHLO under LMTP) with `name` or the configured local name. Completes
     /// with the reply, positive or not (smtplib's `ehlo`).
-    pub fn ehlo(&mut self, now: Instant, name: Option<Domain>) -> OpId {
-        self.enqueue(now, Op::Hello { helo: false, name })
+    pub fn ehlo(&mut self, now: Instant, name: Option<Domain>) -> Op<Reply> {
+        self.enqueue(now, OpState::Hello { helo: false, name })
     }
 
     /// HELO. Completes with the reply, positive or not (smtplib's `helo`).
-    pub fn helo(&mut self, now: Instant, name: Option<Domain>) -> OpId {
-        self.enqueue(now, Op::Hello { helo: true, name })
+    pub fn helo(&mut self, now: Instant, name: Option<Domain>) -> Op<Reply> {
+        self.enqueue(now, OpState::Hello { helo: true, name })
     }
 
     /// EHLO, then HELO if EHLO is refused, unless one already succeeded. Fails with
     /// [`Error::HeloRefused`].
-    pub fn ehlo_or_helo_if_needed(&mut self, now: Instant) -> OpId {
-        self.enqueue(now, Op::HelloIfNeeded)
+    pub fn ehlo_or_helo_if_needed(&mut self, now: Instant) -> Op<Reply> {
+        self.enqueue(now, OpState::HelloIfNeeded)
     }
 
     /// STARTTLS (greeting first if needed). On 220 the driver is asked for the
     /// handshake ([`Output::StartTls`]); after it, EHLO is sent again. Completes with
     /// the 220 reply.
-    pub fn starttls(&mut self, now: Instant) -> OpId {
-        self.enqueue(now, Op::StartTls(StartTlsState::Start))
+    pub fn starttls(&mut self, now: Instant) -> Op<Reply> {
+        self.enqueue(now, OpState::StartTls(StartTlsState::Start))
     }
 
     // ----- internals -----
@@ -243,7 +243,7 @@ impl Client {
             && matches!(
                 self.active,
                 Some(super::Active {
-                    op: Op::StartTls(_),
+                    op: OpState::StartTls(_),
                     ..
                 })
             )
@@ -252,9 +252,9 @@ impl Client {
 
 /// The operations that run the EHLO-or-HELO prelude first when the session has
 /// not been greeted yet.
-pub(super) fn needs_hello(op: &Op) -> bool {
+pub(super) fn needs_hello(op: &OpState) -> bool {
     matches!(
         op,
-        Op::HelloIfNeeded | Op::StartTls(_) | Op::Auth(_) | Op::Tx(_)
+        OpState::HelloIfNeeded | OpState::StartTls(_) | OpState::Auth(_) | OpState::Tx(_)
     )
 }

@@ -8,11 +8,11 @@
 use std::time::Instant;
 
 use super::{
-    Client, Op, OpId, Outcome, Protocol, RecipientResult, Step, Transaction, TransactionResult,
+    Client, Op, OpState, Outcome, Protocol, RecipientResult, Step, Transaction, TransactionResult,
     dispatch::Expect, extensions::check_envelope,
 };
 use crate::command::{Command, Parameter};
-use crate::error::{Error, ProtocolError, UsageError};
+use crate::error::{Delivery, Error, ProtocolError, RecipientDelivery, UsageError};
 use crate::reply::Reply;
 
 /// Recipients with a reply each, as errors carry them.
@@ -91,13 +91,48 @@ impl TxOp {
     }
 }
 
+impl TxOp {
+    /// Each recipient's fate once the end of the message went out and the
+    /// session ended before the transaction's result: refused at RCPT, or
+    /// under LMTP accepted or refused by its own reply after the message, and
+    /// otherwise unknown.
+    pub(super) fn deliveries(&self, lmtp: bool) -> Vec<RecipientDelivery> {
+        self.tx
+            .to
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let rcpt = self.rcpt_replies.get(i).and_then(Option::as_ref);
+                let own = self.final_replies.get(i).and_then(Option::as_ref);
+                let decided = match rcpt {
+                    Some(reply) if !reply.is_positive() => Some((Delivery::Refused, reply)),
+                    Some(_) if lmtp => own.map(|reply| {
+                        let d = if reply.is_positive() {
+                            Delivery::Accepted
+                        } else {
+                            Delivery::Refused
+                        };
+                        (d, reply)
+                    }),
+                    _ => None,
+                };
+                RecipientDelivery {
+                    address: r.address.as_str().to_owned(),
+                    delivery: decided.map_or(Delivery::Unknown, |(d, _)| d),
+                    reply: decided.map(|(_, reply)| reply.clone()),
+                }
+            })
+            .collect()
+    }
+}
+
 impl Client {
     /// smtplib's `sendmail`: a whole transaction. Emits [`Event::BodyWanted`](super::Event::BodyWanted) when
     /// the body is wanted, and completes with [`Outcome::Transaction`].
-    pub fn send_mail(&mut self, now: Instant, transaction: Transaction) -> OpId {
+    pub fn send_mail(&mut self, now: Instant, transaction: Transaction) -> Op<TransactionResult> {
         self.enqueue(
             now,
-            Op::Tx(Box::new(TxOp {
+            OpState::Tx(Box::new(TxOp {
                 rcpt_replies: vec![None; transaction.to.len()],
                 final_replies: vec![None; transaction.to.len()],
                 tx: transaction,

@@ -6,8 +6,11 @@
 //! ([`Client::handle_input`]), end of stream ([`Client::handle_eof`]), expired
 //! deadlines ([`Client::handle_timeout`]) and the end of a TLS handshake
 //! ([`Client::tls_established`]), each with the current time; it enqueues
-//! operations; and it drains [`Client::poll_output`] until that returns
-//! [`Output::Wait`] or [`Output::Closed`].
+//! operations, each of which returns a typed handle ([`Op<T>`]: `T` is what it
+//! completes with); and it drains [`Client::poll_output`] until that returns
+//! [`Output::Wait`] or [`Output::Closed`]. A driver that runs one operation at a
+//! time calls [`Client::drive`] instead, which yields the same [`Output`]
+//! actions for that operation and ends with its typed result.
 //!
 //! One operation runs at a time, in the order enqueued. Within an operation,
 //! commands are pipelined when the server offers PIPELINING: MAIL, every RCPT and
@@ -29,6 +32,7 @@ mod drive;
 mod extensions;
 mod hello;
 mod mail;
+mod op;
 mod stream;
 mod transaction;
 
@@ -36,7 +40,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 pub use config::{Config, Protocol, Timeouts, armed_wait_serves};
-pub use drive::Drive;
+pub use op::{Completion, Op};
 pub use transaction::{
     PartsCursor, PreparedMessage, Recipient, RecipientResult, Transaction, TransactionResult,
 };
@@ -54,7 +58,8 @@ use hello::{Hello, StartTlsState};
 use mail::TxOp;
 use stream::BodyStream;
 
-/// Identifies an operation; its [`Event::Completed`] carries the same id.
+/// Identifies an operation; its [`Event::Completed`] carries the same id. The
+/// operations return it wrapped in a typed [`Op<T>`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[must_use]
 pub struct OpId(u64);
@@ -64,21 +69,28 @@ impl OpId {
     pub const GREETING: OpId = OpId(0);
 }
 
-/// What the driver must do next.
+/// What the driver must do next: the one vocabulary of driver actions, from
+/// [`Client::poll_output`] (every operation's events, results as [`Outcome`])
+/// and from [`Client::drive`] (one operation's, its result typed `T`).
 #[derive(Debug)]
 #[must_use]
-pub enum Output {
-    /// Write these bytes to the transport, all of them, in order.
+pub enum Output<T = Outcome> {
+    /// Write these bytes to the transport, all of them, in order; then hand
+    /// the buffer to [`Client::recycle`] if you like.
     Transmit(Vec<u8>),
-    /// Something happened that the caller must see.
-    Event(Event),
+    /// Something happened that the caller must see: the body is wanted
+    /// (call [`Client::send_body`] once), or an operation completed.
+    Event(Event<T>),
     /// Run the TLS client handshake on the transport now, then call
-    /// [`Client::tls_established`]. Do not read plaintext before it.
+    /// [`Client::tls_established`] (or [`Client::handle_eof`] if it failed).
+    /// Do not read plaintext before it.
     StartTls,
     /// A transcript line (only when [`Config::trace`] is on); secrets redacted.
     Trace(Trace),
-    /// Nothing to do until input arrives or the deadline passes (then call
-    /// [`Client::handle_timeout`]). `None`: nothing is awaited from the server.
+    /// Nothing to do until input arrives or the deadline passes: read once,
+    /// until the deadline at the latest, then feed [`Client::handle_input`],
+    /// [`Client::handle_eof`] or [`Client::handle_timeout`]. `None`: nothing is
+    /// awaited from the server ([`Client::drive`] never returns it).
     Wait(Option<Instant>),
     /// The session is over: close the transport.
     Closed,
@@ -97,13 +109,13 @@ pub enum Trace {
 /// Events for the caller.
 #[derive(Debug)]
 #[must_use]
-pub enum Event {
+pub enum Event<T = Outcome> {
     /// The operation `id` has finished.
     Completed {
         /// The operation.
         id: OpId,
         /// Its result.
-        result: Result<Outcome, Error>,
+        result: Result<T, Error>,
     },
     /// The operation `id` (a transaction or DATA) wants the next chunk of the
     /// message: call [`Client::send_body`] once.
@@ -147,7 +159,7 @@ enum Phase {
 
 /// An operation's state, one variant per kind of operation.
 #[derive(Debug)]
-enum Op {
+enum OpState {
     Greeting,
     /// Explicit EHLO (LHLO under LMTP) or HELO: returns the reply whatever it is.
     Hello {
@@ -170,7 +182,7 @@ struct Active {
     /// Its id, which its [`Event::Completed`] carries.
     id: OpId,
     /// Its state.
-    op: Op,
+    op: OpState,
     /// The EHLO-or-HELO prelude it is waiting on before it can start, if any.
     hello: Option<Hello>,
 }
@@ -178,7 +190,7 @@ struct Active {
 /// A sans-IO SMTP or LMTP client session.
 ///
 /// Create it when the transport is connected (after the TLS handshake for
-/// implicit TLS); it starts by waiting for the greeting ([`OpId::GREETING`]).
+/// implicit TLS); it starts by waiting for the greeting ([`Op::GREETING`]).
 #[derive(Debug)]
 pub struct Client {
     config: Config,
@@ -198,7 +210,7 @@ pub struct Client {
     lmtp_accepted: usize,
     inflight: VecDeque<Expect>,
     deadline: Option<Instant>,
-    queue: VecDeque<(OpId, Op)>,
+    queue: VecDeque<(OpId, OpState)>,
     active: Option<Active>,
     body: Option<BodyStream>,
     /// The id of the running operation (kept while its state is taken out).
@@ -207,6 +219,8 @@ pub struct Client {
     want_body: Option<OpId>,
     /// The result of the operation a [`Client::drive`] caller waits for.
     driven: Option<(OpId, Result<Outcome, Error>)>,
+    /// [`Client::drive`] has returned [`Output::Closed`] for this session.
+    close_driven: bool,
     next_id: u64,
 }
 
@@ -233,13 +247,14 @@ impl Client {
             queue: VecDeque::new(),
             active: Some(Active {
                 id: OpId::GREETING,
-                op: Op::Greeting,
+                op: OpState::Greeting,
                 hello: None,
             }),
             body: None,
             current: OpId::GREETING,
             want_body: None,
             driven: None,
+            close_driven: false,
             next_id: 1,
         };
         c.expect(now, Expect::Greeting);
@@ -432,7 +447,7 @@ impl Client {
         self.phase = Phase::Open;
         self.tls = true;
         self.with_active(|c, a| match &mut a.op {
-            Op::StartTls(state) => c.starttls_handshake_done(now, state),
+            OpState::StartTls(state) => c.starttls_handshake_done(now, state),
             _ => Step::Continue,
         });
         self.pump(now);
@@ -443,7 +458,7 @@ impl Client {
         self.config.trace = on;
     }
 
-    fn enqueue(&mut self, now: Instant, op: Op) -> OpId {
+    fn enqueue<T>(&mut self, now: Instant, op: OpState) -> Op<T> {
         let id = OpId(self.next_id);
         self.next_id += 1;
         if let Some(err) = &self.fatal {
@@ -453,7 +468,7 @@ impl Client {
             self.queue.push_back((id, op));
             self.pump(now);
         }
-        id
+        Op::new(id)
     }
 }
 

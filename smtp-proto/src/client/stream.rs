@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use super::{Client, Op, Output, Step, Trace, dispatch::Expect};
+use super::{Client, OpState, Output, Step, Trace, dispatch::Expect};
 use crate::body::{BodyEncoder, LineEndings};
 use crate::error::{Error, UsageError};
 
@@ -171,7 +171,7 @@ impl Client {
     /// gave up a body).
     fn settle_active(&mut self, now: Instant) {
         self.with_active(|c, a| match &mut a.op {
-            Op::Tx(tx) => c.tx_settle(now, tx),
+            OpState::Tx(tx) => c.tx_settle(now, tx),
             _ => Step::Continue,
         });
     }

@@ -98,6 +98,18 @@ impl RecipientResult {
         self.rcpt_reply.is_positive() && self.final_reply.as_ref().is_none_or(Reply::is_positive)
     }
 
+    /// [`Delivery::Accepted`](crate::Delivery::Accepted) or
+    /// [`Delivery::Refused`](crate::Delivery::Refused): a finished
+    /// transaction knows each recipient's fate.
+    #[must_use]
+    pub fn delivery(&self) -> crate::Delivery {
+        if self.accepted() {
+            crate::Delivery::Accepted
+        } else {
+            crate::Delivery::Refused
+        }
+    }
+
     /// The reply that refused the recipient, if it was refused.
     #[must_use]
     pub fn refusal(&self) -> Option<&Reply> {

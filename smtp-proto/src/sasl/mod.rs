@@ -70,6 +70,15 @@ pub trait Mechanism: Send + fmt::Debug {
 
     /// The answer to a (base64-decoded) 334 challenge.
     fn step(&mut self, challenge: &[u8]) -> Result<Vec<u8>, SaslError>;
+
+    /// Called when the server accepted the exchange (235): whether the
+    /// mechanism agrees that it is complete. A mechanism that authenticates
+    /// the server too (SCRAM) refuses here when the server never proved
+    /// itself; the client then reports the authentication as failed. The
+    /// default accepts.
+    fn finish(&mut self) -> Result<(), SaslError> {
+        Ok(())
+    }
 }
 
 /// User name and password for `login`.

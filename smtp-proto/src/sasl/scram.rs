@@ -107,10 +107,11 @@ impl From<ScramError> for SaslError {
 /// The server must prove that it knows the password: its final message's `v=`
 /// is checked, and a wrong or missing one, or an `e=` error, fails the exchange.
 /// That check happens when the server sends its final message as a 334
-/// challenge, as RFC 4954 section 4 requires. The mechanism is not consulted
-/// when the server answers 235 directly after the client-final message, so
-/// [`Client`](crate::Client) does not notice a server that skips its final
-/// message; [`ScramSha256::server_verified`] tells whether the check happened.
+/// challenge, as RFC 4954 section 4 requires. A server that answers 235
+/// without having sent it is refused by [`Mechanism::finish`]
+/// ([`ScramError::MissingServerSignature`]), so [`Client`](crate::Client)
+/// reports the authentication as failed; [`ScramSha256::server_verified`]
+/// tells whether the check happened.
 ///
 /// `Debug` shows the user name and the stage, never the password, the salted
 /// password or a key.
@@ -337,6 +338,16 @@ impl Mechanism for ScramSha256 {
 
     fn step(&mut self, challenge: &[u8]) -> Result<Vec<u8>, SaslError> {
         Ok(self.answer(challenge)?)
+    }
+
+    /// Accepts the server's success only once its signature was verified.
+    fn finish(&mut self) -> Result<(), SaslError> {
+        if self.server_verified() {
+            Ok(())
+        } else {
+            self.state = State::Failed;
+            Err(ScramError::MissingServerSignature.into())
+        }
     }
 }
 

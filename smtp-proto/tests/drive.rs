@@ -1,0 +1,157 @@
+//! `Client::drive`: the loop helper of a driver that runs one operation at a
+//! time yields the actions of `poll_output` for that operation and ends with its
+//! result, typed by the operation's handle.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Instant;
+
+use smtp_sansio::{
+    Address, Client, Completion, Config, Domain, Error, Event, Op, Output, Protocol, Reply,
+    Transaction, TransactionResult,
+};
+
+/// Drives `op` to its end, answering each wait with the next server block (end
+/// of stream when there is none) and each body request with `body`; returns the
+/// actions seen, in the vocabulary of `Output`, and the typed result.
+fn drive<T: Completion>(
+    client: &mut Client,
+    op: Op<T>,
+    server: &mut std::slice::Iter<'_, &[u8]>,
+    body: &[u8],
+) -> (Vec<&'static str>, Result<T, Error>) {
+    let now = Instant::now();
+    let mut seen = Vec::new();
+    for _ in 0..100 {
+        match client.drive(op) {
+            Output::Transmit(_) => seen.push("transmit"),
+            Output::Event(Event::BodyWanted { id }) => {
+                assert_eq!(id, op.id());
+                seen.push("body");
+                client.send_body(now, body, true).unwrap();
+            }
+            Output::Event(Event::Completed { id, result }) => {
+                assert_eq!(id, op.id());
+                return (seen, result);
+            }
+            Output::StartTls => seen.push("starttls"),
+            Output::Trace(_) => seen.push("trace"),
+            Output::Wait(deadline) => {
+                assert!(deadline.is_some(), "drive never waits without a deadline");
+                seen.push("wait");
+                match server.next() {
+                    Some(b) => client.handle_input(now, b),
+                    None => client.handle_eof(now),
+                }
+            }
+            Output::Closed => seen.push("closed"),
+        }
+    }
+    panic!("the operation never completed: {seen:?}");
+}
+
+fn client(protocol: Protocol) -> Client {
+    let mut cfg = Config::new(Domain::new("client.example").unwrap());
+    cfg.protocol = protocol;
+    Client::new(cfg, Instant::now())
+}
+
+fn addr(a: &str) -> Address {
+    Address::new(a).unwrap()
+}
+
+#[test]
+fn each_operation_completes_with_its_own_type() {
+    let mut c = client(Protocol::Smtp);
+    let blocks: &[&[u8]] = &[
+        b"220 mx\r\n",
+        b"250-mx\r\n250 PIPELINING\r\n",
+        b"250 ok\r\n250 ok\r\n354 go\r\n",
+        b"250 queued\r\n",
+        b"250 ok\r\n",
+        b"354 go\r\n",
+        b"250 queued again\r\n",
+        b"221 bye\r\n",
+    ];
+    let mut server = blocks.iter();
+    let (_, greeting) = drive(&mut c, Op::GREETING, &mut server, b"");
+    let greeting: Reply = greeting.unwrap();
+    assert_eq!(greeting.code(), 220);
+
+    let tx = Transaction::new(addr("a@example.org"), [addr("b@example.org")]);
+    let send = c.send_mail(Instant::now(), tx);
+    let (seen, result) = drive(&mut c, send, &mut server, b"hi\r\n");
+    let result: TransactionResult = result.unwrap();
+    assert_eq!(result.final_reply.map(|r| r.code()), Some(250));
+    assert_eq!(
+        seen,
+        [
+            "transmit", "wait", "transmit", "wait", "body", "transmit", "wait"
+        ],
+        "EHLO; MAIL RCPT DATA in one write; the body after 354"
+    );
+
+    let mail = c.mail(Instant::now(), addr("a@example.org"), Vec::new());
+    let (_, reply) = drive(&mut c, mail, &mut server, b"");
+    assert_eq!(reply.unwrap().code(), 250);
+
+    let data = c.data(Instant::now());
+    let (_, replies) = drive(&mut c, data, &mut server, b"x\r\n");
+    let replies: Vec<Reply> = replies.unwrap();
+    assert_eq!(replies.len(), 1, "one final reply over SMTP");
+
+    let quit = c.quit(Instant::now());
+    let (seen, bye) = drive(&mut c, quit, &mut server, b"");
+    assert_eq!(bye.unwrap().code(), 221);
+    assert_eq!(
+        seen,
+        ["transmit", "wait", "closed"],
+        "the transport is closed once, before the result"
+    );
+}
+
+#[test]
+fn lmtp_data_completes_with_one_reply_per_recipient() {
+    let mut c = client(Protocol::Lmtp);
+    let blocks: &[&[u8]] = &[
+        b"220 lmtp\r\n",
+        b"250 ok\r\n",
+        b"250-lmtp\r\n250 PIPELINING\r\n",
+        b"250 ok\r\n",
+        b"250 ok\r\n",
+        b"354 go\r\n",
+        b"250 one\r\n452 two\r\n",
+    ];
+    let mut server = blocks.iter();
+    drive(&mut c, Op::GREETING, &mut server, b"").1.unwrap();
+    let mail = c.mail(Instant::now(), addr("a@example.org"), Vec::new());
+    // LHLO was not sent: MAIL goes as given, before any greeting.
+    assert_eq!(drive(&mut c, mail, &mut server, b"").1.unwrap().code(), 250);
+    let lhlo = c.ehlo(Instant::now(), None);
+    assert_eq!(drive(&mut c, lhlo, &mut server, b"").1.unwrap().code(), 250);
+    for to in ["b@example.org", "c@example.org"] {
+        let rcpt = c.rcpt(Instant::now(), addr(to), Vec::new());
+        assert_eq!(drive(&mut c, rcpt, &mut server, b"").1.unwrap().code(), 250);
+    }
+    let data = c.data(Instant::now());
+    let replies = drive(&mut c, data, &mut server, b"x\r\n").1.unwrap();
+    let codes: Vec<u16> = replies.iter().map(Reply::code).collect();
+    assert_eq!(codes, [250, 452]);
+}
+
+#[test]
+fn after_the_end_every_operation_completes_with_the_sticky_error() {
+    let mut c = client(Protocol::Smtp);
+    let blocks: &[&[u8]] = &[b"220 mx\r\n"];
+    let mut server = blocks.iter();
+    drive(&mut c, Op::GREETING, &mut server, b"").1.unwrap();
+    let noop = c.noop(Instant::now());
+    let (seen, result) = drive(&mut c, noop, &mut server, b"");
+    assert_eq!(seen, ["transmit", "wait", "closed"]);
+    assert_eq!(result.unwrap_err(), Error::Disconnected);
+    // Closed was reported once; the next operation just fails.
+    let rset = c.rset(Instant::now());
+    let (seen, result) = drive(&mut c, rset, &mut server, b"");
+    assert!(seen.is_empty(), "{seen:?}");
+    assert_eq!(result.unwrap_err(), Error::Disconnected);
+}
