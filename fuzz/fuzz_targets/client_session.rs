@@ -134,7 +134,7 @@ fuzz_target!(|s: Session| {
                     if let Some(n) = size {
                         tx = tx.size(u64::from(n));
                     }
-                    let _ = client.send_mail(now, tx);
+                    let _ = client.send(now, tx);
                 }
             }
             Action::Body(chunk, last) => {
@@ -161,7 +161,7 @@ fuzz_target!(|s: Session| {
             }
             Action::Vrfy(t) => {
                 if let Ok(t) = Text::new(t) {
-                    let _ = client.vrfy(now, t);
+                    let _ = client.verify(now, t);
                 }
             }
             Action::Docmd(v, a) => {

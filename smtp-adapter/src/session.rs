@@ -269,7 +269,7 @@ impl Session {
             Call::Login(user, password, ir) => c.login(now, Credentials::new(user, password), ir),
             Call::LoginWith(credentials, ir) => c.login(now, credentials, ir),
             Call::Auth(mechanism, ir) => c.auth(now, mechanism, ir),
-            Call::Verify(a) => c.vrfy(now, args::text(a)?),
+            Call::Verify(a) => c.verify(now, args::text(a)?),
             Call::Expn(a) => c.expn(now, args::text(a)?),
             Call::Help(topic) => c.help(now, args::opt_text(topic)?),
             Call::Noop => c.noop(now),

@@ -379,7 +379,7 @@ impl<R: Runtime> SmtpClient<R> {
         body: AnyBody<'_>,
     ) -> Result<TransactionResult, Error> {
         self.session.begin_transaction(&tx);
-        let op = self.session.core_mut().send_mail(Instant::now(), tx);
+        let op = self.session.core_mut().send(Instant::now(), tx);
         let r = self.run(op, body).await;
         self.session.end_transaction(&r);
         r

@@ -365,7 +365,7 @@ impl SmtpClient {
         body: Body<'_, dyn Read + '_>,
     ) -> Result<TransactionResult, Error> {
         self.session.begin_transaction(&tx);
-        let op = self.session.core_mut().send_mail(Instant::now(), tx);
+        let op = self.session.core_mut().send(Instant::now(), tx);
         let r = self.run(op, body);
         self.session.end_transaction(&r);
         r

@@ -79,7 +79,7 @@ fn each_operation_completes_with_its_own_type() {
     assert_eq!(greeting.code(), 220);
 
     let tx = Transaction::new(addr("a@example.org"), [addr("b@example.org")]);
-    let send = c.send_mail(Instant::now(), tx);
+    let send = c.send(Instant::now(), tx);
     let (seen, result) = drive(&mut c, send, &mut server, b"hi\r\n");
     let result: TransactionResult = result.unwrap();
     assert_eq!(result.final_reply.map(|r| r.code()), Some(250));

@@ -503,7 +503,7 @@ fn run(s: &Session, fault: Fault) -> Ran {
     for (to, body) in &s.messages {
         let to = to.iter().map(|a| Address::new(*a).unwrap());
         let tx = Transaction::new(Address::new("a@x.org").unwrap(), to);
-        let op = w.client.send_mail(w.now, tx);
+        let op = w.client.send(w.now, tx);
         results.push(w.run(op, body, s.chunk));
     }
     let op = w.client.quit(w.now);

@@ -432,7 +432,7 @@ fn run_op(r: &mut Run, args: &[Vec<u8>]) {
                     panic!("unknown send argument {a}");
                 }
             }
-            let _ = c.send_mail(now, tx);
+            let _ = c.send(now, tx);
         }
         "send_raw_rcpts" => {
             // Recipients with per-recipient parameters: ADDR[&PARAM...] ...
@@ -444,7 +444,7 @@ fn run_op(r: &mut Run, args: &[Vec<u8>]) {
                 rc.params = parts.map(|p| Parameter::parse(p).unwrap()).collect();
                 tx.to.push(rc);
             }
-            let _ = c.send_mail(now, tx);
+            let _ = c.send(now, tx);
         }
         "body" => {
             let last = args.iter().skip(2).any(|a| a == b"last");
@@ -476,7 +476,7 @@ fn run_op(r: &mut Run, args: &[Vec<u8>]) {
             let _ = c.noop(now);
         }
         "vrfy" => {
-            let _ = c.vrfy(now, Text::new(arg(1).unwrap()).unwrap());
+            let _ = c.verify(now, Text::new(arg(1).unwrap()).unwrap());
         }
         "expn" => {
             let _ = c.expn(now, Text::new(arg(1).unwrap()).unwrap());

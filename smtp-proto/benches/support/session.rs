@@ -56,7 +56,7 @@ impl Session {
         let now = self.now;
         let tx =
             Transaction::new(self.from.clone(), [self.to.clone()]).size(self.message.len() as u64);
-        let op = self.client.send_mail(now, tx);
+        let op = self.client.send(now, tx);
         let (mut sent, mut writes, mut k) = (0, 0, 0);
         loop {
             match self.client.drive(op) {

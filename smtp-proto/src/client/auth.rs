@@ -125,7 +125,7 @@ impl Client {
             };
             auth.rounds = 0;
             auth.current = Some(mech);
-            self.send(
+            self.transmit(
                 now,
                 Command::Auth {
                     mechanism: name,
@@ -171,7 +171,7 @@ impl Client {
         };
         match answer {
             Ok(resp) => {
-                self.send(now, Command::AuthResponse(resp), Expect::Auth);
+                self.transmit(now, Command::AuthResponse(resp), Expect::Auth);
                 Step::Continue
             }
             Err(e) => self.cancel_auth(now, auth, e.0),
@@ -180,7 +180,7 @@ impl Client {
 
     fn cancel_auth(&mut self, now: Instant, auth: &mut AuthOp, why: String) -> Step {
         auth.cancelling = Some(Error::Mechanism(why));
-        self.send(now, Command::AuthCancel, Expect::Auth);
+        self.transmit(now, Command::AuthCancel, Expect::Auth);
         Step::Continue
     }
 }

@@ -26,7 +26,7 @@ impl Client {
     /// Once EHLO or HELO is done, fails with [`UsageError::NotSupported`] (and
     /// sends nothing) when a parameter needs an extension the server did not
     /// offer, or the address is not ASCII and SMTPUTF8 is not offered, as
-    /// [`Client::send_mail`] does; after HELO no parameter can be sent.
+    /// [`Client::send`] does; after HELO no parameter can be sent.
     pub fn mail(&mut self, now: Instant, from: Address, params: Vec<Parameter>) -> Op<Reply> {
         self.enqueue(
             now,
@@ -67,7 +67,7 @@ impl Client {
     }
 
     /// VRFY.
-    pub fn vrfy(&mut self, now: Instant, arg: Text) -> Op<Reply> {
+    pub fn verify(&mut self, now: Instant, arg: Text) -> Op<Reply> {
         self.enqueue(now, OpState::Simple(Command::Vrfy(arg), Expect::Simple))
     }
 
@@ -99,7 +99,7 @@ impl Client {
     /// Starts low-level DATA.
     pub(super) fn start_data(&mut self, now: Instant, d: &mut DataOp) -> Step {
         d.sent = true;
-        self.send(now, Command::Data, Expect::Data);
+        self.transmit(now, Command::Data, Expect::Data);
         Step::Continue
     }
 
@@ -111,7 +111,7 @@ impl Client {
         if matches!(cmd, Command::Mail { .. } | Command::Rset) {
             self.lmtp_accepted = 0;
         }
-        self.send(now, cmd.clone(), expect);
+        self.transmit(now, cmd.clone(), expect);
         Step::Continue
     }
 
@@ -146,7 +146,7 @@ impl Client {
 
     /// Starts QUIT.
     pub(super) fn start_quit(&mut self, now: Instant) -> Step {
-        self.send(now, Command::Quit, Expect::Quit);
+        self.transmit(now, Command::Quit, Expect::Quit);
         Step::Continue
     }
 

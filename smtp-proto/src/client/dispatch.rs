@@ -118,7 +118,7 @@ impl Client {
         self.inflight.push_back(e);
     }
 
-    pub(super) fn send(&mut self, now: Instant, cmd: Command, e: Expect) {
+    pub(super) fn transmit(&mut self, now: Instant, cmd: Command, e: Expect) {
         if self.config.trace {
             self.out
                 .push_back(Output::Trace(Trace::Sent(cmd.redacted())));

@@ -94,7 +94,7 @@ impl Client {
     pub(super) fn start_hello_prelude(&mut self, now: Instant) -> Hello {
         let name = self.config.local_name.clone();
         let cmd = self.hello_command(name, false);
-        self.send(now, cmd, Expect::Hello);
+        self.transmit(now, cmd, Expect::Hello);
         Hello::Ehlo
     }
 
@@ -114,7 +114,7 @@ impl Client {
                     Err(Error::HeloRefused(reply.clone()))
                 } else {
                     let name = self.config.local_name.clone();
-                    self.send(now, Command::Helo(name), Expect::Hello);
+                    self.transmit(now, Command::Helo(name), Expect::Hello);
                     Ok(Some(Hello::Helo))
                 }
             }
@@ -133,7 +133,7 @@ impl Client {
     pub(super) fn start_hello(&mut self, now: Instant, helo: bool, name: Option<Domain>) -> Step {
         let name = name.unwrap_or_else(|| self.config.local_name.clone());
         let cmd = self.hello_command(name, helo);
-        self.send(now, cmd, Expect::Hello);
+        self.transmit(now, cmd, Expect::Hello);
         Step::Continue
     }
 
@@ -173,7 +173,7 @@ impl Client {
         if !self.has_extn("STARTTLS") {
             return Step::Done(Err(UsageError::NotSupported("STARTTLS".into()).into()));
         }
-        self.send(now, Command::StartTls, Expect::StartTls);
+        self.transmit(now, Command::StartTls, Expect::StartTls);
         *state = StartTlsState::Sent;
         Step::Continue
     }
@@ -215,7 +215,7 @@ impl Client {
             StartTlsState::Handshake(reply) => {
                 let name = self.config.local_name.clone();
                 let cmd = self.hello_command(name, false);
-                self.send(now, cmd, Expect::Hello);
+                self.transmit(now, cmd, Expect::Hello);
                 StartTlsState::Ehlo(reply)
             }
             other => other,

@@ -129,7 +129,7 @@ impl TxOp {
 impl Client {
     /// smtplib's `sendmail`: a whole transaction. Emits [`Event::BodyWanted`](super::Event::BodyWanted) when
     /// the body is wanted, and completes with [`Outcome::Transaction`].
-    pub fn send_mail(&mut self, now: Instant, transaction: Transaction) -> Op<TransactionResult> {
+    pub fn send(&mut self, now: Instant, transaction: Transaction) -> Op<TransactionResult> {
         self.enqueue(
             now,
             OpState::Tx(Box::new(TxOp {
@@ -157,7 +157,7 @@ impl Client {
                     from: tx.from.clone(),
                     params: tx.mail_params.clone(),
                 };
-                self.send(now, mail, Expect::Mail);
+                self.transmit(now, mail, Expect::Mail);
                 if op.pipelined {
                     let rcpts: Vec<Command> = tx
                         .to
@@ -168,13 +168,13 @@ impl Client {
                         })
                         .collect();
                     for (i, cmd) in rcpts.into_iter().enumerate() {
-                        self.send(now, cmd, Expect::Rcpt(i));
+                        self.transmit(now, cmd, Expect::Rcpt(i));
                     }
                     if op.chunked {
                         self.start_body(true, true);
                         op.stage = TxStage::Body;
                     } else {
-                        self.send(now, Command::Data, Expect::Data);
+                        self.transmit(now, Command::Data, Expect::Data);
                     }
                 }
                 Step::Continue
@@ -268,7 +268,7 @@ impl Client {
                         self.start_body(true, false);
                         op.stage = TxStage::Body;
                     } else {
-                        self.send(now, Command::Data, Expect::Data);
+                        self.transmit(now, Command::Data, Expect::Data);
                     }
                 }
             }
@@ -433,7 +433,7 @@ impl Client {
     fn tx_reset(&mut self, now: Instant, op: &mut TxOp) -> Step {
         op.stage = TxStage::Reset;
         self.body = None;
-        self.send(now, Command::Rset, Expect::Rset);
+        self.transmit(now, Command::Rset, Expect::Rset);
         Step::Continue
     }
 
@@ -443,7 +443,7 @@ impl Client {
                 to: r.address.clone(),
                 params: r.params.clone(),
             };
-            self.send(now, cmd, Expect::Rcpt(i));
+            self.transmit(now, cmd, Expect::Rcpt(i));
         }
     }
 
