@@ -60,6 +60,8 @@ pub struct Session {
     transcript: Transcript,
     /// Where a caller's reader is read into, one chunk at a time.
     chunk: Vec<u8>,
+    /// Mail transactions (and low-level DATA) started.
+    transactions: u64,
 }
 
 impl Session {
@@ -77,7 +79,25 @@ impl Session {
             tls,
             transcript: Transcript::new(debug_level),
             chunk: Vec::new(),
+            transactions: 0,
         }
+    }
+
+    /// How many mail transactions (and low-level DATA) the session started,
+    /// whatever their outcome (a pool's limit of messages per connection).
+    #[must_use]
+    pub fn transactions(&self) -> u64 {
+        self.transactions
+    }
+
+    /// Starts a mail transaction in the core, counted in
+    /// [`Session::transactions`].
+    pub fn start_transaction(
+        &mut self,
+        transaction: smtp_sansio::Transaction,
+    ) -> Op<smtp_sansio::TransactionResult> {
+        self.transactions += 1;
+        self.core.send_mail(Instant::now(), transaction)
     }
 
     /// The server's greeting.
@@ -222,8 +242,10 @@ impl Session {
         })
     }
 
-    /// Starts low-level DATA in the core (the body follows when asked for).
+    /// Starts low-level DATA in the core (the body follows when asked for),
+    /// counted in [`Session::transactions`].
     pub fn start_data(&mut self) -> Op<Vec<Reply>> {
+        self.transactions += 1;
         self.core.data(Instant::now())
     }
 }

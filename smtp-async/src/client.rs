@@ -338,7 +338,7 @@ impl<R: Runtime> SmtpClient<R> {
         tx: Transaction,
         body: AnyBody<'_>,
     ) -> Result<TransactionResult, Error> {
-        let op = self.session.core_mut().send_mail(Instant::now(), tx);
+        let op = self.session.start_transaction(tx);
         self.run(op, body).await
     }
 

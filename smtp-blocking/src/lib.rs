@@ -304,7 +304,7 @@ impl SmtpClient {
         tx: Transaction,
         body: Body<'_, dyn Read + '_>,
     ) -> Result<TransactionResult, Error> {
-        let op = self.session.core_mut().send_mail(Instant::now(), tx);
+        let op = self.session.start_transaction(tx);
         self.run(op, body)
     }
 

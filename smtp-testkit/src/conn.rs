@@ -196,6 +196,14 @@ impl Conn {
         self.fault = fault;
     }
 
+    /// The number of commands after which this connection answers 421.
+    pub(crate) fn reply_421_after(&self) -> Option<usize> {
+        match self.fault {
+            Some(Fault::Reply421After(n)) => Some(n),
+            _ => None,
+        }
+    }
+
     /// The fault strikes: nothing more goes out; a stall reads and drops
     /// input until the client closes. The session ends with an error.
     fn strike(&mut self, action: FaultAction) -> io::Error {

@@ -443,7 +443,7 @@ fn finished(shared: &Shared, index: usize) {
 
 fn serve(mut conn: Conn, config: &ServerConfig) {
     if config.script.is_none() {
-        conn.set_fault(config.fault);
+        conn.set_fault(config.fault_of(conn.index()));
     }
     if config.tls == Tls::Implicit && conn.start_tls().is_err() {
         conn.close();
