@@ -68,6 +68,8 @@ pub struct ConnectionLog {
     pub tls: bool,
     /// Whether the connection is over.
     pub closed: bool,
+    /// The fault that struck this connection, if one did.
+    pub fault: Option<crate::Fault>,
 }
 
 /// What the server saw.
