@@ -66,6 +66,8 @@ pub struct Session {
     span: tracing::Span,
     /// `smtp.transaction` while a transaction runs.
     transaction: Option<tracing::Span>,
+    /// Mail transactions (and low-level DATA) started.
+    transactions: u64,
 }
 
 impl Session {
@@ -90,7 +92,26 @@ impl Session {
                 tls = tls_now,
             ),
             transaction: None,
+            transactions: 0,
         }
+    }
+
+    /// How many mail transactions (and low-level DATA) the session started,
+    /// whatever their outcome (a pool's limit of messages per connection).
+    #[must_use]
+    pub fn transactions(&self) -> u64 {
+        self.transactions
+    }
+
+    /// Starts a mail transaction in the core, counted in
+    /// [`Session::transactions`].
+    pub fn start_transaction(
+        &mut self,
+        transaction: smtp_sansio::Transaction,
+    ) -> Op<smtp_sansio::TransactionResult> {
+        self.transactions += 1;
+        self.begin_transaction(&transaction);
+        self.core.send(Instant::now(), transaction)
     }
 
     /// The server's greeting.
@@ -225,7 +246,7 @@ impl Session {
 
     /// Opens the `smtp.transaction` span (recipient count; outcome and queue id
     /// recorded by [`Session::end_transaction`]).
-    pub fn begin_transaction(&mut self, tx: &smtp_sansio::Transaction) {
+    fn begin_transaction(&mut self, tx: &smtp_sansio::Transaction) {
         let span = tracing::info_span!(
             parent: &self.span,
             "smtp.transaction",
@@ -281,8 +302,10 @@ impl Session {
         })
     }
 
-    /// Starts low-level DATA in the core (the body follows when asked for).
+    /// Starts low-level DATA in the core (the body follows when asked for),
+    /// counted in [`Session::transactions`].
     pub fn start_data(&mut self) -> Op<Vec<Reply>> {
+        self.transactions += 1;
         self.core.data(Instant::now())
     }
 }

@@ -378,8 +378,7 @@ impl<R: Runtime> SmtpClient<R> {
         tx: Transaction,
         body: AnyBody<'_>,
     ) -> Result<TransactionResult, Error> {
-        self.session.begin_transaction(&tx);
-        let op = self.session.core_mut().send(Instant::now(), tx);
+        let op = self.session.start_transaction(tx);
         let r = self.run(op, body).await;
         self.session.end_transaction(&r);
         r

@@ -40,7 +40,7 @@ pub use smtp_adapter;
 /// The types an adapter's users name, which `smtp-tokio` and `smtp-async-std`
 /// re-export.
 pub mod common {
-    pub use crate::pool::{PoolConfig, Pooled};
+    pub use crate::pool::{PoolConfig, PoolError, Pooled};
     pub use rustls::ClientConfig;
     pub use smtp_adapter::{Builder, Error, LMTP_PORT, Options, SMTP_PORT, SMTPS_PORT, Tls};
     pub use smtp_sansio::{

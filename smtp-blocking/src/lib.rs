@@ -364,8 +364,7 @@ impl SmtpClient {
         tx: Transaction,
         body: Body<'_, dyn Read + '_>,
     ) -> Result<TransactionResult, Error> {
-        self.session.begin_transaction(&tx);
-        let op = self.session.core_mut().send(Instant::now(), tx);
+        let op = self.session.start_transaction(tx);
         let r = self.run(op, body);
         self.session.end_transaction(&r);
         r

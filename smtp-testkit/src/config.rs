@@ -75,6 +75,10 @@ pub enum Fault {
     AfterReceived(usize, FaultAction),
     /// Once this many bytes were sent (a reply may be cut in the middle).
     AfterSent(usize, FaultAction),
+    /// Answers `421` and closes instead of processing the command that comes
+    /// after this many commands (as [`ServerConfig::reply_421_after`], for
+    /// one connection).
+    Reply421After(usize),
 }
 
 /// The behaviour of a [`MockServer`](crate::MockServer).
@@ -137,6 +141,10 @@ pub struct ServerConfig {
     pub script: Option<Script>,
     /// Cut, reset or stall every connection at this point (behavioural mode).
     pub fault: Option<Fault>,
+    /// A fault for each connection by its number (the first accepted is 0),
+    /// in place of [`ServerConfig::fault`] for the connections it lists: a
+    /// schedule, so that a retry on a new connection meets another fate.
+    pub faults: Vec<Option<Fault>>,
 }
 
 impl Default for ServerConfig {
@@ -160,6 +168,7 @@ impl Default for ServerConfig {
             read_timeout: DEFAULT_READ_TIMEOUT,
             script: None,
             fault: None,
+            faults: Vec::new(),
         }
     }
 }
@@ -364,5 +373,22 @@ impl ServerConfig {
     pub fn fault(mut self, fault: Fault) -> ServerConfig {
         self.fault = Some(fault);
         self
+    }
+
+    /// Injects `faults[i]` into connection number `i` (see
+    /// [`ServerConfig::faults`]).
+    #[must_use]
+    pub fn faults(mut self, faults: Vec<Option<Fault>>) -> ServerConfig {
+        self.faults = faults;
+        self
+    }
+
+    /// The fault of connection number `index`.
+    #[must_use]
+    pub fn fault_of(&self, index: usize) -> Option<Fault> {
+        match self.faults.get(index) {
+            Some(f) => *f,
+            None => self.fault,
+        }
     }
 }

@@ -196,11 +196,30 @@ impl Conn {
         self.fault = fault;
     }
 
+    /// Records in the log that the connection's fault struck.
+    pub(crate) fn note_fault(&self) {
+        let (index, fault) = (self.index, self.fault);
+        self.shared.update(|r| {
+            if let Some(log) = r.conns.get_mut(index) {
+                log.fault = fault;
+            }
+        });
+    }
+
+    /// The number of commands after which this connection answers 421.
+    pub(crate) fn reply_421_after(&self) -> Option<usize> {
+        match self.fault {
+            Some(Fault::Reply421After(n)) => Some(n),
+            _ => None,
+        }
+    }
+
     /// The fault strikes: nothing more goes out; a stall reads and drops
     /// input until the client closes. The session ends with an error.
     fn strike(&mut self, action: FaultAction) -> io::Error {
         self.out.clear();
         self.struck = Some(action);
+        self.note_fault();
         if action == FaultAction::Stall {
             self.stalling = true;
             self.drain(self.read_timeout);

@@ -71,6 +71,8 @@ pub struct ConnectionLog {
     /// The client's address, for a TCP connection (to check a client's source
     /// address).
     pub peer: Option<SocketAddr>,
+    /// The fault that struck this connection, if one did.
+    pub fault: Option<crate::Fault>,
 }
 
 /// What the server saw.
@@ -450,7 +452,7 @@ fn finished(shared: &Shared, index: usize) {
 
 fn serve(mut conn: Conn, config: &ServerConfig) {
     if config.script.is_none() {
-        conn.set_fault(config.fault);
+        conn.set_fault(config.fault_of(conn.index()));
     }
     if config.tls == Tls::Implicit && conn.start_tls().is_err() {
         conn.close();

@@ -168,7 +168,11 @@ impl Session<'_> {
             conn.note_client(&text);
         }
         self.commands += 1;
-        if self.cfg.reply_421_after.is_some_and(|n| self.commands > n) {
+        let limit = conn.reply_421_after().or(self.cfg.reply_421_after);
+        if limit.is_some_and(|n| self.commands > n) {
+            if conn.reply_421_after().is_some() {
+                conn.note_fault();
+            }
             conn.reply(&format!(
                 "421 4.3.2 {HOSTNAME} Service shutting down, closing"
             ));

@@ -1,0 +1,306 @@
+//! The pool's limits (smtp-async's pool through the Tokio shim): messages per
+//! connection, connection age, idle time, the wait for a free connection,
+//! `close`, sessions that are never handed out again, and the opt-in retry of a
+//! message that was not sent.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use smtp_testkit::{Fault, FaultAction, MockServer, ServerConfig};
+use smtp_tokio::{
+    Delivery, Envelope, Error, Options, Pool, PoolConfig, PoolError, SmtpClient, smtp_sansio,
+};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn opts() -> Options {
+    let mut o = Options::default();
+    o.timeout = Some(WAIT);
+    o
+}
+
+/// A pool on `server` and the count of connections it made.
+fn pool_on(server: &MockServer, config: PoolConfig) -> (Pool, Arc<AtomicUsize>) {
+    let addr = server.addr().to_string();
+    let connects = Arc::new(AtomicUsize::new(0));
+    let counter = connects.clone();
+    let pool = Pool::new(config, move || {
+        let addr = addr.clone();
+        counter.fetch_add(1, Ordering::SeqCst);
+        async move { SmtpClient::connect(&addr, opts()).await }
+    });
+    (pool, connects)
+}
+
+fn envelope() -> Envelope {
+    Envelope::parse("a@example.org", &["b@example.org"]).unwrap()
+}
+
+fn message(n: usize) -> Vec<u8> {
+    format!("Subject: pool {n}\r\n\r\nbody {n}\r\n").into_bytes()
+}
+
+/// Whether connection `i`'s client said QUIT.
+fn quit_on(server: &MockServer, i: usize) -> bool {
+    server.wait_for_finished(i + 1, WAIT);
+    server.connection_logs()[i]
+        .transcript
+        .iter()
+        .any(|l| l == "C: QUIT")
+}
+
+#[tokio::test]
+async fn max_messages_per_connection_then_quit_and_reconnect() {
+    let server = MockServer::start(ServerConfig::default()).unwrap();
+    let (pool, connects) = pool_on(&server, PoolConfig::default().max_size(1).max_messages(3));
+    for n in 0..7 {
+        pool.send(&envelope(), &message(n)).await.unwrap();
+    }
+    assert_eq!(connects.load(Ordering::SeqCst), 3, "3 + 3 + 1 messages");
+    assert!(quit_on(&server, 0) && quit_on(&server, 1));
+    let per_conn: Vec<usize> = (0..3)
+        .map(|c| {
+            server
+                .messages()
+                .iter()
+                .filter(|m| m.connection == c)
+                .count()
+        })
+        .collect();
+    assert_eq!(per_conn, [3, 3, 1]);
+}
+
+#[tokio::test]
+async fn max_age_replaces_an_old_connection() {
+    let server = MockServer::start(ServerConfig::default()).unwrap();
+    let (pool, connects) = pool_on(
+        &server,
+        PoolConfig::default()
+            .max_size(1)
+            .max_age(Duration::from_millis(50)),
+    );
+    pool.send(&envelope(), &message(0)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    pool.send(&envelope(), &message(1)).await.unwrap();
+    assert_eq!(connects.load(Ordering::SeqCst), 2);
+    assert!(quit_on(&server, 0), "the old one said QUIT");
+
+    // Young enough: reused.
+    let server = MockServer::start(ServerConfig::default()).unwrap();
+    let (pool, connects) = pool_young(&server);
+    pool.send(&envelope(), &message(0)).await.unwrap();
+    pool.send(&envelope(), &message(1)).await.unwrap();
+    assert_eq!(connects.load(Ordering::SeqCst), 1);
+}
+
+fn pool_young(server: &MockServer) -> (Pool, Arc<AtomicUsize>) {
+    pool_on(
+        server,
+        PoolConfig::default()
+            .max_size(1)
+            .max_age(Duration::from_secs(3600)),
+    )
+}
+
+#[tokio::test]
+async fn idle_timeout_replaces_an_idle_connection() {
+    let server = MockServer::start(ServerConfig::default()).unwrap();
+    let (pool, connects) = pool_on(
+        &server,
+        PoolConfig::default()
+            .max_size(1)
+            .idle_timeout(Duration::from_millis(50)),
+    );
+    pool.send(&envelope(), &message(0)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    pool.send(&envelope(), &message(1)).await.unwrap();
+    assert_eq!(connects.load(Ordering::SeqCst), 2);
+    assert!(quit_on(&server, 0));
+}
+
+#[tokio::test]
+async fn checkout_waits_at_most_the_checkout_timeout() {
+    let server = MockServer::start(ServerConfig::default()).unwrap();
+    let (pool, _) = pool_on(
+        &server,
+        PoolConfig::default()
+            .max_size(1)
+            .checkout_timeout(Duration::from_millis(100)),
+    );
+    let held = pool.get().await.unwrap();
+    let e = pool.get().await.unwrap_err();
+    assert!(
+        matches!(e, Error::Smtp(smtp_sansio::Error::Timeout(_))),
+        "{e:?}"
+    );
+    assert_eq!(e.delivery(), Delivery::NotSent);
+    assert_eq!(
+        Error::from(PoolError::CheckoutTimeout).to_string(),
+        e.to_string()
+    );
+    drop(held);
+    let _again = pool.get().await.unwrap();
+}
+
+#[tokio::test]
+async fn close_quits_idle_sessions_and_refuses_checkouts() {
+    let server = MockServer::start(ServerConfig::default()).unwrap();
+    let (pool, connects) = pool_on(&server, PoolConfig::default().max_size(3));
+    let a = pool.get().await.unwrap();
+    let b = pool.get().await.unwrap();
+    let busy = pool.get().await.unwrap();
+    drop(a);
+    drop(b);
+    assert_eq!(pool.idle_count(), 2);
+    pool.close().await;
+    assert!(pool.is_closed());
+    assert_eq!(pool.idle_count(), 0);
+    server.wait_for_finished(2, WAIT);
+    let quits = (0..3)
+        .filter(|&i| {
+            server.connection_logs()[i]
+                .transcript
+                .iter()
+                .any(|l| l == "C: QUIT")
+        })
+        .count();
+    assert_eq!(quits, 2, "the two idle sessions said QUIT");
+    // A session in use when the pool closed does not go back to it.
+    drop(busy);
+    assert_eq!(pool.idle_count(), 0);
+    let e = pool.get().await.unwrap_err();
+    assert_eq!(Error::from(PoolError::Closed).to_string(), e.to_string());
+    assert!(pool.send(&envelope(), &message(0)).await.is_err());
+    assert_eq!(connects.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn a_cancelled_call_is_never_handed_out_again() {
+    // The server goes silent once the body is under way, so the send cannot
+    // finish; its future is dropped.
+    let server = MockServer::start(
+        ServerConfig::default().fault(Fault::AfterReceived(80, FaultAction::Stall)),
+    )
+    .unwrap();
+    let (pool, connects) = pool_on(&server, PoolConfig::default().max_size(1));
+    let mut pooled = pool.get().await.unwrap();
+    let big = vec![b'x'; 4096];
+    let to = envelope();
+    let send = pooled.send(&to, &big);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), send)
+            .await
+            .is_err()
+    );
+    assert!(!pooled.is_usable());
+    drop(pooled);
+    assert_eq!(pool.idle_count(), 0);
+    let _fresh = pool.get().await.unwrap();
+    assert_eq!(connects.load(Ordering::SeqCst), 2);
+}
+
+/// The offset in the server's output where the reply to the end of the first
+/// message starts, from a run without a fault (on a thread and runtime of its
+/// own).
+fn before_final_reply() -> usize {
+    let server = MockServer::start(ServerConfig::default()).unwrap();
+    let addr = server.addr().to_string();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut c = SmtpClient::connect(&addr, opts()).await.unwrap();
+            c.send(&envelope(), &message(0)).await.unwrap();
+            c.quit().await.unwrap();
+        });
+    })
+    .join()
+    .unwrap();
+    server.wait_for_finished(1, WAIT);
+    let sent = &server.connection_logs()[0].sent;
+    String::from_utf8_lossy(sent)
+        .find("250 2.0.0 Ok: queued")
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_message_whose_delivery_is_unknown_is_not_retried_and_its_session_not_reused() {
+    let at = before_final_reply();
+    let server = MockServer::start(
+        ServerConfig::default().faults(vec![Some(Fault::AfterSent(at, FaultAction::Close))]),
+    )
+    .unwrap();
+    let (pool, connects) = pool_on(
+        &server,
+        PoolConfig::default().max_size(1).retry_not_sent(true),
+    );
+    let e = pool.send(&envelope(), &message(0)).await.unwrap_err();
+    assert_eq!(e.delivery(), Delivery::Unknown, "{e:?}");
+    assert_eq!(connects.load(Ordering::SeqCst), 1, "never sent twice");
+    assert_eq!(pool.idle_count(), 0, "the session ended");
+    assert_eq!(server.messages().len(), 1, "the server had it after all");
+}
+
+#[tokio::test]
+async fn a_421_before_the_end_is_retried_on_a_fresh_connection_when_asked() {
+    // The first connection answers 421 to MAIL (EHLO is its first command);
+    // the next one behaves.
+    let faults = vec![Some(Fault::Reply421After(1))];
+    let server = MockServer::start(ServerConfig::default().faults(faults.clone())).unwrap();
+    let (pool, connects) = pool_on(
+        &server,
+        PoolConfig::default().max_size(1).retry_not_sent(true),
+    );
+    let r = pool.send(&envelope(), &message(0)).await.unwrap();
+    assert!(r.refused().is_empty());
+    assert_eq!(connects.load(Ordering::SeqCst), 2);
+    let stored = server.messages();
+    assert_eq!(stored.len(), 1, "once");
+    assert_eq!(stored[0].connection, 1);
+
+    // Without the opt-in the error comes back, and says the message was not
+    // sent.
+    let server = MockServer::start(ServerConfig::default().faults(faults)).unwrap();
+    let (pool, connects) = pool_on(&server, PoolConfig::default().max_size(1));
+    let e = pool.send(&envelope(), &message(0)).await.unwrap_err();
+    assert_eq!(e.delivery(), Delivery::NotSent);
+    assert!(matches!(
+        e,
+        Error::Smtp(smtp_sansio::Error::ServiceClosing { .. })
+    ));
+    assert_eq!(connects.load(Ordering::SeqCst), 1);
+    assert!(server.messages().is_empty());
+}
+
+#[tokio::test]
+async fn a_connection_lost_before_the_body_is_retried_and_a_refusal_is_not() {
+    // Connection 0 is reset after 20 bytes (in EHLO or the envelope: without
+    // CHUNKING the message waits for 354); connection 1 refuses the
+    // recipient of the second message: a refusal is an answer, not retried.
+    let server = MockServer::start(
+        ServerConfig::default()
+            .extensions(&["PIPELINING", "8BITMIME"])
+            .refuse_recipient("nobody@example.org")
+            .faults(vec![Some(Fault::AfterReceived(20, FaultAction::Reset))]),
+    )
+    .unwrap();
+    let (pool, connects) = pool_on(
+        &server,
+        PoolConfig::default().max_size(1).retry_not_sent(true),
+    );
+    pool.send(&envelope(), &message(0)).await.unwrap();
+    assert_eq!(connects.load(Ordering::SeqCst), 2);
+    let to_nobody = Envelope::parse("a@example.org", &["nobody@example.org"]).unwrap();
+    let e = pool.send(&to_nobody, &message(1)).await.unwrap_err();
+    assert_eq!(e.delivery(), Delivery::Refused);
+    assert_eq!(
+        connects.load(Ordering::SeqCst),
+        2,
+        "no retry after a refusal"
+    );
+}
