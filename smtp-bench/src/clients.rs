@@ -1,14 +1,23 @@
 //! The clients a benchmark child process runs: our three adapters, lettre,
-//! mail-send, the raw TCP bound, and the 1 GiB streaming run. Each sends the
-//! same pre-formatted message `count` times and returns a [`Report`].
+//! mail-send, the raw TCP bound, the 1 GiB streaming run, and many tasks
+//! sharing one pool. Each sends the same pre-formatted message `count` times
+//! and returns a [`Report`]. With [`ClientArgs::tls_ca`] every client runs
+//! STARTTLS (required, trusting that CA) and AUTH PLAIN before sending.
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
+use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use crate::measure::{Report, measure};
+use rustls::ClientConfig;
+use rustls::pki_types::CertificateDer;
+
+use crate::measure::{Report, Sent, measure};
+use crate::pki;
 
 /// The envelope sender of every benchmark message.
 pub const FROM: &str = "bench@example.org";
@@ -16,6 +25,10 @@ pub const FROM: &str = "bench@example.org";
 pub const TO: &str = "sink@example.net";
 /// The EHLO name every client uses.
 pub const HELO: &str = "bench.example.org";
+/// The user name of AUTH PLAIN in the TLS rows (the sink accepts any).
+pub const USER: &str = "bench@example.org";
+/// The password of AUTH PLAIN in the TLS rows: a dummy, never a secret.
+pub const PASSWORD: &str = "bench-password";
 
 /// A boxed error for the child process.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -32,6 +45,10 @@ pub const CLIENTS: &[&str] = &[
     "stream-blocking",
     "stream-tokio",
     "stream-async-std",
+    "pool-tokio",
+    "pool-async-std",
+    "pool-lettre",
+    "pool-lettre-bounded",
 ];
 
 /// What one client run does.
@@ -52,9 +69,38 @@ pub struct ClientArgs {
     /// Stop after this long even if fewer than `count` messages were sent
     /// (checked between messages).
     pub seconds: Option<f64>,
+    /// STARTTLS (required) trusting the CA certificates in this PEM file, then
+    /// AUTH PLAIN as [`USER`].
+    pub tls_ca: Option<PathBuf>,
+    /// Our adapters with TLS: a new rustls `ClientConfig` for each connection
+    /// (so no session is resumed) instead of one shared by all.
+    pub fresh_tls_config: bool,
+    /// The pool clients: tasks sending at once.
+    pub tasks: u64,
+    /// The pool clients: most connections open.
+    pub pool_size: usize,
 }
 
 impl ClientArgs {
+    /// One connection to `addr`, one 1 KiB message, plain TCP; for the pool
+    /// clients 256 tasks and 8 connections.
+    #[must_use]
+    pub fn new(addr: &str) -> ClientArgs {
+        ClientArgs {
+            addr: addr.to_owned(),
+            count: 1,
+            size: 1024,
+            new_connection: false,
+            no_pipelining: false,
+            no_chunking: false,
+            seconds: None,
+            tls_ca: None,
+            fresh_tls_config: false,
+            tasks: 256,
+            pool_size: 8,
+        }
+    }
+
     /// The deadline of the sending loop.
     fn deadline(&self) -> Option<Instant> {
         self.seconds
@@ -127,6 +173,27 @@ pub fn run(name: &str, args: &ClientArgs) -> Result<Report, BoxError> {
             measure(name, || rt.block_on(stream_tokio(args)))
         }
         "stream-async-std" => measure(name, || async_std::task::block_on(stream_async_std(args))),
+        "pool-tokio" => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            measure(name, || rt.block_on(pool_tokio(args, &msg)))
+        }
+        "pool-async-std" => measure(name, || {
+            async_std::task::block_on(pool_async_std(args, &msg))
+        }),
+        "pool-lettre" => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            measure(name, || rt.block_on(pool_lettre(args, &msg, false)))
+        }
+        "pool-lettre-bounded" => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            measure(name, || rt.block_on(pool_lettre(args, &msg, true)))
+        }
         _ => Err(format!("unknown client {name:?}; one of {CLIENTS:?}").into()),
     }
 }
@@ -140,19 +207,71 @@ fn options(args: &ClientArgs) -> smtp_blocking::Options {
     o
 }
 
+/// The TLS side of a run: the CA to trust and, unless each connection makes
+/// its own, the one client configuration every connection shares (so later
+/// connections resume the session of an earlier one).
+struct TlsSetup {
+    roots: Vec<CertificateDer<'static>>,
+    shared: Arc<ClientConfig>,
+    fresh: bool,
+}
+
+impl TlsSetup {
+    fn from_args(args: &ClientArgs) -> Result<Option<TlsSetup>, BoxError> {
+        let Some(ca) = &args.tls_ca else {
+            return Ok(None);
+        };
+        let roots = pki::read_certificates(ca)?;
+        let shared = pki::client_config(&roots)?;
+        Ok(Some(TlsSetup {
+            roots,
+            shared,
+            fresh: args.fresh_tls_config,
+        }))
+    }
+
+    /// The configuration of the next connection.
+    fn config(&self) -> Result<Arc<ClientConfig>, BoxError> {
+        if self.fresh {
+            pki::client_config(&self.roots)
+        } else {
+            Ok(self.shared.clone())
+        }
+    }
+}
+
+/// Our builder for one connection: plain (greeting, EHLO) or STARTTLS and
+/// AUTH PLAIN.
+macro_rules! our_builder {
+    ($client:ty, $args:expr, $tls:expr) => {{
+        let b = <$client>::builder(&$args.addr).options(options($args));
+        match $tls {
+            None => b.tls(smtp_blocking::Tls::None),
+            Some(t) => b
+                .tls(smtp_blocking::Tls::StartTls)
+                .tls_config(t.config()?)
+                .credentials(USER, PASSWORD),
+        }
+    }};
+}
+
 fn blocking(args: &ClientArgs, msg: &[u8]) -> Result<(u64, u64), BoxError> {
     use smtp_blocking::SmtpClient;
+    let tls = TlsSetup::from_args(args)?;
+    let connect = || -> Result<SmtpClient, BoxError> {
+        Ok(our_builder!(SmtpClient, args, tls.as_ref()).connect()?)
+    };
     let mut sent = 0;
     let deadline = args.deadline();
     if args.new_connection {
         while !done(sent, args, deadline) {
-            let mut c = SmtpClient::connect(&args.addr, options(args))?;
+            let mut c = connect()?;
             c.sendmail(FROM, &[TO], msg)?;
             c.quit()?;
             sent += 1;
         }
     } else {
-        let mut c = SmtpClient::connect(&args.addr, options(args))?;
+        let mut c = connect()?;
         while !done(sent, args, deadline) {
             c.sendmail(FROM, &[TO], msg)?;
             sent += 1;
@@ -164,17 +283,23 @@ fn blocking(args: &ClientArgs, msg: &[u8]) -> Result<(u64, u64), BoxError> {
 
 async fn tokio_client(args: &ClientArgs, msg: &[u8]) -> Result<(u64, u64), BoxError> {
     use smtp_tokio::SmtpClient;
+    let tls = TlsSetup::from_args(args)?;
+    let connect = async || -> Result<SmtpClient, BoxError> {
+        Ok(our_builder!(SmtpClient, args, tls.as_ref())
+            .connect()
+            .await?)
+    };
     let mut sent = 0;
     let deadline = args.deadline();
     if args.new_connection {
         while !done(sent, args, deadline) {
-            let mut c = SmtpClient::connect(&args.addr, options(args)).await?;
+            let mut c = connect().await?;
             c.sendmail(FROM, &[TO], msg).await?;
             c.quit().await?;
             sent += 1;
         }
     } else {
-        let mut c = SmtpClient::connect(&args.addr, options(args)).await?;
+        let mut c = connect().await?;
         while !done(sent, args, deadline) {
             c.sendmail(FROM, &[TO], msg).await?;
             sent += 1;
@@ -186,17 +311,23 @@ async fn tokio_client(args: &ClientArgs, msg: &[u8]) -> Result<(u64, u64), BoxEr
 
 async fn async_std_client(args: &ClientArgs, msg: &[u8]) -> Result<(u64, u64), BoxError> {
     use smtp_async_std::SmtpClient;
+    let tls = TlsSetup::from_args(args)?;
+    let connect = async || -> Result<SmtpClient, BoxError> {
+        Ok(our_builder!(SmtpClient, args, tls.as_ref())
+            .connect()
+            .await?)
+    };
     let mut sent = 0;
     let deadline = args.deadline();
     if args.new_connection {
         while !done(sent, args, deadline) {
-            let mut c = SmtpClient::connect(&args.addr, options(args)).await?;
+            let mut c = connect().await?;
             c.sendmail(FROM, &[TO], msg).await?;
             c.quit().await?;
             sent += 1;
         }
     } else {
-        let mut c = SmtpClient::connect(&args.addr, options(args)).await?;
+        let mut c = connect().await?;
         while !done(sent, args, deadline) {
             c.sendmail(FROM, &[TO], msg).await?;
             sent += 1;
@@ -206,11 +337,30 @@ async fn async_std_client(args: &ClientArgs, msg: &[u8]) -> Result<(u64, u64), B
     Ok((sent, sent * msg.len() as u64))
 }
 
+/// lettre's STARTTLS settings: required, trusting the CA of `--tls-ca`
+/// (`add_root_certificate`; lettre's `rustls-tls` feature also loads the
+/// webpki roots), rustls through `build_rustls`.
+fn lettre_tls(
+    args: &ClientArgs,
+    host: &str,
+) -> Result<Option<lettre::transport::smtp::client::Tls>, BoxError> {
+    use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+    let Some(ca) = &args.tls_ca else {
+        return Ok(None);
+    };
+    let pem = std::fs::read(ca)?;
+    let params = TlsParameters::builder(host.to_owned())
+        .add_root_certificate(Certificate::from_pem(&pem)?)
+        .build_rustls()?;
+    Ok(Some(Tls::Required(params)))
+}
+
 /// lettre's blocking `SmtpTransport::send_raw`; one connection reused through
 /// its pool, or (pool size 0) a new connection per message.
 fn lettre_client(args: &ClientArgs, msg: &[u8]) -> Result<(u64, u64), BoxError> {
     use lettre::Transport;
     use lettre::address::Envelope;
+    use lettre::transport::smtp::authentication::Credentials;
     use lettre::transport::smtp::extension::ClientId;
     use lettre::transport::smtp::{PoolConfig, SmtpTransport};
     let (host, port) = args
@@ -218,12 +368,17 @@ fn lettre_client(args: &ClientArgs, msg: &[u8]) -> Result<(u64, u64), BoxError> 
         .rsplit_once(':')
         .ok_or("the address needs a port")?;
     let pool = PoolConfig::new().max_size(if args.new_connection { 0 } else { 1 });
-    let transport = SmtpTransport::builder_dangerous(host)
+    let mut builder = SmtpTransport::builder_dangerous(host)
         .port(port.parse()?)
         .hello_name(ClientId::Domain(HELO.to_owned()))
         .timeout(Some(Duration::from_secs(60)))
-        .pool_config(pool)
-        .build();
+        .pool_config(pool);
+    if let Some(tls) = lettre_tls(args, host)? {
+        builder = builder
+            .tls(tls)
+            .credentials(Credentials::new(USER.to_owned(), PASSWORD.to_owned()));
+    }
+    let transport = builder.build();
     let envelope = Envelope::new(Some(FROM.parse()?), vec![TO.parse()?])?;
     let mut sent = 0;
     let deadline = args.deadline();
@@ -235,7 +390,9 @@ fn lettre_client(args: &ClientArgs, msg: &[u8]) -> Result<(u64, u64), BoxError> 
     Ok((sent, sent * msg.len() as u64))
 }
 
-/// mail-send's `SmtpClient::send` over a plain connection.
+/// mail-send's `SmtpClient::send` over a plain connection, or after STARTTLS
+/// and AUTH PLAIN with a connector that trusts the CA of `--tls-ca`
+/// (`new_with_tls_connector`; one connector, so sessions resume).
 async fn mail_send_client(args: &ClientArgs, msg: &[u8]) -> Result<(u64, u64), BoxError> {
     use mail_send::SmtpClientBuilder;
     use mail_send::smtp::message::Message;
@@ -243,27 +400,200 @@ async fn mail_send_client(args: &ClientArgs, msg: &[u8]) -> Result<(u64, u64), B
         .addr
         .rsplit_once(':')
         .ok_or("the address needs a port")?;
-    let builder = SmtpClientBuilder::new(host.to_owned(), port.parse()?)?
-        .implicit_tls(false)
-        .helo_host(HELO);
+    let port: u16 = port.parse()?;
+    let tls = TlsSetup::from_args(args)?;
+    let builder = match &tls {
+        None => SmtpClientBuilder::new(host.to_owned(), port)?,
+        Some(t) => SmtpClientBuilder::new_with_tls_connector(
+            host.to_owned(),
+            port,
+            tokio_rustls::TlsConnector::from(t.shared.clone()),
+        )
+        .credentials((USER.to_owned(), PASSWORD.to_owned())),
+    }
+    .implicit_tls(false)
+    .helo_host(HELO);
     let mut sent = 0;
     let deadline = args.deadline();
-    if args.new_connection {
-        while !done(sent, args, deadline) {
-            let mut c = builder.connect_plain().await?;
-            c.send(Message::new(FROM, [TO], msg)).await?;
-            c.quit().await?;
-            sent += 1;
-        }
+    // The plain and the TLS client are different types: the same loop twice.
+    macro_rules! send_loop {
+        ($connect:expr) => {
+            if args.new_connection {
+                while !done(sent, args, deadline) {
+                    let mut c = $connect.await?;
+                    c.send(Message::new(FROM, [TO], msg)).await?;
+                    c.quit().await?;
+                    sent += 1;
+                }
+            } else {
+                let mut c = $connect.await?;
+                while !done(sent, args, deadline) {
+                    c.send(Message::new(FROM, [TO], msg)).await?;
+                    sent += 1;
+                }
+                c.quit().await?;
+            }
+        };
+    }
+    if tls.is_some() {
+        send_loop!(builder.connect());
     } else {
-        let mut c = builder.connect_plain().await?;
-        while !done(sent, args, deadline) {
-            c.send(Message::new(FROM, [TO], msg)).await?;
-            sent += 1;
-        }
-        c.quit().await?;
+        send_loop!(builder.connect_plain());
     }
     Ok((sent, sent * msg.len() as u64))
+}
+
+/// What the tasks of a pool run measured: messages, and each message's
+/// latency from asking the pool for a session to the end of the send.
+fn pool_result(per_task: Vec<Vec<u64>>, size: usize) -> Sent {
+    let latencies_us: Vec<u64> = per_task.into_iter().flatten().collect();
+    let messages = latencies_us.len() as u64;
+    Sent {
+        messages,
+        bytes: messages * size as u64,
+        latencies_us,
+    }
+}
+
+/// Takes the next message of the run, if any is left (`count` in all, none
+/// started after the deadline).
+fn take_one(taken: &AtomicU64, args: &ClientArgs, deadline: Option<Instant>) -> bool {
+    deadline.is_none_or(|d| Instant::now() < d)
+        && taken.fetch_add(1, Ordering::Relaxed) < args.count
+}
+
+/// `args.tasks` Tokio tasks on one current-thread runtime, each sending through
+/// one `smtp_tokio::Pool` of `args.pool_size` sessions.
+async fn pool_tokio(args: &ClientArgs, msg: &[u8]) -> Result<Sent, BoxError> {
+    use smtp_tokio::{Pool, PoolConfig, SmtpClient};
+    let tls = TlsSetup::from_args(args)?;
+    let builder = our_builder!(SmtpClient, args, tls.as_ref());
+    let mut config = PoolConfig::default();
+    config.max_size = args.pool_size;
+    let pool = Pool::new(config, move || builder.clone().connect());
+    let msg: Arc<[u8]> = msg.into();
+    let taken = Arc::new(AtomicU64::new(0));
+    let deadline = args.deadline();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..args.tasks {
+        let (pool, msg, taken, args) = (pool.clone(), msg.clone(), taken.clone(), args.clone());
+        tasks.spawn(async move {
+            let mut latencies = Vec::new();
+            while take_one(&taken, &args, deadline) {
+                let t0 = Instant::now();
+                let mut session = pool.get().await?;
+                session.sendmail(FROM, &[TO], &msg[..]).await?;
+                drop(session);
+                latencies.push(t0.elapsed().as_micros() as u64);
+            }
+            Ok::<_, smtp_tokio::Error>(latencies)
+        });
+    }
+    let mut per_task = Vec::new();
+    for r in tasks.join_all().await {
+        per_task.push(r?);
+    }
+    Ok(pool_result(per_task, msg.len()))
+}
+
+/// The same on async-std's executor (`async_std::task::spawn`) with one
+/// `smtp_async_std::Pool`.
+async fn pool_async_std(args: &ClientArgs, msg: &[u8]) -> Result<Sent, BoxError> {
+    use smtp_async_std::{Pool, PoolConfig, SmtpClient};
+    let tls = TlsSetup::from_args(args)?;
+    let builder = our_builder!(SmtpClient, args, tls.as_ref());
+    let mut config = PoolConfig::default();
+    config.max_size = args.pool_size;
+    let pool = Pool::new(config, move || builder.clone().connect());
+    let msg: Arc<[u8]> = msg.into();
+    let taken = Arc::new(AtomicU64::new(0));
+    let deadline = args.deadline();
+    let mut tasks = Vec::new();
+    for _ in 0..args.tasks {
+        let (pool, msg, taken, args) = (pool.clone(), msg.clone(), taken.clone(), args.clone());
+        tasks.push(async_std::task::spawn(async move {
+            let mut latencies = Vec::new();
+            while take_one(&taken, &args, deadline) {
+                let t0 = Instant::now();
+                let mut session = pool.get().await?;
+                session.sendmail(FROM, &[TO], &msg[..]).await?;
+                drop(session);
+                latencies.push(t0.elapsed().as_micros() as u64);
+            }
+            Ok::<_, smtp_async_std::Error>(latencies)
+        }));
+    }
+    let mut per_task = Vec::new();
+    for t in tasks {
+        per_task.push(t.await?);
+    }
+    Ok(pool_result(per_task, msg.len()))
+}
+
+/// lettre's `AsyncSmtpTransport` (Tokio, its pool with `max_size` set to
+/// `args.pool_size`), `send_raw` from `args.tasks` tasks on one current-thread
+/// runtime. lettre's `max_size` bounds the connections kept idle, not those in
+/// use: a task that finds none idle opens a new one, and a connection handed
+/// back to a full pool is closed. `bounded` puts a semaphore of
+/// `args.pool_size` permits around each send, as a caller who wants at most
+/// that many connections has to.
+async fn pool_lettre(args: &ClientArgs, msg: &[u8], bounded: bool) -> Result<Sent, BoxError> {
+    use lettre::address::Envelope;
+    use lettre::transport::smtp::PoolConfig;
+    use lettre::transport::smtp::authentication::Credentials;
+    use lettre::transport::smtp::extension::ClientId;
+    use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+    let (host, port) = args
+        .addr
+        .rsplit_once(':')
+        .ok_or("the address needs a port")?;
+    let pool = PoolConfig::new().max_size(u32::try_from(args.pool_size)?);
+    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+        .port(port.parse()?)
+        .hello_name(ClientId::Domain(HELO.to_owned()))
+        .timeout(Some(Duration::from_secs(60)))
+        .pool_config(pool);
+    if let Some(tls) = lettre_tls(args, host)? {
+        builder = builder
+            .tls(tls)
+            .credentials(Credentials::new(USER.to_owned(), PASSWORD.to_owned()));
+    }
+    let transport = builder.build();
+    let envelope = Envelope::new(Some(FROM.parse()?), vec![TO.parse()?])?;
+    let msg: Arc<[u8]> = msg.into();
+    let taken = Arc::new(AtomicU64::new(0));
+    let deadline = args.deadline();
+    let permits = bounded.then(|| Arc::new(tokio::sync::Semaphore::new(args.pool_size)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..args.tasks {
+        let (transport, envelope, msg, taken, args, permits) = (
+            transport.clone(),
+            envelope.clone(),
+            msg.clone(),
+            taken.clone(),
+            args.clone(),
+            permits.clone(),
+        );
+        tasks.spawn(async move {
+            let mut latencies = Vec::new();
+            while take_one(&taken, &args, deadline) {
+                let t0 = Instant::now();
+                let permit = match &permits {
+                    Some(p) => Some(p.acquire().await?),
+                    None => None,
+                };
+                transport.send_raw(&envelope, &msg).await?;
+                drop(permit);
+                latencies.push(t0.elapsed().as_micros() as u64);
+            }
+            Ok::<_, BoxError>(latencies)
+        });
+    }
+    let mut per_task = Vec::new();
+    for r in tasks.join_all().await {
+        per_task.push(r?);
+    }
+    Ok(pool_result(per_task, msg.len()))
 }
 
 /// The physical bound: `count` MiB written in writes of `write` bytes into a

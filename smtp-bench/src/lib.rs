@@ -12,5 +12,6 @@
 
 pub mod clients;
 pub mod measure;
+pub mod pki;
 pub mod run;
 pub mod sink;

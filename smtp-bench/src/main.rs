@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use smtp_bench::clients::{self, BoxError, ClientArgs};
+use smtp_bench::pki;
 use smtp_bench::run::{self, RunConfig};
 use smtp_bench::sink::{self, SinkConfig, Stats};
 
@@ -18,23 +19,36 @@ smtplib and Postfix smtp-source). scripts/bench installs what it needs and runs 
 USAGE:
   smtp-bench run [--reps N] [--quick] [--seconds S] [--cpu CPU] [--cross-cpu CPU] [--out DIR]
                  [--shim PATH] [--smtp-source PATH] [--smtp-sink PATH] [--python PATH]
-                 [--no-postfix] [--no-stream]
+                 [--no-postfix] [--no-stream] [--aiosmtpd-python PATH]
       Starts the sinks, runs every client N times (default 5) in interleaved rounds,
-      each for S seconds (default 1; --quick: 0.3 s and a 64 MiB stream instead of
-      1 GiB) as a child process pinned with taskset to CPU (default 1), and writes
+      each for S seconds (default 1), as a child process pinned with taskset to CPU
+      (default 1), and writes
       DIR/report.md (the markdown tables, medians and ratios) and DIR/samples.tsv
-      (every run). Default DIR: target/bench. Peers whose tool is missing are skipped.
+      (every run). Default DIR: target/bench. Peers whose tool is missing are skipped;
+      the aiosmtpd rows (STARTTLS against a real server) need a Python that imports
+      aiosmtpd (--aiosmtpd-python). --quick: a smoke run of about a minute: 3 rounds
+      (unless --reps) of 0.2 s (unless --seconds), a 64 MiB stream instead of 1 GiB,
+      and fewer STARTTLS rows (no full-handshake rows for tokio and async-std, only
+      blocking and the peers against aiosmtpd) and pool rows (no lettre as shipped).
   smtp-bench sink [--listen ADDR] [--pipelining] [--chunking] [--discard]
+                  [--tls-cert CHAIN.pem --tls-key KEY.pem]
       The fast sink (or, with --discard, a socket that reads and discards). Prints
       \"listening on HOST:PORT\", then serves until killed. XSTATS returns its counters.
+      With a certificate it offers STARTTLS, then AUTH PLAIN (any credentials).
   smtp-bench client NAME --addr HOST:PORT --count N --size BYTES
                  [--new-connection] [--no-pipelining] [--no-chunking] [--seconds S]
+                 [--tls-ca CA.pem] [--fresh-tls-config] [--tasks N] [--pool-size N]
       Sends the same BYTES-byte message N times (or for S seconds, whichever ends
       first) and prints one JSON line:
-      client, messages, bytes, secs, cpu_secs, rss_kib. NAME is one of
-      blocking, tokio, async-std (ours), lettre, mail-send, raw-tcp (N MiB written
-      to a discarding peer), stream-blocking, stream-tokio, stream-async-std (one
-      message of BYTES from a generating reader through send_from_reader).
+      client, messages, bytes, secs, cpu_secs, rss_kib (pool clients: p50_us, p99_us).
+      NAME is one of blocking, tokio, async-std (ours), lettre, mail-send, raw-tcp
+      (N MiB written to a discarding peer), stream-blocking, stream-tokio,
+      stream-async-std (one message of BYTES from a generating reader through
+      send_from_reader), pool-tokio, pool-async-std, pool-lettre (--tasks tasks,
+      default 256, through one pool of --pool-size connections, default 8).
+      --tls-ca: STARTTLS (required) trusting that CA, then AUTH PLAIN;
+      --fresh-tls-config: our adapters make a new rustls ClientConfig per
+      connection (full handshakes) instead of sharing one (resumed sessions).
   smtp-bench --help
 ";
 
@@ -73,6 +87,7 @@ fn sink_main(args: &[String]) -> Result<(), BoxError> {
     let mut listen = "127.0.0.1:0".to_owned();
     let mut config = SinkConfig::default();
     let mut discard = false;
+    let (mut cert, mut key) = (None, None);
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
@@ -80,9 +95,16 @@ fn sink_main(args: &[String]) -> Result<(), BoxError> {
             "--pipelining" => config.pipelining = true,
             "--chunking" => config.chunking = true,
             "--discard" => discard = true,
+            "--tls-cert" => cert = Some(PathBuf::from(value(args, &mut i, "--tls-cert")?)),
+            "--tls-key" => key = Some(PathBuf::from(value(args, &mut i, "--tls-key")?)),
             other => return Err(format!("unknown sink option {other:?}").into()),
         }
         i += 1;
+    }
+    match (cert, key) {
+        (Some(cert), Some(key)) => config.tls = Some(pki::server_config(&cert, &key)?),
+        (None, None) => {}
+        _ => return Err("--tls-cert and --tls-key go together".into()),
     }
     let listener = TcpListener::bind(&listen)?;
     println!("listening on {}", listener.local_addr()?);
@@ -96,15 +118,7 @@ fn sink_main(args: &[String]) -> Result<(), BoxError> {
 
 fn client_main(args: &[String]) -> Result<(), BoxError> {
     let name = args.first().ok_or("client needs a NAME")?.clone();
-    let mut a = ClientArgs {
-        addr: String::new(),
-        count: 1,
-        size: 1024,
-        new_connection: false,
-        no_pipelining: false,
-        no_chunking: false,
-        seconds: None,
-    };
+    let mut a = ClientArgs::new("");
     let mut i = 1;
     while i < args.len() {
         match args[i].as_str() {
@@ -115,6 +129,10 @@ fn client_main(args: &[String]) -> Result<(), BoxError> {
             "--no-pipelining" => a.no_pipelining = true,
             "--no-chunking" => a.no_chunking = true,
             "--seconds" => a.seconds = Some(value(args, &mut i, "--seconds")?.parse()?),
+            "--tls-ca" => a.tls_ca = Some(value(args, &mut i, "--tls-ca")?.into()),
+            "--fresh-tls-config" => a.fresh_tls_config = true,
+            "--tasks" => a.tasks = value(args, &mut i, "--tasks")?.parse()?,
+            "--pool-size" => a.pool_size = value(args, &mut i, "--pool-size")?.parse()?,
             other => return Err(format!("unknown client option {other:?}").into()),
         }
         i += 1;
@@ -149,16 +167,15 @@ fn run_main(args: &[String]) -> Result<(), BoxError> {
         out_dir: PathBuf::from("target/bench"),
         no_stream: false,
         seconds: 1.0,
+        aiosmtpd_python: None,
     };
+    let (mut reps, mut seconds) = (None, None);
     let mut i = 0;
     while i < args.len() {
         match args[i].as_str() {
-            "--reps" => cfg.reps = value(args, &mut i, "--reps")?.parse()?,
-            "--quick" => {
-                cfg.quick = true;
-                cfg.seconds = 0.3;
-            }
-            "--seconds" => cfg.seconds = value(args, &mut i, "--seconds")?.parse()?,
+            "--reps" => reps = Some(value(args, &mut i, "--reps")?.parse()?),
+            "--quick" => cfg.quick = true,
+            "--seconds" => seconds = Some(value(args, &mut i, "--seconds")?.parse()?),
             "--cpu" => cfg.cpu = value(args, &mut i, "--cpu")?.to_owned(),
             "--cross-cpu" => cfg.cross_cpu = Some(value(args, &mut i, "--cross-cpu")?.to_owned()),
             "--out" => cfg.out_dir = value(args, &mut i, "--out")?.into(),
@@ -171,10 +188,15 @@ fn run_main(args: &[String]) -> Result<(), BoxError> {
                 cfg.smtp_sink = None;
             }
             "--no-stream" => cfg.no_stream = true,
+            "--aiosmtpd-python" => {
+                cfg.aiosmtpd_python = Some(value(args, &mut i, "--aiosmtpd-python")?.into());
+            }
             other => return Err(format!("unknown run option {other:?}").into()),
         }
         i += 1;
     }
+    cfg.reps = reps.unwrap_or(if cfg.quick { 3 } else { 5 });
+    cfg.seconds = seconds.unwrap_or(if cfg.quick { 0.2 } else { 1.0 });
     if let Some(shim) = &cfg.shim {
         cfg.shim = Some(std::fs::canonicalize(shim)?);
     }

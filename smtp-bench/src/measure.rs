@@ -66,6 +66,10 @@ pub struct Report {
     pub cpu_secs: f64,
     /// Peak RSS of the process in KiB.
     pub rss_kib: u64,
+    /// The pool runs: median latency of a message, microseconds.
+    pub p50_us: Option<f64>,
+    /// The pool runs: 99th percentile of the latency, microseconds.
+    pub p99_us: Option<f64>,
 }
 
 impl Report {
@@ -75,9 +79,13 @@ impl Report {
         let mut s = String::new();
         let _ = write!(
             s,
-            "{{\"client\":\"{}\",\"messages\":{},\"bytes\":{},\"secs\":{:.6},\"cpu_secs\":{:.6},\"rss_kib\":{}}}",
+            "{{\"client\":\"{}\",\"messages\":{},\"bytes\":{},\"secs\":{:.6},\"cpu_secs\":{:.6},\"rss_kib\":{}",
             self.client, self.messages, self.bytes, self.secs, self.cpu_secs, self.rss_kib
         );
+        if let (Some(p50), Some(p99)) = (self.p50_us, self.p99_us) {
+            let _ = write!(s, ",\"p50_us\":{p50:.1},\"p99_us\":{p99:.1}");
+        }
+        s.push('}');
         s
     }
 
@@ -107,24 +115,65 @@ impl Report {
             secs: num("secs")?,
             cpu_secs: num("cpu_secs")?,
             rss_kib: num("rss_kib")? as u64,
+            p50_us: num("p50_us"),
+            p99_us: num("p99_us"),
         })
     }
 }
 
-/// Measures `f`: wall time and CPU time around it, peak RSS after it.
-pub fn measure<E>(client: &str, f: impl FnOnce() -> Result<(u64, u64), E>) -> Result<Report, E> {
+/// What a client's sending loop did: messages, their bytes, and (the pool
+/// runs) each message's latency.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Sent {
+    /// Messages sent and accepted.
+    pub messages: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Each message's latency in microseconds (empty when not measured).
+    pub latencies_us: Vec<u64>,
+}
+
+impl From<(u64, u64)> for Sent {
+    fn from((messages, bytes): (u64, u64)) -> Sent {
+        Sent {
+            messages,
+            bytes,
+            latencies_us: Vec::new(),
+        }
+    }
+}
+
+/// The `q`-quantile (0..=1) of `values`, nearest rank (`None` when empty).
+#[must_use]
+pub fn quantile(values: &mut [u64], q: f64) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_unstable();
+    let rank = ((q * values.len() as f64).ceil() as usize).clamp(1, values.len());
+    Some(values[rank - 1] as f64)
+}
+
+/// Measures `f`: wall time and CPU time around it, peak RSS after it, and the
+/// median and 99th percentile of the latencies it reports, if any.
+pub fn measure<S: Into<Sent>, E>(
+    client: &str,
+    f: impl FnOnce() -> Result<S, E>,
+) -> Result<Report, E> {
     let cpu0 = cpu_time();
     let t0 = std::time::Instant::now();
-    let (messages, bytes) = f()?;
+    let mut sent: Sent = f()?.into();
     let secs = t0.elapsed().as_secs_f64();
     let cpu_secs = (cpu_time().saturating_sub(cpu0)).as_secs_f64();
     Ok(Report {
         client: client.to_owned(),
-        messages,
-        bytes,
+        messages: sent.messages,
+        bytes: sent.bytes,
         secs,
         cpu_secs,
         rss_kib: peak_rss_kib(),
+        p50_us: quantile(&mut sent.latencies_us, 0.50),
+        p99_us: quantile(&mut sent.latencies_us, 0.99),
     })
 }
 
@@ -141,8 +190,25 @@ mod tests {
             secs: 0.25,
             cpu_secs: 0.01,
             rss_kib: 2048,
+            p50_us: None,
+            p99_us: None,
         };
-        assert_eq!(Report::from_json(&r.to_json()), Some(r));
+        assert_eq!(Report::from_json(&r.to_json()), Some(r.clone()));
+        let pooled = Report {
+            p50_us: Some(812.0),
+            p99_us: Some(2400.5),
+            ..r
+        };
+        assert_eq!(Report::from_json(&pooled.to_json()), Some(pooled));
+    }
+
+    #[test]
+    fn quantiles_take_the_nearest_rank() {
+        let mut v: Vec<u64> = (1..=100).rev().collect();
+        assert_eq!(quantile(&mut v, 0.5), Some(50.0));
+        assert_eq!(quantile(&mut v, 0.99), Some(99.0));
+        assert_eq!(quantile(&mut [7], 0.99), Some(7.0));
+        assert_eq!(quantile(&mut [], 0.5), None);
     }
 
     #[test]

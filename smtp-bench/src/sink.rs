@@ -8,33 +8,53 @@
 //! reply of a mail transaction (MAIL, RCPT, DATA, BDAT, the final reply): with
 //! PIPELINING that is 2 per message, with CHUNKING 1, without either 4. The
 //! `XSTATS` command returns the counters.
+//!
+//! Round trips are counted for every client the same way: a *turn* is a write
+//! of the sink that follows something read from the client (the greeting,
+//! written before anything is read, is not one). A client that waits for each
+//! reply makes one turn per command; one that pipelines makes one per batch.
+//! TLS handshake flights count too (the client waits for them), except that a
+//! TLS 1.3 server's session tickets, which the client does not wait for, are
+//! held back and go out with the next reply.
+//!
+//! With a rustls [`ServerConfig`] the sink also offers STARTTLS (RFC 3207),
+//! then, inside TLS, `AUTH PLAIN` accepting any credentials; it counts the
+//! handshakes, the resumed ones, and the logins.
 
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use memchr::memmem;
+use rustls::{HandshakeKind, ProtocolVersion, ServerConfig, ServerConnection};
 
 /// What the sink offers in its EHLO reply.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct SinkConfig {
     /// Offer PIPELINING.
     pub pipelining: bool,
     /// Offer CHUNKING (BDAT).
     pub chunking: bool,
+    /// Offer STARTTLS with this configuration (and AUTH PLAIN inside TLS).
+    pub tls: Option<Arc<ServerConfig>>,
 }
 
 impl SinkConfig {
     /// A short name of what is offered: `plain`, `pipelining`, `chunking` or
-    /// `pipelining+chunking`.
+    /// `pipelining+chunking`, with `+STARTTLS` when TLS is offered.
     #[must_use]
-    pub fn label(&self) -> &'static str {
-        match (self.pipelining, self.chunking) {
+    pub fn label(&self) -> String {
+        let base = match (self.pipelining, self.chunking) {
             (false, false) => "plain",
             (true, false) => "pipelining",
             (false, true) => "chunking",
             (true, true) => "pipelining+chunking",
+        };
+        if self.tls.is_some() {
+            format!("{base}+STARTTLS")
+        } else {
+            base.to_owned()
         }
     }
 }
@@ -52,6 +72,15 @@ pub struct Stats {
     pub reads: AtomicU64,
     /// Connections accepted (the `XSTATS` ones included).
     pub connections: AtomicU64,
+    /// Turns: writes that follow a read from the client (see the module
+    /// documentation), the `XSTATS` connections left out.
+    pub turns: AtomicU64,
+    /// TLS handshakes completed.
+    pub tls_handshakes: AtomicU64,
+    /// Of those, the ones that resumed an earlier session.
+    pub tls_resumed: AtomicU64,
+    /// Successful AUTH commands.
+    pub auths: AtomicU64,
 }
 
 /// A snapshot of [`Stats`].
@@ -67,6 +96,14 @@ pub struct Snapshot {
     pub reads: u64,
     /// See [`Stats::connections`].
     pub connections: u64,
+    /// See [`Stats::turns`].
+    pub turns: u64,
+    /// See [`Stats::tls_handshakes`].
+    pub tls_handshakes: u64,
+    /// See [`Stats::tls_resumed`].
+    pub tls_resumed: u64,
+    /// See [`Stats::auths`].
+    pub auths: u64,
 }
 
 impl Snapshot {
@@ -79,6 +116,10 @@ impl Snapshot {
             tx_writes: self.tx_writes - earlier.tx_writes,
             reads: self.reads - earlier.reads,
             connections: self.connections - earlier.connections,
+            turns: self.turns - earlier.turns,
+            tls_handshakes: self.tls_handshakes - earlier.tls_handshakes,
+            tls_resumed: self.tls_resumed - earlier.tls_resumed,
+            auths: self.auths - earlier.auths,
         }
     }
 
@@ -97,6 +138,10 @@ impl Snapshot {
                 "tx_writes" => s.tx_writes = v,
                 "reads" => s.reads = v,
                 "connections" => s.connections = v,
+                "turns" => s.turns = v,
+                "tls_handshakes" => s.tls_handshakes = v,
+                "tls_resumed" => s.tls_resumed = v,
+                "auths" => s.auths = v,
                 _ => {}
             }
         }
@@ -114,6 +159,10 @@ impl Stats {
             tx_writes: self.tx_writes.load(Ordering::Relaxed),
             reads: self.reads.load(Ordering::Relaxed),
             connections: self.connections.load(Ordering::Relaxed),
+            turns: self.turns.load(Ordering::Relaxed),
+            tls_handshakes: self.tls_handshakes.load(Ordering::Relaxed),
+            tls_resumed: self.tls_resumed.load(Ordering::Relaxed),
+            auths: self.auths.load(Ordering::Relaxed),
         }
     }
 }
@@ -137,9 +186,10 @@ pub fn serve(listener: TcpListener, config: SinkConfig, stats: Arc<Stats>) -> io
         let (stream, _) = listener.accept()?;
         stats.connections.fetch_add(1, Ordering::Relaxed);
         let stats = stats.clone();
+        let config = config.clone();
         std::thread::spawn(move || {
             // A client that goes away mid-session is not the sink's problem.
-            let _ = handle(stream, config, &stats);
+            let _ = handle(stream, &config, &stats);
         });
     }
 }
@@ -175,10 +225,194 @@ enum State {
         remaining: u64,
         last: bool,
     },
+    /// After `AUTH PLAIN` without an initial response: the next line is it.
+    AuthResponse,
+}
+
+/// The client's socket, counting turns (writes that follow a read).
+struct Wire<'a> {
+    tcp: TcpStream,
+    stats: &'a Stats,
+    /// Something was read since the last write.
+    answered: bool,
+    /// Count turns (off for an `XSTATS` connection).
+    counting: bool,
+}
+
+impl Wire<'_> {
+    fn turn(&mut self) {
+        if self.answered && self.counting {
+            self.stats.turns.fetch_add(1, Ordering::Relaxed);
+        }
+        self.answered = false;
+    }
+}
+
+impl Read for Wire<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.tcp.read(buf)?;
+        self.stats.reads.fetch_add(1, Ordering::Relaxed);
+        self.answered |= n > 0;
+        Ok(n)
+    }
+}
+
+impl Write for Wire<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.turn();
+        self.tcp.write(buf)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.turn();
+        self.tcp.write_vectored(bufs)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A server-side TLS session over a [`Wire`], driven by hand: the socket is
+/// read 256 KiB at a time and the records fed to rustls from that buffer, and
+/// rustls' output goes out only while the handshake needs it or with a reply
+/// (so a TLS 1.3 server's session tickets travel with the next reply instead
+/// of making a turn of their own).
+struct TlsIo<'a> {
+    conn: ServerConnection,
+    wire: Wire<'a>,
+    raw: Vec<u8>,
+    raw_start: usize,
+    raw_end: usize,
+    eof: bool,
+}
+
+impl TlsIo<'_> {
+    fn send_pending(&mut self) -> io::Result<()> {
+        while self.conn.wants_write() {
+            if self.conn.write_tls(&mut self.wire)? == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Read for TlsIo<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.conn.reader().read(buf) {
+                // 0: the client sent close_notify.
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                // The socket ended without close_notify: the end all the same.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+                Err(e) => return Err(e),
+            }
+            if self.raw_start == self.raw_end {
+                if self.eof {
+                    return Ok(0);
+                }
+                self.raw_start = 0;
+                self.raw_end = self.wire.read(&mut self.raw)?;
+                if self.raw_end == 0 {
+                    self.eof = true;
+                    return Ok(0);
+                }
+            }
+            let was_handshaking = self.conn.is_handshaking();
+            let mut records = &self.raw[self.raw_start..self.raw_end];
+            let used = self.conn.read_tls(&mut records)?;
+            if used == 0 {
+                return Ok(0);
+            }
+            self.raw_start += used;
+            if let Err(e) = self.conn.process_new_packets() {
+                // rustls has queued an alert for the client.
+                let _ = self.send_pending();
+                return Err(io::Error::other(e));
+            }
+            if self.conn.is_handshaking() {
+                self.send_pending()?;
+            } else if was_handshaking {
+                let stats = self.wire.stats;
+                stats.tls_handshakes.fetch_add(1, Ordering::Relaxed);
+                if self.conn.handshake_kind() == Some(HandshakeKind::Resumed) {
+                    stats.tls_resumed.fetch_add(1, Ordering::Relaxed);
+                }
+                // TLS 1.2 ends with the server's Finished, which the client
+                // waits for; TLS 1.3 leaves only tickets, sent with the next reply.
+                if self.conn.protocol_version() != Some(ProtocolVersion::TLSv1_3) {
+                    self.send_pending()?;
+                }
+            }
+        }
+    }
+}
+
+impl Write for TlsIo<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.conn.writer().write(buf)?;
+        self.send_pending()?;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.send_pending()
+    }
+}
+
+enum Io<'a> {
+    Plain(Wire<'a>),
+    Tls(Box<TlsIo<'a>>),
+    /// Between the two (never seen by a read or a write).
+    Switching,
+}
+
+impl<'a> Io<'a> {
+    fn wire(&mut self) -> Option<&mut Wire<'a>> {
+        match self {
+            Io::Plain(w) => Some(w),
+            Io::Tls(t) => Some(&mut t.wire),
+            Io::Switching => None,
+        }
+    }
+}
+
+fn switching() -> io::Error {
+    io::Error::other("the connection is being switched to TLS")
+}
+
+impl Read for Io<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Io::Plain(w) => w.read(buf),
+            Io::Tls(t) => t.read(buf),
+            Io::Switching => Err(switching()),
+        }
+    }
+}
+
+impl Write for Io<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Io::Plain(w) => w.write(buf),
+            Io::Tls(t) => t.write(buf),
+            Io::Switching => Err(switching()),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Io::Plain(w) => w.flush(),
+            Io::Tls(t) => t.flush(),
+            Io::Switching => Err(switching()),
+        }
+    }
 }
 
 struct Conn<'a> {
-    stream: TcpStream,
+    io: Io<'a>,
     out: Vec<u8>,
     out_has_tx: bool,
     stats: &'a Stats,
@@ -194,7 +428,7 @@ impl Conn<'_> {
         if self.out.is_empty() {
             return Ok(());
         }
-        self.stream.write_all(&self.out)?;
+        self.io.write_all(&self.out)?;
         self.out.clear();
         if self.out_has_tx {
             self.stats.tx_writes.fetch_add(1, Ordering::Relaxed);
@@ -202,12 +436,38 @@ impl Conn<'_> {
         }
         Ok(())
     }
+
+    fn is_tls(&self) -> bool {
+        matches!(self.io, Io::Tls(_))
+    }
+
+    /// Starts the server side of a TLS handshake, which the next read drives.
+    fn start_tls(&mut self, config: &Arc<ServerConfig>) -> io::Result<()> {
+        let Io::Plain(wire) = std::mem::replace(&mut self.io, Io::Switching) else {
+            return Err(switching());
+        };
+        let conn = ServerConnection::new(config.clone()).map_err(io::Error::other)?;
+        self.io = Io::Tls(Box::new(TlsIo {
+            conn,
+            wire,
+            raw: vec![0u8; READ_BUF],
+            raw_start: 0,
+            raw_end: 0,
+            eof: false,
+        }));
+        Ok(())
+    }
 }
 
-fn handle(stream: TcpStream, config: SinkConfig, stats: &Stats) -> io::Result<()> {
+fn handle(stream: TcpStream, config: &SinkConfig, stats: &Stats) -> io::Result<()> {
     stream.set_nodelay(true)?;
     let mut conn = Conn {
-        stream,
+        io: Io::Plain(Wire {
+            tcp: stream,
+            stats,
+            answered: false,
+            counting: true,
+        }),
         out: Vec::with_capacity(4096),
         out_has_tx: false,
         stats,
@@ -222,14 +482,13 @@ fn handle(stream: TcpStream, config: SinkConfig, stats: &Stats) -> io::Result<()
             // Everything received is handled: answer it all in one write.
             conn.flush()?;
             start = 0;
-            end = conn.stream.read(&mut buf)?;
-            stats.reads.fetch_add(1, Ordering::Relaxed);
+            end = conn.io.read(&mut buf)?;
             if end == 0 {
                 return Ok(());
             }
         }
         match &mut state {
-            State::Command => {
+            State::Command | State::AuthResponse => {
                 let Some(nl) = memchr::memchr(b'\n', &buf[start..end]) else {
                     // A partial command line: keep it and read more.
                     if end - start > 4096 {
@@ -239,8 +498,7 @@ fn handle(stream: TcpStream, config: SinkConfig, stats: &Stats) -> io::Result<()
                     buf.copy_within(start..end, 0);
                     end -= start;
                     start = 0;
-                    let n = conn.stream.read(&mut buf[end..])?;
-                    stats.reads.fetch_add(1, Ordering::Relaxed);
+                    let n = conn.io.read(&mut buf[end..])?;
                     if n == 0 {
                         return Ok(());
                     }
@@ -250,6 +508,16 @@ fn handle(stream: TcpStream, config: SinkConfig, stats: &Stats) -> io::Result<()
                 let line = &buf[start..start + nl];
                 start += nl + 1;
                 let line = line.strip_suffix(b"\r").unwrap_or(line);
+                if let State::AuthResponse = state {
+                    state = State::Command;
+                    if line == b"*" {
+                        conn.reply(b"501 5.7.0 Authentication cancelled\r\n", false);
+                    } else {
+                        stats.auths.fetch_add(1, Ordering::Relaxed);
+                        conn.reply(b"235 2.7.0 Authentication successful\r\n", false);
+                    }
+                    continue;
+                }
                 let verb: [u8; 4] = match line.get(..4) {
                     Some(v) => [
                         v[0].to_ascii_uppercase(),
@@ -268,10 +536,43 @@ fn handle(stream: TcpStream, config: SinkConfig, stats: &Stats) -> io::Result<()
                         if config.chunking {
                             r.extend_from_slice(b"250-CHUNKING\r\n");
                         }
+                        if config.tls.is_some() {
+                            if conn.is_tls() {
+                                r.extend_from_slice(b"250-AUTH PLAIN\r\n");
+                            } else {
+                                r.extend_from_slice(b"250-STARTTLS\r\n");
+                            }
+                        }
                         r.extend_from_slice(b"250-ENHANCEDSTATUSCODES\r\n250 8BITMIME\r\n");
                         conn.reply(&r, false);
                     }
                     b"HELO" => conn.reply(b"250 sink.example\r\n", false),
+                    b"STAR" => match &config.tls {
+                        Some(tls) if !conn.is_tls() && line.eq_ignore_ascii_case(b"STARTTLS") => {
+                            conn.reply(b"220 2.0.0 Ready to start TLS\r\n", false);
+                            conn.flush()?;
+                            // Nothing sent before the handshake may be used after
+                            // it (RFC 3207 section 4.2).
+                            start = end;
+                            conn.start_tls(tls)?;
+                        }
+                        _ => conn.reply(b"503 5.5.1 Error: TLS not available\r\n", false),
+                    },
+                    b"AUTH" => {
+                        let args = std::str::from_utf8(&line[4..]).unwrap_or("");
+                        let mut words = args.split_whitespace();
+                        let mechanism = words.next().unwrap_or("");
+                        if !mechanism.eq_ignore_ascii_case("PLAIN") {
+                            conn.reply(b"504 5.5.4 Unrecognized authentication type\r\n", false);
+                        } else if words.next().is_some() {
+                            // Any credentials will do.
+                            stats.auths.fetch_add(1, Ordering::Relaxed);
+                            conn.reply(b"235 2.7.0 Authentication successful\r\n", false);
+                        } else {
+                            conn.reply(b"334 \r\n", false);
+                            state = State::AuthResponse;
+                        }
+                    }
                     b"MAIL" => conn.reply(b"250 2.1.0 Ok\r\n", true),
                     b"RCPT" => conn.reply(b"250 2.1.5 Ok\r\n", true),
                     b"DATA" => {
@@ -302,10 +603,23 @@ fn handle(stream: TcpStream, config: SinkConfig, stats: &Stats) -> io::Result<()
                         return Ok(());
                     }
                     b"XSTA" => {
+                        // The benchmark's own queries are not the client's turns.
+                        if let Some(w) = conn.io.wire() {
+                            w.counting = false;
+                        }
                         let s = stats.snapshot();
                         let r = format!(
-                            "250 messages={} body_bytes={} tx_writes={} reads={} connections={}\r\n",
-                            s.messages, s.body_bytes, s.tx_writes, s.reads, s.connections
+                            "250 messages={} body_bytes={} tx_writes={} reads={} connections={} \
+                             turns={} tls_handshakes={} tls_resumed={} auths={}\r\n",
+                            s.messages,
+                            s.body_bytes,
+                            s.tx_writes,
+                            s.reads,
+                            s.connections,
+                            s.turns,
+                            s.tls_handshakes,
+                            s.tls_resumed,
+                            s.auths
                         );
                         conn.reply(r.as_bytes(), false);
                     }

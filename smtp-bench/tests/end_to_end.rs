@@ -10,6 +10,7 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 
 use smtp_bench::clients::{self, ClientArgs};
+use smtp_bench::pki;
 use smtp_bench::sink::{self, SinkConfig, Snapshot, Stats};
 
 fn start(config: SinkConfig) -> (String, Arc<Stats>) {
@@ -23,13 +24,8 @@ fn start(config: SinkConfig) -> (String, Arc<Stats>) {
 
 fn args(addr: &str, count: u64) -> ClientArgs {
     ClientArgs {
-        addr: addr.to_owned(),
         count,
-        size: 1024,
-        new_connection: false,
-        no_pipelining: false,
-        no_chunking: false,
-        seconds: None,
+        ..ClientArgs::new(addr)
     }
 }
 
@@ -37,7 +33,8 @@ fn args(addr: &str, count: u64) -> ClientArgs {
 /// the bytes DATA or BDAT puts on the wire, and the writes that carried
 /// transaction replies: 4 per message without PIPELINING (MAIL, RCPT, DATA,
 /// the final dot), 2 with it (MAIL+RCPT+DATA, then the body), 1 with CHUNKING
-/// (MAIL+RCPT+`BDAT 1024 LAST`+body in one write).
+/// (MAIL+RCPT+`BDAT 1024 LAST`+body in one write). The sink's turns are those
+/// plus EHLO and QUIT.
 #[test]
 fn each_adapter_sends_50_messages_in_the_promised_round_trips() {
     let cases = [
@@ -45,6 +42,7 @@ fn each_adapter_sends_50_messages_in_the_promised_round_trips() {
             SinkConfig {
                 pipelining: false,
                 chunking: false,
+                tls: None,
             },
             4,
             1024 + 3,
@@ -53,6 +51,7 @@ fn each_adapter_sends_50_messages_in_the_promised_round_trips() {
             SinkConfig {
                 pipelining: true,
                 chunking: false,
+                tls: None,
             },
             2,
             1024 + 3,
@@ -61,13 +60,14 @@ fn each_adapter_sends_50_messages_in_the_promised_round_trips() {
             SinkConfig {
                 pipelining: true,
                 chunking: true,
+                tls: None,
             },
             1,
             1024,
         ),
     ];
     for (config, writes, wire) in cases {
-        let (addr, stats) = start(config);
+        let (addr, stats) = start(config.clone());
         for adapter in ["blocking", "tokio", "async-std"] {
             let before = stats.snapshot();
             let report = clients::run(adapter, &args(&addr, 50)).unwrap();
@@ -77,6 +77,7 @@ fn each_adapter_sends_50_messages_in_the_promised_round_trips() {
             assert_eq!(report.bytes, 50 * 1024, "{what}");
             assert_eq!(d.messages, 50, "{what}");
             assert_eq!(d.tx_writes, 50 * writes, "{what}: reply writes");
+            assert_eq!(d.turns, 50 * writes + 2, "{what}: turns");
             assert_eq!(d.body_bytes, 50 * wire, "{what}: bytes on the wire");
         }
     }
@@ -87,6 +88,7 @@ fn a_new_connection_per_message_and_the_stream_reach_the_sink() {
     let (addr, stats) = start(SinkConfig {
         pipelining: true,
         chunking: true,
+        tls: None,
     });
     let mut a = args(&addr, 5);
     a.new_connection = true;
@@ -156,5 +158,195 @@ fn help_prints_usage() {
     let text = String::from_utf8(out.stdout).unwrap();
     for word in ["smtp-bench run", "smtp-bench sink", "smtp-bench client"] {
         assert!(text.contains(word), "{text}");
+    }
+}
+
+/// A directory of its own under the system's temporary directory.
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("smtp-bench-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A sink offering PIPELINING and STARTTLS with a certificate made for the
+/// test, and the CA file that clients trust.
+fn start_tls(name: &str) -> (String, Arc<Stats>, std::path::PathBuf) {
+    let files = pki::write_certificates(&scratch(name)).unwrap();
+    let config = SinkConfig {
+        pipelining: true,
+        chunking: false,
+        tls: Some(pki::server_config(&files.chain, &files.key).unwrap()),
+    };
+    let (addr, stats) = start(config);
+    (addr, stats, files.ca)
+}
+
+/// A blocking session through STARTTLS and AUTH PLAIN: the sink counts one
+/// handshake, one login and the message, and four more turns than the same
+/// client's plain session on the same sink (the STARTTLS reply, the server's
+/// handshake flight, the second EHLO and AUTH; the TLS 1.3 session tickets
+/// ride with the EHLO reply instead of making a turn of their own).
+#[test]
+fn a_blocking_session_through_starttls_and_auth_is_counted() {
+    let (addr, stats, ca) = start_tls("blocking-session");
+    let roots = pki::read_certificates(&ca).unwrap();
+    let config = pki::client_config(&roots).unwrap();
+    let msg = clients::message(1024);
+    let session = |tls: bool| {
+        let mut b = smtp_blocking::SmtpClient::builder(&addr).local_name(clients::HELO);
+        b = if tls {
+            b.tls(smtp_blocking::Tls::StartTls)
+                .tls_config(config.clone())
+                .credentials(clients::USER, clients::PASSWORD)
+        } else {
+            b.tls(smtp_blocking::Tls::None)
+        };
+        let before = stats.snapshot();
+        let mut c = b.connect().unwrap();
+        assert_eq!(c.is_tls(), tls);
+        c.sendmail(clients::FROM, &[clients::TO], &msg).unwrap();
+        c.quit().unwrap();
+        stats.snapshot().since(&before)
+    };
+    let plain = session(false);
+    let tls = session(true);
+    assert_eq!(
+        (plain.messages, plain.tls_handshakes, plain.auths),
+        (1, 0, 0)
+    );
+    assert_eq!((tls.messages, tls.tls_handshakes, tls.auths), (1, 1, 1));
+    assert_eq!(tls.body_bytes, 1024 + 3);
+    assert_eq!(tls.turns, plain.turns + 4, "plain {plain:?}, TLS {tls:?}");
+}
+
+/// Each client of the TLS rows gets through STARTTLS and AUTH PLAIN with the
+/// run's CA; ours resume every session after the first with a shared
+/// configuration and none with a new configuration per connection.
+#[test]
+fn the_tls_clients_log_in_and_ours_resume_only_with_a_shared_config() {
+    let (addr, stats, ca) = start_tls("tls-clients");
+    let mut a = args(&addr, 3);
+    a.new_connection = true;
+    a.tls_ca = Some(ca);
+    for fresh in [false, true] {
+        a.fresh_tls_config = fresh;
+        for adapter in ["blocking", "tokio", "async-std"] {
+            let before = stats.snapshot();
+            let r = clients::run(adapter, &a).unwrap();
+            let d = stats.snapshot().since(&before);
+            let what = format!("{adapter}, new config per connection: {fresh}");
+            assert_eq!(r.messages, 3, "{what}");
+            assert_eq!((d.messages, d.tls_handshakes, d.auths), (3, 3, 3), "{what}");
+            assert_eq!(d.tls_resumed, if fresh { 0 } else { 2 }, "{what}");
+        }
+    }
+    a.fresh_tls_config = false;
+    a.count = 2;
+    for peer in ["lettre", "mail-send"] {
+        let before = stats.snapshot();
+        let r = clients::run(peer, &a).unwrap();
+        let d = stats.snapshot().since(&before);
+        assert_eq!(r.messages, 2, "{peer}");
+        assert_eq!((d.messages, d.tls_handshakes, d.auths), (2, 2, 2), "{peer}");
+    }
+}
+
+/// Commands pipelined behind STARTTLS are dropped (RFC 3207 section 4.2), the
+/// second EHLO offers AUTH PLAIN and no STARTTLS, and AUTH PLAIN without an
+/// initial response takes the next line as it.
+#[test]
+fn the_sink_drops_what_was_pipelined_behind_starttls() {
+    let (addr, _stats, ca) = start_tls("pipelined-starttls");
+    let mut tcp = TcpStream::connect(&addr).unwrap();
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut plain = Vec::new();
+    tcp.write_all(b"EHLO x\r\nSTARTTLS\r\nMAIL FROM:<injected@example.org>\r\n")
+        .unwrap();
+    let mut chunk = [0u8; 1024];
+    while !plain.windows(9).any(|w| w == b"220 2.0.0") {
+        let n = tcp.read(&mut chunk).unwrap();
+        assert!(n > 0, "{}", String::from_utf8_lossy(&plain));
+        plain.extend_from_slice(&chunk[..n]);
+    }
+    let plain = String::from_utf8(plain).unwrap();
+    assert!(plain.contains("250-STARTTLS\r\n"), "{plain}");
+    assert!(!plain.contains("AUTH"), "{plain}");
+
+    let config = pki::client_config(&pki::read_certificates(&ca).unwrap()).unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let conn = rustls::ClientConnection::new(config, name).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let mut exchange = |command: &[u8], until: &str| {
+        tls.write_all(command).unwrap();
+        let mut got = Vec::new();
+        loop {
+            let n = tls.read(&mut chunk).unwrap();
+            assert!(n > 0, "{}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&got);
+            if text.lines().any(|l| l.starts_with(until)) {
+                return text.into_owned();
+            }
+        }
+    };
+    let ehlo = exchange(b"EHLO x\r\n", "250 ");
+    assert!(ehlo.starts_with("250-sink.example\r\n"), "{ehlo}");
+    assert!(ehlo.contains("250-AUTH PLAIN\r\n"), "{ehlo}");
+    assert!(!ehlo.contains("STARTTLS"), "{ehlo}");
+    assert_eq!(exchange(b"AUTH PLAIN\r\n", "334"), "334 \r\n");
+    let done = exchange(b"AGJlbmNoAGJlbmNo\r\n", "235");
+    assert!(done.starts_with("235 2.7.0"), "{done}");
+    let refused = exchange(b"STARTTLS\r\n", "503");
+    assert!(refused.starts_with("503 "), "{refused}");
+    exchange(b"QUIT\r\n", "221");
+    let s = sink::query_stats(&addr).unwrap();
+    assert_eq!((s.tls_handshakes, s.auths, s.messages), (1, 1, 0));
+}
+
+/// A sink without TLS refuses STARTTLS and does not offer it.
+#[test]
+fn a_sink_without_tls_refuses_starttls() {
+    let (addr, stats) = start(SinkConfig::default());
+    let mut s = TcpStream::connect(&addr).unwrap();
+    s.write_all(b"EHLO x\r\nSTARTTLS\r\nQUIT\r\n").unwrap();
+    let mut all = String::new();
+    s.read_to_string(&mut all).unwrap();
+    assert!(!all.contains("STARTTLS"), "{all}");
+    assert!(all.contains("\r\n503 5.5.1"), "{all}");
+    assert_eq!(stats.snapshot().tls_handshakes, 0);
+}
+
+/// Many tasks through one pool: every message arrives and the latencies are
+/// reported; our pools open no more connections than their size (lettre's
+/// `max_size` bounds idle connections only, so it is not held to that).
+#[test]
+fn the_pool_clients_send_every_message_through_at_most_pool_size_connections() {
+    let (addr, stats) = start(SinkConfig {
+        pipelining: true,
+        ..SinkConfig::default()
+    });
+    let mut a = args(&addr, 120);
+    a.tasks = 24;
+    a.pool_size = 3;
+    for client in [
+        "pool-tokio",
+        "pool-async-std",
+        "pool-lettre",
+        "pool-lettre-bounded",
+    ] {
+        let before = stats.snapshot();
+        let r = clients::run(client, &a).unwrap();
+        let d = stats.snapshot().since(&before);
+        assert_eq!((r.messages, d.messages), (120, 120), "{client}");
+        if !client.contains("lettre") {
+            assert!(
+                d.connections <= 3,
+                "{client}: {} connections",
+                d.connections
+            );
+        }
+        let (p50, p99) = (r.p50_us.unwrap(), r.p99_us.unwrap());
+        assert!(p50 <= p99, "{client}: {p50} {p99}");
     }
 }
