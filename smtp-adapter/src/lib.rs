@@ -15,7 +15,10 @@
 #![forbid(unsafe_code)]
 
 pub mod args;
+#[cfg(feature = "dkim")]
+pub mod dkim;
 mod error;
+pub mod message;
 mod session;
 pub mod tls;
 mod transcript;
@@ -24,6 +27,9 @@ use std::net::IpAddr;
 use std::sync::OnceLock;
 
 pub use error::Error;
+#[cfg(feature = "mail-builder")]
+pub use mail_builder;
+pub use message::Message;
 pub use session::{Call, Session};
 use smtp_sansio::{Config, Options};
 pub use transcript::Transcript;

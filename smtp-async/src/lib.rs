@@ -42,7 +42,9 @@ pub use smtp_adapter;
 pub mod common {
     pub use crate::pool::{PoolConfig, Pooled};
     pub use rustls::ClientConfig;
-    pub use smtp_adapter::{Error, LMTP_PORT, SMTP_PORT, SMTPS_PORT};
+    #[cfg(feature = "dkim")]
+    pub use smtp_adapter::dkim::{DkimKey, DkimSigner};
+    pub use smtp_adapter::{Error, LMTP_PORT, Message, SMTP_PORT, SMTPS_PORT};
     pub use smtp_sansio::{
         self, Capabilities, Envelope, Mechanism, Options, Protocol, Reply, TransactionResult,
         body::LineEndings,

@@ -36,6 +36,7 @@
 
 #![forbid(unsafe_code)]
 
+mod compose;
 mod transport;
 
 use std::io::Read;
@@ -44,14 +45,24 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use rustls::ClientConfig;
-pub use smtp_adapter::{self, Error, LMTP_PORT, SMTP_PORT, SMTPS_PORT};
-use smtp_adapter::{Call, Session, args, args::Body};
+#[cfg(feature = "dkim")]
+pub use smtp_adapter::dkim::{DkimKey, DkimSigner};
+pub use smtp_adapter::{self, Error, LMTP_PORT, Message, SMTP_PORT, SMTPS_PORT};
+use smtp_adapter::{Call, Session, args, args::Body, message::Source};
 pub use smtp_sansio::{
     self, Capabilities, Envelope, Mechanism, Options, Protocol, Reply, TransactionResult,
     body::LineEndings,
 };
 use smtp_sansio::{Client, Drive, OpId, Outcome, Parameter, Transaction};
 use transport::{Timeouts, Transport};
+
+/// Where [`SmtpClient::until_body`] stopped.
+enum Stop {
+    /// The core wants the next piece of the message body.
+    Body,
+    /// The operation completed.
+    Done(Outcome),
+}
 
 /// An SMTP or LMTP session.
 ///
@@ -240,22 +251,33 @@ impl SmtpClient {
     /// the envelope's parameters), RCPTs and the body (DATA or BDAT, pipelined
     /// when offered). Returns the per-recipient result (`refused()` is
     /// smtplib's return value); fails when every recipient is refused.
-    pub fn send(
+    ///
+    /// `message` is the message's bytes (`&[u8]`, `&str`, `Vec<u8>`...), a
+    /// `mail_builder::MessageBuilder` (feature `mail-builder`: rendered into
+    /// the body as it is sent, never held whole in memory, and then sent
+    /// without `SIZE=`), or a signed message (feature `dkim`) — see
+    /// [`Message`].
+    pub fn send<'m>(
         &mut self,
         envelope: &Envelope,
-        message: &[u8],
+        message: impl Into<Message<'m>>,
     ) -> Result<TransactionResult, Error> {
-        let tx = args::transaction(self.session.core(), envelope, message)?;
-        self.transact(tx, Body::parts(&[message]))
+        match message.into().into_source() {
+            Source::Bytes(m) => {
+                let tx = args::transaction_for(self.session.core(), envelope, &m)?;
+                self.transact(tx, Body::parts(&m.parts()))
+            }
+            Source::Composed(c) => self.send_composed(c, compose::Mode::Send(envelope)),
+        }
     }
 
     /// smtplib's `sendmail(from, to, message)`: [`send`](Self::send) to an
     /// envelope without parameters.
-    pub fn sendmail<T: AsRef<str>>(
+    pub fn sendmail<'m, T: AsRef<str>>(
         &mut self,
         from: &str,
         to: &[T],
-        message: &[u8],
+        message: impl Into<Message<'m>>,
     ) -> Result<TransactionResult, Error> {
         self.send(&Envelope::parse(from, to)?, message)
     }
@@ -273,29 +295,43 @@ impl SmtpClient {
     /// smtplib's `send_message(message)`: sender and recipients from the headers
     /// (Sender/From; To, Cc, Bcc; or one Resent-* block), `SMTPUTF8` and
     /// `BODY=8BITMIME` for non-ASCII addresses; Bcc and Resent-Bcc never
-    /// transmitted.
-    pub fn send_message(&mut self, message: &[u8]) -> Result<TransactionResult, Error> {
-        self.prepared(message, None)
+    /// transmitted. `message` is any [`Message`], as for [`send`](Self::send):
+    /// a composed one's envelope comes from the header block it renders.
+    pub fn send_message<'m>(
+        &mut self,
+        message: impl Into<Message<'m>>,
+    ) -> Result<TransactionResult, Error> {
+        self.prepared(message.into(), None)
     }
 
     /// [`send_message`](Self::send_message) to `envelope` instead of the
     /// addresses in the headers (which need none then); Bcc and Resent-Bcc are
     /// still removed.
-    pub fn send_message_to(
+    pub fn send_message_to<'m>(
         &mut self,
         envelope: &Envelope,
-        message: &[u8],
+        message: impl Into<Message<'m>>,
     ) -> Result<TransactionResult, Error> {
-        self.prepared(message, Some(envelope))
+        self.prepared(message.into(), Some(envelope))
     }
 
     fn prepared(
         &mut self,
-        message: &[u8],
+        message: Message<'_>,
         envelope: Option<&Envelope>,
     ) -> Result<TransactionResult, Error> {
-        let p = args::send_message(self.session.core(), message, envelope)?;
-        let parts: [&[u8]; 2] = [&p.headers, args::body_after_headers(message, &p)];
+        let m = match message.into_source() {
+            Source::Bytes(m) => m,
+            Source::Composed(c) => {
+                return self.send_composed(c, compose::Mode::SendMessage(envelope));
+            }
+        };
+        let p = args::prepared(self.session.core(), &m, envelope)?;
+        let parts: [&[u8]; 3] = [
+            m.prefix(),
+            &p.headers,
+            args::body_after_headers(m.bytes(), &p),
+        ];
         self.transact(p.transaction, Body::parts(&parts))
     }
 
@@ -350,6 +386,27 @@ impl SmtpClient {
     /// Drives the core until operation `id` completes.
     fn run(&mut self, id: OpId, mut body: Body<'_, dyn Read + '_>) -> Result<Outcome, Error> {
         loop {
+            if let Stop::Done(outcome) = self.until_body(id)? {
+                return Ok(outcome);
+            }
+            if let (false, Body::Reader(r)) = (self.session.send_piece(&mut body)?, &mut body) {
+                let n = loop {
+                    match r.read(self.session.body_buffer()) {
+                        Ok(n) => break n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        // The transaction cannot be completed: drop the connection.
+                        Err(e) => return Err(self.abort(Error::Io(e))),
+                    }
+                };
+                self.session.send_read(n)?;
+            }
+        }
+    }
+
+    /// Drives the core until operation `id` completes or wants the next piece
+    /// of the message body.
+    fn until_body(&mut self, id: OpId) -> Result<Stop, Error> {
+        loop {
             match self.session.core_mut().drive(id) {
                 Drive::Write(bytes) => {
                     let t = Some(self.session.core().write_timeout());
@@ -359,21 +416,7 @@ impl SmtpClient {
                     }
                     self.session.core_mut().recycle(bytes);
                 }
-                Drive::Body => {
-                    if let (false, Body::Reader(r)) =
-                        (self.session.send_piece(&mut body)?, &mut body)
-                    {
-                        let n = loop {
-                            match r.read(self.session.body_buffer()) {
-                                Ok(n) => break n,
-                                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                                // The transaction cannot be completed: drop the connection.
-                                Err(e) => return Err(self.abort(Error::Io(e))),
-                            }
-                        };
-                        self.session.send_read(n)?;
-                    }
-                }
+                Drive::Body => return Ok(Stop::Body),
                 Drive::Handshake => {
                     let tls = match self.session.tls_config() {
                         Ok(t) => t,
@@ -392,7 +435,7 @@ impl SmtpClient {
                     if closed {
                         self.io.close();
                     }
-                    return result.map_err(Error::Smtp);
+                    return result.map(Stop::Done).map_err(Error::Smtp);
                 }
             }
         }
