@@ -42,6 +42,8 @@
 
 mod config;
 mod conn;
+#[cfg(feature = "dkim")]
+pub mod dkim;
 mod pki;
 pub mod scenarios;
 mod script;
