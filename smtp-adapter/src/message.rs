@@ -1,7 +1,7 @@
 //! What the facades' `send`, `sendmail`, `send_message` and `send_message_to`
 //! take: a [`Message`], made from the message's bytes (`&[u8]`, `&str`,
 //! `Vec<u8>` and the like, through `From`), from a `mail_builder::MessageBuilder`
-//! (feature `mail-builder`), or by [`DkimSigner::sign`](crate::dkim::DkimSigner::sign)
+//! (feature `mail-builder`), or by `dkim::DkimSigner::sign`
 //! (feature `dkim`: the `DKIM-Signature` header field in front of the message).
 //!
 //! A composed message is written into the message body as it is rendered where

@@ -210,21 +210,31 @@ pub fn verify(stored: &[u8]) -> Result<usize, String> {
     }
     let records = Records(map);
     let message = AuthenticatedMessage::parse(stored).ok_or("the stored message does not parse")?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    let outputs = runtime.block_on(async {
-        // The resolver is never asked: every record is in the cache.
-        let authenticator = MessageAuthenticator::new_cloudflare().map_err(|e| e.to_string())?;
-        let params = Parameters::new(&message).with_txt_cache(&records);
-        let outputs = authenticator.verify_dkim(params).await;
-        Ok::<_, String>(
-            outputs
-                .iter()
-                .map(|o| o.result().clone())
-                .collect::<Vec<_>>(),
-        )
+    // On a thread of its own, so that a caller inside an async runtime can
+    // use it too.
+    let outputs = std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                runtime.block_on(async {
+                    // The resolver is never asked: every record is in the cache.
+                    let authenticator =
+                        MessageAuthenticator::new_cloudflare().map_err(|e| e.to_string())?;
+                    let params = Parameters::new(&message).with_txt_cache(&records);
+                    let outputs = authenticator.verify_dkim(params).await;
+                    Ok::<_, String>(
+                        outputs
+                            .iter()
+                            .map(|o| o.result().clone())
+                            .collect::<Vec<_>>(),
+                    )
+                })
+            })
+            .join()
+            .map_err(|_| "the verifier panicked".to_owned())?
     })?;
     if outputs.is_empty() {
         return Err("no DKIM-Signature".to_owned());
