@@ -114,3 +114,27 @@ fn a_signed_composed_message_verifies() {
     assert_eq!(dkim::verify(&stored.data), Ok(1));
     dkim::keep("blocking-bdat-rsa-composed", &stored.data);
 }
+
+/// The record `DkimKey::dns_record` gives for a key is the one to publish:
+/// mail-auth verifies with it, and it is what openssl derives from the key
+/// when `scripts/dkim` made the keys.
+#[test]
+fn the_published_record_verifies() {
+    for key in dkim::keys() {
+        let ours = DkimKey::from_pem(key.pem.as_bytes()).unwrap();
+        let record = ours.dns_record().to_owned();
+        let signer = DkimSigner::new(ours, dkim::DOMAIN, key.selector()).unwrap();
+        let signed = signer
+            .sign(&b"From: a@example.org\r\nTo: b@example.net\r\n\r\nhi\r\n"[..])
+            .unwrap()
+            .into_vec()
+            .unwrap();
+        let records = [(key.dns_name(), record.clone())];
+        assert_eq!(dkim::verify_with(&signed, &records), Ok(1), "{}", key.name);
+        if let Some(dir) = std::env::var_os("SMTP_DKIM_KEYS") {
+            let path = std::path::Path::new(&dir).join(format!("{}.txt", key.name));
+            let openssl = std::fs::read_to_string(path).unwrap();
+            assert_eq!(record, openssl.trim(), "{}", key.name);
+        }
+    }
+}

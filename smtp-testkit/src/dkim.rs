@@ -200,13 +200,23 @@ impl ResolverCache<Box<str>, Txt> for Records {
 /// resolving the key records of [`keys`] (no DNS query is made). `Ok` with the
 /// number of signatures when there is at least one and all pass.
 pub fn verify(stored: &[u8]) -> Result<usize, String> {
+    let records: Vec<(String, String)> = keys()
+        .iter()
+        .map(|k| (k.dns_name(), k.record.clone()))
+        .collect();
+    verify_with(stored, &records)
+}
+
+/// [`verify`] with the key records given: `(name, TXT record)` pairs such as
+/// `("rsa._domainkey.example.org", "v=DKIM1; k=rsa; p=...")`.
+pub fn verify_with(stored: &[u8], records: &[(String, String)]) -> Result<usize, String> {
     let mut map = HashMap::new();
-    for key in keys() {
-        let parsed = DomainKey::parse(key.record.as_bytes()).map_err(|e| e.to_string())?;
+    for (name, record) in records {
+        let parsed = DomainKey::parse(record.as_bytes()).map_err(|e| e.to_string())?;
         let txt = Txt::DomainKey(Arc::new(parsed));
         // The verifier asks for the name with or without the final dot.
-        map.insert(key.dns_name().into_boxed_str(), txt.clone());
-        map.insert(format!("{}.", key.dns_name()).into_boxed_str(), txt);
+        map.insert(name.clone().into_boxed_str(), txt.clone());
+        map.insert(format!("{name}.").into_boxed_str(), txt);
     }
     let records = Records(map);
     let message = AuthenticatedMessage::parse(stored).ok_or("the stored message does not parse")?;
