@@ -5,6 +5,7 @@
 use smtp_sansio::client::{PartsCursor, PreparedMessage};
 use smtp_sansio::{Client, Domain, Envelope, Parameter, Text, Transaction, Verb};
 
+use crate::message::Rendered;
 use crate::{CHUNK, Error};
 
 /// Where a message body comes from: nothing (a command without a body), byte
@@ -63,6 +64,39 @@ pub fn transaction(
     message: &[u8],
 ) -> Result<Transaction, Error> {
     Ok(envelope.to_transaction(core.message_size_if_used(message)?))
+}
+
+/// [`transaction`] for a message that may have a prefix (a `DKIM-Signature`):
+/// `SIZE=` counts both.
+pub fn transaction_for(
+    core: &Client,
+    envelope: &Envelope,
+    message: &Rendered<'_>,
+) -> Result<Transaction, Error> {
+    let size = match (
+        core.message_size_if_used(message.prefix())?,
+        core.message_size_if_used(message.bytes())?,
+    ) {
+        (Some(prefix), Some(bytes)) => Some(prefix + bytes),
+        _ => None,
+    };
+    Ok(envelope.to_transaction(size))
+}
+
+/// [`send_message`] for a message that may have a prefix: the envelope from
+/// the headers of its bytes (the prefix holds no address), `SIZE=` counting
+/// the prefix too.
+pub fn prepared(
+    core: &Client,
+    message: &Rendered<'_>,
+    envelope: Option<&Envelope>,
+) -> Result<PreparedMessage, Error> {
+    let mut p = send_message(core, message.bytes(), envelope)?;
+    if let Some(size) = p.transaction.size.as_mut() {
+        let line_endings = core.config().line_endings;
+        *size += smtp_sansio::body::message_size(message.prefix(), line_endings)?;
+    }
+    Ok(p)
 }
 
 /// smtplib's `send_message`: the envelope (from the headers unless given) and

@@ -24,6 +24,11 @@ pub enum Error {
     /// store is missing or unreadable); pass a `ClientConfig` of your own.
     #[error("no root certificates for TLS: {0}")]
     NoRootCertificates(String),
+    /// A DKIM key could not be read or a message could not be signed (never
+    /// shows key material).
+    #[cfg(feature = "dkim")]
+    #[error("DKIM: {0}")]
+    Dkim(String),
 }
 
 impl From<smtp_sansio::UsageError> for Error {

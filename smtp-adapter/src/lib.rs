@@ -16,7 +16,10 @@
 
 pub mod args;
 mod builder;
+#[cfg(feature = "dkim")]
+pub mod dkim;
 mod error;
+pub mod message;
 pub mod net;
 mod options;
 mod report;
@@ -29,6 +32,9 @@ use std::sync::OnceLock;
 
 pub use builder::{Builder, Connect, MechanismFactory, Setup, Target, Tls};
 pub use error::{Error, settle};
+#[cfg(feature = "mail-builder")]
+pub use mail_builder;
+pub use message::Message;
 pub use options::{MAX_TIMEOUT, Options, split_host_port};
 pub use report::{ErrorReport, Report};
 pub use session::{Call, Session};

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use rustls::ClientConfig;
 use smtp_adapter::args::{self, Body};
-use smtp_adapter::{Builder, Call, Connect, Error, Options, Session, Target, Tls};
+use smtp_adapter::{Builder, Call, Connect, Error, Message, Options, Session, Target, Tls};
 use smtp_sansio::{
     Client, Completion, Envelope, Event, Mechanism, Op, Output, Parameter, Protocol, Reply,
     Transaction, TransactionResult,
@@ -306,22 +306,28 @@ impl<R: Runtime> SmtpClient<R> {
     /// the envelope's parameters), RCPTs and the body (DATA or BDAT, pipelined
     /// when offered). Returns the per-recipient result (`refused()` is
     /// smtplib's return value); fails when every recipient is refused.
-    pub async fn send(
+    ///
+    /// `message` is the message's bytes (`&[u8]`, `&str`, `Vec<u8>`...), a
+    /// `mail_builder::MessageBuilder` (feature `mail-builder`; rendered into
+    /// one buffer first, see [`Message`]) or a signed message (feature
+    /// `dkim`).
+    pub async fn send<'m>(
         &mut self,
         envelope: &Envelope,
-        message: &[u8],
+        message: impl Into<Message<'m>>,
     ) -> Result<TransactionResult, Error> {
-        let tx = args::transaction(self.session.core(), envelope, message)?;
-        self.transact(tx, AnyBody::parts(&[message])).await
+        let m = message.into().render()?;
+        let tx = args::transaction_for(self.session.core(), envelope, &m)?;
+        self.transact(tx, AnyBody::parts(&m.parts())).await
     }
 
     /// smtplib's `sendmail(from, to, message)`: [`send`](Self::send) to an
     /// envelope without parameters.
-    pub async fn sendmail<T: AsRef<str>>(
+    pub async fn sendmail<'m, T: AsRef<str>>(
         &mut self,
         from: &str,
         to: &[T],
-        message: &[u8],
+        message: impl Into<Message<'m>>,
     ) -> Result<TransactionResult, Error> {
         self.send(&Envelope::parse(from, to)?, message).await
     }
@@ -347,29 +353,37 @@ impl<R: Runtime> SmtpClient<R> {
     /// smtplib's `send_message(message)`: sender and recipients from the headers
     /// (Sender/From; To, Cc, Bcc; or one Resent-* block), `SMTPUTF8` and
     /// `BODY=8BITMIME` for non-ASCII addresses; Bcc and Resent-Bcc never
-    /// transmitted.
-    pub async fn send_message(&mut self, message: &[u8]) -> Result<TransactionResult, Error> {
-        self.prepared(message, None).await
+    /// transmitted. `message` is any [`Message`], as for [`send`](Self::send).
+    pub async fn send_message<'m>(
+        &mut self,
+        message: impl Into<Message<'m>>,
+    ) -> Result<TransactionResult, Error> {
+        self.prepared(message.into(), None).await
     }
 
     /// [`send_message`](Self::send_message) to `envelope` instead of the
     /// addresses in the headers (which need none then); Bcc and Resent-Bcc are
     /// still removed.
-    pub async fn send_message_to(
+    pub async fn send_message_to<'m>(
         &mut self,
         envelope: &Envelope,
-        message: &[u8],
+        message: impl Into<Message<'m>>,
     ) -> Result<TransactionResult, Error> {
-        self.prepared(message, Some(envelope)).await
+        self.prepared(message.into(), Some(envelope)).await
     }
 
     async fn prepared(
         &mut self,
-        message: &[u8],
+        message: Message<'_>,
         envelope: Option<&Envelope>,
     ) -> Result<TransactionResult, Error> {
-        let p = args::send_message(self.session.core(), message, envelope)?;
-        let parts: [&[u8]; 2] = [&p.headers, args::body_after_headers(message, &p)];
+        let m = message.render()?;
+        let p = args::prepared(self.session.core(), &m, envelope)?;
+        let parts: [&[u8]; 3] = [
+            m.prefix(),
+            &p.headers,
+            args::body_after_headers(m.bytes(), &p),
+        ];
         self.transact(p.transaction, AnyBody::parts(&parts)).await
     }
 

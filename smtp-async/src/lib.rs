@@ -42,7 +42,11 @@ pub use smtp_adapter;
 pub mod common {
     pub use crate::pool::{PoolConfig, PoolError, Pooled};
     pub use rustls::ClientConfig;
-    pub use smtp_adapter::{Builder, Error, LMTP_PORT, Options, SMTP_PORT, SMTPS_PORT, Tls};
+    #[cfg(feature = "dkim")]
+    pub use smtp_adapter::dkim::{DkimKey, DkimSigner};
+    pub use smtp_adapter::{
+        Builder, Error, LMTP_PORT, Message, Options, SMTP_PORT, SMTPS_PORT, Tls,
+    };
     pub use smtp_sansio::{
         self, Capabilities, Delivery, Envelope, Mechanism, Protocol, Reply, TransactionResult,
         body::LineEndings,

@@ -46,10 +46,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use rustls::ClientConfig;
+#[cfg(feature = "dkim")]
+pub use smtp_adapter::dkim::{DkimKey, DkimSigner};
 use smtp_adapter::net::SocketTimeouts;
-pub use smtp_adapter::{self, Builder, Error, LMTP_PORT, Options, SMTP_PORT, SMTPS_PORT, Tls};
-use smtp_adapter::{Call, Session, args, args::Body};
-use smtp_adapter::{Connect, Target};
+pub use smtp_adapter::{
+    self, Builder, Error, LMTP_PORT, Message, Options, SMTP_PORT, SMTPS_PORT, Tls,
+};
+use smtp_adapter::{Call, Connect, Session, Target, args, args::Body};
 pub use smtp_sansio::{
     self, Capabilities, Delivery, Envelope, Mechanism, Protocol, Reply, TransactionResult,
     body::LineEndings,
@@ -300,22 +303,28 @@ impl SmtpClient {
     /// the envelope's parameters), RCPTs and the body (DATA or BDAT, pipelined
     /// when offered). Returns the per-recipient result (`refused()` is
     /// smtplib's return value); fails when every recipient is refused.
-    pub fn send(
+    ///
+    /// `message` is the message's bytes (`&[u8]`, `&str`, `Vec<u8>`...), a
+    /// `mail_builder::MessageBuilder` (feature `mail-builder`; rendered into
+    /// one buffer first, so that `SIZE=` is known, see [`Message`]) or a
+    /// signed message (feature `dkim`).
+    pub fn send<'m>(
         &mut self,
         envelope: &Envelope,
-        message: &[u8],
+        message: impl Into<Message<'m>>,
     ) -> Result<TransactionResult, Error> {
-        let tx = args::transaction(self.session.core(), envelope, message)?;
-        self.transact(tx, Body::parts(&[message]))
+        let m = message.into().render()?;
+        let tx = args::transaction_for(self.session.core(), envelope, &m)?;
+        self.transact(tx, Body::parts(&m.parts()))
     }
 
     /// smtplib's `sendmail(from, to, message)`: [`send`](Self::send) to an
     /// envelope without parameters.
-    pub fn sendmail<T: AsRef<str>>(
+    pub fn sendmail<'m, T: AsRef<str>>(
         &mut self,
         from: &str,
         to: &[T],
-        message: &[u8],
+        message: impl Into<Message<'m>>,
     ) -> Result<TransactionResult, Error> {
         self.send(&Envelope::parse(from, to)?, message)
     }
@@ -333,29 +342,38 @@ impl SmtpClient {
     /// smtplib's `send_message(message)`: sender and recipients from the headers
     /// (Sender/From; To, Cc, Bcc; or one Resent-* block), `SMTPUTF8` and
     /// `BODY=8BITMIME` for non-ASCII addresses; Bcc and Resent-Bcc never
-    /// transmitted.
-    pub fn send_message(&mut self, message: &[u8]) -> Result<TransactionResult, Error> {
-        self.prepared(message, None)
+    /// transmitted. `message` is any [`Message`], as for [`send`](Self::send):
+    /// a composed one's envelope comes from the header block it renders.
+    pub fn send_message<'m>(
+        &mut self,
+        message: impl Into<Message<'m>>,
+    ) -> Result<TransactionResult, Error> {
+        self.prepared(message.into(), None)
     }
 
     /// [`send_message`](Self::send_message) to `envelope` instead of the
     /// addresses in the headers (which need none then); Bcc and Resent-Bcc are
     /// still removed.
-    pub fn send_message_to(
+    pub fn send_message_to<'m>(
         &mut self,
         envelope: &Envelope,
-        message: &[u8],
+        message: impl Into<Message<'m>>,
     ) -> Result<TransactionResult, Error> {
-        self.prepared(message, Some(envelope))
+        self.prepared(message.into(), Some(envelope))
     }
 
     fn prepared(
         &mut self,
-        message: &[u8],
+        message: Message<'_>,
         envelope: Option<&Envelope>,
     ) -> Result<TransactionResult, Error> {
-        let p = args::send_message(self.session.core(), message, envelope)?;
-        let parts: [&[u8]; 2] = [&p.headers, args::body_after_headers(message, &p)];
+        let m = message.render()?;
+        let p = args::prepared(self.session.core(), &m, envelope)?;
+        let parts: [&[u8]; 3] = [
+            m.prefix(),
+            &p.headers,
+            args::body_after_headers(m.bytes(), &p),
+        ];
         self.transact(p.transaction, Body::parts(&parts))
     }
 

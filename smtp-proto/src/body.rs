@@ -375,6 +375,31 @@ fn bare(offset: u64) -> UsageError {
     UsageError::BareLineEnding { offset }
 }
 
+/// The message as a server stores it, line endings wise: bare CR and bare LF
+/// become CRLF and a final CRLF is added when missing, exactly as the DATA and
+/// BDAT encoders do (without dot-stuffing or framing). Borrowed when there is
+/// nothing to change. What a DKIM signature must be computed over, so that it
+/// matches the stored message.
+#[must_use]
+pub fn normalize_line_endings(message: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let well_formed = message_size(message, LineEndings::Reject).is_ok();
+    if well_formed && (message.is_empty() || message.ends_with(b"\r\n")) {
+        return std::borrow::Cow::Borrowed(message);
+    }
+    let mut encoder = BodyEncoder::new(LineEndings::Normalize);
+    let mut out = Vec::with_capacity(message.len() + message.len() / 32 + 2);
+    // In Normalize mode neither call can fail (only Reject refuses bytes); were
+    // one to, the message would go out as it is and the encoder on the wire
+    // would still normalise it.
+    let done = encoder
+        .encode(message, &mut out, false, LineEndings::Normalize)
+        .and_then(|()| encoder.finish_lines(&mut out));
+    match done {
+        Ok(()) => std::borrow::Cow::Owned(out),
+        Err(_) => std::borrow::Cow::Borrowed(message),
+    }
+}
+
 /// The size the message has once line endings are normalised (and a final CRLF
 /// added when missing): what `SIZE=` announces (RFC 1870 section 3: dot-stuffing
 /// and the terminating dot do not count). With [`LineEndings::Reject`] a bare CR or

@@ -47,6 +47,8 @@
 mod config;
 mod conn;
 pub mod debug;
+#[cfg(feature = "dkim")]
+pub mod dkim;
 mod pki;
 pub mod scenarios;
 mod script;
