@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use rustls::ClientConfig;
+use crate::tls::ClientConfig;
 use smtp_sansio::sasl::Credentials;
 use smtp_sansio::{Address, Capabilities, Client, Mechanism, OpId, Reply};
 

@@ -5,6 +5,12 @@
 //! Every protocol decision is made by [`smtp_sansio`]; this crate moves bytes
 //! between it and a `TcpStream`, a `UnixStream` or a rustls stream, runs the TLS
 //! handshake when the core asks, and waits no longer than the core's deadline.
+//!
+//! TLS is a set of features, passed on to [`smtp_adapter`] (see
+//! [`smtp_adapter::tls`]): `tls` (off: no TLS code, and asking for TLS is
+//! [`Error::TlsUnavailable`]), the crypto provider `ring` (default) or
+//! `aws-lc-rs`, and trust from `rustls-platform-verifier` (default),
+//! `webpki-roots` or `rustls-native-certs`.
 //! What it shares with the async adapters (the error type, the TLS
 //! configuration, argument conversion, the transcript) is [`smtp_adapter`]'s.
 //!
@@ -43,7 +49,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use rustls::ClientConfig;
+pub use smtp_adapter::tls::ClientConfig;
 pub use smtp_adapter::{self, Error, LMTP_PORT, SMTP_PORT, SMTPS_PORT};
 use smtp_adapter::{Call, Session, args, args::Body};
 pub use smtp_sansio::{
@@ -136,7 +142,7 @@ impl SmtpClient {
         options: Options,
         tls: Option<Arc<ClientConfig>>,
     ) -> Result<SmtpClient, Error> {
-        let tls_on_connect = matches!(io, Transport::Tls(_));
+        let tls_on_connect = io.is_tls();
         let config = smtp_adapter::session_config(&options, local.map(|a| a.ip()), tls_on_connect)?;
         let core = Client::new(config, Instant::now());
         let mut client = SmtpClient {
@@ -148,6 +154,15 @@ impl SmtpClient {
         };
         client.run(OpId::GREETING, Body::None)?;
         Ok(client)
+    }
+
+    /// Whether the TLS handshake resumed the session of an earlier connection
+    /// (an abbreviated handshake, through the configuration's session cache:
+    /// the default configuration is shared by every connection for that);
+    /// false without TLS.
+    #[must_use]
+    pub fn tls_resumed(&self) -> bool {
+        self.io.tls_resumed()
     }
 
     /// How many `setsockopt` calls set the socket timeouts so far (they are set
@@ -175,6 +190,9 @@ impl SmtpClient {
     /// STARTTLS, the handshake, and EHLO again. Fails with `NotSupported` when
     /// not offered; with [`Options::require_tls`] any failure ends the session.
     pub fn starttls(&mut self) -> Result<Reply, Error> {
+        // A configuration that cannot be had (a build without TLS, no root
+        // certificates) fails here, before STARTTLS is sent.
+        self.session.tls_config()?;
         self.reply(Call::StartTls)
     }
 

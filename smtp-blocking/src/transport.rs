@@ -6,8 +6,10 @@ use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::{ClientConfig, ClientConnection, StreamOwned};
+#[cfg(feature = "tls")]
+use rustls::{ClientConnection, StreamOwned};
 use smtp_adapter::Error;
+use smtp_adapter::tls::ClientConfig;
 use smtp_sansio::client::armed_wait_serves;
 
 /// A connected socket.
@@ -36,6 +38,7 @@ pub(crate) type Plain = Box<dyn Socket>;
 /// The session's stream.
 pub(crate) enum Transport {
     Plain(Plain),
+    #[cfg(feature = "tls")]
     Tls(Box<StreamOwned<ClientConnection, Plain>>),
     /// Between taking the plain stream and finishing the handshake, or closed.
     Gone,
@@ -45,6 +48,7 @@ impl Transport {
     fn socket(&self) -> Option<&Plain> {
         match self {
             Transport::Plain(p) => Some(p),
+            #[cfg(feature = "tls")]
             Transport::Tls(t) => Some(&t.sock),
             Transport::Gone => None,
         }
@@ -53,6 +57,7 @@ impl Transport {
     pub(crate) fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Transport::Plain(p) => p.read(buf),
+            #[cfg(feature = "tls")]
             Transport::Tls(t) => match t.read(buf) {
                 // A peer that closes without close_notify has still closed.
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
@@ -65,6 +70,7 @@ impl Transport {
     pub(crate) fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
         match self {
             Transport::Plain(p) => p.write_all(data),
+            #[cfg(feature = "tls")]
             Transport::Tls(t) => {
                 t.write_all(data)?;
                 t.flush()
@@ -73,7 +79,26 @@ impl Transport {
         }
     }
 
+    /// Whether TLS is active.
+    pub(crate) fn is_tls(&self) -> bool {
+        #[cfg(feature = "tls")]
+        return matches!(self, Transport::Tls(_));
+        #[cfg(not(feature = "tls"))]
+        return false;
+    }
+
+    /// Whether the TLS handshake resumed an earlier session (an abbreviated
+    /// handshake); false without TLS.
+    pub(crate) fn tls_resumed(&self) -> bool {
+        match self {
+            #[cfg(feature = "tls")]
+            Transport::Tls(t) => t.conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
+            _ => false,
+        }
+    }
+
     /// Runs the TLS client handshake over the plain stream.
+    #[cfg(feature = "tls")]
     pub(crate) fn upgrade(&mut self, config: Arc<ClientConfig>, server: &str) -> Result<(), Error> {
         let name = smtp_adapter::tls::server_name(server)?;
         let Transport::Plain(mut plain) = std::mem::replace(self, Transport::Gone) else {
@@ -87,7 +112,16 @@ impl Transport {
         Ok(())
     }
 
+    /// Without the `tls` feature there is no handshake to run.
+    #[cfg(not(feature = "tls"))]
+    pub(crate) fn upgrade(&mut self, _: Arc<ClientConfig>, _: &str) -> Result<(), Error> {
+        Err(Error::TlsUnavailable(
+            "smtp-blocking was built without its tls feature",
+        ))
+    }
+
     pub(crate) fn close(&mut self) {
+        #[cfg(feature = "tls")]
         if let Transport::Tls(t) = self {
             t.conn.send_close_notify();
             // Best effort: the session is over either way.

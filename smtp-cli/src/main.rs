@@ -4,6 +4,7 @@
 
 mod demo;
 mod json;
+#[cfg(feature = "tls")]
 mod tls;
 
 use std::io::Read;
@@ -279,7 +280,17 @@ fn plan(args: &Args, message: &[u8]) -> Result<Plan, Failure> {
 fn run(args: &Args) -> Result<(TransactionResult, u8), Failure> {
     let message = read_message(args.message.as_deref())?;
     let plan = plan(args, &message)?;
+    #[cfg(feature = "tls")]
     let tls_config = tls::config(args.ca_file.as_deref(), args.insecure)?;
+    #[cfg(not(feature = "tls"))]
+    let tls_config: Option<std::sync::Arc<smtp_blocking::ClientConfig>> = {
+        if args.tls != TlsMode::None || args.ca_file.is_some() || args.insecure {
+            return Err(Failure::usage(
+                "this smtp-send was built without TLS (the tls feature)",
+            ));
+        }
+        None
+    };
 
     let mut options = Options::default();
     options.local_hostname.clone_from(&args.helo);
@@ -294,7 +305,12 @@ fn run(args: &Args) -> Result<(TransactionResult, u8), Failure> {
     }
 
     let connected = match (&args.unix, &args.server) {
+        #[cfg(unix)]
         (Some(path), _) => SmtpClient::connect_unix(path, options),
+        #[cfg(not(unix))]
+        (Some(_), _) => {
+            return Err(Failure::usage("--unix: this system has no Unix sockets"));
+        }
         (None, server) => {
             let server = server.as_deref().unwrap_or("localhost");
             match args.tls {
@@ -389,7 +405,7 @@ fn failure(e: Error) -> Failure {
             _ => (EXIT_FAILURE, "protocol"),
         },
         Error::Io(_) => (EXIT_FAILURE, "connection"),
-        Error::Tls(_) => (EXIT_FAILURE, "tls"),
+        Error::Tls(_) | Error::TlsUnavailable(_) => (EXIT_FAILURE, "tls"),
         Error::InvalidServerName(_) => (EXIT_USAGE, "usage"),
         _ => (EXIT_FAILURE, "connection"),
     };

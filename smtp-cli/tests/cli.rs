@@ -6,7 +6,9 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use smtp_testkit::{MockServer, Script, ServerConfig, Step, Tls};
+#[cfg(feature = "tls")]
+use smtp_testkit::Tls;
+use smtp_testkit::{MockServer, Script, ServerConfig, Step};
 
 const MSG: &str = "From: Alice <a@example.org>\r\nTo: b@example.org, c@example.org\r\nBcc: hidden@example.org\r\nSubject: cli\r\n\r\nhello\r\n";
 
@@ -167,17 +169,6 @@ fn server_refusals_exit_3() {
         ),
         (
             vec![
-                "--tls",
-                "starttls",
-                "--from",
-                "a@example.org",
-                "--to",
-                "c@example.org",
-            ],
-            "not_supported",
-        ),
-        (
-            vec![
                 "--user",
                 "alice",
                 "--password",
@@ -190,6 +181,22 @@ fn server_refusals_exit_3() {
             "auth_failed",
         ),
     ];
+    #[cfg(feature = "tls")]
+    let cases = [
+        cases,
+        vec![(
+            vec![
+                "--tls",
+                "starttls",
+                "--from",
+                "a@example.org",
+                "--to",
+                "c@example.org",
+            ],
+            "not_supported",
+        )],
+    ]
+    .concat();
     for (args, kind) in cases {
         let mut all = vec!["--server", addr.as_str(), "--json"];
         all.extend(args);
@@ -268,6 +275,11 @@ fn failures_exit_4() {
     assert_eq!(r.status, 4);
     assert!(r.json().contains(r#""kind": "protocol""#));
 
+    // A session that would need TLS (a usage error without it: see
+    // without_tls_asking_for_it_is_a_usage_error).
+    if !cfg!(feature = "tls") {
+        return;
+    }
     let inject = MockServer::start(ServerConfig::scripted(
         Script::default()
             .send("220 mx")
@@ -290,6 +302,7 @@ fn failures_exit_4() {
     assert_eq!(r.status, 4, "{}", r.stderr);
 }
 
+#[cfg(feature = "tls")]
 #[test]
 fn tls_modes_with_ca_file() {
     let dir = std::env::temp_dir().join(format!("smtp-cli-test-{}", std::process::id()));
@@ -361,6 +374,7 @@ fn tls_modes_with_ca_file() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+#[cfg(unix)]
 #[test]
 fn lmtp_unix_refused_after_dot_is_listed() {
     let path = smtp_testkit::temp_socket_path("cli");
@@ -431,7 +445,7 @@ fn no_pipelining_and_no_chunking_flags() {
 fn demo_runs() {
     let r = smtp_send(&["demo"], "");
     assert_eq!(r.status, 0, "{}", r.stderr);
-    assert!(r.stdout.contains("C: STARTTLS"));
+    assert_eq!(r.stdout.contains("C: STARTTLS"), cfg!(feature = "tls"));
     assert!(r.stdout.contains("S: 235 2.7.0 Authentication successful"));
     assert!(r.stdout.contains(".this line starts with a dot"));
 }
