@@ -3,8 +3,10 @@
 //! stripping defences, per-command timeouts, one result per LMTP recipient.
 //!
 //! Every protocol decision is made by [`smtp_sansio`]; this crate moves bytes
-//! between it and a `TcpStream`, a `UnixStream` or a rustls stream, runs the TLS
-//! handshake when the core asks, and waits no longer than the core's deadline.
+//! between it and a `TcpStream`, a `UnixStream`, a stream of the caller's
+//! ([`SmtpClient::from_stream`]: a SOCKS5 proxy's, say) or a rustls stream over
+//! any of them, runs the TLS handshake when the core asks, and waits no longer
+//! than the core's deadline.
 //!
 //! TLS is a set of features, passed on to [`smtp_adapter`] (see
 //! [`smtp_adapter::tls`]): `tls` (off: no TLS code, and asking for TLS is
@@ -44,8 +46,8 @@
 
 mod transport;
 
-use std::io::Read;
-use std::net::SocketAddr;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -57,7 +59,7 @@ pub use smtp_sansio::{
     body::LineEndings,
 };
 use smtp_sansio::{Client, Drive, OpId, Outcome, Parameter, Transaction};
-use transport::{Timeouts, Transport};
+use transport::{Caller, Timeouts, Transport};
 
 /// An SMTP or LMTP session.
 ///
@@ -133,6 +135,48 @@ impl SmtpClient {
         let s = std::os::unix::net::UnixStream::connect(path)?;
         let io = Transport::Plain(Box::new(s));
         SmtpClient::start(io, None, "localhost".to_owned(), options, None)
+    }
+
+    /// A session over a stream the caller connected (through a SOCKS5 proxy or
+    /// a tunnel, say), any `Read + Write` one; `host` is the name certificates
+    /// are checked against at STARTTLS, which works over it as over a socket.
+    /// The stream's local address is not known here: set
+    /// [`Options::local_hostname`] unless the machine's name or `[127.0.0.1]`
+    /// suits as EHLO name.
+    ///
+    /// The session cannot set timeouts on a stream it knows nothing about, so
+    /// its waits last as long as the stream lets them: set read and write
+    /// timeouts on the socket under it, or give that socket to
+    /// [`from_stream_over`](Self::from_stream_over).
+    pub fn from_stream<S: Read + Write + Send + 'static>(
+        stream: S,
+        host: &str,
+        options: Options,
+    ) -> Result<SmtpClient, Error> {
+        SmtpClient::from_stream_over_opt(stream, None, host, options)
+    }
+
+    /// [`from_stream`](Self::from_stream) for a stream that runs over the TCP
+    /// connection `socket` (a [`TcpStream::try_clone`] of the proxy's
+    /// connection): the session sets that socket's read and write timeouts,
+    /// so every wait ends at the core's deadline.
+    pub fn from_stream_over<S: Read + Write + Send + 'static>(
+        stream: S,
+        socket: TcpStream,
+        host: &str,
+        options: Options,
+    ) -> Result<SmtpClient, Error> {
+        SmtpClient::from_stream_over_opt(stream, Some(socket), host, options)
+    }
+
+    fn from_stream_over_opt<S: Read + Write + Send + 'static>(
+        stream: S,
+        socket: Option<TcpStream>,
+        host: &str,
+        options: Options,
+    ) -> Result<SmtpClient, Error> {
+        let io = Transport::Plain(Box::new(Caller { stream, socket }));
+        SmtpClient::start(io, None, host.to_owned(), options, None)
     }
 
     fn start(

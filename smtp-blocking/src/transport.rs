@@ -1,5 +1,5 @@
-//! The byte stream under a session: a TCP or Unix socket, plain or inside rustls,
-//! with socket timeouts set only when they change.
+//! The byte stream under a session: a TCP or Unix socket or a caller's stream,
+//! plain or inside rustls, with socket timeouts set only when they change.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -30,6 +30,39 @@ impl Socket for std::os::unix::net::UnixStream {
     fn set_timeouts(&self, read: Option<Duration>, write: Option<Duration>) -> io::Result<()> {
         read.map_or(Ok(()), |t| self.set_read_timeout(Some(t)))?;
         write.map_or(Ok(()), |t| self.set_write_timeout(Some(t)))
+    }
+}
+
+/// A caller's stream ([`SmtpClient::from_stream`](crate::SmtpClient::from_stream)),
+/// with the TCP socket under it when the caller gave one, whose timeouts then
+/// bound the session's waits.
+pub(crate) struct Caller<S> {
+    pub(crate) stream: S,
+    pub(crate) socket: Option<TcpStream>,
+}
+
+impl<S: Read> Read for Caller<S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.stream.read(buf)
+    }
+}
+
+impl<S: Write> Write for Caller<S> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.stream.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.stream.flush()
+    }
+}
+
+impl<S: Read + Write + Send> Socket for Caller<S> {
+    fn set_timeouts(&self, read: Option<Duration>, write: Option<Duration>) -> io::Result<()> {
+        match &self.socket {
+            Some(s) => s.set_timeouts(read, write),
+            None => Ok(()),
+        }
     }
 }
 

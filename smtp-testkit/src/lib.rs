@@ -20,6 +20,9 @@
 //! keeps a [`ConnectionLog`]: the raw bytes each way, a printable transcript
 //! with AUTH payloads redacted, the reply lines, what scripts read.
 //!
+//! [`Socks5Proxy`] is a SOCKS5 proxy on loopback, for sessions that reach
+//! their server through one.
+//!
 //! Everything is bounded: a read timeout on every connection (30 s by
 //! default), line lengths, 64 MiB of input per connection.
 //!
@@ -47,6 +50,7 @@ pub mod scenarios;
 mod script;
 mod server;
 mod smtp;
+mod socks;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -58,6 +62,7 @@ pub use config::{
 pub use pki::{PkiError, TestPki};
 pub use script::{MAX_SILENCE, Mismatch, Script, Step};
 pub use server::{ConnectionLog, MockServer, Received};
+pub use socks::Socks5Proxy;
 
 static UNIQUE: AtomicUsize = AtomicUsize::new(0);
 
