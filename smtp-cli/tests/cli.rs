@@ -25,8 +25,15 @@ impl Run {
 }
 
 fn smtp_send(args: &[&str], stdin: &str) -> Run {
+    smtp_send_env(args, stdin, &[])
+}
+
+/// `smtp-send` with `env` added to an environment without `SMTP_PASSWORD`.
+fn smtp_send_env(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Run {
     let mut child = Command::new(env!("CARGO_BIN_EXE_smtp-send"))
         .args(args)
+        .env_remove("SMTP_PASSWORD")
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -448,4 +455,142 @@ fn demo_runs() {
     assert_eq!(r.stdout.contains("C: STARTTLS"), cfg!(feature = "tls"));
     assert!(r.stdout.contains("S: 235 2.7.0 Authentication successful"));
     assert!(r.stdout.contains(".this line starts with a dot"));
+}
+
+/// A temporary file holding `text`, removed with the returned guard.
+struct TempFile(std::path::PathBuf);
+
+impl TempFile {
+    fn new(tag: &str, text: &str) -> TempFile {
+        let path = std::env::temp_dir().join(format!("smtp-cli-test-{}-{tag}", std::process::id()));
+        std::fs::write(&path, text).unwrap();
+        TempFile(path)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn password_from_a_file_or_the_environment() {
+    let (s, addr) = server(ServerConfig::default().user("alice", "from elsewhere"));
+    let base = [
+        "--server",
+        addr.as_str(),
+        "--user",
+        "alice",
+        "--auth",
+        "PLAIN",
+    ];
+    // The file's first line, without its line ending.
+    let file = TempFile::new("pw", "from elsewhere\r\nsecond line\n");
+    let r = smtp_send(
+        &[&base[..], &["--password-file", file.path()]].concat(),
+        MSG,
+    );
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    // SMTP_PASSWORD when no password option is given.
+    let r = smtp_send_env(&base, MSG, &[("SMTP_PASSWORD", "from elsewhere")]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let users: Vec<Option<String>> = s
+        .wait_for_messages(2, Duration::from_secs(5))
+        .into_iter()
+        .map(|m| m.auth_user)
+        .collect();
+    assert_eq!(users, [Some("alice".into()), Some("alice".into())]);
+    // The variable is what is sent: a wrong one is refused by the server.
+    let r = smtp_send_env(
+        &[&base[..], &["--json"]].concat(),
+        MSG,
+        &[("SMTP_PASSWORD", "wrong")],
+    );
+    assert_eq!(r.status, 3, "{}", r.stderr);
+    assert!(
+        r.json().contains(r#""kind": "auth_failed""#),
+        "{}",
+        r.json()
+    );
+    // A password option wins over the variable.
+    let r = smtp_send_env(
+        &[&base[..], &["--password-file", file.path()]].concat(),
+        MSG,
+        &[("SMTP_PASSWORD", "wrong")],
+    );
+    assert_eq!(r.status, 0, "{}", r.stderr);
+}
+
+#[test]
+fn password_options_misused_exit_2_and_connect_nowhere() {
+    let (s, addr) = server(ServerConfig::default().user("alice", "pw"));
+    let file = TempFile::new("pw-misuse", "pw\n");
+    let empty = TempFile::new("pw-empty", "\n");
+    let too_long = TempFile::new("pw-long", &"x".repeat(70_000));
+    let server = ["--server", addr.as_str()];
+    for (args, why) in [
+        (
+            vec![
+                "--user",
+                "alice",
+                "--password",
+                "pw",
+                "--password-file",
+                file.path(),
+            ],
+            "exclude each other",
+        ),
+        (vec!["--password-file", file.path()], "needs --user"),
+        (vec!["--user", "alice"], "SMTP_PASSWORD"),
+        (
+            vec!["--user", "alice", "--password-file", "/nonexistent/pw"],
+            "/nonexistent/pw",
+        ),
+        (
+            vec!["--user", "alice", "--password-file", empty.path()],
+            "empty",
+        ),
+        (
+            vec!["--user", "alice", "--password-file", too_long.path()],
+            "64 KiB",
+        ),
+    ] {
+        let r = smtp_send(&[&server[..], &args].concat(), MSG);
+        assert_eq!(r.status, 2, "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains(why), "{args:?}: {}", r.stderr);
+    }
+    // An empty variable is no password.
+    let r = smtp_send_env(
+        &[&server[..], &["--user", "alice"]].concat(),
+        MSG,
+        &[("SMTP_PASSWORD", "")],
+    );
+    assert_eq!(r.status, 2, "{}", r.stderr);
+    assert_eq!(s.connections(), 0);
+}
+
+#[test]
+fn help_says_why_to_keep_the_password_off_the_command_line() {
+    let r = smtp_send(&["--help"], "");
+    assert_eq!(r.status, 0);
+    for needle in ["--password-file FILE", "SMTP_PASSWORD", "ps"] {
+        assert!(r.stdout.contains(needle), "{needle}: {}", r.stdout);
+    }
+}
+
+#[cfg(not(feature = "tls"))]
+#[test]
+fn without_tls_asking_for_it_is_a_usage_error() {
+    let (s, addr) = server(ServerConfig::default());
+    for tls in [["--tls", "starttls"], ["--tls", "implicit"]] {
+        let r = smtp_send(&[&["--server", addr.as_str()][..], &tls].concat(), MSG);
+        assert_eq!(r.status, 2, "{}", r.stderr);
+        assert!(r.stderr.contains("without TLS"), "{}", r.stderr);
+    }
+    assert_eq!(s.connections(), 0);
 }
