@@ -4,7 +4,7 @@
 //!
 //! | feature | what it brings |
 //! |---|---|
-//! | `tls` | rustls; off, no TLS code is built and every TLS request fails with [`Error::TlsUnavailable`] |
+//! | `tls` | rustls; off, no TLS code is built and every TLS request fails with [`Error::TlsUnavailable`](crate::Error::TlsUnavailable) |
 //! | `ring` (default) | the `ring` crypto provider |
 //! | `aws-lc-rs` | the `aws-lc-rs` crypto provider (rustls' own default, and its FIPS route); it wins when `ring` is on too |
 //! | `rustls-platform-verifier` (default) | certificates checked by the operating system's verifier (corporate CAs, revocation, the user's trust settings on macOS and Windows) |
@@ -65,7 +65,7 @@ mod enabled {
     ///
     /// Trust comes from the operating system's verifier
     /// (`rustls-platform-verifier`), else from the roots of
-    /// `rustls-native-certs` and `webpki-roots` (see the [module](self)). When
+    /// `rustls-native-certs` and `webpki-roots` (see the [module](crate::tls)). When
     /// none of them yields a root certificate, the error is
     /// [`Error::NoRootCertificates`], and the next call tries again;
     /// certificates a store holds but cannot parse are skipped, as browsers do.

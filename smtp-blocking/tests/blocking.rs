@@ -413,6 +413,8 @@ fn starttls_refused_and_required() {
     let mut o = opts();
     o.require_tls = true;
     let mut c = SmtpClient::connect(&server.addr().to_string(), o).unwrap();
+    // The test CA: nothing here depends on the machine's roots.
+    c.set_tls_config(server.pki().client_config());
     match smtp_err(c.starttls().unwrap_err()) {
         SmtpError::StartTlsRefused(r) => assert_eq!(r.code(), 454),
         other => panic!("{other:?}"),
@@ -433,6 +435,8 @@ fn starttls_not_offered_with_tls_required() {
     let mut o = opts();
     o.require_tls = true;
     let mut c = SmtpClient::connect(&server.addr().to_string(), o).unwrap();
+    // The test CA: nothing here depends on the machine's roots.
+    c.set_tls_config(server.pki().client_config());
     assert!(matches!(
         smtp_err(c.starttls().unwrap_err()),
         SmtpError::Usage(UsageError::NotSupported(_))
@@ -460,6 +464,8 @@ fn starttls_injected_bytes_end_the_session() {
             )),
     );
     let mut c = SmtpClient::connect(&server.addr().to_string(), opts()).unwrap();
+    // The test CA: nothing here depends on the machine's roots.
+    c.set_tls_config(server.pki().client_config());
     match c.starttls().unwrap_err() {
         Error::Smtp(SmtpError::Protocol(ProtocolError::DataAfterStartTls(_))) => {}
         // Bytes that arrive after the 220 in a later read reach the TLS layer instead.
