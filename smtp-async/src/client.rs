@@ -76,7 +76,8 @@ impl<R: Runtime> SmtpClient<R> {
     }
 
     /// Connects with TLS from the first byte (smtplib's `SMTP_SSL`; port 465 by
-    /// default), verifying the certificate against the platform's roots or `tls`.
+    /// default), verifying the certificate with the default configuration
+    /// (`smtp_adapter::tls::default_config`) or `tls`.
     pub async fn connect_tls(
         address: &str,
         options: Options,

@@ -91,8 +91,9 @@ impl SmtpClient {
     }
 
     /// Connects with TLS from the first byte (smtplib's `SMTP_SSL`; port 465 by
-    /// default). The certificate and host name are verified against the
-    /// platform's roots, or against `tls` when given; SNI is sent.
+    /// default). The certificate and host name are verified with the
+    /// default configuration (`smtp_adapter::tls::default_config`), or with
+    /// `tls` when given; SNI is sent.
     pub fn connect_tls(
         address: &str,
         options: Options,
