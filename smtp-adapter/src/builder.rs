@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::ClientConfig;
+use crate::tls::ClientConfig;
 use smtp_sansio::sasl::Credentials;
 use smtp_sansio::{LineEndings, Mechanism, Protocol};
 

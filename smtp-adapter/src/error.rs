@@ -16,7 +16,11 @@ pub enum Error {
     Io(#[from] std::io::Error),
     /// The TLS handshake or a TLS record failed.
     #[error("TLS error: {0}")]
-    Tls(#[from] rustls::Error),
+    Tls(#[from] crate::tls::TlsError),
+    /// TLS was asked for (STARTTLS, implicit TLS) in a build that cannot do
+    /// it: without the `tls` feature, or without a crypto provider.
+    #[error("TLS is not available: {0}")]
+    TlsUnavailable(&'static str),
     /// The host name cannot be used to verify a certificate.
     #[error("invalid TLS server name {0:?}")]
     InvalidServerName(String),
@@ -68,6 +72,9 @@ impl Error {
     /// one (rustls reports its own failures as `InvalidData` wrapping it).
     #[must_use]
     pub fn from_tls_io(e: std::io::Error) -> Error {
+        #[cfg(not(feature = "tls"))]
+        return Error::Io(e);
+        #[cfg(feature = "tls")]
         match e
             .get_ref()
             .and_then(|inner| inner.downcast_ref::<rustls::Error>())

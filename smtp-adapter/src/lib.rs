@@ -52,19 +52,65 @@ pub const CHUNK: usize = 64 * 1024;
 /// The size of the buffer replies are read into.
 pub const READ_BUFFER: usize = 16 * 1024;
 
-/// The machine's host name as the system reports it, read once per process
-/// (`None` where it is not known; the EHLO name then falls back to the address
-/// literal of the connection's local end).
+/// The machine's name, read once per process: its fully qualified name where
+/// the system knows it, else its short name (`None` where it has none). The
+/// core uses a qualified name as the EHLO name and otherwise the address
+/// literal of the connection's local end.
+///
+/// The name comes from the operating system (`gethostname`, through the
+/// `hostname` crate); a name without a dot is looked up in the hosts file on
+/// Unix (the first qualified name of the line that lists it, as Python's
+/// `socket.getfqdn` picks it). No DNS query is made: on a host with a broken
+/// resolver one would hold up the first connection for seconds.
 #[must_use]
 pub fn local_hostname() -> Option<&'static str> {
     static NAME: OnceLock<Option<String>> = OnceLock::new();
-    NAME.get_or_init(|| {
-        std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .ok()
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty())
+    NAME.get_or_init(machine_name).as_deref()
+}
+
+fn machine_name() -> Option<String> {
+    let name = hostname::get().ok()?.into_string().ok()?;
+    let name = name.trim();
+    if name.is_empty() {
+        return None;
+    }
+    if !name.contains('.') {
+        #[cfg(unix)]
+        if let Some(fqdn) = read_hosts_file().and_then(|hosts| fqdn_in_hosts(name, &hosts)) {
+            return Some(fqdn);
+        }
+    }
+    Some(name.to_owned())
+}
+
+/// The hosts file, up to 1 MiB of it.
+#[cfg(unix)]
+fn read_hosts_file() -> Option<String> {
+    use std::io::Read as _;
+    let mut text = String::new();
+    std::fs::File::open("/etc/hosts")
+        .ok()?
+        .take(1 << 20)
+        .read_to_string(&mut text)
+        .ok()?;
+    Some(text)
+}
+
+/// The first name containing a dot on the first line of a hosts(5) file that
+/// lists `short` (as its canonical name or an alias).
+#[cfg_attr(not(unix), allow(dead_code))]
+fn fqdn_in_hosts(short: &str, hosts: &str) -> Option<String> {
+    hosts.lines().find_map(|line| {
+        let line = line.split('#').next().unwrap_or_default();
+        let names: Vec<&str> = line.split_whitespace().skip(1).collect();
+        if !names.iter().any(|n| n.eq_ignore_ascii_case(short)) {
+            return None;
+        }
+        names
+            .iter()
+            .find(|n| n.contains('.') && !n.ends_with('.'))
+            .map(|n| (*n).to_owned())
     })
-    .as_deref()
 }
 
 /// The core's session configuration for a connection whose local end is
@@ -94,6 +140,8 @@ pub fn queue_id(text: &str) -> Option<&str> {
 
 #[cfg(test)]
 mod tests {
+    use super::fqdn_in_hosts;
+
     #[test]
     fn queue_ids_from_the_usual_replies() {
         assert_eq!(
@@ -110,5 +158,39 @@ mod tests {
         );
         assert_eq!(super::queue_id("2.0.0 Ok"), None);
         assert_eq!(super::queue_id("queued as "), None);
+    }
+
+    #[test]
+    fn the_hosts_file_gives_the_qualified_name() {
+        let hosts = "# comment mail.example.org\n\
+                     127.0.0.1\tlocalhost\n\
+                     127.0.1.1 mail.example.org mail # the machine\n\
+                     10.0.0.1 mail.other.example mail\n";
+        assert_eq!(
+            fqdn_in_hosts("mail", hosts).as_deref(),
+            Some("mail.example.org")
+        );
+        assert_eq!(
+            fqdn_in_hosts("MAIL", hosts).as_deref(),
+            Some("mail.example.org")
+        );
+        // Listed, but with no qualified name on its line.
+        assert_eq!(fqdn_in_hosts("vm", "127.0.0.1 vm\n"), None);
+        assert_eq!(fqdn_in_hosts("vm", "127.0.0.1 vm localhost\n"), None);
+        // Not listed; a name in a comment does not count.
+        assert_eq!(fqdn_in_hosts("other", hosts), None);
+        assert_eq!(fqdn_in_hosts("comment", hosts), None);
+        // An alias that is qualified, after a short canonical name.
+        assert_eq!(
+            fqdn_in_hosts("box", "192.0.2.7 box box.example.net\n").as_deref(),
+            Some("box.example.net")
+        );
+    }
+
+    #[test]
+    fn the_local_name_is_read_once_and_never_blank() {
+        let first = super::local_hostname();
+        assert!(first.is_none_or(|n| !n.trim().is_empty() && n == n.trim()));
+        assert_eq!(super::local_hostname(), first);
     }
 }

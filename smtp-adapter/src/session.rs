@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use rustls::ClientConfig;
+use crate::tls::ClientConfig;
 use smtp_sansio::sasl::Credentials;
 use smtp_sansio::{Address, Capabilities, Client, Mechanism, Op, Reply};
 
@@ -185,7 +185,9 @@ impl Session {
         &mut self.transcript
     }
 
-    /// The TLS configuration for STARTTLS (default: the platform's roots).
+    /// The TLS configuration for STARTTLS (default:
+    /// [`tls::default_config`](crate::tls::default_config), shared by every
+    /// connection of the process).
     pub fn set_tls_config(&mut self, tls: Arc<ClientConfig>) {
         self.tls = Some(tls);
     }
@@ -196,8 +198,9 @@ impl Session {
         name.clone_into(&mut self.host);
     }
 
-    /// The TLS configuration a STARTTLS handshake uses now (the platform's
-    /// roots unless one was set), kept for the rest of the session.
+    /// The TLS configuration a STARTTLS handshake uses now (the default one
+    /// unless one was set), kept for the rest of the session; in a build
+    /// without TLS, [`Error::TlsUnavailable`].
     pub fn tls_config(&mut self) -> Result<Arc<ClientConfig>, Error> {
         let tls = crate::tls::config_or_default(self.tls.as_ref())?;
         self.tls = Some(tls.clone());

@@ -1,53 +1,258 @@
 //! TLS configuration shared by every connection of the process.
+//!
+//! What is built depends on the crate's features:
+//!
+//! | feature | what it brings |
+//! |---|---|
+//! | `tls` | rustls; off, no TLS code is built and every TLS request fails with [`Error::TlsUnavailable`](crate::Error::TlsUnavailable) |
+//! | `ring` (default) | the `ring` crypto provider |
+//! | `aws-lc-rs` | the `aws-lc-rs` crypto provider (rustls' own default, and its FIPS route); it wins when `ring` is on too |
+//! | `rustls-platform-verifier` (default) | certificates checked by the operating system's verifier (corporate CAs, revocation, the user's trust settings on macOS and Windows) |
+//! | `webpki-roots` | Mozilla's root certificates compiled in (containers without a certificate store) |
+//! | `rustls-native-certs` | the roots the platform's store holds, read once |
+//!
+//! [`default_config`] uses the first that works of: the platform verifier;
+//! then the roots of `rustls-native-certs` and `webpki-roots` together. So
+//! `webpki-roots` beside the default features is a fallback for a system
+//! whose store is empty.
 
-use std::sync::{Arc, Mutex, PoisonError};
+#[cfg(feature = "tls")]
+pub use enabled::*;
 
-use rustls::ClientConfig;
-use rustls::pki_types::ServerName;
+#[cfg(not(feature = "tls"))]
+pub use disabled::*;
 
-use crate::Error;
+/// Whether this build has TLS (the `tls` feature).
+pub const AVAILABLE: bool = cfg!(feature = "tls");
 
-/// A client configuration trusting the platform's root certificates, built on
-/// first use and then shared by every connection of the process, so that
-/// rustls' session cache lets a later connection to the same server resume the
-/// TLS session. A store from which no certificate loads is
-/// [`Error::NoRootCertificates`] (and is tried again on the next call);
-/// certificates the store holds but cannot parse are skipped, as browsers do.
-pub fn default_config() -> Result<Arc<ClientConfig>, Error> {
-    static CONFIG: Mutex<Option<Arc<ClientConfig>>> = Mutex::new(None);
-    let mut slot = CONFIG.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(config) = slot.as_ref() {
-        return Ok(config.clone());
+#[cfg(feature = "tls")]
+mod enabled {
+    use std::sync::{Arc, Mutex, PoisonError};
+
+    pub use rustls::ClientConfig;
+    use rustls::crypto::CryptoProvider;
+    use rustls::pki_types::ServerName;
+
+    use crate::Error;
+
+    /// A TLS failure: rustls' error.
+    pub type TlsError = rustls::Error;
+
+    /// The crypto provider connections use: the process-wide one when the
+    /// application installed one (`CryptoProvider::install_default`), else the
+    /// one the crate's features chose (`aws-lc-rs`, else `ring`). Without
+    /// either feature and without an installed provider, there is none:
+    /// [`Error::TlsUnavailable`].
+    pub fn provider() -> Result<Arc<CryptoProvider>, Error> {
+        if let Some(p) = CryptoProvider::get_default() {
+            return Ok(p.clone());
+        }
+        #[cfg(feature = "aws-lc-rs")]
+        return Ok(Arc::new(rustls::crypto::aws_lc_rs::default_provider()));
+        #[cfg(all(feature = "ring", not(feature = "aws-lc-rs")))]
+        return Ok(Arc::new(rustls::crypto::ring::default_provider()));
+        #[cfg(not(any(feature = "ring", feature = "aws-lc-rs")))]
+        return Err(Error::TlsUnavailable(
+            "no crypto provider: enable the ring or aws-lc-rs feature, or install one \
+             with rustls::crypto::CryptoProvider::install_default",
+        ));
     }
-    let found = rustls_native_certs::load_native_certs();
-    let mut roots = rustls::RootCertStore::empty();
-    let (_added, _unparsable) = roots.add_parsable_certificates(found.certs);
-    if roots.is_empty() {
-        let why = match found.errors.first() {
-            Some(e) => e.to_string(),
-            None => "the platform's store holds none".to_owned(),
-        };
-        return Err(Error::NoRootCertificates(why));
+
+    /// The client configuration connections use when given none, built on
+    /// first use and then shared by every connection of the process, so that
+    /// rustls' session cache lets a later connection to the same server resume
+    /// the TLS session (an abbreviated handshake).
+    ///
+    /// Trust comes from the operating system's verifier
+    /// (`rustls-platform-verifier`), else from the roots of
+    /// `rustls-native-certs` and `webpki-roots` (see the [module](crate::tls)). When
+    /// none of them yields a root certificate, the error is
+    /// [`Error::NoRootCertificates`], and the next call tries again;
+    /// certificates a store holds but cannot parse are skipped, as browsers do.
+    pub fn default_config() -> Result<Arc<ClientConfig>, Error> {
+        static CONFIG: Mutex<Option<Arc<ClientConfig>>> = Mutex::new(None);
+        let mut slot = CONFIG.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(config) = slot.as_ref() {
+            return Ok(config.clone());
+        }
+        let config = Arc::new(build_default()?);
+        *slot = Some(config.clone());
+        Ok(config)
     }
-    let config =
-        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-    let config = Arc::new(config);
-    *slot = Some(config.clone());
-    Ok(config)
+
+    fn build_default() -> Result<ClientConfig, Error> {
+        let provider = provider()?;
+        let builder = ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()?;
+        // Why each source gave nothing, for the error.
+        #[allow(unused_mut)]
+        let mut why: Vec<String> = Vec::new();
+
+        #[cfg(feature = "rustls-platform-verifier")]
+        match rustls_platform_verifier::Verifier::new(provider.clone()) {
+            Ok(verifier) => {
+                return Ok(builder
+                    .dangerous()
+                    .with_custom_certificate_verifier(Arc::new(verifier))
+                    .with_no_client_auth());
+            }
+            Err(e) => why.push(format!("the platform verifier: {e}")),
+        }
+
+        #[allow(unused_mut)]
+        let mut roots = rustls::RootCertStore::empty();
+        #[cfg(feature = "rustls-native-certs")]
+        {
+            let found = rustls_native_certs::load_native_certs();
+            let (_added, _unparsable) = roots.add_parsable_certificates(found.certs);
+            if roots.is_empty() {
+                why.push(match found.errors.first() {
+                    Some(e) => format!("the platform's store: {e}"),
+                    None => "the platform's store holds none".to_owned(),
+                });
+            }
+        }
+        #[cfg(feature = "webpki-roots")]
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+
+        if roots.is_empty() {
+            if why.is_empty() {
+                why.push(
+                    "no source of roots was built in (features rustls-platform-verifier, \
+                     rustls-native-certs, webpki-roots)"
+                        .to_owned(),
+                );
+            }
+            return Err(Error::NoRootCertificates(why.join("; ")));
+        }
+        Ok(builder.with_root_certificates(roots).with_no_client_auth())
+    }
+
+    /// `config` when given, else [`default_config`].
+    pub fn config_or_default(
+        config: Option<&Arc<ClientConfig>>,
+    ) -> Result<Arc<ClientConfig>, Error> {
+        match config {
+            Some(c) => Ok(c.clone()),
+            None => default_config(),
+        }
+    }
+
+    /// The name a server's certificate is checked against.
+    pub fn server_name(host: &str) -> Result<ServerName<'static>, Error> {
+        ServerName::try_from(host.to_owned()).map_err(|_| Error::InvalidServerName(host.to_owned()))
+    }
 }
 
-/// `config` when given, else [`default_config`].
-pub fn config_or_default(config: Option<&Arc<ClientConfig>>) -> Result<Arc<ClientConfig>, Error> {
-    match config {
-        Some(c) => Ok(c.clone()),
-        None => default_config(),
+#[cfg(not(feature = "tls"))]
+mod disabled {
+    use std::sync::Arc;
+
+    use crate::Error;
+
+    const WHY: &str = "this build has no TLS (the tls feature is off)";
+
+    /// Stands for rustls' `ClientConfig` in a build without the `tls` feature:
+    /// a type with no values, so that the signatures that take a configuration
+    /// stay the same and no call can pass one.
+    #[derive(Debug)]
+    pub enum ClientConfig {}
+
+    /// Stands for rustls' error in a build without the `tls` feature: a type
+    /// with no values, as no TLS can fail.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum TlsError {}
+
+    impl std::fmt::Display for TlsError {
+        fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            match *self {}
+        }
+    }
+
+    impl std::error::Error for TlsError {}
+
+    /// Without the `tls` feature there is no configuration:
+    /// [`Error::TlsUnavailable`].
+    pub fn default_config() -> Result<Arc<ClientConfig>, Error> {
+        Err(Error::TlsUnavailable(WHY))
+    }
+
+    /// Without the `tls` feature there is no configuration:
+    /// [`Error::TlsUnavailable`].
+    pub fn config_or_default(
+        _config: Option<&Arc<ClientConfig>>,
+    ) -> Result<Arc<ClientConfig>, Error> {
+        Err(Error::TlsUnavailable(WHY))
+    }
+
+    /// The error of every TLS request in a build without the `tls` feature.
+    #[must_use]
+    pub fn unavailable() -> Error {
+        Error::TlsUnavailable(WHY)
     }
 }
 
-/// The name a server's certificate is checked against.
-pub fn server_name(host: &str) -> Result<ServerName<'static>, Error> {
-    ServerName::try_from(host.to_owned()).map_err(|_| Error::InvalidServerName(host.to_owned()))
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::Error;
+
+    /// The default configuration is built once: a second call returns the
+    /// same one (whose session cache then serves every connection). Where
+    /// no source yields a root certificate the error says so.
+    #[test]
+    #[cfg(any(feature = "ring", feature = "aws-lc-rs"))]
+    fn default_config_is_built_once() {
+        match default_config() {
+            Ok(first) => {
+                let second = default_config().unwrap();
+                assert!(std::sync::Arc::ptr_eq(&first, &second));
+            }
+            Err(e) => assert!(matches!(e, Error::NoRootCertificates(_)), "{e}"),
+        }
+    }
+
+    /// Mozilla's roots never fail to load.
+    #[test]
+    #[cfg(all(feature = "webpki-roots", any(feature = "ring", feature = "aws-lc-rs")))]
+    fn webpki_roots_always_give_a_config() {
+        assert!(default_config().is_ok());
+    }
+
+    /// The provider the features chose.
+    #[test]
+    #[cfg(any(feature = "ring", feature = "aws-lc-rs"))]
+    fn the_features_choose_the_provider() {
+        let p = provider().unwrap();
+        #[cfg(feature = "aws-lc-rs")]
+        let expected = rustls::crypto::aws_lc_rs::default_provider();
+        #[cfg(not(feature = "aws-lc-rs"))]
+        let expected = rustls::crypto::ring::default_provider();
+        // The providers' own types show in their Debug ("Ring", "AwsLcRs").
+        assert_eq!(
+            format!("{:?}", p.key_provider),
+            format!("{:?}", expected.key_provider)
+        );
+    }
+
+    /// TLS without a provider feature, and none installed: the typed error.
+    #[test]
+    #[cfg(all(feature = "tls", not(any(feature = "ring", feature = "aws-lc-rs"))))]
+    fn without_a_provider_tls_is_unavailable() {
+        assert!(matches!(provider(), Err(Error::TlsUnavailable(_))));
+        assert!(matches!(default_config(), Err(Error::TlsUnavailable(_))));
+    }
+
+    /// Without TLS, asking for a configuration is the typed error.
+    #[test]
+    #[cfg(not(feature = "tls"))]
+    fn without_tls_asking_for_it_is_a_typed_error() {
+        assert!(matches!(default_config(), Err(Error::TlsUnavailable(_))));
+        assert!(matches!(
+            config_or_default(None),
+            Err(Error::TlsUnavailable(_))
+        ));
+    }
 }

@@ -10,6 +10,11 @@
 //! ([`SmtpClient::send_from_reader`]). async-std itself is discontinued
 //! upstream; smol users connect their own stream and use this crate with it.
 //!
+//! TLS is chosen with this crate's features, passed on to [`smtp_async`]:
+//! `tls` (off: no TLS code, and asking for TLS is [`Error::TlsUnavailable`]),
+//! `ring` (default) or `aws-lc-rs`, and `rustls-platform-verifier` (default),
+//! `webpki-roots` or `rustls-native-certs`.
+//!
 //! ```
 //! use smtp_async_std::{Options, SmtpClient};
 //! # let server = smtp_testkit::MockServer::start(smtp_testkit::ServerConfig::default()).unwrap();

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use rustls::ClientConfig;
 use smtp_adapter::args::{self, Body};
+use smtp_adapter::tls::ClientConfig;
 use smtp_adapter::{Builder, Call, Connect, Error, Message, Options, Session, Target, Tls};
 use smtp_sansio::{
     Client, Completion, Envelope, Event, Mechanism, Op, Output, Parameter, Protocol, Reply,
@@ -114,7 +114,8 @@ impl<R: Runtime> SmtpClient<R> {
     }
 
     /// Connects with TLS from the first byte (smtplib's `SMTP_SSL`; port 465 by
-    /// default), verifying the certificate against the platform's roots or `tls`.
+    /// default), verifying the certificate with the default configuration
+    /// (`smtp_adapter::tls::default_config`) or `tls`.
     pub async fn connect_tls(
         address: &str,
         options: Options,
@@ -183,7 +184,7 @@ impl<R: Runtime> SmtpClient<R> {
         options: Options,
         tls: Option<Arc<ClientConfig>>,
     ) -> Result<Self, Error> {
-        let tls_on_connect = matches!(io, Transport::Tls(_));
+        let tls_on_connect = io.is_tls();
         let config = smtp_adapter::session_config(&options, local_ip, tls_on_connect)?;
         let now = Instant::now();
         let mut client = SmtpClient {
@@ -211,6 +212,15 @@ impl<R: Runtime> SmtpClient<R> {
         !self.busy && !self.session.core().is_closed()
     }
 
+    /// Whether the TLS handshake resumed the session of an earlier connection
+    /// (an abbreviated handshake, through the configuration's session cache:
+    /// the default configuration is shared by every connection for that);
+    /// false without TLS.
+    #[must_use]
+    pub fn tls_resumed(&self) -> bool {
+        self.io.tls_resumed()
+    }
+
     /// How many times the deadline timer was set so far (each set may wake the
     /// runtime's reactor; an armed timer that can serve a wait is kept).
     #[must_use]
@@ -236,6 +246,9 @@ impl<R: Runtime> SmtpClient<R> {
     /// STARTTLS, the handshake, and EHLO again. Fails with `NotSupported` when
     /// not offered; with [`Options::require_tls`] any failure ends the session.
     pub async fn starttls(&mut self) -> Result<Reply, Error> {
+        // A configuration that cannot be had (a build without TLS, no root
+        // certificates) fails here, before STARTTLS is sent.
+        self.session.tls_config()?;
         self.reply(Call::StartTls).await
     }
 

@@ -10,6 +10,13 @@
 //! between it and the stream, runs the TLS handshake (by `futures-rustls`) when
 //! the core asks, and sleeps until the core's deadline with one reusable timer.
 //!
+//! TLS is a set of features, passed on to [`smtp_adapter`] (see
+//! [`smtp_adapter::tls`]), which `smtp-tokio` and `smtp-async-std` pass on
+//! here: `tls` (off: no TLS code, and asking for TLS is
+//! [`Error::TlsUnavailable`]), the crypto provider `ring` (default) or
+//! `aws-lc-rs`, and trust from `rustls-platform-verifier` (default),
+//! `webpki-roots` or `rustls-native-certs`.
+//!
 //! ```
 //! # use smtp_async::SmtpClient;
 //! # use smtp_async_std::AsyncStd;
@@ -41,9 +48,9 @@ pub use smtp_adapter;
 /// re-export.
 pub mod common {
     pub use crate::pool::{PoolConfig, PoolError, Pooled};
-    pub use rustls::ClientConfig;
     #[cfg(feature = "dkim")]
     pub use smtp_adapter::dkim::{DkimKey, DkimSigner};
+    pub use smtp_adapter::tls::ClientConfig;
     pub use smtp_adapter::{
         Builder, Error, LMTP_PORT, Message, Options, SMTP_PORT, SMTPS_PORT, Tls,
     };

@@ -4,15 +4,17 @@ use std::io;
 use std::sync::Arc;
 
 use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
+#[cfg(feature = "tls")]
 use futures_rustls::client::TlsStream;
-use rustls::ClientConfig;
 use smtp_adapter::Error;
+use smtp_adapter::tls::ClientConfig;
 
 use crate::runtime::BoxIo;
 
 /// The session's stream.
 pub(crate) enum Transport {
     Plain(BoxIo),
+    #[cfg(feature = "tls")]
     Tls(Box<TlsStream<BoxIo>>),
     /// During the handshake, or closed.
     Gone,
@@ -22,6 +24,7 @@ impl Transport {
     pub(crate) async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Transport::Plain(p) => p.read(buf).await,
+            #[cfg(feature = "tls")]
             Transport::Tls(t) => match t.read(buf).await {
                 // A peer that closes without close_notify has still closed.
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
@@ -37,6 +40,7 @@ impl Transport {
                 p.write_all(data).await?;
                 p.flush().await
             }
+            #[cfg(feature = "tls")]
             Transport::Tls(t) => {
                 t.write_all(data).await?;
                 t.flush().await
@@ -45,7 +49,37 @@ impl Transport {
         }
     }
 
+    /// Whether TLS is active.
+    pub(crate) fn is_tls(&self) -> bool {
+        #[cfg(feature = "tls")]
+        return matches!(self, Transport::Tls(_));
+        #[cfg(not(feature = "tls"))]
+        return false;
+    }
+
+    /// Whether the TLS handshake resumed an earlier session (an abbreviated
+    /// handshake); false without TLS.
+    pub(crate) fn tls_resumed(&self) -> bool {
+        match self {
+            #[cfg(feature = "tls")]
+            Transport::Tls(t) => {
+                t.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed)
+            }
+            _ => false,
+        }
+    }
+
+    /// Without the `tls` feature there is no handshake to run.
+    #[cfg(not(feature = "tls"))]
+    #[allow(clippy::unused_async)]
+    pub(crate) async fn upgrade(&mut self, _: Arc<ClientConfig>, _: &str) -> Result<(), Error> {
+        Err(Error::TlsUnavailable(
+            "smtp-async was built without its tls feature",
+        ))
+    }
+
     /// Runs the TLS client handshake over the plain stream.
+    #[cfg(feature = "tls")]
     pub(crate) async fn upgrade(
         &mut self,
         config: Arc<ClientConfig>,
@@ -66,6 +100,7 @@ impl Transport {
     pub(crate) async fn close(&mut self) {
         // Closing is best effort: the session is over either way.
         match self {
+            #[cfg(feature = "tls")]
             Transport::Tls(t) => {
                 let _ = t.close().await;
             }

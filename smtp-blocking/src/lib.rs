@@ -3,8 +3,16 @@
 //! stripping defences, per-command timeouts, one result per LMTP recipient.
 //!
 //! Every protocol decision is made by [`smtp_sansio`]; this crate moves bytes
-//! between it and a `TcpStream`, a `UnixStream` or a rustls stream, runs the TLS
-//! handshake when the core asks, and waits no longer than the core's deadline.
+//! between it and a `TcpStream`, a `UnixStream`, a stream of the caller's
+//! ([`SmtpClient::from_stream`]: a SOCKS5 proxy's, say) or a rustls stream over
+//! any of them, runs the TLS handshake when the core asks, and waits no longer
+//! than the core's deadline.
+//!
+//! TLS is a set of features, passed on to [`smtp_adapter`] (see
+//! [`smtp_adapter::tls`]): `tls` (off: no TLS code, and asking for TLS is
+//! [`Error::TlsUnavailable`]), the crypto provider `ring` (default) or
+//! `aws-lc-rs`, and trust from `rustls-platform-verifier` (default),
+//! `webpki-roots` or `rustls-native-certs`.
 //! What it shares with the async adapters (the error type, the TLS
 //! configuration, argument conversion, the transcript) is [`smtp_adapter`]'s.
 //!
@@ -41,14 +49,15 @@ mod transport;
 #[doc = include_str!("../smtplib.md")]
 pub mod smtplib {}
 
-use std::io::Read;
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use rustls::ClientConfig;
 #[cfg(feature = "dkim")]
 pub use smtp_adapter::dkim::{DkimKey, DkimSigner};
 use smtp_adapter::net::SocketTimeouts;
+pub use smtp_adapter::tls::ClientConfig;
 pub use smtp_adapter::{
     self, Builder, Error, LMTP_PORT, Message, Options, SMTP_PORT, SMTPS_PORT, Tls,
 };
@@ -58,7 +67,7 @@ pub use smtp_sansio::{
     body::LineEndings,
 };
 use smtp_sansio::{Client, Completion, Event, Op, Output, Parameter, Transaction};
-use transport::{Plain, Transport};
+use transport::{Caller, Plain, Transport};
 
 impl Connect for SmtpClient {
     type Output = Result<SmtpClient, Error>;
@@ -132,8 +141,9 @@ impl SmtpClient {
     }
 
     /// Connects with TLS from the first byte (smtplib's `SMTP_SSL`; port 465 by
-    /// default). The certificate and host name are verified against the
-    /// platform's roots, or against `tls` when given; SNI is sent.
+    /// default). The certificate and host name are verified with the
+    /// default configuration (`smtp_adapter::tls::default_config`), or with
+    /// `tls` when given; SNI is sent.
     pub fn connect_tls(
         address: &str,
         options: Options,
@@ -163,6 +173,44 @@ impl SmtpClient {
             .connect()
     }
 
+    /// A session over a stream the caller connected (through a SOCKS5 proxy or
+    /// a tunnel, say), any `Read + Write` one; `host` is the name certificates
+    /// are checked against at STARTTLS, which works over it as over a socket.
+    /// The stream's local address is not known here: set
+    /// [`Options::local_hostname`] unless the machine's name or `[127.0.0.1]`
+    /// suits as EHLO name.
+    ///
+    /// The session cannot set timeouts on a stream it knows nothing about, so
+    /// its waits last as long as the stream lets them: set read and write
+    /// timeouts on the socket under it, or give that socket to
+    /// [`from_stream_over`](Self::from_stream_over).
+    pub fn from_stream<S: Read + Write + Send + 'static>(
+        stream: S,
+        host: &str,
+        options: Options,
+    ) -> Result<SmtpClient, Error> {
+        let io = Transport::Plain(Box::new(Caller {
+            stream,
+            socket: None,
+        }));
+        SmtpClient::start(io, None, host.to_owned(), None, &options)
+    }
+
+    /// [`from_stream`](Self::from_stream) for a stream that runs over the TCP
+    /// connection `socket` (a [`TcpStream::try_clone`] of the proxy's
+    /// connection): the session sets that socket's read and write timeouts,
+    /// so every wait ends at the core's deadline.
+    pub fn from_stream_over<S: Read + Write + Send + 'static>(
+        stream: S,
+        socket: TcpStream,
+        host: &str,
+        options: Options,
+    ) -> Result<SmtpClient, Error> {
+        let socket = Some(socket);
+        let io = Transport::Plain(Box::new(Caller { stream, socket }));
+        SmtpClient::start(io, None, host.to_owned(), None, &options)
+    }
+
     /// Opens the transport `b` asks for and reads the greeting.
     fn open(b: &Builder<SmtpClient>) -> Result<SmtpClient, Error> {
         b.check()?;
@@ -187,30 +235,45 @@ impl SmtpClient {
             None => return Err(Error::Io(std::io::ErrorKind::Unsupported.into())),
         };
         let mut io = Transport::Plain(plain);
-        let mut timeouts = SocketTimeouts::default();
         if b.tls_mode() == Tls::Implicit {
-            io.set_timeouts(&mut timeouts, Some(timeout), Some(timeout))?;
+            io.set_timeouts(&mut SocketTimeouts::default(), Some(timeout), Some(timeout))?;
             let tls = smtp_adapter::tls::config_or_default(b.tls_config_given())?;
             io.upgrade(tls, b.server_name())?;
         }
-        let config =
-            smtp_adapter::session_config(&options, local, matches!(io, Transport::Tls(_)))?;
-        let core = Client::new(config, Instant::now());
         let host = b.server_name().to_owned();
+        SmtpClient::start(io, local, host, b.tls_config_given().cloned(), &options)
+    }
+
+    /// A session on a connected transport: waits for the greeting.
+    fn start(
+        io: Transport,
+        local: Option<std::net::IpAddr>,
+        host: String,
+        tls: Option<Arc<ClientConfig>>,
+        options: &Options,
+    ) -> Result<SmtpClient, Error> {
+        let config = smtp_adapter::session_config(options, local, io.is_tls())?;
+        let core = Client::new(config, Instant::now());
         let mut client = SmtpClient {
-            session: Session::new(
-                core,
-                host,
-                b.tls_config_given().cloned(),
-                options.debug_level,
-            ),
+            session: Session::new(core, host, tls, options.debug_level),
             io,
             rbuf: vec![0; smtp_adapter::READ_BUFFER],
-            timeouts,
+            // The socket's timeouts are unknown here (an implicit-TLS connect
+            // set some).
+            timeouts: SocketTimeouts::default(),
             limit: None,
         };
         client.run(Op::GREETING, Body::None)?;
         Ok(client)
+    }
+
+    /// Whether the TLS handshake resumed the session of an earlier connection
+    /// (an abbreviated handshake, through the configuration's session cache:
+    /// the default configuration is shared by every connection for that);
+    /// false without TLS.
+    #[must_use]
+    pub fn tls_resumed(&self) -> bool {
+        self.io.tls_resumed()
     }
 
     /// How many `setsockopt` calls set the socket timeouts so far (they are set
@@ -238,6 +301,9 @@ impl SmtpClient {
     /// STARTTLS, the handshake, and EHLO again. Fails with `NotSupported` when
     /// not offered; with [`Options::require_tls`] any failure ends the session.
     pub fn starttls(&mut self) -> Result<Reply, Error> {
+        // A configuration that cannot be had (a build without TLS, no root
+        // certificates) fails here, before STARTTLS is sent.
+        self.session.tls_config()?;
         self.reply(Call::StartTls)
     }
 

@@ -1,13 +1,16 @@
-//! The byte stream under a session: a TCP or Unix socket, plain or inside rustls,
-//! with socket timeouts set only when they change.
+//! The byte stream under a session: a TCP or Unix socket or a caller's stream,
+//! plain or inside rustls, with socket timeouts set only when they change.
 
 use std::io::{self, Read, Write};
+use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::{ClientConfig, ClientConnection, StreamOwned};
+#[cfg(feature = "tls")]
+use rustls::{ClientConnection, StreamOwned};
 use smtp_adapter::Error;
 use smtp_adapter::net::{SetTimeouts, SocketTimeouts};
+use smtp_adapter::tls::ClientConfig;
 
 /// A connected socket.
 pub(crate) trait Socket: Read + Write + SetTimeouts + Send {
@@ -21,11 +24,45 @@ impl<T: Read + Write + SetTimeouts + Send> Socket for T {
     }
 }
 
+/// A caller's stream ([`SmtpClient::from_stream`](crate::SmtpClient::from_stream)),
+/// with the TCP socket under it when the caller gave one, whose timeouts then
+/// bound the session's waits.
+pub(crate) struct Caller<S> {
+    pub(crate) stream: S,
+    pub(crate) socket: Option<TcpStream>,
+}
+
+impl<S: Read> Read for Caller<S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.stream.read(buf)
+    }
+}
+
+impl<S: Write> Write for Caller<S> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.stream.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.stream.flush()
+    }
+}
+
+impl<S> SetTimeouts for Caller<S> {
+    fn set_timeouts(&self, read: Option<Duration>, write: Option<Duration>) -> io::Result<()> {
+        match &self.socket {
+            Some(s) => s.set_timeouts(read, write),
+            None => Ok(()),
+        }
+    }
+}
+
 pub(crate) type Plain = Box<dyn Socket>;
 
 /// The session's stream.
 pub(crate) enum Transport {
     Plain(Plain),
+    #[cfg(feature = "tls")]
     Tls(Box<StreamOwned<ClientConnection, Plain>>),
     /// Between taking the plain stream and finishing the handshake, or closed.
     Gone,
@@ -35,6 +72,7 @@ impl Transport {
     fn socket(&self) -> Option<&Plain> {
         match self {
             Transport::Plain(p) => Some(p),
+            #[cfg(feature = "tls")]
             Transport::Tls(t) => Some(&t.sock),
             Transport::Gone => None,
         }
@@ -69,6 +107,7 @@ impl Transport {
     pub(crate) fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Transport::Plain(p) => p.read(buf),
+            #[cfg(feature = "tls")]
             Transport::Tls(t) => match t.read(buf) {
                 // A peer that closes without close_notify has still closed.
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
@@ -81,6 +120,7 @@ impl Transport {
     pub(crate) fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
         match self {
             Transport::Plain(p) => p.write_all(data),
+            #[cfg(feature = "tls")]
             Transport::Tls(t) => {
                 t.write_all(data)?;
                 t.flush()
@@ -89,7 +129,26 @@ impl Transport {
         }
     }
 
+    /// Whether TLS is active.
+    pub(crate) fn is_tls(&self) -> bool {
+        #[cfg(feature = "tls")]
+        return matches!(self, Transport::Tls(_));
+        #[cfg(not(feature = "tls"))]
+        return false;
+    }
+
+    /// Whether the TLS handshake resumed an earlier session (an abbreviated
+    /// handshake); false without TLS.
+    pub(crate) fn tls_resumed(&self) -> bool {
+        match self {
+            #[cfg(feature = "tls")]
+            Transport::Tls(t) => t.conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
+            _ => false,
+        }
+    }
+
     /// Runs the TLS client handshake over the plain stream.
+    #[cfg(feature = "tls")]
     pub(crate) fn upgrade(&mut self, config: Arc<ClientConfig>, server: &str) -> Result<(), Error> {
         let name = smtp_adapter::tls::server_name(server)?;
         let Transport::Plain(mut plain) = std::mem::replace(self, Transport::Gone) else {
@@ -103,7 +162,16 @@ impl Transport {
         Ok(())
     }
 
+    /// Without the `tls` feature there is no handshake to run.
+    #[cfg(not(feature = "tls"))]
+    pub(crate) fn upgrade(&mut self, _: Arc<ClientConfig>, _: &str) -> Result<(), Error> {
+        Err(Error::TlsUnavailable(
+            "smtp-blocking was built without its tls feature",
+        ))
+    }
+
     pub(crate) fn close(&mut self) {
+        #[cfg(feature = "tls")]
         if let Transport::Tls(t) = self {
             t.conn.send_close_notify();
             // Best effort: the session is over either way.

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use smtp_blocking::smtp_sansio::{self, Error as SmtpError, ProtocolError, UsageError, sasl};
 use smtp_blocking::smtp_sansio::{BodyType, Envelope};
 use smtp_blocking::{Error, Options, SmtpClient};
-use smtp_testkit::{MockServer, Script, ServerConfig, Step, Tls};
+#[cfg(feature = "tls")]
+use smtp_testkit::Tls;
+use smtp_testkit::{MockServer, Script, ServerConfig, Step};
 
 const MSG: &[u8] =
     b"From: a@example.org\r\nTo: b@example.org\r\nSubject: t\r\n\r\n.dot line\r\nbody\r\n";
@@ -264,6 +266,7 @@ fn send_message_strips_bcc() {
 }
 
 #[test]
+#[cfg(feature = "tls")]
 fn starttls_then_each_auth_mechanism() {
     let config = ServerConfig::default()
         .tls(Tls::StartTls)
@@ -328,6 +331,7 @@ fn login_wrong_password_and_oauth_error() {
 }
 
 #[test]
+#[cfg(feature = "tls")]
 fn implicit_tls() {
     let server = MockServer::start(ServerConfig::default().tls(Tls::Implicit)).unwrap();
     let mut c = SmtpClient::connect_tls(
@@ -344,6 +348,7 @@ fn implicit_tls() {
 }
 
 #[test]
+#[cfg(feature = "tls")]
 fn implicit_tls_rejects_unknown_certificate() {
     let server = MockServer::start(ServerConfig::default().tls(Tls::Implicit)).unwrap();
     let other = smtp_testkit::TestPki::generate().unwrap();
@@ -395,6 +400,7 @@ fn lmtp_unix_socket_one_result_per_recipient() {
 }
 
 #[test]
+#[cfg(feature = "tls")]
 fn starttls_refused_and_required() {
     let server = script_server(
         Script::default()
@@ -407,6 +413,8 @@ fn starttls_refused_and_required() {
     let mut o = opts();
     o.require_tls = true;
     let mut c = SmtpClient::connect(&server.addr().to_string(), o).unwrap();
+    // The test CA: nothing here depends on the machine's roots.
+    c.set_tls_config(server.pki().client_config());
     match smtp_err(c.starttls().unwrap_err()) {
         SmtpError::StartTlsRefused(r) => assert_eq!(r.code(), 454),
         other => panic!("{other:?}"),
@@ -421,11 +429,14 @@ fn starttls_refused_and_required() {
 }
 
 #[test]
+#[cfg(feature = "tls")]
 fn starttls_not_offered_with_tls_required() {
     let server = MockServer::start(ServerConfig::default().user("u", "p")).unwrap();
     let mut o = opts();
     o.require_tls = true;
     let mut c = SmtpClient::connect(&server.addr().to_string(), o).unwrap();
+    // The test CA: nothing here depends on the machine's roots.
+    c.set_tls_config(server.pki().client_config());
     assert!(matches!(
         smtp_err(c.starttls().unwrap_err()),
         SmtpError::Usage(UsageError::NotSupported(_))
@@ -440,6 +451,7 @@ fn starttls_not_offered_with_tls_required() {
 }
 
 #[test]
+#[cfg(feature = "tls")]
 fn starttls_injected_bytes_end_the_session() {
     let server = script_server(
         Script::default()
@@ -452,6 +464,8 @@ fn starttls_injected_bytes_end_the_session() {
             )),
     );
     let mut c = SmtpClient::connect(&server.addr().to_string(), opts()).unwrap();
+    // The test CA: nothing here depends on the machine's roots.
+    c.set_tls_config(server.pki().client_config());
     match c.starttls().unwrap_err() {
         Error::Smtp(SmtpError::Protocol(ProtocolError::DataAfterStartTls(_))) => {}
         // Bytes that arrive after the 220 in a later read reach the TLS layer instead.

@@ -25,8 +25,14 @@ pub(crate) fn run() -> ExitCode {
 }
 
 fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    // A build without TLS shows the same session in plaintext.
+    let tls = if cfg!(feature = "tls") {
+        Tls::StartTls
+    } else {
+        Tls::None
+    };
     let config = ServerConfig::default()
-        .tls(Tls::StartTls)
+        .tls(tls)
         .user("alice", "correct horse battery staple")
         .extensions(&[
             "PIPELINING",
@@ -37,12 +43,20 @@ fn demo() -> Result<(), Box<dyn std::error::Error>> {
         ]);
     let server = MockServer::start(config)?;
     let address = server.addr().to_string();
-    println!("testkit server listening on {address} (STARTTLS, AUTH, PIPELINING)\n");
+    let offered = if tls == Tls::StartTls {
+        "STARTTLS, AUTH, PIPELINING"
+    } else {
+        "AUTH, PIPELINING; this build has no TLS"
+    };
+    println!("testkit server listening on {address} ({offered})\n");
 
     let mut smtp = SmtpClient::connect(&address, Options::default())?;
-    smtp.set_tls_config(server.pki().client_config());
-    smtp.set_tls_server_name("localhost");
-    smtp.starttls()?;
+    #[cfg(feature = "tls")]
+    {
+        smtp.set_tls_config(server.pki().client_config());
+        smtp.set_tls_server_name("localhost");
+        smtp.starttls()?;
+    }
     smtp.login("alice", "correct horse battery staple")?;
     let result = smtp.send_message(MESSAGE.as_bytes())?;
     smtp.quit()?;

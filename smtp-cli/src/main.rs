@@ -4,6 +4,7 @@
 
 mod demo;
 mod json;
+#[cfg(feature = "tls")]
 mod tls;
 
 use std::io::Read;
@@ -20,7 +21,7 @@ const USAGE: &str = "\
 usage: smtp-send [--server HOST[:PORT] | --unix PATH] [--lmtp]
                  [--tls none|starttls|implicit] [--ca-file PEM] [--insecure]
                  [--helo NAME] [--source ADDR] [--timeout SECS]
-                 [--user U --password P] [--auth MECH]
+                 [--user U [--password-file FILE | --password P]] [--auth MECH]
                  [--from ADDR] [--to ADDR]... [--header-envelope]
                  [--mail-option OPT]... [--rcpt-option OPT]...
                  [--no-pipelining] [--no-chunking] [-v|-vv] [--json]
@@ -38,6 +39,10 @@ CRAM-MD5, PLAIN, LOGIN is used.
 is a PEM file (RSA, rsa-sha256; or Ed25519, ed25519-sha256), published as
 S._domainkey.D. Bare CR and LF are turned into CRLF before signing, so that
 the signature holds for the message as the server stores it.
+
+The password for --user comes from --password-file FILE (its first line), else
+the SMTP_PASSWORD environment variable. --password P works too, but every user
+of the machine can read a command line (ps, /proc): prefer the other two.
 
 Exit status: 0 every recipient accepted; 1 some refused; 2 bad arguments or
 message (nothing sent); 3 refused by the server; 4 connection, TLS, timeout or
@@ -71,7 +76,8 @@ struct Args {
     source: Option<SocketAddr>,
     timeout: Option<Duration>,
     user: Option<String>,
-    password: Option<String>,
+    password: Option<Password>,
+    password_file: Option<PathBuf>,
     auth: Option<String>,
     from: Option<String>,
     to: Vec<String>,
@@ -86,6 +92,54 @@ struct Args {
     dkim_selector: Option<String>,
     dkim_domain: Option<String>,
     message: Option<String>,
+}
+
+/// A password, kept out of `Debug`.
+struct Password(String);
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(<redacted>)")
+    }
+}
+
+/// The most bytes read from a password file (an OAuth token fits many times).
+const MAX_PASSWORD_FILE: u64 = 64 * 1024;
+
+/// The environment variable a password is read from.
+const PASSWORD_VARIABLE: &str = "SMTP_PASSWORD";
+
+/// `--password-file`: the file's first line, without its line ending.
+fn read_password_file(path: &std::path::Path) -> Result<Password, Failure> {
+    let what = |e: &dyn std::fmt::Display| {
+        Failure::usage(format!("--password-file {}: {e}", path.display()))
+    };
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_PASSWORD_FILE + 1).read_to_string(&mut text))
+        .map_err(|e| what(&e))?;
+    if text.len() as u64 > MAX_PASSWORD_FILE {
+        return Err(what(&"longer than 64 KiB"));
+    }
+    let line = text.lines().next().unwrap_or_default();
+    if line.is_empty() {
+        return Err(what(&"the first line is empty"));
+    }
+    Ok(Password(line.to_owned()))
+}
+
+/// `SMTP_PASSWORD`, for `--user` given without a password option.
+fn password_from_env() -> Result<Password, Failure> {
+    match std::env::var(PASSWORD_VARIABLE) {
+        Ok(p) if !p.is_empty() => Ok(Password(p)),
+        Ok(_) | Err(std::env::VarError::NotPresent) => Err(Failure::usage(format!(
+            "--user needs a password: --password-file FILE or {PASSWORD_VARIABLE} \
+             (or --password, which other users can see)"
+        ))),
+        Err(std::env::VarError::NotUnicode(_)) => Err(Failure::usage(format!(
+            "{PASSWORD_VARIABLE} is not valid UTF-8"
+        ))),
+    }
 }
 
 /// A failure with its exit status and JSON kind.
@@ -127,6 +181,7 @@ fn parse_args(mut parser: lexopt::Parser) -> Result<Args, Failure> {
         timeout: None,
         user: None,
         password: None,
+        password_file: None,
         auth: None,
         from: None,
         to: Vec::new(),
@@ -187,7 +242,10 @@ fn parse_args(mut parser: lexopt::Parser) -> Result<Args, Failure> {
                 a.timeout = Some(Duration::from_secs_f64(secs));
             }
             Long("user") => a.user = Some(text(parser.value().map_err(bad)?)?),
-            Long("password") => a.password = Some(text(parser.value().map_err(bad)?)?),
+            Long("password") => a.password = Some(Password(text(parser.value().map_err(bad)?)?)),
+            Long("password-file") => {
+                a.password_file = Some(PathBuf::from(parser.value().map_err(bad)?));
+            }
             Long("auth") => a.auth = Some(text(parser.value().map_err(bad)?)?.to_ascii_uppercase()),
             Long("from") => a.from = Some(text(parser.value().map_err(bad)?)?),
             Long("to") => a.to.push(text(parser.value().map_err(bad)?)?),
@@ -213,8 +271,19 @@ fn parse_args(mut parser: lexopt::Parser) -> Result<Args, Failure> {
     if a.server.is_some() && a.unix.is_some() {
         return Err(Failure::usage("--server and --unix exclude each other"));
     }
-    if a.user.is_some() != a.password.is_some() {
-        return Err(Failure::usage("--user and --password go together"));
+    if a.password.is_some() && a.password_file.is_some() {
+        return Err(Failure::usage(
+            "--password and --password-file exclude each other",
+        ));
+    }
+    if a.user.is_none() && (a.password.is_some() || a.password_file.is_some()) {
+        return Err(Failure::usage("a password needs --user"));
+    }
+    if a.user.is_some() && a.password.is_none() {
+        a.password = Some(match &a.password_file {
+            Some(path) => read_password_file(path)?,
+            None => password_from_env()?,
+        });
     }
     if a.auth.is_some() && a.user.is_none() {
         return Err(Failure::usage("--auth needs --user and --password"));
@@ -356,7 +425,17 @@ fn run(args: &Args) -> Result<(TransactionResult, u8), Failure> {
     let message = read_message(args.message.as_deref())?;
     let (prefix, message) = sign(args, message)?;
     let plan = plan(args, &message, &prefix)?;
+    #[cfg(feature = "tls")]
     let tls_config = tls::config(args.ca_file.as_deref(), args.insecure)?;
+    #[cfg(not(feature = "tls"))]
+    let tls_config: Option<std::sync::Arc<smtp_blocking::ClientConfig>> = {
+        if args.tls != TlsMode::None || args.ca_file.is_some() || args.insecure {
+            return Err(Failure::usage(
+                "this smtp-send was built without TLS (the tls feature)",
+            ));
+        }
+        None
+    };
 
     let mut options = Options::default();
     options.local_hostname.clone_from(&args.helo);
@@ -371,7 +450,12 @@ fn run(args: &Args) -> Result<(TransactionResult, u8), Failure> {
     }
 
     let connected = match (&args.unix, &args.server) {
+        #[cfg(unix)]
         (Some(path), _) => SmtpClient::connect_unix(path, options),
+        #[cfg(not(unix))]
+        (Some(_), _) => {
+            return Err(Failure::usage("--unix: this system has no Unix sockets"));
+        }
         (None, server) => {
             let server = server.as_deref().unwrap_or("localhost");
             match args.tls {
@@ -391,7 +475,7 @@ fn run(args: &Args) -> Result<(TransactionResult, u8), Failure> {
     if args.tls == TlsMode::StartTls {
         smtp.starttls().map_err(failure)?;
     }
-    if let (Some(user), Some(password)) = (&args.user, &args.password) {
+    if let (Some(user), Some(Password(password))) = (&args.user, &args.password) {
         let done = match args.auth.as_deref() {
             None => smtp.login(user, password),
             Some(mech) => {
@@ -472,7 +556,7 @@ fn failure(e: Error) -> Failure {
             _ => (EXIT_FAILURE, "protocol"),
         },
         Error::Io(_) => (EXIT_FAILURE, "connection"),
-        Error::Tls(_) => (EXIT_FAILURE, "tls"),
+        Error::Tls(_) | Error::TlsUnavailable(_) => (EXIT_FAILURE, "tls"),
         Error::InvalidServerName(_) => (EXIT_USAGE, "usage"),
         _ => (EXIT_FAILURE, "connection"),
     };

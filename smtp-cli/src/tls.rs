@@ -10,12 +10,20 @@ use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 
 use crate::Failure;
 
-/// `None` keeps the library's default (the platform's roots).
+/// `None` keeps the library's default (the operating system's verifier, or
+/// the roots the build chose).
 pub(crate) fn config(
     ca_file: Option<&Path>,
     insecure: bool,
 ) -> Result<Option<Arc<ClientConfig>>, Failure> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = smtp_blocking::smtp_adapter::tls::provider().map_err(|e| Failure {
+        status: crate::EXIT_FAILURE,
+        kind: "tls",
+        code: None,
+        message: e.to_string(),
+        accepted: Vec::new(),
+        refused: Vec::new(),
+    })?;
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| Failure::usage(e.to_string()))?;

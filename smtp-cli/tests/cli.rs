@@ -6,7 +6,9 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use smtp_testkit::{MockServer, Script, ServerConfig, Step, Tls};
+#[cfg(feature = "tls")]
+use smtp_testkit::Tls;
+use smtp_testkit::{MockServer, Script, ServerConfig, Step};
 
 const MSG: &str = "From: Alice <a@example.org>\r\nTo: b@example.org, c@example.org\r\nBcc: hidden@example.org\r\nSubject: cli\r\n\r\nhello\r\n";
 
@@ -23,8 +25,15 @@ impl Run {
 }
 
 fn smtp_send(args: &[&str], stdin: &str) -> Run {
+    smtp_send_env(args, stdin, &[])
+}
+
+/// `smtp-send` with `env` added to an environment without `SMTP_PASSWORD`.
+fn smtp_send_env(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Run {
     let mut child = Command::new(env!("CARGO_BIN_EXE_smtp-send"))
         .args(args)
+        .env_remove("SMTP_PASSWORD")
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -167,17 +176,6 @@ fn server_refusals_exit_3() {
         ),
         (
             vec![
-                "--tls",
-                "starttls",
-                "--from",
-                "a@example.org",
-                "--to",
-                "c@example.org",
-            ],
-            "not_supported",
-        ),
-        (
-            vec![
                 "--user",
                 "alice",
                 "--password",
@@ -190,6 +188,22 @@ fn server_refusals_exit_3() {
             "auth_failed",
         ),
     ];
+    #[cfg(feature = "tls")]
+    let cases = [
+        cases,
+        vec![(
+            vec![
+                "--tls",
+                "starttls",
+                "--from",
+                "a@example.org",
+                "--to",
+                "c@example.org",
+            ],
+            "not_supported",
+        )],
+    ]
+    .concat();
     for (args, kind) in cases {
         let mut all = vec!["--server", addr.as_str(), "--json"];
         all.extend(args);
@@ -268,6 +282,11 @@ fn failures_exit_4() {
     assert_eq!(r.status, 4);
     assert!(r.json().contains(r#""kind": "protocol""#));
 
+    // A session that would need TLS (a usage error without it: see
+    // without_tls_asking_for_it_is_a_usage_error).
+    if !cfg!(feature = "tls") {
+        return;
+    }
     let inject = MockServer::start(ServerConfig::scripted(
         Script::default()
             .send("220 mx")
@@ -367,6 +386,7 @@ fn closed_before_the_body_ended_exits_4() {
     );
 }
 
+#[cfg(feature = "tls")]
 #[test]
 fn tls_modes_with_ca_file() {
     let dir = std::env::temp_dir().join(format!("smtp-cli-test-{}", std::process::id()));
@@ -438,6 +458,7 @@ fn tls_modes_with_ca_file() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+#[cfg(unix)]
 #[test]
 fn lmtp_unix_refused_after_dot_is_listed() {
     let path = smtp_testkit::temp_socket_path("cli");
@@ -508,7 +529,7 @@ fn no_pipelining_and_no_chunking_flags() {
 fn demo_runs() {
     let r = smtp_send(&["demo"], "");
     assert_eq!(r.status, 0, "{}", r.stderr);
-    assert!(r.stdout.contains("C: STARTTLS"));
+    assert_eq!(r.stdout.contains("C: STARTTLS"), cfg!(feature = "tls"));
     assert!(r.stdout.contains("S: 235 2.7.0 Authentication successful"));
     assert!(r.stdout.contains(".this line starts with a dot"));
 }
@@ -540,4 +561,142 @@ fn json_line_deserialises_into_the_library_report() {
         (error.kind.as_str(), error.code),
         ("sender_refused", Some(553))
     );
+}
+
+/// A temporary file holding `text`, removed with the returned guard.
+struct TempFile(std::path::PathBuf);
+
+impl TempFile {
+    fn new(tag: &str, text: &str) -> TempFile {
+        let path = std::env::temp_dir().join(format!("smtp-cli-test-{}-{tag}", std::process::id()));
+        std::fs::write(&path, text).unwrap();
+        TempFile(path)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn password_from_a_file_or_the_environment() {
+    let (s, addr) = server(ServerConfig::default().user("alice", "from elsewhere"));
+    let base = [
+        "--server",
+        addr.as_str(),
+        "--user",
+        "alice",
+        "--auth",
+        "PLAIN",
+    ];
+    // The file's first line, without its line ending.
+    let file = TempFile::new("pw", "from elsewhere\r\nsecond line\n");
+    let r = smtp_send(
+        &[&base[..], &["--password-file", file.path()]].concat(),
+        MSG,
+    );
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    // SMTP_PASSWORD when no password option is given.
+    let r = smtp_send_env(&base, MSG, &[("SMTP_PASSWORD", "from elsewhere")]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let users: Vec<Option<String>> = s
+        .wait_for_messages(2, Duration::from_secs(5))
+        .into_iter()
+        .map(|m| m.auth_user)
+        .collect();
+    assert_eq!(users, [Some("alice".into()), Some("alice".into())]);
+    // The variable is what is sent: a wrong one is refused by the server.
+    let r = smtp_send_env(
+        &[&base[..], &["--json"]].concat(),
+        MSG,
+        &[("SMTP_PASSWORD", "wrong")],
+    );
+    assert_eq!(r.status, 3, "{}", r.stderr);
+    assert!(
+        r.json().contains(r#""kind": "auth_failed""#),
+        "{}",
+        r.json()
+    );
+    // A password option wins over the variable.
+    let r = smtp_send_env(
+        &[&base[..], &["--password-file", file.path()]].concat(),
+        MSG,
+        &[("SMTP_PASSWORD", "wrong")],
+    );
+    assert_eq!(r.status, 0, "{}", r.stderr);
+}
+
+#[test]
+fn password_options_misused_exit_2_and_connect_nowhere() {
+    let (s, addr) = server(ServerConfig::default().user("alice", "pw"));
+    let file = TempFile::new("pw-misuse", "pw\n");
+    let empty = TempFile::new("pw-empty", "\n");
+    let too_long = TempFile::new("pw-long", &"x".repeat(70_000));
+    let server = ["--server", addr.as_str()];
+    for (args, why) in [
+        (
+            vec![
+                "--user",
+                "alice",
+                "--password",
+                "pw",
+                "--password-file",
+                file.path(),
+            ],
+            "exclude each other",
+        ),
+        (vec!["--password-file", file.path()], "needs --user"),
+        (vec!["--user", "alice"], "SMTP_PASSWORD"),
+        (
+            vec!["--user", "alice", "--password-file", "/nonexistent/pw"],
+            "/nonexistent/pw",
+        ),
+        (
+            vec!["--user", "alice", "--password-file", empty.path()],
+            "empty",
+        ),
+        (
+            vec!["--user", "alice", "--password-file", too_long.path()],
+            "64 KiB",
+        ),
+    ] {
+        let r = smtp_send(&[&server[..], &args].concat(), MSG);
+        assert_eq!(r.status, 2, "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains(why), "{args:?}: {}", r.stderr);
+    }
+    // An empty variable is no password.
+    let r = smtp_send_env(
+        &[&server[..], &["--user", "alice"]].concat(),
+        MSG,
+        &[("SMTP_PASSWORD", "")],
+    );
+    assert_eq!(r.status, 2, "{}", r.stderr);
+    assert_eq!(s.connections(), 0);
+}
+
+#[test]
+fn help_says_why_to_keep_the_password_off_the_command_line() {
+    let r = smtp_send(&["--help"], "");
+    assert_eq!(r.status, 0);
+    for needle in ["--password-file FILE", "SMTP_PASSWORD", "ps"] {
+        assert!(r.stdout.contains(needle), "{needle}: {}", r.stdout);
+    }
+}
+
+#[cfg(not(feature = "tls"))]
+#[test]
+fn without_tls_asking_for_it_is_a_usage_error() {
+    let (s, addr) = server(ServerConfig::default());
+    for tls in [["--tls", "starttls"], ["--tls", "implicit"]] {
+        let r = smtp_send(&[&["--server", addr.as_str()][..], &tls].concat(), MSG);
+        assert_eq!(r.status, 2, "{}", r.stderr);
+        assert!(r.stderr.contains("without TLS"), "{}", r.stderr);
+    }
+    assert_eq!(s.connections(), 0);
 }

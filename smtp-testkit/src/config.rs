@@ -39,6 +39,8 @@ pub enum Listen {
     /// TCP on 127.0.0.1, on a free port chosen by the system.
     Tcp,
     /// A Unix socket at this path (a stale socket file there is removed first).
+    /// On a system without Unix sockets, [`MockServer::start`](crate::MockServer::start)
+    /// fails with [`std::io::ErrorKind::Unsupported`].
     Unix(PathBuf),
 }
 

@@ -3,6 +3,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
+#[cfg(unix)]
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,6 +28,7 @@ pub(crate) enum Sock {
     /// TCP.
     Tcp(TcpStream),
     /// A Unix socket.
+    #[cfg(unix)]
     Unix(UnixStream),
 }
 
@@ -34,6 +36,7 @@ impl Sock {
     pub(crate) fn try_clone(&self) -> io::Result<Sock> {
         Ok(match self {
             Sock::Tcp(s) => Sock::Tcp(s.try_clone()?),
+            #[cfg(unix)]
             Sock::Unix(s) => Sock::Unix(s.try_clone()?),
         })
     }
@@ -47,6 +50,7 @@ impl Sock {
                 s.set_read_timeout(read)?;
                 s.set_write_timeout(write)
             }
+            #[cfg(unix)]
             Sock::Unix(s) => {
                 s.set_read_timeout(read)?;
                 s.set_write_timeout(write)
@@ -58,6 +62,7 @@ impl Sock {
         let read = Some(read.max(Duration::from_millis(1)));
         match self {
             Sock::Tcp(s) => s.set_read_timeout(read),
+            #[cfg(unix)]
             Sock::Unix(s) => s.set_read_timeout(read),
         }
     }
@@ -65,6 +70,7 @@ impl Sock {
     pub(crate) fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         match self {
             Sock::Tcp(s) => s.shutdown(how),
+            #[cfg(unix)]
             Sock::Unix(s) => s.shutdown(how),
         }
     }
@@ -74,6 +80,7 @@ impl Read for Sock {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Sock::Tcp(s) => s.read(buf),
+            #[cfg(unix)]
             Sock::Unix(s) => s.read(buf),
         }
     }
@@ -83,6 +90,7 @@ impl Write for Sock {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Sock::Tcp(s) => s.write(buf),
+            #[cfg(unix)]
             Sock::Unix(s) => s.write(buf),
         }
     }
@@ -90,6 +98,7 @@ impl Write for Sock {
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Sock::Tcp(s) => s.flush(),
+            #[cfg(unix)]
             Sock::Unix(s) => s.flush(),
         }
     }
@@ -504,12 +513,14 @@ impl Conn {
                 return Err(io::ErrorKind::UnexpectedEof.into());
             }
         }
+        let resumed = tls.conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
         self.io = Io::Tls(Box::new(tls));
         self.tls = true;
         let index = self.index;
         self.shared.update(|r| {
             if let Some(log) = r.conns.get_mut(index) {
                 log.tls = true;
+                log.tls_resumed = resumed;
                 log.transcript.push("-- TLS established".to_owned());
             }
         });

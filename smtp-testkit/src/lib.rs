@@ -24,6 +24,9 @@
 //! [`debug`] checks a client's own debug transcript (smtplib's debug levels 1
 //! and 2) the same way for every adapter.
 //!
+//! [`Socks5Proxy`] is a SOCKS5 proxy on loopback, for sessions that reach
+//! their server through one.
+//!
 //! Everything is bounded: a read timeout on every connection (30 s by
 //! default), line lengths, 64 MiB of input per connection.
 //!
@@ -54,6 +57,7 @@ pub mod scenarios;
 mod script;
 mod server;
 mod smtp;
+mod socks;
 pub mod sweep;
 
 use std::path::PathBuf;
@@ -66,6 +70,7 @@ pub use config::{
 pub use pki::{PkiError, TestPki};
 pub use script::{MAX_SILENCE, Mismatch, Script, Step};
 pub use server::{ConnectionLog, MockServer, Received};
+pub use socks::Socks5Proxy;
 
 static UNIQUE: AtomicUsize = AtomicUsize::new(0);
 

@@ -91,6 +91,25 @@ pub struct Scenario {
     pub received: Vec<&'static [u8]>,
 }
 
+impl Scenario {
+    /// Whether a step asks for TLS (STARTTLS or implicit TLS): an adapter
+    /// built without TLS skips it ([`run_selected`]).
+    #[must_use]
+    pub fn needs_tls(&self) -> bool {
+        self.steps
+            .iter()
+            .any(|(act, _)| matches!(act, Act::StartTls | Act::Connect(Connect::ImplicitTls, _)))
+    }
+
+    /// Whether a step connects to a Unix socket.
+    #[must_use]
+    pub fn needs_unix(&self) -> bool {
+        self.steps
+            .iter()
+            .any(|(act, _)| matches!(act, Act::Connect(Connect::LmtpUnix, _)))
+    }
+}
+
 /// `err Kind [code]` for a core error; adapters render their I/O and TLS errors
 /// as `err Io` and `err Tls`.
 #[must_use]
@@ -785,11 +804,22 @@ fn until_354() -> Script {
         .send("354 go")
 }
 
-/// Runs every scenario through `make()`'s adapters; returns the number run and
-/// the failures (`scenario / step: expected, got`).
-pub fn run_all<A: Adapter>(mut make: impl FnMut() -> A) -> (usize, Vec<String>) {
+/// Runs every scenario through `make()`'s adapters (those over a Unix socket
+/// only where there are Unix sockets); returns the number run and the failures
+/// (`scenario / step: expected, got`).
+pub fn run_all<A: Adapter>(make: impl FnMut() -> A) -> (usize, Vec<String>) {
+    run_selected(make, |_| true)
+}
+
+/// [`run_all`] for the scenarios `select` keeps: `|s| !s.needs_tls()` for an
+/// adapter built without TLS.
+pub fn run_selected<A: Adapter>(
+    mut make: impl FnMut() -> A,
+    mut select: impl FnMut(&Scenario) -> bool,
+) -> (usize, Vec<String>) {
     let path = crate::temp_socket_path("scenario");
-    let scenarios = all(&path);
+    let mut scenarios = all(&path);
+    scenarios.retain(|s| (cfg!(unix) || !s.needs_unix()) && select(s));
     let mut failures = Vec::new();
     for sc in &scenarios {
         let server = match MockServer::start(sc.server.clone()) {

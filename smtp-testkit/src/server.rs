@@ -2,7 +2,9 @@
 
 use std::io;
 use std::net::{Shutdown, SocketAddr, TcpListener};
+#[cfg(unix)]
 use std::os::unix::fs::FileTypeExt as _;
+#[cfg(unix)]
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -66,6 +68,9 @@ pub struct ConnectionLog {
     pub mismatches: Vec<Mismatch>,
     /// Whether TLS was established.
     pub tls: bool,
+    /// Whether the TLS handshake resumed an earlier session (an abbreviated
+    /// handshake from the client's session cache).
+    pub tls_resumed: bool,
     /// Whether the connection is over.
     pub closed: bool,
     /// The client's address, for a TCP connection (to check a client's source
@@ -131,6 +136,7 @@ impl Shared {
 
 enum Listener {
     Tcp(TcpListener),
+    #[cfg(unix)]
     Unix(UnixListener),
 }
 
@@ -144,6 +150,7 @@ impl Listener {
                 s.set_nodelay(true)?;
                 Ok((Sock::Tcp(s), Some(peer)))
             }
+            #[cfg(unix)]
             Listener::Unix(l) => {
                 let (s, _) = l.accept()?;
                 s.set_nonblocking(false)?;
@@ -188,6 +195,14 @@ impl MockServer {
                 l.set_nonblocking(true)?;
                 (Some(l.local_addr()?), None, Listener::Tcp(l))
             }
+            #[cfg(not(unix))]
+            Listen::Unix(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "this system has no Unix sockets",
+                ));
+            }
+            #[cfg(unix)]
             Listen::Unix(p) => {
                 if std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_socket()) {
                     std::fs::remove_file(p)?;

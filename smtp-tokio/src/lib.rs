@@ -9,6 +9,11 @@
 //! ([`SmtpClient::from_stream`]) or a message body
 //! ([`SmtpClient::send_from_reader`]).
 //!
+//! TLS is chosen with this crate's features, passed on to [`smtp_async`]:
+//! `tls` (off: no TLS code, and asking for TLS is [`Error::TlsUnavailable`]),
+//! `ring` (default) or `aws-lc-rs`, and `rustls-platform-verifier` (default),
+//! `webpki-roots` or `rustls-native-certs`.
+//!
 //! ```
 //! use smtp_tokio::{Options, SmtpClient};
 //! # #[tokio::main(flavor = "current_thread")]

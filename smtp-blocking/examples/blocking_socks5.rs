@@ -1,0 +1,47 @@
+//! A submission session through a SOCKS5 proxy, with STARTTLS and AUTH:
+//! `cargo run -p smtp-blocking --example blocking_socks5`.
+//!
+//! It starts the embedded test server and a SOCKS5 proxy on loopback, opens
+//! the tunnel with the `socks` crate, and hands it to
+//! `SmtpClient::from_stream_over` with the proxy connection's socket, so the
+//! session's timeouts still bound every wait. Against a real server, connect
+//! the tunnel to `smtp.example.org:587` and name that host instead of
+//! `localhost`.
+
+use std::time::Duration;
+
+use smtp_blocking::{Options, SmtpClient};
+use smtp_testkit::{MockServer, ServerConfig, Socks5Proxy, Tls};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let server = MockServer::start(
+        ServerConfig::default()
+            .tls(Tls::StartTls)
+            .user("alice", "correct horse battery staple"),
+    )?;
+    let proxy = Socks5Proxy::start()?;
+
+    let tunnel = socks::Socks5Stream::connect(proxy.addr(), server.addr())?;
+    let socket = tunnel.get_ref().try_clone()?;
+    let mut smtp = SmtpClient::from_stream_over(tunnel, socket, "localhost", Options::default())?;
+    // The test server's certificate is signed by its own CA.
+    smtp.set_tls_config(server.pki().client_config());
+    smtp.starttls()?;
+    smtp.login("alice", "correct horse battery staple")?;
+    let result = smtp.sendmail(
+        "alice@example.org",
+        &["bob@example.net"],
+        b"Subject: through a proxy\r\n\r\nHello from behind a SOCKS5 proxy.\r\n",
+    )?;
+    smtp.quit()?;
+
+    let received = server.wait_for_messages(1, Duration::from_secs(10));
+    println!(
+        "proxy connected to {:?}; accepted: {:?}; server saw TLS: {}, user: {:?}",
+        proxy.targets(),
+        result.accepted(),
+        received.first().is_some_and(|m| m.tls),
+        received.first().and_then(|m| m.auth_user.clone()),
+    );
+    Ok(())
+}
