@@ -211,6 +211,33 @@ impl<R: Runtime> SmtpClient<R> {
         !self.busy && !self.session.core().is_closed()
     }
 
+    /// Reads what the server already sent, without waiting: a connection it
+    /// closed while the session sat idle (the end of the stream, a 421 then
+    /// the end) ends the session here, before a message starts on it.
+    /// Returns whether the session is still usable. Costs at most one read
+    /// that finds nothing on a live connection; never a round trip. It sees
+    /// what the runtime's reactor has taken in (Tokio reads only once its
+    /// reactor reported the socket readable, which it does whenever the
+    /// runtime idles), so a close that arrived a moment ago may go unseen;
+    /// the pool then retries a message that did not go out.
+    pub(crate) fn probe(&mut self) -> bool {
+        if !self.is_usable() {
+            return false;
+        }
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let polled = {
+            let read = std::pin::pin!(self.io.read(&mut self.rbuf));
+            read.poll(&mut cx)
+        };
+        let now = Instant::now();
+        match polled {
+            Poll::Pending => {}
+            Poll::Ready(Ok(0) | Err(_)) => self.session.core_mut().handle_eof(now),
+            Poll::Ready(Ok(n)) => self.session.core_mut().handle_input(now, &self.rbuf[..n]),
+        }
+        self.is_usable()
+    }
+
     /// How many times the deadline timer was set so far (each set may wake the
     /// runtime's reactor; an armed timer that can serve a wait is kept).
     #[must_use]
