@@ -281,3 +281,36 @@ fn opts() -> Options {
     o.timeout = Some(WAIT);
     o
 }
+
+/// Per-connection work done once: every connection a builder makes (a pool
+/// clones it per connection) uses one TLS configuration, so that rustls'
+/// session cache can resume across them; the default one is built once per
+/// process.
+#[tokio::test]
+async fn every_connection_shares_one_tls_configuration() {
+    use smtp_tokio::{Pool, PoolConfig, Tls};
+    use std::sync::Arc;
+    let server = MockServer::start(ServerConfig::default()).unwrap();
+    let given = smtp_testkit::TestPki::generate().unwrap().client_config();
+    for tls in [Some(given.clone()), None] {
+        let mut builder = SmtpClient::builder(&server.addr().to_string())
+            .tls(Tls::None)
+            .timeout(WAIT);
+        if let Some(t) = &tls {
+            builder = builder.tls_config(t.clone());
+        }
+        let pool = Pool::new(PoolConfig::default().max_size(2), move || {
+            builder.clone().connect()
+        });
+        // Two sessions at once: two connections.
+        let mut a = pool.get().await.unwrap();
+        let mut b = pool.get().await.unwrap();
+        match (a.tls_config(), b.tls_config(), &tls) {
+            (Ok(x), Ok(y), Some(t)) => assert!(Arc::ptr_eq(&x, t) && Arc::ptr_eq(&y, t)),
+            (Ok(x), Ok(y), None) => assert!(Arc::ptr_eq(&x, &y), "built once per process"),
+            // No root certificate on this machine: nothing to share.
+            (Err(_), Err(_), None) => {}
+            (x, y, _) => panic!("{x:?} {y:?}"),
+        }
+    }
+}
