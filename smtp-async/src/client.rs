@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use smtp_adapter::args::{self, Body};
 use smtp_adapter::tls::ClientConfig;
@@ -221,6 +221,33 @@ impl<R: Runtime> SmtpClient<R> {
         self.io.tls_resumed()
     }
 
+    /// Reads what the server already sent, without waiting: a connection it
+    /// closed while the session sat idle (the end of the stream, a 421 then
+    /// the end) ends the session here, before a message starts on it.
+    /// Returns whether the session is still usable. Costs at most one read
+    /// that finds nothing on a live connection; never a round trip. It sees
+    /// what the runtime's reactor has taken in (Tokio reads only once its
+    /// reactor reported the socket readable, which it does whenever the
+    /// runtime idles), so a close that arrived a moment ago may go unseen;
+    /// the pool then retries a message that did not go out.
+    pub(crate) fn probe(&mut self) -> bool {
+        if !self.is_usable() {
+            return false;
+        }
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let polled = {
+            let read = std::pin::pin!(self.io.read(&mut self.rbuf));
+            read.poll(&mut cx)
+        };
+        let now = Instant::now();
+        match polled {
+            Poll::Pending => {}
+            Poll::Ready(Ok(0) | Err(_)) => self.session.core_mut().handle_eof(now),
+            Poll::Ready(Ok(n)) => self.session.core_mut().handle_input(now, &self.rbuf[..n]),
+        }
+        self.is_usable()
+    }
+
     /// How many times the deadline timer was set so far (each set may wake the
     /// runtime's reactor; an armed timer that can serve a wait is kept).
     #[must_use]
@@ -415,6 +442,51 @@ impl<R: Runtime> SmtpClient<R> {
     pub async fn data(&mut self, message: &[u8]) -> Result<Vec<Reply>, Error> {
         let op = self.session.start_data();
         self.run(op, AnyBody::parts(&[message])).await
+    }
+
+    /// How long [`send_and_quit`](Self::send_and_quit) waits for the reply
+    /// to its QUIT once the message's own reply came (one second).
+    pub const QUIT_LINGER: Duration = Duration::from_secs(1);
+
+    /// [`send`](Self::send), then QUIT, ending the session: one message on a
+    /// new connection, as a web application sends. With PIPELINING offered,
+    /// QUIT leaves in the same write as the end of the message (RFC 2920
+    /// section 3.1), which saves a round trip: with CHUNKING too, the whole
+    /// session after EHLO is one. Returns the message's result, which its
+    /// own final reply decides; a connection lost before that reply is
+    /// [`Delivery::Unknown`](smtp_sansio::Delivery::Unknown), as for `send`.
+    ///
+    /// RFC 5321 section 4.1.1.10 says the client SHOULD wait for the reply
+    /// to QUIT. It does, but at most [`QUIT_LINGER`](Self::QUIT_LINGER) past
+    /// the message's reply, and never reports it: the message's outcome is
+    /// known by then, and a server pipelining its replies sends the 221
+    /// right behind the message's (it usually arrives in the same read), so
+    /// the wait costs nothing unless the server is slow to answer QUIT. The
+    /// connection is then closed whatever came. Use `send` and
+    /// [`quit`](Self::quit) to see the reply to QUIT.
+    pub async fn send_and_quit(
+        mut self,
+        envelope: &Envelope,
+        message: &[u8],
+    ) -> Result<TransactionResult, Error> {
+        let tx = args::transaction(self.session.core(), envelope, message);
+        let op = tx.map(|tx| self.session.start_transaction(tx));
+        // Enqueued behind the transaction, so the core can write it with the
+        // end of the message.
+        let quit = self.session.start(Call::Quit)?;
+        let r = match op {
+            Ok(op) => {
+                let r = self.run(op, AnyBody::parts(&[message])).await;
+                self.session.end_transaction(&r);
+                r
+            }
+            Err(e) => Err(e),
+        };
+        let linger = Instant::now() + Self::QUIT_LINGER;
+        // The reply to QUIT, or not within the linger: the session ends either way.
+        let _ = before::<R, _>(linger, self.run(quit, AnyBody::None)).await;
+        self.close_io().await;
+        r
     }
 
     /// smtplib's `close()`: closes the connection without QUIT.

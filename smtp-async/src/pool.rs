@@ -4,20 +4,28 @@
 //!
 //! Limits ([`PoolConfig`]): at most `max_size` sessions open; a session is
 //! handed out again only while it is usable, younger than `max_age`, idle for
-//! less than `idle_timeout` and under `max_messages` transactions, and passes
-//! its check ([`Session::check`], a NOOP whose 221 or 421 answer ends the
-//! session in the core); otherwise it is closed with QUIT when the next caller
-//! asks for one, and a fresh connection takes its place. `get` waits at most
-//! `checkout_timeout` for a free session. A session whose call was cancelled,
-//! or whose transaction ended with its delivery unknown (the session is over
-//! then), is never handed out again. [`Pool::close`] QUITs the idle sessions
-//! and refuses new checkouts.
+//! less than `idle_timeout` and under `max_messages` transactions; otherwise
+//! it is closed with QUIT when the next caller asks for one, and a fresh
+//! connection takes its place. `get` waits at most `checkout_timeout` for a
+//! free session. A session whose call was cancelled, or whose transaction
+//! ended with its delivery unknown (the session is over then), is never
+//! handed out again. [`Pool::close`] QUITs the idle sessions and refuses new
+//! checkouts.
 //!
-//! [`Pool::send`] checks a session out, sends, and with
-//! [`PoolConfig::retry_not_sent`] sends once more on a fresh connection when
-//! the session ended (a 421, a lost connection, a timeout) before the end of
-//! the message went out; never after it went out, where a second copy could
-//! be delivered ([`smtp_sansio::Delivery::Unknown`]).
+//! Checks before reuse: a session that sat idle for `check_after` or more
+//! must pass [`Session::check`] (a NOOP, one round trip; a 221 or 421 answer
+//! ends the session in the core). One idle for less costs no round trip:
+//! [`Session::probe`] only reads what the server already sent, so that a
+//! connection the server closed meanwhile (its end of stream, a 421) is
+//! found dead and replaced before a message starts on it.
+//!
+//! [`Pool::send`] checks a session out and sends; when the session ended (a
+//! 421, a lost connection, a timeout) before the end of the message went out,
+//! so that nothing of it can have been delivered, it sends once more on a
+//! fresh connection: always when the session was reused without a check, and
+//! otherwise with [`PoolConfig::retry_not_sent`]. Never after the end went
+//! out, where a second copy could be delivered
+//! ([`smtp_sansio::Delivery::Unknown`]).
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -35,6 +43,13 @@ pub trait Session: Send + Sized + 'static {
     fn is_usable(&self) -> bool;
     /// A health check (NOOP); `false` means the session is dead.
     fn check(&mut self) -> impl Future<Output = bool> + Send;
+    /// Whether the session still looks alive from what the server already
+    /// sent, read without waiting (no round trip): `false` once the server
+    /// closed it (the end of the stream, a 421). The default trusts
+    /// [`Session::is_usable`].
+    fn probe(&mut self) -> bool {
+        self.is_usable()
+    }
     /// Ends the session (QUIT).
     fn close(self) -> impl Future<Output = ()> + Send;
     /// How many mail transactions (and low-level DATA) it has started, for
@@ -78,8 +93,15 @@ pub struct PoolConfig {
     pub max_size: usize,
     /// Idle sessions older than this are closed instead of reused.
     pub idle_timeout: Duration,
-    /// Check an idle session before handing it out.
+    /// Check a session that sat idle for [`PoolConfig::check_after`] or more
+    /// ([`Session::check`], a NOOP) before handing it out.
     pub health_check: bool,
+    /// How long a session may sit idle and still be handed out without a
+    /// check (default 5 s; `Duration::ZERO` checks before every reuse). Such a
+    /// session is only probed ([`Session::probe`]), and [`Pool::send`] sends
+    /// once more on a fresh connection if it turns out dead before the end of
+    /// the message went out.
+    pub check_after: Duration,
     /// Most transactions on one connection (servers answer 421 at their own
     /// limit); a session that reached it is closed with QUIT and replaced.
     /// `None`: no limit.
@@ -93,8 +115,10 @@ pub struct PoolConfig {
     pub checkout_timeout: Option<Duration>,
     /// [`Pool::send`] sends once more, on a fresh connection, when the
     /// session ended before the end of the message went out (a 421, a lost
-    /// connection, a timeout: the message was not sent). Never when the end
-    /// went out.
+    /// connection, a timeout: the message was not sent), and when connecting
+    /// failed so. Never when the end went out. Without it, only a message
+    /// on a session reused without a check ([`Pooled::unchecked`]) is sent
+    /// again so.
     pub retry_not_sent: bool,
 }
 
@@ -104,6 +128,7 @@ impl Default for PoolConfig {
             max_size: 4,
             idle_timeout: Duration::from_secs(60),
             health_check: true,
+            check_after: Duration::from_secs(5),
             max_messages: None,
             max_age: None,
             checkout_timeout: None,
@@ -131,6 +156,13 @@ impl PoolConfig {
     #[must_use]
     pub fn health_check(mut self, on: bool) -> Self {
         self.health_check = on;
+        self
+    }
+
+    /// Sets [`PoolConfig::check_after`].
+    #[must_use]
+    pub fn check_after(mut self, d: Duration) -> Self {
+        self.check_after = d;
         self
     }
 
@@ -254,10 +286,11 @@ impl<S: Session, E: From<PoolError>> Pool<S, E> {
         self.closed.load(Ordering::SeqCst)
     }
 
-    /// A healthy session: an idle one that may be reused and passes its check,
-    /// or a new one. Waits while `max_size` sessions are in use, at most
+    /// A healthy session: an idle one that may be reused and passes its check
+    /// (idle for [`PoolConfig::check_after`] or more) or its probe, or a new
+    /// one. Waits while `max_size` sessions are in use, at most
     /// [`PoolConfig::checkout_timeout`]. Idle sessions past a limit are closed
-    /// with QUIT on the way.
+    /// with QUIT on the way; dead ones are dropped.
     ///
     /// # Errors
     ///
@@ -278,10 +311,18 @@ impl<S: Session, E: From<PoolError>> Pool<S, E> {
                 continue;
             }
             let mut session = idle.session;
-            if self.config.health_check && !session.check().await {
+            let check = self.config.health_check && idle.since.elapsed() >= self.config.check_after;
+            let alive = if check {
+                session.check().await
+            } else {
+                session.probe()
+            };
+            if !alive {
                 continue;
             }
-            return Ok(self.wrap(session, idle.created, permit));
+            let mut pooled = self.wrap(session, idle.created, permit);
+            pooled.unchecked = !check;
+            return Ok(pooled);
         }
         self.fresh(permit).await
     }
@@ -321,6 +362,7 @@ impl<S: Session, E: From<PoolError>> Pool<S, E> {
         let session = (self.connect)().await?;
         pooled.session = Some(session);
         pooled.created = Instant::now();
+        pooled.unchecked = false;
         Ok(())
     }
 
@@ -341,6 +383,7 @@ impl<S: Session, E: From<PoolError>> Pool<S, E> {
         Pooled {
             session: Some(session),
             created,
+            unchecked: false,
             idle: self.idle.clone(),
             closed: self.closed.clone(),
             _permit: permit,
@@ -353,6 +396,8 @@ impl<S: Session, E: From<PoolError>> Pool<S, E> {
 pub struct Pooled<S: Session> {
     session: Option<S>,
     created: Instant,
+    /// Handed out again without a health check (only probed).
+    unchecked: bool,
     idle: Arc<IdleList<S>>,
     closed: Arc<AtomicBool>,
     _permit: SemaphoreGuardArc,
@@ -368,6 +413,15 @@ impl<S: Session> Pooled<S> {
     #[must_use]
     pub fn created(&self) -> Instant {
         self.created
+    }
+
+    /// Whether the session was reused without a health check (it sat idle
+    /// for less than [`PoolConfig::check_after`], or checks are off): it may
+    /// have died since the last answer, which a send finds out before the end
+    /// of its message goes out (see [`retryable`]).
+    #[must_use]
+    pub fn unchecked(&self) -> bool {
+        self.unchecked
     }
 }
 
@@ -428,6 +482,10 @@ impl<R: crate::Runtime> Session for crate::SmtpClient<R> {
         matches!(self.noop().await, Ok(r) if r.is_positive())
     }
 
+    fn probe(&mut self) -> bool {
+        crate::SmtpClient::probe(self)
+    }
+
     async fn close(self) {
         // The session is given up either way.
         let _ = self.quit().await;
@@ -464,11 +522,13 @@ pub fn retryable(e: &smtp_adapter::Error) -> bool {
 
 impl<R: crate::Runtime> Pool<crate::SmtpClient<R>, smtp_adapter::Error> {
     /// Sends `message` to `envelope` on a pooled session (see
-    /// [`SmtpClient::send`](crate::SmtpClient::send)). With
-    /// [`PoolConfig::retry_not_sent`], a send whose session ended before the
-    /// end of the message went out ([`retryable`]) goes once more on a fresh
-    /// connection (as does a checkout whose connection failed so); one whose
-    /// end went out is never sent again.
+    /// [`SmtpClient::send`](crate::SmtpClient::send)). A send whose session
+    /// ended before the end of the message went out ([`retryable`]) goes once
+    /// more on a fresh connection when the session was reused without a
+    /// check ([`Pooled::unchecked`]: the server may have closed it while it
+    /// sat idle), and with [`PoolConfig::retry_not_sent`] in any case (as
+    /// does a checkout whose connection failed so); one whose end went out
+    /// is never sent again.
     ///
     /// # Errors
     ///
@@ -486,6 +546,7 @@ impl<R: crate::Runtime> Pool<crate::SmtpClient<R>, smtp_adapter::Error> {
             Err(e) if retry && retryable(&e) => (self.get().await?, true),
             Err(e) => return Err(e),
         };
+        let retry = retry || pooled.unchecked();
         match pooled.send(envelope, message).await {
             Err(e) if retry && !retried && retryable(&e) => {
                 self.reconnect(&mut pooled).await?;

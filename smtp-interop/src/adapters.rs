@@ -351,6 +351,9 @@ impl<R: Executor> Session for Async<R> {
         let opened = Opened::default();
         let mut config = PoolConfig::default();
         config.max_size = 1;
+        // The NOOP check before every reuse, however short the idle time, so
+        // that each server answers it.
+        config.check_after = std::time::Duration::ZERO;
         let (count, tls) = (opened.clone(), tls.clone());
         let pool: Pool<R> = Pool::new(config, move || {
             let (how, tls) = (how.clone(), tls.clone());

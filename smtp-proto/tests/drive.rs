@@ -155,3 +155,43 @@ fn after_the_end_every_operation_completes_with_the_sticky_error() {
     assert!(seen.is_empty(), "{seen:?}");
     assert_eq!(result.unwrap_err(), Error::Disconnected);
 }
+
+#[test]
+fn a_quit_behind_a_transaction_is_driven_after_it_without_another_write() {
+    // Both drives as a facade's `send_and_quit` runs them: the transaction
+    // ends at the reply to its dot, which came with the 221 (one block), or
+    // alone with the 221 in the next block.
+    for last in [
+        &[&b"250 queued\r\n221 bye\r\n"[..]][..],
+        &[&b"250 queued\r\n"[..], &b"221 bye\r\n"[..]][..],
+    ] {
+        let mut c = client(Protocol::Smtp);
+        let mut blocks: Vec<&[u8]> = vec![
+            b"220 mx\r\n",
+            b"250-mx\r\n250 PIPELINING\r\n",
+            b"250 ok\r\n250 ok\r\n354 go\r\n",
+        ];
+        blocks.extend_from_slice(last);
+        let mut server = blocks.iter();
+        drive(&mut c, Op::GREETING, &mut server, b"").1.unwrap();
+        let tx = Transaction::new(addr("a@example.org"), [addr("b@example.org")]);
+        let send = c.send(Instant::now(), tx);
+        let quit = c.quit(Instant::now());
+        let (seen, result) = drive(&mut c, send, &mut server, b"hi\r\n");
+        assert_eq!(result.unwrap().final_reply.map(|r| r.code()), Some(250));
+        let together = last.len() == 1;
+        let mut expected = vec![
+            "transmit", "wait", "transmit", "wait", "body", "transmit", "wait",
+        ];
+        if together {
+            // The 221 came with the 250: the session ended with the message.
+            expected.push("closed");
+        }
+        assert_eq!(seen, expected, "the dot and QUIT in one write");
+        let (seen, bye) = drive(&mut c, quit, &mut server, b"");
+        assert_eq!(bye.unwrap().code(), 221, "the QUIT's own result, kept");
+        let expected: &[&str] = if together { &[] } else { &["wait", "closed"] };
+        assert_eq!(seen, expected, "nothing more is written");
+        assert!(c.is_closed());
+    }
+}

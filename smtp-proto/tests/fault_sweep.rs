@@ -256,6 +256,9 @@ struct Session {
     /// Each message: recipients and the body, handed over in chunks of `chunk`.
     messages: Vec<(Vec<&'static str>, &'static [u8])>,
     chunk: usize,
+    /// QUIT is enqueued right behind the last message (it then leaves in the
+    /// same write as the message's end when the server pipelines).
+    quit_behind: bool,
 }
 
 fn config(lmtp: bool) -> Config {
@@ -286,6 +289,7 @@ fn sessions() -> Vec<Session> {
             auth: false,
             messages: vec![(vec!["b@x.org", "refused@x.org"], BODY)],
             chunk: 16,
+            quit_behind: false,
         },
         Session {
             name: "DATA without pipelining",
@@ -298,6 +302,7 @@ fn sessions() -> Vec<Session> {
             auth: false,
             messages: vec![(vec!["b@x.org"], BODY)],
             chunk: 64,
+            quit_behind: false,
         },
         Session {
             name: "BDAT in several chunks",
@@ -310,6 +315,7 @@ fn sessions() -> Vec<Session> {
             auth: false,
             messages: vec![(vec!["b@x.org"], BODY)],
             chunk: 12,
+            quit_behind: false,
         },
         Session {
             name: "STARTTLS, AUTH and one message",
@@ -323,6 +329,7 @@ fn sessions() -> Vec<Session> {
             auth: true,
             messages: vec![(vec!["b@x.org"], BODY)],
             chunk: 64,
+            quit_behind: false,
         },
         Session {
             name: "LMTP with three recipients",
@@ -332,6 +339,7 @@ fn sessions() -> Vec<Session> {
             auth: false,
             messages: vec![(vec!["b@x.org", "full@x.org", "d@x.org"], BODY)],
             chunk: 64,
+            quit_behind: false,
         },
         Session {
             name: "two messages on one connection",
@@ -341,6 +349,40 @@ fn sessions() -> Vec<Session> {
             auth: false,
             messages: vec![(vec!["b@x.org"], BODY), (vec!["c@x.org"], BODY)],
             chunk: 64,
+            quit_behind: false,
+        },
+        Session {
+            name: "pipelined DATA, QUIT behind the message",
+            profile: p,
+            config: config(false),
+            starttls: false,
+            auth: false,
+            messages: vec![(vec!["b@x.org", "refused@x.org"], BODY)],
+            chunk: 16,
+            quit_behind: true,
+        },
+        Session {
+            name: "BDAT LAST and QUIT with the envelope",
+            profile: Profile {
+                chunking: true,
+                ..p
+            },
+            config: config(false),
+            starttls: false,
+            auth: false,
+            messages: vec![(vec!["b@x.org"], BODY)],
+            chunk: 64,
+            quit_behind: true,
+        },
+        Session {
+            name: "LMTP, QUIT behind the message",
+            profile: Profile { lmtp: true, ..p },
+            config: config(true),
+            starttls: false,
+            auth: false,
+            messages: vec![(vec!["b@x.org", "full@x.org"], BODY)],
+            chunk: 64,
+            quit_behind: true,
         },
     ]
 }
@@ -376,6 +418,8 @@ struct Wire {
     /// How much of the model's output the client received.
     delivered: usize,
     steps: usize,
+    /// The client's last write.
+    last_write: Vec<u8>,
 }
 
 impl Wire {
@@ -449,6 +493,7 @@ impl Wire {
             match self.client.drive(op) {
                 Output::Transmit(b) => {
                     self.sent.extend_from_slice(&b);
+                    self.last_write = b;
                     self.pump();
                 }
                 Output::Event(Event::BodyWanted { .. }) => {
@@ -474,6 +519,7 @@ struct Ran {
     model: Model,
     delivered: usize,
     elapsed: Duration,
+    last_write: Vec<u8>,
 }
 
 fn run(s: &Session, fault: Fault) -> Ran {
@@ -488,6 +534,7 @@ fn run(s: &Session, fault: Fault) -> Ran {
         fed: 0,
         delivered: 0,
         steps: 0,
+        last_write: Vec::new(),
     };
     let _: Result<Reply, Error> = w.run(Op::GREETING, b"", 1);
     if s.starttls {
@@ -500,13 +547,17 @@ fn run(s: &Session, fault: Fault) -> Ran {
         let _ = w.run(op, b"", 1);
     }
     let mut results = Vec::new();
-    for (to, body) in &s.messages {
+    let mut quit = None;
+    for (i, (to, body)) in s.messages.iter().enumerate() {
         let to = to.iter().map(|a| Address::new(*a).unwrap());
         let tx = Transaction::new(Address::new("a@x.org").unwrap(), to);
         let op = w.client.send(w.now, tx);
+        if s.quit_behind && i + 1 == s.messages.len() {
+            quit = Some(w.client.quit(w.now));
+        }
         results.push(w.run(op, body, s.chunk));
     }
-    let op = w.client.quit(w.now);
+    let op = quit.unwrap_or_else(|| w.client.quit(w.now));
     let _ = w.run(op, b"", 1);
     Ran {
         results,
@@ -514,6 +565,7 @@ fn run(s: &Session, fault: Fault) -> Ran {
         model: w.model,
         delivered: w.delivered,
         elapsed: w.now - w.start,
+        last_write: w.last_write,
     }
 }
 
@@ -607,6 +659,18 @@ fn every_session_completes_without_faults() {
         }
         assert_eq!(ran.model.stored.len(), s.messages.len(), "{}", s.name);
         check(&s, Fault::None, &ran).unwrap();
+        // QUIT behind the message leaves with the message's end (a line of
+        // the body, or the whole BDAT LAST group).
+        let last = String::from_utf8_lossy(&ran.last_write);
+        if s.quit_behind {
+            assert!(
+                last.ends_with("\r\nQUIT\r\n") && last.contains("line two\r\n"),
+                "{}: {last:?}",
+                s.name
+            );
+        } else {
+            assert_eq!(last, "QUIT\r\n", "{}", s.name);
+        }
     }
 }
 

@@ -1,7 +1,9 @@
 //! The pool's limits (smtp-async's pool through the Tokio shim): messages per
 //! connection, connection age, idle time, the wait for a free connection,
-//! `close`, sessions that are never handed out again, and the opt-in retry of a
-//! message that was not sent.
+//! `close`, sessions that are never handed out again, the opt-in retry of a
+//! message that was not sent, and the checks before reuse (a NOOP only after
+//! `check_after` idle, else a probe, and a retry when an unchecked session
+//! turns out dead before the end of the message).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -303,4 +305,211 @@ async fn a_connection_lost_before_the_body_is_retried_and_a_refusal_is_not() {
         2,
         "no retry after a refusal"
     );
+}
+
+/// The NOOPs the server got, on every connection.
+fn noops(server: &MockServer) -> usize {
+    server
+        .connection_logs()
+        .iter()
+        .flat_map(|l| &l.transcript)
+        .filter(|l| *l == "C: NOOP")
+        .count()
+}
+
+#[tokio::test]
+async fn a_session_idle_less_than_check_after_is_reused_without_a_noop() {
+    let server = MockServer::start(ServerConfig::default()).unwrap();
+    let (pool, connects) = pool_on(
+        &server,
+        PoolConfig::default()
+            .max_size(1)
+            .check_after(Duration::from_secs(3600)),
+    );
+    for n in 0..3 {
+        pool.send(&envelope(), &message(n)).await.unwrap();
+    }
+    pool.close().await;
+    server.wait_for_finished(1, WAIT);
+    assert_eq!(connects.load(Ordering::SeqCst), 1);
+    assert_eq!(noops(&server), 0, "no round trip before a reuse");
+    assert_eq!(server.messages().len(), 3);
+}
+
+#[tokio::test]
+async fn a_session_idle_check_after_or_longer_is_checked() {
+    // check_after zero: before every reuse, as lettre does.
+    let server = MockServer::start(ServerConfig::default()).unwrap();
+    let (pool, _) = pool_on(
+        &server,
+        PoolConfig::default()
+            .max_size(1)
+            .check_after(Duration::ZERO),
+    );
+    for n in 0..3 {
+        pool.send(&envelope(), &message(n)).await.unwrap();
+    }
+    assert_eq!(noops(&server), 2, "one NOOP per reuse");
+
+    // Idle longer than a threshold: checked once.
+    let server = MockServer::start(ServerConfig::default()).unwrap();
+    let (pool, _) = pool_on(
+        &server,
+        PoolConfig::default()
+            .max_size(1)
+            .check_after(Duration::from_millis(20)),
+    );
+    pool.send(&envelope(), &message(0)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let pooled = pool.get().await.unwrap();
+    assert!(!pooled.unchecked());
+    drop(pooled);
+    assert_eq!(noops(&server), 1);
+
+    // Checks off: never.
+    let server = MockServer::start(ServerConfig::default()).unwrap();
+    let (pool, _) = pool_on(
+        &server,
+        PoolConfig::default()
+            .max_size(1)
+            .check_after(Duration::ZERO)
+            .health_check(false),
+    );
+    pool.send(&envelope(), &message(0)).await.unwrap();
+    let pooled = pool.get().await.unwrap();
+    assert!(pooled.unchecked());
+    drop(pooled);
+    assert_eq!(noops(&server), 0);
+}
+
+#[tokio::test]
+async fn a_session_the_server_closed_while_idle_is_replaced_without_a_noop() {
+    // The server answers 421 and closes a connection idle for 50 ms; the
+    // pool reuses without a check (idle for less than an hour) but its probe
+    // reads the 421 and the end, so the message goes on a fresh connection.
+    let server =
+        MockServer::start(ServerConfig::default().idle_close(Duration::from_millis(50))).unwrap();
+    let (pool, connects) = pool_on(
+        &server,
+        PoolConfig::default()
+            .max_size(1)
+            .check_after(Duration::from_secs(3600)),
+    );
+    pool.send(&envelope(), &message(0)).await.unwrap();
+    assert_eq!(server.wait_for_closed(1, WAIT), 1, "the server closed it");
+    // Idle time in the runtime: its reactor takes in the 421 and the end of
+    // stream that already arrived (the blocking wait above gave it no turn).
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let pooled = pool.get().await.unwrap();
+    assert_eq!(
+        connects.load(Ordering::SeqCst),
+        2,
+        "the probe found the idle session dead before any send"
+    );
+    drop(pooled);
+    let r = pool.send(&envelope(), &message(1)).await.unwrap();
+    assert!(r.refused().is_empty());
+    assert_eq!(connects.load(Ordering::SeqCst), 2);
+    assert_eq!(noops(&server), 0);
+    let stored = server.messages();
+    assert_eq!(stored.len(), 2, "each message once");
+    assert_eq!(stored[1].connection, 1);
+    let t = &server.connection_logs()[0].transcript;
+    assert_eq!(
+        t.iter().filter(|l| l.starts_with("C: MAIL")).count(),
+        1,
+        "nothing of the second message went to the dead connection: {t:?}"
+    );
+}
+
+/// The offset in what the server received where the second message of a
+/// connection starts, from a run without a fault, with `extensions`.
+fn second_mail_at(extensions: &[&str]) -> usize {
+    let server = MockServer::start(ServerConfig::default().extensions(extensions)).unwrap();
+    let addr = server.addr().to_string();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut c = SmtpClient::connect(&addr, opts()).await.unwrap();
+            c.send(&envelope(), &message(0)).await.unwrap();
+            c.send(&envelope(), &message(1)).await.unwrap();
+            c.quit().await.unwrap();
+        });
+    })
+    .join()
+    .unwrap();
+    server.wait_for_finished(1, WAIT);
+    let received = &server.connection_logs()[0].received;
+    String::from_utf8_lossy(received)
+        .rfind("MAIL FROM")
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_session_lost_as_a_message_starts_is_retried_once_when_unchecked() {
+    // The server closes the first connection once the first byte of the
+    // second message's MAIL arrived: the probe saw nothing, the pipelined
+    // MAIL, RCPT and DATA went out, and the end of stream came before the
+    // end of the message went out: not sent, so sent again on a fresh
+    // connection, without the opt-in.
+    let ext = ["PIPELINING", "8BITMIME"];
+    let at = second_mail_at(&ext);
+    let server = MockServer::start(
+        ServerConfig::default()
+            .extensions(&ext)
+            .faults(vec![Some(Fault::AfterReceived(at + 1, FaultAction::Close))]),
+    )
+    .unwrap();
+    let (pool, connects) = pool_on(
+        &server,
+        PoolConfig::default()
+            .max_size(1)
+            .check_after(Duration::from_secs(3600)),
+    );
+    pool.send(&envelope(), &message(0)).await.unwrap();
+    let r = pool.send(&envelope(), &message(1)).await.unwrap();
+    assert!(r.refused().is_empty());
+    assert_eq!(connects.load(Ordering::SeqCst), 2);
+    let stored = server.messages();
+    assert_eq!(stored.len(), 2, "each message once: {stored:?}");
+    assert_eq!((stored[0].connection, stored[1].connection), (0, 1));
+
+    // The same with a 421 in place of the reply to MAIL (and CHUNKING: the
+    // whole message went out behind MAIL, but the 421 answers MAIL, so the
+    // server closed before it took the message).
+    let server =
+        MockServer::start(ServerConfig::default().faults(vec![Some(Fault::Reply421After(4))]))
+            .unwrap();
+    let (pool, connects) = pool_on(&server, PoolConfig::default().max_size(1));
+    pool.send(&envelope(), &message(0)).await.unwrap();
+    pool.send(&envelope(), &message(1)).await.unwrap();
+    assert_eq!(connects.load(Ordering::SeqCst), 2);
+    assert_eq!(server.messages().len(), 2);
+}
+
+#[tokio::test]
+async fn an_unchecked_session_lost_after_the_end_went_out_is_not_retried() {
+    // With CHUNKING, MAIL, RCPT and BDAT LAST leave in one write: the end of
+    // the message went out before the end of stream came, so its fate is
+    // unknown and it is not sent again, checked or not.
+    let at = second_mail_at(smtp_testkit::DEFAULT_EXTENSIONS);
+    let server = MockServer::start(
+        ServerConfig::default()
+            .faults(vec![Some(Fault::AfterReceived(at + 1, FaultAction::Close))]),
+    )
+    .unwrap();
+    let (pool, connects) = pool_on(
+        &server,
+        PoolConfig::default()
+            .max_size(1)
+            .check_after(Duration::from_secs(3600)),
+    );
+    pool.send(&envelope(), &message(0)).await.unwrap();
+    let e = pool.send(&envelope(), &message(1)).await.unwrap_err();
+    assert_eq!(e.delivery(), Delivery::Unknown, "{e:?}");
+    assert_eq!(connects.load(Ordering::SeqCst), 1, "never sent twice");
+    assert_eq!(server.messages().len(), 1);
 }

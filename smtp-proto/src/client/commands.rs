@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use super::{
-    Client, Op, OpState, Outcome, Phase, Protocol, Step, dispatch::Expect,
+    Active, Client, Op, OpState, Outcome, Phase, Protocol, Step, dispatch::Expect,
     extensions::check_envelope,
 };
 use crate::command::{Address, Command, Parameter, Text, Verb};
@@ -90,8 +90,19 @@ impl Client {
     }
 
     /// QUIT: completes with the reply and closes the session.
+    ///
+    /// Enqueued right behind a mail transaction ([`Client::send`]) while the
+    /// server offers PIPELINING, QUIT leaves in the same write as the end of
+    /// the message (the final dot or `BDAT ... LAST`), as RFC 2920 section
+    /// 3.1 allows a group to end with QUIT: the message and the session's end
+    /// then cost one round trip, not two. The transaction still completes with
+    /// the reply to the end of the message, and a connection lost before that
+    /// reply still leaves the message's fate unknown
+    /// ([`Error::Uncertain`]); the transaction sends no RSET after a refused
+    /// message then, since the session ends anyway. Without PIPELINING, or
+    /// behind anything else, QUIT waits for its turn.
     pub fn quit(&mut self, now: Instant) -> Op<Reply> {
-        self.enqueue(now, OpState::Quit)
+        self.enqueue(now, OpState::Quit { sent: false })
     }
 
     // ----- internals -----
@@ -144,10 +155,44 @@ impl Client {
         Step::Done(Ok(Outcome::Reply(reply)))
     }
 
-    /// Starts QUIT.
-    pub(super) fn start_quit(&mut self, now: Instant) -> Step {
-        self.transmit(now, Command::Quit, Expect::Quit);
+    /// Starts QUIT, unless it went out already behind a message.
+    pub(super) fn start_quit(&mut self, now: Instant, sent: bool) -> Step {
+        if !sent {
+            self.transmit(now, Command::Quit, Expect::Quit);
+        }
         Step::Continue
+    }
+
+    /// Writes a QUIT queued right behind the running transaction in the same
+    /// write as the end of its message, once that end is out and the
+    /// transaction pipelines (RFC 2920 section 3.1: QUIT may end a group).
+    /// The transaction then needs nothing more of the server than the replies
+    /// to what it sent: a refusal is not followed by RSET ([`Client::quit_behind`]).
+    pub(super) fn pipeline_quit(&mut self, now: Instant) {
+        let end_out = match &self.active {
+            Some(Active {
+                op: OpState::Tx(tx),
+                hello: None,
+                ..
+            }) => tx.pipelined() && self.inflight.iter().any(|e| e.ends_message()),
+            _ => false,
+        };
+        if !end_out || self.phase != Phase::Open {
+            return;
+        }
+        let Some((_, OpState::Quit { sent })) = self.queue.front_mut() else {
+            return;
+        };
+        if *sent {
+            return;
+        }
+        *sent = true;
+        self.transmit(now, Command::Quit, Expect::Quit);
+    }
+
+    /// Whether a QUIT went out behind the running operation.
+    pub(super) fn quit_behind(&self) -> bool {
+        matches!(self.queue.front(), Some((_, OpState::Quit { sent: true })))
     }
 
     /// The reply to QUIT, whatever it is, ends the session.

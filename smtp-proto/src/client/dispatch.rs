@@ -97,10 +97,12 @@ impl Client {
     }
 
     /// Starts queued operations while none is active.
+    /// Then writes a QUIT queued behind a transaction whose end is out
+    /// ([`Client::pipeline_quit`]).
     pub(super) fn pump(&mut self, now: Instant) {
         while self.active.is_none() && self.phase == Phase::Open {
             let Some((id, op)) = self.queue.pop_front() else {
-                return;
+                break;
             };
             self.active = Some(Active {
                 id,
@@ -109,6 +111,7 @@ impl Client {
             });
             self.start_active(now);
         }
+        self.pipeline_quit(now);
     }
 
     pub(super) fn expect(&mut self, now: Instant, e: Expect) {
@@ -267,7 +270,7 @@ impl Client {
             OpState::Tx(tx) => self.start_tx(now, tx),
             OpState::Data(d) => self.start_data(now, d),
             OpState::Simple(cmd, e) => self.start_simple(now, cmd, *e),
-            OpState::Quit => self.start_quit(now),
+            OpState::Quit { sent } => self.start_quit(now, *sent),
         }
     }
 
@@ -296,6 +299,12 @@ impl Client {
             let own = self.closing_error(&reply, expect);
             self.fail_with(Error::service_closing(reply), Some(own), Some(expect));
             return;
+        }
+        if self.active.is_none() && expect == Expect::Quit {
+            // The reply to a QUIT that went out behind a message, in the same
+            // input as the message's reply: its operation starts now (and
+            // sends nothing).
+            self.pump(now);
         }
         if self.active.is_none() {
             self.fail(ProtocolError::UnsolicitedReply(reply).into());
@@ -351,7 +360,7 @@ impl Client {
             OpState::Tx(tx) => self.tx_reply(now, tx, expect, reply),
             OpState::Data(d) => self.data_reply(now, d, expect, reply),
             OpState::Simple(_, _) => self.simple_reply(expect, reply),
-            OpState::Quit => self.quit_reply(reply),
+            OpState::Quit { .. } => self.quit_reply(reply),
         }
     }
 }

@@ -49,10 +49,14 @@ impl Client {
     /// - [`Output::Closed`] once, when the session has ended: close the
     ///   transport and call again for the result;
     /// - last, [`Event::Completed`] for `op`, with its result typed, once
-    ///   everything it sent was written. Events of other operations are
-    ///   dropped.
+    ///   everything it sent was written. Events of operations enqueued before
+    ///   `op` are dropped; the result of one enqueued after it that completes
+    ///   meanwhile (a QUIT behind a message, answered together with it) is
+    ///   kept for its own `drive`.
     pub fn drive<T: Completion>(&mut self, op: Op<T>) -> Output<T> {
         let id = op.id();
+        // Results of operations the caller has gone past will not be asked for.
+        self.driven.retain(|(done, _)| *done >= id);
         loop {
             match self.poll_output() {
                 Output::Transmit(b) => return Output::Transmit(b),
@@ -60,14 +64,14 @@ impl Client {
                     return Output::Event(Event::BodyWanted { id });
                 }
                 Output::Event(Event::Completed { id: done, result }) => {
-                    if done == id {
-                        self.driven = Some((done, result));
+                    if done >= id {
+                        self.driven.push_back((done, result));
                     }
                 }
                 Output::StartTls => return Output::StartTls,
                 Output::Trace(t) => return Output::Trace(t),
                 Output::Wait(deadline) => {
-                    if let Some((_, result)) = self.driven.take() {
+                    if let Some(result) = self.take_driven(id) {
                         return completed(id, result);
                     }
                     match deadline {
@@ -85,14 +89,20 @@ impl Client {
                         self.close_driven = true;
                         return Output::Closed;
                     }
-                    let result = match self.driven.take() {
-                        Some((_, r)) => r,
+                    let result = match self.take_driven(id) {
+                        Some(r) => r,
                         None => Err(self.fatal.clone().unwrap_or(Error::Disconnected)),
                     };
                     return completed(id, result);
                 }
             }
         }
+    }
+
+    /// The kept result of `id`, if it completed.
+    fn take_driven(&mut self, id: OpId) -> Option<Result<Outcome, Error>> {
+        let at = self.driven.iter().position(|(done, _)| *done == id)?;
+        self.driven.remove(at).map(|(_, result)| result)
     }
 }
 

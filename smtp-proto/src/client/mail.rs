@@ -42,6 +42,12 @@ pub(super) struct TxOp {
 }
 
 impl TxOp {
+    /// Whether the transaction pipelines its commands (PIPELINING offered and
+    /// used).
+    pub(super) fn pipelined(&self) -> bool {
+        self.pipelined
+    }
+
     /// The refusal (of MAIL, of every RCPT, of DATA or the message) that decided
     /// the transaction's outcome, if one came.
     pub(super) fn take_refusal(&mut self) -> Option<Error> {
@@ -356,7 +362,8 @@ impl Client {
 
     /// Decides what follows once every sent command of the transaction is answered.
     pub(super) fn tx_settle(&mut self, now: Instant, op: &mut TxOp) -> Step {
-        if !self.inflight.is_empty() {
+        // A QUIT pipelined behind the message waits at the end of the queue.
+        if self.inflight.iter().any(|e| *e != Expect::Quit) {
             return Step::Continue;
         }
         let body_open = self.body_open();
@@ -431,6 +438,15 @@ impl Client {
     }
 
     fn tx_reset(&mut self, now: Instant, op: &mut TxOp) -> Step {
+        if self.quit_behind() {
+            // QUIT went out behind the message: the session ends, and the
+            // refusal is the transaction's answer without RSET.
+            let err = op
+                .error
+                .take()
+                .unwrap_or(Error::Usage(UsageError::WrongState("reset")));
+            return Step::Done(Err(err));
+        }
         op.stage = TxStage::Reset;
         self.body = None;
         self.transmit(now, Command::Rset, Expect::Rset);

@@ -15,7 +15,9 @@
 //! One operation runs at a time, in the order enqueued. Within an operation,
 //! commands are pipelined when the server offers PIPELINING: MAIL, every RCPT and
 //! DATA (or the first BDAT chunk) leave in one write, and replies are matched to
-//! commands strictly in order.
+//! commands strictly in order. The one exception to "one at a time": a QUIT
+//! enqueued right behind a transaction leaves with the end of its message
+//! (RFC 2920 section 3.1), see [`Client::quit`].
 //!
 //! This file holds the public types, the inputs and the queries. Each family of
 //! operations has its own file: `hello` (greeting, EHLO/HELO/LHLO, STARTTLS),
@@ -173,7 +175,11 @@ enum OpState {
     Tx(Box<TxOp>),
     Data(DataOp),
     Simple(Command, Expect),
-    Quit,
+    /// QUIT; `sent` once it went out pipelined behind the end of a message,
+    /// before the operation started.
+    Quit {
+        sent: bool,
+    },
 }
 
 /// The running operation.
@@ -217,8 +223,11 @@ pub struct Client {
     current: OpId,
     /// A `BodyWanted` for this operation is due once pending bytes are flushed.
     want_body: Option<OpId>,
-    /// The result of the operation a [`Client::drive`] caller waits for.
-    driven: Option<(OpId, Result<Outcome, Error>)>,
+    /// Results for [`Client::drive`]: the operation its caller waits for, and
+    /// operations enqueued after it that completed meanwhile (a QUIT
+    /// answered with the reply to the message it went out behind), kept
+    /// until they are driven.
+    driven: VecDeque<(OpId, Result<Outcome, Error>)>,
     /// [`Client::drive`] has returned [`Output::Closed`] for this session.
     close_driven: bool,
     next_id: u64,
@@ -253,7 +262,7 @@ impl Client {
             body: None,
             current: OpId::GREETING,
             want_body: None,
-            driven: None,
+            driven: VecDeque::new(),
             close_driven: false,
             next_id: 1,
         };
