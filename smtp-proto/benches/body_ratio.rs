@@ -10,9 +10,10 @@
 //! cargo bench -p smtp-sansio --bench body_ratio -- --rounds 9
 //! ```
 //!
-//! Messages: text of 80-byte lines (the `core` benchmark's), and 1000-byte lines
-//! (998 bytes and CRLF, RFC 5322's longest); 1 MiB (in cache), encoded in 64 KiB
-//! chunks, and 64 MiB (larger than the L2 cache).
+//! Messages: text of 80-byte lines (the `core` benchmark's), 1000-byte lines
+//! (998 bytes and CRLF, RFC 5322's longest), and the text with bare LF line
+//! endings; 1 MiB (in cache), encoded in 64 KiB chunks, and 64 MiB (larger than
+//! the L2 cache).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -33,6 +34,14 @@ fn long_line_message(size: usize) -> Vec<u8> {
     while m.len() < size {
         m.extend_from_slice(&line);
     }
+    m
+}
+
+/// The text message with LF line endings (as a Rust string usually has them):
+/// every line ending gets its CR on the way.
+fn lf_message(size: usize) -> Vec<u8> {
+    let mut m = session::text_message(size);
+    m.retain(|&b| b != b'\r');
     m
 }
 
@@ -100,6 +109,7 @@ fn main() {
     let cases: Vec<(&str, Vec<u8>, usize)> = vec![
         ("1 MiB, 80-byte lines", session::text_message(1 << 20), 300),
         ("1 MiB, 1000-byte lines", long_line_message(1 << 20), 300),
+        ("1 MiB, 80-byte LF lines", lf_message(1 << 20), 300),
         ("64 MiB, 80-byte lines", session::text_message(64 << 20), 15),
         ("64 MiB, 1000-byte lines", long_line_message(64 << 20), 15),
     ];
