@@ -7,7 +7,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use smtp_sansio::body::{BodyEncoder, LineEndings};
+use smtp_sansio::body::{BodyEncoder, LineEndings, message_size};
 use smtp_sansio::{ReplyLimits, ReplyParser};
 
 #[path = "support/session.rs"]
@@ -43,10 +43,13 @@ fn benches(c: &mut Criterion) {
     g.finish();
 
     // In cache (1 MiB in and out fit the L2) and out of it (64 MiB), each next
-    // to a plain copy of the same bytes.
+    // to a plain copy of the same bytes: text of 80-byte lines, and 1000-byte
+    // lines (the longest RFC 5322 allows), where line endings are 12 times
+    // sparser.
     for (name, size, samples) in [("body_1MiB", 1 << 20, 100), ("body_64MiB", 64 << 20, 10)] {
         body_group(c, name, &text_message(size), samples);
     }
+    body_group(c, "body_1MiB_long_lines", &long_line_message(1 << 20), 100);
 
     // One pipelined 1 KiB message through the state machine, server replies
     // included, no I/O: the CPU the core costs per message. (The allocations per
@@ -63,7 +66,19 @@ fn benches(c: &mut Criterion) {
     g.finish();
 }
 
-/// DATA and BDAT encoding of `msg` in 64 KiB chunks, next to a plain copy.
+/// 1000-byte lines (998 bytes and CRLF) of `size` bytes or a little more.
+fn long_line_message(size: usize) -> Vec<u8> {
+    let mut line = vec![b'x'; 998];
+    line.extend_from_slice(b"\r\n");
+    let mut m = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: bench\r\n\r\n".to_vec();
+    while m.len() < size {
+        m.extend_from_slice(&line);
+    }
+    m
+}
+
+/// DATA and BDAT encoding of `msg` in 64 KiB chunks, next to a plain copy, and
+/// the size scan (`message_size`, no copy).
 fn body_group(c: &mut Criterion, name: &str, msg: &[u8], samples: usize) {
     let mut out = Vec::with_capacity(msg.len() * 2);
     let mut g = c.benchmark_group(name);
@@ -94,6 +109,9 @@ fn body_group(c: &mut Criterion, name: &str, msg: &[u8], samples: usize) {
             }
             e.encode_bdat(&[], true, &mut out).unwrap();
         });
+    });
+    g.bench_function("message_size", |b| {
+        b.iter(|| message_size(black_box(msg), LineEndings::Normalize).unwrap());
     });
     g.finish();
 }

@@ -208,12 +208,10 @@ impl BodyEncoder {
         }
     }
 
-    /// The hot loop. Bytes are never copied one by one. Blocks of [`BLOCK`] bytes
-    /// with nothing to change (checked by [`block_is_plain`], which compiles to
-    /// SIMD) are copied whole; elsewhere the next CR or LF is found with
-    /// `memchr2`, well-formed CRLF lines stay inside the current run, and the run
-    /// is copied where a byte has to be inserted (a stuffed dot, the LF of a bare
-    /// CR, the CR of a bare LF) and at the end of the chunk.
+    /// The hot loop. Bytes are never copied one by one: [`plain_until`] finds how
+    /// far the bytes go out unchanged, that stretch is copied whole, and the byte
+    /// that stopped the scan is dealt with (a stuffed dot, the LF of a bare CR, the
+    /// CR of a bare LF, a CR held back at the end of the chunk).
     fn encode_runs(
         &mut self,
         chunk: &[u8],
@@ -235,74 +233,59 @@ impl BodyEncoder {
         }
         // Start of the bytes of `chunk` not yet copied to `out`.
         let mut run = i;
-        // The block fast path is skipped until `i` passes this offset (the end of
-        // the last block that needed the line-by-line path).
-        let mut slow_until = 0;
-        while let Some(rest) = chunk.get(i..).filter(|r| !r.is_empty()) {
-            if stuff && self.at_line_start && rest.first() == Some(&b'.') {
+        let mut scan = Scan::default();
+        // Here and at every turn `chunk[i]` is not the LF of a CRLF whose CR came
+        // before it, which is what `plain_until` asks.
+        while let Some(&b) = chunk.get(i) {
+            if stuff && self.at_line_start && b == b'.' {
                 out.extend_from_slice(chunk.get(run..i).unwrap_or_default());
                 out.push(b'.');
                 run = i;
             }
-            // Here `rest[0]` is never the LF of a CRLF whose CR came before it, so an
-            // LF there is bare and the block check below would miss it.
-            if i >= slow_until && rest.first() != Some(&b'\n') {
-                if let Some(window) = rest.first_chunk::<{ BLOCK + 1 }>() {
-                    let plain = if stuff {
-                        block_is_plain::<true>(window)
-                    } else {
-                        block_is_plain::<false>(window)
-                    };
-                    if plain {
-                        // No bare CR or LF, no dot after a CRLF: the block stays in
-                        // the run. A CR at its end is followed by LF (checked), which
-                        // joins it.
-                        let step = if window.get(BLOCK - 1) == Some(&b'\r') {
-                            BLOCK + 1
-                        } else {
-                            BLOCK
-                        };
-                        i += step;
-                        // Copied now, while the block is in the L1 cache.
-                        out.extend_from_slice(chunk.get(run..i).unwrap_or_default());
-                        run = i;
-                        self.at_line_start = chunk.get(i - 1) == Some(&b'\n');
-                        continue;
-                    }
-                    slow_until = i + BLOCK;
-                }
-            }
-            let Some(p) = memchr::memchr2(b'\r', b'\n', rest) else {
-                self.at_line_start = false;
-                break;
+            let k = if stuff {
+                plain_until::<true>(chunk, i, &mut scan)
+            } else {
+                plain_until::<false>(chunk, i, &mut scan)
             };
-            let j = i + p;
-            let is_cr = rest.get(p) == Some(&b'\r');
-            if is_cr {
-                match chunk.get(j + 1) {
+            if k > i {
+                self.at_line_start = chunk.get(k - 1) == Some(&b'\n');
+            }
+            match chunk.get(k) {
+                None => break,
+                Some(b'\r') => match chunk.get(k + 1) {
+                    // The scan paused on a well-formed CRLF: it goes on from there.
                     Some(b'\n') => {
-                        // Well-formed CRLF: it stays in the run.
-                        i = j + 2;
-                        self.at_line_start = true;
+                        i = k;
                         continue;
                     }
                     None => {
                         // Whether LF follows is for the next chunk to say.
-                        out.extend_from_slice(chunk.get(run..j).unwrap_or_default());
+                        out.extend_from_slice(chunk.get(run..k).unwrap_or_default());
                         self.pending_cr = true;
                         self.at_line_start = false;
                         return Ok(());
                     }
                     Some(_) => {}
+                },
+                // An LF the scan stops at is bare.
+                Some(b'\n') => {}
+                // A dot at the start of a line (stuffed at the next turn), or a
+                // pause after a long stretch: the stretch is copied while it is
+                // still in the L1 cache.
+                Some(_) => {
+                    out.extend_from_slice(chunk.get(run..k).unwrap_or_default());
+                    run = k;
+                    i = k;
+                    continue;
                 }
             }
             // A bare CR or a bare LF.
             if reject {
-                return Err(bare(base + j as u64));
+                return Err(bare(base + k as u64));
             }
-            out.extend_from_slice(chunk.get(run..j).unwrap_or_default());
+            out.extend_from_slice(chunk.get(run..k).unwrap_or_default());
             out.extend_from_slice(b"\r\n");
-            i = j + 1;
+            i = k + 1;
             run = i;
             self.at_line_start = true;
         }
@@ -311,25 +294,137 @@ impl BodyEncoder {
     }
 }
 
-/// Bytes checked at once by the encoder's fast path.
+/// Bytes checked at once by the block check ([`block_is_plain`]).
 const BLOCK: usize = 256;
+
+/// How much [`plain_until`] covers where lines are short before it returns (a
+/// little more: it finishes the block or line it is in), so that the caller
+/// copies the stretch while it is still in the L1 cache.
+const PAUSE: usize = 1024;
+
+/// How much `memchr2` looks at in one call while lines are long, and how much
+/// [`plain_until`] covers then before it returns (larger copies: measured faster
+/// out of cache than [`PAUSE`] there).
+const WINDOW: usize = 4096;
+
+/// A line shorter than this (the next CR or LF closer than this) makes the scan
+/// use the block check, which costs less than a `memchr2` call per line.
+const SHORT_LINE: usize = 256;
+
+/// How long the block check is used after a short line before `memchr2` is tried
+/// again (the bytes it covers in one go).
+const DENSE_SPAN: usize = 16 * 1024;
+
+/// The state of one scan through a chunk: which of the two ways of looking for
+/// line endings pays off here.
+#[derive(Debug, Default)]
+struct Scan {
+    /// Lines are short up to this offset: the block check is used before it,
+    /// `memchr2` after it.
+    dense_until: usize,
+    /// The block check is skipped until this offset: after a block fails it, its
+    /// lines are looked at one by one anyway.
+    slow_until: usize,
+    /// How far the block check is skipped after the next failure: one block,
+    /// doubled at each failure in a row (text with bare LF endings fails every
+    /// block), back to one block after a success.
+    backoff: usize,
+}
+
+/// The end of the stretch of `chunk` that starts at `start` and goes out unchanged
+/// (every CR in it followed by LF, every LF preceded by CR, and with `STUFF` no
+/// dot after an LF). The byte there is a bare CR, a CR at the end of the chunk, a
+/// bare LF, a dot after CRLF (with `STUFF`), or a byte after a pause (at least
+/// [`PAUSE`] or [`WINDOW`] bytes were covered; never between CR and LF); or the
+/// end of the chunk. A dot at `start` itself is the caller's to look at, and `chunk[start]`
+/// must not be the LF of a CRLF whose CR came before it.
+///
+/// Two ways of finding the line endings, chosen by how far apart they are: where
+/// lines are long, `memchr2` (run-time dispatched SIMD, AVX2 where the CPU has
+/// it) jumps from one CR or LF to the next, [`WINDOW`] bytes at most at a time;
+/// where they are short, a call per line costs more than looking at every byte,
+/// so blocks of [`BLOCK`] bytes are checked by [`block_is_plain`], which compiles
+/// to SIMD, and `memchr2` only finds the line endings in a block that fails it.
+fn plain_until<const STUFF: bool>(chunk: &[u8], start: usize, scan: &mut Scan) -> usize {
+    let mut i = start;
+    loop {
+        let Some(rest) = chunk.get(i..).filter(|r| !r.is_empty()) else {
+            return chunk.len();
+        };
+        let dense = i < scan.dense_until;
+        if i - start >= if dense { PAUSE } else { WINDOW } {
+            return i;
+        }
+        // `rest[0]` is never the LF of a CRLF whose CR came before it, so an LF
+        // there is bare, and the block check would miss it.
+        if dense && i >= scan.slow_until && rest.first() != Some(&b'\n') {
+            if let Some(window) = rest.first_chunk::<{ BLOCK + 2 }>() {
+                if block_is_plain::<STUFF>(window) {
+                    scan.backoff = BLOCK;
+                    // A CR at the block's end is followed by LF (checked), which
+                    // joins it.
+                    i += if window.get(BLOCK - 1) == Some(&b'\r') {
+                        BLOCK + 1
+                    } else {
+                        BLOCK
+                    };
+                    continue;
+                }
+                scan.backoff = scan.backoff.clamp(BLOCK, DENSE_SPAN);
+                scan.slow_until = i + scan.backoff;
+                scan.backoff *= 2;
+            }
+        }
+        let window = if dense {
+            rest
+        } else {
+            rest.get(..WINDOW).unwrap_or(rest)
+        };
+        let Some(p) = memchr::memchr2(b'\r', b'\n', window) else {
+            // No CR or LF in the window.
+            i += window.len();
+            continue;
+        };
+        if !dense && p < SHORT_LINE {
+            scan.dense_until = i + p + DENSE_SPAN;
+        }
+        let j = i + p;
+        if chunk.get(j) == Some(&b'\r') && chunk.get(j + 1) == Some(&b'\n') {
+            // A well-formed CRLF: the stretch goes on after it, unless a dot
+            // starts the next line.
+            i = j + 2;
+            if STUFF && chunk.get(i) == Some(&b'.') {
+                return i;
+            }
+            continue;
+        }
+        return j;
+    }
+}
 
 /// Whether `window[..BLOCK]` can be copied unchanged given that `window[0]` is not
 /// a bare LF: every CR is followed by LF, every LF follows a CR, and (with `STUFF`)
-/// no dot follows an LF. `window[BLOCK]` is looked at, not covered. Written as a
-/// branch-free reduction over adjacent byte pairs so that it compiles to SIMD.
-fn block_is_plain<const STUFF: bool>(window: &[u8; BLOCK + 1]) -> bool {
-    let (Some(first), Some(next)) = (window.first_chunk::<BLOCK>(), window.last_chunk::<BLOCK>())
-    else {
+/// no dot follows an LF. `window[BLOCK]` and `window[BLOCK + 1]` are looked at, not
+/// covered: a dot there after an LF makes the block fail, which only sends it the
+/// slow way. Written as a branch-free reduction over adjacent bytes so that it
+/// compiles to SIMD; the dot check reuses the LF comparison of the pair check,
+/// three comparisons per byte in all.
+fn block_is_plain<const STUFF: bool>(window: &[u8; BLOCK + 2]) -> bool {
+    let (Some(a), Some(b), Some(c)) = (
+        window.first_chunk::<BLOCK>(),
+        window.get(1..).and_then(<[u8]>::first_chunk::<BLOCK>),
+        window.last_chunk::<BLOCK>(),
+    ) else {
         return false;
     };
     let mut bad = 0u8;
-    for (&a, &b) in first.iter().zip(next.iter()) {
-        bad |= u8::from(a == b'\r') ^ u8::from(b == b'\n');
-        // Known at compile time: BDAT's check (no dot to look for) does half the
-        // comparisons.
+    for ((&a, &b), &c) in a.iter().zip(b.iter()).zip(c.iter()) {
+        let lf = u8::from(b == b'\n');
+        bad |= u8::from(a == b'\r') ^ lf;
+        // Known at compile time: BDAT's check (no dot to look for) does two
+        // comparisons per byte.
         if STUFF {
-            bad |= u8::from(a == b'\n') & u8::from(b == b'.');
+            bad |= lf & u8::from(c == b'.');
         }
     }
     bad == 0
@@ -404,24 +499,41 @@ pub fn normalize_line_endings(message: &[u8]) -> std::borrow::Cow<'_, [u8]> {
 /// added when missing): what `SIZE=` announces (RFC 1870 section 3: dot-stuffing
 /// and the terminating dot do not count). With [`LineEndings::Reject`] a bare CR or
 /// LF is an error; with [`LineEndings::Binary`] the size is the length. Computed
-/// without copying.
+/// without copying, by the encoder's scan.
 pub fn message_size(message: &[u8], line_endings: LineEndings) -> Result<u64, UsageError> {
     if line_endings == LineEndings::Binary {
         return Ok(message.len() as u64);
     }
     let mut size = message.len() as u64;
+    if line_endings == LineEndings::Normalize && memchr::memchr(b'\r', message).is_none() {
+        // No CR at all (text with LF line endings, or a single line): every LF
+        // is bare, and counting them (SIMD too) is all there is to do.
+        size += memchr::memchr_iter(b'\n', message).count() as u64;
+        if message.last().is_some_and(|&b| b != b'\n') {
+            size += 2;
+        }
+        return Ok(size);
+    }
+    let mut scan = Scan::default();
     let mut i = 0;
-    while let Some(p) = memchr::memchr2(b'\r', b'\n', &message[i..]) {
-        let j = i + p;
-        if message[j] == b'\r' && message.get(j + 1) == Some(&b'\n') {
-            i = j + 2;
-            continue;
+    while i < message.len() {
+        let j = plain_until::<false>(message, i, &mut scan);
+        match message.get(j) {
+            None => break,
+            // A pause, on a well-formed CRLF or on any other byte.
+            Some(b'\r') if message.get(j + 1) == Some(&b'\n') => {}
+            Some(b'\r' | b'\n') => {
+                if line_endings == LineEndings::Reject {
+                    return Err(UsageError::BareLineEnding { offset: j as u64 });
+                }
+                size += 1;
+                i = j + 1;
+                continue;
+            }
+            Some(_) => {}
         }
-        if line_endings == LineEndings::Reject {
-            return Err(UsageError::BareLineEnding { offset: j as u64 });
-        }
-        size += 1;
-        i = j + 1;
+        // A pause comes after at least one byte: `j > i`.
+        i = j;
     }
     if let Some(&b) = message.last() {
         if b != b'\n' && b != b'\r' {
