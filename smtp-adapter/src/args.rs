@@ -119,3 +119,66 @@ pub fn send_message(
 pub fn body_after_headers<'m>(message: &'m [u8], prepared: &PreparedMessage) -> &'m [u8] {
     message.get(prepared.body_offset..).unwrap_or_default()
 }
+
+/// How a send call addresses its message.
+#[derive(Debug, Clone, Copy)]
+pub enum Addressing<'e> {
+    /// `send`: to this envelope, the message sent as it is (Bcc included, as
+    /// smtplib's `sendmail`).
+    Envelope(&'e Envelope),
+    /// `send_message`: to the envelope given, else to the one the headers
+    /// give; Bcc and Resent-Bcc removed.
+    Headers(Option<&'e Envelope>),
+}
+
+/// A message ready for the core: what is sent, in order.
+#[derive(Debug)]
+pub struct Outgoing<'m> {
+    message: Rendered<'m>,
+    /// The header block to send instead of the message's own, and where the
+    /// body starts in the message (`send_message`).
+    headers: Option<(Vec<u8>, usize)>,
+}
+
+impl Outgoing<'_> {
+    /// The pieces of the message, sent one after the other.
+    #[must_use]
+    pub fn parts(&self) -> [&[u8]; 3] {
+        match &self.headers {
+            None => [self.message.prefix(), self.message.bytes(), &[]],
+            Some((headers, body_offset)) => [
+                self.message.prefix(),
+                headers,
+                self.message.bytes().get(*body_offset..).unwrap_or_default(),
+            ],
+        }
+    }
+}
+
+/// The transaction and the pieces of a send call's message: rendered (a
+/// composed message), sized, and for `send_message` addressed from its headers
+/// without Bcc.
+pub fn outgoing<'m>(
+    core: &Client,
+    message: crate::Message<'m>,
+    addressing: Addressing<'_>,
+) -> Result<(Transaction, Outgoing<'m>), Error> {
+    let message = message.render()?;
+    match addressing {
+        Addressing::Envelope(envelope) => {
+            let tx = transaction_for(core, envelope, &message)?;
+            Ok((
+                tx,
+                Outgoing {
+                    message,
+                    headers: None,
+                },
+            ))
+        }
+        Addressing::Headers(envelope) => {
+            let p = prepared(core, &message, envelope)?;
+            let headers = Some((p.headers, p.body_offset));
+            Ok((p.transaction, Outgoing { message, headers }))
+        }
+    }
+}

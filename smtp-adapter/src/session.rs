@@ -66,6 +66,8 @@ pub struct Session {
     span: tracing::Span,
     /// `smtp.transaction` while a transaction runs.
     transaction: Option<tracing::Span>,
+    /// Whether the TLS handshake resumed an earlier session.
+    tls_resumed: bool,
     /// Mail transactions (and low-level DATA) started.
     transactions: u64,
 }
@@ -92,6 +94,7 @@ impl Session {
                 tls = tls_now,
             ),
             transaction: None,
+            tls_resumed: false,
             transactions: 0,
         }
     }
@@ -242,9 +245,20 @@ impl Session {
         self.transaction.as_ref().unwrap_or(&self.span).clone()
     }
 
-    /// Records that the session is now encrypted (after STARTTLS).
-    pub fn note_tls(&self) {
+    /// Records that the session is now encrypted, and whether the handshake
+    /// resumed an earlier session.
+    pub fn note_tls(&mut self, resumed: bool) {
         self.span.record("tls", true);
+        self.tls_resumed = resumed;
+    }
+
+    /// Whether the TLS handshake resumed the session of an earlier connection
+    /// (an abbreviated handshake, through the configuration's session cache:
+    /// the default configuration is shared by every connection for that);
+    /// false without TLS.
+    #[must_use]
+    pub fn tls_resumed(&self) -> bool {
+        self.tls_resumed
     }
 
     /// Opens the `smtp.transaction` span (recipient count; outcome and queue id

@@ -1,6 +1,7 @@
 //! The fault sweep (smtp-testkit's `sweep`) through the async-std adapter:
 //! sampled cuts (close, reset) and stalls over real sockets.
 
+#![cfg(feature = "tls")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use smtp_adapter::args::{self, Body};
+use smtp_adapter::args::{self, Addressing, Body};
 use smtp_adapter::tls::ClientConfig;
 use smtp_adapter::{Builder, Call, Connect, Error, Message, Options, Session, Target, Tls};
 use smtp_sansio::{
@@ -154,15 +154,15 @@ impl<R: Runtime> SmtpClient<R> {
             _ => return Err(Error::Io(io::ErrorKind::Unsupported.into())),
         };
         let mut io = Transport::Plain(c.io);
+        let mut resumed = None;
         if b.tls_mode() == Tls::Implicit {
             let tls = smtp_adapter::tls::config_or_default(b.tls_config_given())?;
-            before::<R, _>(deadline, io.upgrade(tls, b.server_name()))
-                .await
-                .ok_or(Error::timeout("the TLS handshake"))??;
+            let handshake = before::<R, _>(deadline, io.upgrade(tls, b.server_name())).await;
+            resumed = Some(handshake.ok_or(Error::timeout("the TLS handshake"))??);
         }
         let host = b.server_name().to_owned();
         let tls = b.tls_config_given().cloned();
-        SmtpClient::start(io, c.local_ip, host, options, tls).await
+        SmtpClient::start(io, c.local_ip, host, options, tls, resumed).await
     }
 
     /// A session over a stream the caller connected (through a proxy, say);
@@ -174,7 +174,7 @@ impl<R: Runtime> SmtpClient<R> {
         R: WrapStream<S>,
     {
         let io = Transport::Plain(R::wrap(stream));
-        SmtpClient::start(io, None, host.to_owned(), options, None).await
+        SmtpClient::start(io, None, host.to_owned(), options, None, None).await
     }
 
     async fn start(
@@ -183,9 +183,9 @@ impl<R: Runtime> SmtpClient<R> {
         host: String,
         options: Options,
         tls: Option<Arc<ClientConfig>>,
+        implicit_tls: Option<bool>,
     ) -> Result<Self, Error> {
-        let tls_on_connect = io.is_tls();
-        let config = smtp_adapter::session_config(&options, local_ip, tls_on_connect)?;
+        let config = smtp_adapter::session_config(&options, local_ip, implicit_tls.is_some())?;
         let now = Instant::now();
         let mut client = SmtpClient {
             session: Session::new(Client::new(config, now), host, tls, options.debug_level),
@@ -197,6 +197,9 @@ impl<R: Runtime> SmtpClient<R> {
             busy: false,
             _runtime: PhantomData,
         };
+        if let Some(resumed) = implicit_tls {
+            client.session.note_tls(resumed);
+        }
         client.run(Op::GREETING, AnyBody::None).await?;
         Ok(client)
     }
@@ -210,15 +213,6 @@ impl<R: Runtime> SmtpClient<R> {
     #[must_use]
     pub fn is_usable(&self) -> bool {
         !self.busy && !self.session.core().is_closed()
-    }
-
-    /// Whether the TLS handshake resumed the session of an earlier connection
-    /// (an abbreviated handshake, through the configuration's session cache:
-    /// the default configuration is shared by every connection for that);
-    /// false without TLS.
-    #[must_use]
-    pub fn tls_resumed(&self) -> bool {
-        self.io.tls_resumed()
     }
 
     /// Reads what the server already sent, without waiting: a connection it
@@ -356,9 +350,8 @@ impl<R: Runtime> SmtpClient<R> {
         envelope: &Envelope,
         message: impl Into<Message<'m>>,
     ) -> Result<TransactionResult, Error> {
-        let m = message.into().render()?;
-        let tx = args::transaction_for(self.session.core(), envelope, &m)?;
-        self.transact(tx, AnyBody::parts(&m.parts())).await
+        self.deliver(message.into(), Addressing::Envelope(envelope))
+            .await
     }
 
     /// smtplib's `sendmail(from, to, message)`: [`send`](Self::send) to an
@@ -398,7 +391,8 @@ impl<R: Runtime> SmtpClient<R> {
         &mut self,
         message: impl Into<Message<'m>>,
     ) -> Result<TransactionResult, Error> {
-        self.prepared(message.into(), None).await
+        self.deliver(message.into(), Addressing::Headers(None))
+            .await
     }
 
     /// [`send_message`](Self::send_message) to `envelope` instead of the
@@ -409,22 +403,17 @@ impl<R: Runtime> SmtpClient<R> {
         envelope: &Envelope,
         message: impl Into<Message<'m>>,
     ) -> Result<TransactionResult, Error> {
-        self.prepared(message.into(), Some(envelope)).await
+        self.deliver(message.into(), Addressing::Headers(Some(envelope)))
+            .await
     }
 
-    async fn prepared(
+    async fn deliver(
         &mut self,
         message: Message<'_>,
-        envelope: Option<&Envelope>,
+        addressing: Addressing<'_>,
     ) -> Result<TransactionResult, Error> {
-        let m = message.render()?;
-        let p = args::prepared(self.session.core(), &m, envelope)?;
-        let parts: [&[u8]; 3] = [
-            m.prefix(),
-            &p.headers,
-            args::body_after_headers(m.bytes(), &p),
-        ];
-        self.transact(p.transaction, AnyBody::parts(&parts)).await
+        let (tx, out) = args::outgoing(self.session.core(), message, addressing)?;
+        self.transact(tx, AnyBody::parts(&out.parts())).await
     }
 
     async fn transact(
@@ -576,9 +565,9 @@ impl<R: Runtime> SmtpClient<R> {
                     let deadline = Instant::now() + self.session.core().config().timeouts.command;
                     let upgrade = self.io.upgrade(tls, self.session.host());
                     match before::<R, _>(deadline, upgrade).await {
-                        Some(Ok(())) => {
+                        Some(Ok(resumed)) => {
                             self.session.core_mut().tls_established(Instant::now());
-                            self.session.note_tls();
+                            self.session.note_tls(resumed);
                         }
                         Some(Err(e)) => broken = self.abort(e).await,
                         None => broken = self.abort(Error::timeout("the TLS handshake")).await,

@@ -49,42 +49,23 @@ impl Transport {
         }
     }
 
-    /// Whether TLS is active.
-    pub(crate) fn is_tls(&self) -> bool {
-        #[cfg(feature = "tls")]
-        return matches!(self, Transport::Tls(_));
-        #[cfg(not(feature = "tls"))]
-        return false;
-    }
-
-    /// Whether the TLS handshake resumed an earlier session (an abbreviated
-    /// handshake); false without TLS.
-    pub(crate) fn tls_resumed(&self) -> bool {
-        match self {
-            #[cfg(feature = "tls")]
-            Transport::Tls(t) => {
-                t.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed)
-            }
-            _ => false,
-        }
-    }
-
     /// Without the `tls` feature there is no handshake to run.
     #[cfg(not(feature = "tls"))]
     #[allow(clippy::unused_async)]
-    pub(crate) async fn upgrade(&mut self, _: Arc<ClientConfig>, _: &str) -> Result<(), Error> {
+    pub(crate) async fn upgrade(&mut self, _: Arc<ClientConfig>, _: &str) -> Result<bool, Error> {
         Err(Error::TlsUnavailable(
             "smtp-async was built without its tls feature",
         ))
     }
 
-    /// Runs the TLS client handshake over the plain stream.
+    /// Runs the TLS client handshake over the plain stream; whether it resumed
+    /// an earlier session (an abbreviated handshake).
     #[cfg(feature = "tls")]
     pub(crate) async fn upgrade(
         &mut self,
         config: Arc<ClientConfig>,
         server: &str,
-    ) -> Result<(), Error> {
+    ) -> Result<bool, Error> {
         let name = smtp_adapter::tls::server_name(server)?;
         let Transport::Plain(plain) = std::mem::replace(self, Transport::Gone) else {
             return Err(smtp_sansio::UsageError::WrongState("TLS is already active").into());
@@ -93,8 +74,9 @@ impl Transport {
             .connect(name, plain)
             .await
             .map_err(Error::from_tls_io)?;
+        let resumed = tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
         *self = Transport::Tls(Box::new(tls));
-        Ok(())
+        Ok(resumed)
     }
 
     pub(crate) async fn close(&mut self) {

@@ -151,10 +151,12 @@ pub fn run(name: &str, args: &ClientArgs) -> Result<Report, BoxError> {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            measure(name, || rt.block_on(tokio_client(args, &msg)))
+            measure(name, || {
+                rt.block_on(async_client::<smtp_tokio::Tokio>(args, &msg))
+            })
         }
         "async-std" => measure(name, || {
-            async_std::task::block_on(async_std_client(args, &msg))
+            async_std::task::block_on(async_client::<smtp_async_std::AsyncStd>(args, &msg))
         }),
         "lettre" => measure(name, || lettre_client(args, &msg)),
         "mail-send" => {
@@ -261,13 +263,13 @@ fn blocking(args: &ClientArgs, msg: &[u8]) -> Result<(u64, u64), BoxError> {
     let connect = || -> Result<SmtpClient, BoxError> {
         Ok(our_builder!(SmtpClient, args, tls.as_ref()).connect()?)
     };
+    let envelope = smtp_blocking::Envelope::parse(FROM, &[TO])?;
     let mut sent = 0;
     let deadline = args.deadline();
     if args.new_connection {
         while !done(sent, args, deadline) {
-            let mut c = connect()?;
-            c.sendmail(FROM, &[TO], msg)?;
-            c.quit()?;
+            // QUIT goes in the same write as the end of the message.
+            connect()?.send_and_quit(&envelope, msg)?;
             sent += 1;
         }
     } else {
@@ -281,49 +283,26 @@ fn blocking(args: &ClientArgs, msg: &[u8]) -> Result<(u64, u64), BoxError> {
     Ok((sent, sent * msg.len() as u64))
 }
 
-async fn tokio_client(args: &ClientArgs, msg: &[u8]) -> Result<(u64, u64), BoxError> {
-    use smtp_tokio::SmtpClient;
+/// Our async facade on the runtime `R` (Tokio or async-std): one function for
+/// both, as the facade is one.
+async fn async_client<R: smtp_async::Runtime>(
+    args: &ClientArgs,
+    msg: &[u8],
+) -> Result<(u64, u64), BoxError> {
+    use smtp_async::SmtpClient;
     let tls = TlsSetup::from_args(args)?;
-    let connect = async || -> Result<SmtpClient, BoxError> {
-        Ok(our_builder!(SmtpClient, args, tls.as_ref())
+    let connect = async || -> Result<SmtpClient<R>, BoxError> {
+        Ok(our_builder!(SmtpClient<R>, args, tls.as_ref())
             .connect()
             .await?)
     };
+    let envelope = smtp_async::Envelope::parse(FROM, &[TO])?;
     let mut sent = 0;
     let deadline = args.deadline();
     if args.new_connection {
         while !done(sent, args, deadline) {
-            let mut c = connect().await?;
-            c.sendmail(FROM, &[TO], msg).await?;
-            c.quit().await?;
-            sent += 1;
-        }
-    } else {
-        let mut c = connect().await?;
-        while !done(sent, args, deadline) {
-            c.sendmail(FROM, &[TO], msg).await?;
-            sent += 1;
-        }
-        c.quit().await?;
-    }
-    Ok((sent, sent * msg.len() as u64))
-}
-
-async fn async_std_client(args: &ClientArgs, msg: &[u8]) -> Result<(u64, u64), BoxError> {
-    use smtp_async_std::SmtpClient;
-    let tls = TlsSetup::from_args(args)?;
-    let connect = async || -> Result<SmtpClient, BoxError> {
-        Ok(our_builder!(SmtpClient, args, tls.as_ref())
-            .connect()
-            .await?)
-    };
-    let mut sent = 0;
-    let deadline = args.deadline();
-    if args.new_connection {
-        while !done(sent, args, deadline) {
-            let mut c = connect().await?;
-            c.sendmail(FROM, &[TO], msg).await?;
-            c.quit().await?;
+            // QUIT goes in the same write as the end of the message.
+            connect().await?.send_and_quit(&envelope, msg).await?;
             sent += 1;
         }
     } else {

@@ -54,6 +54,7 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use smtp_adapter::args::{self, Addressing, Body};
 #[cfg(feature = "dkim")]
 pub use smtp_adapter::dkim::{DkimKey, DkimSigner};
 use smtp_adapter::net::SocketTimeouts;
@@ -61,7 +62,7 @@ pub use smtp_adapter::tls::ClientConfig;
 pub use smtp_adapter::{
     self, Builder, Error, LMTP_PORT, Message, Options, SMTP_PORT, SMTPS_PORT, Tls,
 };
-use smtp_adapter::{Call, Connect, Session, Target, args, args::Body};
+use smtp_adapter::{Call, Connect, Session, Target};
 pub use smtp_sansio::{
     self, Capabilities, Delivery, Envelope, Mechanism, Protocol, Reply, TransactionResult,
     body::LineEndings,
@@ -194,7 +195,7 @@ impl SmtpClient {
             stream,
             socket: None,
         }));
-        SmtpClient::start(io, None, host.to_owned(), None, &options)
+        SmtpClient::start(io, None, host.to_owned(), None, &options, None)
     }
 
     /// [`from_stream`](Self::from_stream) for a stream that runs over the TCP
@@ -209,7 +210,7 @@ impl SmtpClient {
     ) -> Result<SmtpClient, Error> {
         let socket = Some(socket);
         let io = Transport::Plain(Box::new(Caller { stream, socket }));
-        SmtpClient::start(io, None, host.to_owned(), None, &options)
+        SmtpClient::start(io, None, host.to_owned(), None, &options, None)
     }
 
     /// Opens the transport `b` asks for and reads the greeting.
@@ -236,13 +237,14 @@ impl SmtpClient {
             None => return Err(Error::Io(std::io::ErrorKind::Unsupported.into())),
         };
         let mut io = Transport::Plain(plain);
+        let mut resumed = None;
         if b.tls_mode() == Tls::Implicit {
             io.set_timeouts(&mut SocketTimeouts::default(), Some(timeout), Some(timeout))?;
             let tls = smtp_adapter::tls::config_or_default(b.tls_config_given())?;
-            io.upgrade(tls, b.server_name())?;
+            resumed = Some(io.upgrade(tls, b.server_name())?);
         }
-        let host = b.server_name().to_owned();
-        SmtpClient::start(io, local, host, b.tls_config_given().cloned(), &options)
+        let (host, tls) = (b.server_name().to_owned(), b.tls_config_given().cloned());
+        SmtpClient::start(io, local, host, tls, &options, resumed)
     }
 
     /// A session on a connected transport: waits for the greeting.
@@ -252,8 +254,9 @@ impl SmtpClient {
         host: String,
         tls: Option<Arc<ClientConfig>>,
         options: &Options,
+        implicit_tls: Option<bool>,
     ) -> Result<SmtpClient, Error> {
-        let config = smtp_adapter::session_config(options, local, io.is_tls())?;
+        let config = smtp_adapter::session_config(options, local, implicit_tls.is_some())?;
         let core = Client::new(config, Instant::now());
         let mut client = SmtpClient {
             session: Session::new(core, host, tls, options.debug_level),
@@ -264,17 +267,11 @@ impl SmtpClient {
             timeouts: SocketTimeouts::default(),
             limit: None,
         };
+        if let Some(resumed) = implicit_tls {
+            client.session.note_tls(resumed);
+        }
         client.run(Op::GREETING, Body::None)?;
         Ok(client)
-    }
-
-    /// Whether the TLS handshake resumed the session of an earlier connection
-    /// (an abbreviated handshake, through the configuration's session cache:
-    /// the default configuration is shared by every connection for that);
-    /// false without TLS.
-    #[must_use]
-    pub fn tls_resumed(&self) -> bool {
-        self.io.tls_resumed()
     }
 
     /// How many `setsockopt` calls set the socket timeouts so far (they are set
@@ -380,9 +377,7 @@ impl SmtpClient {
         envelope: &Envelope,
         message: impl Into<Message<'m>>,
     ) -> Result<TransactionResult, Error> {
-        let m = message.into().render()?;
-        let tx = args::transaction_for(self.session.core(), envelope, &m)?;
-        self.transact(tx, Body::parts(&m.parts()))
+        self.deliver(message.into(), Addressing::Envelope(envelope))
     }
 
     /// smtplib's `sendmail(from, to, message)`: [`send`](Self::send) to an
@@ -415,7 +410,7 @@ impl SmtpClient {
         &mut self,
         message: impl Into<Message<'m>>,
     ) -> Result<TransactionResult, Error> {
-        self.prepared(message.into(), None)
+        self.deliver(message.into(), Addressing::Headers(None))
     }
 
     /// [`send_message`](Self::send_message) to `envelope` instead of the
@@ -426,22 +421,16 @@ impl SmtpClient {
         envelope: &Envelope,
         message: impl Into<Message<'m>>,
     ) -> Result<TransactionResult, Error> {
-        self.prepared(message.into(), Some(envelope))
+        self.deliver(message.into(), Addressing::Headers(Some(envelope)))
     }
 
-    fn prepared(
+    fn deliver(
         &mut self,
         message: Message<'_>,
-        envelope: Option<&Envelope>,
+        addressing: Addressing<'_>,
     ) -> Result<TransactionResult, Error> {
-        let m = message.render()?;
-        let p = args::prepared(self.session.core(), &m, envelope)?;
-        let parts: [&[u8]; 3] = [
-            m.prefix(),
-            &p.headers,
-            args::body_after_headers(m.bytes(), &p),
-        ];
-        self.transact(p.transaction, Body::parts(&parts))
+        let (tx, out) = args::outgoing(self.session.core(), message, addressing)?;
+        self.transact(tx, Body::parts(&out.parts()))
     }
 
     fn transact(
@@ -578,9 +567,9 @@ impl SmtpClient {
                         self.io.upgrade(tls, self.session.host())
                     });
                     match upgraded {
-                        Ok(()) => {
+                        Ok(resumed) => {
                             self.session.core_mut().tls_established(Instant::now());
-                            self.session.note_tls();
+                            self.session.note_tls(resumed);
                         }
                         Err(e) => broken = self.abort(e),
                     }

@@ -129,27 +129,14 @@ impl Transport {
         }
     }
 
-    /// Whether TLS is active.
-    pub(crate) fn is_tls(&self) -> bool {
-        #[cfg(feature = "tls")]
-        return matches!(self, Transport::Tls(_));
-        #[cfg(not(feature = "tls"))]
-        return false;
-    }
-
-    /// Whether the TLS handshake resumed an earlier session (an abbreviated
-    /// handshake); false without TLS.
-    pub(crate) fn tls_resumed(&self) -> bool {
-        match self {
-            #[cfg(feature = "tls")]
-            Transport::Tls(t) => t.conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
-            _ => false,
-        }
-    }
-
-    /// Runs the TLS client handshake over the plain stream.
+    /// Runs the TLS client handshake over the plain stream; whether it resumed
+    /// an earlier session (an abbreviated handshake).
     #[cfg(feature = "tls")]
-    pub(crate) fn upgrade(&mut self, config: Arc<ClientConfig>, server: &str) -> Result<(), Error> {
+    pub(crate) fn upgrade(
+        &mut self,
+        config: Arc<ClientConfig>,
+        server: &str,
+    ) -> Result<bool, Error> {
         let name = smtp_adapter::tls::server_name(server)?;
         let Transport::Plain(mut plain) = std::mem::replace(self, Transport::Gone) else {
             return Err(smtp_sansio::UsageError::WrongState("TLS is already active").into());
@@ -158,13 +145,14 @@ impl Transport {
         while conn.is_handshaking() {
             conn.complete_io(&mut plain).map_err(Error::from_tls_io)?;
         }
+        let resumed = conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
         *self = Transport::Tls(Box::new(StreamOwned::new(conn, plain)));
-        Ok(())
+        Ok(resumed)
     }
 
     /// Without the `tls` feature there is no handshake to run.
     #[cfg(not(feature = "tls"))]
-    pub(crate) fn upgrade(&mut self, _: Arc<ClientConfig>, _: &str) -> Result<(), Error> {
+    pub(crate) fn upgrade(&mut self, _: Arc<ClientConfig>, _: &str) -> Result<bool, Error> {
         Err(Error::TlsUnavailable(
             "smtp-blocking was built without its tls feature",
         ))

@@ -2,6 +2,8 @@
 //! refusal to go on in plain text when STARTTLS is required but not offered.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+// Without TLS only the plain-text cases run.
+#![cfg_attr(not(feature = "tls"), allow(unused_imports, dead_code))]
 
 use std::time::Duration;
 
@@ -19,6 +21,7 @@ fn send_one(server: &MockServer, mut smtp: SmtpClient) -> smtp_testkit::Received
     server.wait_for_messages(1, WAIT).remove(0)
 }
 
+#[cfg(feature = "tls")]
 #[test]
 fn starttls_required_with_credentials() {
     let config = ServerConfig::default()
@@ -39,6 +42,7 @@ fn starttls_required_with_credentials() {
     assert_eq!(m.auth_user.as_deref(), Some("alice"));
 }
 
+#[cfg(feature = "tls")]
 #[test]
 fn opportunistic_uses_starttls_when_offered_and_plain_otherwise() {
     let tls_server =
@@ -57,6 +61,7 @@ fn opportunistic_uses_starttls_when_offered_and_plain_otherwise() {
     assert!(!send_one(&plain, smtp).tls);
 }
 
+#[cfg(feature = "tls")]
 #[test]
 fn starttls_required_but_not_offered_sends_nothing_else() {
     let server = MockServer::start(ServerConfig::default().user("alice", "secret")).unwrap();
@@ -71,6 +76,7 @@ fn starttls_required_but_not_offered_sends_nothing_else() {
     assert!(!raw.contains("AUTH") && !raw.contains("MAIL"), "{raw}");
 }
 
+#[cfg(feature = "tls")]
 #[test]
 fn implicit_tls_and_a_custom_mechanism() {
     let config = ServerConfig::default()

@@ -2,6 +2,7 @@
 //! count, outcome, queue id), the transcript as events inside them, and never
 //! a secret.
 
+#![cfg(feature = "tls")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Write;

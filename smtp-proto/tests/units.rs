@@ -439,3 +439,18 @@ fn an_armed_wait_serves_from_an_eighth_of_the_wait_up_to_its_deadline() {
     assert!(!armed_wait_serves(Duration::from_millis(37_499), left));
     assert!(!armed_wait_serves(Duration::ZERO, left));
 }
+
+/// Empty parts before, between and after carry nothing: the last piece with
+/// bytes is flagged last (so BDAT ends with `LAST` on it, not on an empty
+/// chunk of its own).
+#[test]
+fn parts_cursor_skips_empty_parts() {
+    use smtp_sansio::client::PartsCursor;
+    let parts: [&[u8]; 4] = [b"", b"abc", b"", b""];
+    let mut c = PartsCursor::new(&parts, 2);
+    assert_eq!(c.next_piece(), (&b"ab"[..], false));
+    assert_eq!(c.next_piece(), (&b"c"[..], true));
+    let none: [&[u8]; 2] = [b"", b""];
+    let mut c = PartsCursor::new(&none, 2);
+    assert_eq!(c.next_piece(), (&b""[..], true));
+}

@@ -286,6 +286,7 @@ fn opts() -> Options {
 /// clones it per connection) uses one TLS configuration, so that rustls'
 /// session cache can resume across them; the default one is built once per
 /// process.
+#[cfg(feature = "tls")]
 #[tokio::test]
 async fn every_connection_shares_one_tls_configuration() {
     use smtp_tokio::{Pool, PoolConfig, Tls};

@@ -273,6 +273,9 @@ impl<'a> PartsCursor<'a> {
 
     /// The next piece and whether it is the last one (it may then be empty).
     pub fn next_piece(&mut self) -> (&'a [u8], bool) {
+        while self.offset == 0 && self.parts.get(self.part).is_some_and(|p| p.is_empty()) {
+            self.part += 1;
+        }
         let part = self.parts.get(self.part).copied().unwrap_or_default();
         let end = self.offset.saturating_add(self.chunk).min(part.len());
         let piece = part.get(self.offset..end).unwrap_or_default();
@@ -280,6 +283,11 @@ impl<'a> PartsCursor<'a> {
         if self.offset >= part.len() {
             self.part += 1;
             self.offset = 0;
+        }
+        // Empty parts still to come carry nothing: this piece is the last one
+        // when only they are left (so BDAT ends with `LAST` on real bytes).
+        while self.parts.get(self.part).is_some_and(|p| p.is_empty()) {
+            self.part += 1;
         }
         (piece, self.part >= self.parts.len())
     }
