@@ -297,6 +297,11 @@ impl Session {
     /// Starts `call` in the core: its arguments converted (CR, LF and NUL
     /// refused) and the operation enqueued.
     pub fn start(&mut self, call: Call<'_>) -> Result<Op<Reply>, Error> {
+        if let Call::StartTls = call {
+            // A configuration that cannot be had (a build without TLS, no root
+            // certificates) fails here, before STARTTLS is sent.
+            self.tls_config()?;
+        }
         let now = Instant::now();
         let c = &mut self.core;
         Ok(match call {

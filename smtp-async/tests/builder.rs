@@ -3,6 +3,8 @@
 //! once, generic over the runtime, and run on Tokio and on async-std.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+// Without TLS only the plain-text cases run.
+#![cfg_attr(not(feature = "tls"), allow(unused_imports, dead_code))]
 
 use std::future::Future;
 use std::time::Duration;
@@ -34,6 +36,7 @@ async fn send_one<R: Runtime>(server: &MockServer, mut smtp: SmtpClient<R>) -> R
     server.wait_for_messages(1, WAIT).remove(0)
 }
 
+#[cfg(feature = "tls")]
 async fn starttls_required<R: Runtime>() {
     let config = ServerConfig::default()
         .tls(smtp_testkit::Tls::StartTls)
@@ -54,6 +57,7 @@ async fn starttls_required<R: Runtime>() {
     assert_eq!(m.auth_user.as_deref(), Some("alice"));
 }
 
+#[cfg(feature = "tls")]
 #[test]
 fn starttls_required_with_credentials() {
     on_both(
@@ -62,6 +66,7 @@ fn starttls_required_with_credentials() {
     );
 }
 
+#[cfg(feature = "tls")]
 async fn opportunistic<R: Runtime>() {
     let tls = MockServer::start(ServerConfig::default().tls(smtp_testkit::Tls::StartTls)).unwrap();
     let smtp = SmtpClient::<R>::builder(&tls.addr().to_string())
@@ -79,11 +84,13 @@ async fn opportunistic<R: Runtime>() {
     assert!(!send_one(&plain, smtp).await.tls);
 }
 
+#[cfg(feature = "tls")]
 #[test]
 fn opportunistic_uses_starttls_when_offered_and_plain_otherwise() {
     on_both(opportunistic::<Tokio>(), opportunistic::<AsyncStd>());
 }
 
+#[cfg(feature = "tls")]
 async fn required_not_offered<R: Runtime>() {
     let server = MockServer::start(ServerConfig::default().user("alice", "secret")).unwrap();
     let e = SmtpClient::<R>::builder(&server.addr().to_string())
@@ -98,6 +105,7 @@ async fn required_not_offered<R: Runtime>() {
     assert!(!raw.contains("AUTH") && !raw.contains("MAIL"), "{raw}");
 }
 
+#[cfg(feature = "tls")]
 #[test]
 fn starttls_required_but_not_offered_sends_nothing_else() {
     on_both(
@@ -106,6 +114,7 @@ fn starttls_required_but_not_offered_sends_nothing_else() {
     );
 }
 
+#[cfg(feature = "tls")]
 async fn implicit_with_mechanism<R: Runtime>() {
     let config = ServerConfig::default()
         .tls(smtp_testkit::Tls::Implicit)
@@ -124,6 +133,7 @@ async fn implicit_with_mechanism<R: Runtime>() {
     assert_eq!(m.auth_user.as_deref(), Some("carol"));
 }
 
+#[cfg(feature = "tls")]
 #[test]
 fn implicit_tls_and_a_custom_mechanism() {
     on_both(
