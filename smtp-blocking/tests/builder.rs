@@ -70,7 +70,9 @@ fn starttls_required_but_not_offered_sends_nothing_else() {
         .credentials("alice", "secret")
         .connect()
         .unwrap_err();
-    assert!(e.to_string().contains("STARTTLS"), "{e}");
+    // STARTTLS not offered; or, in a build with TLS but no crypto provider,
+    // TLS not available: either way nothing else goes out.
+    assert!(e.to_string().contains("TLS"), "{e}");
     server.wait_for_closed(1, WAIT);
     let raw = String::from_utf8_lossy(&server.raw()[0]).into_owned();
     assert!(!raw.contains("AUTH") && !raw.contains("MAIL"), "{raw}");
