@@ -186,19 +186,7 @@ pub(crate) fn header_parts(message: &[u8]) -> Result<HeaderParts, UsageError> {
             }
         }
     }
-    let mut headers = Vec::with_capacity(body_offset);
-    let mut pos = 0;
-    for f in &fields {
-        if f.name.eq_ignore_ascii_case("Bcc") || f.name.eq_ignore_ascii_case("Resent-Bcc") {
-            headers.extend_from_slice(message.get(pos..f.start).unwrap_or_default());
-            pos = f.end;
-        }
-    }
-    headers.extend_from_slice(
-        message
-            .get(pos..body_offset.max(headers_end))
-            .unwrap_or_default(),
-    );
+    let headers = strip_bcc(message, &fields, headers_end, body_offset);
     Ok(HeaderParts {
         prefix,
         sender,
@@ -439,9 +427,22 @@ fn addr_spec(tokens: &[Token]) -> Option<String> {
 #[must_use]
 pub fn without_bcc(message: &[u8]) -> (Vec<u8>, usize) {
     let (fields, headers_end, body_offset) = header_fields(message);
+    (
+        strip_bcc(message, &fields, headers_end, body_offset),
+        body_offset,
+    )
+}
+
+/// The header lines of `message` without the `Bcc` and `Resent-Bcc` fields.
+fn strip_bcc(
+    message: &[u8],
+    fields: &[Field<'_>],
+    headers_end: usize,
+    body_offset: usize,
+) -> Vec<u8> {
     let mut headers = Vec::with_capacity(body_offset);
     let mut pos = 0;
-    for f in &fields {
+    for f in fields {
         if f.name.eq_ignore_ascii_case("Bcc") || f.name.eq_ignore_ascii_case("Resent-Bcc") {
             headers.extend_from_slice(message.get(pos..f.start).unwrap_or_default());
             pos = f.end;
@@ -452,5 +453,5 @@ pub fn without_bcc(message: &[u8]) -> (Vec<u8>, usize) {
             .get(pos..body_offset.max(headers_end))
             .unwrap_or_default(),
     );
-    (headers, body_offset)
+    headers
 }

@@ -286,15 +286,8 @@ pub fn prepare_message(
     line_endings: crate::body::LineEndings,
 ) -> Result<crate::client::PreparedMessage, UsageError> {
     let Some(envelope) = envelope else {
-        let none: &[&str] = &[];
-        return crate::client::PreparedMessage::new(
-            message,
-            None,
-            None::<&[&str]>,
-            none,
-            none,
-            line_endings,
-        );
+        let (to, none): (Option<&[&str]>, &[&str]) = (None, &[]);
+        return crate::client::PreparedMessage::new(message, None, to, none, none, line_endings);
     };
     let (headers, body_offset) = crate::envelope::without_bcc(message);
     let international =
