@@ -519,7 +519,7 @@ fn silent_server_times_out_within_the_timeout() {
         took >= Duration::from_millis(290),
         "gave up early: {took:?}"
     );
-    assert!(took < Duration::from_secs(5), "hung: {took:?}");
+    assert!(took < Duration::from_millis(300 + 1000), "hung: {took:?}");
 }
 
 #[test]
@@ -527,8 +527,11 @@ fn silent_greeting_times_out() {
     let server = script_server(Script::default().then(Step::Silence(Duration::from_secs(20))));
     let mut o = Options::default();
     o.timeout = Some(Duration::from_millis(200));
+    let start = Instant::now();
     let e = SmtpClient::connect(&server.addr().to_string(), o).unwrap_err();
+    let took = start.elapsed();
     assert!(matches!(smtp_err(e), SmtpError::Timeout(_)));
+    assert!(took < Duration::from_millis(200 + 1000), "hung: {took:?}");
 }
 
 #[test]
