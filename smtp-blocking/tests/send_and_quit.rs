@@ -24,11 +24,19 @@ fn envelope() -> Envelope {
 
 /// Runs `f` on a thread; `None` if it has not returned within `WAIT`.
 fn within<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    within_for(WAIT, f)
+}
+
+/// Runs `f` on a thread; `None` if it has not returned within `limit`.
+fn within_for<T: Send + 'static>(
+    limit: Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let _ = tx.send(f());
     });
-    rx.recv_timeout(WAIT).ok()
+    rx.recv_timeout(limit).ok()
 }
 
 /// A server that reads the whole session, QUIT included, before answering
@@ -85,13 +93,13 @@ fn quit_goes_behind_the_message_and_the_result_is_the_message_s() {
 fn the_wait_for_the_221_is_bounded_by_the_linger() {
     for chunking in [false, true] {
         let server = pipelining_server(chunking, None);
-        let addr = server.addr().to_string();
-        let r = within(move || {
-            // The session's own timeout is far longer than the test waits.
-            let c = SmtpClient::connect(&addr, opts(Duration::from_secs(60))).unwrap();
-            c.send_and_quit(&envelope(), MSG)
-        })
-        .expect("send_and_quit waited past its linger");
+        // The session's own timeout is far longer than the test waits.
+        let c =
+            SmtpClient::connect(&server.addr().to_string(), opts(Duration::from_secs(60))).unwrap();
+        // The linger (1 s) plus 1 s.
+        let limit = Duration::from_secs(1) + Duration::from_secs(1);
+        let r = within_for(limit, move || c.send_and_quit(&envelope(), MSG))
+            .expect("send_and_quit waited past its linger");
         assert_eq!(r.unwrap().final_reply.unwrap().code(), 250);
         assert_eq!(server.wait_for_finished(1, WAIT), 1, "the client closed");
     }

@@ -64,8 +64,9 @@ fn the_deadline_holds_over_a_caller_stream() {
         ),
         "{e:?}"
     );
-    // Well before the server's 30 s of silence ends.
-    assert!(started.elapsed() < Duration::from_secs(20));
+    // Within the deadline plus 1 s, long before the server's 30 s of silence end.
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(300 + 1000), "{took:?}");
 }
 
 #[cfg(feature = "tls")]

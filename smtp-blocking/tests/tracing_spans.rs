@@ -39,6 +39,8 @@ fn session_and_transaction_spans_carry_their_fields() {
     let server = MockServer::start(
         ServerConfig::default()
             .tls(smtp_testkit::Tls::StartTls)
+            // PLAIN only, so that the payload checked below is really sent.
+            .auth_mechanisms(&["PLAIN"])
             .user("alice", "hunter2"),
     )
     .unwrap();
@@ -73,6 +75,18 @@ fn session_and_transaction_spans_carry_their_fields() {
     assert!(transaction.contains("queue_id=\"T"), "{transaction}");
     assert!(transaction.contains("tls=true"), "{transaction}");
     assert!(log.contains("C: MAIL FROM:<a@example.org>"), "{log}");
+    // The login happened with PLAIN, and exactly this payload went over the
+    // wire, so the absence checks below look for what was really sent.
+    let messages = server.messages();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].auth_user.as_deref(), Some("alice"));
+    let sent = String::from_utf8_lossy(&server.raw().concat()).into_owned();
+    assert!(
+        sent.contains(&format!("AUTH PLAIN {}\r\n", base64_plain())),
+        "{sent}"
+    );
+    // Its line was traced, redacted.
+    assert_eq!(log.matches("C: AUTH PLAIN <redacted>").count(), 1, "{log}");
     assert!(!log.contains("hunter2"), "{log}");
     assert!(!log.contains(&base64_plain()), "{log}");
 }

@@ -31,9 +31,9 @@ usage: smtp-send [--server HOST[:PORT] | --unix PATH] [--lmtp]
 --tls starttls requires STARTTLS: the message is not sent when it is not offered.
 Without --from and --to (or with --header-envelope) the envelope comes from the
 message headers (Sender/From; To, Cc, Bcc; or one Resent-* block) and Bcc is
-not transmitted. --auth is one of PLAIN, LOGIN, CRAM-MD5, XOAUTH2, OAUTHBEARER
-(the password is the token for the last two); without it the best offered of
-CRAM-MD5, PLAIN, LOGIN is used.
+not transmitted. --auth is one of PLAIN, LOGIN, CRAM-MD5, SCRAM-SHA-256,
+XOAUTH2, OAUTHBEARER (the password is the token for the last two); without it
+the best offered of CRAM-MD5, PLAIN, LOGIN is used.
 
 --dkim-key signs the message with DKIM (RFC 6376) before sending it: the key
 is a PEM file (RSA, rsa-sha256; or Ed25519, ed25519-sha256), published as
@@ -484,6 +484,7 @@ fn run(args: &Args) -> Result<(TransactionResult, u8), Failure> {
                     "PLAIN" => Box::new(sasl::Plain::new(creds)),
                     "LOGIN" => Box::new(sasl::Login::new(creds)),
                     "CRAM-MD5" => Box::new(sasl::CramMd5::new(creds)),
+                    "SCRAM-SHA-256" => Box::new(sasl::ScramSha256::new(creds)),
                     "XOAUTH2" => Box::new(sasl::XOAuth2::new(
                         user.as_str(),
                         sasl::Secret::new(password.as_str()),

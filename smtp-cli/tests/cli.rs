@@ -261,6 +261,7 @@ fn failures_exit_4() {
         Script::default().then(Step::Silence(Duration::from_secs(20))),
     ))
     .unwrap();
+    let started = std::time::Instant::now();
     let r = smtp_send(
         &[
             "--server",
@@ -271,8 +272,11 @@ fn failures_exit_4() {
         ],
         MSG,
     );
+    let took = started.elapsed();
     assert_eq!(r.status, 4);
     assert!(r.json().contains(r#""kind": "timeout""#));
+    // The deadline plus 1 s (the process's start included).
+    assert!(took < Duration::from_millis(300 + 1000), "{took:?}");
 
     let junk = MockServer::start(ServerConfig::scripted(
         Script::default().send("hello, I am not SMTP"),

@@ -23,7 +23,9 @@ pub const DEFAULT_EXTENSIONS: &[&str] = &[
 pub const DEFAULT_LMTP_EXTENSIONS: &[&str] =
     &["PIPELINING", "ENHANCEDSTATUSCODES", "8BITMIME", "CHUNKING"];
 
-/// The AUTH mechanisms offered when users are configured.
+/// The AUTH mechanisms offered when users are configured. The server also
+/// knows SCRAM-SHA-256 (RFC 7677), offered when listed in
+/// [`ServerConfig::auth_mechanisms`].
 pub const DEFAULT_AUTH_MECHANISMS: &[&str] =
     &["PLAIN", "LOGIN", "CRAM-MD5", "XOAUTH2", "OAUTHBEARER"];
 

@@ -7,7 +7,8 @@
 //! - behavioural (the default): a small but real server. Greeting, EHLO/LHLO
 //!   with configurable keywords, HELO fallback, STARTTLS and implicit TLS with
 //!   certificates made at run time by [`TestPki`], AUTH (PLAIN, LOGIN,
-//!   CRAM-MD5, XOAUTH2, OAUTHBEARER), MAIL/RCPT with refusal rules and SIZE,
+//!   CRAM-MD5, XOAUTH2, OAUTHBEARER, and SCRAM-SHA-256 when listed in
+//!   [`ServerConfig::auth_mechanisms`]), MAIL/RCPT with refusal rules and SIZE,
 //!   DATA with un-stuffing, BDAT, RSET, NOOP, VRFY, EXPN, HELP, QUIT, LMTP's
 //!   reply per recipient. Replies are flushed only when the server needs more
 //!   input, so the replies to pipelined commands leave in one write. See
@@ -54,6 +55,7 @@ pub mod debug;
 pub mod dkim;
 mod pki;
 pub mod scenarios;
+mod scram;
 mod script;
 mod server;
 mod smtp;

@@ -1,7 +1,7 @@
 //! The behavioural server: a small, real SMTP (RFC 5321) or LMTP (RFC 2033)
 //! server with PIPELINING (RFC 2920), STARTTLS (RFC 3207), AUTH (RFC 4954:
-//! PLAIN, LOGIN, CRAM-MD5, XOAUTH2, OAUTHBEARER of RFC 7628), SIZE
-//! (RFC 1870) and CHUNKING (RFC 3030).
+//! PLAIN, LOGIN, CRAM-MD5, XOAUTH2, OAUTHBEARER of RFC 7628, SCRAM-SHA-256 of
+//! RFC 7677), SIZE (RFC 1870) and CHUNKING (RFC 3030).
 
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,6 +12,7 @@ use smtp_sansio::body::Unstuffer;
 
 use crate::config::{HOSTNAME, ServerConfig, Tls};
 use crate::conn::Conn;
+use crate::scram;
 use crate::server::Received;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -608,6 +609,7 @@ fn authenticate(conn: &mut Conn, cfg: &ServerConfig, arg: &str) -> io::Result<Au
                 Auth::Failed
             })
         }
+        "SCRAM-SHA-256" => scram_sha_256(conn, cfg, initial),
         "XOAUTH2" | "OAUTHBEARER" => {
             let message = answer_or_return!(first_message(conn, initial, b"")?);
             if let Some(user) = check_bearer(cfg, &message) {
@@ -626,6 +628,65 @@ fn authenticate(conn: &mut Conn, cfg: &ServerConfig, arg: &str) -> io::Result<Au
         }
         _ => Ok(Auth::Unknown),
     }
+}
+
+/// SCRAM-SHA-256 (RFC 7677): the client-first message (initial response or
+/// the answer to an empty challenge), the server-first challenge, the
+/// client-final message with its proof, checked; then the server signature as
+/// a last challenge, answered by an empty line (RFC 4954 section 4).
+fn scram_sha_256(
+    conn: &mut Conn,
+    cfg: &ServerConfig,
+    initial: Option<Vec<u8>>,
+) -> io::Result<Auth> {
+    let client_first = answer_or_return!(first_message(conn, initial, b"")?);
+    let n = CHALLENGES.fetch_add(1, Ordering::Relaxed);
+    let server_nonce = format!("{:x}.{n:x}.{:x}", std::process::id(), nanos());
+    let password = |user: &str| password_of(cfg, user).map(str::to_owned);
+    // A salt of the server's own, the same for a user on every connection.
+    let salt = |user: &[u8]| {
+        let mut s = b"testkit-salt:".to_vec();
+        s.extend_from_slice(user);
+        s
+    };
+    let exchange = match scram::server_first(
+        &client_first,
+        password,
+        &server_nonce,
+        &salt(scram_user(&client_first)),
+    ) {
+        Ok(x) => x,
+        Err(scram::Refusal::Malformed) => return Ok(Auth::BadSyntax),
+        Err(scram::Refusal::Failed) => return Ok(Auth::Failed),
+    };
+    let client_final = answer_or_return!(ask(conn, exchange.message().as_bytes())?);
+    let (user, server_final) = match exchange.verify(&client_final) {
+        Ok(v) => v,
+        Err(scram::Refusal::Malformed) => return Ok(Auth::BadSyntax),
+        Err(scram::Refusal::Failed) => return Ok(Auth::Failed),
+    };
+    let last = answer_or_return!(ask(conn, server_final.as_bytes())?);
+    Ok(if last.is_empty() {
+        Auth::Success(user)
+    } else {
+        Auth::BadSyntax
+    })
+}
+
+/// The `n=` field of a client-first message, as sent (for the salt).
+fn scram_user(client_first: &[u8]) -> &[u8] {
+    client_first
+        .split(|&b| b == b',')
+        .find_map(|a| a.strip_prefix(b"n="))
+        .unwrap_or_default()
+}
+
+/// Nanoseconds of the clock, to make server nonces differ between runs.
+fn nanos() -> u128 {
+    std::time::SystemTime::UNIX_EPOCH
+        .elapsed()
+        .map(|d| d.as_nanos())
+        .unwrap_or_default()
 }
 
 fn check(cfg: &ServerConfig, user: String, password: &[u8]) -> Auth {

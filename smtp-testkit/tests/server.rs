@@ -672,8 +672,9 @@ fn script_flood_repeat_and_silence_are_bounded() {
     drop(c);
     let started = Instant::now();
     assert_eq!(silent.wait_for_closed(1, WAIT), 1);
+    // At once, not when the 20 s of silence end (1 s of slack).
     assert!(
-        started.elapsed() < Duration::from_secs(5),
+        started.elapsed() < Duration::from_secs(1),
         "silence ends when the client closes"
     );
     assert_eq!(silent.raw()[0], b"HELLO?\r\n");

@@ -216,7 +216,9 @@ async fn send_and_quit_waits_for_the_221_at_most_the_linger() {
         // Far longer than the test lets the call run.
         o.timeout = Some(Duration::from_secs(60));
         let c = SmtpClient::connect(&s.addr().to_string(), o).await.unwrap();
-        let sent = tokio::time::timeout(WAIT, c.send_and_quit(&envelope(), MESSAGE)).await;
+        // The linger (1 s) plus 1 s.
+        let limit = Duration::from_secs(1) + Duration::from_secs(1);
+        let sent = tokio::time::timeout(limit, c.send_and_quit(&envelope(), MESSAGE)).await;
         let r = sent.expect("the wait for the 221 is bounded by the linger, not the timeout");
         assert_eq!(r.unwrap().final_reply.map(|r| r.code()), Some(250));
         assert_eq!(

@@ -2,9 +2,18 @@
 //! on a seeded schedule per connection, answers 421, resets the connection
 //! (in the middle of a message or elsewhere), closes it, or stalls past the
 //! client's deadline; that closes connections left idle (between waves of
-//! sends); and that refuses some recipients. Every message is accounted for:
-//! accepted + refused + unknown + not sent = sent; the server holds every
-//! accepted message exactly once and nothing outside accepted ∪ unknown.
+//! sends); and that refuses some recipients. Every message has one outcome,
+//! and each outcome is checked against the server's own log (what it stored,
+//! and each connection's transcript and fault):
+//!
+//! - accepted: stored exactly once, on the connection whose transcript holds
+//!   the very reply (queue id) the client got;
+//! - refused: not stored, and the server refused it (its RCPT or its end);
+//! - not sent: not stored, and the server never took in the end of the
+//!   message on any connection;
+//! - unknown: every connection on which the server answered its end was cut
+//!   by a fault; there are no more of them than faults that struck;
+//! - everything the server stored was reported accepted or unknown.
 //!
 //! `soak_small` runs in the normal suite (a few hundred messages). The full
 //! run, 10,000 messages from 200 tasks (`SOAK_MESSAGES` and `SOAK_TASKS`
@@ -16,7 +25,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -38,6 +47,8 @@ struct Soak {
     /// than the server's idle limit, so that it closes the idle connections.
     waves: usize,
     seed: u64,
+    /// The pool sends a message that was not sent again, on a new connection.
+    retry: bool,
 }
 
 /// How each message ended, counted.
@@ -47,9 +58,72 @@ struct Tally {
     refused: Vec<usize>,
     unknown: Vec<usize>,
     not_sent: Vec<usize>,
+    /// The final reply of each accepted message, as the client got it.
+    replies: HashMap<usize, String>,
+    /// The messages sent to the refused recipient.
+    to_refused: HashSet<usize>,
 }
 
-const REFUSED: &str = "refused@example.org";
+/// One mail transaction as the server's transcript shows it.
+#[derive(Debug, Default)]
+struct ServerTx {
+    /// The connection it came on.
+    connection: usize,
+    /// The message's id, from its recipient.
+    id: Option<usize>,
+    /// The server read the whole end of the message (the last BDAT chunk, or
+    /// the data through the final dot).
+    end_taken: bool,
+    /// The server answered some command of it (or its end) with 4xx or 5xx.
+    refused: bool,
+    /// The server's reply lines, in order.
+    replies: Vec<String>,
+}
+
+/// Every mail transaction of every connection, from the transcripts.
+fn server_transactions(server: &MockServer) -> Vec<ServerTx> {
+    let mut all = Vec::new();
+    for (connection, log) in server.connection_logs().iter().enumerate() {
+        let mut tx: Option<ServerTx> = None;
+        let mut last_bdat = false;
+        for line in &log.transcript {
+            if line.starts_with("C: MAIL FROM:") {
+                all.extend(tx.take());
+                tx = Some(ServerTx {
+                    connection,
+                    ..ServerTx::default()
+                });
+            }
+            let Some(t) = tx.as_mut() else { continue };
+            if let Some(rest) = line.strip_prefix("C: RCPT TO:<") {
+                let name = rest.split('@').next().unwrap_or_default();
+                let digits = name.trim_start_matches(|c: char| c.is_ascii_alphabetic());
+                t.id = digits.parse().ok();
+            } else if let Some(reply) = line.strip_prefix("S: ") {
+                t.refused |= reply.starts_with('4') || reply.starts_with('5');
+                t.replies.push(reply.to_owned());
+            } else if line.starts_with("C: BDAT ") {
+                last_bdat = line.to_ascii_uppercase().ends_with(" LAST");
+                continue;
+            } else if line.ends_with(" bytes of chunk>") && last_bdat
+                || line.ends_with(" bytes of message>")
+            {
+                t.end_taken = true;
+            }
+            last_bdat = false;
+        }
+        all.extend(tx);
+    }
+    all
+}
+
+/// The recipient of message `id`: one in about 30 is refused by the server
+/// (`refused<id>@`), the others are accepted (`r<id>@`).
+fn recipient(id: usize) -> (String, bool) {
+    let refused = Rng::new(0x50a4 ^ id as u64).below(100) < 3;
+    let name = if refused { "refused" } else { "r" };
+    (format!("{name}{id}@example.org"), refused)
+}
 /// The client's deadline for every wait.
 const TIMEOUT: Duration = Duration::from_millis(1000);
 /// The server closes a connection idle this long.
@@ -112,11 +186,16 @@ fn rss_kib() -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
-fn run(soak: Soak) {
+fn run(soak: Soak) -> Tally {
     let connections = soak.messages + 1000;
+    let mut config = ServerConfig::default();
+    config.refuse_recipients = (0..soak.messages)
+        .map(recipient)
+        .filter(|(_, refused)| *refused)
+        .map(|(address, _)| address)
+        .collect();
     let server = MockServer::start(
-        ServerConfig::default()
-            .refuse_recipient(REFUSED)
+        config
             .idle_close(IDLE_CLOSE)
             .read_timeout(Duration::from_secs(10))
             .faults(schedule(&soak, connections)),
@@ -156,20 +235,70 @@ fn run(soak: Soak) {
     // The server's store: every accepted message once, nothing else but
     // messages whose delivery is unknown.
     let mut stored: HashMap<usize, usize> = HashMap::new();
+    let mut stored_on: HashMap<usize, usize> = HashMap::new();
     for m in server.messages() {
-        *stored
-            .entry(id_of(&m.data).expect("a soak message"))
-            .or_default() += 1;
+        let id = id_of(&m.data).expect("a soak message");
+        *stored.entry(id).or_default() += 1;
+        stored_on.insert(id, m.connection);
     }
+    let logs = server.connection_logs();
+    let struck = |connection: usize| logs[connection].fault.is_some();
+    let transactions = server_transactions(&server);
+    let of = |id: usize| transactions.iter().filter(move |t| t.id == Some(id));
     for id in &tally.accepted {
         assert_eq!(
             stored.get(id),
             Some(&1),
             "accepted message {id} stored once"
         );
+        // The reply the client got is the one the server gave where it
+        // stored the message.
+        let reply = &tally.replies[id];
+        let connection = stored_on[id];
+        assert!(
+            of(*id).any(|t| t.connection == connection && t.replies.contains(reply)),
+            "accepted message {id}: {reply:?} is not in the log of connection {connection}"
+        );
     }
-    let unknown: std::collections::HashSet<usize> = tally.unknown.iter().copied().collect();
-    let accepted: std::collections::HashSet<usize> = tally.accepted.iter().copied().collect();
+    for id in &tally.refused {
+        assert!(!stored.contains_key(id), "refused message {id} stored");
+        assert!(
+            of(*id).any(|t| t.refused),
+            "message {id} reported refused, the server refused nothing of it"
+        );
+    }
+    for id in &tally.not_sent {
+        assert!(!stored.contains_key(id), "not-sent message {id} stored");
+        assert!(
+            !of(*id).any(|t| t.end_taken),
+            "message {id} reported not sent, the server took in its end"
+        );
+    }
+    for id in &tally.unknown {
+        for t in of(*id).filter(|t| t.end_taken) {
+            assert!(
+                struck(t.connection),
+                "message {id} reported unknown, the server took it in on connection {} \
+                 and no fault cut that connection: {:?}",
+                t.connection,
+                t.replies
+            );
+        }
+    }
+    let faults_struck = logs.iter().filter(|l| l.fault.is_some()).count();
+    assert!(
+        tally.unknown.len() <= faults_struck,
+        "{} messages unknown, only {faults_struck} faults struck",
+        tally.unknown.len()
+    );
+    for id in &tally.to_refused {
+        assert!(
+            !stored.contains_key(id) && !tally.accepted.contains(id),
+            "message {id} to the refused recipient went through"
+        );
+    }
+    let unknown: HashSet<usize> = tally.unknown.iter().copied().collect();
+    let accepted: HashSet<usize> = tally.accepted.iter().copied().collect();
     let mut unknown_stored = 0;
     for (id, n) in &stored {
         assert_eq!(*n, 1, "message {id} stored {n} times");
@@ -196,7 +325,6 @@ fn run(soak: Soak) {
     }
     // What the in-process server keeps (its logs and the messages), which
     // accounts for the growth of the process's memory.
-    let logs = server.connection_logs();
     let kept: usize = logs
         .iter()
         .map(|l| {
@@ -242,6 +370,7 @@ fn run(soak: Soak) {
     );
     assert_eq!(stored.len(), tally.accepted.len() + unknown_stored);
     assert!(!tally.accepted.is_empty() && !tally.refused.is_empty());
+    tally
 }
 
 async fn send_all(server: &MockServer, soak: Soak) -> (Tally, u64) {
@@ -250,7 +379,7 @@ async fn send_all(server: &MockServer, soak: Soak) -> (Tally, u64) {
         .max_size(8)
         .max_messages(soak.max_messages)
         .checkout_timeout(Duration::from_secs(60))
-        .retry_not_sent(true);
+        .retry_not_sent(soak.retry);
     let pool: Pool = Pool::new(config, move || {
         let addr = addr.clone();
         async move {
@@ -272,18 +401,21 @@ async fn send_all(server: &MockServer, soak: Soak) -> (Tally, u64) {
             let tally = tally.clone();
             let done = done.clone();
             handles.push(tokio::spawn(async move {
-                let mut rng = Rng::new(0x50a4 ^ task as u64);
                 for id in (first + task..last).step_by(soak.tasks) {
-                    let to = if rng.below(100) < 3 {
-                        REFUSED.to_owned()
-                    } else {
-                        format!("r{id}@example.org")
-                    };
-                    let envelope = Envelope::parse("a@example.org", &[to]).unwrap();
+                    let (to, refused) = recipient(id);
+                    let envelope = Envelope::parse("a@example.org", &[&to]).unwrap();
                     let r = pool.send(&envelope, &message(id)).await;
                     let mut t = tally.lock().unwrap();
+                    if refused {
+                        t.to_refused.insert(id);
+                    }
                     match r {
-                        Ok(result) if result.refused().is_empty() => t.accepted.push(id),
+                        Ok(result) if result.refused().is_empty() => {
+                            let reply = result.final_reply.expect("SMTP has a final reply");
+                            t.replies
+                                .insert(id, format!("{} {}", reply.code(), reply.text()));
+                            t.accepted.push(id);
+                        }
                         Ok(result) => panic!("message {id}: {result:?}"),
                         Err(e) => match e.delivery() {
                             Delivery::Refused => t.refused.push(id),
@@ -314,14 +446,34 @@ async fn send_all(server: &MockServer, soak: Soak) -> (Tally, u64) {
 
 #[test]
 fn soak_small() {
-    run(Soak {
+    let _ = run(Soak {
         messages: 600,
         tasks: 40,
         fault_percent: 25,
         max_messages: 10,
         waves: 3,
         seed: 7,
+        retry: true,
     });
+}
+
+/// Without the pool's retry, messages end "not sent" too, and each is checked
+/// against the server's log.
+#[test]
+fn soak_small_without_retry() {
+    let tally = run(Soak {
+        messages: 600,
+        tasks: 40,
+        fault_percent: 50,
+        max_messages: 10,
+        waves: 3,
+        seed: 11,
+        retry: false,
+    });
+    assert!(
+        !tally.not_sent.is_empty() && !tally.unknown.is_empty(),
+        "every outcome is reached: {tally:?}"
+    );
 }
 
 #[test]
@@ -333,12 +485,13 @@ fn soak_full() {
             .and_then(|v| v.parse().ok())
             .unwrap_or(default)
     };
-    run(Soak {
+    let _ = run(Soak {
         messages: env("SOAK_MESSAGES", 10_000),
         tasks: env("SOAK_TASKS", 200),
         fault_percent: 20,
         max_messages: 50,
         waves: 4,
         seed: 2024,
+        retry: true,
     });
 }
