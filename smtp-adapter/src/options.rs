@@ -57,6 +57,17 @@ impl Options {
         }
     }
 
+    /// The core's timeouts for these options: [`Timeouts::uniform`] of the
+    /// overall timeout (cut to [`MAX_TIMEOUT`]), else the RFC 5321 defaults.
+    /// Their `tls_handshake` bounds an implicit-TLS handshake, which comes
+    /// before the core's session. Fails for a zero timeout.
+    pub fn timeouts(&self) -> Result<Timeouts, UsageError> {
+        self.connect_timeout()?;
+        Ok(self
+            .timeout
+            .map_or_else(Timeouts::default, |t| Timeouts::uniform(t.min(MAX_TIMEOUT))))
+    }
+
     /// The core configuration for a connection whose local end is `local_ip`;
     /// `machine_name` is the host name the adapter found, if any.
     pub fn to_config(
@@ -78,10 +89,7 @@ impl Options {
             _ => Domain::address_literal(local_ip.unwrap_or(std::net::Ipv4Addr::LOCALHOST.into())),
         };
         let mut config = Config::new(name);
-        self.connect_timeout()?;
-        if let Some(t) = self.timeout {
-            config.timeouts = Timeouts::uniform(t.min(MAX_TIMEOUT));
-        }
+        config.timeouts = self.timeouts()?;
         config.protocol = self.protocol;
         config.pipelining = !self.no_pipelining;
         config.chunking = !self.no_chunking;
