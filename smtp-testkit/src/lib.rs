@@ -27,6 +27,10 @@
 //! [`Socks5Proxy`] is a SOCKS5 proxy on loopback, for sessions that reach
 //! their server through one.
 //!
+//! [`DripServer`] sends one byte every 20 ms (a greeting that never ends, a
+//! TLS record, the handshake flight of implicit TLS or of STARTTLS), for
+//! checking that a client's every wait ends at its deadline.
+//!
 //! Everything is bounded: a read timeout on every connection (30 s by
 //! default), line lengths, 64 MiB of input per connection.
 //!
@@ -50,6 +54,7 @@
 mod config;
 mod conn;
 pub mod debug;
+pub mod drip;
 #[cfg(feature = "dkim")]
 pub mod dkim;
 mod pki;
@@ -63,6 +68,7 @@ pub mod sweep;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+pub use drip::{Drip, DripServer};
 pub use config::{
     DEFAULT_AUTH_MECHANISMS, DEFAULT_EXTENSIONS, DEFAULT_LMTP_EXTENSIONS, DEFAULT_READ_TIMEOUT,
     DEFAULT_SIZE_LIMIT, Fault, FaultAction, HOSTNAME, Listen, ServerConfig, Tls,
