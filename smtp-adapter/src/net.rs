@@ -60,7 +60,9 @@ pub fn connect_tcp(
         Err(_) => {
             let name = host.to_owned();
             resolve_before(deadline, move || {
-                (name.as_str(), port).to_socket_addrs().map(Iterator::collect)
+                (name.as_str(), port)
+                    .to_socket_addrs()
+                    .map(Iterator::collect)
             })?
         }
     };

@@ -17,8 +17,10 @@ pub struct Options {
     /// The EHLO name. Default: the machine's name when it is fully qualified,
     /// else the address literal of the local end of the connection.
     pub local_hostname: Option<String>,
-    /// One timeout for every wait, replacing the RFC 5321 defaults; also the
-    /// connect timeout. Zero is refused.
+    /// One timeout for every wait, replacing the RFC 5321 defaults (the TLS
+    /// handshake's included); also the connect timeout, one budget for
+    /// resolving the name and connecting to any of its addresses. Zero is
+    /// refused.
     pub timeout: Option<Duration>,
     /// Bind to this local address before connecting.
     pub source_address: Option<std::net::SocketAddr>,
@@ -44,7 +46,8 @@ pub struct Options {
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
 
 impl Options {
-    /// The connect timeout: the overall timeout, else the greeting timeout.
+    /// The connect timeout, one budget for resolving the name and racing its
+    /// addresses: the overall timeout, else the greeting timeout.
     /// Fails for a zero timeout, which would make every wait fail at once.
     pub fn connect_timeout(&self) -> Result<Duration, UsageError> {
         match self.timeout {

@@ -624,9 +624,8 @@ impl<R: Runtime> SmtpClient<R> {
     async fn read_until(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
         let now = Instant::now();
         // The core's drive loop always gives a deadline; bound the wait anyway.
-        let deadline = deadline.unwrap_or_else(|| {
-            deadline_after(now, self.session.core().config().timeouts.command)
-        });
+        let deadline = deadline
+            .unwrap_or_else(|| deadline_after(now, self.session.core().config().timeouts.command));
         let keep = self.armed.is_some_and(|armed| {
             smtp_sansio::client::armed_wait_serves(
                 armed.saturating_duration_since(now),

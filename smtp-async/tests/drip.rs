@@ -45,7 +45,10 @@ async fn times_out<R: Runtime>(drip: Drip, tls: Tls) {
         matches!(e, Error::Smtp(smtp_async::smtp_sansio::Error::Timeout(_))),
         "{drip:?}: {e:?}"
     );
-    assert!(took >= TIMEOUT, "{drip:?}: a timeout before the deadline: {took:?}");
+    assert!(
+        took >= TIMEOUT,
+        "{drip:?}: a timeout before the deadline: {took:?}"
+    );
     assert!(
         took < TIMEOUT + Duration::from_secs(1),
         "{drip:?}: the wait outlived its deadline: {took:?}"

@@ -63,11 +63,11 @@ pub use smtp_adapter::{
     self, Builder, Error, LMTP_PORT, Message, Options, SMTP_PORT, SMTPS_PORT, Tls,
 };
 use smtp_adapter::{Call, Connect, Session, Target};
+use smtp_sansio::client::deadline_after;
 pub use smtp_sansio::{
     self, Capabilities, Delivery, Envelope, Mechanism, Protocol, Reply, TransactionResult,
     body::LineEndings,
 };
-use smtp_sansio::client::deadline_after;
 use smtp_sansio::{Client, Completion, Event, Op, Output, Parameter, Transaction};
 use transport::{Caller, Plain, Transport};
 
@@ -594,9 +594,8 @@ impl SmtpClient {
     fn read_until(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
         let now = Instant::now();
         // The core's drive loop always gives a deadline; bound the wait anyway.
-        let mut deadline = deadline.unwrap_or_else(|| {
-            deadline_after(now, self.session.core().config().timeouts.command)
-        });
+        let mut deadline = deadline
+            .unwrap_or_else(|| deadline_after(now, self.session.core().config().timeouts.command));
         if let Some(limit) = self.limit {
             if now >= limit {
                 return Err(Error::timeout("the reply to QUIT"));
@@ -608,7 +607,10 @@ impl SmtpClient {
             self.session.core_mut().handle_timeout(now);
             return Ok(());
         }
-        match self.io.read_before(&mut self.rbuf, deadline, &mut self.timeouts) {
+        match self
+            .io
+            .read_before(&mut self.rbuf, deadline, &mut self.timeouts)
+        {
             Ok(0) => self.session.core_mut().handle_eof(Instant::now()),
             Ok(n) => self
                 .session

@@ -158,7 +158,8 @@ fn dropping_does_not_wait_long_for_a_silent_server() {
         .unwrap();
     let started = std::time::Instant::now();
     drop(smtp);
-    // QUIT_ON_DROP is one second; a hang would be the five-minute default.
+    // The QUIT linger (Timeouts::quit_linger) is one second; a hang would be
+    // the five-minute default.
     assert!(started.elapsed() < Duration::from_secs(30));
     server.wait_for_closed(1, WAIT);
     assert!(String::from_utf8_lossy(&server.raw()[0]).contains("QUIT"));

@@ -27,10 +27,16 @@ fn times_out(drip: Drip, tls: Tls) {
     let took = t0.elapsed();
     let e = r.expect_err("a dripping server cannot complete the session");
     assert!(
-        matches!(e, Error::Smtp(smtp_blocking::smtp_sansio::Error::Timeout(_))),
+        matches!(
+            e,
+            Error::Smtp(smtp_blocking::smtp_sansio::Error::Timeout(_))
+        ),
         "{drip:?}: {e:?}"
     );
-    assert!(took >= TIMEOUT, "{drip:?}: a timeout before the deadline: {took:?}");
+    assert!(
+        took >= TIMEOUT,
+        "{drip:?}: a timeout before the deadline: {took:?}"
+    );
     assert!(
         took < TIMEOUT + Duration::from_secs(1),
         "{drip:?}: the wait outlived its deadline: {took:?}"

@@ -25,7 +25,15 @@ fn smtp_send(drip: Drip) -> (Option<i32>, String, Duration) {
     let addr = server.addr().to_string();
     let t0 = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_smtp-send"))
-        .args(["--server", &addr, "--tls", "implicit", "--timeout", "2", "--json"])
+        .args([
+            "--server",
+            &addr,
+            "--tls",
+            "implicit",
+            "--timeout",
+            "2",
+            "--json",
+        ])
         .args(["--ca-file", ca.to_str().unwrap()])
         .env_remove("SMTP_PASSWORD")
         .stdin(Stdio::piped())
@@ -33,7 +41,12 @@ fn smtp_send(drip: Drip) -> (Option<i32>, String, Duration) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(MSG.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(MSG.as_bytes())
+        .unwrap();
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
             break status.code();
@@ -46,7 +59,12 @@ fn smtp_send(drip: Drip) -> (Option<i32>, String, Duration) {
     };
     let took = t0.elapsed();
     let mut stdout = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
     let _ = std::fs::remove_dir_all(dir);
     (status, stdout, took)
 }

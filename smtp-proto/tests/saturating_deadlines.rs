@@ -26,13 +26,18 @@ fn drive<T: Completion>(
     for _ in 0..100 {
         match client.drive(op) {
             Output::Event(Event::BodyWanted { .. }) => {
-                client.send_body(now, b"Subject: x\r\n\r\nbody\r\n", true).unwrap();
+                client
+                    .send_body(now, b"Subject: x\r\n\r\nbody\r\n", true)
+                    .unwrap();
             }
             Output::Event(Event::Completed { result, .. }) => return result,
             Output::StartTls => client.tls_established(now),
             Output::Wait(deadline) => {
                 let deadline = deadline.expect("drive always waits with a deadline");
-                assert!(deadline >= now + YEAR, "a deadline that is not far: {deadline:?}");
+                assert!(
+                    deadline >= now + YEAR,
+                    "a deadline that is not far: {deadline:?}"
+                );
                 client.handle_timeout(now + Duration::from_secs(24 * 60 * 60));
                 assert!(client.fatal_error().is_none(), "{:?}", client.fatal_error());
                 match server.next() {
@@ -104,7 +109,10 @@ fn an_lmtp_session_with_replies_per_recipient_waits_forever_without_overflow() {
     ];
     let mut server = blocks.iter();
     drive(&mut c, Op::GREETING, &mut server, now).unwrap();
-    let op = c.send(now, tx(&["b@example.org", "c@example.org", "d@example.org"]));
+    let op = c.send(
+        now,
+        tx(&["b@example.org", "c@example.org", "d@example.org"]),
+    );
     let r = drive(&mut c, op, &mut server, now).unwrap();
     assert!(r.refused().is_empty());
     // Low-level DATA after two accepted recipients: two final replies.

@@ -54,9 +54,9 @@
 mod config;
 mod conn;
 pub mod debug;
-pub mod drip;
 #[cfg(feature = "dkim")]
 pub mod dkim;
+pub mod drip;
 mod pki;
 pub mod scenarios;
 mod script;
@@ -68,11 +68,11 @@ pub mod sweep;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-pub use drip::{Drip, DripServer};
 pub use config::{
     DEFAULT_AUTH_MECHANISMS, DEFAULT_EXTENSIONS, DEFAULT_LMTP_EXTENSIONS, DEFAULT_READ_TIMEOUT,
     DEFAULT_SIZE_LIMIT, Fault, FaultAction, HOSTNAME, Listen, ServerConfig, Tls,
 };
+pub use drip::{Drip, DripServer};
 pub use pki::{PkiError, TestPki};
 pub use script::{MAX_SILENCE, Mismatch, Script, Step};
 pub use server::{ConnectionLog, MockServer, Received};

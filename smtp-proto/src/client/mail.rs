@@ -321,7 +321,8 @@ impl Client {
                             self.inflight.push_front(Expect::LmtpFinal(j));
                         }
                         if !rest.is_empty() {
-                            self.deadline = Some(deadline_after(now, self.config.timeouts.data_term));
+                            self.deadline =
+                                Some(deadline_after(now, self.config.timeouts.data_term));
                         }
                     } else {
                         self.record_body_failure(op, reply);
