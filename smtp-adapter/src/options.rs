@@ -17,8 +17,10 @@ pub struct Options {
     /// The EHLO name. Default: the machine's name when it is fully qualified,
     /// else the address literal of the local end of the connection.
     pub local_hostname: Option<String>,
-    /// One timeout for every wait, replacing the RFC 5321 defaults; also the
-    /// connect timeout. Zero is refused.
+    /// One timeout for every wait, replacing the RFC 5321 defaults (the TLS
+    /// handshake's included); also the connect timeout, one budget for
+    /// resolving the name and connecting to any of its addresses. Zero is
+    /// refused.
     pub timeout: Option<Duration>,
     /// Bind to this local address before connecting.
     pub source_address: Option<std::net::SocketAddr>,
@@ -44,7 +46,8 @@ pub struct Options {
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
 
 impl Options {
-    /// The connect timeout: the overall timeout, else the greeting timeout.
+    /// The connect timeout, one budget for resolving the name and racing its
+    /// addresses: the overall timeout, else the greeting timeout.
     /// Fails for a zero timeout, which would make every wait fail at once.
     pub fn connect_timeout(&self) -> Result<Duration, UsageError> {
         match self.timeout {
@@ -55,6 +58,17 @@ impl Options {
             Some(t) => Ok(t.min(MAX_TIMEOUT)),
             None => Ok(Timeouts::default().greeting),
         }
+    }
+
+    /// The core's timeouts for these options: [`Timeouts::uniform`] of the
+    /// overall timeout (cut to [`MAX_TIMEOUT`]), else the RFC 5321 defaults.
+    /// Their `tls_handshake` bounds an implicit-TLS handshake, which comes
+    /// before the core's session. Fails for a zero timeout.
+    pub fn timeouts(&self) -> Result<Timeouts, UsageError> {
+        self.connect_timeout()?;
+        Ok(self
+            .timeout
+            .map_or_else(Timeouts::default, |t| Timeouts::uniform(t.min(MAX_TIMEOUT))))
     }
 
     /// The core configuration for a connection whose local end is `local_ip`;
@@ -78,10 +92,7 @@ impl Options {
             _ => Domain::address_literal(local_ip.unwrap_or(std::net::Ipv4Addr::LOCALHOST.into())),
         };
         let mut config = Config::new(name);
-        self.connect_timeout()?;
-        if let Some(t) = self.timeout {
-            config.timeouts = Timeouts::uniform(t.min(MAX_TIMEOUT));
-        }
+        config.timeouts = self.timeouts()?;
         config.protocol = self.protocol;
         config.pipelining = !self.no_pipelining;
         config.chunking = !self.no_chunking;

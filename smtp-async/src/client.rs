@@ -7,11 +7,13 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use smtp_adapter::args::{self, Addressing, Body};
+use smtp_adapter::net::{Attempt, HappyEyeballs};
 use smtp_adapter::tls::ClientConfig;
 use smtp_adapter::{Builder, Call, Connect, Error, Message, Options, Session, Target, Tls};
+use smtp_sansio::client::deadline_after;
 use smtp_sansio::{
     Client, Completion, Envelope, Event, Mechanism, Op, Output, Parameter, Protocol, Reply,
     Transaction, TransactionResult,
@@ -58,35 +60,57 @@ impl<R: Runtime> Connect for SmtpClient<R> {
     }
 }
 
-/// Connects to `host:port` over TCP, each address in turn, each attempt
-/// within the connect timeout, the whole before `deadline`.
+/// A connection attempt in a Happy Eyeballs race.
+type Pending = Pin<Box<dyn Future<Output = io::Result<Connected>> + Send>>;
+
+/// Connects to `host:port` over TCP before `deadline`, one budget for the
+/// name's resolution and all its addresses: the addresses raced by Happy
+/// Eyeballs (RFC 8305, [`HappyEyeballs`]), a new attempt every 250 ms while
+/// the earlier ones are pending, the first connection winning and the other
+/// attempts dropped.
 async fn connect_tcp<R: Runtime>(
     host: &str,
     port: u16,
-    options: &Options,
+    source: Option<SocketAddr>,
     deadline: Instant,
 ) -> Result<Connected, Error> {
-    let (source, timeout) = (options.source_address, options.connect_timeout()?);
-    let timed_out = || io::Error::from(io::ErrorKind::TimedOut);
     let addrs = match host.parse::<std::net::IpAddr>() {
         Ok(ip) => vec![SocketAddr::new(ip, port)],
         Err(_) => before::<R, _>(deadline, R::resolve(host, port))
             .await
-            .unwrap_or_else(|| Err(timed_out()))?,
+            .ok_or(Error::timeout("resolving the server's name"))??,
     };
-    let mut last = io::Error::new(io::ErrorKind::NotFound, format!("no address for {host}"));
-    for addr in addrs {
-        if source.is_some_and(|s| s.is_ipv4() != addr.is_ipv4()) {
-            continue;
-        }
-        let attempt = R::connect_tcp(addr, source, timeout);
-        match before::<R, _>(Instant::now() + timeout, attempt).await {
-            Some(Ok(c)) => return Ok(c),
-            Some(Err(e)) => last = e,
-            None => last = timed_out(),
+    let mut race = HappyEyeballs::new(host, addrs, source, Instant::now(), deadline);
+    let mut pending: Vec<Pending> = Vec::new();
+    let mut timer = R::timer(deadline);
+    loop {
+        let wake = match race.next(Instant::now()) {
+            Attempt::Start(addr, left) => {
+                pending.push(Box::pin(R::connect_tcp(addr, source, left)));
+                continue;
+            }
+            Attempt::Wait(until) => until,
+            Attempt::Failed(e) => return Err(e),
+        };
+        R::reset(&mut timer, wake);
+        let done = std::future::poll_fn(|cx| {
+            for (i, attempt) in pending.iter_mut().enumerate() {
+                if let Poll::Ready(r) = attempt.as_mut().poll(cx) {
+                    return Poll::Ready(Some((i, r)));
+                }
+            }
+            R::poll_timer(&mut timer, cx).map(|()| None)
+        })
+        .await;
+        match done {
+            Some((_, Ok(c))) => return Ok(c),
+            Some((i, Err(e))) => {
+                drop(pending.swap_remove(i));
+                race.failed(Instant::now(), e);
+            }
+            None => {}
         }
     }
-    Err(Error::Io(last))
 }
 
 impl<R: Runtime> SmtpClient<R> {
@@ -144,9 +168,11 @@ impl<R: Runtime> SmtpClient<R> {
     async fn open(b: &Builder<Self>) -> Result<Self, Error> {
         b.check()?;
         let options = b.session_options();
-        let deadline = Instant::now() + options.connect_timeout()?;
+        let deadline = deadline_after(Instant::now(), options.connect_timeout()?);
         let c = match (b.host_port(), b.target()) {
-            (Some((host, port)), _) => connect_tcp::<R>(host, port, &options, deadline).await?,
+            (Some((host, port)), _) => {
+                connect_tcp::<R>(host, port, options.source_address, deadline).await?
+            }
             #[cfg(unix)]
             (None, Target::Unix(path)) => before::<R, _>(deadline, R::connect_unix(path))
                 .await
@@ -157,6 +183,7 @@ impl<R: Runtime> SmtpClient<R> {
         let mut resumed = None;
         if b.tls_mode() == Tls::Implicit {
             let tls = smtp_adapter::tls::config_or_default(b.tls_config_given())?;
+            let deadline = deadline_after(Instant::now(), options.timeouts()?.tls_handshake);
             let handshake = before::<R, _>(deadline, io.upgrade(tls, b.server_name())).await;
             resumed = Some(handshake.ok_or(Error::timeout("the TLS handshake"))??);
         }
@@ -433,10 +460,6 @@ impl<R: Runtime> SmtpClient<R> {
         self.run(op, AnyBody::parts(&[message])).await
     }
 
-    /// How long [`send_and_quit`](Self::send_and_quit) waits for the reply
-    /// to its QUIT once the message's own reply came (one second).
-    pub const QUIT_LINGER: Duration = Duration::from_secs(1);
-
     /// [`send`](Self::send), then QUIT, ending the session: one message on a
     /// new connection, as a web application sends. With PIPELINING offered,
     /// QUIT leaves in the same write as the end of the message (RFC 2920
@@ -446,8 +469,9 @@ impl<R: Runtime> SmtpClient<R> {
     /// [`Delivery::Unknown`](smtp_sansio::Delivery::Unknown), as for `send`.
     ///
     /// RFC 5321 section 4.1.1.10 says the client SHOULD wait for the reply
-    /// to QUIT. It does, but at most [`QUIT_LINGER`](Self::QUIT_LINGER) past
-    /// the message's reply, and never reports it: the message's outcome is
+    /// to QUIT. It does, but at most the core's
+    /// [`Timeouts::quit_linger`](smtp_sansio::Timeouts::quit_linger) (one
+    /// second by default) past the message's reply, and never reports it: the message's outcome is
     /// known by then, and a server pipelining its replies sends the 221
     /// right behind the message's (it usually arrives in the same read), so
     /// the wait costs nothing unless the server is slow to answer QUIT. The
@@ -471,7 +495,7 @@ impl<R: Runtime> SmtpClient<R> {
             }
             Err(e) => Err(e),
         };
-        let linger = Instant::now() + Self::QUIT_LINGER;
+        let linger = self.session.core().quit_deadline(Instant::now());
         // The reply to QUIT, or not within the linger: the session ends either way.
         let _ = before::<R, _>(linger, self.run(quit, AnyBody::None)).await;
         self.close_io().await;
@@ -517,7 +541,7 @@ impl<R: Runtime> SmtpClient<R> {
     /// Closes the transport, bounded by the write deadline (a TLS close sends
     /// `close_notify`, which a peer that stopped reading would never take).
     async fn close_io(&mut self) {
-        let deadline = Instant::now() + self.session.core().write_timeout();
+        let deadline = deadline_after(Instant::now(), self.session.core().write_timeout());
         if before::<R, _>(deadline, self.io.close()).await.is_none() {
             self.io = Transport::Gone;
         }
@@ -532,7 +556,8 @@ impl<R: Runtime> SmtpClient<R> {
         loop {
             match self.session.core_mut().drive(op) {
                 Output::Transmit(bytes) => {
-                    let deadline = Instant::now() + self.session.core().write_timeout();
+                    let timeout = self.session.core().write_timeout();
+                    let deadline = deadline_after(Instant::now(), timeout);
                     match before::<R, _>(deadline, self.io.write_all(&bytes)).await {
                         Some(Ok(())) => self.session.core_mut().recycle(bytes),
                         Some(Err(e)) => broken = self.abort(Error::Io(e)).await,
@@ -562,7 +587,11 @@ impl<R: Runtime> SmtpClient<R> {
                             continue;
                         }
                     };
-                    let deadline = Instant::now() + self.session.core().config().timeouts.command;
+                    let core = self.session.core();
+                    // The core gives the deadline while it awaits the handshake.
+                    let deadline = core.tls_handshake_deadline().unwrap_or_else(|| {
+                        deadline_after(Instant::now(), core.config().timeouts.tls_handshake)
+                    });
                     let upgrade = self.io.upgrade(tls, self.session.host());
                     match before::<R, _>(deadline, upgrade).await {
                         Some(Ok(resumed)) => {
@@ -595,8 +624,8 @@ impl<R: Runtime> SmtpClient<R> {
     async fn read_until(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
         let now = Instant::now();
         // The core's drive loop always gives a deadline; bound the wait anyway.
-        let deadline =
-            deadline.unwrap_or_else(|| now + self.session.core().config().timeouts.command);
+        let deadline = deadline
+            .unwrap_or_else(|| deadline_after(now, self.session.core().config().timeouts.command));
         let keep = self.armed.is_some_and(|armed| {
             smtp_sansio::client::armed_wait_serves(
                 armed.saturating_duration_since(now),

@@ -63,6 +63,7 @@ pub use smtp_adapter::{
     self, Builder, Error, LMTP_PORT, Message, Options, SMTP_PORT, SMTPS_PORT, Tls,
 };
 use smtp_adapter::{Call, Connect, Session, Target};
+use smtp_sansio::client::deadline_after;
 pub use smtp_sansio::{
     self, Capabilities, Delivery, Envelope, Mechanism, Protocol, Reply, TransactionResult,
     body::LineEndings,
@@ -84,13 +85,12 @@ impl Connect for SmtpClient {
     }
 }
 
-/// How long dropping an open session waits for the reply to its QUIT.
-pub const QUIT_ON_DROP: Duration = Duration::from_secs(1);
-
 /// An SMTP or LMTP session.
 ///
 /// Dropping an open session ends it as smtplib's `with` block does: QUIT is
-/// sent and its reply awaited for at most [`QUIT_ON_DROP`], errors ignored, so
+/// sent and its reply awaited for at most the core's
+/// [`Timeouts::quit_linger`](smtp_sansio::Timeouts::quit_linger) (one second
+/// by default), errors ignored, so
 /// an early return (`?`) leaves the server a clean end. Call
 /// [`quit`](SmtpClient::quit) to see the reply.
 pub struct SmtpClient {
@@ -239,9 +239,10 @@ impl SmtpClient {
         let mut io = Transport::Plain(plain);
         let mut resumed = None;
         if b.tls_mode() == Tls::Implicit {
-            io.set_timeouts(&mut SocketTimeouts::default(), Some(timeout), Some(timeout))?;
             let tls = smtp_adapter::tls::config_or_default(b.tls_config_given())?;
-            resumed = Some(io.upgrade(tls, b.server_name())?);
+            let deadline = deadline_after(Instant::now(), options.timeouts()?.tls_handshake);
+            let cache = &mut SocketTimeouts::default();
+            resumed = Some(io.upgrade(tls, b.server_name(), deadline, cache)?);
         }
         let (host, tls) = (b.server_name().to_owned(), b.tls_config_given().cloned());
         SmtpClient::start(io, local, host, tls, &options, resumed)
@@ -452,10 +453,6 @@ impl SmtpClient {
         self.run(op, Body::parts(&[message]))
     }
 
-    /// How long [`send_and_quit`](Self::send_and_quit) waits for the reply
-    /// to its QUIT once the message's own reply came (one second).
-    pub const QUIT_LINGER: Duration = Duration::from_secs(1);
-
     /// [`send`](Self::send), then QUIT, ending the session: one message on a
     /// new connection, as a web application sends. With PIPELINING offered,
     /// QUIT leaves in the same write as the end of the message (RFC 2920
@@ -465,8 +462,9 @@ impl SmtpClient {
     /// [`Delivery::Unknown`], as for `send`.
     ///
     /// RFC 5321 section 4.1.1.10 says the client SHOULD wait for the reply
-    /// to QUIT. It does, but at most [`QUIT_LINGER`](Self::QUIT_LINGER) past
-    /// the message's reply, and never reports it: the message's outcome is
+    /// to QUIT. It does, but at most the core's
+    /// [`Timeouts::quit_linger`](smtp_sansio::Timeouts::quit_linger) (one
+    /// second by default) past the message's reply, and never reports it: the message's outcome is
     /// known by then, and a server pipelining its replies sends the 221
     /// right behind the message's (it usually arrives in the same read), so
     /// the wait costs nothing unless the server is slow to answer QUIT. The
@@ -484,7 +482,7 @@ impl SmtpClient {
         let quit = self.session.start(Call::Quit)?;
         let r = self.run(op, Body::parts(&[message]));
         self.session.end_transaction(&r);
-        self.limit = Some(Instant::now() + Self::QUIT_LINGER);
+        self.limit = Some(self.session.core().quit_deadline(Instant::now()));
         // The reply to QUIT, or not within the linger: the session ends either way.
         let _ = self.run(quit, Body::None);
         self.session.core_mut().handle_eof(Instant::now());
@@ -561,10 +559,14 @@ impl SmtpClient {
                     }
                 }
                 Output::StartTls => {
+                    let core = self.session.core();
+                    // The core gives the deadline while it awaits the handshake.
+                    let deadline = core.tls_handshake_deadline().unwrap_or_else(|| {
+                        deadline_after(Instant::now(), core.config().timeouts.tls_handshake)
+                    });
                     let upgraded = self.session.tls_config().and_then(|tls| {
-                        let t = Some(self.session.core().config().timeouts.command);
-                        self.io.set_timeouts(&mut self.timeouts, t, t)?;
-                        self.io.upgrade(tls, self.session.host())
+                        let host = self.session.host();
+                        self.io.upgrade(tls, host, deadline, &mut self.timeouts)
                     });
                     match upgraded {
                         Ok(resumed) => {
@@ -592,8 +594,8 @@ impl SmtpClient {
     fn read_until(&mut self, deadline: Option<Instant>) -> Result<(), Error> {
         let now = Instant::now();
         // The core's drive loop always gives a deadline; bound the wait anyway.
-        let mut deadline =
-            deadline.unwrap_or_else(|| now + self.session.core().config().timeouts.command);
+        let mut deadline = deadline
+            .unwrap_or_else(|| deadline_after(now, self.session.core().config().timeouts.command));
         if let Some(limit) = self.limit {
             if now >= limit {
                 return Err(Error::timeout("the reply to QUIT"));
@@ -605,8 +607,10 @@ impl SmtpClient {
             self.session.core_mut().handle_timeout(now);
             return Ok(());
         }
-        self.io.set_read_within(&mut self.timeouts, left)?;
-        match self.io.read(&mut self.rbuf) {
+        match self
+            .io
+            .read_before(&mut self.rbuf, deadline, &mut self.timeouts)
+        {
             Ok(0) => self.session.core_mut().handle_eof(Instant::now()),
             Ok(n) => self
                 .session
@@ -631,7 +635,7 @@ impl Drop for SmtpClient {
     fn drop(&mut self) {
         let core = self.session.core();
         if !core.is_closed() && !core.is_busy() {
-            self.limit = Some(Instant::now() + QUIT_ON_DROP);
+            self.limit = Some(core.quit_deadline(Instant::now()));
             // Best effort: the session ends whatever the server does now.
             let _ = self.reply(Call::Quit);
         }

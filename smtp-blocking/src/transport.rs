@@ -1,13 +1,14 @@
 //! The byte stream under a session: a TCP or Unix socket or a caller's stream,
-//! plain or inside rustls, with socket timeouts set only when they change.
+//! plain or inside rustls (driven by hand, so that every read and handshake
+//! ends at its deadline), with socket timeouts set only when they change.
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[cfg(feature = "tls")]
-use rustls::{ClientConnection, StreamOwned};
+use rustls::ClientConnection;
 use smtp_adapter::Error;
 use smtp_adapter::net::{SetTimeouts, SocketTimeouts};
 use smtp_adapter::tls::ClientConfig;
@@ -63,7 +64,7 @@ pub(crate) type Plain = Box<dyn Socket>;
 pub(crate) enum Transport {
     Plain(Plain),
     #[cfg(feature = "tls")]
-    Tls(Box<StreamOwned<ClientConnection, Plain>>),
+    Tls(Box<TlsIo>),
     /// Between taking the plain stream and finishing the handshake, or closed.
     Gone,
 }
@@ -91,28 +92,25 @@ impl Transport {
         }
     }
 
-    /// Sets the read timeout for a wait of `left` (see
-    /// [`SocketTimeouts::set_read_within`]).
-    pub(crate) fn set_read_within(
-        &self,
+    /// Reads what arrives before `deadline` (not passed yet): one socket
+    /// read with a timeout no later than the deadline for a plain stream;
+    /// under TLS, socket reads until a record's plaintext is whole, each
+    /// bounded by the time left, and `TimedOut` once the deadline passed,
+    /// however the server paces the record. A socket timeout that fires
+    /// early is `WouldBlock` or `TimedOut` too: the caller asks again.
+    pub(crate) fn read_before(
+        &mut self,
+        buf: &mut [u8],
+        deadline: Instant,
         cache: &mut SocketTimeouts,
-        left: Duration,
-    ) -> io::Result<()> {
-        match self.socket() {
-            Some(s) => cache.set_read_within(s.timeouts(), left),
-            None => Ok(()),
-        }
-    }
-
-    pub(crate) fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+    ) -> io::Result<usize> {
         match self {
-            Transport::Plain(p) => p.read(buf),
+            Transport::Plain(p) => {
+                cache.set_read_within(p.timeouts(), time_left(deadline)?)?;
+                p.read(buf)
+            }
             #[cfg(feature = "tls")]
-            Transport::Tls(t) => match t.read(buf) {
-                // A peer that closes without close_notify has still closed.
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
-                other => other,
-            },
+            Transport::Tls(t) => t.read_before(buf, deadline, cache),
             Transport::Gone => Ok(0),
         }
     }
@@ -121,38 +119,43 @@ impl Transport {
         match self {
             Transport::Plain(p) => p.write_all(data),
             #[cfg(feature = "tls")]
-            Transport::Tls(t) => {
-                t.write_all(data)?;
-                t.flush()
-            }
+            Transport::Tls(t) => t.write_all(data),
             Transport::Gone => Err(io::ErrorKind::NotConnected.into()),
         }
     }
 
-    /// Runs the TLS client handshake over the plain stream; whether it resumed
-    /// an earlier session (an abbreviated handshake).
+    /// Runs the TLS client handshake over the plain stream, over by
+    /// `deadline` whatever the server's pacing; whether it resumed an
+    /// earlier session (an abbreviated handshake).
     #[cfg(feature = "tls")]
     pub(crate) fn upgrade(
         &mut self,
         config: Arc<ClientConfig>,
         server: &str,
+        deadline: Instant,
+        cache: &mut SocketTimeouts,
     ) -> Result<bool, Error> {
         let name = smtp_adapter::tls::server_name(server)?;
-        let Transport::Plain(mut plain) = std::mem::replace(self, Transport::Gone) else {
+        let Transport::Plain(sock) = std::mem::replace(self, Transport::Gone) else {
             return Err(smtp_sansio::UsageError::WrongState("TLS is already active").into());
         };
-        let mut conn = ClientConnection::new(config, name)?;
-        while conn.is_handshaking() {
-            conn.complete_io(&mut plain).map_err(Error::from_tls_io)?;
-        }
-        let resumed = conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
-        *self = Transport::Tls(Box::new(StreamOwned::new(conn, plain)));
+        let conn = ClientConnection::new(config, name)?;
+        let mut tls = Box::new(TlsIo { conn, sock });
+        tls.handshake(deadline, cache)?;
+        let resumed = tls.conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+        *self = Transport::Tls(tls);
         Ok(resumed)
     }
 
     /// Without the `tls` feature there is no handshake to run.
     #[cfg(not(feature = "tls"))]
-    pub(crate) fn upgrade(&mut self, _: Arc<ClientConfig>, _: &str) -> Result<bool, Error> {
+    pub(crate) fn upgrade(
+        &mut self,
+        _: Arc<ClientConfig>,
+        _: &str,
+        _: Instant,
+        _: &mut SocketTimeouts,
+    ) -> Result<bool, Error> {
         Err(Error::TlsUnavailable(
             "smtp-blocking was built without its tls feature",
         ))
@@ -162,9 +165,129 @@ impl Transport {
         #[cfg(feature = "tls")]
         if let Transport::Tls(t) = self {
             t.conn.send_close_notify();
-            // Best effort: the session is over either way.
-            let _ = t.conn.complete_io(&mut t.sock);
+            // Best effort, within the socket's write timeout: the session is
+            // over either way.
+            let _ = t.flush();
         }
         *self = Transport::Gone;
+    }
+}
+
+/// The time left until `deadline`; `TimedOut` once it passed.
+fn time_left(deadline: Instant) -> io::Result<Duration> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        Err(io::ErrorKind::TimedOut.into())
+    } else {
+        Ok(left)
+    }
+}
+
+/// Whether `e` is a socket timeout (`SO_RCVTIMEO`/`SO_SNDTIMEO` firing).
+#[cfg(feature = "tls")]
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+/// A rustls client connection over a socket, driven by hand (`read_tls`,
+/// `process_new_packets`, `write_tls`) rather than by `complete_io` or
+/// `StreamOwned`, whose loops give every socket read its own timeout: a
+/// server sending one byte every 20 ms would hold them for minutes. Here
+/// every socket read is bounded by the time left to the deadline.
+#[cfg(feature = "tls")]
+pub(crate) struct TlsIo {
+    conn: ClientConnection,
+    sock: Plain,
+}
+
+#[cfg(feature = "tls")]
+impl TlsIo {
+    /// Writes everything rustls holds for the server, within the socket's
+    /// write timeout.
+    fn flush(&mut self) -> io::Result<()> {
+        while self.conn.wants_write() {
+            if self.conn.write_tls(&mut self.sock)? == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+        }
+        self.sock.flush()
+    }
+
+    /// Takes the records read so far; a TLS failure is sent to the server
+    /// as its alert (best effort) and returned as `InvalidData` wrapping the
+    /// rustls error (what [`Error::from_tls_io`] unwraps).
+    fn process(&mut self) -> io::Result<()> {
+        if let Err(e) = self.conn.process_new_packets() {
+            let _ = self.flush();
+            return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+        }
+        Ok(())
+    }
+
+    fn handshake(&mut self, deadline: Instant, cache: &mut SocketTimeouts) -> Result<(), Error> {
+        let timed_out = || Error::timeout("the TLS handshake");
+        loop {
+            let left = time_left(deadline).map_err(|_| timed_out())?;
+            if self.conn.wants_write() {
+                cache.set(self.sock.timeouts(), None, Some(left))?;
+                match self.flush() {
+                    Ok(()) => continue,
+                    Err(e) if is_timeout(&e) => return Err(timed_out()),
+                    Err(e) => return Err(Error::from_tls_io(e)),
+                }
+            }
+            if !self.conn.is_handshaking() {
+                return Ok(());
+            }
+            cache.set_read_within(self.sock.timeouts(), left)?;
+            match self.conn.read_tls(&mut self.sock) {
+                Ok(0) => {
+                    let eof = "the server closed the connection during the TLS handshake";
+                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, eof).into());
+                }
+                Ok(_) => self.process().map_err(Error::from_tls_io)?,
+                // An early socket timeout: the loop checks the deadline.
+                Err(e) if is_timeout(&e) || e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn read_before(
+        &mut self,
+        buf: &mut [u8],
+        deadline: Instant,
+        cache: &mut SocketTimeouts,
+    ) -> io::Result<usize> {
+        loop {
+            match self.conn.reader().read(buf) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                // A peer that closes without close_notify has still closed.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+                Err(e) => return Err(e),
+            }
+            cache.set_read_within(self.sock.timeouts(), time_left(deadline)?)?;
+            // At the end of the stream rustls' reader says so next round.
+            self.conn.read_tls(&mut self.sock)?;
+            self.process()?;
+            // A key update or the like wants an answer.
+            self.flush()?;
+        }
+    }
+
+    fn write_all(&mut self, mut data: &[u8]) -> io::Result<()> {
+        while !data.is_empty() {
+            let n = self.conn.writer().write(data)?;
+            if n == 0 && !self.conn.wants_write() {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            data = data.get(n..).unwrap_or_default();
+            self.flush()?;
+        }
+        self.flush()
     }
 }

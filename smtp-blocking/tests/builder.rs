@@ -158,8 +158,8 @@ fn dropping_does_not_wait_long_for_a_silent_server() {
         .unwrap();
     let started = std::time::Instant::now();
     drop(smtp);
-    // The QUIT linger on drop is one second (a hang would be the five-minute
-    // default): the drop ends within the linger plus 1 s.
+    // The QUIT linger on drop (Timeouts::quit_linger) is one second (a hang
+    // would be the five-minute default): the drop ends within it plus 1 s.
     let linger = Duration::from_secs(1);
     let took = started.elapsed();
     assert!(took < linger + Duration::from_secs(1), "{took:?}");

@@ -28,6 +28,10 @@
 //! [`Socks5Proxy`] is a SOCKS5 proxy on loopback, for sessions that reach
 //! their server through one.
 //!
+//! [`DripServer`] sends one byte every 20 ms (a greeting that never ends, a
+//! TLS record, the handshake flight of implicit TLS or of STARTTLS), for
+//! checking that a client's every wait ends at its deadline.
+//!
 //! Everything is bounded: a read timeout on every connection (30 s by
 //! default), line lengths, 64 MiB of input per connection.
 //!
@@ -53,6 +57,7 @@ mod conn;
 pub mod debug;
 #[cfg(feature = "dkim")]
 pub mod dkim;
+pub mod drip;
 mod pki;
 pub mod scenarios;
 mod scram;
@@ -69,6 +74,7 @@ pub use config::{
     DEFAULT_AUTH_MECHANISMS, DEFAULT_EXTENSIONS, DEFAULT_LMTP_EXTENSIONS, DEFAULT_READ_TIMEOUT,
     DEFAULT_SIZE_LIMIT, Fault, FaultAction, HOSTNAME, Listen, ServerConfig, Tls,
 };
+pub use drip::{Drip, DripServer};
 pub use pki::{PkiError, TestPki};
 pub use script::{MAX_SILENCE, Mismatch, Script, Step};
 pub use server::{ConnectionLog, MockServer, Received};

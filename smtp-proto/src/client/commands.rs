@@ -5,6 +5,7 @@
 
 use std::time::Instant;
 
+use super::deadline_after;
 use super::{
     Active, Client, Op, OpState, Outcome, Phase, Protocol, Step, dispatch::Expect,
     extensions::check_envelope,
@@ -224,7 +225,7 @@ impl Client {
                     for _ in 1..self.lmtp_accepted {
                         self.inflight.push_back(Expect::LmtpFinal(0));
                     }
-                    self.deadline = Some(now + self.config.timeouts.data_term);
+                    self.deadline = Some(deadline_after(now, self.config.timeouts.data_term));
                     d.finals.push(reply);
                     Step::Continue
                 } else if self.config.protocol == Protocol::Lmtp {

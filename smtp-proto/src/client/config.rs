@@ -1,7 +1,7 @@
 //! Session configuration: protocol, local name, per-command timeouts (RFC 5321
 //! section 4.5.3.2), reply limits and policy switches.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::body::LineEndings;
 use crate::command::Domain;
@@ -21,6 +21,9 @@ pub enum Protocol {
 /// How long each wait may last (RFC 5321 section 4.5.3.2). The defaults are the
 /// RFC's minimums; [`Timeouts::uniform`] uses one value for every wait, like
 /// smtplib's single `timeout`.
+///
+/// A timeout too long for the clock (`Duration::MAX`) is no error: its deadline
+/// is then a far future ([`deadline_after`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Timeouts {
@@ -40,6 +43,15 @@ pub struct Timeouts {
     pub data_block: Duration,
     /// Waiting for the reply to the final dot or to `BDAT LAST` (10 minutes).
     pub data_term: Duration,
+    /// The whole TLS handshake, implicit TLS or after STARTTLS's 220, however
+    /// the server paces its flight (5 minutes, Postfix's
+    /// `smtp_starttls_timeout`). See [`Client::tls_handshake_deadline`](super::Client::tls_handshake_deadline).
+    pub tls_handshake: Duration,
+    /// How long a session ending on the client's side (dropped while open,
+    /// or after `send_and_quit`'s message) waits for the reply to its QUIT
+    /// before closing anyway (1 second: the outcome is known by then, and the
+    /// wait is only courtesy to the server). See [`Client::quit_deadline`](super::Client::quit_deadline).
+    pub quit_linger: Duration,
 }
 
 impl Default for Timeouts {
@@ -52,12 +64,18 @@ impl Default for Timeouts {
             data_init: Duration::from_secs(120),
             data_block: Duration::from_secs(180),
             data_term: Duration::from_secs(600),
+            tls_handshake: Duration::from_secs(300),
+            quit_linger: DEFAULT_QUIT_LINGER,
         }
     }
 }
 
+/// The default [`Timeouts::quit_linger`].
+const DEFAULT_QUIT_LINGER: Duration = Duration::from_secs(1);
+
 impl Timeouts {
-    /// The same timeout for every wait.
+    /// The same timeout for every wait, the TLS handshake included; the QUIT
+    /// linger is the default one second, or `timeout` when that is shorter.
     #[must_use]
     pub fn uniform(timeout: Duration) -> Timeouts {
         Timeouts {
@@ -68,8 +86,28 @@ impl Timeouts {
             data_init: timeout,
             data_block: timeout,
             data_term: timeout,
+            tls_handshake: timeout,
+            quit_linger: timeout.min(DEFAULT_QUIT_LINGER),
         }
     }
+}
+
+/// How far ahead a deadline lies when `now + timeout` does not fit the clock:
+/// about thirty years, as good as never for a session.
+const FAR_FUTURE: Duration = Duration::from_secs(30 * 365 * 24 * 60 * 60);
+
+/// The deadline `timeout` after `now`, saturating: a timeout too long for the
+/// clock (`Duration::MAX`, "wait forever") gives a far-future deadline instead
+/// of the overflow panic of `now + timeout`. Every deadline of the core is
+/// made by it, and adapters that add a timeout of the configuration to the
+/// clock use it too.
+#[must_use]
+pub fn deadline_after(now: Instant, timeout: Duration) -> Instant {
+    now.checked_add(timeout)
+        .or_else(|| now.checked_add(FAR_FUTURE))
+        // Thirty years after `now` cannot be represented either: the clock's
+        // own limit is near, and `now` is as far as can be said.
+        .unwrap_or(now)
 }
 
 /// Everything a [`Client`](super::Client) is configured with.

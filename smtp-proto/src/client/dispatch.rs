@@ -7,6 +7,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::deadline_after;
 use super::{
     Active, Client, Event, OpState, Outcome, Output, Phase, Protocol, Step, Timeouts, Trace, hello,
 };
@@ -116,7 +117,7 @@ impl Client {
 
     pub(super) fn expect(&mut self, now: Instant, e: Expect) {
         if self.inflight.is_empty() {
-            self.deadline = Some(now + e.timeout(&self.config.timeouts));
+            self.deadline = Some(deadline_after(now, e.timeout(&self.config.timeouts)));
         }
         self.inflight.push_back(e);
     }
@@ -287,7 +288,7 @@ impl Client {
         self.deadline = self
             .inflight
             .front()
-            .map(|e| now + e.timeout(&self.config.timeouts));
+            .map(|e| deadline_after(now, e.timeout(&self.config.timeouts)));
         // 421, or 221 to anything but QUIT: the server is closing the channel
         // (RFC 5321 sections 3.8 and 4.2.2).
         let closing = match reply.code() {
@@ -355,7 +356,7 @@ impl Client {
             OpState::Greeting => self.greeting_reply(reply),
             OpState::Hello { helo, .. } => self.hello_reply(*helo, reply),
             OpState::HelloIfNeeded => Step::Done(Ok(Outcome::Reply(reply))),
-            OpState::StartTls(state) => self.starttls_reply(state, reply),
+            OpState::StartTls(state) => self.starttls_reply(now, state, reply),
             OpState::Auth(auth) => self.auth_reply(now, auth, reply),
             OpState::Tx(tx) => self.tx_reply(now, tx, expect, reply),
             OpState::Data(d) => self.data_reply(now, d, expect, reply),

@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use super::{Client, Op, OpState, Outcome, Output, Phase, Step};
-use super::{Protocol, dispatch::Expect};
+use super::{Protocol, deadline_after, dispatch::Expect};
 use crate::capabilities::Capabilities;
 use crate::command::{Command, Domain};
 use crate::error::{Error, ProtocolError, UsageError};
@@ -178,12 +178,19 @@ impl Client {
         Step::Continue
     }
 
-    pub(super) fn starttls_reply(&mut self, state: &mut StartTlsState, reply: Reply) -> Step {
+    pub(super) fn starttls_reply(
+        &mut self,
+        now: Instant,
+        state: &mut StartTlsState,
+        reply: Reply,
+    ) -> Step {
         match state {
             StartTlsState::Sent => {
                 if reply.code() == 220 {
                     self.forget_session_state();
                     self.phase = Phase::AwaitTls;
+                    self.tls_deadline =
+                        Some(deadline_after(now, self.config.timeouts.tls_handshake));
                     self.out.push_back(Output::StartTls);
                     *state = StartTlsState::Handshake(reply);
                     Step::Continue

@@ -7,6 +7,7 @@
 
 use std::time::Instant;
 
+use super::deadline_after;
 use super::{
     Client, Op, OpState, Outcome, Protocol, RecipientResult, Step, Transaction, TransactionResult,
     dispatch::Expect, extensions::check_envelope,
@@ -320,7 +321,8 @@ impl Client {
                             self.inflight.push_front(Expect::LmtpFinal(j));
                         }
                         if !rest.is_empty() {
-                            self.deadline = Some(now + self.config.timeouts.data_term);
+                            self.deadline =
+                                Some(deadline_after(now, self.config.timeouts.data_term));
                         }
                     } else {
                         self.record_body_failure(op, reply);

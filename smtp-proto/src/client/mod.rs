@@ -41,7 +41,7 @@ mod transaction;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-pub use config::{Config, Protocol, Timeouts, armed_wait_serves};
+pub use config::{Config, Protocol, Timeouts, armed_wait_serves, deadline_after};
 pub use op::{Completion, Op};
 pub use transaction::{
     PartsCursor, PreparedMessage, Recipient, RecipientResult, Transaction, TransactionResult,
@@ -216,6 +216,8 @@ pub struct Client {
     lmtp_accepted: usize,
     inflight: VecDeque<Expect>,
     deadline: Option<Instant>,
+    /// When the TLS handshake asked for by [`Output::StartTls`] must be over.
+    tls_deadline: Option<Instant>,
     queue: VecDeque<(OpId, OpState)>,
     active: Option<Active>,
     body: Option<BodyStream>,
@@ -253,6 +255,7 @@ impl Client {
             lmtp_accepted: 0,
             inflight: VecDeque::new(),
             deadline: None,
+            tls_deadline: None,
             queue: VecDeque::new(),
             active: Some(Active {
                 id: OpId::GREETING,
@@ -360,6 +363,26 @@ impl Client {
     #[must_use]
     pub fn deadline(&self) -> Option<Instant> {
         self.deadline
+    }
+
+    /// When the TLS handshake the session waits for ([`Output::StartTls`])
+    /// must be over: [`Timeouts::tls_handshake`] after the 220 to STARTTLS
+    /// arrived. `None` when no handshake is awaited. The adapter fails the
+    /// handshake at this deadline whatever the server's pacing.
+    #[must_use]
+    pub fn tls_handshake_deadline(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::AwaitTls => self.tls_deadline,
+            Phase::Open | Phase::Closed => None,
+        }
+    }
+
+    /// When a wait for the reply to QUIT that the client's side started at
+    /// `now` (a session dropped while open, or QUIT after `send_and_quit`'s
+    /// message) ends: [`Timeouts::quit_linger`] later.
+    #[must_use]
+    pub fn quit_deadline(&self, now: Instant) -> Instant {
+        deadline_after(now, self.config.timeouts.quit_linger)
     }
 
     /// How long one write of the body may take (the DATA block timeout).

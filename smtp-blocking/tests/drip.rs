@@ -1,0 +1,69 @@
+//! Every wait ends at the deadline whatever the server's pacing: a server
+//! sending one byte every 20 ms (a greeting that never ends, the greeting's
+//! TLS record, the handshake flight of implicit TLS or of STARTTLS) gets a
+//! timeout error within the timeout plus one second, not when it is done.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![cfg_attr(not(feature = "tls"), allow(unused_imports, dead_code))]
+
+use std::time::{Duration, Instant};
+
+use smtp_blocking::{Error, SmtpClient, Tls};
+use smtp_testkit::{Drip, DripServer};
+
+const TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Connects as `tls` says to a server dripping `drip`; checks the timeout
+/// error and when it came.
+fn times_out(drip: Drip, tls: Tls) {
+    let server = DripServer::start(drip).unwrap();
+    let b = SmtpClient::builder(&server.addr().to_string())
+        .tls(tls)
+        .timeout(TIMEOUT);
+    #[cfg(feature = "tls")]
+    let b = b
+        .tls_config(server.pki().client_config())
+        .tls_server_name("localhost");
+    let t0 = Instant::now();
+    let r = b.connect();
+    let took = t0.elapsed();
+    let e = r.expect_err("a dripping server cannot complete the session");
+    assert!(
+        matches!(
+            e,
+            Error::Smtp(smtp_blocking::smtp_sansio::Error::Timeout(_))
+        ),
+        "{drip:?}: {e:?}"
+    );
+    assert!(
+        took >= TIMEOUT,
+        "{drip:?}: a timeout before the deadline: {took:?}"
+    );
+    assert!(
+        took < TIMEOUT + Duration::from_secs(1),
+        "{drip:?}: the wait outlived its deadline: {took:?}"
+    );
+}
+
+#[test]
+fn a_greeting_that_never_ends() {
+    times_out(Drip::Greeting, Tls::None);
+}
+
+#[cfg(feature = "tls")]
+#[test]
+fn a_dripped_tls_record() {
+    times_out(Drip::TlsRecord, Tls::Implicit);
+}
+
+#[cfg(feature = "tls")]
+#[test]
+fn a_dripped_implicit_tls_handshake() {
+    times_out(Drip::TlsHandshake, Tls::Implicit);
+}
+
+#[cfg(feature = "tls")]
+#[test]
+fn a_dripped_starttls_handshake() {
+    times_out(Drip::StartTlsHandshake, Tls::StartTls);
+}
