@@ -587,10 +587,10 @@ impl<S: Session, E: From<PoolError>> Pool<S, E> {
                 continue;
             }
             let (alive, checked) = if session.in_transaction() {
-                let reset = within::<S, _>(deadline, session.reset()).await;
+                let reset = within::<S, _>(deadline, Box::pin(session.reset())).await;
                 (reset == Some(true), true)
             } else if self.config.health_check && since.elapsed() >= self.config.check_after {
-                let check = within::<S, _>(deadline, session.check()).await;
+                let check = within::<S, _>(deadline, Box::pin(session.check())).await;
                 (check == Some(true), true)
             } else {
                 (session.probe(), false)
