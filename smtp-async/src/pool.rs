@@ -570,6 +570,12 @@ impl<S: Session, E: From<PoolError>> Pool<S, E> {
         };
         let mut expired = Vec::new();
         let found = loop {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                // The idle sessions left stay for the next caller; a check
+                // now would be cut short at once and cost each its session.
+                close_detached(expired).await;
+                return Err(PoolError::CheckoutTimeout.into());
+            }
             let next = lock(&self.state).idle.pop_front();
             let Some(idle) = next else {
                 break None;

@@ -1,6 +1,7 @@
 //! What the facade needs of an async runtime: a timer, name resolution and
-//! connecting. Everything else (the session, TLS, the pool) is written once over
-//! these, as quinn's endpoint is over its runtimes.
+//! connecting (and, for the pool, starting a background task when it can).
+//! Everything else (the session, TLS, the pool) is written once over these,
+//! as quinn's endpoint is over its runtimes.
 
 use std::future::Future;
 use std::io;

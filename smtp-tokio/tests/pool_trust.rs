@@ -131,6 +131,33 @@ async fn a_retry_after_a_failed_connect_does_not_double_the_checkout_timeout() {
     assert!(server.messages().is_empty());
 }
 
+#[tokio::test]
+async fn a_check_cut_short_by_the_deadline_costs_no_other_idle_session() {
+    // Connection 0 goes silent at its first command (the NOOP check);
+    // connection 1 behaves.
+    let server = MockServer::start(
+        ServerConfig::default().faults(vec![Some(Fault::AfterReceived(1, FaultAction::Stall))]),
+    )
+    .unwrap();
+    let (pool, connects) = pool_on(
+        &server,
+        PoolConfig::default()
+            .max_size(2)
+            .check_after(Duration::ZERO)
+            .checkout_timeout(Duration::from_millis(300)),
+        Vec::new(),
+    );
+    let a = pool.get().await.unwrap();
+    let b = pool.get().await.unwrap();
+    drop(a);
+    drop(b);
+    let e = pool.get().await.unwrap_err();
+    assert!(is_timeout(&e), "{e:?}");
+    assert_eq!(pool.idle_count(), 1, "the other session is still there");
+    let _b = pool.get().await.unwrap();
+    assert_eq!(connects.load(Ordering::SeqCst), 2);
+}
+
 // ----- 1. first come, first served -----
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
