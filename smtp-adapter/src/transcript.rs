@@ -49,6 +49,13 @@ impl Transcript {
         self.writer = Some(writer);
     }
 
+    /// Takes the writer out (lines then go to `tracing` only), for a caller
+    /// that hands it back later or shares it (a pool restores each
+    /// session's own transcript when a borrower returns it).
+    pub fn take_writer(&mut self) -> Option<Box<dyn Write + Send>> {
+        self.writer.take()
+    }
+
     /// Records one line (nothing at level 0).
     pub fn line(&mut self, t: &Trace) {
         if self.level == 0 {

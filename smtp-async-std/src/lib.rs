@@ -110,6 +110,12 @@ impl smtp_async::Runtime for AsyncStd {
             local_ip: None,
         })
     }
+
+    /// On async-std's global executor, which runs wherever it is called from.
+    fn spawn(task: smtp_async::Task) -> Result<(), smtp_async::Task> {
+        drop(async_std::task::spawn(task));
+        Ok(())
+    }
 }
 
 /// Any `futures-io` stream can carry a session ([`SmtpClient::from_stream`]).

@@ -41,7 +41,7 @@ mod transport;
 pub use client::SmtpClient;
 pub use common::*;
 pub use pool::Session;
-pub use runtime::{BoxIo, Connected, Io, ReadBody, Runtime, WrapStream};
+pub use runtime::{BoxIo, Connected, Io, ReadBody, Runtime, Task, WrapStream};
 pub use smtp_adapter;
 
 /// The types an adapter's users name, which `smtp-tokio` and `smtp-async-std`

@@ -1,6 +1,7 @@
 //! What the facade needs of an async runtime: a timer, name resolution and
-//! connecting. Everything else (the session, TLS, the pool) is written once over
-//! these, as quinn's endpoint is over its runtimes.
+//! connecting (and, for the pool, starting a background task when it can).
+//! Everything else (the session, TLS, the pool) is written once over these,
+//! as quinn's endpoint is over its runtimes.
 
 use std::future::Future;
 use std::io;
@@ -66,7 +67,18 @@ pub trait Runtime: Send + Sync + Sized + 'static {
     /// A connection to the Unix socket at `path`.
     #[cfg(unix)]
     fn connect_unix(path: &std::path::Path) -> impl Future<Output = io::Result<Connected>> + Send;
+
+    /// Runs `task` in the background, detached (the pool closes sessions
+    /// with QUIT so, without making a caller wait). Gives `task` back when
+    /// the runtime cannot take it here (no runtime on this thread); the
+    /// caller then runs it itself or drops it. The default takes none.
+    fn spawn(task: Task) -> Result<(), Task> {
+        Err(task)
+    }
 }
+
+/// A detached background task ([`Runtime::spawn`]).
+pub type Task = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
 /// A runtime that can take a caller's stream of type `S`
 /// ([`SmtpClient::from_stream`](crate::SmtpClient::from_stream)): Tokio's

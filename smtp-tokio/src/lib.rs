@@ -100,6 +100,17 @@ impl smtp_async::Runtime for Tokio {
             local_ip: None,
         })
     }
+
+    /// On the runtime of the calling thread; none outside a runtime.
+    fn spawn(task: smtp_async::Task) -> Result<(), smtp_async::Task> {
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                drop(runtime.spawn(task));
+                Ok(())
+            }
+            Err(_) => Err(task),
+        }
+    }
 }
 
 /// Any Tokio stream can carry a session ([`SmtpClient::from_stream`]).

@@ -156,6 +156,33 @@ impl Client {
         Step::Done(Ok(Outcome::Reply(reply)))
     }
 
+    /// Notes that `cmd` may open a mail transaction on the server
+    /// ([`Client::in_transaction`]).
+    pub(super) fn note_transaction_command(&mut self, cmd: &Command) {
+        let opens = match cmd {
+            Command::Mail { .. } => true,
+            Command::Raw { verb, .. } => {
+                matches!(verb.as_str(), "MAIL" | "RCPT" | "DATA" | "BDAT")
+            }
+            _ => false,
+        };
+        self.mail_open |= opens;
+    }
+
+    /// Notes that `reply` to `expect` closed the mail transaction: a
+    /// positive reply to RSET, EHLO or HELO, or any reply to the end of a
+    /// message (RFC 5321 sections 4.1.1.5, 4.1.4 and 4.1.1.4).
+    pub(super) fn note_transaction_reply(&mut self, expect: Expect, reply: &Reply) {
+        let closes = match expect {
+            Expect::Rset | Expect::Hello => reply.is_positive(),
+            Expect::Final | Expect::LmtpFinal(_) => true,
+            _ => false,
+        };
+        if closes {
+            self.mail_open = false;
+        }
+    }
+
     /// Starts QUIT, unless it went out already behind a message.
     pub(super) fn start_quit(&mut self, now: Instant, sent: bool) -> Step {
         if !sent {

@@ -127,6 +127,7 @@ impl Client {
             self.out
                 .push_back(Output::Trace(Trace::Sent(cmd.redacted())));
         }
+        self.note_transaction_command(&cmd);
         cmd.encode(&mut self.tx);
         self.expect(now, e);
     }
@@ -311,6 +312,7 @@ impl Client {
             self.fail(ProtocolError::UnsolicitedReply(reply).into());
             return;
         }
+        self.note_transaction_reply(expect, &reply);
         self.with_active(|c, a| match a.hello {
             Some(stage) => match c.hello_prelude_reply(now, stage, &reply) {
                 Ok(next @ Some(_)) => {

@@ -214,6 +214,8 @@ pub struct Client {
     authenticated: bool,
     /// LMTP: recipients accepted by low-level RCPT since the last MAIL.
     lmtp_accepted: usize,
+    /// A mail transaction may be open on the server ([`Client::in_transaction`]).
+    mail_open: bool,
     inflight: VecDeque<Expect>,
     deadline: Option<Instant>,
     /// When the TLS handshake asked for by [`Output::StartTls`] must be over.
@@ -253,6 +255,7 @@ impl Client {
             helo_reply: None,
             authenticated: false,
             lmtp_accepted: 0,
+            mail_open: false,
             inflight: VecDeque::new(),
             deadline: None,
             tls_deadline: None,
@@ -395,6 +398,20 @@ impl Client {
     #[must_use]
     pub fn is_busy(&self) -> bool {
         self.active.is_some() || !self.queue.is_empty()
+    }
+
+    /// Whether a mail transaction may be open on the server: a MAIL (or a
+    /// `docmd` of MAIL, RCPT, DATA or BDAT) went out, and no positive reply
+    /// to RSET, EHLO or HELO, nor a reply to the end of a message, came
+    /// since (RFC 5321 sections 4.1.1.5 and 4.1.4). Errs on the side of
+    /// "open": a session handed to someone else while this is true is reset
+    /// (RSET) first, so that the next MAIL does not land in the middle of an
+    /// earlier transaction. A transaction run by [`Client::send`] closes
+    /// itself (RSET after a refusal); low-level [`Client::mail`] leaves one
+    /// open until the caller ends it.
+    #[must_use]
+    pub fn in_transaction(&self) -> bool {
+        self.mail_open
     }
 
     // ----- inputs -----
