@@ -841,7 +841,7 @@ impl<R: crate::Runtime> Session for crate::SmtpClient<R> {
     async fn close(self) {
         // The session is given up either way; past the linger, dropping the
         // call closes the socket.
-        let linger = Instant::now() + Self::QUIT_LINGER;
+        let linger = self.core().quit_deadline(Instant::now());
         let _ = crate::runtime::before::<R, _>(linger, self.quit()).await;
     }
 

@@ -343,13 +343,13 @@ async fn expired_in_background<R: Runtime>() {
     let fresh = pool.get().await.unwrap();
     let waited = start.elapsed();
     assert!(
-        waited < SmtpClient::<R>::QUIT_LINGER,
+        waited < smtp_sansio::Timeouts::default().quit_linger,
         "the caller waited for no QUIT reply: {waited:?}"
     );
     assert_eq!(connects.load(Ordering::SeqCst), 4);
     // Each expired session said QUIT and was closed within its linger.
     let closed = until::<R>(
-        SmtpClient::<R>::QUIT_LINGER + Duration::from_secs(2),
+        smtp_sansio::Timeouts::default().quit_linger + Duration::from_secs(2),
         || {
             let logs = server.connection_logs();
             logs.iter().take(3).all(|l| l.closed)

@@ -217,12 +217,12 @@ async fn expired_sessions_whose_server_never_answers_quit_cost_the_caller_nothin
     let start = Instant::now();
     let _fresh = pool.get().await.unwrap();
     assert!(
-        start.elapsed() < SmtpClient::QUIT_LINGER,
+        start.elapsed() < smtp_sansio::Timeouts::default().quit_linger,
         "{:?}",
         start.elapsed()
     );
     assert_eq!(connects.load(Ordering::SeqCst), 4);
-    let linger = SmtpClient::QUIT_LINGER + Duration::from_secs(2);
+    let linger = smtp_sansio::Timeouts::default().quit_linger + Duration::from_secs(2);
     let closed = until(linger, || {
         server.connection_logs().iter().take(3).all(|l| l.closed)
     })
