@@ -14,7 +14,9 @@
 //!   reached the client, with exactly the recipients the server accepted;
 //! - [`Delivery::Unknown`] exactly when the client transmitted the end of the
 //!   message, the server did not close before taking it (a 421 to a command
-//!   pipelined before it), and its final reply did not reach the client;
+//!   pipelined before it), and its final reply did not reach the client (a
+//!   421 in place of that reply is one: the message was refused; under LMTP,
+//!   in place of the last recipient's reply);
 //! - [`Delivery::NotSent`] only when the server did not store it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -76,6 +78,10 @@ struct Model {
     replies: usize,
     /// Answer 421 and close in place of this reply.
     fail_at: Option<usize>,
+    /// The 421 went in place of a reply to the end of a message: that
+    /// message's number, where the 421 ends in the output, and whether it
+    /// stood for the last reply awaited (under LMTP, the last recipient's).
+    end_closed: Option<(usize, usize, bool)>,
 }
 
 impl Model {
@@ -93,6 +99,7 @@ impl Model {
             closed: false,
             replies: 0,
             fail_at,
+            end_closed: None,
         };
         m.reply("220 model ready");
         m
@@ -226,9 +233,10 @@ impl Model {
         let mut replies = Vec::new();
         if self.p.lmtp {
             // Each recipient's delivery is done when its reply goes out.
-            for r in rcpts {
+            for (k, r) in rcpts.into_iter().enumerate() {
                 let code = if r.starts_with("full") { 452 } else { 250 };
                 if !self.reply(&format!("{code} <{r}> done")) {
+                    self.end_closed = Some((self.ends - 1, self.out.len(), k + 1 == expected));
                     break;
                 }
                 replies.push((r, code, self.out.len()));
@@ -236,6 +244,8 @@ impl Model {
         } else if self.reply("250 2.0.0 queued") {
             let end = self.out.len();
             replies = rcpts.into_iter().map(|r| (r, 250, end)).collect();
+        } else {
+            self.end_closed = Some((self.ends - 1, self.out.len(), true));
         }
         if !replies.is_empty() {
             let complete = replies.len() == expected;
@@ -594,6 +604,12 @@ fn check(s: &Session, fault: Fault, ran: &Ran) -> Result<(), String> {
         let got = |end: usize| ran.delivered >= end;
         let got_all =
             stored.is_some_and(|st| st.complete && st.replies.iter().all(|(_, _, e)| got(*e)));
+        // A 421 in place of the (last) reply to the end of this message, and
+        // it reached the client: the message's answer.
+        let closed_answer = ran
+            .model
+            .end_closed
+            .is_some_and(|(m, at, last)| m == i && last && got(at));
         match result {
             Ok(t) => {
                 let Some(st) = stored else {
@@ -601,7 +617,7 @@ fn check(s: &Session, fault: Fault, ran: &Ran) -> Result<(), String> {
                         "message {i} reported sent, the server never took it"
                     ));
                 };
-                if !got_all {
+                if !got_all && !closed_answer {
                     return Err(format!("message {i} reported sent before its reply came"));
                 }
                 let server: Vec<&str> = st
@@ -619,7 +635,7 @@ fn check(s: &Session, fault: Fault, ran: &Ran) -> Result<(), String> {
             }
             Err(e) => {
                 let unknown = e.delivery() == Delivery::Unknown;
-                if unknown != (end_sent && !got_all) {
+                if unknown != (end_sent && !got_all && !closed_answer) {
                     return Err(format!(
                         "message {i}: {e:?} (end sent: {end_sent}, final reply came: {got_all})"
                     ));
