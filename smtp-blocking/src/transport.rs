@@ -117,12 +117,17 @@ impl Transport {
         }
     }
 
-    pub(crate) fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+    /// Writes all of `data`, counting in `written` the bytes the stream
+    /// accepted, so that a failure (an error, the write timeout) says how far
+    /// it got. Under TLS a byte counts once rustls took it: a failure to
+    /// flush it after counts it as written, which never claims less went out
+    /// than did.
+    pub(crate) fn write_counted(&mut self, data: &[u8], written: &mut usize) -> io::Result<()> {
         match self {
-            Transport::Plain(p) => p.write_all(data),
+            Transport::Plain(p) => write_counted(p, data, written),
             #[cfg(feature = "tls")]
             Transport::Tls(t) => {
-                t.write_all(data)?;
+                write_counted(t, data, written)?;
                 t.flush()
             }
             Transport::Gone => Err(io::ErrorKind::NotConnected.into()),
@@ -167,4 +172,17 @@ impl Transport {
         }
         *self = Transport::Gone;
     }
+}
+
+/// `write_all`, adding each accepted byte to `written`.
+fn write_counted<W: Write + ?Sized>(w: &mut W, data: &[u8], written: &mut usize) -> io::Result<()> {
+    while let Some(rest) = data.get(*written..).filter(|r| !r.is_empty()) {
+        match w.write(rest) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => *written += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
