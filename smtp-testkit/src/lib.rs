@@ -25,7 +25,8 @@
 //! and 2) the same way for every adapter.
 //!
 //! [`Socks5Proxy`] is a SOCKS5 proxy on loopback, for sessions that reach
-//! their server through one.
+//! their server through one. [`cut::WriteCut`] fails a client's writes part
+//! of the way through the end of a message, for a stream wrapper of a test.
 //!
 //! Everything is bounded: a read timeout on every connection (30 s by
 //! default), line lengths, 64 MiB of input per connection.
@@ -49,6 +50,7 @@
 
 mod config;
 mod conn;
+pub mod cut;
 pub mod debug;
 #[cfg(feature = "dkim")]
 pub mod dkim;
