@@ -87,8 +87,9 @@ pub enum Fault {
     /// one connection).
     Reply421After(usize),
     /// Once a negative reply (4xx or 5xx) went out, when the server next needs
-    /// input (the client's RSET, QUIT or next command): a refusal, then a
-    /// broken connection. A 421, after which the server closes anyway, is
+    /// input (having answered what it had read): a refusal, then a broken
+    /// connection, before or while the client sends its RSET, QUIT or next
+    /// command. A 421, after which the server closes anyway, is
     /// followed by this action instead of a graceful close.
     AfterRefusal(FaultAction),
 }

@@ -981,6 +981,40 @@ mod tests {
     }
 
     #[test]
+    fn a_run_that_panics_fails_with_its_own_verdict() {
+        struct Panicky;
+        impl SweepAdapter for Panicky {
+            fn run(&mut self, _: &MockServer, _: &Plan, _: Duration) -> Vec<Outcome> {
+                panic!("adapter bug");
+            }
+        }
+        let pki = Arc::new(TestPki::generate().unwrap());
+        let plan = plans().remove(1);
+        let faults = [
+            Fault::AfterReceived(0, FaultAction::Close),
+            Fault::AfterSent(0, FaultAction::Close),
+            Fault::AfterSent(1, FaultAction::Close),
+        ];
+        let config = SweepConfig {
+            threads: 2,
+            ..SweepConfig::default()
+        };
+        let (verdicts, broken) = run_faults(&|| Panicky, &plan, &faults, &pki, config);
+        assert!(broken.is_empty(), "{broken:?}");
+        assert_eq!(verdicts.len(), faults.len(), "one verdict per run");
+        for (fault, verdict, _) in verdicts {
+            let why = verdict.unwrap_err();
+            assert!(why.contains("panicked: adapter bug"), "{fault:?}: {why}");
+        }
+    }
+
+    #[test]
+    fn ends_are_where_the_dot_line_and_bdat_last_end() {
+        let rx = b"DATA\r\nhi\r\n.\r\nBDAT 2 LAST\r\nabQUIT\r\n";
+        assert_eq!(end_offsets(rx), [13, 28]);
+    }
+
+    #[test]
     fn offsets_cover_boundaries_and_stay_in_range() {
         let mut rng = Rng::new(1);
         let v = offsets(&[5, 10], 12, 3, &mut rng);
