@@ -3,8 +3,10 @@
 //! after each byte offset the server has received, and after each byte offset
 //! it has sent, and the server stalling at each of those offsets (the client's
 //! deadline passes), and the server answering 421 in place of each of its
-//! replies. A cut by close and one by reset are the same input to the core
-//! (the end of the stream); the adapters' sweep tells them apart.
+//! replies, and the client's writes failing once each byte offset was
+//! accepted (the write crossing it partial, `Client::handle_write_error`). A
+//! cut by close and one by reset are the same input to the core (the end of
+//! the stream); the adapters' sweep tells them apart.
 //!
 //! Every run must end (a bounded number of steps, within one deadline of
 //! virtual time) without a panic, and every message must end as the server
@@ -12,7 +14,7 @@
 //!
 //! - a success only when the server stored the message and its final 2xx
 //!   reached the client, with exactly the recipients the server accepted;
-//! - [`Delivery::Unknown`] exactly when the client transmitted the end of the
+//! - [`Delivery::Unknown`] exactly when the client wrote the end of the
 //!   message, the server did not close before taking it (a 421 to a command
 //!   pipelined before it), and its final reply did not reach the client (a
 //!   421 in place of that reply is one: the message was refused; under LMTP,
@@ -412,6 +414,10 @@ enum Fault {
     /// The server answers 421 in place of its reply with this index (the
     /// greeting is 0) and closes.
     Reply421(usize),
+    /// The client's writes fail once this many bytes were accepted (the
+    /// write crossing it is partial): the facade calls
+    /// `Client::handle_write_error` with what it got written.
+    Written(usize),
 }
 
 /// The virtual connection between the client and the model server.
@@ -502,9 +508,17 @@ impl Wire {
             assert!(self.steps < 100_000, "the run does not end");
             match self.client.drive(op) {
                 Output::Transmit(b) => {
-                    self.sent.extend_from_slice(&b);
-                    self.last_write = b;
+                    let room = match self.fault {
+                        Fault::Written(at) => at.saturating_sub(self.sent.len()),
+                        _ => usize::MAX,
+                    };
+                    let written = b.len().min(room);
+                    self.sent.extend_from_slice(&b[..written]);
                     self.pump();
+                    if written < b.len() {
+                        self.client.handle_write_error(self.now, written);
+                    }
+                    self.last_write = b;
                 }
                 Output::Event(Event::BodyWanted { .. }) => {
                     let (piece, last) = cursor.next_piece();
@@ -705,6 +719,8 @@ fn cut_or_stall_at_every_byte() {
                 .chain((0..=tx).map(|at| Fault::Sent { at, stall }));
             let replies = if stall { 0 } else { clean.model.replies };
             let faults = faults.chain((0..replies).map(Fault::Reply421));
+            let writes = if stall { 0 } else { rx + 1 };
+            let faults = faults.chain((0..writes).map(Fault::Written));
             for fault in faults {
                 let ran = run(&s, fault);
                 if let Err(why) = check(&s, fault, &ran) {
