@@ -56,7 +56,8 @@ impl Error {
     /// with it (see [`smtp_sansio::Error::delivery`]): [`Delivery::Unknown`]
     /// when the end of the message went out and its reply did not come (the
     /// server may have accepted it: sending again may duplicate it),
-    /// [`Delivery::Refused`] when the server refused it with a reply, and
+    /// [`Delivery::Refused`] when the server refused it with a reply (a
+    /// refusal followed by a broken connection included), and
     /// [`Delivery::NotSent`] otherwise, a transport or TLS failure included
     /// (the facades report one that cut the connection after the end of the
     /// message went out as unknown), which makes sending again safe.
@@ -106,19 +107,22 @@ impl Error {
 
 /// The result of an operation a facade drove, given the transport failure
 /// that cut the connection under it, if one did. The core took that failure
-/// as the end of the stream, so its result says whether the message's fate is
-/// unknown: then it is the error (its delivery is what the caller must see);
-/// otherwise the transport's error says more.
+/// as the end of the stream (or a failed write), so its result decides: a
+/// refusal the server gave before the failure stays that refusal, an end of
+/// message that went out without its reply stays unknown. The transport's
+/// error only replaces the core's generic [`Disconnected`], which says less.
+///
+/// [`Disconnected`]: smtp_sansio::Error::Disconnected
 ///
 /// # Errors
 ///
-/// The operation's error, or the transport's.
+/// The operation's error, or the transport's in place of `Disconnected`.
 pub fn settle<T>(
     result: Result<T, smtp_sansio::Error>,
     transport: Option<Error>,
 ) -> Result<T, Error> {
     match (result, transport) {
-        (Err(e), Some(transport)) if e.delivery() != Delivery::Unknown => Err(transport),
+        (Err(smtp_sansio::Error::Disconnected), Some(transport)) => Err(transport),
         (result, _) => result.map_err(Error::Smtp),
     }
 }

@@ -538,6 +538,17 @@ impl<R: Runtime> SmtpClient<R> {
         Some(e)
     }
 
+    /// Ends the session after a write failed (an error, or the write deadline
+    /// passed) once `written` bytes were accepted: the core learns how far
+    /// it got, which decides whether the end of a message went out.
+    async fn write_failed(&mut self, e: Error, written: usize) -> Option<Error> {
+        self.session
+            .core_mut()
+            .handle_write_error(Instant::now(), written);
+        self.close_io().await;
+        Some(e)
+    }
+
     /// Closes the transport, bounded by the write deadline (a TLS close sends
     /// `close_notify`, which a peer that stopped reading would never take).
     async fn close_io(&mut self) {
@@ -558,12 +569,17 @@ impl<R: Runtime> SmtpClient<R> {
                 Output::Transmit(bytes) => {
                     let timeout = self.session.core().write_timeout();
                     let deadline = deadline_after(Instant::now(), timeout);
-                    match before::<R, _>(deadline, self.io.write_all(&bytes)).await {
+                    let mut written = 0;
+                    let write = self.io.write_counted(&bytes, &mut written);
+                    match before::<R, _>(deadline, write).await {
                         Some(Ok(())) => self.session.core_mut().recycle(bytes),
-                        Some(Err(e)) => broken = self.abort(Error::Io(e)).await,
+                        Some(Err(e)) => {
+                            let e = Error::from_tls_io(e);
+                            broken = self.write_failed(e, written).await;
+                        }
                         None => {
                             let e = Error::timeout("writing to the server");
-                            broken = self.abort(e).await;
+                            broken = self.write_failed(e, written).await;
                         }
                     }
                 }

@@ -34,15 +34,24 @@ impl Transport {
         }
     }
 
-    pub(crate) async fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+    /// Writes all of `data` and flushes, counting in `written` the bytes the
+    /// stream accepted, so that a failure (an error, or the future dropped
+    /// at the write deadline) says how far it got. Under TLS a byte counts
+    /// once rustls took it: a failure to flush it after counts it as
+    /// written, which never claims less went out than did.
+    pub(crate) async fn write_counted(
+        &mut self,
+        data: &[u8],
+        written: &mut usize,
+    ) -> io::Result<()> {
         match self {
             Transport::Plain(p) => {
-                p.write_all(data).await?;
+                write_counted(p, data, written).await?;
                 p.flush().await
             }
             #[cfg(feature = "tls")]
             Transport::Tls(t) => {
-                t.write_all(data).await?;
+                write_counted(t, data, written).await?;
                 t.flush().await
             }
             Transport::Gone => Err(io::ErrorKind::NotConnected.into()),
@@ -93,4 +102,22 @@ impl Transport {
         }
         *self = Transport::Gone;
     }
+}
+
+/// `write_all`, adding each accepted byte to `written` as it goes (so the
+/// count holds when the future is dropped half-way).
+async fn write_counted<W: futures_lite::io::AsyncWrite + Unpin + ?Sized>(
+    w: &mut W,
+    data: &[u8],
+    written: &mut usize,
+) -> io::Result<()> {
+    while let Some(rest) = data.get(*written..).filter(|r| !r.is_empty()) {
+        match w.write(rest).await {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => *written += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }

@@ -519,6 +519,22 @@ impl SmtpClient {
         Some(e)
     }
 
+    /// Ends the session after a write failed (an error, or the write timeout
+    /// passed) once `written` bytes were accepted: the core learns how far
+    /// it got, which decides whether the end of a message went out.
+    fn write_failed(&mut self, e: std::io::Error, written: usize) -> Option<Error> {
+        self.session
+            .core_mut()
+            .handle_write_error(Instant::now(), written);
+        self.io.close();
+        Some(match e.kind() {
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+                Error::timeout("writing to the server")
+            }
+            _ => Error::from_tls_io(e),
+        })
+    }
+
     /// Drives the core until `op` completes. A transport failure ends the
     /// session in the core, and the loop goes on to the operation's own result,
     /// which says whether the message's fate is unknown
@@ -534,10 +550,14 @@ impl SmtpClient {
             match self.session.core_mut().drive(op) {
                 Output::Transmit(bytes) => {
                     let t = Some(self.session.core().write_timeout());
-                    self.io.set_timeouts(&mut self.timeouts, None, t)?;
-                    match self.io.write_all(&bytes) {
+                    let mut written = 0;
+                    let wrote = self
+                        .io
+                        .set_timeouts(&mut self.timeouts, None, t)
+                        .and_then(|()| self.io.write_counted(&bytes, &mut written));
+                    match wrote {
                         Ok(()) => self.session.core_mut().recycle(bytes),
-                        Err(e) => broken = self.abort(Error::Io(e)),
+                        Err(e) => broken = self.write_failed(e, written),
                     }
                 }
                 Output::Event(Event::BodyWanted { .. }) => {

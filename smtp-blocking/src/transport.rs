@@ -115,11 +115,16 @@ impl Transport {
         }
     }
 
-    pub(crate) fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+    /// Writes all of `data`, counting in `written` the bytes the stream
+    /// accepted, so that a failure (an error, the write timeout) says how far
+    /// it got. Under TLS a byte counts once rustls took it: a failure to
+    /// flush it after counts it as written, which never claims less went out
+    /// than did.
+    pub(crate) fn write_counted(&mut self, data: &[u8], written: &mut usize) -> io::Result<()> {
         match self {
-            Transport::Plain(p) => p.write_all(data),
+            Transport::Plain(p) => write_counted(p, data, written),
             #[cfg(feature = "tls")]
-            Transport::Tls(t) => t.write_all(data),
+            Transport::Tls(t) => t.write_counted(data, written),
             Transport::Gone => Err(io::ErrorKind::NotConnected.into()),
         }
     }
@@ -279,15 +284,29 @@ impl TlsIo {
         }
     }
 
-    fn write_all(&mut self, mut data: &[u8]) -> io::Result<()> {
-        while !data.is_empty() {
-            let n = self.conn.writer().write(data)?;
+    /// Writes all of `data`, adding to `written` each byte rustls took.
+    fn write_counted(&mut self, data: &[u8], written: &mut usize) -> io::Result<()> {
+        while let Some(rest) = data.get(*written..).filter(|r| !r.is_empty()) {
+            let n = self.conn.writer().write(rest)?;
             if n == 0 && !self.conn.wants_write() {
                 return Err(io::ErrorKind::WriteZero.into());
             }
-            data = data.get(n..).unwrap_or_default();
+            *written += n;
             self.flush()?;
         }
         self.flush()
     }
+}
+
+/// `write_all`, adding each accepted byte to `written`.
+fn write_counted<W: Write + ?Sized>(w: &mut W, data: &[u8], written: &mut usize) -> io::Result<()> {
+    while let Some(rest) = data.get(*written..).filter(|r| !r.is_empty()) {
+        match w.write(rest) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => *written += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }

@@ -1573,10 +1573,10 @@ mod smtp_sim_tests {
     // SMTPSimTests.test_421_from_data_cmd
     #[test]
     fn test_421_from_data_cmd() {
-        // smtplib raises SMTPDataError. The 421 answers the end of the message,
-        // which went out: whether the message was kept is not known (RFC 5321
-        // section 6.1), so ours is Uncertain, caused by ServiceClosing at the
-        // DATA stage. (The Python test's rcpt_count == 0 only says its RCPT
+        // smtplib raises SMTPDataError. The 421 answers the end of the message:
+        // the server refused it (RFC 5321 section 4.1.1.4), so ours is
+        // ServiceClosing at the DATA stage, for the end of the message, a
+        // refusal. (The Python test's rcpt_count == 0 only says its RCPT
         // counter was not armed.)
         let ehlo = sim_ehlo(&[]);
         let server = scripted(
@@ -1593,14 +1593,19 @@ mod smtp_sim_tests {
         let mut smtp = connect(&server);
         smtp.noop().unwrap();
         let e = smtp.sendmail("John@foo.org", &["Sally@foo.org"], b"test message");
-        match smtp_err(e.unwrap_err()) {
-            SmtpError::Uncertain { cause, .. } => match *cause {
-                SmtpError::ServiceClosing { reply, stage, .. } => {
-                    assert_eq!(pair(&reply), (421, "closing"));
-                    assert_eq!(stage, Some(Stage::Data));
-                }
-                other => panic!("{other:?}"),
-            },
+        let e = smtp_err(e.unwrap_err());
+        assert_eq!(e.delivery(), smtp_blocking::Delivery::Refused, "{e:?}");
+        match e {
+            SmtpError::ServiceClosing {
+                reply,
+                stage,
+                end_of_message,
+                ..
+            } => {
+                assert_eq!(pair(&reply), (421, "closing"));
+                assert_eq!(stage, Some(Stage::Data));
+                assert!(end_of_message);
+            }
             other => panic!("{other:?}"),
         }
         assert!(smtp.core().is_closed());

@@ -45,10 +45,12 @@ the SMTP_PASSWORD environment variable. --password P works too, but every user
 of the machine can read a command line (ps, /proc): prefer the other two.
 
 Exit status: 0 every recipient accepted; 1 some refused; 2 bad arguments or
-message (nothing sent); 3 refused by the server; 4 connection, TLS, timeout or
-protocol failure before the end of the message went out (not sent: safe to
-retry); 5 the end of the message went out and no final reply came (the server
-may have accepted it: a retry may deliver it twice).";
+message (nothing sent); 3 refused by the server (a 4xx or 5xx reply to the end
+of the message, 421 included, too; also when the connection failed after the
+refusal); 4 connection, TLS, timeout or protocol failure before the end of the
+message went out (not sent: safe to retry); 5 the end of the message went out
+and no final reply came (the server may have accepted it: a retry may deliver
+it twice).";
 
 /// Exit statuses of the contract.
 const EXIT_PARTIAL: u8 = 1;

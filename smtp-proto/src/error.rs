@@ -15,12 +15,17 @@
 //! of it.
 //!
 //! Delivery certainty (RFC 5321 section 6.1): once the end of a message (the
-//! final dot, or `BDAT ... LAST`) has gone out, a lost connection, a timeout, a
-//! malformed reply or a 421 before its reply leaves the message's fate unknown:
-//! the server may have accepted it. That outcome is [`Error::Uncertain`], apart
-//! from every failure before the end went out, which the server cannot have
-//! delivered. [`Error::delivery`] tells the three cases apart for a caller that
-//! decides whether to send again.
+//! final dot, or `BDAT ... LAST`) has gone out (the write holding its last
+//! byte completed), a lost connection, a timeout or a malformed reply before
+//! its reply leaves the message's fate unknown: the server may have accepted
+//! it. That outcome is [`Error::Uncertain`], apart from every failure before
+//! the end went out, which the server cannot have delivered. Any reply to the
+//! end is an answer: 2xx accepted, 4xx or 5xx (421 included) refused, since a
+//! server that fails to process a message must say so (RFC 5321 section
+//! 4.1.1.4) and takes responsibility only with its 2xx (section 6.1). A
+//! refusal stays the transaction's result when the connection fails after it.
+//! [`Error::delivery`] tells the cases apart for a caller that decides
+//! whether to send again.
 
 use crate::reply::Reply;
 
@@ -136,17 +141,19 @@ pub enum Delivery {
     /// The server accepted it (a 2xx reply to the end of the message; under
     /// LMTP, this recipient's own reply). Do not send it again.
     Accepted,
-    /// The server refused it with a reply ([`Error::reply`]). A 5xx is final;
-    /// after a 4xx the message may be sent again later, as the reply says.
+    /// The server refused it with a reply ([`Error::reply`]): to MAIL, to
+    /// every RCPT, to DATA or a BDAT chunk, or to the end of the message (a
+    /// 421 there included). A 5xx is final; after a 4xx the message may be
+    /// sent again later, as the reply says.
     Refused,
-    /// The end of the message went out and no final reply came (the connection
-    /// was lost, the deadline passed, the reply was malformed, or the server
-    /// answered 421 to it; a 421 to a command pipelined before the end shows
-    /// the server closed before taking it, which is
-    /// [`NotSent`](Delivery::NotSent)): the server may have accepted it. Sending it again may
-    /// deliver it twice (RFC 5321 section 6.1); a caller that must not lose it
-    /// sends again and accepts the duplicate risk, one that must not duplicate
-    /// it reports it instead, for a person to check.
+    /// The end of the message went out (the write holding its last byte
+    /// completed) and no final reply came: the connection was closed or
+    /// reset, the deadline passed, or the reply was malformed. The server may
+    /// have accepted it. Sending it again may deliver it twice (RFC 5321
+    /// section 6.1); a caller that must not lose it sends again and accepts
+    /// the duplicate risk, one that must not duplicate it reports it instead,
+    /// for a person to check. A reply to the end, 421 included, is never
+    /// this: it is [`Refused`](Delivery::Refused).
     Unknown,
 }
 
@@ -187,6 +194,11 @@ pub enum Error {
     /// mail transaction it keeps what the server had said about each recipient
     /// until then. The session's sticky error, which later operations get, is
     /// the bare reply (no stage, no recipients).
+    ///
+    /// A 421 answering the end of the message is the server's answer to it,
+    /// a transient refusal ([`Delivery::Refused`], `end_of_message` set); one
+    /// answering anything before shows the server closed before it took the
+    /// end ([`Delivery::NotSent`]).
     #[error("server is closing the connection: {reply}")]
     #[non_exhaustive]
     ServiceClosing {
@@ -194,6 +206,10 @@ pub enum Error {
         reply: Reply,
         /// The transaction command it answered, if any.
         stage: Option<Stage>,
+        /// Whether it answered the end of the message (the final dot or
+        /// `BDAT ... LAST`; under LMTP, in place of a recipient's reply after
+        /// it): the message was refused.
+        end_of_message: bool,
         /// Each recipient whose RCPT was answered, with that reply, in order (the
         /// closing reply included when it answered a RCPT).
         recipients: Vec<(String, Reply)>,
@@ -237,12 +253,14 @@ pub enum Error {
     /// Any other negative reply to a command (smtplib's `SMTPResponseException`).
     #[error("command refused: {0}")]
     Refused(Reply),
-    /// The end of the message (the final dot or `BDAT ... LAST`) went out and
-    /// no final reply came: `cause` ([`Error::Disconnected`],
-    /// [`Error::Timeout`], [`Error::ServiceClosing`] for a 421, or a protocol
-    /// error) ended the session first. The server may have accepted the
-    /// message ([`Delivery::Unknown`]). Fatal; the session's sticky error is
-    /// `cause` itself.
+    /// The end of the message (the final dot or `BDAT ... LAST`) went out (the
+    /// write holding its last byte completed) and no final reply came:
+    /// `cause` ([`Error::Disconnected`], [`Error::Timeout`], a protocol error;
+    /// under LMTP, [`Error::ServiceClosing`] for a 421 in place of one
+    /// recipient's reply when others were still awaited) ended the session
+    /// first. The server may have accepted the message
+    /// ([`Delivery::Unknown`]). Fatal; the session's sticky error is `cause`
+    /// itself. A reply to the end (4xx, 5xx, 421 included) is never this.
     #[error("delivery unknown: the end of the message went out, then: {cause}")]
     Uncertain {
         /// What ended the wait for the final reply.
@@ -277,8 +295,9 @@ impl Error {
     ///   it.
     /// - [`Delivery::Refused`] for a refusal with the server's reply
     ///   ([`Error::SenderRefused`], [`Error::RecipientsRefused`],
-    ///   [`Error::DataRefused`]): after a 4xx ([`Error::reply`]) the message
-    ///   may be sent again later; after a 5xx it will not be accepted.
+    ///   [`Error::DataRefused`], and [`Error::ServiceClosing`] answering the
+    ///   end of the message): after a 4xx ([`Error::reply`]) the message may
+    ///   be sent again later; after a 5xx it will not be accepted.
     /// - [`Delivery::NotSent`] for everything else (a lost connection, a
     ///   timeout or a 421 before the end of the message went out, a misuse, a
     ///   failure before the transaction): the server cannot have accepted the
@@ -291,9 +310,13 @@ impl Error {
     pub fn delivery(&self) -> Delivery {
         match self {
             Error::Uncertain { .. } => Delivery::Unknown,
-            Error::SenderRefused { .. } | Error::RecipientsRefused(_) | Error::DataRefused(_) => {
-                Delivery::Refused
-            }
+            Error::SenderRefused { .. }
+            | Error::RecipientsRefused(_)
+            | Error::DataRefused(_)
+            | Error::ServiceClosing {
+                end_of_message: true,
+                ..
+            } => Delivery::Refused,
             _ => Delivery::NotSent,
         }
     }
@@ -303,6 +326,7 @@ impl Error {
         Error::ServiceClosing {
             reply,
             stage: None,
+            end_of_message: false,
             recipients: Vec::new(),
             final_replies: Vec::new(),
         }

@@ -3,8 +3,10 @@
 //! after each byte offset the server has received, and after each byte offset
 //! it has sent, and the server stalling at each of those offsets (the client's
 //! deadline passes), and the server answering 421 in place of each of its
-//! replies. A cut by close and one by reset are the same input to the core
-//! (the end of the stream); the adapters' sweep tells them apart.
+//! replies, and the client's writes failing once each byte offset was
+//! accepted (the write crossing it partial, `Client::handle_write_error`). A
+//! cut by close and one by reset are the same input to the core (the end of
+//! the stream); the adapters' sweep tells them apart.
 //!
 //! Every run must end (a bounded number of steps, within one deadline of
 //! virtual time) without a panic, and every message must end exactly as
@@ -441,6 +443,10 @@ enum Fault {
     /// The server answers 421 in place of its reply with this index (the
     /// greeting is 0) and closes.
     Reply421(usize),
+    /// The client's writes fail once this many bytes were accepted (the
+    /// write crossing it is partial): the facade calls
+    /// `Client::handle_write_error` with what it got written.
+    Written(usize),
 }
 
 /// The virtual connection between the client and the model server.
@@ -531,9 +537,17 @@ impl Wire {
             assert!(self.steps < 100_000, "the run does not end");
             match self.client.drive(op) {
                 Output::Transmit(b) => {
-                    self.sent.extend_from_slice(&b);
-                    self.last_write = b;
+                    let room = match self.fault {
+                        Fault::Written(at) => at.saturating_sub(self.sent.len()),
+                        _ => usize::MAX,
+                    };
+                    let written = b.len().min(room);
+                    self.sent.extend_from_slice(&b[..written]);
                     self.pump();
+                    if written < b.len() {
+                        self.client.handle_write_error(self.now, written);
+                    }
+                    self.last_write = b;
                 }
                 Output::Event(Event::BodyWanted { .. }) => {
                     let (piece, last) = cursor.next_piece();
@@ -647,7 +661,7 @@ enum Expected {
 /// - a 421 to a command before the end came: the server closed before taking
 ///   the message, [`Delivery::NotSent`];
 /// - a 421 to the end of the message (under LMTP to one recipient's): see
-///   [`END_421`];
+///   [`end_421`];
 /// - otherwise a reply is missing: [`Delivery::Unknown`] when the client
 ///   transmitted the end of the message (each recipient: refused or
 ///   accepted as far as its replies came, else unknown), else
@@ -691,7 +705,7 @@ fn expected(ran: &Ran, i: usize, to: &[&str], end_transmitted: bool) -> Expected
                 refused: refused_at_rcpt().collect(),
             };
         }
-        Some(421) => return end_421(to, &rcpt, &[]),
+        Some(421) => return end_421(to, &[]),
         Some(_) => return refused(),
         None => {}
     }
@@ -717,7 +731,13 @@ fn expected(ran: &Ran, i: usize, to: &[&str], end_transmitted: bool) -> Expected
         };
     }
     if last.iter().any(|(_, c)| *c == 421) {
-        return end_421(to, &rcpt, &last);
+        let all_answered = accepted_at_rcpt
+            .iter()
+            .all(|r| code_of(&last, r).is_some());
+        if all_answered {
+            return end_421(to, &last);
+        }
+        return unknown(to, &rcpt, &last);
     }
     if !end_transmitted {
         return not_sent();
@@ -725,23 +745,16 @@ fn expected(ran: &Ran, i: usize, to: &[&str], end_transmitted: bool) -> Expected
     unknown(to, &rcpt, &last)
 }
 
-/// Whether a 421 to the end of the message is a refusal. RFC 5321 section
-/// 4.1.1.4 and section 6.1: a reply came, and it refused; under LMTP the 421
-/// answers every recipient still waiting for its reply, and those answered
-/// before keep theirs.
-///
-/// The core still reports such a message as [`Delivery::Unknown`] (with the
-/// LMTP recipients answered before it as their replies say, the others
-/// unknown); set this to `true` once it follows the rule (a final 4xx or 5xx,
-/// 421 included, is a refusal, never "unknown").
-const END_421_IS_REFUSAL: bool = false;
+/// A 421 to the end of the message is a refusal (RFC 5321 section 4.1.1.4
+/// and section 6.1: a reply came, and it refused). Under LMTP it answers one
+/// recipient: those answered before keep their replies, and when it took the
+/// place of the last reply awaited the transaction is answered; when other
+/// recipients were still waiting, theirs never came, and the message is
+/// [`Delivery::Unknown`] for them (the 421's recipient refused).
 
 /// The outcome when a 421 answered the end of the message (under LMTP, in
 /// place of the reply for one recipient).
-fn end_421(to: &[&str], rcpt: &[(String, u16)], last: &[(String, u16)]) -> Expected {
-    if !END_421_IS_REFUSAL {
-        return unknown(to, rcpt, last);
-    }
+fn end_421(to: &[&str], last: &[(String, u16)]) -> Expected {
     let code_of =
         |list: &[(String, u16)], r: &str| list.iter().find(|(a, _)| a == r).map(|(_, c)| *c);
     let accepted: Vec<String> = to
@@ -771,7 +784,7 @@ fn unknown(to: &[&str], rcpt: &[(String, u16)], last: &[(String, u16)]) -> Expec
             let fate = match (code_of(rcpt, r), code_of(last, r)) {
                 (Some(c), _) if c >= 400 => Delivery::Refused,
                 (Some(_), Some(250)) => Delivery::Accepted,
-                (Some(_), Some(c)) if c >= 400 && c != 421 => Delivery::Refused,
+                (Some(_), Some(c)) if c >= 400 => Delivery::Refused,
                 _ => Delivery::Unknown,
             };
             ((*r).to_owned(), fate)
@@ -891,6 +904,8 @@ fn cut_or_stall_at_every_byte() {
                 .chain((0..=tx).map(|at| Fault::Sent { at, stall }));
             let replies = if stall { 0 } else { clean.model.replies };
             let faults = faults.chain((0..replies).map(Fault::Reply421));
+            let writes = if stall { 0 } else { rx + 1 };
+            let faults = faults.chain((0..writes).map(Fault::Written));
             for fault in faults {
                 let ran = run(&s, fault);
                 if let Err(why) = check(&s, &ran) {

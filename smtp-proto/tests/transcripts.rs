@@ -131,11 +131,15 @@ fn render_error(e: &Error) -> String {
             reply,
             recipients,
             final_replies,
+            end_of_message,
             ..
         } => {
             let mut s = format!("ServiceClosing {}", code(reply));
             if let Some(stage) = e.stage() {
                 s.push_str(&format!(" during={}", format!("{stage:?}").to_lowercase()));
+            }
+            if *end_of_message {
+                s.push_str(" end");
             }
             let list = |v: &[(String, smtp_sansio::Reply)]| {
                 let v: Vec<String> = v.iter().map(|(a, r)| format!("{a}:{}", r.code())).collect();
@@ -253,6 +257,8 @@ struct Run {
     closed_seen: bool,
     /// The delivery said by the last completed transaction or failed operation.
     last_delivery: Option<Delivery>,
+    /// The length of the last `Output::Transmit`.
+    last_transmit: usize,
 }
 
 impl Run {
@@ -262,6 +268,7 @@ impl Run {
                 Output::Transmit(b) => {
                     self.sent.extend_from_slice(&b);
                     self.writes += 1;
+                    self.last_transmit = b.len();
                 }
                 Output::Event(e) => {
                     match &e {
@@ -382,6 +389,17 @@ fn run_op(r: &mut Run, args: &[Vec<u8>]) {
         }
         "tls" => c.tls_established(now),
         "eof" => c.handle_eof(now),
+        // write_error N | -N | all: the last write failed after N bytes, all
+        // but N bytes, or all of them were accepted.
+        "write_error" => {
+            let n = arg(1).unwrap();
+            let written = match (n.as_str(), n.strip_prefix('-')) {
+                ("all", _) => r.last_transmit,
+                (_, Some(k)) => r.last_transmit - k.parse::<usize>().unwrap(),
+                (n, None) => n.parse().unwrap(),
+            };
+            c.handle_write_error(now, written);
+        }
         "wait" => {
             r.now += Duration::from_secs(arg(1).unwrap().parse().unwrap());
             r.client.handle_timeout(r.now);
@@ -556,6 +574,7 @@ fn run_file(name: &str, source: &str, feed: usize) {
         last_writes: 0,
         closed_seen: false,
         last_delivery: None,
+        last_transmit: 0,
     };
     r.drain();
     let mut i = 0;
@@ -711,6 +730,8 @@ transcripts!(
     helo_refused,
     implicit_tls_required,
     lmtp_421_after_body,
+    lmtp_421_before_last_reply,
+    lmtp_421_only_recipient,
     lmtp_all_fail_after_dot,
     lmtp_bdat,
     lmtp_lhlo_refused,
@@ -739,9 +760,11 @@ transcripts!(
     quit_pipelined_recipients_refused,
     quit_pipelined_sender_refused,
     quit_pipelined_timeout,
+    recipients_partly_answered_then_eof,
     recipients_refused,
     recipients_refused_data_accepted,
     recipients_refused_pipelined,
+    recipients_refused_pipelined_then_eof,
     recipients_refused_then_eof,
     reply_221_to_noop,
     reply_421_after_body,
@@ -780,4 +803,10 @@ transcripts!(
     timeouts_per_command,
     unsolicited_421,
     unsolicited_reply,
+    write_error_after_dot,
+    write_error_bdat_last_partial,
+    write_error_before_end,
+    write_error_final_dot_partial,
+    write_error_quit_behind_dot,
+    write_error_rset_after_refusal,
 );

@@ -68,6 +68,11 @@ pub enum FaultAction {
     /// Goes silent: never answers again, reads and drops what the client
     /// sends until it closes (or the read timeout passes).
     Stall,
+    /// Reads (and logs) what the client still sends until it has been idle
+    /// for a moment (it then waits for a reply), then drops the connection
+    /// with a TCP reset. Unlike [`FaultAction::Reset`], the connection's log
+    /// then holds every byte the client got written before the reset.
+    ResetWhenIdle,
 }
 
 /// A fault injected into every connection of a behavioural server, counted
@@ -83,6 +88,12 @@ pub enum Fault {
     /// after this many commands (as [`ServerConfig::reply_421_after`], for
     /// one connection).
     Reply421After(usize),
+    /// Once a negative reply (4xx or 5xx) went out, when the server next needs
+    /// input (having answered what it had read): a refusal, then a broken
+    /// connection, before or while the client sends its RSET, QUIT or next
+    /// command. A 421, after which the server closes anyway, is
+    /// followed by this action instead of a graceful close.
+    AfterRefusal(FaultAction),
 }
 
 /// The behaviour of a [`MockServer`](crate::MockServer).
@@ -130,7 +141,7 @@ pub struct ServerConfig {
     pub size_limit: u64,
     /// A reply line that replaces the success reply to every message (under
     /// LMTP: the reply for every recipient). A message answered with a code
-    /// other than 2xx is not recorded.
+    /// other than 2xx is not recorded; after a 421 the server closes.
     pub data_reply: Option<String>,
     /// Answer `421` and close instead of processing the command that comes
     /// after this many commands.
@@ -333,10 +344,11 @@ impl ServerConfig {
     }
 
     /// Answers every message with `code` and a short text; a code other than
-    /// 2xx means the message is not recorded.
+    /// 2xx means the message is not recorded, and 421 closes the connection.
     #[must_use]
     pub fn fail_data_with(self, code: u16) -> ServerConfig {
         let text = match code / 100 {
+            _ if code == 421 => "4.3.2 service shutting down, closing",
             2 => "2.0.0 accepted",
             4 => "4.3.0 temporary failure, try again later",
             _ => "5.7.1 message rejected",

@@ -21,6 +21,9 @@ pub(crate) const MAX_SENT_LOG: usize = 1024 * 1024;
 const MAX_WRITES_LOG: usize = 100_000;
 /// How long a closing connection waits for the client to close its side.
 const LINGER: Duration = Duration::from_secs(2);
+/// How long a client must stay silent for [`FaultAction::ResetWhenIdle`] to
+/// take it as waiting for a reply.
+const IDLE: Duration = Duration::from_millis(250);
 
 /// An accepted socket.
 #[derive(Debug)]
@@ -165,6 +168,8 @@ pub(crate) struct Conn {
     struck: Option<FaultAction>,
     /// Reading and dropping input after a fault (or while closing).
     stalling: bool,
+    /// A negative reply went out ([`Fault::AfterRefusal`]).
+    refused: bool,
 }
 
 /// The error that ends a session when its fault strikes.
@@ -197,6 +202,7 @@ impl Conn {
             sent: 0,
             struck: None,
             stalling: false,
+            refused: false,
         }
     }
 
@@ -229,12 +235,36 @@ impl Conn {
         self.out.clear();
         self.struck = Some(action);
         self.note_fault();
-        if action == FaultAction::Stall {
-            self.stalling = true;
-            self.drain(self.read_timeout);
-            self.stalling = false;
+        match action {
+            FaultAction::Stall => {
+                self.stalling = true;
+                self.drain(self.read_timeout);
+                self.stalling = false;
+            }
+            FaultAction::ResetWhenIdle => {
+                self.stalling = true;
+                self.drain_until_idle();
+                self.stalling = false;
+            }
+            FaultAction::Close | FaultAction::Reset => {}
         }
         struck()
+    }
+
+    /// Reads (logs) and drops input until the client is silent for [`IDLE`]
+    /// or closes, within the read timeout.
+    fn drain_until_idle(&mut self) {
+        let end = Instant::now().checked_add(self.read_timeout);
+        loop {
+            let left = end.map_or(IDLE, |e| e.saturating_duration_since(Instant::now()));
+            if left.is_zero() {
+                return;
+            }
+            match self.fill_within(IDLE.min(left)) {
+                Ok(Some(0) | None) | Err(_) => return,
+                Ok(Some(_)) => self.discard_buffered(),
+            }
+        }
     }
 
     /// The connection's number (its index in the server's logs).
@@ -272,6 +302,9 @@ impl Conn {
         if !self.stalling {
             if self.struck.is_some() {
                 return Err(struck());
+            }
+            if let (true, Some(Fault::AfterRefusal(action))) = (self.refused, self.fault) {
+                return Err(self.strike(action));
             }
             if let Some(Fault::AfterReceived(at, action)) = self.fault {
                 if self.received >= at {
@@ -395,6 +428,10 @@ impl Conn {
 
     /// Queues one reply line (CRLF added) and records it.
     pub(crate) fn reply(&mut self, line: &str) {
+        let last_line = line.as_bytes().get(3).is_none_or(|&b| b != b'-');
+        if last_line && (line.starts_with('4') || line.starts_with('5')) {
+            self.refused = true;
+        }
         self.out.extend_from_slice(line.as_bytes());
         self.out.extend_from_slice(b"\r\n");
         let index = self.index;
@@ -549,7 +586,24 @@ impl Conn {
     /// so that unread input does not turn the close into a reset that would
     /// hide the last reply from the client.
     pub(crate) fn close(mut self) {
-        if self.struck == Some(FaultAction::Reset) {
+        let refusal_reset = self.refused
+            && matches!(
+                self.fault,
+                Some(Fault::AfterRefusal(
+                    FaultAction::Reset | FaultAction::ResetWhenIdle
+                ))
+            );
+        if refusal_reset && self.struck.is_none() {
+            // A refusal closing the session (421): it goes out, then the
+            // reset.
+            let _ = self.flush();
+        }
+        if refusal_reset
+            || matches!(
+                self.struck,
+                Some(FaultAction::Reset | FaultAction::ResetWhenIdle)
+            )
+        {
             self.reset();
             return;
         }

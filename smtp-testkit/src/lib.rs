@@ -26,7 +26,8 @@
 //! and 2) the same way for every adapter.
 //!
 //! [`Socks5Proxy`] is a SOCKS5 proxy on loopback, for sessions that reach
-//! their server through one.
+//! their server through one. [`cut::WriteCut`] fails a client's writes part
+//! of the way through the end of a message, for a stream wrapper of a test.
 //!
 //! [`DripServer`] sends one byte every 20 ms (a greeting that never ends, a
 //! TLS record, the handshake flight of implicit TLS or of STARTTLS), for
@@ -54,6 +55,7 @@
 
 mod config;
 mod conn;
+pub mod cut;
 pub mod debug;
 #[cfg(feature = "dkim")]
 pub mod dkim;

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::{MockServer, Script, ServerConfig, Step, Tls};
+use crate::{Fault, FaultAction, MockServer, Script, ServerConfig, Step, Tls};
 
 /// How a scenario connects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,7 +132,15 @@ pub fn render_error(e: &smtp_sansio::Error) -> String {
         }
         E::Disconnected => "err Disconnected".into(),
         E::Timeout(_) => "err Timeout".into(),
-        E::ServiceClosing { reply, .. } => format!("err ServiceClosing {}", reply.code()),
+        E::ServiceClosing {
+            reply,
+            end_of_message,
+            ..
+        } => {
+            // A 421 to the end of the message refuses it.
+            let end = if *end_of_message { " end" } else { "" };
+            format!("err ServiceClosing {}{end}", reply.code())
+        }
         E::ConnectRefused(r) => format!("err ConnectRefused {}", r.code()),
         E::HeloRefused(r) => format!("err HeloRefused {}", r.code()),
         E::AuthFailed(r) => format!("err AuthFailed {}", r.code()),
@@ -601,7 +609,7 @@ pub fn all(lmtp_path: &std::path::Path) -> Vec<Scenario> {
             received: vec![],
         },
         Scenario {
-            name: "421 to the final dot: delivery unknown",
+            name: "421 to the final dot: refused, not unknown",
             server: script(
                 until_354()
                     .then(Step::ReadUntil(b"\r\n.\r\n".to_vec()))
@@ -612,8 +620,95 @@ pub fn all(lmtp_path: &std::path::Path) -> Vec<Scenario> {
                 (plain(), "ok 220"),
                 (
                     Act::Sendmail("a@example.org", &["b@example.org"], MSG, &[]),
-                    "err Uncertain (ServiceClosing 421)",
+                    "err ServiceClosing 421 end",
                 ),
+            ],
+            received: vec![],
+        },
+        Scenario {
+            name: "421 to the final dot, then a reset: refused",
+            server: script(
+                until_354()
+                    .then(Step::ReadUntil(b"\r\n.\r\n".to_vec()))
+                    .send("421 4.3.2 shutting down")
+                    .reset(),
+            ),
+            steps: vec![
+                (plain(), "ok 220"),
+                (
+                    Act::Sendmail("a@example.org", &["b@example.org"], MSG, &[]),
+                    "err ServiceClosing 421 end",
+                ),
+            ],
+            received: vec![],
+        },
+        Scenario {
+            name: "sender refused, then a reset at RSET",
+            server: refusing(&[], &["a@example.org"])
+                .fault(Fault::AfterRefusal(FaultAction::Reset)),
+            steps: vec![
+                (plain(), "ok 220"),
+                (
+                    Act::Sendmail("a@example.org", &["b@example.org"], MSG, &[]),
+                    "err SenderRefused 553",
+                ),
+            ],
+            received: vec![],
+        },
+        Scenario {
+            name: "every recipient refused, then a reset at RSET",
+            server: refusing(&["x@example.org", "y@example.org"], &[])
+                .fault(Fault::AfterRefusal(FaultAction::Reset)),
+            steps: vec![
+                (plain(), "ok 220"),
+                (
+                    Act::Sendmail("a@example.org", &["x@example.org", "y@example.org"], MSG, &[]),
+                    "err RecipientsRefused x@example.org:550,y@example.org:550",
+                ),
+            ],
+            received: vec![],
+        },
+        Scenario {
+            name: "every recipient refused without pipelining, then a reset at RSET",
+            server: refusing(&["x@example.org"], &[])
+                .extensions(&["8BITMIME"])
+                .fault(Fault::AfterRefusal(FaultAction::Reset)),
+            steps: vec![
+                (plain(), "ok 220"),
+                (
+                    Act::Sendmail("a@example.org", &["x@example.org"], MSG, &[]),
+                    "err RecipientsRefused x@example.org:550",
+                ),
+            ],
+            received: vec![],
+        },
+        Scenario {
+            name: "554 to the message, then a reset at RSET",
+            server: ServerConfig::default()
+                .fail_data_with(554)
+                .fault(Fault::AfterRefusal(FaultAction::Reset)),
+            steps: vec![
+                (plain(), "ok 220"),
+                (
+                    Act::Sendmail("a@example.org", &["b@example.org"], MSG, &[]),
+                    "err DataRefused 554",
+                ),
+            ],
+            received: vec![],
+        },
+        Scenario {
+            name: "451 to the message over DATA, then a close",
+            server: ServerConfig::default()
+                .extensions(&["PIPELINING", "8BITMIME"])
+                .fail_data_with(451)
+                .fault(Fault::AfterRefusal(FaultAction::Close)),
+            steps: vec![
+                (plain(), "ok 220"),
+                (
+                    Act::Sendmail("a@example.org", &["b@example.org"], MSG, &[]),
+                    "err DataRefused 451",
+                ),
+                (Act::Noop, "err Disconnected"),
             ],
             received: vec![],
         },
@@ -740,7 +835,7 @@ fn smtplib_rows() -> Vec<Scenario> {
             server: answering(&["250 ok", "250 ok", "250 ok", "354 go", "421 4.3.2 closing"]),
             steps: vec![
                 (plain(), "ok 220"),
-                (send(), "err Uncertain (ServiceClosing 421)"),
+                (send(), "err ServiceClosing 421 end"),
                 (Act::Noop, "err ServiceClosing 421"),
             ],
             received: vec![],

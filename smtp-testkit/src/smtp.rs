@@ -359,8 +359,7 @@ impl Session<'_> {
             }
         }
         conn.note_client(&format!("<{} bytes of message>", message.len()));
-        self.finish(conn, message, false);
-        Ok(Flow::Continue)
+        Ok(self.finish(conn, message, false))
     }
 
     fn bdat(&mut self, conn: &mut Conn, arg: &str) -> io::Result<Flow> {
@@ -399,7 +398,7 @@ impl Session<'_> {
             self.tx.bdat.extend_from_slice(&chunk);
             if last {
                 let message = std::mem::take(&mut self.tx.bdat);
-                self.finish(conn, message, true);
+                return Ok(self.finish(conn, message, true));
             } else {
                 conn.reply(&format!("250 2.0.0 {size} octets received"));
             }
@@ -407,14 +406,17 @@ impl Session<'_> {
         Ok(Flow::Continue)
     }
 
-    /// Answers a complete message and records it when it was accepted.
-    fn finish(&mut self, conn: &mut Conn, message: Vec<u8>, chunked: bool) {
+    /// Answers a complete message and records it when it was accepted; a 421
+    /// answer closes the connection.
+    fn finish(&mut self, conn: &mut Conn, message: Vec<u8>, chunked: bool) -> Flow {
         let tx = std::mem::take(&mut self.tx);
         let cfg = self.cfg;
         let too_big = cfg.size_limit > 0 && message.len() as u64 > cfg.size_limit;
         let mut accepted = false;
+        let mut closing = false;
         let mut answer = |conn: &mut Conn, line: String| {
             accepted |= line.starts_with('2');
+            closing |= line.starts_with("421");
             conn.reply(&line);
         };
         if cfg.lmtp {
@@ -454,6 +456,7 @@ impl Session<'_> {
             };
             conn.record_message(received);
         }
+        if closing { Flow::Close } else { Flow::Continue }
     }
 
     fn auth(&mut self, conn: &mut Conn, arg: &str) -> io::Result<Flow> {

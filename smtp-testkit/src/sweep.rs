@@ -1,20 +1,30 @@
 //! The fault sweep every adapter runs over real sockets: representative
-//! sessions against a behavioural server that cuts the connection (close or
-//! reset) after a sampled byte offset it has received or sent, or stalls
-//! there until the client's short deadline passes ([`Fault`]). An adapter
-//! implements [`SweepAdapter`] (one method: run a [`Plan`]) and calls
-//! [`sweep`].
+//! sessions against a behavioural server that cuts the connection (close,
+//! reset, reset once the client is idle) after a sampled byte offset it has
+//! received or sent, or stalls there until the client's short deadline
+//! passes ([`Fault`]); and sessions where the server refuses (the sender,
+//! every recipient, a BDAT chunk, the end of the message with 4xx, 5xx or
+//! 421) and then resets, closes or stalls ([`Fault::AfterRefusal`]). An
+//! adapter implements [`SweepAdapter`] (one method: run a [`Plan`]) and
+//! calls [`sweep`].
 //!
-//! For every run: it ends within a bound, and each message ends as the server
-//! saw it: a success only for a message the server stored, with the
-//! recipients it accepted; [`Delivery::NotSent`] never for a stored message;
-//! a stored message the client did not see accepted is [`Delivery::Unknown`];
-//! and when the server read everything the client wrote (close and stall:
-//! the server drains its input), [`Delivery::Unknown`] exactly when the end
-//! of the message is in that input and the transaction did not succeed.
+//! For every run: it ends within the client's deadline plus one second, and
+//! each message ends as the server saw it: a success only for a message the
+//! server stored, with the recipients it accepted; [`Delivery::NotSent`]
+//! never for a stored message; a stored message the client did not see
+//! accepted is [`Delivery::Unknown`]; a failed message whose end the server
+//! read is [`Delivery::Unknown`] (the client wrote it, and no final reply
+//! reached it); and when the server read everything the client wrote (close,
+//! stall, reset once idle: the server reads its input first),
+//! [`Delivery::Unknown`] exactly when the end of the message is in that
+//! input and the transaction did not succeed. An immediate reset loses what
+//! the server had not read, so there a client may rightly report unknown an
+//! end the server never saw. A refusal plan states its outcome exactly: the
+//! refusal (its kind and code), whatever happened to the connection after.
+//! A run that panics fails the sweep.
 //! The exhaustive sweep, every byte, is the core's (`smtp-sansio`'s
 //! `fault_sweep` test); this one checks what the adapters add (transport
-//! errors, resets, TLS, timers).
+//! errors, resets, partial writes, TLS, timers).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -52,6 +62,24 @@ pub struct Plan {
     pub login: Option<(&'static str, &'static str)>,
     /// The messages, in order, on one connection.
     pub messages: Vec<Message>,
+    /// Send the one message with `send_and_quit` (QUIT pipelined behind the
+    /// end of the message when the server offers PIPELINING) instead of
+    /// `send` and then `quit`.
+    pub send_and_quit: bool,
+    /// What each message must end as, whatever the fault (a refusal plan);
+    /// empty: the run is judged against what the server saw.
+    pub expect: Vec<Expected>,
+}
+
+/// The exact outcome a refusal plan expects of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expected {
+    /// The error's kind ([`Failure::kind`]).
+    pub kind: &'static str,
+    /// The code of the refusing reply.
+    pub code: u16,
+    /// The error's delivery.
+    pub delivery: Delivery,
 }
 
 /// What a message ended as, for the adapter.
@@ -59,21 +87,63 @@ pub struct Plan {
 pub enum Outcome {
     /// The transaction succeeded; the recipients the message was accepted for.
     Sent(Vec<String>),
-    /// It failed (or the session failed before it): the error's delivery and,
-    /// for [`smtp_sansio::Error::Uncertain`], each recipient's.
-    Failed(Delivery, Vec<RecipientDelivery>),
+    /// It failed (or the session failed before it).
+    Failed(Failure),
 }
 
-/// The outcome of a failed step: `delivery`, and the recipients of `core`
-/// when it is [`smtp_sansio::Error::Uncertain`].
+/// A failed message, as its error describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// The error's delivery.
+    pub delivery: Delivery,
+    /// The error's kind: `sender_refused`, `recipients_refused`,
+    /// `data_refused`, `service_closing`, `uncertain`, `disconnected`,
+    /// `timeout`, `protocol`, `usage`, `smtp` (another of the core's),
+    /// `io`, `tls`, `other`.
+    pub kind: &'static str,
+    /// The code of the server's reply the error carries (for refused
+    /// recipients, the first one's).
+    pub code: Option<u16>,
+    /// For [`smtp_sansio::Error::Uncertain`], each recipient's fate.
+    pub recipients: Vec<RecipientDelivery>,
+}
+
+/// The outcome of a failed step.
 #[must_use]
-pub fn failed(delivery: Delivery, core: Option<&smtp_sansio::Error>) -> Outcome {
-    match core {
-        Some(smtp_sansio::Error::Uncertain { recipients, .. }) => {
-            Outcome::Failed(delivery, recipients.clone())
-        }
-        _ => Outcome::Failed(delivery, Vec::new()),
-    }
+pub fn failed(e: &smtp_adapter::Error) -> Outcome {
+    use smtp_adapter::Error as A;
+    use smtp_sansio::Error as C;
+    let kind = match e {
+        A::Smtp(c) => match c {
+            C::SenderRefused { .. } => "sender_refused",
+            C::RecipientsRefused(_) => "recipients_refused",
+            C::DataRefused(_) => "data_refused",
+            C::ServiceClosing { .. } => "service_closing",
+            C::Uncertain { .. } => "uncertain",
+            C::Disconnected => "disconnected",
+            C::Timeout(_) => "timeout",
+            C::Protocol(_) => "protocol",
+            C::Usage(_) => "usage",
+            _ => "smtp",
+        },
+        A::Io(_) => "io",
+        A::Tls(_) => "tls",
+        _ => "other",
+    };
+    let code = match e {
+        A::Smtp(C::RecipientsRefused(map)) => map.first().map(|(_, r)| r.code()),
+        _ => e.reply().map(smtp_sansio::Reply::code),
+    };
+    let recipients = match e {
+        A::Smtp(C::Uncertain { recipients, .. }) => recipients.clone(),
+        _ => Vec::new(),
+    };
+    Outcome::Failed(Failure {
+        delivery: e.delivery(),
+        kind,
+        code,
+        recipients,
+    })
 }
 
 /// The outcome of a successful transaction.
@@ -92,7 +162,7 @@ pub fn sent(result: &smtp_sansio::TransactionResult) -> Outcome {
 ///
 /// # Panics
 ///
-/// When a run broke an expectation.
+/// When a run broke an expectation, or an outcome was never reached.
 pub fn assert_clean(name: &str, report: &SweepReport) {
     let counts: Vec<String> = report
         .runs
@@ -117,7 +187,7 @@ pub fn assert_clean(name: &str, report: &SweepReport) {
     );
     // Every kind of ending is reached, so the sweep covers them all.
     assert!(
-        report.outcomes[0] > 0 && report.outcomes[1] > 0 && report.outcomes[2] > 0,
+        report.outcomes.iter().all(|&n| n > 0),
         "{:?}",
         report.outcomes
     );
@@ -140,6 +210,9 @@ pub struct SweepConfig {
     pub random: usize,
     /// Stalls per direction and plan.
     pub stalls: usize,
+    /// Resets once the client is idle ([`FaultAction::ResetWhenIdle`]) per
+    /// direction and plan, besides those around each end of a message.
+    pub idle_resets: usize,
     /// The client's deadline for every wait.
     pub timeout: Duration,
     /// Runs at once (each on its own server).
@@ -153,6 +226,7 @@ impl Default for SweepConfig {
         SweepConfig {
             random: 4,
             stalls: 2,
+            idle_resets: 2,
             timeout: Duration::from_millis(500),
             threads: 8,
             seed: 0x5eed,
@@ -190,9 +264,24 @@ fn message(i: usize, to: Vec<&'static str>) -> Message {
     }
 }
 
-/// The six sessions: pipelined DATA, DATA without pipelining, BDAT in
-/// several chunks, STARTTLS + AUTH + one message, LMTP with three recipients,
-/// two messages on one connection.
+fn plan(name: &'static str, server: ServerConfig, messages: Vec<Message>) -> Plan {
+    Plan {
+        name,
+        server,
+        lmtp: false,
+        starttls: false,
+        login: None,
+        messages,
+        send_and_quit: false,
+        expect: Vec::new(),
+    }
+}
+
+/// The sessions cut at sampled offsets: pipelined DATA, DATA without
+/// pipelining, BDAT in several chunks, STARTTLS + AUTH + one message, LMTP
+/// with three recipients, two messages on one connection, and
+/// `send_and_quit` with DATA and with BDAT (QUIT in the same write as the
+/// end of the message).
 #[must_use]
 pub fn plans() -> Vec<Plan> {
     let data = |pipelining: bool| {
@@ -207,67 +296,191 @@ pub fn plans() -> Vec<Plan> {
     while big.len() < 150 * 1024 {
         big.extend_from_slice(&line);
     }
+    let one = || vec![message(0, vec!["b@example.org"])];
     vec![
-        Plan {
-            name: "pipelined DATA",
-            server: data(true).refuse_recipient("refused@example.org"),
-            lmtp: false,
-            starttls: false,
-            login: None,
-            messages: vec![message(0, vec!["b@example.org", "refused@example.org"])],
-        },
-        Plan {
-            name: "DATA without pipelining",
-            server: data(false),
-            lmtp: false,
-            starttls: false,
-            login: None,
-            messages: vec![message(0, vec!["b@example.org"])],
-        },
-        Plan {
-            name: "BDAT in several chunks",
-            server: ServerConfig::default(),
-            lmtp: false,
-            starttls: false,
-            login: None,
-            messages: vec![Message {
+        plan(
+            "pipelined DATA",
+            data(true).refuse_recipient("refused@example.org"),
+            vec![message(0, vec!["b@example.org", "refused@example.org"])],
+        ),
+        plan("DATA without pipelining", data(false), one()),
+        plan(
+            "BDAT in several chunks",
+            ServerConfig::default(),
+            vec![Message {
                 from: "a@example.org",
                 to: vec!["b@example.org"],
                 body: big,
                 reader: true,
             }],
-        },
+        ),
         Plan {
-            name: "STARTTLS, AUTH and one message",
-            server: ServerConfig::default()
-                .tls(Tls::StartTls)
-                .user("user", "secret"),
-            lmtp: false,
             starttls: true,
             login: Some(("user", "secret")),
-            messages: vec![message(0, vec!["b@example.org"])],
+            ..plan(
+                "STARTTLS, AUTH and one message",
+                ServerConfig::default()
+                    .tls(Tls::StartTls)
+                    .user("user", "secret"),
+                one(),
+            )
         },
         Plan {
-            name: "LMTP with three recipients",
-            server: ServerConfig::lmtp_tcp().fail_after_data("full@example.org"),
             lmtp: true,
-            starttls: false,
-            login: None,
-            messages: vec![message(
-                0,
-                vec!["b@example.org", "full@example.org", "d@example.org"],
-            )],
+            ..plan(
+                "LMTP with three recipients",
+                ServerConfig::lmtp_tcp().fail_after_data("full@example.org"),
+                vec![message(
+                    0,
+                    vec!["b@example.org", "full@example.org", "d@example.org"],
+                )],
+            )
         },
-        Plan {
-            name: "two messages on one connection",
-            server: ServerConfig::default(),
-            lmtp: false,
-            starttls: false,
-            login: None,
-            messages: vec![
+        plan(
+            "two messages on one connection",
+            ServerConfig::default(),
+            vec![
                 message(0, vec!["b@example.org"]),
                 message(1, vec!["c@example.org"]),
             ],
+        ),
+        Plan {
+            send_and_quit: true,
+            ..plan("send_and_quit, pipelined DATA", data(true), one())
+        },
+        Plan {
+            send_and_quit: true,
+            ..plan("send_and_quit, BDAT", ServerConfig::default(), one())
+        },
+    ]
+}
+
+/// The refusal plans, each with its exact outcome: the server refuses the
+/// sender, every recipient, a BDAT chunk or the end of the message (5xx,
+/// 4xx, 421), then breaks the connection when it next reads
+/// ([`Fault::AfterRefusal`]): the refusal must stay the result.
+#[must_use]
+pub fn refusal_plans() -> Vec<Plan> {
+    let pipelined = || ServerConfig::default().extensions(&["8BITMIME", "PIPELINING"]);
+    let plain = || ServerConfig::default().extensions(&["8BITMIME"]);
+    let chunked = || ServerConfig::default().extensions(&["PIPELINING", "CHUNKING"]);
+    let refused = |kind, code| {
+        vec![Expected {
+            kind,
+            code,
+            delivery: Delivery::Refused,
+        }]
+    };
+    let to = |r: &'static str| vec![message(0, vec![r])];
+    let one = || to("b@example.org");
+    let mut big = format!("X-Sweep: 0\r\n{BODY}").into_bytes();
+    big.extend_from_slice(&b"y".repeat(4096));
+    vec![
+        Plan {
+            expect: refused("sender_refused", 553),
+            ..plan(
+                "sender refused, pipelined",
+                pipelined().refuse_sender("a@example.org"),
+                one(),
+            )
+        },
+        Plan {
+            expect: refused("sender_refused", 553),
+            ..plan(
+                "sender refused",
+                plain().refuse_sender("a@example.org"),
+                one(),
+            )
+        },
+        Plan {
+            expect: refused("recipients_refused", 550),
+            ..plan(
+                "every recipient refused, pipelined",
+                pipelined().refuse_recipient("x@example.org"),
+                to("x@example.org"),
+            )
+        },
+        Plan {
+            expect: refused("recipients_refused", 550),
+            ..plan(
+                "every recipient refused",
+                plain().refuse_recipient("x@example.org"),
+                to("x@example.org"),
+            )
+        },
+        Plan {
+            expect: refused("data_refused", 552),
+            ..plan(
+                "BDAT chunk refused",
+                // No SIZE offered, so the client cannot know the limit.
+                chunked().size_limit(1024),
+                vec![Message {
+                    from: "a@example.org",
+                    to: vec!["b@example.org"],
+                    body: big,
+                    reader: true,
+                }],
+            )
+        },
+        Plan {
+            expect: refused("data_refused", 554),
+            ..plan("final 554 to DATA", plain().fail_data_with(554), one())
+        },
+        Plan {
+            expect: refused("data_refused", 451),
+            ..plan(
+                "final 451 to BDAT LAST",
+                chunked().fail_data_with(451),
+                one(),
+            )
+        },
+        Plan {
+            expect: refused("service_closing", 421),
+            ..plan("final 421 to DATA", plain().fail_data_with(421), one())
+        },
+        Plan {
+            expect: refused("service_closing", 421),
+            ..plan(
+                "final 421 to BDAT LAST",
+                chunked().fail_data_with(421),
+                one(),
+            )
+        },
+        Plan {
+            lmtp: true,
+            expect: refused("recipients_refused", 550),
+            ..plan(
+                "LMTP, every recipient refused after the message",
+                ServerConfig::lmtp_tcp().fail_data_with(550),
+                vec![message(0, vec!["b@example.org", "c@example.org"])],
+            )
+        },
+        Plan {
+            send_and_quit: true,
+            expect: refused("data_refused", 554),
+            ..plan(
+                "send_and_quit, final 554",
+                pipelined().fail_data_with(554),
+                one(),
+            )
+        },
+        Plan {
+            send_and_quit: true,
+            expect: refused("service_closing", 421),
+            ..plan(
+                "send_and_quit, final 421 to BDAT LAST",
+                chunked().fail_data_with(421),
+                one(),
+            )
+        },
+        Plan {
+            send_and_quit: true,
+            expect: refused("recipients_refused", 550),
+            ..plan(
+                "send_and_quit, every recipient refused",
+                pipelined().refuse_recipient("x@example.org"),
+                to("x@example.org"),
+            )
         },
     ]
 }
@@ -335,10 +548,10 @@ fn client_boundaries(rx: &[u8]) -> Vec<usize> {
     out
 }
 
-/// How many messages' ends (final dot, complete `BDAT ... LAST`) are in the
-/// client's stream.
-fn ends_in(rx: &[u8]) -> usize {
-    let mut ends = 0;
+/// Where each message's end (final dot, complete `BDAT ... LAST`) in the
+/// client's stream ends.
+fn end_offsets(rx: &[u8]) -> Vec<usize> {
+    let mut ends = Vec::new();
     let mut p = 0;
     let mut in_data = false;
     while p < rx.len() {
@@ -350,7 +563,7 @@ fn ends_in(rx: &[u8]) -> usize {
         if in_data {
             if line == b"." {
                 in_data = false;
-                ends += 1;
+                ends.push(eol);
             }
         } else if line == b"DATA" {
             in_data = true;
@@ -360,12 +573,17 @@ fn ends_in(rx: &[u8]) -> usize {
             let n: usize = words.next().and_then(|n| n.parse().ok()).unwrap_or(0);
             let last = words.next() == Some("LAST");
             if eol + n <= rx.len() && last {
-                ends += 1;
+                ends.push(eol + n);
             }
             p = eol + n;
         }
     }
     ends
+}
+
+/// How many messages' ends are in the client's stream.
+fn ends_in(rx: &[u8]) -> usize {
+    end_offsets(rx).len()
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -412,6 +630,12 @@ fn spread(v: &[usize], n: usize) -> Vec<usize> {
         .collect()
 }
 
+/// The time a run may take: one deadline (a stall), plus a second for
+/// everything else.
+fn bound(config: SweepConfig) -> Duration {
+    config.timeout + Duration::from_secs(1)
+}
+
 /// One run's verdict; `Err` says what broke.
 fn judge(
     plan: &Plan,
@@ -431,13 +655,20 @@ fn judge(
             plan.messages.len()
         ));
     }
+    if !plan.expect.is_empty() {
+        return judge_expected(plan, outcomes, server);
+    }
     let stored = server.messages();
     let logs = server.connection_logs();
-    let drained = matches!(
-        fault,
-        Fault::AfterReceived(_, FaultAction::Close | FaultAction::Stall)
-            | Fault::AfterSent(_, FaultAction::Close | FaultAction::Stall)
-    );
+    // The server read everything the client got written (it closed
+    // gracefully and drained, stalled and drained, or drained until the
+    // client was idle before resetting).
+    let drained = match fault {
+        Fault::AfterReceived(_, action) | Fault::AfterSent(_, action) => {
+            action != FaultAction::Reset
+        }
+        _ => false,
+    };
     let ends = logs.first().map_or(0, |l| ends_in(&l.received));
     for (i, (m, outcome)) in plan.messages.iter().zip(outcomes).enumerate() {
         let tag = format!("X-Sweep: {i}\r\n");
@@ -471,17 +702,23 @@ fn judge(
                     ));
                 }
             }
-            Outcome::Failed(delivery, recipients) => {
-                if taken.is_some() && *delivery != Delivery::Unknown {
+            Outcome::Failed(f) => {
+                let delivery = f.delivery;
+                if taken.is_some() && delivery != Delivery::Unknown {
                     return Err(format!("message {i}: {delivery:?}, but the server has it"));
                 }
-                if drained && (*delivery == Delivery::Unknown) != (i < ends) {
+                // These sessions refuse no message: a failure is no reply.
+                // The server read the end, so the client wrote it: unknown.
+                // And where the server read all the client wrote, an end it
+                // did not read was not written: not unknown.
+                let end_read = i < ends;
+                let unknown = delivery == Delivery::Unknown;
+                if (end_read && !unknown) || (drained && unknown && !end_read) {
                     return Err(format!(
-                        "message {i}: {delivery:?}, end in what the client wrote: {}",
-                        i < ends
+                        "message {i}: {delivery:?}, end in what the server read: {end_read}"
                     ));
                 }
-                for r in recipients {
+                for r in &f.recipients {
                     if r.delivery == Delivery::Accepted && !server_accepted.contains(&r.address) {
                         return Err(format!("message {i}: {r:?} but the server did not take it"));
                     }
@@ -495,7 +732,70 @@ fn judge(
     Ok(())
 }
 
-/// Runs the sweep through the adapters `make()` returns (one per thread).
+/// A refusal plan's run: each message ends exactly as expected, and the
+/// server stored none.
+fn judge_expected(plan: &Plan, outcomes: &[Outcome], server: &MockServer) -> Result<(), String> {
+    let stored = server.messages();
+    if !stored.is_empty() {
+        return Err(format!("the server stored {} messages", stored.len()));
+    }
+    for (i, (want, got)) in plan.expect.iter().zip(outcomes).enumerate() {
+        let ok = match got {
+            Outcome::Failed(f) => {
+                f.kind == want.kind && f.code == Some(want.code) && f.delivery == want.delivery
+            }
+            Outcome::Sent(_) => false,
+        };
+        if !ok {
+            return Err(format!("message {i}: expected {want:?}"));
+        }
+    }
+    Ok(())
+}
+
+/// The faults of a plan whose fault-free run wrote `rx` and read `tx`.
+fn faults_for(rx: &[u8], tx: &[u8], config: SweepConfig, rng: &mut Rng) -> Vec<Fault> {
+    let rx_at = offsets(&client_boundaries(rx), rx.len(), config.random, rng);
+    let tx_at = offsets(&server_boundaries(tx), tx.len(), config.random, rng);
+    let mut faults = Vec::new();
+    for action in [FaultAction::Close, FaultAction::Reset] {
+        faults.extend(rx_at.iter().map(|&at| Fault::AfterReceived(at, action)));
+        faults.extend(tx_at.iter().map(|&at| Fault::AfterSent(at, action)));
+    }
+    let stall = FaultAction::Stall;
+    faults.extend(
+        spread(&rx_at, config.stalls)
+            .into_iter()
+            .map(|at| Fault::AfterReceived(at, stall)),
+    );
+    faults.extend(
+        spread(&tx_at, config.stalls)
+            .into_iter()
+            .map(|at| Fault::AfterSent(at, stall)),
+    );
+    // Resets once the client is idle: around each end of a message, where
+    // "unknown" and "not sent" part, and spread over both streams.
+    let idle = FaultAction::ResetWhenIdle;
+    let mut idle_rx: Vec<usize> = end_offsets(rx)
+        .into_iter()
+        .flat_map(|e| [e.saturating_sub(1), e, e + 1])
+        .chain(spread(&rx_at, config.idle_resets))
+        .filter(|&at| at <= rx.len())
+        .collect();
+    idle_rx.sort_unstable();
+    idle_rx.dedup();
+    faults.extend(idle_rx.into_iter().map(|at| Fault::AfterReceived(at, idle)));
+    faults.extend(
+        spread(&tx_at, config.idle_resets)
+            .into_iter()
+            .map(|at| Fault::AfterSent(at, idle)),
+    );
+    faults
+}
+
+/// Runs the sweep through the adapters `make()` returns (one per thread):
+/// the cut, stalled and reset sessions of [`plans`], then the refusals of
+/// [`refusal_plans`] followed by a reset, a close or a stall.
 ///
 /// # Panics
 ///
@@ -505,6 +805,7 @@ pub fn sweep<A: SweepAdapter>(make: impl Fn() -> A + Sync, config: SweepConfig) 
     let pki = Arc::new(TestPki::generate().expect("test PKI"));
     let mut report = SweepReport::default();
     let mut rng = Rng::new(config.seed);
+    let mut cases = Vec::new();
     for plan in plans() {
         // The reference run, without a fault, gives the streams to cut.
         #[allow(clippy::expect_used)]
@@ -520,40 +821,27 @@ pub fn sweep<A: SweepAdapter>(make: impl Fn() -> A + Sync, config: SweepConfig) 
             ));
             continue;
         };
-        let rx = offsets(
-            &client_boundaries(&log.received),
-            log.received.len(),
-            config.random,
-            &mut rng,
-        );
-        let tx = offsets(
-            &server_boundaries(&log.sent),
-            log.sent.len(),
-            config.random,
-            &mut rng,
-        );
-        let mut faults = Vec::new();
-        for action in [FaultAction::Close, FaultAction::Reset] {
-            faults.extend(rx.iter().map(|&at| Fault::AfterReceived(at, action)));
-            faults.extend(tx.iter().map(|&at| Fault::AfterSent(at, action)));
-        }
-        let stalls = spread(&rx, config.stalls)
-            .into_iter()
-            .map(|at| Fault::AfterReceived(at, FaultAction::Stall))
-            .chain(
-                spread(&tx, config.stalls)
-                    .into_iter()
-                    .map(|at| Fault::AfterSent(at, FaultAction::Stall)),
-            );
-        faults.extend(stalls);
-        let results = run_faults(&make, &plan, &faults, &pki, config);
+        let faults = faults_for(&log.received, &log.sent, config, &mut rng);
+        cases.push((plan, faults));
+    }
+    for plan in refusal_plans() {
+        let faults = [FaultAction::Reset, FaultAction::Close, FaultAction::Stall]
+            .map(Fault::AfterRefusal)
+            .to_vec();
+        cases.push((plan, faults));
+    }
+    for (plan, faults) in cases {
+        let (results, broken) = run_faults(&make, &plan, &faults, &pki, config);
+        report.failures.extend(broken);
         for (fault, verdict, outcomes) in results {
             for o in &outcomes {
                 let k = match o {
                     Outcome::Sent(_) => 0,
-                    Outcome::Failed(Delivery::Unknown, _) => 1,
-                    Outcome::Failed(Delivery::NotSent, _) => 2,
-                    Outcome::Failed(..) => 3,
+                    Outcome::Failed(f) => match f.delivery {
+                        Delivery::Unknown => 1,
+                        Delivery::NotSent => 2,
+                        _ => 3,
+                    },
                 };
                 report.outcomes[k] += 1;
             }
@@ -570,16 +858,30 @@ pub fn sweep<A: SweepAdapter>(make: impl Fn() -> A + Sync, config: SweepConfig) 
 
 type Verdict = (Fault, Result<(), String>, Vec<Outcome>);
 
+/// What a panic said.
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
+}
+
+/// Runs every fault once, on `config.threads` workers. A run that panics is
+/// a failed verdict (and its worker goes on with a new adapter); the second
+/// list says what went wrong outside the runs (a worker lost, a fault with no
+/// verdict).
 fn run_faults<A: SweepAdapter>(
     make: &(impl Fn() -> A + Sync),
     plan: &Plan,
     faults: &[Fault],
     pki: &Arc<TestPki>,
     config: SweepConfig,
-) -> Vec<Verdict> {
+) -> (Vec<Verdict>, Vec<String>) {
     let threads = config.threads.max(1);
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let mut all: Vec<Verdict> = std::thread::scope(|scope| {
+    let mut broken = Vec::new();
+    let mut all: Vec<(usize, Verdict)> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
                 scope.spawn(|| {
@@ -590,22 +892,46 @@ fn run_faults<A: SweepAdapter>(
                         let Some(&fault) = faults.get(i) else {
                             break;
                         };
-                        mine.push((i, one(&mut adapter, plan, fault, pki, config)));
+                        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            one(&mut adapter, plan, fault, pki, config)
+                        }));
+                        let verdict = run.unwrap_or_else(|p| {
+                            adapter = make();
+                            (
+                                fault,
+                                Err(format!("panicked: {}", panic_text(&*p))),
+                                Vec::new(),
+                            )
+                        });
+                        mine.push((i, verdict));
                     }
                     mine
                 })
             })
             .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().unwrap_or_default())
-            .collect::<Vec<_>>()
-    })
-    .into_iter()
-    .map(|(_, v)| v)
-    .collect();
-    all.sort_by_key(|(f, _, _)| format!("{f:?}"));
-    all
+        let mut all = Vec::new();
+        for w in workers {
+            match w.join() {
+                Ok(mine) => all.extend(mine),
+                Err(p) => broken.push(format!(
+                    "{}: a worker panicked: {}",
+                    plan.name,
+                    panic_text(&*p)
+                )),
+            }
+        }
+        all
+    });
+    all.sort_by_key(|(i, _)| *i);
+    if all.len() != faults.len() {
+        broken.push(format!(
+            "{}: {} of {} runs gave no verdict",
+            plan.name,
+            faults.len() - all.len(),
+            faults.len()
+        ));
+    }
+    (all.into_iter().map(|(_, v)| v).collect(), broken)
 }
 
 fn one<A: SweepAdapter>(
@@ -629,10 +955,7 @@ fn one<A: SweepAdapter>(
     let elapsed = start.elapsed();
     // Everything the connection read is in its log once its thread ended.
     server.wait_for_finished(server.connections(), config.timeout * 20);
-    // A stalled wait ends at its deadline; every other step is quick. The
-    // bound is generous for a loaded machine; a hang would blow it.
-    let bound = config.timeout * 4 + Duration::from_secs(5);
-    let verdict = judge(plan, fault, &outcomes, &server, elapsed, bound);
+    let verdict = judge(plan, fault, &outcomes, &server, elapsed, bound(config));
     (fault, verdict, outcomes)
 }
 
@@ -655,6 +978,40 @@ mod tests {
             server_boundaries(b"220 a\r\n250-b\r\n250 c\r\n"),
             [7, 14, 21]
         );
+    }
+
+    #[test]
+    fn a_run_that_panics_fails_with_its_own_verdict() {
+        struct Panicky;
+        impl SweepAdapter for Panicky {
+            fn run(&mut self, _: &MockServer, _: &Plan, _: Duration) -> Vec<Outcome> {
+                panic!("adapter bug");
+            }
+        }
+        let pki = Arc::new(TestPki::generate().unwrap());
+        let plan = plans().remove(1);
+        let faults = [
+            Fault::AfterReceived(0, FaultAction::Close),
+            Fault::AfterSent(0, FaultAction::Close),
+            Fault::AfterSent(1, FaultAction::Close),
+        ];
+        let config = SweepConfig {
+            threads: 2,
+            ..SweepConfig::default()
+        };
+        let (verdicts, broken) = run_faults(&|| Panicky, &plan, &faults, &pki, config);
+        assert!(broken.is_empty(), "{broken:?}");
+        assert_eq!(verdicts.len(), faults.len(), "one verdict per run");
+        for (fault, verdict, _) in verdicts {
+            let why = verdict.unwrap_err();
+            assert!(why.contains("panicked: adapter bug"), "{fault:?}: {why}");
+        }
+    }
+
+    #[test]
+    fn ends_are_where_the_dot_line_and_bdat_last_end() {
+        let rx = b"DATA\r\nhi\r\n.\r\nBDAT 2 LAST\r\nabQUIT\r\n";
+        assert_eq!(end_offsets(rx), [13, 28]);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The fault sweep (smtp-testkit's `sweep`) through the Tokio adapter:
-//! sampled cuts (close, reset) and stalls over real sockets.
+//! sampled cuts (close, reset, reset once idle), stalls, and refusals followed
+//! by a reset, a close or a stall, over real sockets; `send_and_quit` too.
 
 #![cfg(feature = "tls")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -14,21 +15,13 @@ use smtp_tokio::{Envelope, Error, Options, SmtpClient};
 
 struct TokioAdapter(tokio::runtime::Runtime);
 
-fn fail(e: &Error) -> Outcome {
-    let core = match e {
-        Error::Smtp(s) => Some(s),
-        _ => None,
-    };
-    failed(e.delivery(), core)
-}
-
 impl SweepAdapter for TokioAdapter {
     fn run(&mut self, server: &MockServer, plan: &Plan, timeout: Duration) -> Vec<Outcome> {
         self.0.block_on(async {
             let mut o = Options::default();
             o.timeout = Some(timeout);
             let addr = server.addr().to_string();
-            let all = |e: &Error| plan.messages.iter().map(|_| fail(e)).collect();
+            let all = |e: &Error| plan.messages.iter().map(|_| failed(e)).collect();
             let c = if plan.lmtp {
                 SmtpClient::connect_lmtp(&addr, o).await
             } else {
@@ -50,6 +43,12 @@ impl SweepAdapter for TokioAdapter {
                     return all(&e);
                 }
             }
+            if plan.send_and_quit {
+                let m = &plan.messages[0];
+                let envelope = Envelope::parse(m.from, &m.to).unwrap();
+                let r = c.send_and_quit(&envelope, &m.body).await;
+                return vec![r.as_ref().map_or_else(failed, sent)];
+            }
             let mut outcomes = Vec::new();
             for m in &plan.messages {
                 let envelope = Envelope::parse(m.from, &m.to).unwrap();
@@ -58,7 +57,7 @@ impl SweepAdapter for TokioAdapter {
                 } else {
                     c.send(&envelope, &m.body).await
                 };
-                outcomes.push(r.as_ref().map_or_else(fail, sent));
+                outcomes.push(r.as_ref().map_or_else(failed, sent));
             }
             let _ = c.quit().await;
             outcomes

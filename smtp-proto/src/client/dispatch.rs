@@ -116,6 +116,11 @@ impl Client {
     }
 
     pub(super) fn expect(&mut self, now: Instant, e: Expect) {
+        if e.ends_message() {
+            // The end of the message was just encoded: its last byte is the
+            // last one buffered.
+            self.end_at = Some(self.tx.len());
+        }
         if self.inflight.is_empty() {
             self.deadline = Some(deadline_after(now, e.timeout(&self.config.timeouts)));
         }
@@ -146,10 +151,12 @@ impl Client {
 
     /// Ends the session with a sticky error: every pending operation fails with
     /// it, except a transaction the server had already refused, which reports
-    /// that refusal: the answer was definite, and what was still awaited (the
-    /// reply to RSET, pipelined replies) was cleanup (CPython bpo-17498). A
-    /// transaction (or low-level DATA) whose end of message went out without
-    /// its reply fails with [`Error::Uncertain`] around the error.
+    /// that refusal: the answer was definite (a refused sender, every
+    /// recipient refused, a refused DATA, BDAT or end of message), and what was
+    /// still awaited (the reply to RSET, pipelined replies) was cleanup
+    /// (CPython bpo-17498). A transaction (or low-level DATA) whose end of
+    /// message went out without its reply fails with [`Error::Uncertain`]
+    /// around the error.
     pub(super) fn fail(&mut self, err: Error) {
         self.fail_with(err, None, None);
     }
@@ -162,14 +169,19 @@ impl Client {
             return;
         }
         // The end of the message went out and its reply did not come. A 421
-        // in its place counts as no reply; a 421 answering an earlier command
+        // in its place is its reply (a refusal); under LMTP, recipients after
+        // it may still await theirs. A 421 answering an earlier command
         // (pipelined before the end) shows that the server closed before it
         // took the end, since replies come in order (RFC 2920 section 3.1).
         let end_unanswered = match answered {
-            Some(e) => e.ends_message(),
-            None => self.inflight.iter().any(|e| e.ends_message()),
+            Some(e) if !e.ends_message() => false,
+            _ => self.inflight.iter().any(|e| e.ends_message()),
         };
         let lmtp = self.config.protocol == Protocol::Lmtp;
+        // LMTP: a 421 in place of the first reply after the message stands
+        // for one recipient's; the others' replies are still awaited.
+        let first_of_several = lmtp && answered == Some(Expect::Final);
+        let low_level_more = first_of_several && self.lmtp_accepted > 1;
         self.phase = Phase::Closed;
         self.fatal = Some(err.clone());
         self.inflight.clear();
@@ -177,6 +189,8 @@ impl Client {
         self.body = None;
         self.want_body = None;
         self.tx.clear();
+        self.end_at = None;
+        self.end_in_transmit = None;
         // A handshake asked for but not started must not start now.
         self.out.retain(|o| !matches!(o, Output::StartTls));
         if let Some(Active { id, mut op, .. }) = self.active.take() {
@@ -186,12 +200,14 @@ impl Client {
                 recipients,
             };
             let error = match &mut op {
-                OpState::Tx(tx) => match tx.take_refusal() {
+                OpState::Tx(tx) => match tx.take_refusal().or_else(|| tx.all_refused()) {
                     Some(refusal) => refusal,
-                    None if end_unanswered => uncertain(tx.deliveries(lmtp)),
+                    None if end_unanswered || (first_of_several && tx.finals_missing()) => {
+                        uncertain(tx.deliveries(lmtp))
+                    }
                     None => cause.clone(),
                 },
-                OpState::Data(_) if end_unanswered => uncertain(Vec::new()),
+                OpState::Data(_) if end_unanswered || low_level_more => uncertain(Vec::new()),
                 _ => cause.clone(),
             };
             self.event(Event::Completed {
@@ -205,7 +221,7 @@ impl Client {
         }
     }
 
-    fn complete(&mut self, result: Result<Outcome, Error>) {
+    pub(super) fn complete(&mut self, result: Result<Outcome, Error>) {
         if let Some(Active { id, .. }) = self.active.take() {
             self.body = None;
             self.want_body = None;
@@ -298,6 +314,12 @@ impl Client {
             _ => false,
         };
         if closing {
+            if self.lmtp_closing_final(expect, &reply) {
+                // The 421 was the last recipient's reply and the message
+                // went to others: the transaction has its result.
+                self.fail(Error::service_closing(reply));
+                return;
+            }
             let own = self.closing_error(&reply, expect);
             self.fail_with(Error::service_closing(reply), Some(own), Some(expect));
             return;
@@ -348,6 +370,7 @@ impl Client {
         Error::ServiceClosing {
             reply: reply.clone(),
             stage: expect.stage(),
+            end_of_message: expect.ends_message(),
             recipients,
             final_replies,
         }

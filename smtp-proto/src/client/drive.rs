@@ -20,6 +20,7 @@ impl Client {
         // Bytes go out before the next body chunk is asked for, except a little
         // (the envelope, a small chunk) which then leaves in one write with it.
         if !self.tx.is_empty() && (self.want_body.is_none() || self.tx.len() >= FLUSH_AT) {
+            self.end_in_transmit = self.end_at.take();
             return Output::Transmit(std::mem::take(&mut self.tx));
         }
         if let Some(id) = self.want_body.take() {

@@ -99,6 +99,43 @@ impl TxOp {
 }
 
 impl TxOp {
+    /// Every recipient was refused at RCPT, all replies in: the transaction's
+    /// answer, whatever comes after (the reply to DATA included).
+    pub(super) fn all_refused(&self) -> Option<Error> {
+        let answered = self.rcpt_replies.iter().all(Option::is_some);
+        (answered && !Client::any_rcpt_accepted(self)).then(|| Client::recipients_refused(self))
+    }
+
+    /// LMTP: records `reply` as the reply after the message that `expect`
+    /// stands for (the first accepted recipient's for [`Expect::Final`]);
+    /// false when no recipient's reply it can be.
+    pub(super) fn record_final(&mut self, expect: Expect, reply: Reply) -> bool {
+        let at = match expect {
+            Expect::Final => self
+                .rcpt_replies
+                .iter()
+                .position(|r| r.as_ref().is_some_and(Reply::is_positive)),
+            Expect::LmtpFinal(j) => Some(j),
+            _ => None,
+        };
+        match at.and_then(|i| self.final_replies.get_mut(i)) {
+            Some(slot) if self.error.is_none() => {
+                *slot = Some(reply);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// LMTP: a recipient accepted at RCPT still awaits its reply after the
+    /// message.
+    pub(super) fn finals_missing(&self) -> bool {
+        self.rcpt_replies
+            .iter()
+            .zip(&self.final_replies)
+            .any(|(rcpt, own)| rcpt.as_ref().is_some_and(Reply::is_positive) && own.is_none())
+    }
+
     /// Each recipient's fate once the end of the message went out and the
     /// session ended before the transaction's result: refused at RCPT, or
     /// under LMTP accepted or refused by its own reply after the message, and
@@ -154,6 +191,39 @@ impl Client {
     }
 
     // ----- internals -----
+
+    /// LMTP: a closing reply (421) in place of a recipient's reply after the
+    /// message is that recipient's refusal. When it was the last reply
+    /// awaited and the message was accepted for another recipient, the
+    /// transaction completes with its result, and true is returned;
+    /// otherwise the reply is kept for the error that ends the transaction.
+    pub(super) fn lmtp_closing_final(&mut self, expect: Expect, reply: &Reply) -> bool {
+        if self.config.protocol != Protocol::Lmtp || !expect.ends_message() {
+            return false;
+        }
+        let Some(mut active) = self.active.take() else {
+            return false;
+        };
+        let mut result = None;
+        if let (OpState::Tx(tx), None) = (&mut active.op, &active.hello) {
+            let delivered = |tx: &TxOp| {
+                tx.final_replies
+                    .iter()
+                    .any(|r| r.as_ref().is_some_and(Reply::is_positive))
+            };
+            if tx.record_final(expect, reply.clone()) && !tx.finals_missing() && delivered(tx) {
+                result = Some(self.tx_result(tx));
+            }
+        }
+        self.active = Some(active);
+        match result {
+            Some(result) => {
+                self.complete(Ok(Outcome::Transaction(result)));
+                true
+            }
+            None => false,
+        }
+    }
 
     pub(super) fn start_tx(&mut self, now: Instant, op: &mut TxOp) -> Step {
         match self.prepare_tx(op) {

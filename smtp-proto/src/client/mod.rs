@@ -234,6 +234,12 @@ pub struct Client {
     driven: VecDeque<(OpId, Result<Outcome, Error>)>,
     /// [`Client::drive`] has returned [`Output::Closed`] for this session.
     close_driven: bool,
+    /// Where the end of a message (its last byte) lies in `tx`, until `tx`
+    /// goes out in an [`Output::Transmit`].
+    end_at: Option<usize>,
+    /// Where it lies in the last [`Output::Transmit`], if that one holds it:
+    /// what [`Client::handle_write_error`] compares the bytes written with.
+    end_in_transmit: Option<usize>,
     next_id: u64,
 }
 
@@ -270,6 +276,8 @@ impl Client {
             want_body: None,
             driven: VecDeque::new(),
             close_driven: false,
+            end_at: None,
+            end_in_transmit: None,
             next_id: 1,
         };
         c.expect(now, Expect::Greeting);
@@ -476,6 +484,34 @@ impl Client {
             self.phase = Phase::Closed;
             self.fatal = Some(Error::Disconnected);
         }
+    }
+
+    /// Writing the last [`Output::Transmit`] failed (an error, a deadline)
+    /// after `written` of its bytes were accepted by the transport. The
+    /// session is over: the transport cannot be trusted to be in step.
+    ///
+    /// The end of a message counts as gone out only when the bytes through
+    /// its last byte (the final dot's line, or the data of `BDAT ... LAST`)
+    /// were written: a failed or partial write of them leaves the message
+    /// [`Delivery::NotSent`](crate::Delivery::NotSent), while a failure of
+    /// what follows them in the same write (a QUIT pipelined behind the
+    /// message) or of a later write, before the final reply came, leaves it
+    /// [`Delivery::Unknown`](crate::Delivery::Unknown). A refusal already
+    /// received stays the transaction's result. The operations fail with
+    /// [`Error::Disconnected`], which an adapter may replace with its
+    /// transport error.
+    pub fn handle_write_error(&mut self, _now: Instant, written: usize) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        let end_unwritten =
+            self.end_at.is_some() || self.end_in_transmit.is_some_and(|end| written < end);
+        if end_unwritten {
+            // The server cannot have read the end: nothing after it is
+            // awaited as its answer.
+            self.inflight.retain(|e| !e.ends_message());
+        }
+        self.fail(Error::Disconnected);
     }
 
     /// The deadline from [`Output::Wait`] may have passed.
