@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use smtp_sansio::client::armed_wait_serves;
 
-use crate::Error;
+use crate::{Error, Server};
 
 /// One TCP connection attempt to `addr` within `timeout`, bound to `source`
 /// when given, with `TCP_NODELAY` (commands are small and pipelined).
@@ -41,16 +41,17 @@ pub fn connect_tcp(
     timeout: Duration,
 ) -> Result<TcpStream, Error> {
     let mut last = io::Error::new(io::ErrorKind::NotFound, format!("no address for {host}"));
+    let mut tried = None;
     for addr in (host, port).to_socket_addrs()? {
         if source.is_some_and(|s| s.is_ipv4() != addr.is_ipv4()) {
             continue;
         }
         match connect_addr(addr, source, timeout) {
             Ok(s) => return Ok(s),
-            Err(e) => last = e,
+            Err(e) => (last, tried) = (e, Some(addr)),
         }
     }
-    Err(Error::Io(last))
+    Err(Error::Io(last).connecting_to(&Server::new(host, Some(port)).with_addr(tried)))
 }
 
 /// A socket whose read and write timeouts can be set.

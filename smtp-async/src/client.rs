@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use smtp_adapter::args::{self, Addressing, Body};
 use smtp_adapter::tls::ClientConfig;
-use smtp_adapter::{Builder, Call, Connect, Error, Message, Options, Session, Target, Tls};
+use smtp_adapter::{Builder, Call, Connect, Error, Message, Options, Server, Session, Target, Tls};
 use smtp_sansio::{
     Client, Completion, Envelope, Event, Mechanism, Op, Output, Parameter, Protocol, Reply,
     Transaction, TransactionResult,
@@ -47,7 +47,9 @@ impl<R: Runtime> Connect for SmtpClient<R> {
 
     fn connect(b: Builder<Self>) -> Self::Output {
         Box::pin(async move {
-            let mut c = SmtpClient::open(&b).await?;
+            // A failure before the session's own errors name the server.
+            let opened = SmtpClient::open(&b).await;
+            let mut c = opened.map_err(|e| e.connecting_to(&b.server()))?;
             b.configure(&mut c.session);
             let mut setup = b.setup();
             while let Some(call) = setup.next(&c.session) {
@@ -59,13 +61,14 @@ impl<R: Runtime> Connect for SmtpClient<R> {
 }
 
 /// Connects to `host:port` over TCP, each address in turn, each attempt
-/// within the connect timeout, the whole before `deadline`.
+/// within the connect timeout, the whole before `deadline`; the address
+/// connected to.
 async fn connect_tcp<R: Runtime>(
     host: &str,
     port: u16,
     options: &Options,
     deadline: Instant,
-) -> Result<Connected, Error> {
+) -> Result<(Connected, SocketAddr), Error> {
     let (source, timeout) = (options.source_address, options.connect_timeout()?);
     let timed_out = || io::Error::from(io::ErrorKind::TimedOut);
     let addrs = match host.parse::<std::net::IpAddr>() {
@@ -75,18 +78,20 @@ async fn connect_tcp<R: Runtime>(
             .unwrap_or_else(|| Err(timed_out()))?,
     };
     let mut last = io::Error::new(io::ErrorKind::NotFound, format!("no address for {host}"));
+    let mut tried = None;
     for addr in addrs {
         if source.is_some_and(|s| s.is_ipv4() != addr.is_ipv4()) {
             continue;
         }
         let attempt = R::connect_tcp(addr, source, timeout);
+        tried = Some(addr);
         match before::<R, _>(Instant::now() + timeout, attempt).await {
-            Some(Ok(c)) => return Ok(c),
+            Some(Ok(c)) => return Ok((c, addr)),
             Some(Err(e)) => last = e,
             None => last = timed_out(),
         }
     }
-    Err(Error::Io(last))
+    Err(Error::Io(last).connecting_to(&Server::new(host, Some(port)).with_addr(tried)))
 }
 
 impl<R: Runtime> SmtpClient<R> {
@@ -145,8 +150,13 @@ impl<R: Runtime> SmtpClient<R> {
         b.check()?;
         let options = b.session_options();
         let deadline = Instant::now() + options.connect_timeout()?;
+        let mut server = b.server();
         let c = match (b.host_port(), b.target()) {
-            (Some((host, port)), _) => connect_tcp::<R>(host, port, &options, deadline).await?,
+            (Some((host, port)), _) => {
+                let (c, addr) = connect_tcp::<R>(host, port, &options, deadline).await?;
+                server = server.with_addr(Some(addr));
+                c
+            }
             #[cfg(unix)]
             (None, Target::Unix(path)) => before::<R, _>(deadline, R::connect_unix(path))
                 .await
@@ -162,7 +172,7 @@ impl<R: Runtime> SmtpClient<R> {
         }
         let host = b.server_name().to_owned();
         let tls = b.tls_config_given().cloned();
-        SmtpClient::start(io, c.local_ip, host, options, tls, resumed).await
+        SmtpClient::start(io, c.local_ip, host, options, tls, resumed, server).await
     }
 
     /// A session over a stream the caller connected (through a proxy, say);
@@ -174,9 +184,12 @@ impl<R: Runtime> SmtpClient<R> {
         R: WrapStream<S>,
     {
         let io = Transport::Plain(R::wrap(stream));
-        SmtpClient::start(io, None, host.to_owned(), options, None, None).await
+        let server = Server::new(host, None);
+        SmtpClient::start(io, None, host.to_owned(), options, None, None, server).await
     }
 
+    /// A session on a connected transport: waits for the greeting. Its
+    /// errors name `server`.
     async fn start(
         io: Transport,
         local_ip: Option<std::net::IpAddr>,
@@ -184,6 +197,7 @@ impl<R: Runtime> SmtpClient<R> {
         options: Options,
         tls: Option<Arc<ClientConfig>>,
         implicit_tls: Option<bool>,
+        server: Server,
     ) -> Result<Self, Error> {
         let config = smtp_adapter::session_config(&options, local_ip, implicit_tls.is_some())?;
         let now = Instant::now();
@@ -197,6 +211,7 @@ impl<R: Runtime> SmtpClient<R> {
             busy: false,
             _runtime: PhantomData,
         };
+        client.session.set_server(server);
         if let Some(resumed) = implicit_tls {
             client.session.note_tls(resumed);
         }
@@ -503,7 +518,8 @@ impl<R: Runtime> SmtpClient<R> {
         let span = self.session.span();
         let r = self.drive(op, body).instrument(span).await;
         self.busy = false;
-        r
+        // A failure of the connection names the server.
+        r.map_err(|e| e.with_server(self.session.server()))
     }
 
     /// Ends the session after a transport failure: the core takes it as the

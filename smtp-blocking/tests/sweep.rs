@@ -15,7 +15,7 @@ use smtp_testkit::sweep::{
 struct Blocking;
 
 fn fail(e: &Error) -> Outcome {
-    let core = match e {
+    let core = match e.inner() {
         Error::Smtp(s) => Some(s),
         _ => None,
     };

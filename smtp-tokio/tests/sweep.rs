@@ -15,7 +15,7 @@ use smtp_tokio::{Envelope, Error, Options, SmtpClient};
 struct TokioAdapter(tokio::runtime::Runtime);
 
 fn fail(e: &Error) -> Outcome {
-    let core = match e {
+    let core = match e.inner() {
         Error::Smtp(s) => Some(s),
         _ => None,
     };
