@@ -156,3 +156,47 @@ async fn transcript<R: Runtime>() {
 fn transcripts_escape_what_the_server_sent() {
     on_both(transcript::<Tokio>(), transcript::<AsyncStd>());
 }
+
+#[cfg(feature = "tls")]
+async fn tls_named<R: Runtime>() {
+    let other = smtp_testkit::TestPki::generate().unwrap();
+    let server =
+        MockServer::start(ServerConfig::default().tls(smtp_testkit::Tls::Implicit)).unwrap();
+    let addr = server.addr();
+    let e = SmtpClient::<R>::connect_tls(
+        &addr.to_string(),
+        options(Duration::from_secs(10)),
+        Some(other.client_config()),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        e.to_string().starts_with(&format!(
+            "connecting to {addr}: TLS error: invalid peer certificate"
+        )),
+        "{e}"
+    );
+    let server =
+        MockServer::start(ServerConfig::default().tls(smtp_testkit::Tls::StartTls)).unwrap();
+    let addr = server.addr();
+    let e = SmtpClient::<R>::builder(&addr.to_string())
+        .tls(smtp_async::Tls::StartTls)
+        .tls_config(other.client_config())
+        .tls_server_name("localhost")
+        .timeout(Duration::from_secs(10))
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with(&format!("{addr}: TLS error: invalid peer certificate")),
+        "{e}"
+    );
+    assert!(matches!(e.inner(), Error::Tls(_)));
+}
+
+#[cfg(feature = "tls")]
+#[test]
+fn tls_failures_name_the_server() {
+    on_both(tls_named::<Tokio>(), tls_named::<AsyncStd>());
+}

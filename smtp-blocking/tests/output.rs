@@ -188,3 +188,40 @@ fn transcripts_escape_what_the_server_sent() {
     );
     assert!(events.contains(&format!("S: 250 ok{ESCAPED}")), "{events}");
 }
+
+#[cfg(feature = "tls")]
+#[test]
+fn tls_failures_name_the_server() {
+    use smtp_blocking::Tls;
+    let other = smtp_testkit::TestPki::generate().unwrap();
+    // Implicit TLS: while connecting.
+    let server =
+        MockServer::start(ServerConfig::default().tls(smtp_testkit::Tls::Implicit)).unwrap();
+    let addr = server.addr();
+    let e = SmtpClient::connect_tls(&addr.to_string(), options(), Some(other.client_config()))
+        .unwrap_err();
+    assert!(
+        e.to_string().starts_with(&format!(
+            "connecting to {addr}: TLS error: invalid peer certificate"
+        )),
+        "{e}"
+    );
+    assert!(matches!(e.inner(), Error::Tls(_)));
+    // STARTTLS: in the session.
+    let server =
+        MockServer::start(ServerConfig::default().tls(smtp_testkit::Tls::StartTls)).unwrap();
+    let addr = server.addr();
+    let e = SmtpClient::builder(&addr.to_string())
+        .tls(Tls::StartTls)
+        .tls_config(other.client_config())
+        .tls_server_name("localhost")
+        .timeout(Duration::from_secs(10))
+        .connect()
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with(&format!("{addr}: TLS error: invalid peer certificate")),
+        "{e}"
+    );
+    assert!(matches!(e.inner(), Error::Tls(_)));
+}
