@@ -364,6 +364,15 @@ impl<C> Builder<C> {
         }
     }
 
+    /// The server as errors name it: the host and port, or the socket path.
+    #[must_use]
+    pub fn server(&self) -> crate::Server {
+        match &self.target {
+            Target::Tcp { host, .. } => crate::Server::new(host.clone(), Some(self.port())),
+            Target::Unix(path) => crate::Server::new(path.display().to_string(), None),
+        }
+    }
+
     /// The name the server's certificate is checked against: the one given,
     /// else the host (`localhost` for a Unix socket).
     #[must_use]

@@ -1,9 +1,91 @@
 //! The adapters' error: the core's (smtplib's exception cases) plus transport
-//! and TLS failures.
+//! and TLS failures, which name the server they happened with.
+//!
+//! One rule for what an error says, the core's too: its `Display` is the
+//! whole message, its cause included, and `source()` returns `None`, so a
+//! reporter that prints `Display` and then walks the sources never repeats
+//! a cause. What a caller branches on stays reachable: [`Error::inner`] (the
+//! error without the server named around it), [`Error::io_error`] (and so
+//! its [`std::io::ErrorKind`]), [`Error::reply`], [`Error::delivery`].
 
-use smtp_sansio::{Delivery, Reply};
+use std::fmt;
+use std::net::SocketAddr;
+
+use smtp_sansio::{Delivery, Escaped, Reply};
+
+/// The server a session talks to, as its errors name it: the name asked for
+/// (a host name, an address, or a Unix socket's path), the port, and the
+/// address connected to (or tried last, when connecting failed) when known.
+///
+/// `Display`: `mx.example.org:25 (192.0.2.7:25)`, `192.0.2.7:25` when the
+/// name is the address, `mx.example.org:25` before an address is known,
+/// `/run/lmtp.sock`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    name: String,
+    port: Option<u16>,
+    addr: Option<SocketAddr>,
+}
+
+impl Server {
+    /// The server `name` (as asked for) at `port` (`None` for a Unix socket or
+    /// a caller's stream).
+    #[must_use]
+    pub fn new(name: impl Into<String>, port: Option<u16>) -> Server {
+        Server {
+            name: name.into(),
+            port,
+            addr: None,
+        }
+    }
+
+    /// The same server, connected at (or last tried at) `addr`.
+    #[must_use]
+    pub fn with_addr(mut self, addr: Option<SocketAddr>) -> Server {
+        self.addr = addr.or(self.addr);
+        self
+    }
+
+    /// The name asked for.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The port asked for, if any.
+    #[must_use]
+    pub fn port(&self) -> Option<u16> {
+        self.port
+    }
+
+    /// The address connected to, or tried last when connecting failed.
+    #[must_use]
+    pub fn addr(&self) -> Option<SocketAddr> {
+        self.addr
+    }
+}
+
+impl fmt::Display for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = Escaped(&self.name);
+        let asked = match self.port {
+            Some(port) if self.name.contains(':') => format!("[{name}]:{port}"),
+            Some(port) => format!("{name}:{port}"),
+            None => name.to_string(),
+        };
+        f.write_str(&asked)?;
+        match self.addr {
+            Some(addr) if addr.to_string() != asked => write!(f, " ({addr})"),
+            _ => Ok(()),
+        }
+    }
+}
 
 /// Everything a call of an adapter can fail with.
+///
+/// A facade returns a transport failure (I/O, TLS, a timeout, a lost
+/// connection) as [`Error::Connection`], which names the server around the
+/// failure; match on [`Error::inner`] to branch on the failure itself.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -13,10 +95,10 @@ pub enum Error {
     Smtp(#[from] smtp_sansio::Error),
     /// The transport failed (connect, read or write).
     #[error("I/O error: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     /// The TLS handshake or a TLS record failed.
     #[error("TLS error: {0}")]
-    Tls(#[from] crate::tls::TlsError),
+    Tls(crate::tls::TlsError),
     /// TLS was asked for (STARTTLS, implicit TLS) in a build that cannot do
     /// it: without the `tls` feature, or without a crypto provider.
     #[error("TLS is not available: {0}")]
@@ -33,6 +115,37 @@ pub enum Error {
     #[cfg(feature = "dkim")]
     #[error("DKIM: {0}")]
     Dkim(String),
+    /// A failure of the connection to `server`: `error` is an [`Error::Io`],
+    /// an [`Error::Tls`], or an [`Error::Smtp`] holding
+    /// [`Timeout`](smtp_sansio::Error::Timeout) or
+    /// [`Disconnected`](smtp_sansio::Error::Disconnected), never another
+    /// `Connection`. `Display`: `connecting to mx.example.org:25
+    /// (192.0.2.7:25): Connection refused (os error 111)` while the
+    /// connection was being made, `mx.example.org:25 (192.0.2.7:25): timed
+    /// out waiting for the reply to MAIL` after.
+    #[error("{}{server}: {}", if *connecting { "connecting to " } else { "" }, error.detail())]
+    #[non_exhaustive]
+    Connection {
+        /// The server.
+        server: Server,
+        /// Whether the connection was being made (the TCP or Unix connect,
+        /// the implicit TLS handshake), not yet carrying the session.
+        connecting: bool,
+        /// What failed.
+        error: Box<Error>,
+    },
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Io(e)
+    }
+}
+
+impl From<crate::tls::TlsError> for Error {
+    fn from(e: crate::tls::TlsError) -> Self {
+        Error::Tls(e)
+    }
 }
 
 impl From<smtp_sansio::UsageError> for Error {
@@ -42,11 +155,95 @@ impl From<smtp_sansio::UsageError> for Error {
 }
 
 impl Error {
+    /// The error itself, without the server named around it: `error` of an
+    /// [`Error::Connection`], `self` otherwise. What to match on:
+    ///
+    /// ```
+    /// use smtp_adapter::{Error, Server};
+    ///
+    /// let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+    /// let e = Error::Io(refused).connecting_to(&Server::new("mx.example.org", Some(25)));
+    /// assert_eq!(e.to_string(), "connecting to mx.example.org:25: connection refused");
+    /// assert!(matches!(e.inner(), Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused));
+    /// ```
+    #[must_use]
+    pub fn inner(&self) -> &Error {
+        match self {
+            Error::Connection { error, .. } => error,
+            e => e,
+        }
+    }
+
+    /// [`Error::inner`], by value.
+    #[must_use]
+    pub fn into_inner(self) -> Error {
+        match self {
+            Error::Connection { error, .. } => *error,
+            e => e,
+        }
+    }
+
+    /// The server a connection failure names, if it is one.
+    #[must_use]
+    pub fn server(&self) -> Option<&Server> {
+        match self {
+            Error::Connection { server, .. } => Some(server),
+            _ => None,
+        }
+    }
+
+    /// The I/O error, when the failure is one ([`Error::Io`], named or not).
+    #[must_use]
+    pub fn io_error(&self) -> Option<&std::io::Error> {
+        match self.inner() {
+            Error::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// This error naming `server`, when it is a failure of the connection
+    /// (I/O, TLS, a timeout, a lost connection) that names none yet; any
+    /// other error as it is. The facades apply it where a call returns.
+    #[must_use]
+    pub fn with_server(self, server: &Server) -> Error {
+        self.named(server, false)
+    }
+
+    /// [`Error::with_server`] for a failure while the connection was being
+    /// made (`connecting to ...`).
+    #[must_use]
+    pub fn connecting_to(self, server: &Server) -> Error {
+        self.named(server, true)
+    }
+
+    fn named(self, server: &Server, connecting: bool) -> Error {
+        use smtp_sansio::Error as E;
+        match self {
+            Error::Io(_) | Error::Tls(_) | Error::Smtp(E::Timeout(_) | E::Disconnected) => {
+                Error::Connection {
+                    server: server.clone(),
+                    connecting,
+                    error: Box::new(self),
+                }
+            }
+            e => e,
+        }
+    }
+
+    /// The message of a named failure after the server: an I/O error's own
+    /// (the server already says where), any other as it is.
+    fn detail(&self) -> String {
+        match self {
+            Error::Io(e) => e.to_string(),
+            e => e.to_string(),
+        }
+    }
+
     /// The server's reply carried by the error (smtplib's `smtp_code` and
     /// `smtp_error`), if any.
     #[must_use]
     pub fn reply(&self) -> Option<&Reply> {
-        match self {
+        match self.inner() {
             Error::Smtp(e) => e.reply(),
             _ => None,
         }
@@ -63,7 +260,7 @@ impl Error {
     /// message went out as unknown), which makes sending again safe.
     #[must_use]
     pub fn delivery(&self) -> Delivery {
-        match self {
+        match self.inner() {
             Error::Smtp(e) => e.delivery(),
             _ => Delivery::NotSent,
         }

@@ -31,7 +31,7 @@ use std::net::IpAddr;
 use std::sync::OnceLock;
 
 pub use builder::{Builder, Connect, MechanismFactory, Setup, Target, Tls};
-pub use error::{Error, settle};
+pub use error::{Error, Server, settle};
 #[cfg(feature = "mail-builder")]
 pub use mail_builder;
 pub use message::Message;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use smtp_sansio::client::{armed_wait_serves, deadline_after};
 
-use crate::Error;
+use crate::{Error, Server};
 
 /// One TCP connection attempt to `addr` within `timeout`, bound to `source`
 /// when given, with `TCP_NODELAY` (commands are small and pipelined).
@@ -63,11 +63,18 @@ pub fn connect_tcp(
                 (name.as_str(), port)
                     .to_socket_addrs()
                     .map(Iterator::collect)
-            })?
+            })
+            .map_err(|e| e.connecting_to(&Server::new(host, Some(port))))?
         }
+    };
+    // The one address tried, when there is one (a race of several names none).
+    let only = match addrs.as_slice() {
+        [addr] => Some(*addr),
+        _ => None,
     };
     let race = HappyEyeballs::new(host, addrs, source, now, deadline);
     connect_first(race, move |addr, left| connect_addr(addr, source, left))
+        .map_err(|e| e.connecting_to(&Server::new(host, Some(port)).with_addr(only)))
 }
 
 /// Runs `resolve` on a thread of its own and waits for its answer until

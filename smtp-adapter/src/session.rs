@@ -9,12 +9,12 @@ use smtp_sansio::sasl::Credentials;
 use smtp_sansio::{Address, Capabilities, Client, Mechanism, Op, Reply};
 
 use crate::args::Body;
-use crate::{Error, Transcript, args};
+use crate::{Error, Server, Transcript, args};
 
 /// One of smtplib's verbs that completes with the server's reply, with the
 /// facade's arguments before conversion (low-level DATA, which completes with
-/// one reply per recipient, is [`Session::start_data`]).
-#[derive(Debug)]
+/// one reply per recipient, is [`Session::start_data`]). `Debug` never shows
+/// a password.
 #[non_exhaustive]
 pub enum Call<'a> {
     /// EHLO (LHLO under LMTP) with this name or the configured one.
@@ -51,12 +51,48 @@ pub enum Call<'a> {
     Quit,
 }
 
-/// What a facade keeps beside its transport: the core session, the host name
-/// certificates are checked against, the TLS configuration for STARTTLS, and
-/// the transcript. The facades dereference to it, so its queries are theirs.
-#[derive(Debug)]
+impl std::fmt::Debug for Call<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Call::Login(user, _, ir) => f
+                .debug_tuple("Login")
+                .field(user)
+                .field(&"<redacted>")
+                .field(ir)
+                .finish(),
+            Call::LoginWith(credentials, ir) => f
+                .debug_tuple("LoginWith")
+                .field(credentials)
+                .field(ir)
+                .finish(),
+            Call::Auth(mechanism, ir) => f.debug_tuple("Auth").field(mechanism).field(ir).finish(),
+            Call::Ehlo(name) => f.debug_tuple("Ehlo").field(name).finish(),
+            Call::Helo(name) => f.debug_tuple("Helo").field(name).finish(),
+            Call::EhloOrHeloIfNeeded => f.write_str("EhloOrHeloIfNeeded"),
+            Call::StartTls => f.write_str("StartTls"),
+            Call::Verify(a) => f.debug_tuple("Verify").field(a).finish(),
+            Call::Expn(a) => f.debug_tuple("Expn").field(a).finish(),
+            Call::Help(topic) => f.debug_tuple("Help").field(topic).finish(),
+            Call::Noop => f.write_str("Noop"),
+            Call::Rset => f.write_str("Rset"),
+            Call::Mail(from, params) => f.debug_tuple("Mail").field(from).field(params).finish(),
+            Call::Rcpt(to, params) => f.debug_tuple("Rcpt").field(to).field(params).finish(),
+            Call::Docmd(verb, arg) => f.debug_tuple("Docmd").field(verb).field(arg).finish(),
+            Call::Quit => f.write_str("Quit"),
+        }
+    }
+}
+
+/// What a facade keeps beside its transport: the core session, the server
+/// its errors name, the host name certificates are checked against, the TLS
+/// configuration for STARTTLS, and the transcript. The facades dereference
+/// to it, so its queries are theirs.
+///
+/// `Debug` shows the state and the sizes of buffers, never their bytes (the
+/// core's hold an AUTH payload until it is written).
 pub struct Session {
     core: Client,
+    server: Server,
     host: String,
     tls: Option<Arc<ClientConfig>>,
     transcript: Transcript,
@@ -72,6 +108,21 @@ pub struct Session {
     transactions: u64,
 }
 
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("core", &self.core)
+            .field("server", &self.server)
+            .field("host", &self.host)
+            .field("tls_config", &self.tls.is_some())
+            .field("transcript", &self.transcript)
+            .field("body_buffer_bytes", &self.chunk.len())
+            .field("tls_resumed", &self.tls_resumed)
+            .field("transactions", &self.transactions)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Session {
     /// A session over a connected transport; the core waits for the greeting.
     #[must_use]
@@ -84,6 +135,7 @@ impl Session {
         let (host_for_span, tls_now) = (host.clone(), core.is_tls());
         Session {
             core,
+            server: Server::new(host.clone(), None),
             host,
             tls,
             transcript: Transcript::new(debug_level),
@@ -97,6 +149,18 @@ impl Session {
             tls_resumed: false,
             transactions: 0,
         }
+    }
+
+    /// The server the session talks to, as its errors name it.
+    #[must_use]
+    pub fn server(&self) -> &Server {
+        &self.server
+    }
+
+    /// Sets the server the session's errors name (a facade knows its port
+    /// and address; [`Session::new`] knows only the host).
+    pub fn set_server(&mut self, server: Server) {
+        self.server = server;
     }
 
     /// How many mail transactions (and low-level DATA) the session started,

@@ -3,11 +3,15 @@
 
 use std::io::Write;
 
-use smtp_sansio::Trace;
+use smtp_sansio::{Escaped, Trace};
 
 /// Where transcript lines go: level 0 nowhere, 1 every line, 2 every line with
 /// a timestamp (seconds and microseconds since the Unix epoch, on the writer).
-/// Lines come from the core with AUTH payloads already redacted.
+/// Lines come from the core with AUTH payloads already redacted and the
+/// server's control characters escaped (`\x1b` for ESC, see
+/// [`smtp_sansio::Escaped`]); a line is escaped here once more (which
+/// changes nothing in one that was), so that no line reaches the writer or
+/// `tracing` with a byte a terminal acts on.
 #[derive(Default)]
 pub struct Transcript {
     level: u8,
@@ -62,8 +66,8 @@ impl Transcript {
             return;
         }
         let line = match t {
-            Trace::Sent(s) => format!("C: {s}"),
-            Trace::Received(s) => format!("S: {s}"),
+            Trace::Sent(s) => format!("C: {}", Escaped(s)),
+            Trace::Received(s) => format!("S: {}", Escaped(s)),
         };
         tracing::debug!(target: "smtp", "{line}");
         if let Some(w) = self.writer.as_mut() {

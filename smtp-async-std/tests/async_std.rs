@@ -29,7 +29,7 @@ fn test_ca(server: &MockServer) -> Option<std::sync::Arc<ClientConfig>> {
 }
 
 fn render(e: &Error) -> String {
-    match e {
+    match e.inner() {
         Error::Smtp(s) => render_error(s),
         Error::Io(_) => "err Io".into(),
         Error::Tls(_) => "err Tls".into(),
@@ -247,7 +247,11 @@ fn a_closed_port_is_refused_at_once() {
     o.timeout = Some(Duration::from_secs(30));
     let r = async_std::task::block_on(SmtpClient::connect(&format!("127.0.0.1:{port}"), o));
     match r {
-        Err(Error::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused),
+        Err(e) => assert_eq!(
+            e.io_error().map(std::io::Error::kind),
+            Some(std::io::ErrorKind::ConnectionRefused),
+            "{e}"
+        ),
         other => panic!("expected a refused connection, got {other:?}"),
     }
 }

@@ -94,7 +94,7 @@ fn a_final_dot_line_short_of_its_last_byte_is_not_sent() {
         let e = smtp.send(&envelope(), MSG).await.unwrap_err();
         assert_eq!(e.delivery(), Delivery::NotSent, "{e:?}");
         assert!(
-            matches!(&e, Error::Io(io) if io.kind() == io::ErrorKind::BrokenPipe),
+            matches!(e.inner(), Error::Io(io) if io.kind() == io::ErrorKind::BrokenPipe),
             "{e:?}"
         );
         drop(smtp);
@@ -111,7 +111,7 @@ fn a_write_deadline_in_the_final_dot_line_is_not_sent() {
         let e = smtp.send(&envelope(), MSG).await.unwrap_err();
         assert_eq!(e.delivery(), Delivery::NotSent, "{e:?}");
         assert!(
-            matches!(&e, Error::Smtp(smtp_sansio::Error::Timeout(_))),
+            matches!(e.inner(), Error::Smtp(smtp_sansio::Error::Timeout(_))),
             "{e:?}"
         );
         drop(smtp);
@@ -130,7 +130,7 @@ fn a_quit_behind_the_final_dot_failing_leaves_the_message_unknown() {
         let e = smtp.send_and_quit(&envelope(), MSG).await.unwrap_err();
         assert_eq!(e.delivery(), Delivery::Unknown, "{e:?}");
         assert!(
-            matches!(&e, Error::Smtp(smtp_sansio::Error::Uncertain { .. })),
+            matches!(e.inner(), Error::Smtp(smtp_sansio::Error::Uncertain { .. })),
             "{e:?}"
         );
         // The server did get the whole message: unknown was the right answer.

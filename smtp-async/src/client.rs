@@ -12,7 +12,7 @@ use std::time::Instant;
 use smtp_adapter::args::{self, Addressing, Body};
 use smtp_adapter::net::{Attempt, HappyEyeballs};
 use smtp_adapter::tls::ClientConfig;
-use smtp_adapter::{Builder, Call, Connect, Error, Message, Options, Session, Target, Tls};
+use smtp_adapter::{Builder, Call, Connect, Error, Message, Options, Server, Session, Target, Tls};
 use smtp_sansio::client::deadline_after;
 use smtp_sansio::{
     Client, Completion, Envelope, Event, Mechanism, Op, Output, Parameter, Protocol, Reply,
@@ -49,7 +49,9 @@ impl<R: Runtime> Connect for SmtpClient<R> {
 
     fn connect(b: Builder<Self>) -> Self::Output {
         Box::pin(async move {
-            let mut c = SmtpClient::open(&b).await?;
+            // A failure before the session's own errors name the server.
+            let opened = SmtpClient::open(&b).await;
+            let mut c = opened.map_err(|e| e.connecting_to(&b.server()))?;
             b.configure(&mut c.session);
             let mut setup = b.setup();
             while let Some(call) = setup.next(&c.session) {
@@ -67,34 +69,42 @@ type Pending = Pin<Box<dyn Future<Output = io::Result<Connected>> + Send>>;
 /// name's resolution and all its addresses: the addresses raced by Happy
 /// Eyeballs (RFC 8305, [`HappyEyeballs`]), a new attempt every 250 ms while
 /// the earlier ones are pending, the first connection winning and the other
-/// attempts dropped.
+/// attempts dropped; the address connected to.
 async fn connect_tcp<R: Runtime>(
     host: &str,
     port: u16,
     source: Option<SocketAddr>,
     deadline: Instant,
-) -> Result<Connected, Error> {
+) -> Result<(Connected, SocketAddr), Error> {
+    let server = || Server::new(host, Some(port));
     let addrs = match host.parse::<std::net::IpAddr>() {
         Ok(ip) => vec![SocketAddr::new(ip, port)],
         Err(_) => before::<R, _>(deadline, R::resolve(host, port))
             .await
-            .ok_or(Error::timeout("resolving the server's name"))??,
+            .ok_or(Error::timeout("resolving the server's name"))
+            .and_then(|r| r.map_err(Error::Io))
+            .map_err(|e| e.connecting_to(&server()))?,
+    };
+    // The one address tried, when there is one (a race of several names none).
+    let only = match addrs.as_slice() {
+        [addr] => Some(*addr),
+        _ => None,
     };
     let mut race = HappyEyeballs::new(host, addrs, source, Instant::now(), deadline);
-    let mut pending: Vec<Pending> = Vec::new();
+    let mut pending: Vec<(SocketAddr, Pending)> = Vec::new();
     let mut timer = R::timer(deadline);
     loop {
         let wake = match race.next(Instant::now()) {
             Attempt::Start(addr, left) => {
-                pending.push(Box::pin(R::connect_tcp(addr, source, left)));
+                pending.push((addr, Box::pin(R::connect_tcp(addr, source, left))));
                 continue;
             }
             Attempt::Wait(until) => until,
-            Attempt::Failed(e) => return Err(e),
+            Attempt::Failed(e) => return Err(e.connecting_to(&server().with_addr(only))),
         };
         R::reset(&mut timer, wake);
         let done = std::future::poll_fn(|cx| {
-            for (i, attempt) in pending.iter_mut().enumerate() {
+            for (i, (_, attempt)) in pending.iter_mut().enumerate() {
                 if let Poll::Ready(r) = attempt.as_mut().poll(cx) {
                     return Poll::Ready(Some((i, r)));
                 }
@@ -103,7 +113,11 @@ async fn connect_tcp<R: Runtime>(
         })
         .await;
         match done {
-            Some((_, Ok(c))) => return Ok(c),
+            Some((i, Ok(c))) => {
+                // `i` indexes `pending` as the poll above saw it, unchanged since.
+                let (addr, _) = pending.swap_remove(i);
+                return Ok((c, addr));
+            }
             Some((i, Err(e))) => {
                 drop(pending.swap_remove(i));
                 race.failed(Instant::now(), e);
@@ -169,9 +183,13 @@ impl<R: Runtime> SmtpClient<R> {
         b.check()?;
         let options = b.session_options();
         let deadline = deadline_after(Instant::now(), options.connect_timeout()?);
+        let mut server = b.server();
         let c = match (b.host_port(), b.target()) {
             (Some((host, port)), _) => {
-                connect_tcp::<R>(host, port, options.source_address, deadline).await?
+                let (c, addr) =
+                    connect_tcp::<R>(host, port, options.source_address, deadline).await?;
+                server = server.with_addr(Some(addr));
+                c
             }
             #[cfg(unix)]
             (None, Target::Unix(path)) => before::<R, _>(deadline, R::connect_unix(path))
@@ -189,7 +207,7 @@ impl<R: Runtime> SmtpClient<R> {
         }
         let host = b.server_name().to_owned();
         let tls = b.tls_config_given().cloned();
-        SmtpClient::start(io, c.local_ip, host, options, tls, resumed).await
+        SmtpClient::start(io, c.local_ip, host, options, tls, resumed, server).await
     }
 
     /// A session over a stream the caller connected (through a proxy, say);
@@ -201,9 +219,12 @@ impl<R: Runtime> SmtpClient<R> {
         R: WrapStream<S>,
     {
         let io = Transport::Plain(R::wrap(stream));
-        SmtpClient::start(io, None, host.to_owned(), options, None, None).await
+        let server = Server::new(host, None);
+        SmtpClient::start(io, None, host.to_owned(), options, None, None, server).await
     }
 
+    /// A session on a connected transport: waits for the greeting. Its
+    /// errors name `server`.
     async fn start(
         io: Transport,
         local_ip: Option<std::net::IpAddr>,
@@ -211,6 +232,7 @@ impl<R: Runtime> SmtpClient<R> {
         options: Options,
         tls: Option<Arc<ClientConfig>>,
         implicit_tls: Option<bool>,
+        server: Server,
     ) -> Result<Self, Error> {
         let config = smtp_adapter::session_config(&options, local_ip, implicit_tls.is_some())?;
         let now = Instant::now();
@@ -224,6 +246,7 @@ impl<R: Runtime> SmtpClient<R> {
             busy: false,
             _runtime: PhantomData,
         };
+        client.session.set_server(server);
         if let Some(resumed) = implicit_tls {
             client.session.note_tls(resumed);
         }
@@ -527,7 +550,8 @@ impl<R: Runtime> SmtpClient<R> {
         let span = self.session.span();
         let r = self.drive(op, body).instrument(span).await;
         self.busy = false;
-        r
+        // A failure of the connection names the server.
+        r.map_err(|e| e.with_server(self.session.server()))
     }
 
     /// Ends the session after a transport failure: the core takes it as the

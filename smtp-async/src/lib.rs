@@ -52,7 +52,7 @@ pub mod common {
     pub use smtp_adapter::dkim::{DkimKey, DkimSigner};
     pub use smtp_adapter::tls::ClientConfig;
     pub use smtp_adapter::{
-        Builder, Error, LMTP_PORT, Message, Options, SMTP_PORT, SMTPS_PORT, Tls,
+        Builder, Error, LMTP_PORT, Message, Options, SMTP_PORT, SMTPS_PORT, Server, Tls,
     };
     pub use smtp_sansio::{
         self, Capabilities, Delivery, Envelope, Mechanism, Protocol, Reply, TransactionResult,

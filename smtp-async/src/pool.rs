@@ -897,7 +897,7 @@ pub fn retryable(e: &smtp_adapter::Error) -> bool {
     use smtp_sansio::Error as C;
     e.delivery() == smtp_sansio::Delivery::NotSent
         && matches!(
-            e,
+            e.inner(),
             A::Io(_)
                 | A::Tls(_)
                 | A::Smtp(C::Disconnected | C::Timeout(_) | C::ServiceClosing { .. })

@@ -43,7 +43,10 @@ async fn times_out<R: Runtime>(drip: Drip, tls: Tls) {
     let took = t0.elapsed();
     let e = r.expect_err("a dripping server cannot complete the session");
     assert!(
-        matches!(e, Error::Smtp(smtp_async::smtp_sansio::Error::Timeout(_))),
+        matches!(
+            e.inner(),
+            Error::Smtp(smtp_async::smtp_sansio::Error::Timeout(_))
+        ),
         "{drip:?}: {e:?}"
     );
     assert!(

@@ -164,7 +164,7 @@ async fn cancelled_waiter<R: Runtime>() {
     let held = pool.get().await.unwrap();
     let e = pool.get().await.unwrap_err();
     assert!(
-        matches!(e, Error::Smtp(smtp_sansio::Error::Timeout(_))),
+        matches!(e.inner(), Error::Smtp(smtp_sansio::Error::Timeout(_))),
         "{e:?}"
     );
     assert_eq!(pool.waiting(), 0, "the timed-out waiter left the queue");
@@ -219,7 +219,7 @@ async fn slow_connect<R: Runtime>() {
     let start = Instant::now();
     let e = pool.get().await.unwrap_err();
     assert!(
-        matches!(e, Error::Smtp(smtp_sansio::Error::Timeout(_))),
+        matches!(e.inner(), Error::Smtp(smtp_sansio::Error::Timeout(_))),
         "{e:?}"
     );
     assert!(start.elapsed() < timeout + Duration::from_secs(1));
@@ -255,7 +255,7 @@ async fn retry_connect<R: Runtime>() {
         .await
         .unwrap_err();
     assert!(
-        matches!(e, Error::Smtp(smtp_sansio::Error::Timeout(_))),
+        matches!(e.inner(), Error::Smtp(smtp_sansio::Error::Timeout(_))),
         "the retry ran out of the first deadline: {e:?}"
     );
     assert!(start.elapsed() < timeout + Duration::from_secs(1));
@@ -299,7 +299,7 @@ async fn retry_after_send<R: Runtime>() {
         .unwrap_err();
     assert!(smtp_async::pool::retryable(&e), "{e:?}");
     assert!(
-        matches!(e, Error::Smtp(smtp_sansio::Error::Timeout(_))),
+        matches!(e.inner(), Error::Smtp(smtp_sansio::Error::Timeout(_))),
         "{e:?}"
     );
     assert_eq!(

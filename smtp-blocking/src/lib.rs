@@ -60,7 +60,7 @@ pub use smtp_adapter::dkim::{DkimKey, DkimSigner};
 use smtp_adapter::net::SocketTimeouts;
 pub use smtp_adapter::tls::ClientConfig;
 pub use smtp_adapter::{
-    self, Builder, Error, LMTP_PORT, Message, Options, SMTP_PORT, SMTPS_PORT, Tls,
+    self, Builder, Error, LMTP_PORT, Message, Options, SMTP_PORT, SMTPS_PORT, Server, Tls,
 };
 use smtp_adapter::{Call, Connect, Session, Target};
 use smtp_sansio::client::deadline_after;
@@ -75,7 +75,8 @@ impl Connect for SmtpClient {
     type Output = Result<SmtpClient, Error>;
 
     fn connect(b: Builder<SmtpClient>) -> Result<SmtpClient, Error> {
-        let mut c = SmtpClient::open(&b)?;
+        // A failure before the session's own errors name the server.
+        let mut c = SmtpClient::open(&b).map_err(|e| e.connecting_to(&b.server()))?;
         b.configure(&mut c.session);
         let mut setup = b.setup();
         while let Some(call) = setup.next(&c.session) {
@@ -195,7 +196,8 @@ impl SmtpClient {
             stream,
             socket: None,
         }));
-        SmtpClient::start(io, None, host.to_owned(), None, &options, None)
+        let server = Server::new(host, None);
+        SmtpClient::start(io, None, host.to_owned(), None, &options, None, server)
     }
 
     /// [`from_stream`](Self::from_stream) for a stream that runs over the TCP
@@ -208,9 +210,10 @@ impl SmtpClient {
         host: &str,
         options: Options,
     ) -> Result<SmtpClient, Error> {
+        let server = Server::new(host, None).with_addr(socket.peer_addr().ok());
         let socket = Some(socket);
         let io = Transport::Plain(Box::new(Caller { stream, socket }));
-        SmtpClient::start(io, None, host.to_owned(), None, &options, None)
+        SmtpClient::start(io, None, host.to_owned(), None, &options, None, server)
     }
 
     /// Opens the transport `b` asks for and reads the greeting.
@@ -218,11 +221,13 @@ impl SmtpClient {
         b.check()?;
         let options = b.session_options();
         let timeout = options.connect_timeout()?;
+        let mut server = b.server();
         let (plain, local): (Plain, _) = match b.host_port() {
             Some((host, port)) => {
                 let s =
                     smtp_adapter::net::connect_tcp(host, port, options.source_address, timeout)?;
                 let local = s.local_addr().ok().map(|a| a.ip());
+                server = server.with_addr(s.peer_addr().ok());
                 (Box::new(s), local)
             }
             #[cfg(unix)]
@@ -245,10 +250,11 @@ impl SmtpClient {
             resumed = Some(io.upgrade(tls, b.server_name(), deadline, cache)?);
         }
         let (host, tls) = (b.server_name().to_owned(), b.tls_config_given().cloned());
-        SmtpClient::start(io, local, host, tls, &options, resumed)
+        SmtpClient::start(io, local, host, tls, &options, resumed, server)
     }
 
-    /// A session on a connected transport: waits for the greeting.
+    /// A session on a connected transport: waits for the greeting. Its
+    /// errors name `server`.
     fn start(
         io: Transport,
         local: Option<std::net::IpAddr>,
@@ -256,6 +262,7 @@ impl SmtpClient {
         tls: Option<Arc<ClientConfig>>,
         options: &Options,
         implicit_tls: Option<bool>,
+        server: Server,
     ) -> Result<SmtpClient, Error> {
         let config = smtp_adapter::session_config(options, local, implicit_tls.is_some())?;
         let core = Client::new(config, Instant::now());
@@ -268,6 +275,7 @@ impl SmtpClient {
             timeouts: SocketTimeouts::default(),
             limit: None,
         };
+        client.session.set_server(server);
         if let Some(resumed) = implicit_tls {
             client.session.note_tls(resumed);
         }
@@ -535,11 +543,18 @@ impl SmtpClient {
         })
     }
 
+    /// Drives the core until `op` completes; a failure of the connection
+    /// names the server ([`Error::with_server`]).
+    fn run<T: Completion>(&mut self, op: Op<T>, body: Body<'_, dyn Read + '_>) -> Result<T, Error> {
+        let r = self.drive(op, body);
+        r.map_err(|e| e.with_server(self.session.server()))
+    }
+
     /// Drives the core until `op` completes. A transport failure ends the
     /// session in the core, and the loop goes on to the operation's own result,
     /// which says whether the message's fate is unknown
     /// ([`smtp_adapter::settle`]).
-    fn run<T: Completion>(
+    fn drive<T: Completion>(
         &mut self,
         op: Op<T>,
         mut body: Body<'_, dyn Read + '_>,

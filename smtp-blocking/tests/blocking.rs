@@ -23,7 +23,7 @@ fn opts() -> Options {
 }
 
 fn smtp_err(e: Error) -> SmtpError {
-    match e {
+    match e.into_inner() {
         Error::Smtp(s) => s,
         other => panic!("expected an SMTP error, got {other:?}"),
     }
@@ -384,7 +384,7 @@ fn implicit_tls_rejects_unknown_certificate() {
         Some(other.client_config()),
     )
     .unwrap_err();
-    assert!(matches!(e, Error::Tls(_)), "{e:?}");
+    assert!(matches!(e.inner(), Error::Tls(_)), "{e:?}");
 }
 
 #[test]
@@ -492,7 +492,7 @@ fn starttls_injected_bytes_end_the_session() {
     let mut c = SmtpClient::connect(&server.addr().to_string(), opts()).unwrap();
     // The test CA: nothing here depends on the machine's roots.
     c.set_tls_config(server.pki().client_config());
-    match c.starttls().unwrap_err() {
+    match c.starttls().unwrap_err().into_inner() {
         Error::Smtp(SmtpError::Protocol(ProtocolError::DataAfterStartTls(_))) => {}
         // Bytes that arrive after the 220 in a later read reach the TLS layer instead.
         Error::Tls(_) | Error::Io(_) => {}

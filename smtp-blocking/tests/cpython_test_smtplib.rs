@@ -37,7 +37,7 @@ fn options() -> Options {
 }
 
 fn smtp_err(e: Error) -> SmtpError {
-    match e {
+    match e.into_inner() {
         Error::Smtp(s) => s,
         other => panic!("expected an SMTP error, got {other:?}"),
     }
@@ -111,7 +111,9 @@ fn connect_from(
         o.source_address = Some(source);
         match connect(&server.addr().to_string(), o) {
             Ok(c) => return (c, source),
-            Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::AddrInUse => {}
+            Err(e)
+                if e.io_error().map(std::io::Error::kind)
+                    == Some(std::io::ErrorKind::AddrInUse) => {}
             Err(e) => panic!("{e:?}"),
         }
     }
@@ -865,7 +867,7 @@ mod non_connecting_tests {
         let server = scripted(Script::default().send("220 bye at once").close());
         let mut smtp = connect(&server);
         server.wait_for_closed(1, WAIT);
-        match smtp.ehlo(None).unwrap_err() {
+        match smtp.ehlo(None).unwrap_err().into_inner() {
             Error::Smtp(SmtpError::Disconnected) | Error::Io(_) => {}
             other => panic!("{other:?}"),
         }

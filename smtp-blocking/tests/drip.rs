@@ -30,7 +30,7 @@ fn times_out(drip: Drip, tls: Tls) {
     let e = r.expect_err("a dripping server cannot complete the session");
     assert!(
         matches!(
-            e,
+            e.inner(),
             Error::Smtp(smtp_blocking::smtp_sansio::Error::Timeout(_))
         ),
         "{drip:?}: {e:?}"

@@ -59,7 +59,7 @@ fn the_deadline_holds_over_a_caller_stream() {
     let e = smtp.noop().unwrap_err();
     assert!(
         matches!(
-            e,
+            e.inner(),
             Error::Smtp(smtp_blocking::smtp_sansio::Error::Timeout(_))
         ),
         "{e:?}"

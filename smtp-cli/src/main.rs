@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use smtp_blocking::smtp_adapter::{ErrorReport, Report};
-use smtp_blocking::smtp_sansio::{self, Transaction, client::PreparedMessage, sasl};
+use smtp_blocking::smtp_sansio::{self, Escaped, Transaction, client::PreparedMessage, sasl};
 use smtp_blocking::{Error, Options, SmtpClient, TransactionResult};
 
 const USAGE: &str = "\
@@ -317,11 +317,16 @@ fn main() -> ExitCode {
         Ok((result, status)) => {
             if json {
                 println!("{}", json::line(&Report::from(&result)));
+            } else {
+                print_refused(result.refused());
             }
             ExitCode::from(status)
         }
         Err(f) => {
-            eprintln!("smtp-send: {}", f.message);
+            eprintln!("smtp-send: {}", Escaped(&f.message));
+            if !json {
+                print_refused(f.refused.iter().map(|(a, r)| (a, r)));
+            }
             if json {
                 let error = ErrorReport {
                     kind: f.kind.to_owned(),
@@ -335,6 +340,16 @@ fn main() -> ExitCode {
             }
             ExitCode::from(f.status)
         }
+    }
+}
+
+/// Each refused recipient with the server's reply, one a line on stderr,
+/// the server's text escaped.
+fn print_refused<'a>(
+    refused: impl IntoIterator<Item = (&'a smtp_sansio::Address, &'a smtp_sansio::Reply)>,
+) {
+    for (address, reply) in refused {
+        eprintln!("smtp-send: refused {}: {reply}", Escaped(address.as_str()));
     }
 }
 
@@ -530,7 +545,8 @@ fn failure(e: Error) -> Failure {
     use smtp_sansio::{Error as E, UsageError as U};
     let message = e.to_string();
     let code = e.reply().map(smtp_blocking::Reply::code);
-    let (status, kind) = match &e {
+    // A connection failure names the server around the failure itself.
+    let (status, kind) = match e.inner() {
         // The end of the message went out and no final reply came: whatever
         // ended the session, the message may have been delivered.
         _ if e.delivery() == smtp_sansio::Delivery::Unknown => (EXIT_UNCERTAIN, "uncertain"),
@@ -565,7 +581,7 @@ fn failure(e: Error) -> Failure {
     };
     // The core made these addresses from ones it had checked.
     let address = |a: &str| smtp_sansio::Address::new(a).ok();
-    let (accepted, refused) = match &e {
+    let (accepted, refused) = match e.inner() {
         Error::Smtp(smtp_sansio::Error::RecipientsRefused(map)) => (
             Vec::new(),
             map.iter()

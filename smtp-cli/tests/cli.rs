@@ -241,7 +241,7 @@ fn recipients_refused_json_lists_them() {
     assert_eq!(r.status, 3);
     assert_eq!(
         r.json(),
-        r#"{"accepted": [], "refused": {"b@example.org": [550, "5.1.1 <b@example.org> no such user"]}, "reply": null, "error": {"kind": "recipients_refused", "code": null, "message": "all recipients refused"}}"#
+        r#"{"accepted": [], "refused": {"b@example.org": [550, "5.1.1 <b@example.org> no such user"]}, "reply": null, "error": {"kind": "recipients_refused", "code": null, "message": "all recipients refused: b@example.org: 550 5.1.1 <b@example.org> no such user"}}"#
     );
 }
 

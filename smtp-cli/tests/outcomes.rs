@@ -71,7 +71,7 @@ fn recipients_refused_then_a_reset_at_rset_exits_3_with_the_map() {
         assert_eq!(r.status, 3, "pipelining {pipelining}: {}", r.stderr);
         assert_eq!(
             r.json,
-            r#"{"accepted": [], "refused": {"b@example.org": [550, "5.1.1 <b@example.org> no such user"]}, "reply": null, "error": {"kind": "recipients_refused", "code": null, "message": "all recipients refused"}}"#,
+            r#"{"accepted": [], "refused": {"b@example.org": [550, "5.1.1 <b@example.org> no such user"]}, "reply": null, "error": {"kind": "recipients_refused", "code": null, "message": "all recipients refused: b@example.org: 550 5.1.1 <b@example.org> no such user"}}"#,
             "pipelining {pipelining}"
         );
     }

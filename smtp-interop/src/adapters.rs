@@ -135,7 +135,7 @@ impl Opened {
 
 impl From<smtp_adapter::Error> for Failure {
     fn from(e: smtp_adapter::Error) -> Failure {
-        match &e {
+        match e.inner() {
             smtp_adapter::Error::Smtp(s) => Failure::new(Some(s), e.to_string()),
             _ => Failure::new(None, e.to_string()),
         }

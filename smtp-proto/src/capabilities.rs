@@ -4,7 +4,20 @@
 //! RFC 6531 (SMTPUTF8), RFC 3030 (CHUNKING, BINARYMIME), RFC 3461 (DSN),
 //! RFC 2034 (ENHANCEDSTATUSCODES), RFC 8689 (REQUIRETLS).
 
+use std::collections::{HashMap, HashSet};
+
 use crate::reply::Reply;
+
+/// Counts the steps of the parse (each keyword line, each parameter taken
+/// or checked once, each lookup), for the tests that hold it to a linear
+/// bound.
+#[cfg(test)]
+fn count(n: usize) {
+    tests::OPS.with(|ops| ops.set(ops.get() + n));
+}
+
+#[cfg(not(test))]
+fn count(_: usize) {}
 
 /// The extensions a server announced, keyed case-insensitively.
 ///
@@ -21,12 +34,22 @@ pub struct Capabilities {
 impl Capabilities {
     /// Parses the reply to EHLO or LHLO. Lines that are not a valid keyword are
     /// skipped, never an error.
+    ///
+    /// The cost is linear in the size of the reply, whatever it holds: a
+    /// keyword announced again is found through an index, and its merged
+    /// parameters are checked against a set, not against each other (a
+    /// hostile 64 KiB reply of one keyword with 16,000 new parameters would
+    /// otherwise cost 10^8 comparisons).
     #[must_use]
     pub fn parse(reply: &Reply) -> Capabilities {
         let mut caps = Capabilities {
             greeting: reply.first_line().to_owned(),
             extensions: Vec::new(),
         };
+        // Where each keyword is in `extensions`.
+        let mut index: HashMap<String, usize> = HashMap::new();
+        // For a keyword announced more than once: its parameters, lower case.
+        let mut merged: HashMap<usize, HashSet<String>> = HashMap::new();
         for line in reply.lines().skip(1) {
             let mut words = line.split_ascii_whitespace();
             let Some(first) = words.next() else {
@@ -49,21 +72,32 @@ impl Capabilities {
                 continue;
             }
             let keyword = keyword.to_ascii_uppercase();
-            let params: Vec<String> = inline
+            let params = inline
                 .filter(|v| !v.is_empty())
                 .into_iter()
                 .chain(words)
-                .map(str::to_owned)
-                .collect();
-            match caps.extensions.iter_mut().find(|(k, _)| *k == keyword) {
-                Some((_, existing)) => {
+                .map(str::to_owned);
+            count(1);
+            match index.get(&keyword) {
+                Some(&i) => {
+                    let existing = &mut caps.extensions[i].1;
+                    let seen = merged.entry(i).or_insert_with(|| {
+                        count(existing.len());
+                        existing.iter().map(|e| e.to_ascii_lowercase()).collect()
+                    });
                     for p in params {
-                        if !existing.iter().any(|e| e.eq_ignore_ascii_case(&p)) {
+                        count(1);
+                        if seen.insert(p.to_ascii_lowercase()) {
                             existing.push(p);
                         }
                     }
                 }
-                None => caps.extensions.push((keyword, params)),
+                None => {
+                    let params: Vec<String> = params.collect();
+                    count(params.len());
+                    index.insert(keyword.clone(), caps.extensions.len());
+                    caps.extensions.push((keyword, params));
+                }
             }
         }
         caps
@@ -119,10 +153,12 @@ impl Capabilities {
     /// The AUTH mechanisms, upper case, without duplicates, in the order announced.
     #[must_use]
     pub fn auth_mechanisms(&self) -> Vec<String> {
+        let mut seen = HashSet::new();
         let mut out: Vec<String> = Vec::new();
         for m in self.params("AUTH").unwrap_or_default() {
+            count(1);
             let m = m.to_ascii_uppercase();
-            if !out.contains(&m) {
+            if seen.insert(m.clone()) {
                 out.push(m);
             }
         }
@@ -181,5 +217,116 @@ impl Capabilities {
     #[must_use]
     pub fn requiretls(&self) -> bool {
         self.has("REQUIRETLS")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::Capabilities;
+    use crate::reply::{Reply, ReplyParser};
+
+    thread_local! {
+        pub(super) static OPS: Cell<usize> = const { Cell::new(0) };
+    }
+
+    /// The steps counted while `f` runs.
+    fn ops(f: impl FnOnce()) -> usize {
+        OPS.with(|ops| ops.set(0));
+        f();
+        OPS.with(Cell::get)
+    }
+
+    /// A distinct token of three characters.
+    fn token(n: usize) -> String {
+        const SET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+        [n / 1296 % 36, n / 36 % 36, n % 36]
+            .iter()
+            .map(|&i| char::from(SET[i]))
+            .collect()
+    }
+
+    /// `250-mx`, then `lines` lines of `keyword` with `per_line` new tokens
+    /// each, through the reply parser (within its default limits).
+    fn hostile(keyword: &str, lines: usize, per_line: usize) -> Reply {
+        let mut wire = b"250-mx\r\n".to_vec();
+        let mut n = 0;
+        for l in 0..lines {
+            let sep = if l + 1 == lines { ' ' } else { '-' };
+            wire.extend_from_slice(format!("250{sep}{keyword}").as_bytes());
+            for _ in 0..per_line {
+                wire.extend_from_slice(format!(" {}", token(n)).as_bytes());
+                n += 1;
+            }
+            wire.extend_from_slice(b"\r\n");
+        }
+        assert!(wire.len() <= 64 * 1024, "{}", wire.len());
+        ReplyParser::new(crate::ReplyLimits::default())
+            .parse(&wire)
+            .unwrap()
+            .1
+            .unwrap()
+    }
+
+    #[test]
+    fn the_parse_takes_a_bounded_number_of_steps_per_word() {
+        // 16 lines of AUTH with 1000 new mechanisms each: 16,000 words. A
+        // merge that compares each new parameter with those before it takes
+        // about 10^8 steps; the parse takes one or two per word.
+        for keyword in ["AUTH", "AUTH=X", "X-LIST"] {
+            let r = hostile(keyword, 16, 1000);
+            let words = 16 * 1001;
+            let mut caps = Capabilities::default();
+            let parse = ops(|| caps = Capabilities::parse(&r));
+            assert!(
+                parse <= 3 * words,
+                "{keyword}: {parse} steps for {words} words"
+            );
+            let expected = match keyword {
+                "AUTH" => 16_000,
+                // X, then every token.
+                "AUTH=X" => 16_001,
+                _ => 0,
+            };
+            let auth = ops(|| assert_eq!(caps.auth_mechanisms().len(), expected));
+            assert!(
+                auth <= words,
+                "{keyword}: auth_mechanisms took {auth} steps"
+            );
+        }
+    }
+
+    #[test]
+    fn the_same_keyword_on_many_lines_takes_one_step_each() {
+        let r = hostile("SIZE", 250, 1);
+        let mut caps = Capabilities::default();
+        let parse = ops(|| caps = Capabilities::parse(&r));
+        assert!(parse <= 3 * 250 * 2, "{parse} steps");
+        assert_eq!(caps.params("size").map(<[String]>::len), Some(250));
+    }
+
+    #[test]
+    fn merging_keeps_the_first_spelling_and_order() {
+        let r = Reply::new(
+            250,
+            [
+                "mx",
+                "AUTH PLAIN login",
+                "AUTH=LOGIN CRAM-MD5 plain",
+                "auth XOAUTH2 Plain",
+            ]
+            .map(String::from)
+            .to_vec(),
+        );
+        let caps = Capabilities::parse(&r);
+        assert_eq!(
+            caps.params("AUTH").unwrap(),
+            ["PLAIN", "login", "CRAM-MD5", "XOAUTH2"]
+        );
+        assert_eq!(
+            caps.auth_mechanisms(),
+            ["PLAIN", "LOGIN", "CRAM-MD5", "XOAUTH2"]
+        );
     }
 }

@@ -14,6 +14,14 @@
 //! A fatal error is sticky: every later operation on the session fails with a clone
 //! of it.
 //!
+//! One rule for what an error says (the adapters' errors follow it too): its
+//! `Display` is the whole message, a cause included ([`Error::Uncertain`]
+//! shows what ended the wait), and `source()` returns `None`, so a reporter
+//! that prints `Display` and then walks the sources never repeats a cause.
+//! Text from the server in a `Display` (a reply, a malformed line, the list
+//! of mechanisms) has its control characters escaped
+//! ([`Escaped`](crate::reply::Escaped)).
+//!
 //! Delivery certainty (RFC 5321 section 6.1): once the end of a message (the
 //! final dot, or `BDAT ... LAST`) has gone out (the write holding its last
 //! byte completed), a lost connection, a timeout or a malformed reply before
@@ -27,14 +35,16 @@
 //! [`Error::delivery`] tells the cases apart for a caller that decides
 //! whether to send again.
 
-use crate::reply::Reply;
+use std::fmt;
+
+use crate::reply::{Escaped, Reply};
 
 /// The peer broke the protocol. Always fatal to the session.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProtocolError {
     /// A reply line could not be parsed (no three-digit code, bad separator, ...).
-    #[error("malformed reply line: {0}")]
+    #[error("malformed reply line: {}", Escaped(.0))]
     MalformedReply(String),
     /// A continuation line carried a different code than the first line.
     #[error("reply line code {found} differs from the reply's code {expected}")]
@@ -83,7 +93,7 @@ pub enum UsageError {
     WrongState(&'static str),
     /// The server did not offer an extension the operation needs (smtplib's
     /// `SMTPNotSupportedError`).
-    #[error("the server does not support {0}")]
+    #[error("the server does not support {}", Escaped(.0))]
     NotSupported(String),
     /// The message is larger than the SIZE the server announced (RFC 1870).
     #[error("message of {size} bytes exceeds the server's SIZE limit of {limit} bytes")]
@@ -112,7 +122,7 @@ pub enum UsageError {
     #[error("TLS is required but the session is not encrypted")]
     TlsRequired,
     /// A header block could not yield an envelope (smtplib's `ValueError` cases).
-    #[error("cannot take the envelope from the headers: {0}")]
+    #[error("cannot take the envelope from the headers: {}", Escaped(.0))]
     Envelope(String),
 }
 
@@ -227,24 +237,27 @@ pub enum Error {
     #[error("authentication failed: {0}")]
     AuthFailed(Reply),
     /// None of the server's AUTH mechanisms is one this client can use.
-    #[error("no suitable authentication mechanism (server offers: {0})")]
+    #[error("no suitable authentication mechanism (server offers: {})", Escaped(.0))]
     NoAuthMechanism(String),
     /// A mechanism could not answer a challenge; the exchange was cancelled.
-    #[error("authentication mechanism failed: {0}")]
+    #[error("authentication mechanism failed: {}", Escaped(.0))]
     Mechanism(String),
     /// STARTTLS was refused by the server.
     #[error("STARTTLS refused: {0}")]
     StartTlsRefused(Reply),
     /// MAIL FROM was refused (smtplib's `SMTPSenderRefused`).
-    #[error("sender {sender} refused: {reply}")]
+    #[error("sender {} refused: {reply}", Escaped(sender))]
     SenderRefused {
         /// The server's answer.
         reply: Reply,
         /// The refused reverse path.
         sender: String,
     },
-    /// Every recipient was refused (smtplib's `SMTPRecipientsRefused`).
-    #[error("all recipients refused")]
+    /// Every recipient was refused (smtplib's `SMTPRecipientsRefused`): each
+    /// with the server's reply, in order. `Display` lists the first
+    /// [`Error::LISTED_RECIPIENTS`] with their replies (each cut at
+    /// [`Error::LISTED_REPLY_CHARS`] characters) and says how many more.
+    #[error("all recipients refused: {}", RefusedList(.0))]
     RecipientsRefused(Vec<(String, Reply)>),
     /// DATA or BDAT or the final reply to the body was not a success (smtplib's
     /// `SMTPDataError`).
@@ -271,7 +284,45 @@ pub enum Error {
     },
 }
 
+/// The recipients of [`Error::RecipientsRefused`] as its `Display` shows them.
+struct RefusedList<'a>(&'a [(String, Reply)]);
+
+impl fmt::Display for RefusedList<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return f.write_str("none listed");
+        }
+        let shown = self.0.len().min(Error::LISTED_RECIPIENTS);
+        for (i, (address, reply)) in self.0[..shown].iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            let reply = reply.to_string();
+            let cut = reply
+                .char_indices()
+                .nth(Error::LISTED_REPLY_CHARS)
+                .map(|(at, _)| at);
+            match cut {
+                Some(at) => write!(f, "{}: {}...", Escaped(address), &reply[..at])?,
+                None => write!(f, "{}: {reply}", Escaped(address))?,
+            }
+        }
+        match self.0.len() - shown {
+            0 => Ok(()),
+            more => write!(f, "; and {more} more"),
+        }
+    }
+}
+
 impl Error {
+    /// How many refused recipients the `Display` of
+    /// [`Error::RecipientsRefused`] lists (the error itself keeps them all).
+    pub const LISTED_RECIPIENTS: usize = 5;
+
+    /// How many characters of each listed recipient's reply that `Display`
+    /// shows.
+    pub const LISTED_REPLY_CHARS: usize = 200;
+
     /// Whether the error ended the session. Fatal errors are sticky: every later
     /// operation fails with the same error.
     #[must_use]

@@ -22,5 +22,5 @@ pub use client::{
 pub use command::{Address, Command, Domain, Parameter, Text, Verb};
 pub use error::{Delivery, Error, ProtocolError, RecipientDelivery, Stage, UsageError};
 pub use mail::{BodyType, Envelope, Notify, Ret};
-pub use reply::{EnhancedStatus, Reply, ReplyLimits, ReplyLines, ReplyParser};
+pub use reply::{EnhancedStatus, Escaped, Reply, ReplyLimits, ReplyLines, ReplyParser};
 pub use sasl::{Credentials, Mechanism, Secret};

@@ -197,6 +197,8 @@ impl DoubleEndedIterator for ReplyLines<'_> {
     }
 }
 
+/// A person reads this: the code and the lines joined by ` / `, each control
+/// character the server sent shown as an escape ([`Escaped`]).
 impl fmt::Display for Reply {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} ", self.code)?;
@@ -204,9 +206,57 @@ impl fmt::Display for Reply {
             if i > 0 {
                 f.write_str(" / ")?;
             }
-            f.write_str(line)?;
+            Escaped(line).fmt(f)?;
         }
         Ok(())
+    }
+}
+
+/// Text from a server (or anything else untrusted), made safe to show a
+/// person on a terminal or in a log: every control character (C0, TAB, CR,
+/// LF and NUL included, DEL, and the C1 range) is written as a visible
+/// escape, `\x1b` for ESC, `\u{9b}` for a C1 character; everything else as
+/// is. A backslash is not doubled, so escaping is idempotent (what it writes
+/// contains no control character) at the cost of `\x1b` in the original
+/// text reading like an escaped ESC. Invalid UTF-8 never gets here: the
+/// reply parser replaced it with U+FFFD.
+///
+/// ```
+/// use smtp_sansio::reply::Escaped;
+/// assert_eq!(Escaped("220 \x1b[2Jmx\x07\r").to_string(), r"220 \x1b[2Jmx\x07\x0d");
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct Escaped<'a>(pub &'a str);
+
+impl fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut rest = self.0;
+        while let Some(i) = rest.find(char::is_control) {
+            let (clean, tail) = rest.split_at(i);
+            f.write_str(clean)?;
+            let mut chars = tail.chars();
+            if let Some(c) = chars.next() {
+                let n = u32::from(c);
+                if n < 0x80 {
+                    write!(f, "\\x{n:02x}")?;
+                } else {
+                    write!(f, "\\u{{{n:x}}}")?;
+                }
+            }
+            rest = chars.as_str();
+        }
+        f.write_str(rest)
+    }
+}
+
+/// `text` with every control character escaped ([`Escaped`]); borrowed when
+/// there is none.
+#[must_use]
+pub fn escape(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains(char::is_control) {
+        std::borrow::Cow::Owned(Escaped(text).to_string())
+    } else {
+        std::borrow::Cow::Borrowed(text)
     }
 }
 

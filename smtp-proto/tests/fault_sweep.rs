@@ -731,9 +731,7 @@ fn expected(ran: &Ran, i: usize, to: &[&str], end_transmitted: bool) -> Expected
         };
     }
     if last.iter().any(|(_, c)| *c == 421) {
-        let all_answered = accepted_at_rcpt
-            .iter()
-            .all(|r| code_of(&last, r).is_some());
+        let all_answered = accepted_at_rcpt.iter().all(|r| code_of(&last, r).is_some());
         if all_answered {
             return end_421(to, &last);
         }

@@ -113,6 +113,9 @@ pub struct Failure {
 pub fn failed(e: &smtp_adapter::Error) -> Outcome {
     use smtp_adapter::Error as A;
     use smtp_sansio::Error as C;
+    // A facade's connection failures come wrapped with the server's name.
+    let wrapped = e;
+    let e = e.inner();
     let kind = match e {
         A::Smtp(c) => match c {
             C::SenderRefused { .. } => "sender_refused",
@@ -139,7 +142,7 @@ pub fn failed(e: &smtp_adapter::Error) -> Outcome {
         _ => Vec::new(),
     };
     Outcome::Failed(Failure {
-        delivery: e.delivery(),
+        delivery: wrapped.delivery(),
         kind,
         code,
         recipients,

@@ -135,7 +135,7 @@ async fn checkout_waits_at_most_the_checkout_timeout() {
     let held = pool.get().await.unwrap();
     let e = pool.get().await.unwrap_err();
     assert!(
-        matches!(e, Error::Smtp(smtp_sansio::Error::Timeout(_))),
+        matches!(e.inner(), Error::Smtp(smtp_sansio::Error::Timeout(_))),
         "{e:?}"
     );
     assert_eq!(e.delivery(), Delivery::NotSent);
@@ -272,7 +272,7 @@ async fn a_421_before_the_end_is_retried_on_a_fresh_connection_when_asked() {
     let e = pool.send(&envelope(), &message(0)).await.unwrap_err();
     assert_eq!(e.delivery(), Delivery::NotSent);
     assert!(matches!(
-        e,
+        e.inner(),
         Error::Smtp(smtp_sansio::Error::ServiceClosing { .. })
     ));
     assert_eq!(connects.load(Ordering::SeqCst), 1);

@@ -75,7 +75,7 @@ fn said_quit(server: &MockServer, i: usize) -> bool {
 }
 
 fn is_timeout(e: &Error) -> bool {
-    matches!(e, Error::Smtp(smtp_sansio::Error::Timeout(_)))
+    matches!(e.inner(), Error::Smtp(smtp_sansio::Error::Timeout(_)))
 }
 
 // ----- 1. the checkout deadline -----

@@ -30,7 +30,7 @@ fn test_ca(server: &MockServer) -> Option<std::sync::Arc<ClientConfig>> {
 }
 
 fn render(e: &Error) -> String {
-    match e {
+    match e.inner() {
         Error::Smtp(s) => render_error(s),
         Error::Io(_) => "err Io".into(),
         Error::Tls(_) => "err Tls".into(),

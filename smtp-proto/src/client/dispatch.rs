@@ -13,7 +13,7 @@ use super::{
 };
 use crate::command::Command;
 use crate::error::{Error, ProtocolError, Stage};
-use crate::reply::Reply;
+use crate::reply::{Escaped, Reply};
 
 /// What the head of the in-flight queue is waiting for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,7 +130,7 @@ impl Client {
     pub(super) fn transmit(&mut self, now: Instant, cmd: Command, e: Expect) {
         if self.config.trace {
             self.out
-                .push_back(Output::Trace(Trace::Sent(cmd.redacted())));
+                .push_back(Output::Trace(Trace::Sent(escape_owned(cmd.redacted()))));
         }
         self.note_transaction_command(&cmd);
         cmd.encode(&mut self.tx);
@@ -144,7 +144,7 @@ impl Client {
         let n = reply.line_count();
         for (i, l) in reply.lines().enumerate() {
             let sep = if i + 1 == n { ' ' } else { '-' };
-            let line = format!("{}{sep}{l}", reply.code());
+            let line = format!("{}{sep}{}", reply.code(), Escaped(l));
             self.out.push_back(Output::Trace(Trace::Received(line)));
         }
     }
@@ -388,5 +388,15 @@ impl Client {
             OpState::Simple(_, _) => self.simple_reply(expect, reply),
             OpState::Quit { .. } => self.quit_reply(reply),
         }
+    }
+}
+
+/// `line` with its control characters escaped ([`Escaped`]), reusing it when
+/// it has none.
+fn escape_owned(line: String) -> String {
+    if line.contains(char::is_control) {
+        Escaped(&line).to_string()
+    } else {
+        line
     }
 }

@@ -74,7 +74,9 @@ impl OpId {
 /// What the driver must do next: the one vocabulary of driver actions, from
 /// [`Client::poll_output`] (every operation's events, results as [`Outcome`])
 /// and from [`Client::drive`] (one operation's, its result typed `T`).
-#[derive(Debug)]
+///
+/// `Debug` shows how many bytes a [`Output::Transmit`] holds, not the bytes
+/// (they may be an AUTH payload).
 #[must_use]
 pub enum Output<T = Outcome> {
     /// Write these bytes to the transport, all of them, in order; then hand
@@ -98,7 +100,23 @@ pub enum Output<T = Outcome> {
     Closed,
 }
 
-/// One transcript line, as smtplib's debug output prints them.
+impl<T: std::fmt::Debug> std::fmt::Debug for Output<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Output::Transmit(bytes) => write!(f, "Transmit(<{} bytes>)", bytes.len()),
+            Output::Event(e) => f.debug_tuple("Event").field(e).finish(),
+            Output::StartTls => f.write_str("StartTls"),
+            Output::Trace(t) => f.debug_tuple("Trace").field(t).finish(),
+            Output::Wait(d) => f.debug_tuple("Wait").field(d).finish(),
+            Output::Closed => f.write_str("Closed"),
+        }
+    }
+}
+
+/// One transcript line, as smtplib's debug output prints them. Its control
+/// characters are escaped ([`Escaped`](crate::reply::Escaped): `\x1b` for
+/// ESC), so a line can go to a terminal or a log as it is: a greeting or
+/// reply cannot inject terminal sequences.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Trace {
     /// A line the client sent (AUTH payloads replaced by `<redacted>`; message
@@ -197,7 +215,10 @@ struct Active {
 ///
 /// Create it when the transport is connected (after the TLS handshake for
 /// implicit TLS); it starts by waiting for the greeting ([`Op::GREETING`]).
-#[derive(Debug)]
+///
+/// Its `Debug` shows the session's state and the sizes of its buffers, never
+/// their bytes: the output buffer and queue hold an AUTH payload (a password
+/// in base64) until the driver takes it.
 pub struct Client {
     config: Config,
     parser: ReplyParser,
@@ -241,6 +262,27 @@ pub struct Client {
     /// what [`Client::handle_write_error`] compares the bytes written with.
     end_in_transmit: Option<usize>,
     next_id: u64,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("config", &self.config)
+            .field("phase", &self.phase)
+            .field("tls", &self.tls)
+            .field("authenticated", &self.authenticated)
+            .field("greeting", &self.greeting)
+            .field("capabilities", &self.caps)
+            .field("fatal", &self.fatal)
+            .field("active", &self.active.as_ref().map(|a| a.id))
+            .field("queued", &self.queue.len())
+            .field("inflight", &self.inflight)
+            .field("deadline", &self.deadline)
+            .field("output_bytes", &self.tx.len())
+            .field("outputs_queued", &self.out.len())
+            .field("input_bytes", &self.inbuf.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Client {
