@@ -748,10 +748,11 @@ fn expected(ran: &Ran, i: usize, to: &[&str], end_transmitted: bool) -> Expected
 /// recipient: those answered before keep their replies, and when it took the
 /// place of the last reply awaited the transaction is answered; when other
 /// recipients were still waiting, theirs never came, and the message is
-/// [`Delivery::Unknown`] for them (the 421's recipient refused).
-
+/// [`Delivery::Unknown`] for them (the 421's recipient refused), which
+/// [`expected`] works out before calling this.
+///
 /// The outcome when a 421 answered the end of the message (under LMTP, in
-/// place of the reply for one recipient).
+/// place of the last reply awaited).
 fn end_421(to: &[&str], last: &[(String, u16)]) -> Expected {
     let code_of =
         |list: &[(String, u16)], r: &str| list.iter().find(|(a, _)| a == r).map(|(_, c)| *c);
