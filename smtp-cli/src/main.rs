@@ -524,7 +524,7 @@ fn run(args: &Args) -> Result<(TransactionResult, u8), Failure> {
 
 /// Maps an error to the contract's exit status and a JSON kind.
 fn failure(e: Error) -> Failure {
-    use smtp_sansio::{Error as E, UsageError as U};
+    use smtp_sansio::{Error as E, SecurityError as S, UsageError as U};
     let message = e.to_string();
     let code = e.reply().map(smtp_blocking::Reply::code);
     let (status, kind) = match &e {
@@ -533,7 +533,11 @@ fn failure(e: Error) -> Failure {
         _ if e.delivery() == smtp_sansio::Delivery::Unknown => (EXIT_UNCERTAIN, "uncertain"),
         Error::Smtp(s) => match s {
             E::Usage(U::NotSupported(_)) => (EXIT_REFUSED, "not_supported"),
-            E::Usage(U::TlsRequired) => (EXIT_REFUSED, "not_supported"),
+            // Security refusals: nothing was sent for them.
+            E::Security(S::TlsRequired) => (EXIT_REFUSED, "tls_required"),
+            E::Security(S::StartTlsNotOffered) => (EXIT_REFUSED, "starttls_not_offered"),
+            E::Security(S::PlaintextAuth { .. }) => (EXIT_REFUSED, "plaintext_auth"),
+            E::Security(_) => (EXIT_REFUSED, "security"),
             E::Usage(U::MessageTooLarge { .. }) => (EXIT_REFUSED, "message_too_large"),
             E::Usage(U::InvalidArgument { .. } | U::BareLineEnding { .. } | U::Envelope(_)) => {
                 (EXIT_USAGE, "usage")
