@@ -10,6 +10,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use smtp_adapter::args::{self, Addressing, Body};
+use smtp_adapter::net::Peer;
 use smtp_adapter::tls::ClientConfig;
 use smtp_adapter::{Builder, Call, Connect, Error, Message, Options, Session, Target, Tls};
 use smtp_sansio::{
@@ -59,13 +60,14 @@ impl<R: Runtime> Connect for SmtpClient<R> {
 }
 
 /// Connects to `host:port` over TCP, each address in turn, each attempt
-/// within the connect timeout, the whole before `deadline`.
+/// within the connect timeout, the whole before `deadline`; with the
+/// connection, the peer it reached.
 async fn connect_tcp<R: Runtime>(
     host: &str,
     port: u16,
     options: &Options,
     deadline: Instant,
-) -> Result<Connected, Error> {
+) -> Result<(Connected, Peer), Error> {
     let (source, timeout) = (options.source_address, options.connect_timeout()?);
     let timed_out = || io::Error::from(io::ErrorKind::TimedOut);
     let addrs = match host.parse::<std::net::IpAddr>() {
@@ -81,7 +83,7 @@ async fn connect_tcp<R: Runtime>(
         }
         let attempt = R::connect_tcp(addr, source, timeout);
         match before::<R, _>(Instant::now() + timeout, attempt).await {
-            Some(Ok(c)) => return Ok(c),
+            Some(Ok(c)) => return Ok((c, Peer::Tcp(addr.ip()))),
             Some(Err(e)) => last = e,
             None => last = timed_out(),
         }
@@ -145,12 +147,13 @@ impl<R: Runtime> SmtpClient<R> {
         b.check()?;
         let options = b.session_options();
         let deadline = Instant::now() + options.connect_timeout()?;
-        let c = match (b.host_port(), b.target()) {
+        let (c, peer) = match (b.host_port(), b.target()) {
             (Some((host, port)), _) => connect_tcp::<R>(host, port, &options, deadline).await?,
             #[cfg(unix)]
-            (None, Target::Unix(path)) => before::<R, _>(deadline, R::connect_unix(path))
-                .await
-                .ok_or(Error::timeout("the connection"))??,
+            (None, Target::Unix(path)) => {
+                let unix = before::<R, _>(deadline, R::connect_unix(path)).await;
+                (unix.ok_or(Error::timeout("the connection"))??, Peer::Unix)
+            }
             _ => return Err(Error::Io(io::ErrorKind::Unsupported.into())),
         };
         let mut io = Transport::Plain(c.io);
@@ -162,7 +165,7 @@ impl<R: Runtime> SmtpClient<R> {
         }
         let host = b.server_name().to_owned();
         let tls = b.tls_config_given().cloned();
-        SmtpClient::start(io, c.local_ip, host, options, tls, resumed).await
+        SmtpClient::start(io, c.local_ip, host, options, tls, resumed, peer).await
     }
 
     /// A session over a stream the caller connected (through a proxy, say);
@@ -174,7 +177,8 @@ impl<R: Runtime> SmtpClient<R> {
         R: WrapStream<S>,
     {
         let io = Transport::Plain(R::wrap(stream));
-        SmtpClient::start(io, None, host.to_owned(), options, None, None).await
+        let host = host.to_owned();
+        SmtpClient::start(io, None, host, options, None, None, Peer::Stream).await
     }
 
     async fn start(
@@ -184,8 +188,11 @@ impl<R: Runtime> SmtpClient<R> {
         options: Options,
         tls: Option<Arc<ClientConfig>>,
         implicit_tls: Option<bool>,
+        peer: Peer,
     ) -> Result<Self, Error> {
-        let config = smtp_adapter::session_config(&options, local_ip, implicit_tls.is_some())?;
+        let tls_on_connect = implicit_tls.is_some();
+        let config =
+            smtp_adapter::session_config(&options, local_ip, tls_on_connect, peer, tls.as_ref())?;
         let now = Instant::now();
         let mut client = SmtpClient {
             session: Session::new(Client::new(config, now), host, tls, options.debug_level),

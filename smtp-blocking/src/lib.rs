@@ -57,7 +57,7 @@ use std::time::{Duration, Instant};
 use smtp_adapter::args::{self, Addressing, Body};
 #[cfg(feature = "dkim")]
 pub use smtp_adapter::dkim::{DkimKey, DkimSigner};
-use smtp_adapter::net::SocketTimeouts;
+use smtp_adapter::net::{Peer, SocketTimeouts};
 pub use smtp_adapter::tls::ClientConfig;
 pub use smtp_adapter::{
     self, Builder, Error, LMTP_PORT, Message, Options, SMTP_PORT, SMTPS_PORT, Tls,
@@ -195,7 +195,15 @@ impl SmtpClient {
             stream,
             socket: None,
         }));
-        SmtpClient::start(io, None, host.to_owned(), None, &options, None)
+        SmtpClient::start(
+            io,
+            None,
+            host.to_owned(),
+            None,
+            &options,
+            None,
+            Peer::Stream,
+        )
     }
 
     /// [`from_stream`](Self::from_stream) for a stream that runs over the TCP
@@ -210,7 +218,15 @@ impl SmtpClient {
     ) -> Result<SmtpClient, Error> {
         let socket = Some(socket);
         let io = Transport::Plain(Box::new(Caller { stream, socket }));
-        SmtpClient::start(io, None, host.to_owned(), None, &options, None)
+        SmtpClient::start(
+            io,
+            None,
+            host.to_owned(),
+            None,
+            &options,
+            None,
+            Peer::Stream,
+        )
     }
 
     /// Opens the transport `b` asks for and reads the greeting.
@@ -218,18 +234,22 @@ impl SmtpClient {
         b.check()?;
         let options = b.session_options();
         let timeout = options.connect_timeout()?;
-        let (plain, local): (Plain, _) = match b.host_port() {
+        let (plain, local, peer): (Plain, _, _) = match b.host_port() {
             Some((host, port)) => {
                 let s =
                     smtp_adapter::net::connect_tcp(host, port, options.source_address, timeout)?;
                 let local = s.local_addr().ok().map(|a| a.ip());
-                (Box::new(s), local)
+                // Whether a password may go without TLS depends on where the
+                // socket really goes, whatever the name said.
+                let peer = Peer::Tcp(s.peer_addr()?.ip());
+                (Box::new(s), local, peer)
             }
             #[cfg(unix)]
             None => match b.target() {
                 Target::Unix(path) => (
                     Box::new(std::os::unix::net::UnixStream::connect(path)?),
                     None,
+                    Peer::Unix,
                 ),
                 _ => return Err(Error::Io(std::io::ErrorKind::InvalidInput.into())),
             },
@@ -244,10 +264,10 @@ impl SmtpClient {
             resumed = Some(io.upgrade(tls, b.server_name())?);
         }
         let (host, tls) = (b.server_name().to_owned(), b.tls_config_given().cloned());
-        SmtpClient::start(io, local, host, tls, &options, resumed)
+        SmtpClient::start(io, local, host, tls, &options, resumed, peer)
     }
 
-    /// A session on a connected transport: waits for the greeting.
+    /// A session on a connected transport to `peer`: waits for the greeting.
     fn start(
         io: Transport,
         local: Option<std::net::IpAddr>,
@@ -255,8 +275,15 @@ impl SmtpClient {
         tls: Option<Arc<ClientConfig>>,
         options: &Options,
         implicit_tls: Option<bool>,
+        peer: Peer,
     ) -> Result<SmtpClient, Error> {
-        let config = smtp_adapter::session_config(options, local, implicit_tls.is_some())?;
+        let config = smtp_adapter::session_config(
+            options,
+            local,
+            implicit_tls.is_some(),
+            peer,
+            tls.as_ref(),
+        )?;
         let core = Client::new(config, Instant::now());
         let mut client = SmtpClient {
             session: Session::new(core, host, tls, options.debug_level),

@@ -22,6 +22,7 @@ usage: smtp-send [--server HOST[:PORT] | --unix PATH] [--lmtp]
                  [--tls none|starttls|implicit] [--ca-file PEM] [--insecure]
                  [--helo NAME] [--source ADDR] [--timeout SECS]
                  [--user U [--password-file FILE | --password P]] [--auth MECH]
+                 [--allow-plaintext-auth]
                  [--from ADDR] [--to ADDR]... [--header-envelope]
                  [--mail-option OPT]... [--rcpt-option OPT]...
                  [--no-pipelining] [--no-chunking] [-v|-vv] [--json]
@@ -29,6 +30,11 @@ usage: smtp-send [--server HOST[:PORT] | --unix PATH] [--lmtp]
        smtp-send demo
 
 --tls starttls requires STARTTLS: the message is not sent when it is not offered.
+
+--user sends the password only over TLS with a verified certificate, or to a
+loopback address or Unix socket: in plaintext to another server, or over
+--insecure TLS, smtp-send exits 3 and sends nothing (no AUTH, no MAIL) unless
+--allow-plaintext-auth is given (the one opt-in for both).
 Without --from and --to (or with --header-envelope) the envelope comes from the
 message headers (Sender/From; To, Cc, Bcc; or one Resent-* block) and Bcc is
 not transmitted. --auth is one of PLAIN, LOGIN, CRAM-MD5, XOAUTH2, OAUTHBEARER
@@ -79,6 +85,7 @@ struct Args {
     password: Option<Password>,
     password_file: Option<PathBuf>,
     auth: Option<String>,
+    allow_plaintext_auth: bool,
     from: Option<String>,
     to: Vec<String>,
     header_envelope: bool,
@@ -183,6 +190,7 @@ fn parse_args(mut parser: lexopt::Parser) -> Result<Args, Failure> {
         password: None,
         password_file: None,
         auth: None,
+        allow_plaintext_auth: false,
         from: None,
         to: Vec::new(),
         header_envelope: false,
@@ -247,6 +255,7 @@ fn parse_args(mut parser: lexopt::Parser) -> Result<Args, Failure> {
                 a.password_file = Some(PathBuf::from(parser.value().map_err(bad)?));
             }
             Long("auth") => a.auth = Some(text(parser.value().map_err(bad)?)?.to_ascii_uppercase()),
+            Long("allow-plaintext-auth") => a.allow_plaintext_auth = true,
             Long("from") => a.from = Some(text(parser.value().map_err(bad)?)?),
             Long("to") => a.to.push(text(parser.value().map_err(bad)?)?),
             Long("header-envelope") => a.header_envelope = true,
@@ -444,6 +453,7 @@ fn run(args: &Args) -> Result<(TransactionResult, u8), Failure> {
     options.no_pipelining = args.no_pipelining;
     options.no_chunking = args.no_chunking;
     options.require_tls = args.tls != TlsMode::None;
+    options.allow_plaintext_auth = args.allow_plaintext_auth;
     options.debug_level = args.verbose;
     if args.lmtp {
         options.protocol = smtp_blocking::Protocol::Lmtp;
@@ -525,7 +535,13 @@ fn run(args: &Args) -> Result<(TransactionResult, u8), Failure> {
 /// Maps an error to the contract's exit status and a JSON kind.
 fn failure(e: Error) -> Failure {
     use smtp_sansio::{Error as E, SecurityError as S, UsageError as U};
-    let message = e.to_string();
+    let mut message = e.to_string();
+    if let Error::Smtp(E::Security(S::PlaintextAuth { .. })) = &e {
+        message.push_str(
+            " (smtp-send: --tls starttls or --tls implicit without --insecure, \
+             or --allow-plaintext-auth)",
+        );
+    }
     let code = e.reply().map(smtp_blocking::Reply::code);
     let (status, kind) = match &e {
         // The end of the message went out and no final reply came: whatever
