@@ -134,7 +134,7 @@ pub fn session_config(
 ) -> Result<Config, Error> {
     let mut config = options.to_config(local_hostname(), local_ip, tls_on_connect)?;
     config.loopback_peer = peer.is_loopback(options);
-    config.tls_verified = tls.is_none_or(|t| tls::verifies_certificates(t));
+    config.tls_verified = tls.is_none_or(tls::verifies_certificates);
     Ok(config)
 }
 

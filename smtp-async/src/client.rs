@@ -172,6 +172,11 @@ impl<R: Runtime> SmtpClient<R> {
     /// `host` is the name certificates are checked against at STARTTLS. The
     /// stream's local address is not known here: set
     /// [`Options::local_hostname`] unless `[127.0.0.1]` suits as EHLO name.
+    ///
+    /// The session cannot see where the stream goes, so for AUTH it counts as
+    /// remote: a password goes over it only after STARTTLS with a verified
+    /// certificate, unless [`Options::stream_is_loopback`] (the caller vouches
+    /// that it reaches this machine) or [`Options::allow_plaintext_auth`].
     pub async fn from_stream<S>(stream: S, host: &str, options: Options) -> Result<Self, Error>
     where
         R: WrapStream<S>,
@@ -272,7 +277,9 @@ impl<R: Runtime> SmtpClient<R> {
     }
 
     /// STARTTLS, the handshake, and EHLO again. Fails with `NotSupported` when
-    /// not offered; with [`Options::require_tls`] any failure ends the session.
+    /// not offered; with [`Options::require_tls`] any failure ends the session,
+    /// a missing STARTTLS with
+    /// [`SecurityError::StartTlsNotOffered`](smtp_sansio::SecurityError::StartTlsNotOffered).
     pub async fn starttls(&mut self) -> Result<Reply, Error> {
         // A configuration that cannot be had (a build without TLS, no root
         // certificates) fails here, before STARTTLS is sent.
@@ -282,6 +289,12 @@ impl<R: Runtime> SmtpClient<R> {
 
     /// smtplib's `login`: CRAM-MD5, PLAIN, LOGIN, whichever the server offers
     /// first in that order.
+    ///
+    /// Unlike smtplib, it sends the password only over TLS with a verified
+    /// certificate, or to a loopback address or Unix socket, or with
+    /// [`Options::allow_plaintext_auth`]; otherwise it fails with
+    /// [`SecurityError::PlaintextAuth`](smtp_sansio::SecurityError::PlaintextAuth)
+    /// and sends nothing (call [`starttls`](Self::starttls) first).
     pub async fn login(&mut self, user: &str, password: &str) -> Result<Reply, Error> {
         self.reply(Call::Login(user, password, true)).await
     }

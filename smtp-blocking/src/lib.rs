@@ -182,6 +182,11 @@ impl SmtpClient {
     /// [`Options::local_hostname`] unless the machine's name or `[127.0.0.1]`
     /// suits as EHLO name.
     ///
+    /// The session cannot see where the stream goes, so for AUTH it counts as
+    /// remote: a password goes over it only after STARTTLS with a verified
+    /// certificate, unless [`Options::stream_is_loopback`] (the caller vouches
+    /// that it reaches this machine) or [`Options::allow_plaintext_auth`].
+    ///
     /// The session cannot set timeouts on a stream it knows nothing about, so
     /// its waits last as long as the stream lets them: set read and write
     /// timeouts on the socket under it, or give that socket to
@@ -324,7 +329,9 @@ impl SmtpClient {
     }
 
     /// STARTTLS, the handshake, and EHLO again. Fails with `NotSupported` when
-    /// not offered; with [`Options::require_tls`] any failure ends the session.
+    /// not offered; with [`Options::require_tls`] any failure ends the session,
+    /// a missing STARTTLS with
+    /// [`SecurityError::StartTlsNotOffered`](smtp_sansio::SecurityError::StartTlsNotOffered).
     pub fn starttls(&mut self) -> Result<Reply, Error> {
         // A configuration that cannot be had (a build without TLS, no root
         // certificates) fails here, before STARTTLS is sent.
@@ -334,6 +341,12 @@ impl SmtpClient {
 
     /// smtplib's `login`: CRAM-MD5, PLAIN, LOGIN, whichever the server offers
     /// first in that order.
+    ///
+    /// Unlike smtplib, it sends the password only over TLS with a verified
+    /// certificate, or to a loopback address or Unix socket, or with
+    /// [`Options::allow_plaintext_auth`]; otherwise it fails with
+    /// [`SecurityError::PlaintextAuth`](smtp_sansio::SecurityError::PlaintextAuth)
+    /// and sends nothing (call [`starttls`](Self::starttls) first).
     pub fn login(&mut self, user: &str, password: &str) -> Result<Reply, Error> {
         self.reply(Call::Login(user, password, true))
     }
