@@ -93,6 +93,8 @@ fuzz_target!(|s: Session| {
     config.chunking = s.chunking;
     config.require_tls = s.require_tls;
     config.trace = true;
+    // As to a local peer, so that AUTH exchanges start in plaintext and get fuzzed.
+    config.loopback_peer = true;
     let mut now = Instant::now();
     let mut client = Client::new(config, now);
     let mut wire = Wire { last: 0, total: 0 };

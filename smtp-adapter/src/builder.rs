@@ -33,6 +33,15 @@ pub enum Tls {
     /// Plain text only (a local relay, LMTP on a trusted socket). Port 25.
     None,
     /// STARTTLS when the server offers it, plain text otherwise. Port 25.
+    ///
+    /// It never downgrades a login: with [`Builder::credentials`] (or a
+    /// [`Builder::mechanism`] that exposes a secret), a server that does not
+    /// offer STARTTLS (or someone between who strips it) gets no AUTH and no
+    /// MAIL; `connect` fails with
+    /// [`SecurityError::PlaintextAuth`](smtp_sansio::SecurityError::PlaintextAuth),
+    /// unless the peer is a loopback address or Unix socket, or
+    /// [`Builder::allow_plaintext_auth`] is set. To log in, say
+    /// [`Tls::StartTls`] or [`Tls::Implicit`].
     #[default]
     Opportunistic,
     /// STARTTLS, required: a server that does not offer it gets nothing but
@@ -221,6 +230,13 @@ impl<C> Builder<C> {
 
     /// Logs in as smtplib's `login` does (CRAM-MD5, PLAIN or LOGIN, whichever
     /// the server offers first in that order), after STARTTLS.
+    ///
+    /// Each of those puts the password (or, for CRAM-MD5, a cheaply guessed
+    /// digest of it) on the wire, so the login happens only over TLS with a
+    /// verified certificate, or to a loopback address or Unix socket, or with
+    /// [`Builder::allow_plaintext_auth`]; otherwise `connect` fails with
+    /// [`SecurityError::PlaintextAuth`](smtp_sansio::SecurityError::PlaintextAuth)
+    /// before any AUTH or MAIL is sent.
     #[must_use]
     pub fn credentials(mut self, user: &str, password: &str) -> Builder<C> {
         self.auth = Some(Auth::Login(Credentials::new(user, password)));
@@ -228,13 +244,28 @@ impl<C> Builder<C> {
     }
 
     /// Authenticates with a mechanism of your choice (XOAUTH2, SCRAM-SHA-256, one
-    /// of your own), made afresh for each connection.
+    /// of your own), made afresh for each connection. One that exposes a
+    /// secret ([`Mechanism::exposes_secret`], the default for your own) runs
+    /// under the same rule as [`Builder::credentials`].
     #[must_use]
     pub fn mechanism(
         mut self,
         make: impl Fn() -> Box<dyn Mechanism> + Send + Sync + 'static,
     ) -> Builder<C> {
         self.auth = Some(Auth::Mechanism(Arc::new(make)));
+        self
+    }
+
+    /// Lets AUTH send a reusable secret (PLAIN, LOGIN, CRAM-MD5, XOAUTH2,
+    /// OAUTHBEARER) over a connection that is neither TLS with a verified
+    /// certificate nor to a loopback address or Unix socket: plaintext to a
+    /// remote server, or TLS with
+    /// [`tls::dangerous_accept_any_certificate`](crate::tls::dangerous_accept_any_certificate).
+    /// Default: no (see [`Options::allow_plaintext_auth`]). Anyone on the
+    /// path can then read the password.
+    #[must_use]
+    pub fn allow_plaintext_auth(mut self, on: bool) -> Builder<C> {
+        self.options.allow_plaintext_auth = on;
         self
     }
 

@@ -114,13 +114,28 @@ fn fqdn_in_hosts(short: &str, hosts: &str) -> Option<String> {
 }
 
 /// The core's session configuration for a connection whose local end is
-/// `local_ip` (`None` for a Unix socket or a caller's stream).
+/// `local_ip` (`None` for a Unix socket or a caller's stream), to `peer`,
+/// with `tls` as the TLS configuration given for the session (the one implicit
+/// TLS ran with, or STARTTLS will; `None`: the default one).
+///
+/// The core's inputs for the rule on secrets in the clear come from here:
+/// [`Config::loopback_peer`](smtp_sansio::Config::loopback_peer) from
+/// [`Peer::is_loopback`](net::Peer::is_loopback),
+/// [`Config::tls_verified`](smtp_sansio::Config::tls_verified) from
+/// [`tls::verifies_certificates`], and
+/// [`Config::allow_plaintext_auth`](smtp_sansio::Config::allow_plaintext_auth)
+/// from the options.
 pub fn session_config(
     options: &Options,
     local_ip: Option<IpAddr>,
     tls_on_connect: bool,
+    peer: net::Peer,
+    tls: Option<&std::sync::Arc<tls::ClientConfig>>,
 ) -> Result<Config, Error> {
-    Ok(options.to_config(local_hostname(), local_ip, tls_on_connect)?)
+    let mut config = options.to_config(local_hostname(), local_ip, tls_on_connect)?;
+    config.loopback_peer = peer.is_loopback(options);
+    config.tls_verified = tls.is_none_or(tls::verifies_certificates);
+    Ok(config)
 }
 
 /// The queue id a server put in its reply to the end of a message, when it

@@ -13,7 +13,50 @@ use std::time::{Duration, Instant};
 
 use smtp_sansio::client::{armed_wait_serves, deadline_after};
 
-use crate::{Error, Server};
+use crate::{Error, Options, Server};
+
+/// The other end of a session's connection, as far as the rule on secrets in
+/// the clear cares (RFC 4954 section 4): AUTH may send a password without TLS
+/// only to a peer on this machine ([`Peer::is_loopback`]), unless
+/// [`Options::allow_plaintext_auth`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Peer {
+    /// A TCP connection whose peer has this address (the connected socket's
+    /// peer address).
+    Tcp(IpAddr),
+    /// A Unix socket: always on this machine.
+    Unix,
+    /// A caller's stream (`from_stream`): where it goes is not known here.
+    Stream,
+}
+
+impl Peer {
+    /// Whether nothing said to this peer leaves the machine: a loopback
+    /// address ([`is_loopback`]), a Unix socket, or a caller's stream the
+    /// caller vouched for ([`Options::stream_is_loopback`]).
+    #[must_use]
+    pub fn is_loopback(self, options: &Options) -> bool {
+        match self {
+            Peer::Tcp(ip) => is_loopback(ip),
+            Peer::Unix => true,
+            Peer::Stream => options.stream_is_loopback,
+        }
+    }
+}
+
+/// Whether `ip` is a loopback address: `127.0.0.0/8`, `::1`, or an
+/// IPv4-mapped IPv6 address of `127.0.0.0/8` (`::ffff:127.0.0.1`, what a
+/// dual-stack socket shows for an IPv4 loopback peer).
+#[must_use]
+pub fn is_loopback(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    }
+}
 
 /// One TCP connection attempt to `addr` within `timeout`, bound to `source`
 /// when given, with `TCP_NODELAY` (commands are small and pipelined).
@@ -359,5 +402,48 @@ impl SocketTimeouts {
     #[must_use]
     pub fn syscalls(&self) -> u64 {
         self.syscalls
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::{Peer, is_loopback};
+    use crate::Options;
+
+    #[test]
+    fn loopback_addresses() {
+        for (ip, local) in [
+            ("127.0.0.1", true),
+            ("127.255.0.9", true),
+            ("::1", true),
+            ("::ffff:127.0.0.1", true),
+            ("::ffff:127.1.2.3", true),
+            ("192.0.2.10", false),
+            ("10.0.0.1", false),
+            ("0.0.0.0", false),
+            ("::", false),
+            ("::ffff:192.0.2.10", false),
+            ("2001:db8::1", false),
+            // IPv4-compatible (deprecated, RFC 4291 section 2.5.5.1): not mapped.
+            ("::127.0.0.1", false),
+        ] {
+            assert_eq!(is_loopback(ip.parse().unwrap()), local, "{ip}");
+        }
+    }
+
+    #[test]
+    fn peers() {
+        let o = Options::default();
+        assert!(Peer::Unix.is_loopback(&o));
+        assert!(Peer::Tcp("::1".parse().unwrap()).is_loopback(&o));
+        assert!(!Peer::Tcp("192.0.2.10".parse().unwrap()).is_loopback(&o));
+        // A caller's stream counts as remote unless the caller says otherwise.
+        assert!(!Peer::Stream.is_loopback(&o));
+        assert!(Peer::Stream.is_loopback(&o.clone().stream_is_loopback(true)));
+        // The switch is for streams only: a TCP peer is judged by its address.
+        let vouched = Options::default().stream_is_loopback(true);
+        assert!(!Peer::Tcp("192.0.2.10".parse().unwrap()).is_loopback(&vouched));
     }
 }

@@ -32,6 +32,21 @@ pub struct Options {
     pub no_chunking: bool,
     /// See [`Config::require_tls`].
     pub require_tls: bool,
+    /// Lets AUTH put a reusable secret (PLAIN, LOGIN, CRAM-MD5, XOAUTH2,
+    /// OAUTHBEARER) on a connection that is neither TLS with a verified
+    /// certificate nor to a loopback address or Unix socket: plaintext to a
+    /// remote server, or TLS that accepts any certificate. Default false:
+    /// such an AUTH fails with
+    /// [`SecurityError::PlaintextAuth`](smtp_sansio::SecurityError::PlaintextAuth)
+    /// before anything is sent (see [`Config::allow_plaintext_auth`]).
+    pub allow_plaintext_auth: bool,
+    /// For a session over a caller's stream (`from_stream`) only: the caller
+    /// vouches that the stream reaches a loopback address or a Unix socket, so
+    /// that AUTH may send a secret over it without TLS. Default false: the
+    /// adapter cannot see where such a stream goes (a proxy, a tunnel), so it
+    /// counts as remote. Connections the adapter makes itself ignore this and
+    /// look at the connected socket's peer address.
+    pub stream_is_loopback: bool,
     /// See [`Config::line_endings`].
     pub line_endings: LineEndings,
     /// smtplib's `set_debuglevel`: 0 silent, 1 every line, 2 with timestamps.
@@ -97,6 +112,7 @@ impl Options {
         config.pipelining = !self.no_pipelining;
         config.chunking = !self.no_chunking;
         config.require_tls = self.require_tls;
+        config.allow_plaintext_auth = self.allow_plaintext_auth;
         config.line_endings = self.line_endings;
         config.trace = self.debug_level > 0;
         config.tls_on_connect = tls_on_connect;
@@ -154,6 +170,23 @@ impl Options {
     #[must_use]
     pub fn require_tls(mut self, on: bool) -> Options {
         self.require_tls = on;
+        self
+    }
+
+    /// Whether AUTH may put a reusable secret on a connection that is neither
+    /// TLS with a verified certificate nor to a loopback address or Unix
+    /// socket (default: no; see [`Options::allow_plaintext_auth`]).
+    #[must_use]
+    pub fn allow_plaintext_auth(mut self, on: bool) -> Options {
+        self.allow_plaintext_auth = on;
+        self
+    }
+
+    /// For `from_stream` only: the caller's stream reaches a loopback address
+    /// or a Unix socket (default: no; see [`Options::stream_is_loopback`]).
+    #[must_use]
+    pub fn stream_is_loopback(mut self, on: bool) -> Options {
+        self.stream_is_loopback = on;
         self
     }
 

@@ -254,8 +254,12 @@ impl Session {
 
     /// The TLS configuration for STARTTLS (default:
     /// [`tls::default_config`](crate::tls::default_config), shared by every
-    /// connection of the process).
+    /// connection of the process). The one of
+    /// [`tls::dangerous_accept_any_certificate`](crate::tls::dangerous_accept_any_certificate)
+    /// makes TLS that counts as plaintext for AUTH.
     pub fn set_tls_config(&mut self, tls: Arc<ClientConfig>) {
+        self.core
+            .set_tls_verified(crate::tls::verifies_certificates(&tls));
         self.tls = Some(tls);
     }
 
@@ -270,6 +274,10 @@ impl Session {
     /// without TLS, [`Error::TlsUnavailable`].
     pub fn tls_config(&mut self) -> Result<Arc<ClientConfig>, Error> {
         let tls = crate::tls::config_or_default(self.tls.as_ref())?;
+        // TLS that verifies no certificate counts as plaintext for AUTH: the
+        // core learns which it is before the handshake.
+        self.core
+            .set_tls_verified(crate::tls::verifies_certificates(&tls));
         self.tls = Some(tls.clone());
         Ok(tls)
     }

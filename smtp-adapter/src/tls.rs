@@ -15,6 +15,20 @@
 //! then the roots of `rustls-native-certs` and `webpki-roots` together. So
 //! `webpki-roots` beside the default features is a fallback for a system
 //! whose store is empty.
+//!
+//! # TLS that verifies nothing
+//!
+//! [`dangerous_accept_any_certificate`] makes the one configuration of the
+//! process that accepts any certificate (`smtp-send --insecure`; a test
+//! server with a self-signed certificate). Sessions recognise it by pointer
+//! ([`verifies_certificates`]) and count TLS made with it as plaintext for
+//! AUTH: an attacker in the path can present any certificate, so a password
+//! sent over it is as good as sent in the clear (KumoMTA's
+//! `allow_smtp_auth_plain_without_valid_certificate`). Only
+//! `allow_plaintext_auth` lets a password through it. A configuration that
+//! verifies nothing and was made otherwise (your own verifier, or a copy of
+//! this one) cannot be recognised and counts as verified: make it with this
+//! function.
 
 #[cfg(feature = "tls")]
 pub use enabled::*;
@@ -30,8 +44,10 @@ mod enabled {
     use std::sync::{Arc, Mutex, PoisonError};
 
     pub use rustls::ClientConfig;
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
     use rustls::crypto::CryptoProvider;
-    use rustls::pki_types::ServerName;
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    use rustls::{DigitallySignedStruct, SignatureScheme};
 
     use crate::Error;
 
@@ -142,6 +158,90 @@ mod enabled {
     pub fn server_name(host: &str) -> Result<ServerName<'static>, Error> {
         ServerName::try_from(host.to_owned()).map_err(|_| Error::InvalidServerName(host.to_owned()))
     }
+
+    /// The one configuration of the process that accepts any certificate for
+    /// any name (signatures are still checked, so the handshake stays
+    /// well-formed), built on first use with [`provider`]. TLS made with it
+    /// encrypts but authenticates nothing, so sessions count it as plaintext
+    /// for AUTH ([`verifies_certificates`]; see the [module](crate::tls)).
+    pub fn dangerous_accept_any_certificate() -> Result<Arc<ClientConfig>, Error> {
+        let mut slot = INSECURE.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(config) = slot.as_ref() {
+            return Ok(config.clone());
+        }
+        let provider = provider()?;
+        let config = ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
+            .with_no_client_auth();
+        let config = Arc::new(config);
+        *slot = Some(config.clone());
+        Ok(config)
+    }
+
+    /// The configuration [`dangerous_accept_any_certificate`] made, once made.
+    static INSECURE: Mutex<Option<Arc<ClientConfig>>> = Mutex::new(None);
+
+    /// Whether TLS made with `config` verifies the server's certificate:
+    /// false for the configuration of [`dangerous_accept_any_certificate`]
+    /// (recognised by pointer), true for every other.
+    #[must_use]
+    pub fn verifies_certificates(config: &Arc<ClientConfig>) -> bool {
+        let slot = INSECURE.lock().unwrap_or_else(PoisonError::into_inner);
+        !slot
+            .as_ref()
+            .is_some_and(|insecure| Arc::ptr_eq(insecure, config))
+    }
+
+    /// Accepts any certificate; checks the handshake signatures.
+    #[derive(Debug)]
+    struct AcceptAnyCertificate(Arc<CryptoProvider>);
+
+    impl ServerCertVerifier for AcceptAnyCertificate {
+        fn verify_server_cert(
+            &self,
+            _end_entity: &CertificateDer<'_>,
+            _intermediates: &[CertificateDer<'_>],
+            _server_name: &ServerName<'_>,
+            _ocsp: &[u8],
+            _now: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            Ok(ServerCertVerified::assertion())
+        }
+
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.0.signature_verification_algorithms.supported_schemes()
+        }
+    }
 }
 
 #[cfg(not(feature = "tls"))]
@@ -190,6 +290,18 @@ mod disabled {
     pub fn unavailable() -> Error {
         Error::TlsUnavailable(WHY)
     }
+
+    /// Without the `tls` feature there is no configuration:
+    /// [`Error::TlsUnavailable`].
+    pub fn dangerous_accept_any_certificate() -> Result<Arc<ClientConfig>, Error> {
+        Err(Error::TlsUnavailable(WHY))
+    }
+
+    /// Without the `tls` feature no configuration exists to ask about.
+    #[must_use]
+    pub fn verifies_certificates(config: &Arc<ClientConfig>) -> bool {
+        match **config {}
+    }
 }
 
 #[cfg(test)]
@@ -235,6 +347,26 @@ mod tests {
             format!("{:?}", p.key_provider),
             format!("{:?}", expected.key_provider)
         );
+    }
+
+    /// The accept-anything configuration is made once and recognised by
+    /// pointer; every other configuration counts as verifying, a copy of the
+    /// insecure one included (which is why the module says to make it with
+    /// the function).
+    #[test]
+    #[cfg(any(feature = "ring", feature = "aws-lc-rs"))]
+    fn the_insecure_configuration_is_recognised() {
+        let insecure = dangerous_accept_any_certificate().unwrap();
+        assert!(std::sync::Arc::ptr_eq(
+            &insecure,
+            &dangerous_accept_any_certificate().unwrap()
+        ));
+        assert!(!verifies_certificates(&insecure));
+        let copy = std::sync::Arc::new((*insecure).clone());
+        assert!(verifies_certificates(&copy));
+        if let Ok(default) = default_config() {
+            assert!(verifies_certificates(&default));
+        }
     }
 
     /// TLS without a provider feature, and none installed: the typed error.

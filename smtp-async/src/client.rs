@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use smtp_adapter::args::{self, Addressing, Body};
-use smtp_adapter::net::{Attempt, HappyEyeballs};
+use smtp_adapter::net::{Attempt, HappyEyeballs, Peer};
 use smtp_adapter::tls::ClientConfig;
 use smtp_adapter::{Builder, Call, Connect, Error, Message, Options, Server, Session, Target, Tls};
 use smtp_sansio::client::deadline_after;
@@ -184,17 +184,20 @@ impl<R: Runtime> SmtpClient<R> {
         let options = b.session_options();
         let deadline = deadline_after(Instant::now(), options.connect_timeout()?);
         let mut server = b.server();
-        let c = match (b.host_port(), b.target()) {
+        let (c, peer) = match (b.host_port(), b.target()) {
             (Some((host, port)), _) => {
                 let (c, addr) =
                     connect_tcp::<R>(host, port, options.source_address, deadline).await?;
                 server = server.with_addr(Some(addr));
-                c
+                // Whether a password may go without TLS depends on the
+                // address reached, whatever the name said.
+                (c, Peer::Tcp(addr.ip()))
             }
             #[cfg(unix)]
-            (None, Target::Unix(path)) => before::<R, _>(deadline, R::connect_unix(path))
-                .await
-                .ok_or(Error::timeout("the connection"))??,
+            (None, Target::Unix(path)) => {
+                let unix = before::<R, _>(deadline, R::connect_unix(path)).await;
+                (unix.ok_or(Error::timeout("the connection"))??, Peer::Unix)
+            }
             _ => return Err(Error::Io(io::ErrorKind::Unsupported.into())),
         };
         let mut io = Transport::Plain(c.io);
@@ -207,20 +210,26 @@ impl<R: Runtime> SmtpClient<R> {
         }
         let host = b.server_name().to_owned();
         let tls = b.tls_config_given().cloned();
-        SmtpClient::start(io, c.local_ip, host, options, tls, resumed, server).await
+        let remote = (server, peer);
+        SmtpClient::start(io, c.local_ip, host, options, tls, resumed, remote).await
     }
 
     /// A session over a stream the caller connected (through a proxy, say);
     /// `host` is the name certificates are checked against at STARTTLS. The
     /// stream's local address is not known here: set
     /// [`Options::local_hostname`] unless `[127.0.0.1]` suits as EHLO name.
+    ///
+    /// The session cannot see where the stream goes, so for AUTH it counts as
+    /// remote: a password goes over it only after STARTTLS with a verified
+    /// certificate, unless [`Options::stream_is_loopback`] (the caller vouches
+    /// that it reaches this machine) or [`Options::allow_plaintext_auth`].
     pub async fn from_stream<S>(stream: S, host: &str, options: Options) -> Result<Self, Error>
     where
         R: WrapStream<S>,
     {
         let io = Transport::Plain(R::wrap(stream));
-        let server = Server::new(host, None);
-        SmtpClient::start(io, None, host.to_owned(), options, None, None, server).await
+        let remote = (Server::new(host, None), Peer::Stream);
+        SmtpClient::start(io, None, host.to_owned(), options, None, None, remote).await
     }
 
     /// A session on a connected transport: waits for the greeting. Its
@@ -232,9 +241,11 @@ impl<R: Runtime> SmtpClient<R> {
         options: Options,
         tls: Option<Arc<ClientConfig>>,
         implicit_tls: Option<bool>,
-        server: Server,
+        (server, peer): (Server, Peer),
     ) -> Result<Self, Error> {
-        let config = smtp_adapter::session_config(&options, local_ip, implicit_tls.is_some())?;
+        let tls_on_connect = implicit_tls.is_some();
+        let config =
+            smtp_adapter::session_config(&options, local_ip, tls_on_connect, peer, tls.as_ref())?;
         let now = Instant::now();
         let mut client = SmtpClient {
             session: Session::new(Client::new(config, now), host, tls, options.debug_level),
@@ -315,7 +326,9 @@ impl<R: Runtime> SmtpClient<R> {
     }
 
     /// STARTTLS, the handshake, and EHLO again. Fails with `NotSupported` when
-    /// not offered; with [`Options::require_tls`] any failure ends the session.
+    /// not offered; with [`Options::require_tls`] any failure ends the session,
+    /// a missing STARTTLS with
+    /// [`SecurityError::StartTlsNotOffered`](smtp_sansio::SecurityError::StartTlsNotOffered).
     pub async fn starttls(&mut self) -> Result<Reply, Error> {
         // A configuration that cannot be had (a build without TLS, no root
         // certificates) fails here, before STARTTLS is sent.
@@ -325,6 +338,12 @@ impl<R: Runtime> SmtpClient<R> {
 
     /// smtplib's `login`: CRAM-MD5, PLAIN, LOGIN, whichever the server offers
     /// first in that order.
+    ///
+    /// Unlike smtplib, it sends the password only over TLS with a verified
+    /// certificate, or to a loopback address or Unix socket, or with
+    /// [`Options::allow_plaintext_auth`]; otherwise it fails with
+    /// [`SecurityError::PlaintextAuth`](smtp_sansio::SecurityError::PlaintextAuth)
+    /// and sends nothing (call [`starttls`](Self::starttls) first).
     pub async fn login(&mut self, user: &str, password: &str) -> Result<Reply, Error> {
         self.reply(Call::Login(user, password, true)).await
     }

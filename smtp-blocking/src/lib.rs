@@ -57,7 +57,7 @@ use std::time::{Duration, Instant};
 use smtp_adapter::args::{self, Addressing, Body};
 #[cfg(feature = "dkim")]
 pub use smtp_adapter::dkim::{DkimKey, DkimSigner};
-use smtp_adapter::net::SocketTimeouts;
+use smtp_adapter::net::{Peer, SocketTimeouts};
 pub use smtp_adapter::tls::ClientConfig;
 pub use smtp_adapter::{
     self, Builder, Error, LMTP_PORT, Message, Options, SMTP_PORT, SMTPS_PORT, Server, Tls,
@@ -183,6 +183,11 @@ impl SmtpClient {
     /// [`Options::local_hostname`] unless the machine's name or `[127.0.0.1]`
     /// suits as EHLO name.
     ///
+    /// The session cannot see where the stream goes, so for AUTH it counts as
+    /// remote: a password goes over it only after STARTTLS with a verified
+    /// certificate, unless [`Options::stream_is_loopback`] (the caller vouches
+    /// that it reaches this machine) or [`Options::allow_plaintext_auth`].
+    ///
     /// The session cannot set timeouts on a stream it knows nothing about, so
     /// its waits last as long as the stream lets them: set read and write
     /// timeouts on the socket under it, or give that socket to
@@ -197,7 +202,8 @@ impl SmtpClient {
             socket: None,
         }));
         let server = Server::new(host, None);
-        SmtpClient::start(io, None, host.to_owned(), None, &options, None, server)
+        let remote = (server, Peer::Stream);
+        SmtpClient::start(io, None, host.to_owned(), None, &options, None, remote)
     }
 
     /// [`from_stream`](Self::from_stream) for a stream that runs over the TCP
@@ -213,7 +219,8 @@ impl SmtpClient {
         let server = Server::new(host, None).with_addr(socket.peer_addr().ok());
         let socket = Some(socket);
         let io = Transport::Plain(Box::new(Caller { stream, socket }));
-        SmtpClient::start(io, None, host.to_owned(), None, &options, None, server)
+        let remote = (server, Peer::Stream);
+        SmtpClient::start(io, None, host.to_owned(), None, &options, None, remote)
     }
 
     /// Opens the transport `b` asks for and reads the greeting.
@@ -222,19 +229,23 @@ impl SmtpClient {
         let options = b.session_options();
         let timeout = options.connect_timeout()?;
         let mut server = b.server();
-        let (plain, local): (Plain, _) = match b.host_port() {
+        let (plain, local, peer): (Plain, _, _) = match b.host_port() {
             Some((host, port)) => {
                 let s =
                     smtp_adapter::net::connect_tcp(host, port, options.source_address, timeout)?;
                 let local = s.local_addr().ok().map(|a| a.ip());
                 server = server.with_addr(s.peer_addr().ok());
-                (Box::new(s), local)
+                // Whether a password may go without TLS depends on where the
+                // socket really goes, whatever the name said.
+                let peer = Peer::Tcp(s.peer_addr()?.ip());
+                (Box::new(s), local, peer)
             }
             #[cfg(unix)]
             None => match b.target() {
                 Target::Unix(path) => (
                     Box::new(std::os::unix::net::UnixStream::connect(path)?),
                     None,
+                    Peer::Unix,
                 ),
                 _ => return Err(Error::Io(std::io::ErrorKind::InvalidInput.into())),
             },
@@ -250,11 +261,11 @@ impl SmtpClient {
             resumed = Some(io.upgrade(tls, b.server_name(), deadline, cache)?);
         }
         let (host, tls) = (b.server_name().to_owned(), b.tls_config_given().cloned());
-        SmtpClient::start(io, local, host, tls, &options, resumed, server)
+        SmtpClient::start(io, local, host, tls, &options, resumed, (server, peer))
     }
 
-    /// A session on a connected transport: waits for the greeting. Its
-    /// errors name `server`.
+    /// A session on a connected transport to `remote` (its name, which errors
+    /// carry, and where it really goes): waits for the greeting.
     fn start(
         io: Transport,
         local: Option<std::net::IpAddr>,
@@ -262,9 +273,15 @@ impl SmtpClient {
         tls: Option<Arc<ClientConfig>>,
         options: &Options,
         implicit_tls: Option<bool>,
-        server: Server,
+        (server, peer): (Server, Peer),
     ) -> Result<SmtpClient, Error> {
-        let config = smtp_adapter::session_config(options, local, implicit_tls.is_some())?;
+        let config = smtp_adapter::session_config(
+            options,
+            local,
+            implicit_tls.is_some(),
+            peer,
+            tls.as_ref(),
+        )?;
         let core = Client::new(config, Instant::now());
         let mut client = SmtpClient {
             session: Session::new(core, host, tls, options.debug_level),
@@ -306,7 +323,9 @@ impl SmtpClient {
     }
 
     /// STARTTLS, the handshake, and EHLO again. Fails with `NotSupported` when
-    /// not offered; with [`Options::require_tls`] any failure ends the session.
+    /// not offered; with [`Options::require_tls`] any failure ends the session,
+    /// a missing STARTTLS with
+    /// [`SecurityError::StartTlsNotOffered`](smtp_sansio::SecurityError::StartTlsNotOffered).
     pub fn starttls(&mut self) -> Result<Reply, Error> {
         // A configuration that cannot be had (a build without TLS, no root
         // certificates) fails here, before STARTTLS is sent.
@@ -316,6 +335,12 @@ impl SmtpClient {
 
     /// smtplib's `login`: CRAM-MD5, PLAIN, LOGIN, whichever the server offers
     /// first in that order.
+    ///
+    /// Unlike smtplib, it sends the password only over TLS with a verified
+    /// certificate, or to a loopback address or Unix socket, or with
+    /// [`Options::allow_plaintext_auth`]; otherwise it fails with
+    /// [`SecurityError::PlaintextAuth`](smtp_sansio::SecurityError::PlaintextAuth)
+    /// and sends nothing (call [`starttls`](Self::starttls) first).
     pub fn login(&mut self, user: &str, password: &str) -> Result<Reply, Error> {
         self.reply(Call::Login(user, password, true))
     }

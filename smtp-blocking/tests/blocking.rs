@@ -465,7 +465,7 @@ fn starttls_not_offered_with_tls_required() {
     c.set_tls_config(server.pki().client_config());
     assert!(matches!(
         smtp_err(c.starttls().unwrap_err()),
-        SmtpError::Usage(UsageError::NotSupported(_))
+        SmtpError::Security(smtp_blocking::smtp_sansio::SecurityError::StartTlsNotOffered)
     ));
     assert!(
         c.sendmail("a@example.org", &["b@example.org"], MSG)

@@ -22,6 +22,7 @@ usage: smtp-send [--server HOST[:PORT] | --unix PATH] [--lmtp]
                  [--tls none|starttls|implicit] [--ca-file PEM] [--insecure]
                  [--helo NAME] [--source ADDR] [--timeout SECS]
                  [--user U [--password-file FILE | --password P]] [--auth MECH]
+                 [--allow-plaintext-auth]
                  [--from ADDR] [--to ADDR]... [--header-envelope]
                  [--mail-option OPT]... [--rcpt-option OPT]...
                  [--no-pipelining] [--no-chunking] [-v|-vv] [--json]
@@ -29,6 +30,11 @@ usage: smtp-send [--server HOST[:PORT] | --unix PATH] [--lmtp]
        smtp-send demo
 
 --tls starttls requires STARTTLS: the message is not sent when it is not offered.
+
+--user sends the password only over TLS with a verified certificate, or to a
+loopback address or Unix socket: in plaintext to another server, or over
+--insecure TLS, smtp-send exits 3 and sends nothing (no AUTH, no MAIL) unless
+--allow-plaintext-auth is given (the one opt-in for both).
 Without --from and --to (or with --header-envelope) the envelope comes from the
 message headers (Sender/From; To, Cc, Bcc; or one Resent-* block) and Bcc is
 not transmitted. --auth is one of PLAIN, LOGIN, CRAM-MD5, SCRAM-SHA-256,
@@ -81,6 +87,7 @@ struct Args {
     password: Option<Password>,
     password_file: Option<PathBuf>,
     auth: Option<String>,
+    allow_plaintext_auth: bool,
     from: Option<String>,
     to: Vec<String>,
     header_envelope: bool,
@@ -185,6 +192,7 @@ fn parse_args(mut parser: lexopt::Parser) -> Result<Args, Failure> {
         password: None,
         password_file: None,
         auth: None,
+        allow_plaintext_auth: false,
         from: None,
         to: Vec::new(),
         header_envelope: false,
@@ -249,6 +257,7 @@ fn parse_args(mut parser: lexopt::Parser) -> Result<Args, Failure> {
                 a.password_file = Some(PathBuf::from(parser.value().map_err(bad)?));
             }
             Long("auth") => a.auth = Some(text(parser.value().map_err(bad)?)?.to_ascii_uppercase()),
+            Long("allow-plaintext-auth") => a.allow_plaintext_auth = true,
             Long("from") => a.from = Some(text(parser.value().map_err(bad)?)?),
             Long("to") => a.to.push(text(parser.value().map_err(bad)?)?),
             Long("header-envelope") => a.header_envelope = true,
@@ -461,6 +470,7 @@ fn run(args: &Args) -> Result<(TransactionResult, u8), Failure> {
     options.no_pipelining = args.no_pipelining;
     options.no_chunking = args.no_chunking;
     options.require_tls = args.tls != TlsMode::None;
+    options.allow_plaintext_auth = args.allow_plaintext_auth;
     options.debug_level = args.verbose;
     if args.lmtp {
         options.protocol = smtp_blocking::Protocol::Lmtp;
@@ -542,8 +552,14 @@ fn run(args: &Args) -> Result<(TransactionResult, u8), Failure> {
 
 /// Maps an error to the contract's exit status and a JSON kind.
 fn failure(e: Error) -> Failure {
-    use smtp_sansio::{Error as E, UsageError as U};
-    let message = e.to_string();
+    use smtp_sansio::{Error as E, SecurityError as S, UsageError as U};
+    let mut message = e.to_string();
+    if let Error::Smtp(E::Security(S::PlaintextAuth { .. })) = &e {
+        message.push_str(
+            " (smtp-send: --tls starttls or --tls implicit without --insecure, \
+             or --allow-plaintext-auth)",
+        );
+    }
     let code = e.reply().map(smtp_blocking::Reply::code);
     // A connection failure names the server around the failure itself.
     let (status, kind) = match e.inner() {
@@ -552,7 +568,11 @@ fn failure(e: Error) -> Failure {
         _ if e.delivery() == smtp_sansio::Delivery::Unknown => (EXIT_UNCERTAIN, "uncertain"),
         Error::Smtp(s) => match s {
             E::Usage(U::NotSupported(_)) => (EXIT_REFUSED, "not_supported"),
-            E::Usage(U::TlsRequired) => (EXIT_REFUSED, "not_supported"),
+            // Security refusals: nothing was sent for them.
+            E::Security(S::TlsRequired) => (EXIT_REFUSED, "tls_required"),
+            E::Security(S::StartTlsNotOffered) => (EXIT_REFUSED, "starttls_not_offered"),
+            E::Security(S::PlaintextAuth { .. }) => (EXIT_REFUSED, "plaintext_auth"),
+            E::Security(_) => (EXIT_REFUSED, "security"),
             E::Usage(U::MessageTooLarge { .. }) => (EXIT_REFUSED, "message_too_large"),
             E::Usage(U::InvalidArgument { .. } | U::BareLineEnding { .. } | U::Envelope(_)) => {
                 (EXIT_USAGE, "usage")

@@ -3,10 +3,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::ClientConfig;
+use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 
 use crate::Failure;
 
@@ -24,17 +23,15 @@ pub(crate) fn config(
         accepted: Vec::new(),
         refused: Vec::new(),
     })?;
-    let builder = ClientConfig::builder_with_provider(provider.clone())
+    let builder = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| Failure::usage(e.to_string()))?;
     if insecure {
-        let verifier = Arc::new(NoVerification(provider));
-        return Ok(Some(Arc::new(
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(verifier)
-                .with_no_client_auth(),
-        )));
+        // The shared accept-anything configuration: sessions recognise it and
+        // count TLS made with it as plaintext for AUTH.
+        let config = smtp_blocking::smtp_adapter::tls::dangerous_accept_any_certificate()
+            .map_err(|e| Failure::usage(e.to_string()))?;
+        return Ok(Some(config));
     }
     let Some(path) = ca_file else {
         return Ok(None);
@@ -58,54 +55,4 @@ pub(crate) fn config(
     Ok(Some(Arc::new(
         builder.with_root_certificates(roots).with_no_client_auth(),
     )))
-}
-
-/// `--insecure`: accepts any certificate (signatures are still checked so the
-/// handshake stays well-formed).
-#[derive(Debug)]
-struct NoVerification(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for NoVerification {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }

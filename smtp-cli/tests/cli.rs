@@ -200,7 +200,7 @@ fn server_refusals_exit_3() {
                 "--to",
                 "c@example.org",
             ],
-            "not_supported",
+            "starttls_not_offered",
         )],
     ]
     .concat();

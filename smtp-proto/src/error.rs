@@ -8,6 +8,10 @@
 //! * [`UsageError`]: the caller asked for something impossible (wrong state, an
 //!   extension the server did not offer, an invalid argument, a message over SIZE).
 //!   Never fatal: the session is unchanged.
+//! * [`SecurityError`]: the session's security policy refused to go on: TLS is
+//!   required and absent (RFC 3207 section 6, RFC 8689), or a mechanism would
+//!   put a reusable secret on a channel an eavesdropper can read (RFC 4954
+//!   section 4). Nothing was sent for it.
 //! * The remaining [`Error`] variants: the server answered, and the answer was a
 //!   refusal. They carry the server's reply, like smtplib's `SMTPResponseException`.
 //!
@@ -118,12 +122,49 @@ pub enum UsageError {
         /// Byte offset in the caller's message.
         offset: u64,
     },
-    /// TLS is required by the configuration and the session is not encrypted.
-    #[error("TLS is required but the session is not encrypted")]
-    TlsRequired,
     /// A header block could not yield an envelope (smtplib's `ValueError` cases).
     #[error("cannot take the envelope from the headers: {}", Escaped(.0))]
     Envelope(String),
+}
+
+/// The session's security policy refused an operation; nothing was sent for
+/// it. A caller who wants less safety says so by a switch whose name says so
+/// (`allow_plaintext_auth`); the messages name it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SecurityError {
+    /// TLS is required ([`Config::require_tls`](crate::Config::require_tls),
+    /// or a `REQUIRETLS` message, RFC 8689) and the session is not encrypted:
+    /// the command that would carry the envelope, the message or a credential
+    /// was not sent. Not fatal.
+    #[error(
+        "TLS is required but the session is not encrypted: nothing but EHLO, STARTTLS, \
+         RSET, NOOP, HELP and QUIT is sent in plaintext"
+    )]
+    TlsRequired,
+    /// TLS is required and the server does not offer STARTTLS (or someone
+    /// between stripped it, RFC 3207 section 6): the session was ended before
+    /// anything but EHLO was sent. Fatal.
+    #[error(
+        "TLS is required and the server does not offer STARTTLS (it may have been \
+         stripped on the way): the session was ended before anything else was sent"
+    )]
+    StartTlsNotOffered,
+    /// AUTH with `mechanism` would put a reusable secret (a password or a
+    /// bearer token) on a connection that is neither TLS with a verified
+    /// certificate nor to a loopback address or a Unix socket (RFC 4954
+    /// section 4); nothing was sent. The way out: TLS (STARTTLS required, or
+    /// implicit TLS), or the `allow_plaintext_auth` switch. Not fatal.
+    #[error(
+        "refusing AUTH {mechanism}: it would send a reusable secret in the clear (the \
+         connection is neither TLS with a verified certificate nor to a loopback address \
+         or Unix socket); use TLS (Tls::StartTls or Tls::Implicit), or opt in with \
+         allow_plaintext_auth"
+    )]
+    PlaintextAuth {
+        /// The mechanism refused (for `login`, the first it would have tried).
+        mechanism: String,
+    },
 }
 
 /// The command of a mail transaction (RFC 5321 section 3.3) an error answers:
@@ -190,6 +231,10 @@ pub enum Error {
     /// The caller misused the session (not fatal).
     #[error(transparent)]
     Usage(#[from] UsageError),
+    /// The security policy refused an operation; nothing was sent for it
+    /// (fatal only for [`SecurityError::StartTlsNotOffered`]).
+    #[error(transparent)]
+    Security(#[from] SecurityError),
     /// The connection was closed by the server or is not open (smtplib's
     /// `SMTPServerDisconnected`). Fatal.
     #[error("server disconnected")]
@@ -335,6 +380,7 @@ impl Error {
                 | Error::ServiceClosing { .. }
                 | Error::ConnectRefused(_)
                 | Error::Uncertain { .. }
+                | Error::Security(SecurityError::StartTlsNotOffered)
         )
     }
 

@@ -20,7 +20,9 @@ pub use client::{
     Recipient, RecipientResult, Timeouts, Trace, Transaction, TransactionResult,
 };
 pub use command::{Address, Command, Domain, Parameter, Text, Verb};
-pub use error::{Delivery, Error, ProtocolError, RecipientDelivery, Stage, UsageError};
+pub use error::{
+    Delivery, Error, ProtocolError, RecipientDelivery, SecurityError, Stage, UsageError,
+};
 pub use mail::{BodyType, Envelope, Notify, Ret};
 pub use reply::{EnhancedStatus, Escaped, Reply, ReplyLimits, ReplyLines, ReplyParser};
 pub use sasl::{Credentials, Mechanism, Secret};

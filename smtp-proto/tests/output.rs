@@ -172,7 +172,8 @@ fn display_shows_the_cause_and_source_returns_none() {
     for e in [
         Error::Disconnected,
         Error::Protocol(ProtocolError::InvalidChallenge),
-        Error::Usage(UsageError::TlsRequired),
+        Error::Security(smtp_sansio::SecurityError::TlsRequired),
+        Error::Usage(UsageError::WrongState("x")),
         Error::RecipientsRefused(Vec::new()),
     ] {
         assert!(e.source().is_none(), "{e:?}");

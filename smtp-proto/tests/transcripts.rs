@@ -7,7 +7,8 @@
 //! - `config key=value ...` (first lines): protocol=lmtp, pipelining=false,
 //!   chunking=false, require_tls=true, tls_on_connect=true, timeout=SECS,
 //!   max_line=N, max_lines=N, trace=true, line_endings=reject, local=NAME,
-//!   max_auth_rounds=N, max_bdat=N
+//!   max_auth_rounds=N, max_bdat=N, loopback_peer=true, allow_plaintext_auth=true,
+//!   tls_verified=false
 //! - `S: text` a server line (CRLF appended); `S~ text` raw server bytes with
 //!   escapes (`\r \n \t \\ \" \xNN`), no CRLF appended. Consecutive server lines
 //!   are one block.
@@ -18,10 +19,16 @@
 //! - `= text` the next expected event, as rendered by `render_event`.
 //! - `? check` a query: `deadline SECS`, `deadline none`, `tls`, `not-tls`,
 //!   `closed`, `open`, `has EXT`, `esmtp`, `no-esmtp`, `authenticated`,
-//!   `not-authenticated`, `delivery not-sent|accepted|refused|unknown` (what
+//!   `not-authenticated`, `tls-verified`, `tls-unverified`, `may-send-secret`,
+//!   `no-secret`, `delivery not-sent|accepted|refused|unknown` (what
 //!   the last completed transaction, or failed operation, says of its message).
 //!
 //! At the end no transmitted byte and no event may be left unchecked.
+//!
+//! The AUTH exchanges (`auth_*`, `login_*`) run as over a loopback peer
+//! (`config loopback_peer=true`), where a secret may go in plaintext; the rule
+//! that keeps it off other plaintext connections has its own files
+//! (`plaintext_auth_*`) and `tests/plaintext_auth.rs`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -125,6 +132,10 @@ fn render_error(e: &Error) -> String {
                 _ => format!("Usage {name}"),
             }
         }
+        Error::Security(smtp_sansio::SecurityError::PlaintextAuth { mechanism }) => {
+            format!("Security PlaintextAuth {mechanism}")
+        }
+        Error::Security(s) => format!("Security {s:?}"),
         Error::Disconnected => "Disconnected".into(),
         Error::Timeout(_) => "Timeout".into(),
         Error::ServiceClosing {
@@ -340,6 +351,9 @@ fn config_from(line: &str) -> (Config, bool) {
             "chunking" => cfg.chunking = v == "true",
             "require_tls" => cfg.require_tls = v == "true",
             "tls_on_connect" => cfg.tls_on_connect = v == "true",
+            "tls_verified" => cfg.tls_verified = v == "true",
+            "loopback_peer" => cfg.loopback_peer = v == "true",
+            "allow_plaintext_auth" => cfg.allow_plaintext_auth = v == "true",
             "timeout" => cfg.timeouts = Timeouts::uniform(Duration::from_secs(v.parse().unwrap())),
             "max_line" => cfg.reply_limits.max_line_len = v.parse().unwrap(),
             "max_lines" => cfg.reply_limits.max_lines = v.parse().unwrap(),
@@ -544,6 +558,10 @@ fn check(r: &mut Run, q: &str) {
         }
         ("authenticated", None) => assert!(c.is_authenticated()),
         ("not-authenticated", None) => assert!(!c.is_authenticated()),
+        ("tls-verified", None) => assert!(c.is_tls_verified()),
+        ("tls-unverified", None) => assert!(c.is_tls() && !c.is_tls_verified()),
+        ("may-send-secret", None) => assert!(c.may_send_secret()),
+        ("no-secret", None) => assert!(!c.may_send_secret()),
         ("no-esmtp", None) => assert!(!c.does_esmtp()),
         ("writes", Some(n)) => assert_eq!(r.last_writes.to_string(), n, "writes"),
         ("has", Some(ext)) => assert!(c.has_extn(ext), "has {ext}"),
@@ -745,6 +763,15 @@ transcripts!(
     low_level_mail_rcpt_smtputf8,
     malformed_reply,
     ops_after_quit,
+    plaintext_auth_after_starttls,
+    plaintext_auth_allowed,
+    plaintext_auth_allowed_unverified,
+    plaintext_auth_implicit_tls,
+    plaintext_auth_implicit_unverified,
+    plaintext_auth_login_refused,
+    plaintext_auth_loopback,
+    plaintext_auth_mechanisms_refused,
+    plaintext_auth_unverified_starttls,
     queued_before_greeting,
     quit_after_end_written,
     quit_behind_another_operation,
@@ -777,6 +804,7 @@ transcripts!(
     reply_line_too_long,
     reply_too_many_lines,
     require_tls_blocks_plaintext,
+    require_tls_low_level,
     requiretls,
     requiretls_plaintext,
     send_pipelined,

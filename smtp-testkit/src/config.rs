@@ -40,6 +40,11 @@ pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
 pub enum Listen {
     /// TCP on 127.0.0.1, on a free port chosen by the system.
     Tcp,
+    /// TCP on this address, on a free port chosen by the system: a peer that
+    /// is not loopback, for a test of what a client does differently there
+    /// (the address must be configured on an interface, say `192.0.2.10/32`
+    /// on `lo` in a private network namespace).
+    TcpOn(std::net::IpAddr),
     /// A Unix socket at this path (a stale socket file there is removed first).
     /// On a system without Unix sockets, [`MockServer::start`](crate::MockServer::start)
     /// fails with [`std::io::ErrorKind::Unsupported`].
@@ -237,6 +242,12 @@ impl ServerConfig {
     pub fn listen(mut self, listen: Listen) -> ServerConfig {
         self.listen = listen;
         self
+    }
+
+    /// Listens on TCP at `ip`, on a free port ([`Listen::TcpOn`]).
+    #[must_use]
+    pub fn tcp_on(self, ip: std::net::IpAddr) -> ServerConfig {
+        self.listen(Listen::TcpOn(ip))
     }
 
     /// Listens on a Unix socket at `path`.

@@ -95,3 +95,42 @@ pub fn temp_socket_path(tag: &str) -> PathBuf {
         std::process::id()
     ))
 }
+
+/// The environment variable that names an address of this machine that is
+/// not loopback, for the tests of what a client does with a remote peer
+/// (`scripts/test` sets it inside a private network namespace where
+/// `192.0.2.10/32` sits on `lo`).
+pub const NONLOOPBACK_VARIABLE: &str = "SMTP_TEST_NONLOOPBACK";
+
+/// The address [`NONLOOPBACK_VARIABLE`] names, for [`Listen::TcpOn`].
+///
+/// # Panics
+///
+/// When the variable is not set, or is not an IP address, or names a
+/// loopback address: a test that needs a remote peer must fail, not pass as
+/// if it had run. Such tests are `#[ignore]`d and run with `--ignored` where
+/// the variable is set.
+#[must_use]
+pub fn nonloopback_ip() -> std::net::IpAddr {
+    let Ok(value) = std::env::var(NONLOOPBACK_VARIABLE) else {
+        panic!(
+            "{NONLOOPBACK_VARIABLE} is not set: this test needs an address of this machine \
+             that is not loopback (scripts/test runs it in a network namespace: \
+             unshare -rn, ip addr add 192.0.2.10/32 dev lo)"
+        );
+    };
+    let ip: std::net::IpAddr = value
+        .parse()
+        .unwrap_or_else(|_| panic!("{NONLOOPBACK_VARIABLE}={value:?} is not an IP address"));
+    let loopback = match ip {
+        std::net::IpAddr::V4(v4) => v4.is_loopback(),
+        std::net::IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    };
+    assert!(
+        !loopback,
+        "{NONLOOPBACK_VARIABLE}={ip} is a loopback address"
+    );
+    ip
+}

@@ -130,6 +130,13 @@ pub fn render_error(e: &smtp_sansio::Error) -> String {
                 n.split(['(', ' ', '{']).next().unwrap_or("")
             )
         }
+        E::Security(sec) => {
+            let n = format!("{sec:?}");
+            format!(
+                "err Security {}",
+                n.split(['(', ' ', '{']).next().unwrap_or("")
+            )
+        }
         E::Disconnected => "err Disconnected".into(),
         E::Timeout(_) => "err Timeout".into(),
         E::ServiceClosing {
@@ -450,8 +457,8 @@ pub fn all(lmtp_path: &std::path::Path) -> Vec<Scenario> {
                     ),
                     "ok 220",
                 ),
-                (Act::StartTls, "err Usage NotSupported"),
-                (Act::Login("alice", "pw"), "err Usage NotSupported"),
+                (Act::StartTls, "err Security StartTlsNotOffered"),
+                (Act::Login("alice", "pw"), "err Security StartTlsNotOffered"),
             ],
             received: vec![],
         },

@@ -195,6 +195,11 @@ impl MockServer {
                 l.set_nonblocking(true)?;
                 (Some(l.local_addr()?), None, Listener::Tcp(l))
             }
+            Listen::TcpOn(ip) => {
+                let l = TcpListener::bind(SocketAddr::new(*ip, 0))?;
+                l.set_nonblocking(true)?;
+                (Some(l.local_addr()?), None, Listener::Tcp(l))
+            }
             #[cfg(not(unix))]
             Listen::Unix(_) => {
                 return Err(io::Error::new(
@@ -232,7 +237,8 @@ impl MockServer {
         })
     }
 
-    /// The TCP address (`127.0.0.1:port`).
+    /// The TCP address (`127.0.0.1:port`, or the address of
+    /// [`Listen::TcpOn`](crate::Listen::TcpOn)).
     ///
     /// # Panics
     /// When the server listens on a Unix socket (use [`MockServer::tcp_addr`]
@@ -255,7 +261,7 @@ impl MockServer {
         self.path.as_deref()
     }
 
-    /// `127.0.0.1:port`, or the Unix socket path.
+    /// The TCP address as `ip:port`, or the Unix socket path.
     #[must_use]
     pub fn addr_or_path(&self) -> String {
         match (&self.addr, &self.path) {

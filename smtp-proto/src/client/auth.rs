@@ -4,6 +4,12 @@
 //! CRAM-MD5, PLAIN, LOGIN and reports the last failure. A 235 completes the
 //! exchange only when the mechanism agrees ([`Mechanism::finish`]: SCRAM's
 //! server signature, RFC 5802 section 5).
+//!
+//! No reusable secret in the clear (RFC 4954 section 4): a mechanism that
+//! exposes one ([`Mechanism::exposes_secret`]) starts only when
+//! [`Client::may_send_secret`] says so; `login` tries only the mechanisms
+//! allowed on the connection, and when none is, fails with
+//! [`SecurityError::PlaintextAuth`] before anything is sent.
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -13,7 +19,7 @@ use base64::Engine as _;
 use super::{Client, Op, OpState, Outcome, Step, dispatch::Expect};
 use crate::capabilities::Capabilities;
 use crate::command::{Command, MechanismName};
-use crate::error::{Error, UsageError};
+use crate::error::{Error, SecurityError, UsageError};
 use crate::reply::Reply;
 use crate::sasl::{self, Credentials, Mechanism};
 
@@ -32,6 +38,13 @@ pub(super) struct AuthOp {
 impl Client {
     /// smtplib's `login`: tries CRAM-MD5, PLAIN and LOGIN in that order among the
     /// mechanisms the server offers; the last failure is the error.
+    ///
+    /// Unlike smtplib, each of them puts the password (or, for CRAM-MD5, a
+    /// cheaply guessable digest of it) on the wire, so they are tried only
+    /// when [`Client::may_send_secret`]: TLS with a verified certificate, a
+    /// loopback or Unix peer, or [`Config::allow_plaintext_auth`](super::Config::allow_plaintext_auth).
+    /// Otherwise the login fails with [`SecurityError::PlaintextAuth`] and
+    /// nothing is sent.
     pub fn login(
         &mut self,
         now: Instant,
@@ -53,6 +66,11 @@ impl Client {
     }
 
     /// smtplib's `auth`: authenticates with a caller-supplied mechanism.
+    ///
+    /// A mechanism that exposes a reusable secret
+    /// ([`Mechanism::exposes_secret`], the default for a mechanism of your
+    /// own) fails with [`SecurityError::PlaintextAuth`], sending nothing,
+    /// unless [`Client::may_send_secret`].
     pub fn auth(
         &mut self,
         now: Instant,
@@ -88,9 +106,19 @@ impl Client {
                 .as_ref()
                 .map(Capabilities::auth_mechanisms)
                 .unwrap_or_default();
-            auth.queue = sasl::login_mechanisms(&offered, &creds).into();
-            if auth.queue.is_empty() {
+            let candidates = sasl::login_mechanisms(&offered, &creds);
+            let Some(first) = candidates.first() else {
                 return Step::Done(Err(Error::NoAuthMechanism(offered.join(" "))));
+            };
+            let refused = SecurityError::PlaintextAuth {
+                mechanism: first.name().to_owned(),
+            };
+            auth.queue = candidates
+                .into_iter()
+                .filter(|m| self.may_start(m.as_ref()))
+                .collect();
+            if auth.queue.is_empty() {
+                return Step::Done(Err(refused.into()));
             }
         }
         self.next_mechanism(now, auth)
@@ -105,6 +133,11 @@ impl Client {
                     .unwrap_or_else(|| Error::NoAuthMechanism(String::new()));
                 return Step::Done(Err(err));
             };
+            if !self.may_start(mech.as_ref()) {
+                let mechanism = mech.name().to_owned();
+                auth.last_error = Some(SecurityError::PlaintextAuth { mechanism }.into());
+                continue;
+            }
             let name = match MechanismName::new(mech.name()) {
                 Ok(n) => n,
                 Err(e) => {
@@ -135,6 +168,12 @@ impl Client {
             );
             return Step::Continue;
         }
+    }
+
+    /// Whether `mech` may start on this connection: it exposes no reusable
+    /// secret, or [`Client::may_send_secret`].
+    fn may_start(&self, mech: &dyn Mechanism) -> bool {
+        !mech.exposes_secret() || self.may_send_secret()
     }
 
     pub(super) fn auth_reply(&mut self, now: Instant, auth: &mut AuthOp, reply: Reply) -> Step {

@@ -11,7 +11,7 @@ use super::{
     extensions::check_envelope,
 };
 use crate::command::{Address, Command, Parameter, Text, Verb};
-use crate::error::{Error, ProtocolError, UsageError};
+use crate::error::{Error, ProtocolError};
 use crate::reply::Reply;
 
 /// A low-level DATA: the replies after the body (several under LMTP).
@@ -24,7 +24,7 @@ pub(super) struct DataOp {
 impl Client {
     /// Low-level MAIL FROM. Completes with the reply.
     ///
-    /// Once EHLO or HELO is done, fails with [`UsageError::NotSupported`] (and
+    /// Once EHLO or HELO is done, fails with [`UsageError::NotSupported`](crate::UsageError::NotSupported) (and
     /// sends nothing) when a parameter needs an extension the server did not
     /// offer, or the address is not ASCII and SMTPUTF8 is not offered, as
     /// [`Client::send`] does; after HELO no parameter can be sent.
@@ -110,6 +110,9 @@ impl Client {
 
     /// Starts low-level DATA.
     pub(super) fn start_data(&mut self, now: Instant, d: &mut DataOp) -> Step {
+        if let Err(e) = self.tls_policy() {
+            return Step::Done(Err(e));
+        }
         d.sent = true;
         self.transmit(now, Command::Data, Expect::Data);
         Step::Continue
@@ -117,8 +120,13 @@ impl Client {
 
     /// Starts a command that completes with its reply.
     pub(super) fn start_simple(&mut self, now: Instant, cmd: &Command, expect: Expect) -> Step {
+        if carries_envelope(cmd) {
+            if let Err(e) = self.tls_policy() {
+                return Step::Done(Err(e));
+            }
+        }
         if let Err(e) = self.check_mail_rcpt(cmd) {
-            return Step::Done(Err(e.into()));
+            return Step::Done(Err(e));
         }
         if matches!(cmd, Command::Mail { .. } | Command::Rset) {
             self.lmtp_accepted = 0;
@@ -132,7 +140,7 @@ impl Client {
     /// parameters need the extensions that define them and an address that is
     /// not ASCII needs SMTPUTF8; after HELO neither is possible. Before either,
     /// nothing is known of the server and the command goes as given.
-    fn check_mail_rcpt(&self, cmd: &Command) -> Result<(), UsageError> {
+    fn check_mail_rcpt(&self, cmd: &Command) -> Result<(), Error> {
         if !self.hello_done() {
             return Ok(());
         }
@@ -272,4 +280,20 @@ impl Client {
             _ => Step::Done(Err(ProtocolError::UnsolicitedReply(reply).into())),
         }
     }
+}
+
+/// Whether `cmd` may carry the envelope, the message or an address, so that
+/// [`Config::require_tls`](super::Config::require_tls) keeps it off a
+/// plaintext session: MAIL, RCPT, VRFY, EXPN, and any command sent through
+/// `docmd` (it may be any of those, or AUTH). RSET, NOOP, HELP and QUIT carry
+/// nothing of the kind.
+fn carries_envelope(cmd: &Command) -> bool {
+    matches!(
+        cmd,
+        Command::Mail { .. }
+            | Command::Rcpt { .. }
+            | Command::Vrfy(_)
+            | Command::Expn(_)
+            | Command::Raw { .. }
+    )
 }

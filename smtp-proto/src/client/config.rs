@@ -130,10 +130,37 @@ pub struct Config {
     /// What the body encoder does with bare CR and LF (default: normalise).
     pub line_endings: LineEndings,
     /// Refuse to authenticate or send an envelope on an unencrypted session, and
-    /// end the session when STARTTLS is not offered or is refused.
+    /// end the session when STARTTLS is not offered or is refused: in
+    /// plaintext nothing but EHLO (HELO, LHLO), STARTTLS, RSET, NOOP, HELP and
+    /// QUIT is sent; AUTH, the whole transaction, the low-level MAIL, RCPT,
+    /// DATA, VRFY, EXPN and any command of `docmd` fail with
+    /// [`SecurityError::TlsRequired`](crate::SecurityError::TlsRequired), and
+    /// a missing STARTTLS ends the session with
+    /// [`SecurityError::StartTlsNotOffered`](crate::SecurityError::StartTlsNotOffered).
     pub require_tls: bool,
     /// The transport is already encrypted (implicit TLS, port 465).
     pub tls_on_connect: bool,
+    /// Whether the TLS the driver runs (the implicit TLS of
+    /// [`Config::tls_on_connect`], or the STARTTLS handshake) verifies the
+    /// server's certificate and name (default true). A driver whose TLS
+    /// accepts any certificate sets it false; such TLS counts as plaintext for
+    /// AUTH (an attacker in the path can present any certificate). Settable
+    /// later with [`Client::set_tls_verified`](crate::Client::set_tls_verified);
+    /// the value at the moment TLS is established is what counts.
+    pub tls_verified: bool,
+    /// The peer is a loopback address or a Unix socket: nothing said on the
+    /// connection leaves the machine, so AUTH may send a reusable secret
+    /// without TLS. Set by the adapters from the connected socket (default
+    /// false: a caller's stream is not known to be local).
+    pub loopback_peer: bool,
+    /// Allow a mechanism that puts a reusable secret on the wire (PLAIN,
+    /// LOGIN, XOAUTH2, OAUTHBEARER, CRAM-MD5, any mechanism that does not say
+    /// otherwise: [`Mechanism::exposes_secret`](crate::Mechanism::exposes_secret))
+    /// on a connection that is neither TLS with a verified certificate nor
+    /// to a loopback address or Unix socket (default false: refused with
+    /// [`SecurityError::PlaintextAuth`](crate::SecurityError::PlaintextAuth),
+    /// RFC 4954 section 4).
+    pub allow_plaintext_auth: bool,
     /// Most 334 challenges answered in one AUTH exchange before cancelling.
     pub max_auth_rounds: u32,
     /// Most BDAT chunks in flight at once when pipelining (bounds what the server
@@ -158,6 +185,9 @@ impl Config {
             line_endings: LineEndings::Normalize,
             require_tls: false,
             tls_on_connect: false,
+            tls_verified: true,
+            loopback_peer: false,
+            allow_plaintext_auth: false,
             max_auth_rounds: 8,
             max_bdat_in_flight: 16,
             trace: false,

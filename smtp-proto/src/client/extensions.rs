@@ -12,7 +12,7 @@
 use super::Client;
 use crate::capabilities::Capabilities;
 use crate::command::Parameter;
-use crate::error::UsageError;
+use crate::error::{Error, SecurityError, UsageError};
 
 /// What the session knows that the checks depend on.
 #[derive(Debug, Clone, Copy)]
@@ -40,8 +40,8 @@ pub(crate) fn check_envelope<'p>(
     rcpt_params: impl IntoIterator<Item = &'p [Parameter]>,
     international: bool,
     size: Option<u64>,
-) -> Result<(), UsageError> {
-    let not_supported = |ext: &str| UsageError::NotSupported(ext.into());
+) -> Result<(), Error> {
+    let not_supported = |ext: &str| Error::from(UsageError::NotSupported(ext.into()));
     let Some(caps) = session.capabilities else {
         if let Some(p) = mail_params.first() {
             return Err(not_supported(extension_of(p)));
@@ -69,7 +69,7 @@ pub(crate) fn check_envelope<'p>(
                 return Err(not_supported("BINARYMIME"));
             }
             ("REQUIRETLS", _) if !caps.requiretls() => return Err(not_supported("REQUIRETLS")),
-            ("REQUIRETLS", _) if !session.tls => return Err(UsageError::TlsRequired),
+            ("REQUIRETLS", _) if !session.tls => return Err(SecurityError::TlsRequired.into()),
             ("RET" | "ENVID", _) if !caps.dsn() => return Err(not_supported("DSN")),
             _ => {}
         }
@@ -88,7 +88,7 @@ pub(crate) fn check_envelope<'p>(
     }
     if let (Some(size), Some(limit)) = (size, caps.size()) {
         if size > limit {
-            return Err(UsageError::MessageTooLarge { size, limit });
+            return Err(UsageError::MessageTooLarge { size, limit }.into());
         }
     }
     Ok(())
@@ -124,7 +124,7 @@ mod tests {
     use super::{Session, check_envelope};
     use crate::capabilities::Capabilities;
     use crate::command::Parameter;
-    use crate::error::UsageError;
+    use crate::error::{Error, SecurityError, UsageError};
     use crate::reply::Reply;
 
     /// One check: what the server said to EHLO (`None`: HELO), the session, the
@@ -151,12 +151,14 @@ mod tests {
         expect: "ok",
     };
 
-    fn verdict(r: Result<(), UsageError>) -> String {
+    fn verdict(r: Result<(), Error>) -> String {
         match r {
             Ok(()) => "ok".into(),
-            Err(UsageError::NotSupported(ext)) => format!("not supported {ext}"),
-            Err(UsageError::TlsRequired) => "tls required".into(),
-            Err(UsageError::MessageTooLarge { size, limit }) => format!("too large {size}>{limit}"),
+            Err(Error::Usage(UsageError::NotSupported(ext))) => format!("not supported {ext}"),
+            Err(Error::Security(SecurityError::TlsRequired)) => "tls required".into(),
+            Err(Error::Usage(UsageError::MessageTooLarge { size, limit })) => {
+                format!("too large {size}>{limit}")
+            }
             Err(other) => format!("{other:?}"),
         }
     }

@@ -10,7 +10,7 @@ use super::{Client, Op, OpState, Outcome, Output, Phase, Step};
 use super::{Protocol, deadline_after, dispatch::Expect};
 use crate::capabilities::Capabilities;
 use crate::command::{Command, Domain};
-use crate::error::{Error, ProtocolError, UsageError};
+use crate::error::{Error, ProtocolError, SecurityError, UsageError};
 use crate::reply::Reply;
 
 /// The EHLO-or-HELO prelude of operations that need a greeted session.
@@ -171,7 +171,12 @@ impl Client {
             return Step::Done(Err(UsageError::WrongState("TLS is already active").into()));
         }
         if !self.has_extn("STARTTLS") {
-            return Step::Done(Err(UsageError::NotSupported("STARTTLS".into()).into()));
+            // With TLS required this ends the session ([`Client::fatal_for_policy`]).
+            return Step::Done(Err(if self.config.require_tls {
+                SecurityError::StartTlsNotOffered.into()
+            } else {
+                UsageError::NotSupported("STARTTLS".into()).into()
+            }));
         }
         self.transmit(now, Command::StartTls, Expect::StartTls);
         *state = StartTlsState::Sent;
@@ -233,7 +238,7 @@ impl Client {
     /// With `require_tls`, nothing that needs TLS may start in plaintext.
     pub(super) fn tls_policy(&self) -> Result<(), Error> {
         if self.config.require_tls && !self.tls {
-            Err(UsageError::TlsRequired.into())
+            Err(SecurityError::TlsRequired.into())
         } else {
             Ok(())
         }
@@ -245,7 +250,7 @@ impl Client {
             && !self.tls
             && matches!(
                 e,
-                Error::StartTlsRefused(_) | Error::Usage(UsageError::NotSupported(_))
+                Error::StartTlsRefused(_) | Error::Security(SecurityError::StartTlsNotOffered)
             )
             && matches!(
                 self.active,

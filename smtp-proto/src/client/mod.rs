@@ -232,6 +232,9 @@ pub struct Client {
     ehlo_reply: Option<Reply>,
     helo_reply: Option<Reply>,
     tls: bool,
+    /// The TLS in use verified the server's certificate ([`Config::tls_verified`]
+    /// when it was established).
+    tls_verified: bool,
     authenticated: bool,
     /// LMTP: recipients accepted by low-level RCPT since the last MAIL.
     lmtp_accepted: usize,
@@ -291,6 +294,7 @@ impl Client {
         let mut c = Client {
             parser: ReplyParser::new(config.reply_limits),
             tls: config.tls_on_connect,
+            tls_verified: config.tls_on_connect && config.tls_verified,
             config,
             inbuf: Vec::new(),
             out: VecDeque::new(),
@@ -392,6 +396,23 @@ impl Client {
     #[must_use]
     pub fn is_tls(&self) -> bool {
         self.tls
+    }
+
+    /// Whether the transport is encrypted by TLS that verified the server's
+    /// certificate ([`Config::tls_verified`] when TLS was established).
+    #[must_use]
+    pub fn is_tls_verified(&self) -> bool {
+        self.tls && self.tls_verified
+    }
+
+    /// Whether AUTH may start a mechanism that puts a reusable secret on the
+    /// wire ([`Mechanism::exposes_secret`](crate::Mechanism::exposes_secret)):
+    /// the session is TLS with a verified certificate, or the peer is a
+    /// loopback address or a Unix socket ([`Config::loopback_peer`]), or the
+    /// caller allowed it ([`Config::allow_plaintext_auth`]).
+    #[must_use]
+    pub fn may_send_secret(&self) -> bool {
+        self.is_tls_verified() || self.config.loopback_peer || self.config.allow_plaintext_auth
     }
 
     /// Whether AUTH succeeded.
@@ -573,11 +594,20 @@ impl Client {
         }
         self.phase = Phase::Open;
         self.tls = true;
+        self.tls_verified = self.config.tls_verified;
         self.with_active(|c, a| match &mut a.op {
             OpState::StartTls(state) => c.starttls_handshake_done(now, state),
             _ => Step::Continue,
         });
         self.pump(now);
+    }
+
+    /// Whether the TLS of a later STARTTLS handshake verifies the server's
+    /// certificate ([`Config::tls_verified`]): a driver whose TLS
+    /// configuration changed after the session was made says so here. The
+    /// TLS already established keeps what it was.
+    pub fn set_tls_verified(&mut self, verified: bool) {
+        self.config.tls_verified = verified;
     }
 
     /// Turns [`Output::Trace`] lines on or off (smtplib's `set_debuglevel`).

@@ -1,4 +1,10 @@
 //! CRAM-MD5 (RFC 2195): `user SP hex(HMAC-MD5(password, challenge))`.
+//!
+//! The response is not the password, but it lets anyone who records it test
+//! billions of password guesses a second offline, so the client treats it as
+//! exposing the secret ([`Mechanism::exposes_secret`] keeps its default,
+//! `true`): refused without verified TLS unless the peer is local or the
+//! caller opted in (see [the module](super)).
 
 use hmac::{Hmac, Mac};
 use md5::Md5;

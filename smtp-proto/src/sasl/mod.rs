@@ -5,6 +5,43 @@
 //! A [`Mechanism`] is pure and synchronous: the client state machine asks it for an
 //! initial response and for the answer to each challenge, and does the base64
 //! itself. Secrets live in [`Secret`], whose `Debug` never shows them.
+//!
+//! # Which mechanisms may run without TLS
+//!
+//! The client refuses to start a mechanism that puts a reusable secret on the
+//! wire ([`Mechanism::exposes_secret`]) unless the connection is TLS with a
+//! verified certificate, or goes to a loopback address or a Unix socket, or the
+//! caller opted in (`allow_plaintext_auth`): RFC 4954 section 4, Go's
+//! `net/smtp` `PlainAuth`. What each mechanism gives an eavesdropper:
+//!
+//! | mechanism | on the wire | without TLS |
+//! |---|---|---|
+//! | PLAIN, LOGIN | the password (base64) | refused: anyone on the path reads it |
+//! | XOAUTH2, OAUTHBEARER | the bearer token | refused: a token is replayable until it expires |
+//! | CRAM-MD5 | `user hex(HMAC-MD5(password, challenge))` | refused (see below) |
+//! | SCRAM-SHA-256 | a proof bound to both nonces; salt and iteration count from the server | allowed (see below) |
+//! | a mechanism of your own | unknown | refused unless it says otherwise |
+//!
+//! Neither CRAM-MD5 nor SCRAM-SHA-256 sends the password itself, and neither
+//! response can be replayed. Both let whoever records the exchange guess the
+//! password offline, at very different costs:
+//!
+//! - **CRAM-MD5** costs one HMAC-MD5 per guess: billions of guesses a second
+//!   on one GPU, so most passwords people choose fall within hours to a
+//!   passive eavesdropper, and an attacker who strips STARTTLS and plays the
+//!   server picks the challenge too. The mechanism is also obsolete (it makes
+//!   the server keep the password in a form as good as clear text). It is
+//!   treated as exposing the secret: refused in the clear like PLAIN.
+//! - **SCRAM-SHA-256** costs the server's iteration count of
+//!   PBKDF2-HMAC-SHA-256 per guess, at least 4096 (RFC 7677 section 4; this
+//!   client refuses fewer, [`ScramSha256::MIN_ITERATIONS`]), thousands of
+//!   times more than CRAM-MD5, and the server proves it knows the password
+//!   before the session counts as authenticated. It is allowed in the clear.
+//!   What remains: an attacker in the path can still guess offline at that
+//!   cost (a weak password stays weak), and, with no channel binding, can
+//!   relay the exchange to the real server and take over the authenticated
+//!   plaintext session. Use TLS for either; opt in (`allow_plaintext_auth`)
+//!   to run CRAM-MD5 without it.
 
 use std::fmt;
 
@@ -78,6 +115,18 @@ pub trait Mechanism: Send + fmt::Debug {
     /// default accepts.
     fn finish(&mut self) -> Result<(), SaslError> {
         Ok(())
+    }
+
+    /// Whether the exchange puts a reusable secret on the wire, or one an
+    /// eavesdropper can cheaply recover (a password, a bearer token, a
+    /// CRAM-MD5 response): then the client refuses to start it on a
+    /// connection that is neither TLS with a verified certificate nor to a
+    /// loopback address or Unix socket, unless `allow_plaintext_auth` is set
+    /// (see the [module](self)). The default is `true`, so a mechanism that
+    /// does not say otherwise is treated as exposing; SCRAM-SHA-256 says
+    /// `false`.
+    fn exposes_secret(&self) -> bool {
+        true
     }
 }
 

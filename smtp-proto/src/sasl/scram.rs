@@ -22,6 +22,13 @@
 //! normalised, and prohibited characters (controls, private use, unassigned code
 //! points and others) or bad bidirectional text refuse the credentials. Plain
 //! ASCII without control characters passes unchanged.
+//!
+//! The password never leaves the client, and guessing it from a recorded
+//! exchange costs at least [`ScramSha256::MIN_ITERATIONS`] rounds of PBKDF2
+//! per guess, so the mechanism may run without TLS
+//! ([`Mechanism::exposes_secret`] is `false`); without channel binding an
+//! attacker in the path can still relay the exchange and take over the
+//! plaintext session (see [the module](super)).
 
 use std::fmt;
 
@@ -348,6 +355,12 @@ impl Mechanism for ScramSha256 {
             self.state = State::Failed;
             Err(ScramError::MissingServerSignature.into())
         }
+    }
+
+    /// No: the password stays on the client, and a recorded exchange costs
+    /// the iteration count per guess (see the [module](super)).
+    fn exposes_secret(&self) -> bool {
+        false
     }
 }
 

@@ -1,0 +1,241 @@
+//! The rule on secrets in the clear against a peer that is not loopback,
+//! through the async facade on Tokio and on async-std. The server listens on
+//! the address `SMTP_TEST_NONLOOPBACK` names; `scripts/test` runs these tests
+//! with `--ignored` in a private network namespace where `192.0.2.10/32` sits
+//! on `lo` (no packet leaves the machine). Without the variable they fail.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![cfg_attr(not(feature = "tls"), allow(unused_imports, dead_code))]
+
+use std::future::Future;
+use std::time::Duration;
+
+use smtp_async::smtp_sansio::sasl::{Credentials, Plain, XOAuth2};
+use smtp_async::smtp_sansio::{Error as SmtpError, Secret, SecurityError};
+use smtp_async::{Error, Options, Runtime, SmtpClient, Tls};
+use smtp_async_std::AsyncStd;
+use smtp_testkit::{MockServer, ServerConfig};
+use smtp_tokio::Tokio;
+
+const MSG: &[u8] = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: t\r\n\r\nbody\r\n";
+const WAIT: Duration = Duration::from_secs(10);
+
+/// Runs the same case on Tokio, then on async-std.
+fn on_both(tokio_case: impl Future<Output = ()>, async_std_case: impl Future<Output = ()>) {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(tokio_case);
+    async_std::task::block_on(async_std_case);
+}
+
+/// A server on the non-loopback address, with a user.
+fn server(tls: smtp_testkit::Tls) -> MockServer {
+    let config = ServerConfig::default()
+        .tcp_on(smtp_testkit::nonloopback_ip())
+        .tls(tls)
+        .user("alice", "pw");
+    let server = MockServer::start(config).unwrap();
+    assert_eq!(server.addr().ip(), smtp_testkit::nonloopback_ip());
+    server
+}
+
+/// What the client sent on the server's first connection (decrypted), once
+/// it is over.
+fn received(server: &MockServer) -> String {
+    server.wait_for_closed(1, WAIT);
+    String::from_utf8_lossy(&server.raw()[0]).into_owned()
+}
+
+/// The refusal, with a message that names the way out; the mechanism.
+fn plaintext_auth(e: Error) -> String {
+    let shown = e.to_string();
+    assert!(
+        shown.contains("Tls::StartTls") && shown.contains("allow_plaintext_auth"),
+        "{shown}"
+    );
+    match e {
+        Error::Smtp(SmtpError::Security(SecurityError::PlaintextAuth { mechanism })) => mechanism,
+        other => panic!("expected the plaintext-AUTH refusal, got {other:?}"),
+    }
+}
+
+async fn send_and_quit<R: Runtime>(
+    server: &MockServer,
+    mut smtp: SmtpClient<R>,
+) -> smtp_testkit::Received {
+    smtp.sendmail("a@example.org", &["b@example.org"], MSG)
+        .await
+        .unwrap();
+    smtp.quit().await.unwrap();
+    server.wait_for_messages(1, WAIT).remove(0)
+}
+
+async fn opportunistic_without_starttls<R: Runtime>() {
+    let s = server(smtp_testkit::Tls::None);
+    let e = SmtpClient::<R>::builder(&s.addr().to_string())
+        .credentials("alice", "pw")
+        .timeout(WAIT)
+        .connect()
+        .await
+        .unwrap_err();
+    assert_eq!(plaintext_auth(e), "CRAM-MD5");
+    let raw = received(&s);
+    assert!(raw.starts_with("EHLO "), "{raw}");
+    assert!(!raw.contains("AUTH") && !raw.contains("MAIL"), "{raw}");
+    assert!(s.messages().is_empty());
+
+    // A mechanism of one's own choice that carries a token: the same.
+    let s = server(smtp_testkit::Tls::None);
+    let e = SmtpClient::<R>::builder(&s.addr().to_string())
+        .mechanism(|| Box::new(XOAuth2::new("alice", Secret::new("pw"))))
+        .timeout(WAIT)
+        .connect()
+        .await
+        .unwrap_err();
+    assert_eq!(plaintext_auth(e), "XOAUTH2");
+    let raw = received(&s);
+    assert!(!raw.contains("AUTH") && !raw.contains("MAIL"), "{raw}");
+}
+
+/// Credentials with opportunistic TLS (the default) and no STARTTLS offered:
+/// a typed error before any AUTH or MAIL, never a login in the clear.
+#[test]
+#[ignore = "needs a non-loopback address in SMTP_TEST_NONLOOPBACK (scripts/test)"]
+fn opportunistic_credentials_without_starttls_send_nothing() {
+    on_both(
+        opportunistic_without_starttls::<Tokio>(),
+        opportunistic_without_starttls::<AsyncStd>(),
+    );
+}
+
+async fn login_in_plaintext<R: Runtime>() {
+    let s = server(smtp_testkit::Tls::None);
+    let o = Options::default().timeout(WAIT);
+    let mut smtp = SmtpClient::<R>::connect(&s.addr().to_string(), o)
+        .await
+        .unwrap();
+    assert!(!smtp.core().config().loopback_peer);
+    let e = smtp.login("alice", "pw").await.unwrap_err();
+    assert_eq!(plaintext_auth(e), "CRAM-MD5");
+    let plain = Box::new(Plain::new(Credentials::new("alice", "pw")));
+    let e = smtp.auth(plain, true).await.unwrap_err();
+    assert_eq!(plaintext_auth(e), "PLAIN");
+    smtp.quit().await.unwrap();
+    let raw = received(&s);
+    assert!(!raw.contains("AUTH"), "{raw}");
+}
+
+/// smtplib's `login` in plaintext: refused, nothing sent (unlike smtplib).
+#[test]
+#[ignore = "needs a non-loopback address in SMTP_TEST_NONLOOPBACK (scripts/test)"]
+fn login_in_plaintext_is_refused() {
+    on_both(
+        login_in_plaintext::<Tokio>(),
+        login_in_plaintext::<AsyncStd>(),
+    );
+}
+
+async fn allowed<R: Runtime>() {
+    let s = server(smtp_testkit::Tls::None);
+    let smtp = SmtpClient::<R>::builder(&s.addr().to_string())
+        .credentials("alice", "pw")
+        .allow_plaintext_auth(true)
+        .timeout(WAIT)
+        .connect()
+        .await
+        .unwrap();
+    assert!(!smtp.is_tls() && !smtp.core().config().loopback_peer);
+    let m = send_and_quit(&s, smtp).await;
+    assert_eq!(m.auth_user.as_deref(), Some("alice"));
+    assert!(!m.tls);
+}
+
+/// The named opt-in: the login goes in the clear.
+#[test]
+#[ignore = "needs a non-loopback address in SMTP_TEST_NONLOOPBACK (scripts/test)"]
+fn allow_plaintext_auth_logs_in_in_the_clear() {
+    on_both(allowed::<Tokio>(), allowed::<AsyncStd>());
+}
+
+#[cfg(feature = "tls")]
+async fn starttls_verified<R: Runtime>() {
+    for mode in [Tls::StartTls, Tls::Opportunistic] {
+        let s = server(smtp_testkit::Tls::StartTls);
+        let smtp = SmtpClient::<R>::builder(&s.addr().to_string())
+            .tls(mode)
+            .tls_config(s.pki().client_config())
+            .tls_server_name("localhost")
+            .credentials("alice", "pw")
+            .timeout(WAIT)
+            .connect()
+            .await
+            .unwrap();
+        assert!(smtp.core().is_tls_verified());
+        let m = send_and_quit(&s, smtp).await;
+        assert!(m.tls, "{mode:?}");
+        assert_eq!(m.auth_user.as_deref(), Some("alice"), "{mode:?}");
+    }
+}
+
+/// STARTTLS with a certificate verified against the test CA: the login goes,
+/// required or opportunistic.
+#[cfg(feature = "tls")]
+#[test]
+#[ignore = "needs a non-loopback address in SMTP_TEST_NONLOOPBACK (scripts/test)"]
+fn starttls_with_a_verified_certificate_logs_in() {
+    on_both(
+        starttls_verified::<Tokio>(),
+        starttls_verified::<AsyncStd>(),
+    );
+}
+
+#[cfg(feature = "tls")]
+async fn insecure<R: Runtime>() {
+    let insecure = smtp_async::smtp_adapter::tls::dangerous_accept_any_certificate().unwrap();
+    for (server_tls, mode) in [
+        (smtp_testkit::Tls::StartTls, Tls::StartTls),
+        (smtp_testkit::Tls::Implicit, Tls::Implicit),
+    ] {
+        let s = server(server_tls);
+        let e = SmtpClient::<R>::builder(&s.addr().to_string())
+            .tls(mode)
+            .tls_config(insecure.clone())
+            .credentials("alice", "pw")
+            .timeout(WAIT)
+            .connect()
+            .await
+            .unwrap_err();
+        assert_eq!(plaintext_auth(e), "CRAM-MD5", "{mode:?}");
+        let raw = received(&s);
+        assert!(s.connection_logs()[0].tls, "{mode:?}: TLS was up");
+        assert!(
+            !raw.contains("AUTH") && !raw.contains("MAIL"),
+            "{mode:?}: {raw}"
+        );
+
+        let s = server(server_tls);
+        let smtp = SmtpClient::<R>::builder(&s.addr().to_string())
+            .tls(mode)
+            .tls_config(insecure.clone())
+            .credentials("alice", "pw")
+            .allow_plaintext_auth(true)
+            .timeout(WAIT)
+            .connect()
+            .await
+            .unwrap();
+        assert!(smtp.is_tls() && !smtp.core().is_tls_verified());
+        let m = send_and_quit(&s, smtp).await;
+        assert_eq!(m.auth_user.as_deref(), Some("alice"), "{mode:?}");
+    }
+}
+
+/// TLS that accepts any certificate counts as plaintext, by STARTTLS and
+/// implicitly; the one opt-in covers it.
+#[cfg(feature = "tls")]
+#[test]
+#[ignore = "needs a non-loopback address in SMTP_TEST_NONLOOPBACK (scripts/test)"]
+fn insecure_tls_counts_as_plaintext() {
+    on_both(insecure::<Tokio>(), insecure::<AsyncStd>());
+}
