@@ -24,7 +24,7 @@
 //! that prints `Display` and then walks the sources never repeats a cause.
 //! Text from the server in a `Display` (a reply, a malformed line, the list
 //! of mechanisms) has its control characters escaped
-//! ([`Escaped`](crate::reply::Escaped)).
+//! ([`Escaped`]).
 //!
 //! Delivery certainty (RFC 5321 section 6.1): once the end of a message (the
 //! final dot, or `BDAT ... LAST`) has gone out (the write holding its last
