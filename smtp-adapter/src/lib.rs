@@ -6,6 +6,11 @@
 //! into the core's typed ones ([`args`]). Nothing here reads a reply code: that
 //! is the core's business.
 //!
+//! The default features build with Rust 1.85 (the declared `rust-version`).
+//! `mail-builder` (composed messages) needs Rust 1.89 and `dkim` (signing)
+//! Rust 1.88: what mail-builder 2 and mail-auth's DNS resolver
+//! (hickory-resolver) require.
+//!
 //! ```
 //! let (host, port) = smtp_adapter::split_host_port("[::1]:2525", smtp_adapter::SMTP_PORT)?;
 //! assert_eq!((host.as_str(), port), ("::1", 2525));

@@ -16,6 +16,11 @@
 //! What it shares with the async adapters (the error type, the TLS
 //! configuration, argument conversion, the transcript) is [`smtp_adapter`]'s.
 //!
+//! The default features build with Rust 1.85 (the declared `rust-version`).
+//! `mail-builder` (composed messages) needs Rust 1.89 and `dkim` (signing)
+//! Rust 1.88: what mail-builder 2 and mail-auth's DNS resolver
+//! (hickory-resolver) require.
+//!
 //! ```
 //! use smtp_blocking::{Options, SmtpClient};
 //! # let server = smtp_testkit::MockServer::start(smtp_testkit::ServerConfig::default()).unwrap();

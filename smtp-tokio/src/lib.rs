@@ -14,6 +14,11 @@
 //! `ring` (default) or `aws-lc-rs`, and `rustls-platform-verifier` (default),
 //! `webpki-roots` or `rustls-native-certs`.
 //!
+//! The default features build with Rust 1.85 (the declared `rust-version`).
+//! `mail-builder` (composed messages) needs Rust 1.89 and `dkim` (signing)
+//! Rust 1.88: what mail-builder 2 and mail-auth's DNS resolver
+//! (hickory-resolver) require.
+//!
 //! ```
 //! use smtp_tokio::{Options, SmtpClient};
 //! # #[tokio::main(flavor = "current_thread")]
