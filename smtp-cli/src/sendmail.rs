@@ -7,7 +7,7 @@
 mod config;
 
 use std::ffi::OsString;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -65,7 +65,7 @@ not end it, with or without -i) through the account of a config file.
   -F NAME      the full name in the From header that is added when the
                message has none (From: NAME <SENDER>); Date and Message-ID
                are added when missing too.
-  -v           the session's transcript on stderr (no password in it).
+  -v           the mail transaction's transcript (MAIL to QUIT) on stderr.
   --config P   the config file; else $SMTP_SEND_CONFIG, else
                $XDG_CONFIG_HOME/smtp-send/config.toml, else
                ~/.config/smtp-send/config.toml.
@@ -88,7 +88,7 @@ Config file (TOML):
   from = \"alice@example.org\"            # default sender; -f picks by it
   allow_plaintext_auth = false          # a password in the clear to a
                                         # server that is not loopback
-  timeout = 60                          # seconds
+  timeout = 60                          # seconds, each wait for a reply
   helo = \"client.example.org\"
 A config file that others can write to and that leads to a password, or that
 others can read and holds a `password`, is refused (exit 77); so is a
@@ -240,7 +240,8 @@ fn parse_args(args: Vec<OsString>) -> Result<Option<Args>, Fail> {
             }
             Long("config") => a.config = Some(PathBuf::from(p.value().map_err(bad)?)),
             Long("help") => {
-                println!("{HELP}");
+                // A closed stdout (`| head`) is no error worth a panic.
+                let _ = writeln!(std::io::stdout(), "{HELP}");
                 return Ok(None);
             }
             Value(v) => a.recipients.push(text(v)?),

@@ -694,6 +694,7 @@ fn starttls_is_required_by_default() {
 }
 
 /// Whether `git send-email` runs here (Debian's `git-email` package).
+#[cfg(unix)]
 fn git_send_email_installed() -> bool {
     Command::new("git")
         .args(["send-email", "--dump-aliases"])
