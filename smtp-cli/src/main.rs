@@ -10,6 +10,7 @@
 #[cfg(feature = "demo")]
 mod demo;
 mod json;
+mod sendmail;
 #[cfg(feature = "tls")]
 mod tls;
 
@@ -34,6 +35,8 @@ usage: smtp-send [--server HOST[:PORT] | --unix PATH] [--lmtp]
                  [--no-pipelining] [--no-chunking] [-v|-vv] [--json]
                  [--dkim-key PEM --dkim-selector S --dkim-domain D] [MESSAGE_FILE|-]
        smtp-send demo   (a build with the demo feature)
+       smtp-send sendmail [-t] [-i] [-f SENDER] [-F NAME] [RECIPIENT...]
+                 (sendmail(1) with a config file: smtp-send sendmail --help)
 
 --tls starttls requires STARTTLS: the message is not sent when it is not offered.
 
@@ -323,6 +326,9 @@ fn parse_args(mut parser: lexopt::Parser) -> Result<Args, Failure> {
 }
 
 fn main() -> ExitCode {
+    if let Some(args) = sendmail::invoked() {
+        return sendmail::main(args);
+    }
     let mut raw = std::env::args_os().skip(1).peekable();
     if raw.peek().is_some_and(|a| a == "demo") {
         return run_demo();
