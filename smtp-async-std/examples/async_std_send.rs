@@ -8,7 +8,7 @@ use smtp_testkit::{MockServer, ServerConfig};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = ServerConfig::default()
-        .tls(smtp_testkit::Tls::StartTls)
+        .tls(smtp_testkit::ServerTls::StartTls)
         .user("alice", "secret");
     let server = MockServer::start(config)?;
     let message = b"Subject: hello\r\n\r\nhello\r\n";

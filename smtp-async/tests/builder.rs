@@ -39,7 +39,7 @@ async fn send_one<R: Runtime>(server: &MockServer, mut smtp: SmtpClient<R>) -> R
 #[cfg(feature = "tls")]
 async fn starttls_required<R: Runtime>() {
     let config = ServerConfig::default()
-        .tls(smtp_testkit::Tls::StartTls)
+        .tls(smtp_testkit::ServerTls::StartTls)
         .user("alice", "secret");
     let server = MockServer::start(config).unwrap();
     let smtp = SmtpClient::<R>::builder(&server.addr().to_string())
@@ -68,7 +68,8 @@ fn starttls_required_with_credentials() {
 
 #[cfg(feature = "tls")]
 async fn opportunistic<R: Runtime>() {
-    let tls = MockServer::start(ServerConfig::default().tls(smtp_testkit::Tls::StartTls)).unwrap();
+    let tls =
+        MockServer::start(ServerConfig::default().tls(smtp_testkit::ServerTls::StartTls)).unwrap();
     let smtp = SmtpClient::<R>::builder(&tls.addr().to_string())
         .tls_config(tls.pki().client_config())
         .tls_server_name("localhost")
@@ -117,7 +118,7 @@ fn starttls_required_but_not_offered_sends_nothing_else() {
 #[cfg(feature = "tls")]
 async fn implicit_with_mechanism<R: Runtime>() {
     let config = ServerConfig::default()
-        .tls(smtp_testkit::Tls::Implicit)
+        .tls(smtp_testkit::ServerTls::Implicit)
         .user("carol", "pw");
     let server = MockServer::start(config).unwrap();
     let smtp = SmtpClient::<R>::builder(&server.addr().to_string())

@@ -161,7 +161,7 @@ async fn unverified_tls<R: StreamRuntime>() {
     use smtp_async::smtp_adapter::tls;
 
     let config = ServerConfig::default()
-        .tls(smtp_testkit::Tls::StartTls)
+        .tls(smtp_testkit::ServerTls::StartTls)
         .user("alice", "pw");
     let insecure = tls::dangerous_accept_any_certificate().unwrap();
 

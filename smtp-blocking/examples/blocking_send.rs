@@ -14,7 +14,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         (SmtpClient::builder(addr), from.clone(), to.clone())
     } else {
         let config = ServerConfig::default()
-            .tls(smtp_testkit::Tls::StartTls)
+            .tls(smtp_testkit::ServerTls::StartTls)
             .user("alice", "secret");
         server = MockServer::start(config)?;
         let builder = SmtpClient::builder(&server.addr().to_string())

@@ -25,7 +25,7 @@ fn send_one(server: &MockServer, mut smtp: SmtpClient) -> smtp_testkit::Received
 #[test]
 fn starttls_required_with_credentials() {
     let config = ServerConfig::default()
-        .tls(smtp_testkit::Tls::StartTls)
+        .tls(smtp_testkit::ServerTls::StartTls)
         .user("alice", "secret");
     let server = MockServer::start(config).unwrap();
     let smtp = SmtpClient::builder(&server.addr().to_string())
@@ -46,7 +46,7 @@ fn starttls_required_with_credentials() {
 #[test]
 fn opportunistic_uses_starttls_when_offered_and_plain_otherwise() {
     let tls_server =
-        MockServer::start(ServerConfig::default().tls(smtp_testkit::Tls::StartTls)).unwrap();
+        MockServer::start(ServerConfig::default().tls(smtp_testkit::ServerTls::StartTls)).unwrap();
     let smtp = SmtpClient::builder(&tls_server.addr().to_string())
         .tls_config(tls_server.pki().client_config())
         .tls_server_name("localhost")
@@ -82,7 +82,7 @@ fn starttls_required_but_not_offered_sends_nothing_else() {
 #[test]
 fn implicit_tls_and_a_custom_mechanism() {
     let config = ServerConfig::default()
-        .tls(smtp_testkit::Tls::Implicit)
+        .tls(smtp_testkit::ServerTls::Implicit)
         .user("carol", "pw");
     let server = MockServer::start(config).unwrap();
     let smtp = SmtpClient::builder(&server.addr().to_string())

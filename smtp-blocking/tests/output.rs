@@ -196,7 +196,7 @@ fn tls_failures_name_the_server() {
     let other = smtp_testkit::TestPki::generate().unwrap();
     // Implicit TLS: while connecting.
     let server =
-        MockServer::start(ServerConfig::default().tls(smtp_testkit::Tls::Implicit)).unwrap();
+        MockServer::start(ServerConfig::default().tls(smtp_testkit::ServerTls::Implicit)).unwrap();
     let addr = server.addr();
     let e = SmtpClient::connect_tls(&addr.to_string(), options(), Some(other.client_config()))
         .unwrap_err();
@@ -209,7 +209,7 @@ fn tls_failures_name_the_server() {
     assert!(matches!(e.inner(), Error::Tls(_)));
     // STARTTLS: in the session.
     let server =
-        MockServer::start(ServerConfig::default().tls(smtp_testkit::Tls::StartTls)).unwrap();
+        MockServer::start(ServerConfig::default().tls(smtp_testkit::ServerTls::StartTls)).unwrap();
     let addr = server.addr();
     let e = SmtpClient::builder(&addr.to_string())
         .tls(Tls::StartTls)

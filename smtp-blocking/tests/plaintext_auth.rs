@@ -114,7 +114,7 @@ fn unverified_tls_counts_as_plaintext() {
     use smtp_blocking::smtp_adapter::tls;
 
     let config = ServerConfig::default()
-        .tls(smtp_testkit::Tls::StartTls)
+        .tls(smtp_testkit::ServerTls::StartTls)
         .user("alice", "pw");
     let insecure = tls::dangerous_accept_any_certificate().unwrap();
     assert!(!tls::verifies_certificates(&insecure));

@@ -38,7 +38,7 @@ fn session_and_transaction_spans_carry_their_fields() {
         .finish();
     let server = MockServer::start(
         ServerConfig::default()
-            .tls(smtp_testkit::Tls::StartTls)
+            .tls(smtp_testkit::ServerTls::StartTls)
             // PLAIN only, so that the payload checked below is really sent.
             .auth_mechanisms(&["PLAIN"])
             .user("alice", "hunter2"),

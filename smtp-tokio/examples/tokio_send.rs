@@ -8,7 +8,7 @@ use smtp_tokio::{Pool, PoolConfig, SmtpClient, Tls};
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = ServerConfig::default()
-        .tls(smtp_testkit::Tls::StartTls)
+        .tls(smtp_testkit::ServerTls::StartTls)
         .user("alice", "secret");
     let server = MockServer::start(config)?;
     let builder = SmtpClient::builder(&server.addr().to_string())
