@@ -13,7 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let server = MockServer::start(config)?;
     let message = b"Subject: hello\r\n\r\nhello\r\n";
     async_std::task::block_on(async {
-        let mut smtp = SmtpClient::builder(&server.addr().to_string())
+        let mut smtp = SmtpClient::builder(server.addr())
             .tls(Tls::StartTls)
             .tls_config(server.pki().client_config())
             .tls_server_name("localhost")

@@ -12,7 +12,10 @@ use std::time::Instant;
 use smtp_adapter::args::{self, Addressing, Body};
 use smtp_adapter::net::{Attempt, HappyEyeballs, Peer};
 use smtp_adapter::tls::ClientConfig;
-use smtp_adapter::{Builder, Call, Connect, Error, Message, Options, Server, Session, Target, Tls};
+use smtp_adapter::{
+    Builder, Call, Connect, Error, IntoServerAddress, Message, Options, Server, Session, Target,
+    Tls, UrlError,
+};
 use smtp_sansio::client::deadline_after;
 use smtp_sansio::{
     Client, Completion, Envelope, Event, Mechanism, Op, Output, Parameter, Protocol, Reply,
@@ -128,20 +131,35 @@ async fn connect_tcp<R: Runtime>(
 }
 
 impl<R: Runtime> SmtpClient<R> {
-    /// A connection to `host` (`host:port`, `[v6]:port`) to set up and
-    /// [`connect`](Builder::connect): TLS mode (port 25, 587 with STARTTLS
-    /// required, 465 with implicit TLS), credentials or a mechanism, timeouts,
-    /// local name, source address.
+    /// A connection to `host` to set up and [`connect`](Builder::connect):
+    /// a name or address, `"host:port"`, `"[v6]:port"`, a `SocketAddr`, an
+    /// `IpAddr` or a `(host, port)` pair ([`IntoServerAddress`]); TLS mode
+    /// (port 25, 587 with STARTTLS required, 465 with implicit TLS),
+    /// credentials or a mechanism, timeouts, local name, source address.
     #[must_use]
-    pub fn builder(host: &str) -> Builder<Self> {
+    pub fn builder(host: impl IntoServerAddress) -> Builder<Self> {
         Builder::new(host)
     }
 
-    /// An LMTP connection to `host[:port]` or a Unix socket path, to set up and
-    /// [`connect`](Builder::connect).
+    /// An LMTP connection to `host[:port]` (any [`IntoServerAddress`]) or a
+    /// Unix socket path, to set up and [`connect`](Builder::connect).
     #[must_use]
-    pub fn lmtp_builder(address: &str) -> Builder<Self> {
+    pub fn lmtp_builder(address: impl IntoServerAddress) -> Builder<Self> {
         Builder::lmtp(address)
+    }
+
+    /// The connection a URL describes, to set up further and
+    /// [`connect`](Builder::connect): `smtp://host[:port]`,
+    /// `smtps://user:password@host` (implicit TLS), `smtp://...?tls=starttls`,
+    /// `lmtp://host`, `lmtp:///path/to/socket`; a login in the URL asks for
+    /// STARTTLS (required) unless `tls=` says otherwise. See
+    /// [`Builder::from_url`] for every form and default.
+    ///
+    /// # Errors
+    ///
+    /// [`UrlError`] when the URL does not parse (it never shows the URL).
+    pub fn from_url(url: &str) -> Result<Builder<Self>, UrlError> {
+        Builder::from_url(url)
     }
 
     /// Connects to `host`, `host:port` or `[v6]:port` (port 25 by default) and

@@ -42,7 +42,7 @@ async fn starttls_required<R: Runtime>() {
         .tls(smtp_testkit::ServerTls::StartTls)
         .user("alice", "secret");
     let server = MockServer::start(config).unwrap();
-    let smtp = SmtpClient::<R>::builder(&server.addr().to_string())
+    let smtp = SmtpClient::<R>::builder(server.addr())
         .tls(Tls::StartTls)
         .tls_config(server.pki().client_config())
         .tls_server_name("localhost")
@@ -70,7 +70,7 @@ fn starttls_required_with_credentials() {
 async fn opportunistic<R: Runtime>() {
     let tls =
         MockServer::start(ServerConfig::default().tls(smtp_testkit::ServerTls::StartTls)).unwrap();
-    let smtp = SmtpClient::<R>::builder(&tls.addr().to_string())
+    let smtp = SmtpClient::<R>::builder(tls.addr())
         .tls_config(tls.pki().client_config())
         .tls_server_name("localhost")
         .connect()
@@ -78,7 +78,7 @@ async fn opportunistic<R: Runtime>() {
         .unwrap();
     assert!(send_one(&tls, smtp).await.tls);
     let plain = MockServer::start(ServerConfig::default()).unwrap();
-    let smtp = SmtpClient::<R>::builder(&plain.addr().to_string())
+    let smtp = SmtpClient::<R>::builder(plain.addr())
         .connect()
         .await
         .unwrap();
@@ -94,7 +94,7 @@ fn opportunistic_uses_starttls_when_offered_and_plain_otherwise() {
 #[cfg(feature = "tls")]
 async fn required_not_offered<R: Runtime>() {
     let server = MockServer::start(ServerConfig::default().user("alice", "secret")).unwrap();
-    let e = SmtpClient::<R>::builder(&server.addr().to_string())
+    let e = SmtpClient::<R>::builder(server.addr())
         .tls(Tls::StartTls)
         .credentials("alice", "secret")
         .connect()
@@ -121,7 +121,7 @@ async fn implicit_with_mechanism<R: Runtime>() {
         .tls(smtp_testkit::ServerTls::Implicit)
         .user("carol", "pw");
     let server = MockServer::start(config).unwrap();
-    let smtp = SmtpClient::<R>::builder(&server.addr().to_string())
+    let smtp = SmtpClient::<R>::builder(server.addr())
         .tls(Tls::Implicit)
         .tls_config(server.pki().client_config())
         .tls_server_name("localhost")

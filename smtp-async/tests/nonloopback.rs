@@ -74,7 +74,7 @@ async fn send_and_quit<R: Runtime>(
 
 async fn opportunistic_without_starttls<R: Runtime>() {
     let s = server(smtp_testkit::ServerTls::None);
-    let e = SmtpClient::<R>::builder(&s.addr().to_string())
+    let e = SmtpClient::<R>::builder(s.addr())
         .credentials("alice", "pw")
         .timeout(WAIT)
         .connect()
@@ -88,7 +88,7 @@ async fn opportunistic_without_starttls<R: Runtime>() {
 
     // A mechanism of one's own choice that carries a token: the same.
     let s = server(smtp_testkit::ServerTls::None);
-    let e = SmtpClient::<R>::builder(&s.addr().to_string())
+    let e = SmtpClient::<R>::builder(s.addr())
         .mechanism(|| Box::new(XOAuth2::new("alice", Secret::new("pw"))))
         .timeout(WAIT)
         .connect()
@@ -139,7 +139,7 @@ fn login_in_plaintext_is_refused() {
 
 async fn allowed<R: Runtime>() {
     let s = server(smtp_testkit::ServerTls::None);
-    let smtp = SmtpClient::<R>::builder(&s.addr().to_string())
+    let smtp = SmtpClient::<R>::builder(s.addr())
         .credentials("alice", "pw")
         .allow_plaintext_auth(true)
         .timeout(WAIT)
@@ -163,7 +163,7 @@ fn allow_plaintext_auth_logs_in_in_the_clear() {
 async fn starttls_verified<R: Runtime>() {
     for mode in [Tls::StartTls, Tls::Opportunistic] {
         let s = server(smtp_testkit::ServerTls::StartTls);
-        let smtp = SmtpClient::<R>::builder(&s.addr().to_string())
+        let smtp = SmtpClient::<R>::builder(s.addr())
             .tls(mode)
             .tls_config(s.pki().client_config())
             .tls_server_name("localhost")
@@ -199,7 +199,7 @@ async fn insecure<R: Runtime>() {
         (smtp_testkit::ServerTls::Implicit, Tls::Implicit),
     ] {
         let s = server(server_tls);
-        let e = SmtpClient::<R>::builder(&s.addr().to_string())
+        let e = SmtpClient::<R>::builder(s.addr())
             .tls(mode)
             .tls_config(insecure.clone())
             .credentials("alice", "pw")
@@ -216,7 +216,7 @@ async fn insecure<R: Runtime>() {
         );
 
         let s = server(server_tls);
-        let smtp = SmtpClient::<R>::builder(&s.addr().to_string())
+        let smtp = SmtpClient::<R>::builder(s.addr())
             .tls(mode)
             .tls_config(insecure.clone())
             .credentials("alice", "pw")

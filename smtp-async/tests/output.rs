@@ -179,7 +179,7 @@ async fn tls_named<R: Runtime>() {
     let server =
         MockServer::start(ServerConfig::default().tls(smtp_testkit::ServerTls::StartTls)).unwrap();
     let addr = server.addr();
-    let e = SmtpClient::<R>::builder(&addr.to_string())
+    let e = SmtpClient::<R>::builder(addr)
         .tls(smtp_async::Tls::StartTls)
         .tls_config(other.client_config())
         .tls_server_name("localhost")

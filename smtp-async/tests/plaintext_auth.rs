@@ -82,7 +82,7 @@ async fn send_and_quit<R: Runtime>(server: &MockServer, mut smtp: SmtpClient<R>)
 
 async fn loopback_tcp<R: Runtime>() {
     let server = MockServer::start(ServerConfig::default().user("alice", "pw")).unwrap();
-    let smtp = SmtpClient::<R>::builder(&server.addr().to_string())
+    let smtp = SmtpClient::<R>::builder(server.addr())
         .credentials("alice", "pw")
         .timeout(WAIT)
         .connect()

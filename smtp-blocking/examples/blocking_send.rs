@@ -17,7 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .tls(smtp_testkit::ServerTls::StartTls)
             .user("alice", "secret");
         server = MockServer::start(config)?;
-        let builder = SmtpClient::builder(&server.addr().to_string())
+        let builder = SmtpClient::builder(server.addr())
             .tls(Tls::StartTls)
             .tls_config(server.pki().client_config())
             .tls_server_name("localhost")

@@ -57,19 +57,24 @@ use std::time::{Duration, Instant};
 use smtp_adapter::args::{self, Addressing, Body};
 #[cfg(feature = "dkim")]
 pub use smtp_adapter::dkim::{DkimKey, DkimSigner};
+#[cfg(feature = "mail-builder")]
+pub use smtp_adapter::mail_builder;
 use smtp_adapter::net::{Peer, SocketTimeouts};
 pub use smtp_adapter::tls::ClientConfig;
 pub use smtp_adapter::{
-    self, Builder, Error, LMTP_PORT, Message, Options, SMTP_PORT, SMTPS_PORT, Server, Tls,
+    self, Builder, Error, IntoServerAddress, LMTP_PORT, Message, Options, SMTP_PORT, SMTPS_PORT,
+    Server, Tls, UrlError, tls,
 };
 use smtp_adapter::{Call, Connect, Session, Target};
 use smtp_sansio::client::deadline_after;
+pub use smtp_sansio::sasl::{CramMd5, Login, OAuthBearer, Plain, ScramSha256, XOAuth2};
 pub use smtp_sansio::{
-    self, Capabilities, Delivery, Envelope, Mechanism, Protocol, Reply, TransactionResult,
-    body::LineEndings,
+    self, Address, BodyType, Capabilities, Credentials, Delivery, Envelope, Mechanism, Notify,
+    Parameter, Protocol, Recipient, RecipientResult, Reply, Ret, SecurityError, Stage,
+    TransactionResult, body::LineEndings,
 };
-use smtp_sansio::{Client, Completion, Event, Op, Output, Parameter, Transaction};
-use transport::{Caller, Plain, Transport};
+use smtp_sansio::{Client, Completion, Event, Op, Output, Transaction};
+use transport::{Caller, Transport};
 
 impl Connect for SmtpClient {
     type Output = Result<SmtpClient, Error>;
@@ -107,10 +112,11 @@ pub struct SmtpClient {
 smtp_adapter::deref_session!(SmtpClient);
 
 impl SmtpClient {
-    /// A connection to `host` (`host:port`, `[v6]:port`) to set up and
-    /// [`connect`](Builder::connect): TLS mode (port 25, 587 with STARTTLS
-    /// required, 465 with implicit TLS), credentials or a mechanism, timeouts,
-    /// local name, source address.
+    /// A connection to `host` to set up and [`connect`](Builder::connect):
+    /// a name or address, `"host:port"`, `"[v6]:port"`, a `SocketAddr`, an
+    /// `IpAddr` or a `(host, port)` pair ([`IntoServerAddress`]); TLS mode
+    /// (port 25, 587 with STARTTLS required, 465 with implicit TLS),
+    /// credentials or a mechanism, timeouts, local name, source address.
     ///
     /// ```no_run
     /// use smtp_blocking::{SmtpClient, Tls};
@@ -124,15 +130,40 @@ impl SmtpClient {
     /// # Ok::<(), smtp_blocking::Error>(())
     /// ```
     #[must_use]
-    pub fn builder(host: &str) -> Builder<SmtpClient> {
+    pub fn builder(host: impl IntoServerAddress) -> Builder<SmtpClient> {
         Builder::new(host)
     }
 
-    /// An LMTP connection to `host[:port]` or a Unix socket path, to set up and
-    /// [`connect`](Builder::connect).
+    /// An LMTP connection to `host[:port]` (any [`IntoServerAddress`]) or a
+    /// Unix socket path, to set up and [`connect`](Builder::connect).
     #[must_use]
-    pub fn lmtp_builder(address: &str) -> Builder<SmtpClient> {
+    pub fn lmtp_builder(address: impl IntoServerAddress) -> Builder<SmtpClient> {
         Builder::lmtp(address)
+    }
+
+    /// The connection a URL describes, to set up further and
+    /// [`connect`](Builder::connect): `smtp://host[:port]`,
+    /// `smtps://user:password@host` (implicit TLS), `smtp://...?tls=starttls`,
+    /// `lmtp://host`, `lmtp:///path/to/socket`; a login in the URL asks for
+    /// STARTTLS (required) unless `tls=` says otherwise. See
+    /// [`Builder::from_url`] for every form and default.
+    ///
+    /// ```no_run
+    /// use smtp_blocking::SmtpClient;
+    ///
+    /// // From the environment, say: SMTP_URL=smtps://alice%40example.org:app-password@smtp.example.org
+    /// let url = std::env::var("SMTP_URL").unwrap_or_default();
+    /// let mut smtp = SmtpClient::from_url(&url)?.connect()?;
+    /// smtp.sendmail("alice@example.org", &["bob@example.net"], "Subject: hi\r\n\r\nHello\r\n")?;
+    /// smtp.quit()?;
+    /// # Ok::<(), smtp_blocking::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`UrlError`] when the URL does not parse (it never shows the URL).
+    pub fn from_url(url: &str) -> Result<Builder<SmtpClient>, UrlError> {
+        Builder::from_url(url)
     }
 
     /// Connects to `host`, `host:port` or `[v6]:port` (port 25 by default) and
@@ -229,7 +260,7 @@ impl SmtpClient {
         let options = b.session_options();
         let timeout = options.connect_timeout()?;
         let mut server = b.server();
-        let (plain, local, peer): (Plain, _, _) = match b.host_port() {
+        let (plain, local, peer): (transport::Plain, _, _) = match b.host_port() {
             Some((host, port)) => {
                 let s =
                     smtp_adapter::net::connect_tcp(host, port, options.source_address, timeout)?;

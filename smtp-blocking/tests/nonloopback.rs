@@ -61,7 +61,7 @@ fn send_and_quit(server: &MockServer, mut smtp: SmtpClient) -> smtp_testkit::Rec
 #[ignore = "needs a non-loopback address in SMTP_TEST_NONLOOPBACK (scripts/test)"]
 fn opportunistic_credentials_without_starttls_send_nothing() {
     let s = server(smtp_testkit::ServerTls::None);
-    let e = SmtpClient::builder(&s.addr().to_string())
+    let e = SmtpClient::builder(s.addr())
         .credentials("alice", "pw")
         .timeout(WAIT)
         .connect()
@@ -74,7 +74,7 @@ fn opportunistic_credentials_without_starttls_send_nothing() {
 
     // A mechanism of one's own choice that carries a token: the same.
     let s = server(smtp_testkit::ServerTls::None);
-    let e = SmtpClient::builder(&s.addr().to_string())
+    let e = SmtpClient::builder(s.addr())
         .mechanism(|| Box::new(XOAuth2::new("alice", Secret::new("pw"))))
         .timeout(WAIT)
         .connect()
@@ -108,7 +108,7 @@ fn login_in_plaintext_is_refused() {
 #[ignore = "needs a non-loopback address in SMTP_TEST_NONLOOPBACK (scripts/test)"]
 fn allow_plaintext_auth_logs_in_in_the_clear() {
     let s = server(smtp_testkit::ServerTls::None);
-    let smtp = SmtpClient::builder(&s.addr().to_string())
+    let smtp = SmtpClient::builder(s.addr())
         .credentials("alice", "pw")
         .allow_plaintext_auth(true)
         .timeout(WAIT)
@@ -128,7 +128,7 @@ fn allow_plaintext_auth_logs_in_in_the_clear() {
 fn starttls_with_a_verified_certificate_logs_in() {
     for mode in [Tls::StartTls, Tls::Opportunistic] {
         let s = server(smtp_testkit::ServerTls::StartTls);
-        let smtp = SmtpClient::builder(&s.addr().to_string())
+        let smtp = SmtpClient::builder(s.addr())
             .tls(mode)
             .tls_config(s.pki().client_config())
             .tls_server_name("localhost")
@@ -155,7 +155,7 @@ fn insecure_tls_counts_as_plaintext() {
         (smtp_testkit::ServerTls::Implicit, Tls::Implicit),
     ] {
         let s = server(server_tls);
-        let e = SmtpClient::builder(&s.addr().to_string())
+        let e = SmtpClient::builder(s.addr())
             .tls(mode)
             .tls_config(insecure.clone())
             .credentials("alice", "pw")
@@ -171,7 +171,7 @@ fn insecure_tls_counts_as_plaintext() {
         );
 
         let s = server(server_tls);
-        let smtp = SmtpClient::builder(&s.addr().to_string())
+        let smtp = SmtpClient::builder(s.addr())
             .tls(mode)
             .tls_config(insecure.clone())
             .credentials("alice", "pw")

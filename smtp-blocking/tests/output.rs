@@ -47,7 +47,7 @@ fn a_refused_connection_names_the_server() {
     );
     assert!(e.source().is_none());
     // The same through the builder.
-    let e = SmtpClient::builder(&addr.to_string())
+    let e = SmtpClient::builder(addr)
         .tls(smtp_blocking::Tls::None)
         .connect()
         .unwrap_err();
@@ -211,7 +211,7 @@ fn tls_failures_name_the_server() {
     let server =
         MockServer::start(ServerConfig::default().tls(smtp_testkit::ServerTls::StartTls)).unwrap();
     let addr = server.addr();
-    let e = SmtpClient::builder(&addr.to_string())
+    let e = SmtpClient::builder(addr)
         .tls(Tls::StartTls)
         .tls_config(other.client_config())
         .tls_server_name("localhost")

@@ -45,7 +45,7 @@ fn send_and_quit(server: &MockServer, mut smtp: SmtpClient) -> Option<String> {
 #[test]
 fn loopback_tcp_logs_in_without_tls() {
     let server = MockServer::start(ServerConfig::default().user("alice", "pw")).unwrap();
-    let smtp = SmtpClient::builder(&server.addr().to_string())
+    let smtp = SmtpClient::builder(server.addr())
         .credentials("alice", "pw")
         .timeout(WAIT)
         .connect()

@@ -45,7 +45,7 @@ fn session_and_transaction_spans_carry_their_fields() {
     )
     .unwrap();
     tracing::subscriber::with_default(subscriber, || {
-        let mut smtp = SmtpClient::builder(&server.addr().to_string())
+        let mut smtp = SmtpClient::builder(server.addr())
             .tls(Tls::StartTls)
             .tls_config(server.pki().client_config())
             .tls_server_name("localhost")
