@@ -537,19 +537,22 @@ impl<R: Runtime> SmtpClient<R> {
     /// the wait costs nothing unless the server is slow to answer QUIT. The
     /// connection is then closed whatever came. Use `send` and
     /// [`quit`](Self::quit) to see the reply to QUIT.
-    pub async fn send_and_quit(
+    ///
+    /// `message` is any [`Message`], as for [`send`](Self::send).
+    pub async fn send_and_quit<'m>(
         mut self,
         envelope: &Envelope,
-        message: &[u8],
+        message: impl Into<Message<'m>>,
     ) -> Result<TransactionResult, Error> {
-        let tx = args::transaction(self.session.core(), envelope, message);
-        let op = tx.map(|tx| self.session.start_transaction(tx));
+        let addressing = Addressing::Envelope(envelope);
+        let prepared = args::outgoing(self.session.core(), message.into(), addressing);
+        let op = prepared.map(|(tx, out)| (self.session.start_transaction(tx), out));
         // Enqueued behind the transaction, so the core can write it with the
         // end of the message.
         let quit = self.session.start(Call::Quit)?;
         let r = match op {
-            Ok(op) => {
-                let r = self.run(op, AnyBody::parts(&[message])).await;
+            Ok((op, out)) => {
+                let r = self.run(op, AnyBody::parts(&out.parts())).await;
                 self.session.end_transaction(&r);
                 r
             }

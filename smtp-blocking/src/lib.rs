@@ -534,17 +534,20 @@ impl SmtpClient {
     /// the wait costs nothing unless the server is slow to answer QUIT. The
     /// connection is then closed whatever came. Use `send` and
     /// [`quit`](Self::quit) to see the reply to QUIT.
-    pub fn send_and_quit(
+    ///
+    /// `message` is any [`Message`], as for [`send`](Self::send).
+    pub fn send_and_quit<'m>(
         mut self,
         envelope: &Envelope,
-        message: &[u8],
+        message: impl Into<Message<'m>>,
     ) -> Result<TransactionResult, Error> {
-        let tx = args::transaction(self.session.core(), envelope, message)?;
+        let addressing = Addressing::Envelope(envelope);
+        let (tx, out) = args::outgoing(self.session.core(), message.into(), addressing)?;
         let op = self.session.start_transaction(tx);
         // Enqueued behind the transaction, so the core can write it with the
         // end of the message.
         let quit = self.session.start(Call::Quit)?;
-        let r = self.run(op, Body::parts(&[message]));
+        let r = self.run(op, Body::parts(&out.parts()));
         self.session.end_transaction(&r);
         self.limit = Some(self.session.core().quit_deadline(Instant::now()));
         // The reply to QUIT, or not within the linger: the session ends either way.
