@@ -356,7 +356,7 @@ impl SmtpClient {
     /// STARTTLS, the handshake, and EHLO again. Fails with `NotSupported` when
     /// not offered; with [`Options::require_tls`] any failure ends the session,
     /// a missing STARTTLS with
-    /// [`SecurityError::StartTlsNotOffered`](smtp_sansio::SecurityError::StartTlsNotOffered).
+    /// [`SecurityError::StartTlsNotOffered`].
     pub fn starttls(&mut self) -> Result<Reply, Error> {
         // A configuration that cannot be had (a build without TLS, no root
         // certificates) fails here, before STARTTLS is sent.
@@ -370,7 +370,7 @@ impl SmtpClient {
     /// Unlike smtplib, it sends the password only over TLS with a verified
     /// certificate, or to a loopback address or Unix socket, or with
     /// [`Options::allow_plaintext_auth`]; otherwise it fails with
-    /// [`SecurityError::PlaintextAuth`](smtp_sansio::SecurityError::PlaintextAuth)
+    /// [`SecurityError::PlaintextAuth`]
     /// and sends nothing (call [`starttls`](Self::starttls) first).
     pub fn login(&mut self, user: &str, password: &str) -> Result<Reply, Error> {
         self.reply(Call::Login(user, password, true))

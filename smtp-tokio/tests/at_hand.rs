@@ -7,10 +7,10 @@
 
 use std::time::Duration;
 
-use smtp_testkit::{MockServer, ServerConfig, ServerTls};
+use smtp_testkit::{MockServer, ServerConfig};
 use smtp_tokio::{
     Builder, Envelope, Error, Message, Notify, Pool, PoolConfig, Recipient, SmtpClient, Tls,
-    TransactionResult, mail_builder::MessageBuilder, smtp_async, tls,
+    TransactionResult, mail_builder::MessageBuilder, smtp_async,
 };
 
 const MSG: &str = "From: a@example.org\r\nTo: b@example.org\r\nSubject: at hand\r\n\r\nhello\r\n";
@@ -95,11 +95,11 @@ async fn the_pool_sends_any_message_and_has_sendmail() {
 async fn from_url_logs_in_over_starttls() {
     let server = MockServer::start(
         ServerConfig::default()
-            .tls(ServerTls::StartTls)
+            .tls(smtp_testkit::ServerTls::StartTls)
             .user("alice", "s3cret"),
     )
     .unwrap();
-    let ca = tls::config_with_ca_pem(server.pki().ca_pem().as_bytes()).unwrap();
+    let ca = smtp_tokio::tls::config_with_ca_pem(server.pki().ca_pem().as_bytes()).unwrap();
     let url = format!("smtp://alice:s3cret@localhost:{}", server.addr().port());
     let mut smtp = SmtpClient::from_url(&url)
         .unwrap()
@@ -121,9 +121,10 @@ async fn from_url_logs_in_over_starttls() {
 #[cfg(feature = "tls")]
 #[tokio::test]
 async fn a_wrong_ca_is_a_tls_error() {
-    let server = MockServer::start(ServerConfig::default().tls(ServerTls::Implicit)).unwrap();
+    let server =
+        MockServer::start(ServerConfig::default().tls(smtp_testkit::ServerTls::Implicit)).unwrap();
     let other = smtp_testkit::TestPki::generate().unwrap();
-    let wrong = tls::config_with_ca_pem(other.ca_pem().as_bytes()).unwrap();
+    let wrong = smtp_tokio::tls::config_with_ca_pem(other.ca_pem().as_bytes()).unwrap();
     let e = SmtpClient::builder(server.addr())
         .tls(Tls::Implicit)
         .tls_config(wrong)
@@ -131,4 +132,27 @@ async fn a_wrong_ca_is_a_tls_error() {
         .await
         .unwrap_err();
     assert!(matches!(e.inner(), Error::Tls(_)), "{e:?}");
+}
+
+/// With the serde feature (`cargo test -p smtp-tokio --features serde`),
+/// what a send returns serializes and reads back, through the facade alone.
+#[cfg(feature = "serde")]
+#[tokio::test]
+async fn results_and_envelopes_serialize_with_the_serde_feature() {
+    let server = MockServer::start(ServerConfig::default()).unwrap();
+    let envelope = Envelope::parse("a@example.org", &["b@example.org"]).unwrap();
+    let r = SmtpClient::builder(server.addr())
+        .connect()
+        .await
+        .unwrap()
+        .send_and_quit(&envelope, MSG)
+        .await
+        .unwrap();
+    let json = serde_json::to_string(&r).unwrap();
+    let back: TransactionResult = serde_json::from_str(&json).unwrap();
+    assert_eq!(back.recipients.len(), 1);
+    assert_eq!(back.recipients[0].address.to_string(), "b@example.org");
+    let json = serde_json::to_string(&envelope).unwrap();
+    let back: Envelope = serde_json::from_str(&json).unwrap();
+    assert_eq!(back.recipients(), envelope.recipients());
 }
