@@ -19,6 +19,7 @@
 
 #![forbid(unsafe_code)]
 
+mod address;
 pub mod args;
 mod builder;
 #[cfg(feature = "dkim")]
@@ -28,6 +29,7 @@ pub mod message;
 pub mod net;
 mod options;
 mod report;
+mod server_url;
 mod session;
 pub mod tls;
 mod transcript;
@@ -35,6 +37,7 @@ mod transcript;
 use std::net::IpAddr;
 use std::sync::OnceLock;
 
+pub use address::IntoServerAddress;
 pub use builder::{Builder, Connect, MechanismFactory, Setup, Target, Tls};
 pub use error::{Error, Server, settle};
 #[cfg(feature = "mail-builder")]
@@ -42,6 +45,7 @@ pub use mail_builder;
 pub use message::Message;
 pub use options::{MAX_TIMEOUT, Options, split_host_port};
 pub use report::{ErrorReport, Report};
+pub use server_url::UrlError;
 pub use session::{Call, Session};
 use smtp_sansio::Config;
 pub use transcript::Transcript;

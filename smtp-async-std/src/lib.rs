@@ -46,6 +46,9 @@ use std::time::{Duration, Instant};
 
 use futures_lite::io::{AsyncRead, AsyncWrite};
 pub use smtp_async::common::*;
+/// The runtime-neutral facade and pool this crate runs on async-std: name it
+/// (and its [`Runtime`]) in code written once for every runtime.
+pub use smtp_async::{self, Runtime};
 use smtp_async::{BoxIo, Connected, ReadBody, WrapStream};
 
 /// The async-std runtime (and smol, which shares its reactor, `async-io`), as

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 #[cfg(feature = "tls")]
-use smtp_testkit::Tls;
+use smtp_testkit::ServerTls;
 use smtp_testkit::{MockServer, Script, ServerConfig, Step};
 
 const MSG: &str = "From: Alice <a@example.org>\r\nTo: b@example.org, c@example.org\r\nBcc: hidden@example.org\r\nSubject: cli\r\n\r\nhello\r\n";
@@ -398,7 +398,7 @@ fn tls_modes_with_ca_file() {
     let ca = dir.join("ca.pem");
     let (s, addr) = server(
         ServerConfig::default()
-            .tls(Tls::StartTls)
+            .tls(ServerTls::StartTls)
             .user("alice", "pw"),
     );
     s.pki().write_ca_pem(&ca).unwrap();
@@ -425,7 +425,7 @@ fn tls_modes_with_ca_file() {
     assert!(m.tls);
     assert_eq!(m.auth_user.as_deref(), Some("alice"));
 
-    let (s2, addr2) = server(ServerConfig::default().tls(Tls::Implicit));
+    let (s2, addr2) = server(ServerConfig::default().tls(ServerTls::Implicit));
     s2.pki().write_ca_pem(&ca).unwrap();
     let r = smtp_send(
         &[

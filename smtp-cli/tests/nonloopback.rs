@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use smtp_testkit::{MockServer, ServerConfig, Tls};
+use smtp_testkit::{MockServer, ServerConfig, ServerTls};
 
 const MSG: &str = "From: a@example.org\r\nTo: b@example.org\r\nSubject: cli\r\n\r\nhello\r\n";
 const WAIT: Duration = Duration::from_secs(10);
@@ -48,7 +48,7 @@ fn smtp_send_as_alice(server: &MockServer, args: &[&str]) -> Run {
 }
 
 /// A server on the non-loopback address, with a user.
-fn server(tls: Tls) -> MockServer {
+fn server(tls: ServerTls) -> MockServer {
     let config = ServerConfig::default()
         .tcp_on(smtp_testkit::nonloopback_ip())
         .tls(tls)
@@ -79,16 +79,16 @@ fn accepted(server: &MockServer, r: &Run) -> smtp_testkit::Received {
 #[test]
 #[ignore = "needs a non-loopback address in SMTP_TEST_NONLOOPBACK (scripts/test)"]
 fn user_in_plaintext_exits_3_and_sends_nothing() {
-    let s = server(Tls::None);
+    let s = server(ServerTls::None);
     refused(&s, &smtp_send_as_alice(&s, &[]));
-    let s = server(Tls::None);
+    let s = server(ServerTls::None);
     refused(&s, &smtp_send_as_alice(&s, &["--auth", "PLAIN"]));
 }
 
 #[test]
 #[ignore = "needs a non-loopback address in SMTP_TEST_NONLOOPBACK (scripts/test)"]
 fn allow_plaintext_auth_sends() {
-    let s = server(Tls::None);
+    let s = server(ServerTls::None);
     let m = accepted(&s, &smtp_send_as_alice(&s, &["--allow-plaintext-auth"]));
     assert!(!m.tls);
 }
@@ -99,7 +99,10 @@ fn allow_plaintext_auth_sends() {
 #[test]
 #[ignore = "needs a non-loopback address in SMTP_TEST_NONLOOPBACK (scripts/test)"]
 fn insecure_tls_exits_3_unless_allowed() {
-    for (tls, mode) in [(Tls::StartTls, "starttls"), (Tls::Implicit, "implicit")] {
+    for (tls, mode) in [
+        (ServerTls::StartTls, "starttls"),
+        (ServerTls::Implicit, "implicit"),
+    ] {
         let s = server(tls);
         refused(&s, &smtp_send_as_alice(&s, &["--tls", mode, "--insecure"]));
         let s = server(tls);

@@ -45,6 +45,9 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 pub use smtp_async::common::*;
+/// The runtime-neutral facade and pool this crate runs on Tokio: name it (and
+/// its [`Runtime`]) in code written once for every runtime.
+pub use smtp_async::{self, Runtime};
 use smtp_async::{BoxIo, Connected, ReadBody, WrapStream};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_util::compat::TokioAsyncReadCompatExt;
