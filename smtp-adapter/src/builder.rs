@@ -16,7 +16,7 @@
 
 use std::marker::PhantomData;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +24,8 @@ use crate::tls::ClientConfig;
 use smtp_sansio::sasl::Credentials;
 use smtp_sansio::{LineEndings, Mechanism, Protocol};
 
-use crate::{Call, Options, Session};
+use crate::server_url::UrlTarget;
+use crate::{Call, IntoServerAddress, Options, Session};
 
 /// How much TLS a connection uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -129,18 +130,18 @@ impl<C> std::fmt::Debug for Builder<C> {
 }
 
 impl<C> Builder<C> {
-    /// A connection to `host` (a name, an IP address, `host:port` or
-    /// `[v6]:port`), with opportunistic STARTTLS and no login.
+    /// A connection to `host`, with opportunistic STARTTLS and no login:
+    /// a name or an IP address, `"host:port"` or `"[v6]:port"`, a
+    /// `SocketAddr`, an `IpAddr` or a `(host, port)` pair (see
+    /// [`IntoServerAddress`]). An address that does not parse is refused by
+    /// `connect`.
     #[must_use]
-    pub fn new(host: &str) -> Builder<C> {
-        let (target, address_error) = match crate::split_host_port(host, 0) {
-            Ok((h, p)) => {
-                let port = (p != 0).then_some(p);
-                (Target::Tcp { host: h, port }, None)
-            }
+    pub fn new(host: impl IntoServerAddress) -> Builder<C> {
+        let (target, address_error) = match host.into_host_port() {
+            Ok((host, port)) => (Target::Tcp { host, port }, None),
             // Not an address form: refused when connecting.
             Err(e) => {
-                let host = host.to_owned();
+                let host = String::new();
                 (Target::Tcp { host, port: None }, Some(e))
             }
         };
@@ -158,20 +159,101 @@ impl<C> Builder<C> {
         }
     }
 
-    /// An LMTP connection (RFC 2033) to `host[:port]` (port 2003 by default) or,
-    /// for a path starting with `/`, to a Unix socket; no TLS unless asked.
+    /// An LMTP connection (RFC 2033) to `address` as [`Builder::new`] takes
+    /// it (port 2003 by default) or, for a string starting with `/`, to the
+    /// Unix socket at that path; no TLS unless asked.
     #[must_use]
-    pub fn lmtp(address: &str) -> Builder<C> {
-        let mut b = if address.starts_with('/') {
-            let mut b = Builder::new("localhost");
-            b.target = Target::Unix(PathBuf::from(address));
-            b
-        } else {
-            Builder::new(address)
+    pub fn lmtp(address: impl IntoServerAddress) -> Builder<C> {
+        let mut b = match address.unix_path().map(Path::to_path_buf) {
+            Some(path) => {
+                let mut b = Builder::new("localhost");
+                b.target = Target::Unix(path);
+                b
+            }
+            None => Builder::new(address),
         };
         b.tls = Tls::None;
         b.options.protocol = Protocol::Lmtp;
         b
+    }
+
+    /// The connection a URL describes (see [`crate::UrlError`] and the table
+    /// below): `smtp://host[:port]` (STARTTLS when offered; required when
+    /// the URL holds a login), `smtps://host[:port]` (implicit TLS),
+    /// `smtp://host?tls=starttls|opportunistic|none`, `lmtp://host[:port]`,
+    /// `lmtp:///path/to/socket` (a Unix socket: no host, three slashes), with
+    /// the login from the user information (`smtps://user:password@host`,
+    /// percent-decoded). The other settings keep their defaults and can be
+    /// set on the builder returned, as on any other.
+    ///
+    /// | URL | protocol, TLS | port |
+    /// |---|---|---|
+    /// | `smtp://host` | SMTP, [`Tls::Opportunistic`] | 25 |
+    /// | `smtp://user:password@host` | SMTP, [`Tls::StartTls`] (required) | 587 |
+    /// | `smtp://host?tls=starttls` (or lettre's `tls=required`) | SMTP, [`Tls::StartTls`] | 587 |
+    /// | `smtp://host?tls=opportunistic` | SMTP, [`Tls::Opportunistic`] | 25 |
+    /// | `smtp://host?tls=none` | SMTP, [`Tls::None`] | 25 |
+    /// | `smtps://host` | SMTP, [`Tls::Implicit`] | 465 |
+    /// | `lmtp://host` | LMTP, [`Tls::None`] ([`Tls::StartTls`] with a login) | 2003 |
+    /// | `lmtp:///run/dovecot/lmtp`, `smtp:///run/smtp.sock` | LMTP or SMTP over a Unix socket | |
+    ///
+    /// A port in the URL (`smtp://host:2525`) replaces the default. The host
+    /// is a name (ASCII letters, digits, `-`, `.` and `_`: an
+    /// internationalised name in its `xn--` form), an IPv4 address or a
+    /// bracketed IPv6 address (`smtp://[::1]:2525`). The user and the
+    /// password are percent-decoded (`smtp://alice%40example.org:p%2Fss@host`
+    /// logs in as `alice@example.org` with `p/ss`), and a user needs a
+    /// password. The scheme is case-insensitive; nothing else may follow: no
+    /// fragment, no other parameter, no path after a host.
+    ///
+    /// A login from a URL is a login as [`Builder::credentials`] makes it,
+    /// under the same rule: never over a connection that is neither TLS
+    /// with a verified certificate nor loopback or a Unix socket, unless
+    /// [`Builder::allow_plaintext_auth`]. Without `tls=`, a URL with a
+    /// login asks for STARTTLS, required, so that a server (or someone in
+    /// the path) that does not offer it ends the session before EHLO is
+    /// followed by anything; `tls=opportunistic` or `tls=none` says
+    /// otherwise, and the rule still holds. Neither the builder's `Debug`
+    /// nor a [`crate::UrlError`] shows the password.
+    ///
+    /// ```
+    /// use smtp_adapter::{Builder, Tls, UrlError};
+    ///
+    /// let b = Builder::<()>::from_url("smtps://alice%40example.org:app%2Fpassword@smtp.example.org")?;
+    /// assert_eq!((b.tls_mode(), b.port()), (Tls::Implicit, 465));
+    /// assert!(!format!("{b:?}").contains("app"));
+    ///
+    /// let b = Builder::<()>::from_url("smtp://[::1]:2525?tls=none")?;
+    /// assert_eq!(b.address(), "[::1]:2525");
+    ///
+    /// assert_eq!(Builder::<()>::from_url("http://example.org").unwrap_err(), UrlError::Scheme("http".into()));
+    /// # Ok::<(), UrlError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// A [`crate::UrlError`] saying what does not parse.
+    pub fn from_url(url: &str) -> Result<Builder<C>, crate::UrlError> {
+        let u = crate::server_url::parse(url)?;
+        let mut b = match u.target {
+            UrlTarget::Tcp { host, port } => Builder::new("localhost").with_target(host, port),
+            UrlTarget::Unix(path) => Builder::unix(path),
+        };
+        if u.lmtp {
+            b.options.protocol = Protocol::Lmtp;
+        }
+        b.tls = u.tls;
+        if let Some((user, password)) = u.credentials {
+            b = b.credentials(&user, &password);
+        }
+        Ok(b)
+    }
+
+    /// The builder connecting to `host` and `port` (the default when `None`).
+    fn with_target(mut self, host: String, port: Option<u16>) -> Builder<C> {
+        self.target = Target::Tcp { host, port };
+        self.address_error = None;
+        self
     }
 
     /// A connection to the Unix socket at `path` (SMTP unless the options say

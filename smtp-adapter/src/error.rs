@@ -106,10 +106,17 @@ pub enum Error {
     /// The host name cannot be used to verify a certificate.
     #[error("invalid TLS server name {0:?}")]
     InvalidServerName(String),
-    /// No root certificate could be loaded for verifying servers (the platform's
-    /// store is missing or unreadable); pass a `ClientConfig` of your own.
+    /// No root certificate could be loaded for verifying servers: the
+    /// platform's store is missing or unreadable (pass a `ClientConfig` of
+    /// your own), or the CA certificates given
+    /// ([`tls::config_with_ca_pem`](crate::tls::config_with_ca_pem)) hold
+    /// none that parses.
     #[error("no root certificates for TLS: {0}")]
     NoRootCertificates(String),
+    /// A server URL that does not parse
+    /// ([`Builder::from_url`](crate::Builder::from_url)).
+    #[error("invalid server URL: {0}")]
+    Url(#[from] crate::UrlError),
     /// A DKIM key could not be read or a message could not be signed (never
     /// shows key material).
     #[cfg(feature = "dkim")]

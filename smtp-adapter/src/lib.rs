@@ -6,6 +6,11 @@
 //! into the core's typed ones ([`args`]). Nothing here reads a reply code: that
 //! is the core's business.
 //!
+//! The default features build with Rust 1.85 (the declared `rust-version`).
+//! `mail-builder` (composed messages) needs Rust 1.89 and `dkim` (signing)
+//! Rust 1.88: what mail-builder 2 and mail-auth's DNS resolver
+//! (hickory-resolver) require.
+//!
 //! ```
 //! let (host, port) = smtp_adapter::split_host_port("[::1]:2525", smtp_adapter::SMTP_PORT)?;
 //! assert_eq!((host.as_str(), port), ("::1", 2525));
@@ -14,6 +19,7 @@
 
 #![forbid(unsafe_code)]
 
+mod address;
 pub mod args;
 mod builder;
 #[cfg(feature = "dkim")]
@@ -23,6 +29,7 @@ pub mod message;
 pub mod net;
 mod options;
 mod report;
+mod server_url;
 mod session;
 pub mod tls;
 mod transcript;
@@ -30,6 +37,7 @@ mod transcript;
 use std::net::IpAddr;
 use std::sync::OnceLock;
 
+pub use address::IntoServerAddress;
 pub use builder::{Builder, Connect, MechanismFactory, Setup, Target, Tls};
 pub use error::{Error, Server, settle};
 #[cfg(feature = "mail-builder")]
@@ -37,6 +45,7 @@ pub use mail_builder;
 pub use message::Message;
 pub use options::{MAX_TIMEOUT, Options, split_host_port};
 pub use report::{ErrorReport, Report};
+pub use server_url::UrlError;
 pub use session::{Call, Session};
 use smtp_sansio::Config;
 pub use transcript::Transcript;

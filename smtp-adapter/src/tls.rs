@@ -41,6 +41,7 @@ pub const AVAILABLE: bool = cfg!(feature = "tls");
 
 #[cfg(feature = "tls")]
 mod enabled {
+    use std::path::Path;
     use std::sync::{Arc, Mutex, PoisonError};
 
     pub use rustls::ClientConfig;
@@ -142,6 +143,70 @@ mod enabled {
             return Err(Error::NoRootCertificates(why.join("; ")));
         }
         Ok(builder.with_root_certificates(roots).with_no_client_auth())
+    }
+
+    /// A configuration that verifies servers against the CA certificates in
+    /// `pem` (one or more PEM `CERTIFICATE` blocks; other blocks are
+    /// skipped) and nothing else: not the platform's verifier nor any root
+    /// of the default configuration, as `curl --cacert` and `smtp-send
+    /// --ca-file` do. For a private CA, an internal relay, a test server
+    /// ([`smtp_testkit`'s CA](https://docs.rs/smtp-testkit), say). Host
+    /// names are checked as with the default configuration, and TLS made
+    /// with it counts as verified ([`verifies_certificates`]).
+    ///
+    /// Each call builds a new configuration with its own session cache:
+    /// build it once and share the `Arc` (a pool's connect function clones
+    /// it), so that later connections resume the TLS session.
+    ///
+    /// ```
+    /// # let pem = smtp_testkit::TestPki::generate().unwrap().ca_pem().to_owned();
+    /// // let pem = std::fs::read("private-ca.pem")?;
+    /// let config = smtp_adapter::tls::config_with_ca_pem(pem.as_bytes())?;
+    /// assert!(smtp_adapter::tls::verifies_certificates(&config));
+    /// // smtp_blocking::SmtpClient::builder(host).tls_config(config)...
+    /// # Ok::<(), smtp_adapter::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoRootCertificates`] when `pem` holds no certificate, a
+    /// malformed PEM block, or a certificate rustls refuses as a root;
+    /// [`Error::TlsUnavailable`] without a crypto provider.
+    pub fn config_with_ca_pem(pem: &[u8]) -> Result<Arc<ClientConfig>, Error> {
+        use rustls::pki_types::pem::PemObject as _;
+
+        let bad =
+            |e: &dyn std::fmt::Display| Error::NoRootCertificates(format!("CA certificates: {e}"));
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(pem) {
+            roots.add(cert.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
+        }
+        if roots.is_empty() {
+            return Err(bad(&"no PEM CERTIFICATE block"));
+        }
+        let config = ClientConfig::builder_with_provider(provider()?)
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(Arc::new(config))
+    }
+
+    /// [`config_with_ca_pem`] with the PEM read from the file at `path`
+    /// (`smtp-send --ca-file`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when the file cannot be read; those of
+    /// [`config_with_ca_pem`], naming the file.
+    pub fn config_with_ca_file(path: impl AsRef<Path>) -> Result<Arc<ClientConfig>, Error> {
+        let path = path.as_ref();
+        let pem = std::fs::read(path)?;
+        config_with_ca_pem(&pem).map_err(|e| match e {
+            Error::NoRootCertificates(why) => {
+                Error::NoRootCertificates(format!("{}: {why}", path.display()))
+            }
+            e => e,
+        })
     }
 
     /// `config` when given, else [`default_config`].
@@ -294,6 +359,20 @@ mod disabled {
     /// Without the `tls` feature there is no configuration:
     /// [`Error::TlsUnavailable`].
     pub fn dangerous_accept_any_certificate() -> Result<Arc<ClientConfig>, Error> {
+        Err(Error::TlsUnavailable(WHY))
+    }
+
+    /// Without the `tls` feature there is no configuration:
+    /// [`Error::TlsUnavailable`].
+    pub fn config_with_ca_pem(_pem: &[u8]) -> Result<Arc<ClientConfig>, Error> {
+        Err(Error::TlsUnavailable(WHY))
+    }
+
+    /// Without the `tls` feature there is no configuration:
+    /// [`Error::TlsUnavailable`].
+    pub fn config_with_ca_file(
+        _path: impl AsRef<std::path::Path>,
+    ) -> Result<Arc<ClientConfig>, Error> {
         Err(Error::TlsUnavailable(WHY))
     }
 

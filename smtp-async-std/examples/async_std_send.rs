@@ -8,12 +8,12 @@ use smtp_testkit::{MockServer, ServerConfig};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = ServerConfig::default()
-        .tls(smtp_testkit::Tls::StartTls)
+        .tls(smtp_testkit::ServerTls::StartTls)
         .user("alice", "secret");
     let server = MockServer::start(config)?;
     let message = b"Subject: hello\r\n\r\nhello\r\n";
     async_std::task::block_on(async {
-        let mut smtp = SmtpClient::builder(&server.addr().to_string())
+        let mut smtp = SmtpClient::builder(server.addr())
             .tls(Tls::StartTls)
             .tls_config(server.pki().client_config())
             .tls_server_name("localhost")

@@ -10,12 +10,12 @@
 use std::time::Duration;
 
 use smtp_async_std::{Options, SmtpClient};
-use smtp_testkit::{MockServer, ServerConfig, Socks5Proxy, Tls};
+use smtp_testkit::{MockServer, ServerConfig, ServerTls, Socks5Proxy};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let server = MockServer::start(
         ServerConfig::default()
-            .tls(Tls::StartTls)
+            .tls(ServerTls::StartTls)
             .user("alice", "correct horse battery staple"),
     )?;
     let proxy = Socks5Proxy::start()?;

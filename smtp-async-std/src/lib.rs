@@ -15,6 +15,11 @@
 //! `ring` (default) or `aws-lc-rs`, and `rustls-platform-verifier` (default),
 //! `webpki-roots` or `rustls-native-certs`.
 //!
+//! The default features build with Rust 1.85 (the declared `rust-version`).
+//! `mail-builder` (composed messages) needs Rust 1.89 and `dkim` (signing)
+//! Rust 1.88: what mail-builder 2 and mail-auth's DNS resolver
+//! (hickory-resolver) require.
+//!
 //! ```
 //! use smtp_async_std::{Options, SmtpClient};
 //! # let server = smtp_testkit::MockServer::start(smtp_testkit::ServerConfig::default()).unwrap();
@@ -41,6 +46,9 @@ use std::time::{Duration, Instant};
 
 use futures_lite::io::{AsyncRead, AsyncWrite};
 pub use smtp_async::common::*;
+/// The runtime-neutral facade and pool this crate runs on async-std: name it
+/// (and its [`Runtime`]) in code written once for every runtime.
+pub use smtp_async::{self, Runtime};
 use smtp_async::{BoxIo, Connected, ReadBody, WrapStream};
 
 /// The async-std runtime (and smol, which shares its reactor, `async-io`), as

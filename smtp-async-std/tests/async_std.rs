@@ -117,7 +117,7 @@ fn scenario_table() {
 fn runs_on_smol_over_an_async_net_stream() {
     let server = MockServer::start(
         ServerConfig::default()
-            .tls(smtp_testkit::Tls::StartTls)
+            .tls(smtp_testkit::ServerTls::StartTls)
             .user("alice", "pw"),
     )
     .unwrap();

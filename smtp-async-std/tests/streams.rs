@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use smtp_async_std::{Options, SmtpClient};
 #[cfg(feature = "tls")]
-use smtp_testkit::Tls;
+use smtp_testkit::ServerTls;
 use smtp_testkit::{MockServer, ServerConfig, Socks5Proxy};
 
 const MSG: &[u8] = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: proxied\r\n\r\nhello\r\n";
@@ -56,7 +56,7 @@ fn starttls_and_auth_through_a_socks5_proxy() {
     async_std::task::block_on(async {
         let server = MockServer::start(
             ServerConfig::default()
-                .tls(Tls::StartTls)
+                .tls(ServerTls::StartTls)
                 .user("alice", "secret"),
         )
         .unwrap();

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use smtp_async_std::{Options, SmtpClient};
-use smtp_testkit::{MockServer, ServerConfig, Tls};
+use smtp_testkit::{MockServer, ServerConfig, ServerTls};
 
 #[cfg(not(feature = "tls"))]
 const MSG: &[u8] = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: tls\r\n\r\nhello\r\n";
@@ -23,13 +23,13 @@ fn options() -> Options {
 #[test]
 fn a_second_connection_resumes_the_tls_session() {
     async_std::task::block_on(async {
-        for mode in [Tls::StartTls, Tls::Implicit] {
+        for mode in [ServerTls::StartTls, ServerTls::Implicit] {
             let server = MockServer::start(ServerConfig::default().tls(mode)).unwrap();
             let config = server.pki().client_config();
             let addr = server.addr().to_string();
             let mut resumed = Vec::new();
             for _ in 0..2 {
-                let mut smtp = if mode == Tls::Implicit {
+                let mut smtp = if mode == ServerTls::Implicit {
                     SmtpClient::connect_tls(&addr, options(), Some(config.clone()))
                         .await
                         .unwrap()
@@ -63,7 +63,7 @@ fn a_second_connection_resumes_the_tls_session() {
 #[test]
 fn without_tls_asking_for_it_is_a_typed_error() {
     async_std::task::block_on(async {
-        let server = MockServer::start(ServerConfig::default().tls(Tls::StartTls)).unwrap();
+        let server = MockServer::start(ServerConfig::default().tls(ServerTls::StartTls)).unwrap();
         let addr = server.addr().to_string();
         let e = SmtpClient::connect_tls(&addr, options(), None)
             .await

@@ -12,7 +12,10 @@ use std::time::Instant;
 use smtp_adapter::args::{self, Addressing, Body};
 use smtp_adapter::net::{Attempt, HappyEyeballs, Peer};
 use smtp_adapter::tls::ClientConfig;
-use smtp_adapter::{Builder, Call, Connect, Error, Message, Options, Server, Session, Target, Tls};
+use smtp_adapter::{
+    Builder, Call, Connect, Error, IntoServerAddress, Message, Options, Server, Session, Target,
+    Tls, UrlError,
+};
 use smtp_sansio::client::deadline_after;
 use smtp_sansio::{
     Client, Completion, Envelope, Event, Mechanism, Op, Output, Parameter, Protocol, Reply,
@@ -128,20 +131,35 @@ async fn connect_tcp<R: Runtime>(
 }
 
 impl<R: Runtime> SmtpClient<R> {
-    /// A connection to `host` (`host:port`, `[v6]:port`) to set up and
-    /// [`connect`](Builder::connect): TLS mode (port 25, 587 with STARTTLS
-    /// required, 465 with implicit TLS), credentials or a mechanism, timeouts,
-    /// local name, source address.
+    /// A connection to `host` to set up and [`connect`](Builder::connect):
+    /// a name or address, `"host:port"`, `"[v6]:port"`, a `SocketAddr`, an
+    /// `IpAddr` or a `(host, port)` pair ([`IntoServerAddress`]); TLS mode
+    /// (port 25, 587 with STARTTLS required, 465 with implicit TLS),
+    /// credentials or a mechanism, timeouts, local name, source address.
     #[must_use]
-    pub fn builder(host: &str) -> Builder<Self> {
+    pub fn builder(host: impl IntoServerAddress) -> Builder<Self> {
         Builder::new(host)
     }
 
-    /// An LMTP connection to `host[:port]` or a Unix socket path, to set up and
-    /// [`connect`](Builder::connect).
+    /// An LMTP connection to `host[:port]` (any [`IntoServerAddress`]) or a
+    /// Unix socket path, to set up and [`connect`](Builder::connect).
     #[must_use]
-    pub fn lmtp_builder(address: &str) -> Builder<Self> {
+    pub fn lmtp_builder(address: impl IntoServerAddress) -> Builder<Self> {
         Builder::lmtp(address)
+    }
+
+    /// The connection a URL describes, to set up further and
+    /// [`connect`](Builder::connect): `smtp://host[:port]`,
+    /// `smtps://user:password@host` (implicit TLS), `smtp://...?tls=starttls`,
+    /// `lmtp://host`, `lmtp:///path/to/socket`; a login in the URL asks for
+    /// STARTTLS (required) unless `tls=` says otherwise. See
+    /// [`Builder::from_url`] for every form and default.
+    ///
+    /// # Errors
+    ///
+    /// [`UrlError`] when the URL does not parse (it never shows the URL).
+    pub fn from_url(url: &str) -> Result<Builder<Self>, UrlError> {
+        Builder::from_url(url)
     }
 
     /// Connects to `host`, `host:port` or `[v6]:port` (port 25 by default) and
@@ -519,19 +537,22 @@ impl<R: Runtime> SmtpClient<R> {
     /// the wait costs nothing unless the server is slow to answer QUIT. The
     /// connection is then closed whatever came. Use `send` and
     /// [`quit`](Self::quit) to see the reply to QUIT.
-    pub async fn send_and_quit(
+    ///
+    /// `message` is any [`Message`], as for [`send`](Self::send).
+    pub async fn send_and_quit<'m>(
         mut self,
         envelope: &Envelope,
-        message: &[u8],
+        message: impl Into<Message<'m>>,
     ) -> Result<TransactionResult, Error> {
-        let tx = args::transaction(self.session.core(), envelope, message);
-        let op = tx.map(|tx| self.session.start_transaction(tx));
+        let addressing = Addressing::Envelope(envelope);
+        let prepared = args::outgoing(self.session.core(), message.into(), addressing);
+        let op = prepared.map(|(tx, out)| (self.session.start_transaction(tx), out));
         // Enqueued behind the transaction, so the core can write it with the
         // end of the message.
         let quit = self.session.start(Call::Quit)?;
         let r = match op {
-            Ok(op) => {
-                let r = self.run(op, AnyBody::parts(&[message])).await;
+            Ok((op, out)) => {
+                let r = self.run(op, AnyBody::parts(&out.parts())).await;
                 self.session.end_transaction(&r);
                 r
             }

@@ -17,6 +17,11 @@
 //! `aws-lc-rs`, and trust from `rustls-platform-verifier` (default),
 //! `webpki-roots` or `rustls-native-certs`.
 //!
+//! The default features build with Rust 1.85 (the declared `rust-version`).
+//! `mail-builder` (composed messages) needs Rust 1.89 and `dkim` (signing)
+//! Rust 1.88: what mail-builder 2 and mail-auth's DNS resolver
+//! (hickory-resolver) require.
+//!
 //! ```
 //! # use smtp_async::SmtpClient;
 //! # use smtp_async_std::AsyncStd;
@@ -45,18 +50,26 @@ pub use runtime::{BoxIo, Connected, Io, ReadBody, Runtime, Task, WrapStream};
 pub use smtp_adapter;
 
 /// The types an adapter's users name, which `smtp-tokio` and `smtp-async-std`
-/// re-export.
+/// re-export: the client's settings and errors, addresses, envelopes and DSN
+/// options, SASL mechanisms, messages, TLS helpers, and `mail_builder` with
+/// the `mail-builder` feature (so that its version is the one the send calls
+/// take).
 pub mod common {
     pub use crate::pool::{PoolConfig, PoolError, Pooled};
     #[cfg(feature = "dkim")]
     pub use smtp_adapter::dkim::{DkimKey, DkimSigner};
-    pub use smtp_adapter::tls::ClientConfig;
+    #[cfg(feature = "mail-builder")]
+    pub use smtp_adapter::mail_builder;
+    pub use smtp_adapter::tls::{self, ClientConfig};
     pub use smtp_adapter::{
-        Builder, Error, LMTP_PORT, Message, Options, SMTP_PORT, SMTPS_PORT, Server, Tls,
+        Builder, Error, IntoServerAddress, LMTP_PORT, Message, Options, SMTP_PORT, SMTPS_PORT,
+        Server, Tls, UrlError,
     };
+    pub use smtp_sansio::sasl::{CramMd5, Login, OAuthBearer, Plain, ScramSha256, XOAuth2};
     pub use smtp_sansio::{
-        self, Capabilities, Delivery, Envelope, Mechanism, Protocol, Reply, TransactionResult,
-        body::LineEndings,
+        self, Address, BodyType, Capabilities, Credentials, Delivery, Envelope, Mechanism, Notify,
+        Parameter, Protocol, Recipient, RecipientResult, Reply, Ret, SecurityError, Stage,
+        TransactionResult, body::LineEndings,
     };
 }
 

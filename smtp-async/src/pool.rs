@@ -46,6 +46,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+use smtp_adapter::message::Rendered;
+
 use crate::runtime::Task;
 
 /// What a session needs to undo when a borrower hands it back
@@ -914,6 +916,12 @@ impl<R: crate::Runtime> Pool<crate::SmtpClient<R>, smtp_adapter::Error> {
     /// does a checkout whose connection failed so); one whose end went out
     /// is never sent again.
     ///
+    /// `message` is any [`Message`](smtp_adapter::Message), as for
+    /// [`SmtpClient::send`](crate::SmtpClient::send): bytes, a
+    /// `mail_builder::MessageBuilder` (feature `mail-builder`) or a signed
+    /// message (feature `dkim`). It is rendered once, before the checkout,
+    /// and a retry sends the same bytes.
+    ///
     /// One [`PoolConfig::checkout_timeout`] covers the whole call: the
     /// checkout, and a retry's checkout within what the first checkout and
     /// send left of it (none once it has passed: the first error is then
@@ -924,11 +932,43 @@ impl<R: crate::Runtime> Pool<crate::SmtpClient<R>, smtp_adapter::Error> {
     /// # Errors
     ///
     /// The send's error (the second attempt's, after a retry), or the pool's.
-    pub async fn send(
+    pub async fn send<'m>(
         &self,
         envelope: &smtp_sansio::Envelope,
-        message: &[u8],
+        message: impl Into<smtp_adapter::Message<'m>>,
     ) -> Result<smtp_sansio::TransactionResult, smtp_adapter::Error> {
+        let message = message.into().render()?;
+        self.send_rendered(envelope, &message).await
+    }
+
+    /// smtplib's `sendmail(from, to, message)` on a pooled session:
+    /// [`send`](Self::send) to an envelope without parameters.
+    ///
+    /// # Errors
+    ///
+    /// An address that does not parse, and those of [`send`](Self::send).
+    pub async fn sendmail<'m, T: AsRef<str>>(
+        &self,
+        from: &str,
+        to: &[T],
+        message: impl Into<smtp_adapter::Message<'m>>,
+    ) -> Result<smtp_sansio::TransactionResult, smtp_adapter::Error> {
+        let envelope = smtp_sansio::Envelope::parse(from, to)?;
+        self.send(&envelope, message).await
+    }
+
+    /// [`send`](Self::send) of a message in memory, which each attempt
+    /// borrows.
+    async fn send_rendered(
+        &self,
+        envelope: &smtp_sansio::Envelope,
+        message: &Rendered<'_>,
+    ) -> Result<smtp_sansio::TransactionResult, smtp_adapter::Error> {
+        // The message for one attempt, without a copy of its bytes.
+        let attempt = || {
+            let borrowed = Rendered::new(message.prefix().to_vec(), message.bytes().into());
+            smtp_adapter::Message::from(borrowed)
+        };
         let deadline = self.config.checkout_deadline();
         let in_time = || deadline.is_none_or(|d| Instant::now() < d);
         let retry = self.config.retry_not_sent;
@@ -940,10 +980,10 @@ impl<R: crate::Runtime> Pool<crate::SmtpClient<R>, smtp_adapter::Error> {
             Err(e) => return Err(e),
         };
         let retry = retry || pooled.unchecked();
-        match pooled.send(envelope, message).await {
+        match pooled.send(envelope, attempt()).await {
             Err(e) if retry && !retried && retryable(&e) && in_time() => {
                 self.reconnect_by(&mut pooled, deadline).await?;
-                pooled.send(envelope, message).await
+                pooled.send(envelope, attempt()).await
             }
             result => result,
         }

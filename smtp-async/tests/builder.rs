@@ -39,10 +39,10 @@ async fn send_one<R: Runtime>(server: &MockServer, mut smtp: SmtpClient<R>) -> R
 #[cfg(feature = "tls")]
 async fn starttls_required<R: Runtime>() {
     let config = ServerConfig::default()
-        .tls(smtp_testkit::Tls::StartTls)
+        .tls(smtp_testkit::ServerTls::StartTls)
         .user("alice", "secret");
     let server = MockServer::start(config).unwrap();
-    let smtp = SmtpClient::<R>::builder(&server.addr().to_string())
+    let smtp = SmtpClient::<R>::builder(server.addr())
         .tls(Tls::StartTls)
         .tls_config(server.pki().client_config())
         .tls_server_name("localhost")
@@ -68,8 +68,9 @@ fn starttls_required_with_credentials() {
 
 #[cfg(feature = "tls")]
 async fn opportunistic<R: Runtime>() {
-    let tls = MockServer::start(ServerConfig::default().tls(smtp_testkit::Tls::StartTls)).unwrap();
-    let smtp = SmtpClient::<R>::builder(&tls.addr().to_string())
+    let tls =
+        MockServer::start(ServerConfig::default().tls(smtp_testkit::ServerTls::StartTls)).unwrap();
+    let smtp = SmtpClient::<R>::builder(tls.addr())
         .tls_config(tls.pki().client_config())
         .tls_server_name("localhost")
         .connect()
@@ -77,7 +78,7 @@ async fn opportunistic<R: Runtime>() {
         .unwrap();
     assert!(send_one(&tls, smtp).await.tls);
     let plain = MockServer::start(ServerConfig::default()).unwrap();
-    let smtp = SmtpClient::<R>::builder(&plain.addr().to_string())
+    let smtp = SmtpClient::<R>::builder(plain.addr())
         .connect()
         .await
         .unwrap();
@@ -93,7 +94,7 @@ fn opportunistic_uses_starttls_when_offered_and_plain_otherwise() {
 #[cfg(feature = "tls")]
 async fn required_not_offered<R: Runtime>() {
     let server = MockServer::start(ServerConfig::default().user("alice", "secret")).unwrap();
-    let e = SmtpClient::<R>::builder(&server.addr().to_string())
+    let e = SmtpClient::<R>::builder(server.addr())
         .tls(Tls::StartTls)
         .credentials("alice", "secret")
         .connect()
@@ -117,10 +118,10 @@ fn starttls_required_but_not_offered_sends_nothing_else() {
 #[cfg(feature = "tls")]
 async fn implicit_with_mechanism<R: Runtime>() {
     let config = ServerConfig::default()
-        .tls(smtp_testkit::Tls::Implicit)
+        .tls(smtp_testkit::ServerTls::Implicit)
         .user("carol", "pw");
     let server = MockServer::start(config).unwrap();
-    let smtp = SmtpClient::<R>::builder(&server.addr().to_string())
+    let smtp = SmtpClient::<R>::builder(server.addr())
         .tls(Tls::Implicit)
         .tls_config(server.pki().client_config())
         .tls_server_name("localhost")

@@ -31,7 +31,7 @@ fn on_both(tokio_case: impl Future<Output = ()>, async_std_case: impl Future<Out
 /// error and when it came.
 async fn times_out<R: Runtime>(drip: Drip, tls: Tls) {
     let server = DripServer::start(drip).unwrap();
-    let b = SmtpClient::<R>::builder(&server.addr().to_string())
+    let b = SmtpClient::<R>::builder(server.addr())
         .tls(tls)
         .timeout(TIMEOUT);
     #[cfg(feature = "tls")]

@@ -31,7 +31,7 @@ fn on_both(tokio_case: impl Future<Output = ()>, async_std_case: impl Future<Out
 }
 
 /// A server on the non-loopback address, with a user.
-fn server(tls: smtp_testkit::Tls) -> MockServer {
+fn server(tls: smtp_testkit::ServerTls) -> MockServer {
     let config = ServerConfig::default()
         .tcp_on(smtp_testkit::nonloopback_ip())
         .tls(tls)
@@ -73,8 +73,8 @@ async fn send_and_quit<R: Runtime>(
 }
 
 async fn opportunistic_without_starttls<R: Runtime>() {
-    let s = server(smtp_testkit::Tls::None);
-    let e = SmtpClient::<R>::builder(&s.addr().to_string())
+    let s = server(smtp_testkit::ServerTls::None);
+    let e = SmtpClient::<R>::builder(s.addr())
         .credentials("alice", "pw")
         .timeout(WAIT)
         .connect()
@@ -87,8 +87,8 @@ async fn opportunistic_without_starttls<R: Runtime>() {
     assert!(s.messages().is_empty());
 
     // A mechanism of one's own choice that carries a token: the same.
-    let s = server(smtp_testkit::Tls::None);
-    let e = SmtpClient::<R>::builder(&s.addr().to_string())
+    let s = server(smtp_testkit::ServerTls::None);
+    let e = SmtpClient::<R>::builder(s.addr())
         .mechanism(|| Box::new(XOAuth2::new("alice", Secret::new("pw"))))
         .timeout(WAIT)
         .connect()
@@ -111,7 +111,7 @@ fn opportunistic_credentials_without_starttls_send_nothing() {
 }
 
 async fn login_in_plaintext<R: Runtime>() {
-    let s = server(smtp_testkit::Tls::None);
+    let s = server(smtp_testkit::ServerTls::None);
     let o = Options::default().timeout(WAIT);
     let mut smtp = SmtpClient::<R>::connect(&s.addr().to_string(), o)
         .await
@@ -138,8 +138,8 @@ fn login_in_plaintext_is_refused() {
 }
 
 async fn allowed<R: Runtime>() {
-    let s = server(smtp_testkit::Tls::None);
-    let smtp = SmtpClient::<R>::builder(&s.addr().to_string())
+    let s = server(smtp_testkit::ServerTls::None);
+    let smtp = SmtpClient::<R>::builder(s.addr())
         .credentials("alice", "pw")
         .allow_plaintext_auth(true)
         .timeout(WAIT)
@@ -162,8 +162,8 @@ fn allow_plaintext_auth_logs_in_in_the_clear() {
 #[cfg(feature = "tls")]
 async fn starttls_verified<R: Runtime>() {
     for mode in [Tls::StartTls, Tls::Opportunistic] {
-        let s = server(smtp_testkit::Tls::StartTls);
-        let smtp = SmtpClient::<R>::builder(&s.addr().to_string())
+        let s = server(smtp_testkit::ServerTls::StartTls);
+        let smtp = SmtpClient::<R>::builder(s.addr())
             .tls(mode)
             .tls_config(s.pki().client_config())
             .tls_server_name("localhost")
@@ -195,11 +195,11 @@ fn starttls_with_a_verified_certificate_logs_in() {
 async fn insecure<R: Runtime>() {
     let insecure = smtp_async::smtp_adapter::tls::dangerous_accept_any_certificate().unwrap();
     for (server_tls, mode) in [
-        (smtp_testkit::Tls::StartTls, Tls::StartTls),
-        (smtp_testkit::Tls::Implicit, Tls::Implicit),
+        (smtp_testkit::ServerTls::StartTls, Tls::StartTls),
+        (smtp_testkit::ServerTls::Implicit, Tls::Implicit),
     ] {
         let s = server(server_tls);
-        let e = SmtpClient::<R>::builder(&s.addr().to_string())
+        let e = SmtpClient::<R>::builder(s.addr())
             .tls(mode)
             .tls_config(insecure.clone())
             .credentials("alice", "pw")
@@ -216,7 +216,7 @@ async fn insecure<R: Runtime>() {
         );
 
         let s = server(server_tls);
-        let smtp = SmtpClient::<R>::builder(&s.addr().to_string())
+        let smtp = SmtpClient::<R>::builder(s.addr())
             .tls(mode)
             .tls_config(insecure.clone())
             .credentials("alice", "pw")

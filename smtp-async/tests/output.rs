@@ -161,7 +161,7 @@ fn transcripts_escape_what_the_server_sent() {
 async fn tls_named<R: Runtime>() {
     let other = smtp_testkit::TestPki::generate().unwrap();
     let server =
-        MockServer::start(ServerConfig::default().tls(smtp_testkit::Tls::Implicit)).unwrap();
+        MockServer::start(ServerConfig::default().tls(smtp_testkit::ServerTls::Implicit)).unwrap();
     let addr = server.addr();
     let e = SmtpClient::<R>::connect_tls(
         &addr.to_string(),
@@ -177,9 +177,9 @@ async fn tls_named<R: Runtime>() {
         "{e}"
     );
     let server =
-        MockServer::start(ServerConfig::default().tls(smtp_testkit::Tls::StartTls)).unwrap();
+        MockServer::start(ServerConfig::default().tls(smtp_testkit::ServerTls::StartTls)).unwrap();
     let addr = server.addr();
-    let e = SmtpClient::<R>::builder(&addr.to_string())
+    let e = SmtpClient::<R>::builder(addr)
         .tls(smtp_async::Tls::StartTls)
         .tls_config(other.client_config())
         .tls_server_name("localhost")

@@ -82,7 +82,7 @@ async fn send_and_quit<R: Runtime>(server: &MockServer, mut smtp: SmtpClient<R>)
 
 async fn loopback_tcp<R: Runtime>() {
     let server = MockServer::start(ServerConfig::default().user("alice", "pw")).unwrap();
-    let smtp = SmtpClient::<R>::builder(&server.addr().to_string())
+    let smtp = SmtpClient::<R>::builder(server.addr())
         .credentials("alice", "pw")
         .timeout(WAIT)
         .connect()
@@ -161,7 +161,7 @@ async fn unverified_tls<R: StreamRuntime>() {
     use smtp_async::smtp_adapter::tls;
 
     let config = ServerConfig::default()
-        .tls(smtp_testkit::Tls::StartTls)
+        .tls(smtp_testkit::ServerTls::StartTls)
         .user("alice", "pw");
     let insecure = tls::dangerous_accept_any_certificate().unwrap();
 

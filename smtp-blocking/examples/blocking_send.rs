@@ -14,10 +14,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         (SmtpClient::builder(addr), from.clone(), to.clone())
     } else {
         let config = ServerConfig::default()
-            .tls(smtp_testkit::Tls::StartTls)
+            .tls(smtp_testkit::ServerTls::StartTls)
             .user("alice", "secret");
         server = MockServer::start(config)?;
-        let builder = SmtpClient::builder(&server.addr().to_string())
+        let builder = SmtpClient::builder(server.addr())
             .tls(Tls::StartTls)
             .tls_config(server.pki().client_config())
             .tls_server_name("localhost")

@@ -16,6 +16,11 @@
 //! What it shares with the async adapters (the error type, the TLS
 //! configuration, argument conversion, the transcript) is [`smtp_adapter`]'s.
 //!
+//! The default features build with Rust 1.85 (the declared `rust-version`).
+//! `mail-builder` (composed messages) needs Rust 1.89 and `dkim` (signing)
+//! Rust 1.88: what mail-builder 2 and mail-auth's DNS resolver
+//! (hickory-resolver) require.
+//!
 //! ```
 //! use smtp_blocking::{Options, SmtpClient};
 //! # let server = smtp_testkit::MockServer::start(smtp_testkit::ServerConfig::default()).unwrap();
@@ -57,19 +62,24 @@ use std::time::{Duration, Instant};
 use smtp_adapter::args::{self, Addressing, Body};
 #[cfg(feature = "dkim")]
 pub use smtp_adapter::dkim::{DkimKey, DkimSigner};
+#[cfg(feature = "mail-builder")]
+pub use smtp_adapter::mail_builder;
 use smtp_adapter::net::{Peer, SocketTimeouts};
 pub use smtp_adapter::tls::ClientConfig;
 pub use smtp_adapter::{
-    self, Builder, Error, LMTP_PORT, Message, Options, SMTP_PORT, SMTPS_PORT, Server, Tls,
+    self, Builder, Error, IntoServerAddress, LMTP_PORT, Message, Options, SMTP_PORT, SMTPS_PORT,
+    Server, Tls, UrlError, tls,
 };
 use smtp_adapter::{Call, Connect, Session, Target};
 use smtp_sansio::client::deadline_after;
+pub use smtp_sansio::sasl::{CramMd5, Login, OAuthBearer, Plain, ScramSha256, XOAuth2};
 pub use smtp_sansio::{
-    self, Capabilities, Delivery, Envelope, Mechanism, Protocol, Reply, TransactionResult,
-    body::LineEndings,
+    self, Address, BodyType, Capabilities, Credentials, Delivery, Envelope, Mechanism, Notify,
+    Parameter, Protocol, Recipient, RecipientResult, Reply, Ret, SecurityError, Stage,
+    TransactionResult, body::LineEndings,
 };
-use smtp_sansio::{Client, Completion, Event, Op, Output, Parameter, Transaction};
-use transport::{Caller, Plain, Transport};
+use smtp_sansio::{Client, Completion, Event, Op, Output, Transaction};
+use transport::{Caller, Transport};
 
 impl Connect for SmtpClient {
     type Output = Result<SmtpClient, Error>;
@@ -107,10 +117,11 @@ pub struct SmtpClient {
 smtp_adapter::deref_session!(SmtpClient);
 
 impl SmtpClient {
-    /// A connection to `host` (`host:port`, `[v6]:port`) to set up and
-    /// [`connect`](Builder::connect): TLS mode (port 25, 587 with STARTTLS
-    /// required, 465 with implicit TLS), credentials or a mechanism, timeouts,
-    /// local name, source address.
+    /// A connection to `host` to set up and [`connect`](Builder::connect):
+    /// a name or address, `"host:port"`, `"[v6]:port"`, a `SocketAddr`, an
+    /// `IpAddr` or a `(host, port)` pair ([`IntoServerAddress`]); TLS mode
+    /// (port 25, 587 with STARTTLS required, 465 with implicit TLS),
+    /// credentials or a mechanism, timeouts, local name, source address.
     ///
     /// ```no_run
     /// use smtp_blocking::{SmtpClient, Tls};
@@ -124,15 +135,40 @@ impl SmtpClient {
     /// # Ok::<(), smtp_blocking::Error>(())
     /// ```
     #[must_use]
-    pub fn builder(host: &str) -> Builder<SmtpClient> {
+    pub fn builder(host: impl IntoServerAddress) -> Builder<SmtpClient> {
         Builder::new(host)
     }
 
-    /// An LMTP connection to `host[:port]` or a Unix socket path, to set up and
-    /// [`connect`](Builder::connect).
+    /// An LMTP connection to `host[:port]` (any [`IntoServerAddress`]) or a
+    /// Unix socket path, to set up and [`connect`](Builder::connect).
     #[must_use]
-    pub fn lmtp_builder(address: &str) -> Builder<SmtpClient> {
+    pub fn lmtp_builder(address: impl IntoServerAddress) -> Builder<SmtpClient> {
         Builder::lmtp(address)
+    }
+
+    /// The connection a URL describes, to set up further and
+    /// [`connect`](Builder::connect): `smtp://host[:port]`,
+    /// `smtps://user:password@host` (implicit TLS), `smtp://...?tls=starttls`,
+    /// `lmtp://host`, `lmtp:///path/to/socket`; a login in the URL asks for
+    /// STARTTLS (required) unless `tls=` says otherwise. See
+    /// [`Builder::from_url`] for every form and default.
+    ///
+    /// ```no_run
+    /// use smtp_blocking::SmtpClient;
+    ///
+    /// // From the environment, say: SMTP_URL=smtps://alice%40example.org:app-password@smtp.example.org
+    /// let url = std::env::var("SMTP_URL").unwrap_or_default();
+    /// let mut smtp = SmtpClient::from_url(&url)?.connect()?;
+    /// smtp.sendmail("alice@example.org", &["bob@example.net"], "Subject: hi\r\n\r\nHello\r\n")?;
+    /// smtp.quit()?;
+    /// # Ok::<(), smtp_blocking::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`UrlError`] when the URL does not parse (it never shows the URL).
+    pub fn from_url(url: &str) -> Result<Builder<SmtpClient>, UrlError> {
+        Builder::from_url(url)
     }
 
     /// Connects to `host`, `host:port` or `[v6]:port` (port 25 by default) and
@@ -229,7 +265,7 @@ impl SmtpClient {
         let options = b.session_options();
         let timeout = options.connect_timeout()?;
         let mut server = b.server();
-        let (plain, local, peer): (Plain, _, _) = match b.host_port() {
+        let (plain, local, peer): (transport::Plain, _, _) = match b.host_port() {
             Some((host, port)) => {
                 let s =
                     smtp_adapter::net::connect_tcp(host, port, options.source_address, timeout)?;
@@ -325,7 +361,7 @@ impl SmtpClient {
     /// STARTTLS, the handshake, and EHLO again. Fails with `NotSupported` when
     /// not offered; with [`Options::require_tls`] any failure ends the session,
     /// a missing STARTTLS with
-    /// [`SecurityError::StartTlsNotOffered`](smtp_sansio::SecurityError::StartTlsNotOffered).
+    /// [`SecurityError::StartTlsNotOffered`].
     pub fn starttls(&mut self) -> Result<Reply, Error> {
         // A configuration that cannot be had (a build without TLS, no root
         // certificates) fails here, before STARTTLS is sent.
@@ -339,7 +375,7 @@ impl SmtpClient {
     /// Unlike smtplib, it sends the password only over TLS with a verified
     /// certificate, or to a loopback address or Unix socket, or with
     /// [`Options::allow_plaintext_auth`]; otherwise it fails with
-    /// [`SecurityError::PlaintextAuth`](smtp_sansio::SecurityError::PlaintextAuth)
+    /// [`SecurityError::PlaintextAuth`]
     /// and sends nothing (call [`starttls`](Self::starttls) first).
     pub fn login(&mut self, user: &str, password: &str) -> Result<Reply, Error> {
         self.reply(Call::Login(user, password, true))
@@ -503,17 +539,20 @@ impl SmtpClient {
     /// the wait costs nothing unless the server is slow to answer QUIT. The
     /// connection is then closed whatever came. Use `send` and
     /// [`quit`](Self::quit) to see the reply to QUIT.
-    pub fn send_and_quit(
+    ///
+    /// `message` is any [`Message`], as for [`send`](Self::send).
+    pub fn send_and_quit<'m>(
         mut self,
         envelope: &Envelope,
-        message: &[u8],
+        message: impl Into<Message<'m>>,
     ) -> Result<TransactionResult, Error> {
-        let tx = args::transaction(self.session.core(), envelope, message)?;
+        let addressing = Addressing::Envelope(envelope);
+        let (tx, out) = args::outgoing(self.session.core(), message.into(), addressing)?;
         let op = self.session.start_transaction(tx);
         // Enqueued behind the transaction, so the core can write it with the
         // end of the message.
         let quit = self.session.start(Call::Quit)?;
-        let r = self.run(op, Body::parts(&[message]));
+        let r = self.run(op, Body::parts(&out.parts()));
         self.session.end_transaction(&r);
         self.limit = Some(self.session.core().quit_deadline(Instant::now()));
         // The reply to QUIT, or not within the linger: the session ends either way.

@@ -9,7 +9,7 @@ use smtp_blocking::smtp_sansio::{self, Error as SmtpError, ProtocolError, UsageE
 use smtp_blocking::smtp_sansio::{BodyType, Envelope};
 use smtp_blocking::{Error, Options, SmtpClient};
 #[cfg(feature = "tls")]
-use smtp_testkit::Tls;
+use smtp_testkit::ServerTls;
 use smtp_testkit::{MockServer, Script, ServerConfig, Step};
 
 const MSG: &[u8] =
@@ -269,7 +269,7 @@ fn send_message_strips_bcc() {
 #[cfg(feature = "tls")]
 fn starttls_then_each_auth_mechanism() {
     let config = ServerConfig::default()
-        .tls(Tls::StartTls)
+        .tls(ServerTls::StartTls)
         .user("alice", "s3cret");
     let server = MockServer::start(config).unwrap();
     let mechanisms: Vec<Box<dyn Fn() -> Box<dyn smtp_blocking::Mechanism>>> = vec![
@@ -359,7 +359,7 @@ fn login_wrong_password_and_oauth_error() {
 #[test]
 #[cfg(feature = "tls")]
 fn implicit_tls() {
-    let server = MockServer::start(ServerConfig::default().tls(Tls::Implicit)).unwrap();
+    let server = MockServer::start(ServerConfig::default().tls(ServerTls::Implicit)).unwrap();
     let mut c = SmtpClient::connect_tls(
         &server.addr().to_string(),
         opts(),
@@ -376,7 +376,7 @@ fn implicit_tls() {
 #[test]
 #[cfg(feature = "tls")]
 fn implicit_tls_rejects_unknown_certificate() {
-    let server = MockServer::start(ServerConfig::default().tls(Tls::Implicit)).unwrap();
+    let server = MockServer::start(ServerConfig::default().tls(ServerTls::Implicit)).unwrap();
     let other = smtp_testkit::TestPki::generate().unwrap();
     let e = SmtpClient::connect_tls(
         &server.addr().to_string(),

@@ -25,10 +25,10 @@ fn send_one(server: &MockServer, mut smtp: SmtpClient) -> smtp_testkit::Received
 #[test]
 fn starttls_required_with_credentials() {
     let config = ServerConfig::default()
-        .tls(smtp_testkit::Tls::StartTls)
+        .tls(smtp_testkit::ServerTls::StartTls)
         .user("alice", "secret");
     let server = MockServer::start(config).unwrap();
-    let smtp = SmtpClient::builder(&server.addr().to_string())
+    let smtp = SmtpClient::builder(server.addr())
         .tls(Tls::StartTls)
         .tls_config(server.pki().client_config())
         .tls_server_name("localhost")
@@ -46,8 +46,8 @@ fn starttls_required_with_credentials() {
 #[test]
 fn opportunistic_uses_starttls_when_offered_and_plain_otherwise() {
     let tls_server =
-        MockServer::start(ServerConfig::default().tls(smtp_testkit::Tls::StartTls)).unwrap();
-    let smtp = SmtpClient::builder(&tls_server.addr().to_string())
+        MockServer::start(ServerConfig::default().tls(smtp_testkit::ServerTls::StartTls)).unwrap();
+    let smtp = SmtpClient::builder(tls_server.addr())
         .tls_config(tls_server.pki().client_config())
         .tls_server_name("localhost")
         .connect()
@@ -55,9 +55,7 @@ fn opportunistic_uses_starttls_when_offered_and_plain_otherwise() {
     assert!(send_one(&tls_server, smtp).tls);
 
     let plain = MockServer::start(ServerConfig::default()).unwrap();
-    let smtp = SmtpClient::builder(&plain.addr().to_string())
-        .connect()
-        .unwrap();
+    let smtp = SmtpClient::builder(plain.addr()).connect().unwrap();
     assert!(!send_one(&plain, smtp).tls);
 }
 
@@ -65,7 +63,7 @@ fn opportunistic_uses_starttls_when_offered_and_plain_otherwise() {
 #[test]
 fn starttls_required_but_not_offered_sends_nothing_else() {
     let server = MockServer::start(ServerConfig::default().user("alice", "secret")).unwrap();
-    let e = SmtpClient::builder(&server.addr().to_string())
+    let e = SmtpClient::builder(server.addr())
         .tls(Tls::StartTls)
         .credentials("alice", "secret")
         .connect()
@@ -82,10 +80,10 @@ fn starttls_required_but_not_offered_sends_nothing_else() {
 #[test]
 fn implicit_tls_and_a_custom_mechanism() {
     let config = ServerConfig::default()
-        .tls(smtp_testkit::Tls::Implicit)
+        .tls(smtp_testkit::ServerTls::Implicit)
         .user("carol", "pw");
     let server = MockServer::start(config).unwrap();
-    let smtp = SmtpClient::builder(&server.addr().to_string())
+    let smtp = SmtpClient::builder(server.addr())
         .tls(Tls::Implicit)
         .tls_config(server.pki().client_config())
         .tls_server_name("localhost")
@@ -100,7 +98,7 @@ fn implicit_tls_and_a_custom_mechanism() {
 #[test]
 fn a_wrong_password_is_an_error_from_connect() {
     let server = MockServer::start(ServerConfig::default().user("alice", "secret")).unwrap();
-    let e = SmtpClient::builder(&server.addr().to_string())
+    let e = SmtpClient::builder(server.addr())
         .credentials("alice", "wrong")
         .connect()
         .unwrap_err();
@@ -132,9 +130,7 @@ fn lmtp_over_a_unix_socket() {
 fn dropping_an_open_session_sends_quit() {
     let server = MockServer::start(ServerConfig::default()).unwrap();
     {
-        let mut smtp = SmtpClient::builder(&server.addr().to_string())
-            .connect()
-            .unwrap();
+        let mut smtp = SmtpClient::builder(server.addr()).connect().unwrap();
         smtp.sendmail("a@example.org", &["b@example.org"], MSG)
             .unwrap();
         // An early return: no quit().
@@ -153,9 +149,7 @@ fn dropping_does_not_wait_long_for_a_silent_server() {
         .send("250 mx")
         .expect_line();
     let server = MockServer::start(ServerConfig::scripted(script)).unwrap();
-    let smtp = SmtpClient::builder(&server.addr().to_string())
-        .connect()
-        .unwrap();
+    let smtp = SmtpClient::builder(server.addr()).connect().unwrap();
     let started = std::time::Instant::now();
     drop(smtp);
     // The QUIT linger on drop (Timeouts::quit_linger) is one second (a hang

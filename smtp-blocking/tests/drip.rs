@@ -17,9 +17,7 @@ const TIMEOUT: Duration = Duration::from_secs(2);
 /// error and when it came.
 fn times_out(drip: Drip, tls: Tls) {
     let server = DripServer::start(drip).unwrap();
-    let b = SmtpClient::builder(&server.addr().to_string())
-        .tls(tls)
-        .timeout(TIMEOUT);
+    let b = SmtpClient::builder(server.addr()).tls(tls).timeout(TIMEOUT);
     #[cfg(feature = "tls")]
     let b = b
         .tls_config(server.pki().client_config())

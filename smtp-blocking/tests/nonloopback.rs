@@ -18,7 +18,7 @@ const MSG: &[u8] = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: t\r\n\
 const WAIT: Duration = Duration::from_secs(10);
 
 /// A server on the non-loopback address, with a user.
-fn server(tls: smtp_testkit::Tls) -> MockServer {
+fn server(tls: smtp_testkit::ServerTls) -> MockServer {
     let config = ServerConfig::default()
         .tcp_on(smtp_testkit::nonloopback_ip())
         .tls(tls)
@@ -60,8 +60,8 @@ fn send_and_quit(server: &MockServer, mut smtp: SmtpClient) -> smtp_testkit::Rec
 #[test]
 #[ignore = "needs a non-loopback address in SMTP_TEST_NONLOOPBACK (scripts/test)"]
 fn opportunistic_credentials_without_starttls_send_nothing() {
-    let s = server(smtp_testkit::Tls::None);
-    let e = SmtpClient::builder(&s.addr().to_string())
+    let s = server(smtp_testkit::ServerTls::None);
+    let e = SmtpClient::builder(s.addr())
         .credentials("alice", "pw")
         .timeout(WAIT)
         .connect()
@@ -73,8 +73,8 @@ fn opportunistic_credentials_without_starttls_send_nothing() {
     assert!(s.messages().is_empty());
 
     // A mechanism of one's own choice that carries a token: the same.
-    let s = server(smtp_testkit::Tls::None);
-    let e = SmtpClient::builder(&s.addr().to_string())
+    let s = server(smtp_testkit::ServerTls::None);
+    let e = SmtpClient::builder(s.addr())
         .mechanism(|| Box::new(XOAuth2::new("alice", Secret::new("pw"))))
         .timeout(WAIT)
         .connect()
@@ -88,7 +88,7 @@ fn opportunistic_credentials_without_starttls_send_nothing() {
 #[test]
 #[ignore = "needs a non-loopback address in SMTP_TEST_NONLOOPBACK (scripts/test)"]
 fn login_in_plaintext_is_refused() {
-    let s = server(smtp_testkit::Tls::None);
+    let s = server(smtp_testkit::ServerTls::None);
     let o = Options::default().timeout(WAIT);
     let mut smtp = SmtpClient::connect(&s.addr().to_string(), o).unwrap();
     assert!(!smtp.core().config().loopback_peer);
@@ -107,8 +107,8 @@ fn login_in_plaintext_is_refused() {
 #[test]
 #[ignore = "needs a non-loopback address in SMTP_TEST_NONLOOPBACK (scripts/test)"]
 fn allow_plaintext_auth_logs_in_in_the_clear() {
-    let s = server(smtp_testkit::Tls::None);
-    let smtp = SmtpClient::builder(&s.addr().to_string())
+    let s = server(smtp_testkit::ServerTls::None);
+    let smtp = SmtpClient::builder(s.addr())
         .credentials("alice", "pw")
         .allow_plaintext_auth(true)
         .timeout(WAIT)
@@ -127,8 +127,8 @@ fn allow_plaintext_auth_logs_in_in_the_clear() {
 #[ignore = "needs a non-loopback address in SMTP_TEST_NONLOOPBACK (scripts/test)"]
 fn starttls_with_a_verified_certificate_logs_in() {
     for mode in [Tls::StartTls, Tls::Opportunistic] {
-        let s = server(smtp_testkit::Tls::StartTls);
-        let smtp = SmtpClient::builder(&s.addr().to_string())
+        let s = server(smtp_testkit::ServerTls::StartTls);
+        let smtp = SmtpClient::builder(s.addr())
             .tls(mode)
             .tls_config(s.pki().client_config())
             .tls_server_name("localhost")
@@ -152,11 +152,11 @@ fn starttls_with_a_verified_certificate_logs_in() {
 fn insecure_tls_counts_as_plaintext() {
     let insecure = smtp_blocking::smtp_adapter::tls::dangerous_accept_any_certificate().unwrap();
     for (server_tls, mode) in [
-        (smtp_testkit::Tls::StartTls, Tls::StartTls),
-        (smtp_testkit::Tls::Implicit, Tls::Implicit),
+        (smtp_testkit::ServerTls::StartTls, Tls::StartTls),
+        (smtp_testkit::ServerTls::Implicit, Tls::Implicit),
     ] {
         let s = server(server_tls);
-        let e = SmtpClient::builder(&s.addr().to_string())
+        let e = SmtpClient::builder(s.addr())
             .tls(mode)
             .tls_config(insecure.clone())
             .credentials("alice", "pw")
@@ -172,7 +172,7 @@ fn insecure_tls_counts_as_plaintext() {
         );
 
         let s = server(server_tls);
-        let smtp = SmtpClient::builder(&s.addr().to_string())
+        let smtp = SmtpClient::builder(s.addr())
             .tls(mode)
             .tls_config(insecure.clone())
             .credentials("alice", "pw")

@@ -47,7 +47,7 @@ fn a_refused_connection_names_the_server() {
     );
     assert!(e.source().is_none());
     // The same through the builder.
-    let e = SmtpClient::builder(&addr.to_string())
+    let e = SmtpClient::builder(addr)
         .tls(smtp_blocking::Tls::None)
         .connect()
         .unwrap_err();
@@ -196,7 +196,7 @@ fn tls_failures_name_the_server() {
     let other = smtp_testkit::TestPki::generate().unwrap();
     // Implicit TLS: while connecting.
     let server =
-        MockServer::start(ServerConfig::default().tls(smtp_testkit::Tls::Implicit)).unwrap();
+        MockServer::start(ServerConfig::default().tls(smtp_testkit::ServerTls::Implicit)).unwrap();
     let addr = server.addr();
     let e = SmtpClient::connect_tls(&addr.to_string(), options(), Some(other.client_config()))
         .unwrap_err();
@@ -209,9 +209,9 @@ fn tls_failures_name_the_server() {
     assert!(matches!(e.inner(), Error::Tls(_)));
     // STARTTLS: in the session.
     let server =
-        MockServer::start(ServerConfig::default().tls(smtp_testkit::Tls::StartTls)).unwrap();
+        MockServer::start(ServerConfig::default().tls(smtp_testkit::ServerTls::StartTls)).unwrap();
     let addr = server.addr();
-    let e = SmtpClient::builder(&addr.to_string())
+    let e = SmtpClient::builder(addr)
         .tls(Tls::StartTls)
         .tls_config(other.client_config())
         .tls_server_name("localhost")

@@ -45,7 +45,7 @@ fn send_and_quit(server: &MockServer, mut smtp: SmtpClient) -> Option<String> {
 #[test]
 fn loopback_tcp_logs_in_without_tls() {
     let server = MockServer::start(ServerConfig::default().user("alice", "pw")).unwrap();
-    let smtp = SmtpClient::builder(&server.addr().to_string())
+    let smtp = SmtpClient::builder(server.addr())
         .credentials("alice", "pw")
         .timeout(WAIT)
         .connect()
@@ -115,7 +115,7 @@ fn unverified_tls_counts_as_plaintext() {
     use smtp_blocking::smtp_adapter::tls;
 
     let config = ServerConfig::default()
-        .tls(smtp_testkit::Tls::StartTls)
+        .tls(smtp_testkit::ServerTls::StartTls)
         .user("alice", "pw");
     let insecure = tls::dangerous_accept_any_certificate().unwrap();
     assert!(!tls::verifies_certificates(&insecure));

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use smtp_blocking::{Error, Options, SmtpClient};
 #[cfg(feature = "tls")]
-use smtp_testkit::Tls;
+use smtp_testkit::ServerTls;
 use smtp_testkit::{MockServer, Script, ServerConfig, Socks5Proxy};
 
 const MSG: &[u8] = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: proxied\r\n\r\nhello\r\n";
@@ -78,7 +78,7 @@ mod tls {
     fn starttls_and_auth_through_a_socks5_proxy() {
         let server = MockServer::start(
             ServerConfig::default()
-                .tls(Tls::StartTls)
+                .tls(ServerTls::StartTls)
                 .user("alice", "secret"),
         )
         .unwrap();
@@ -106,7 +106,7 @@ mod tls {
     /// stream's own).
     #[test]
     fn starttls_over_any_read_write_stream() {
-        let server = MockServer::start(ServerConfig::default().tls(Tls::StartTls)).unwrap();
+        let server = MockServer::start(ServerConfig::default().tls(ServerTls::StartTls)).unwrap();
         let stream = TcpStream::connect(server.addr()).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use smtp_blocking::{Options, SmtpClient};
-use smtp_testkit::{MockServer, ServerConfig, Tls};
+use smtp_testkit::{MockServer, ServerConfig, ServerTls};
 
 const MSG: &[u8] = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: tls\r\n\r\nhello\r\n";
 
@@ -22,13 +22,13 @@ fn options() -> Options {
 #[cfg(feature = "tls")]
 #[test]
 fn a_second_connection_resumes_the_tls_session() {
-    for mode in [Tls::StartTls, Tls::Implicit] {
+    for mode in [ServerTls::StartTls, ServerTls::Implicit] {
         let server = MockServer::start(ServerConfig::default().tls(mode)).unwrap();
         let config = server.pki().client_config();
         let addr = server.addr().to_string();
         let mut resumed = Vec::new();
         for _ in 0..2 {
-            let mut smtp = if mode == Tls::Implicit {
+            let mut smtp = if mode == ServerTls::Implicit {
                 SmtpClient::connect_tls(&addr, options(), Some(config.clone())).unwrap()
             } else {
                 let mut smtp = SmtpClient::connect(&addr, options()).unwrap();
@@ -60,7 +60,7 @@ fn the_chosen_provider_completes_a_handshake() {
         // `tls` without a provider feature: nothing to check here.
         return;
     };
-    let server = MockServer::start(ServerConfig::default().tls(Tls::StartTls)).unwrap();
+    let server = MockServer::start(ServerConfig::default().tls(ServerTls::StartTls)).unwrap();
     let mut roots = rustls::RootCertStore::empty();
     roots.add(server.pki().ca_der().clone()).unwrap();
     let config = rustls::ClientConfig::builder_with_provider(provider)
@@ -83,7 +83,7 @@ fn the_chosen_provider_completes_a_handshake() {
 #[cfg(not(feature = "tls"))]
 #[test]
 fn without_tls_asking_for_it_is_a_typed_error() {
-    let server = MockServer::start(ServerConfig::default().tls(Tls::StartTls)).unwrap();
+    let server = MockServer::start(ServerConfig::default().tls(ServerTls::StartTls)).unwrap();
     let addr = server.addr().to_string();
     let e = SmtpClient::connect_tls(&addr, options(), None).unwrap_err();
     assert!(

@@ -38,14 +38,14 @@ fn session_and_transaction_spans_carry_their_fields() {
         .finish();
     let server = MockServer::start(
         ServerConfig::default()
-            .tls(smtp_testkit::Tls::StartTls)
+            .tls(smtp_testkit::ServerTls::StartTls)
             // PLAIN only, so that the payload checked below is really sent.
             .auth_mechanisms(&["PLAIN"])
             .user("alice", "hunter2"),
     )
     .unwrap();
     tracing::subscriber::with_default(subscriber, || {
-        let mut smtp = SmtpClient::builder(&server.addr().to_string())
+        let mut smtp = SmtpClient::builder(server.addr())
             .tls(Tls::StartTls)
             .tls_config(server.pki().client_config())
             .tls_server_name("localhost")

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use smtp_blocking::{Options, SmtpClient};
-use smtp_testkit::{MockServer, ServerConfig, Tls};
+use smtp_testkit::{MockServer, ServerConfig, ServerTls};
 
 const MESSAGE: &str = "From: Alice <alice@example.org>\r\n\
 To: Bob <bob@example.net>\r\n\
@@ -27,9 +27,9 @@ pub(crate) fn run() -> ExitCode {
 fn demo() -> Result<(), Box<dyn std::error::Error>> {
     // A build without TLS shows the same session in plaintext.
     let tls = if cfg!(feature = "tls") {
-        Tls::StartTls
+        ServerTls::StartTls
     } else {
-        Tls::None
+        ServerTls::None
     };
     let config = ServerConfig::default()
         .tls(tls)
@@ -43,7 +43,7 @@ fn demo() -> Result<(), Box<dyn std::error::Error>> {
         ]);
     let server = MockServer::start(config)?;
     let address = server.addr().to_string();
-    let offered = if tls == Tls::StartTls {
+    let offered = if tls == ServerTls::StartTls {
         "STARTTLS, AUTH, PIPELINING"
     } else {
         "AUTH, PIPELINING; this build has no TLS"

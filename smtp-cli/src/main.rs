@@ -1,9 +1,16 @@
 //! `smtp-send`: sends one message over SMTP or LMTP. See `--help`.
+//!
+//! Features: TLS as smtp-blocking's (default `ring`, `rustls-platform-verifier`);
+//! `demo`, the `demo` command (the embedded test server, smtp-testkit); `dkim`,
+//! `--dkim-key` (mail-auth, with a DNS resolver; needs Rust 1.88). The default
+//! build needs Rust 1.85.
 
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "demo")]
 mod demo;
 mod json;
+mod sendmail;
 #[cfg(feature = "tls")]
 mod tls;
 
@@ -27,7 +34,9 @@ usage: smtp-send [--server HOST[:PORT] | --unix PATH] [--lmtp]
                  [--mail-option OPT]... [--rcpt-option OPT]...
                  [--no-pipelining] [--no-chunking] [-v|-vv] [--json]
                  [--dkim-key PEM --dkim-selector S --dkim-domain D] [MESSAGE_FILE|-]
-       smtp-send demo
+       smtp-send demo   (a build with the demo feature)
+       smtp-send sendmail [-t] [-i] [-f SENDER] [-F NAME] [RECIPIENT...]
+                 (sendmail(1) with a config file: smtp-send sendmail --help)
 
 --tls starttls requires STARTTLS: the message is not sent when it is not offered.
 
@@ -41,10 +50,11 @@ not transmitted. --auth is one of PLAIN, LOGIN, CRAM-MD5, SCRAM-SHA-256,
 XOAUTH2, OAUTHBEARER (the password is the token for the last two); without it
 the best offered of CRAM-MD5, PLAIN, LOGIN is used.
 
---dkim-key signs the message with DKIM (RFC 6376) before sending it: the key
-is a PEM file (RSA, rsa-sha256; or Ed25519, ed25519-sha256), published as
-S._domainkey.D. Bare CR and LF are turned into CRLF before signing, so that
-the signature holds for the message as the server stores it.
+--dkim-key (a build with the dkim feature) signs the message with DKIM
+(RFC 6376) before sending it: the key is a PEM file (RSA, rsa-sha256; or
+Ed25519, ed25519-sha256), published as S._domainkey.D. Bare CR and LF are
+turned into CRLF before signing, so that the signature holds for the message
+as the server stores it.
 
 The password for --user comes from --password-file FILE (its first line), else
 the SMTP_PASSWORD environment variable. --password P works too, but every user
@@ -316,9 +326,12 @@ fn parse_args(mut parser: lexopt::Parser) -> Result<Args, Failure> {
 }
 
 fn main() -> ExitCode {
+    if let Some(args) = sendmail::invoked() {
+        return sendmail::main(args);
+    }
     let mut raw = std::env::args_os().skip(1).peekable();
     if raw.peek().is_some_and(|a| a == "demo") {
-        return demo::run();
+        return run_demo();
     }
     let json = std::env::args_os().any(|a| a == "--json");
     let outcome = parse_args(lexopt::Parser::from_env()).and_then(|args| run(&args));
@@ -350,6 +363,23 @@ fn main() -> ExitCode {
             ExitCode::from(f.status)
         }
     }
+}
+
+/// `smtp-send demo`: the session against the embedded server.
+#[cfg(feature = "demo")]
+fn run_demo() -> ExitCode {
+    demo::run()
+}
+
+/// `smtp-send demo` in a build without the test server: how to get one.
+#[cfg(not(feature = "demo"))]
+fn run_demo() -> ExitCode {
+    eprintln!(
+        "smtp-send: demo: this smtp-send was built without the demo feature (the embedded \
+         test server); install it with `cargo install smtp-cli --features demo`, or run \
+         `cargo run -p smtp-cli --features demo -- demo` in the repository"
+    );
+    ExitCode::from(EXIT_USAGE)
 }
 
 /// Each refused recipient with the server's reply, one a line on stderr,
@@ -407,7 +437,8 @@ fn sign(args: &Args, message: Vec<u8>) -> Result<(Vec<u8>, Vec<u8>), Failure> {
 fn sign(args: &Args, message: Vec<u8>) -> Result<(Vec<u8>, Vec<u8>), Failure> {
     if args.dkim_key.is_some() {
         return Err(Failure::usage(
-            "--dkim-key: this smtp-send was built without the dkim feature",
+            "--dkim-key: this smtp-send was built without the dkim feature \
+             (`cargo install smtp-cli --features dkim`)",
         ));
     }
     Ok((Vec::new(), message))

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 #[cfg(feature = "tls")]
-use smtp_testkit::Tls;
+use smtp_testkit::ServerTls;
 use smtp_testkit::{MockServer, Script, ServerConfig, Step};
 
 const MSG: &str = "From: Alice <a@example.org>\r\nTo: b@example.org, c@example.org\r\nBcc: hidden@example.org\r\nSubject: cli\r\n\r\nhello\r\n";
@@ -398,7 +398,7 @@ fn tls_modes_with_ca_file() {
     let ca = dir.join("ca.pem");
     let (s, addr) = server(
         ServerConfig::default()
-            .tls(Tls::StartTls)
+            .tls(ServerTls::StartTls)
             .user("alice", "pw"),
     );
     s.pki().write_ca_pem(&ca).unwrap();
@@ -425,7 +425,7 @@ fn tls_modes_with_ca_file() {
     assert!(m.tls);
     assert_eq!(m.auth_user.as_deref(), Some("alice"));
 
-    let (s2, addr2) = server(ServerConfig::default().tls(Tls::Implicit));
+    let (s2, addr2) = server(ServerConfig::default().tls(ServerTls::Implicit));
     s2.pki().write_ca_pem(&ca).unwrap();
     let r = smtp_send(
         &[
@@ -529,6 +529,7 @@ fn no_pipelining_and_no_chunking_flags() {
     assert!(!s.wait_for_messages(1, Duration::from_secs(5))[0].chunked);
 }
 
+#[cfg(feature = "demo")]
 #[test]
 fn demo_runs() {
     let r = smtp_send(&["demo"], "");
@@ -536,6 +537,21 @@ fn demo_runs() {
     assert_eq!(r.stdout.contains("C: STARTTLS"), cfg!(feature = "tls"));
     assert!(r.stdout.contains("S: 235 2.7.0 Authentication successful"));
     assert!(r.stdout.contains(".this line starts with a dot"));
+}
+
+/// Built without the test server, `demo` says how to get it and sends nothing.
+#[cfg(not(feature = "demo"))]
+#[test]
+fn demo_without_the_feature_says_how_to_get_it() {
+    let r = smtp_send(&["demo"], "");
+    assert_eq!(r.status, 2, "{}", r.stderr);
+    assert!(r.stdout.is_empty(), "{}", r.stdout);
+    assert!(
+        r.stderr
+            .contains("built without the demo feature (the embedded test server); install it with `cargo install smtp-cli --features demo`"),
+        "{}",
+        r.stderr
+    );
 }
 
 /// The JSON line is the library's `Report`: a caller reads it back with serde.

@@ -53,7 +53,7 @@ pub enum Listen {
 
 /// TLS on the server side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tls {
+pub enum ServerTls {
     /// Plain text only.
     None,
     /// STARTTLS offered in the EHLO answer (not again once TLS is active).
@@ -113,7 +113,7 @@ pub struct ServerConfig {
     /// Where to listen.
     pub listen: Listen,
     /// TLS mode.
-    pub tls: Tls,
+    pub tls: ServerTls,
     /// Speak LMTP: LHLO instead of EHLO (EHLO and HELO are refused), and one
     /// reply per accepted recipient after the message.
     pub lmtp: bool,
@@ -171,7 +171,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             listen: Listen::Tcp,
-            tls: Tls::None,
+            tls: ServerTls::None,
             lmtp: false,
             greeting: format!("220 {HOSTNAME} ESMTP ready"),
             extensions: to_strings(DEFAULT_EXTENSIONS),
@@ -258,7 +258,7 @@ impl ServerConfig {
 
     /// Sets the TLS mode.
     #[must_use]
-    pub fn tls(mut self, tls: Tls) -> ServerConfig {
+    pub fn tls(mut self, tls: ServerTls) -> ServerConfig {
         self.tls = tls;
         self
     }

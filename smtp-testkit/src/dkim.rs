@@ -1,4 +1,5 @@
-//! DKIM checks for the adapters' tests (feature `dkim`): test keys, the
+//! DKIM checks for the adapters' tests (feature `dkim`, which needs Rust 1.88:
+//! mail-auth's hickory-resolver; the rest of the crate needs 1.85): test keys, the
 //! messages that break careless signers, verification of what the server
 //! stored by `mail-auth`'s verifier (the public key handed to it directly,
 //! no DNS), and a copy of each stored message for a second verifier

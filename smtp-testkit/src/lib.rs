@@ -74,7 +74,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub use config::{
     DEFAULT_AUTH_MECHANISMS, DEFAULT_EXTENSIONS, DEFAULT_LMTP_EXTENSIONS, DEFAULT_READ_TIMEOUT,
-    DEFAULT_SIZE_LIMIT, Fault, FaultAction, HOSTNAME, Listen, ServerConfig, Tls,
+    DEFAULT_SIZE_LIMIT, Fault, FaultAction, HOSTNAME, Listen, ServerConfig, ServerTls,
 };
 pub use drip::{Drip, DripServer};
 pub use pki::{PkiError, TestPki};

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::{Fault, FaultAction, MockServer, Script, ServerConfig, Step, Tls};
+use crate::{Fault, FaultAction, MockServer, Script, ServerConfig, ServerTls, Step};
 
 /// How a scenario connects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -410,7 +410,7 @@ pub fn all(lmtp_path: &std::path::Path) -> Vec<Scenario> {
         Scenario {
             name: "STARTTLS and login",
             server: ServerConfig::default()
-                .tls(Tls::StartTls)
+                .tls(ServerTls::StartTls)
                 .user("alice", "pw"),
             steps: vec![
                 (
@@ -496,7 +496,7 @@ pub fn all(lmtp_path: &std::path::Path) -> Vec<Scenario> {
         },
         Scenario {
             name: "implicit TLS",
-            server: ServerConfig::default().tls(Tls::Implicit),
+            server: ServerConfig::default().tls(ServerTls::Implicit),
             steps: vec![
                 (
                     Act::Connect(Connect::ImplicitTls, Tweak::default()),

@@ -12,7 +12,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::config::{Listen, ServerConfig, Tls};
+use crate::config::{Listen, ServerConfig, ServerTls};
 use crate::conn::{Conn, Sock};
 use crate::pki::TestPki;
 use crate::script::{self, Mismatch};
@@ -475,7 +475,7 @@ fn serve(mut conn: Conn, config: &ServerConfig) {
     if config.script.is_none() {
         conn.set_fault(config.fault_of(conn.index()));
     }
-    if config.tls == Tls::Implicit && conn.start_tls().is_err() {
+    if config.tls == ServerTls::Implicit && conn.start_tls().is_err() {
         conn.close();
         return;
     }

@@ -10,7 +10,7 @@ use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use smtp_sansio::body::Unstuffer;
 
-use crate::config::{HOSTNAME, ServerConfig, Tls};
+use crate::config::{HOSTNAME, ServerConfig, ServerTls};
 use crate::conn::Conn;
 use crate::scram;
 use crate::server::Received;
@@ -246,7 +246,7 @@ impl Session<'_> {
             self.tx = Tx::default();
             let mut lines = vec![format!("{HOSTNAME} greets {}", arg.trim())];
             lines.extend(cfg.extensions.iter().cloned());
-            if cfg.tls == Tls::StartTls && !conn.is_tls() {
+            if cfg.tls == ServerTls::StartTls && !conn.is_tls() {
                 lines.push("STARTTLS".to_owned());
             }
             if !cfg.users.is_empty() && !cfg.auth_mechanisms.is_empty() {
@@ -263,7 +263,7 @@ impl Session<'_> {
     fn starttls(&mut self, conn: &mut Conn, arg: &str) -> io::Result<Flow> {
         if conn.is_tls() {
             conn.reply("503 5.5.1 TLS already active");
-        } else if self.cfg.tls != Tls::StartTls {
+        } else if self.cfg.tls != ServerTls::StartTls {
             conn.reply("502 5.5.1 STARTTLS not available");
         } else if !arg.trim().is_empty() {
             conn.reply("501 5.5.4 STARTTLS takes no argument");

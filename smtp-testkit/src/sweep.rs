@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use smtp_sansio::{Delivery, RecipientDelivery};
 
-use crate::{Fault, FaultAction, MockServer, ServerConfig, TestPki, Tls};
+use crate::{Fault, FaultAction, MockServer, ServerConfig, ServerTls, TestPki};
 
 /// One message of a [`Plan`].
 #[derive(Debug, Clone)]
@@ -323,7 +323,7 @@ pub fn plans() -> Vec<Plan> {
             ..plan(
                 "STARTTLS, AUTH and one message",
                 ServerConfig::default()
-                    .tls(Tls::StartTls)
+                    .tls(ServerTls::StartTls)
                     .user("user", "secret"),
                 one(),
             )

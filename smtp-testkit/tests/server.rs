@@ -14,7 +14,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use hmac::{Hmac, Mac};
 use rustls::pki_types::ServerName;
 use rustls::{ClientConnection, StreamOwned};
-use smtp_testkit::{MockServer, Script, ServerConfig, Step, TestPki, Tls};
+use smtp_testkit::{MockServer, Script, ServerConfig, ServerTls, Step, TestPki};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -239,7 +239,7 @@ fn refusal_rules_size_and_forced_replies() {
 
 #[test]
 fn starttls_upgrade_drops_plaintext_sent_after_the_command() {
-    let server = MockServer::start(ServerConfig::default().tls(Tls::StartTls)).unwrap();
+    let server = MockServer::start(ServerConfig::default().tls(ServerTls::StartTls)).unwrap();
     let mut c = tcp(&server);
     c.reply();
     c.send(b"EHLO me\r\n");
@@ -278,7 +278,7 @@ fn starttls_upgrade_drops_plaintext_sent_after_the_command() {
 
 #[test]
 fn implicit_tls_by_ip_address() {
-    let server = MockServer::start(ServerConfig::default().tls(Tls::Implicit)).unwrap();
+    let server = MockServer::start(ServerConfig::default().tls(ServerTls::Implicit)).unwrap();
     let sock = TcpStream::connect(server.addr()).unwrap();
     sock.set_read_timeout(Some(WAIT)).unwrap();
     let mut t = tls_client(server.pki(), "127.0.0.1", sock);

@@ -8,10 +8,10 @@ use smtp_tokio::{Pool, PoolConfig, SmtpClient, Tls};
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = ServerConfig::default()
-        .tls(smtp_testkit::Tls::StartTls)
+        .tls(smtp_testkit::ServerTls::StartTls)
         .user("alice", "secret");
     let server = MockServer::start(config)?;
-    let builder = SmtpClient::builder(&server.addr().to_string())
+    let builder = SmtpClient::builder(server.addr())
         .tls(Tls::StartTls)
         .tls_config(server.pki().client_config())
         .tls_server_name("localhost")

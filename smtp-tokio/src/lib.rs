@@ -14,6 +14,11 @@
 //! `ring` (default) or `aws-lc-rs`, and `rustls-platform-verifier` (default),
 //! `webpki-roots` or `rustls-native-certs`.
 //!
+//! The default features build with Rust 1.85 (the declared `rust-version`).
+//! `mail-builder` (composed messages) needs Rust 1.89 and `dkim` (signing)
+//! Rust 1.88: what mail-builder 2 and mail-auth's DNS resolver
+//! (hickory-resolver) require.
+//!
 //! ```
 //! use smtp_tokio::{Options, SmtpClient};
 //! # #[tokio::main(flavor = "current_thread")]
@@ -40,6 +45,9 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 pub use smtp_async::common::*;
+/// The runtime-neutral facade and pool this crate runs on Tokio: name it (and
+/// its [`Runtime`]) in code written once for every runtime.
+pub use smtp_async::{self, Runtime};
 use smtp_async::{BoxIo, Connected, ReadBody, WrapStream};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_util::compat::TokioAsyncReadCompatExt;

@@ -296,7 +296,7 @@ async fn every_connection_shares_one_tls_configuration() {
     let server = MockServer::start(ServerConfig::default()).unwrap();
     let given = smtp_testkit::TestPki::generate().unwrap().client_config();
     for tls in [Some(given.clone()), None] {
-        let mut builder = SmtpClient::builder(&server.addr().to_string())
+        let mut builder = SmtpClient::builder(server.addr())
             .tls(Tls::None)
             .timeout(WAIT);
         if let Some(t) = &tls {

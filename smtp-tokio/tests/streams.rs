@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 #[cfg(feature = "tls")]
-use smtp_testkit::Tls;
+use smtp_testkit::ServerTls;
 use smtp_testkit::{MockServer, ServerConfig, Socks5Proxy};
 use smtp_tokio::{Options, SmtpClient};
 
@@ -49,7 +49,7 @@ async fn a_plain_session_through_a_socks5_proxy() {
 async fn starttls_and_auth_through_a_socks5_proxy() {
     let server = MockServer::start(
         ServerConfig::default()
-            .tls(Tls::StartTls)
+            .tls(ServerTls::StartTls)
             .user("alice", "secret"),
     )
     .unwrap();

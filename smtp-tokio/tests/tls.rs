@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use smtp_testkit::{MockServer, ServerConfig, Tls};
+use smtp_testkit::{MockServer, ServerConfig, ServerTls};
 use smtp_tokio::{Options, SmtpClient};
 
 #[cfg(not(feature = "tls"))]
@@ -22,13 +22,13 @@ fn options() -> Options {
 #[cfg(feature = "tls")]
 #[tokio::test]
 async fn a_second_connection_resumes_the_tls_session() {
-    for mode in [Tls::StartTls, Tls::Implicit] {
+    for mode in [ServerTls::StartTls, ServerTls::Implicit] {
         let server = MockServer::start(ServerConfig::default().tls(mode)).unwrap();
         let config = server.pki().client_config();
         let addr = server.addr().to_string();
         let mut resumed = Vec::new();
         for _ in 0..2 {
-            let mut smtp = if mode == Tls::Implicit {
+            let mut smtp = if mode == ServerTls::Implicit {
                 SmtpClient::connect_tls(&addr, options(), Some(config.clone()))
                     .await
                     .unwrap()
@@ -60,7 +60,7 @@ async fn a_second_connection_resumes_the_tls_session() {
 #[cfg(not(feature = "tls"))]
 #[tokio::test]
 async fn without_tls_asking_for_it_is_a_typed_error() {
-    let server = MockServer::start(ServerConfig::default().tls(Tls::StartTls)).unwrap();
+    let server = MockServer::start(ServerConfig::default().tls(ServerTls::StartTls)).unwrap();
     let addr = server.addr().to_string();
     let e = SmtpClient::connect_tls(&addr, options(), None)
         .await
