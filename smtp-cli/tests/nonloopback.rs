@@ -164,7 +164,7 @@ fn sendmail_as_alice(server: &MockServer, extra: &str) -> Run {
 #[test]
 #[ignore = "needs a non-loopback address in SMTP_TEST_NONLOOPBACK (scripts/test)"]
 fn sendmail_account_in_plaintext_exits_78_unless_allowed() {
-    let s = server(Tls::None);
+    let s = server(ServerTls::None);
     let r = sendmail_as_alice(&s, "");
     assert_eq!(r.status, 78, "{}", r.stderr);
     assert!(
@@ -180,7 +180,7 @@ fn sendmail_account_in_plaintext_exits_78_unless_allowed() {
     assert!(!raw.contains("AUTH") && !raw.contains("MAIL"), "{raw}");
     assert!(s.messages().is_empty());
 
-    let s = server(Tls::None);
+    let s = server(ServerTls::None);
     let r = sendmail_as_alice(&s, "allow_plaintext_auth = true\n");
     let m = accepted(&s, &r);
     assert!(!m.tls);

@@ -657,7 +657,7 @@ fn usage_and_config_errors() {
 fn starttls_is_required_by_default() {
     let s = start(
         ServerConfig::default()
-            .tls(smtp_testkit::Tls::StartTls)
+            .tls(smtp_testkit::ServerTls::StartTls)
             .user("alice", "pw"),
     );
     let dir = temp_dir("starttls");
