@@ -134,7 +134,7 @@ fn the_lmtp_builder_takes_a_socket_address() {
 /// `from_url` end to end: the login from the URL's user information,
 /// percent-decoded, over STARTTLS (which a URL with a login requires), with
 /// the test server's CA trusted through the helper.
-#[cfg(feature = "tls")]
+#[cfg(any(feature = "ring", feature = "aws-lc-rs"))]
 #[test]
 fn from_url_logs_in_with_the_decoded_user_information() {
     let server = MockServer::start(
@@ -166,15 +166,16 @@ fn a_url_with_a_login_never_logs_in_without_tls() {
     let server = MockServer::start(ServerConfig::default().user("alice", "pw")).unwrap();
     let url = format!("smtp://alice:pw@127.0.0.1:{}", server.addr().port());
     let e = SmtpClient::from_url(&url).unwrap().connect().unwrap_err();
-    #[cfg(feature = "tls")]
+    #[cfg(any(feature = "ring", feature = "aws-lc-rs"))]
     let refused = matches!(
         e.inner(),
         Error::Smtp(smtp_blocking::smtp_sansio::Error::Security(
             smtp_blocking::SecurityError::StartTlsNotOffered
         ))
     );
-    // A build without TLS refuses STARTTLS itself.
-    #[cfg(not(feature = "tls"))]
+    // A build without TLS (or without a crypto provider) refuses STARTTLS
+    // itself.
+    #[cfg(not(any(feature = "ring", feature = "aws-lc-rs")))]
     let refused = matches!(e.inner(), Error::TlsUnavailable(_));
     assert!(refused, "{e:?}");
     server.wait_for_closed(1, Duration::from_secs(5));
@@ -200,7 +201,7 @@ fn a_url_with_a_login_never_logs_in_without_tls() {
 /// A client trusting the test server's CA through the helper completes
 /// STARTTLS (from the PEM in memory, or a file); one trusting another CA
 /// fails with a TLS error and sends nothing after STARTTLS.
-#[cfg(feature = "tls")]
+#[cfg(any(feature = "ring", feature = "aws-lc-rs"))]
 #[test]
 fn the_ca_helpers_trust_that_ca_and_no_other() {
     let server =
