@@ -159,7 +159,10 @@ mod enabled {
     /// it), so that later connections resume the TLS session.
     ///
     /// ```
-    /// # let pem = smtp_testkit::TestPki::generate().unwrap().ca_pem().to_owned();
+    /// # let pem = rcgen::generate_simple_self_signed(vec!["relay.internal".into()])
+    /// #     .map_err(|e| smtp_adapter::Error::NoRootCertificates(e.to_string()))?
+    /// #     .cert
+    /// #     .pem();
     /// // let pem = std::fs::read("private-ca.pem")?;
     /// let config = smtp_adapter::tls::config_with_ca_pem(pem.as_bytes())?;
     /// assert!(smtp_adapter::tls::verifies_certificates(&config));
