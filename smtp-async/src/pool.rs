@@ -832,8 +832,10 @@ impl<R: crate::Runtime> Session for crate::SmtpClient<R> {
     }
 
     async fn check(&mut self) -> bool {
-        // The core ends the session on 221 or 421; any other success is alive.
-        matches!(self.noop().await, Ok(r) if r.is_positive())
+        // The core reads the answer: it ends the session on 221 or 421 or a
+        // lost connection, so a session that answered and is still usable
+        // is alive (a server refusing NOOP has still answered).
+        self.noop().await.is_ok() && crate::SmtpClient::is_usable(self)
     }
 
     fn probe(&mut self) -> bool {
@@ -858,8 +860,10 @@ impl<R: crate::Runtime> Session for crate::SmtpClient<R> {
     }
 
     async fn reset(&mut self) -> bool {
-        let reset = matches!(self.rset().await, Ok(r) if r.is_positive());
-        reset && self.is_usable() && !Session::in_transaction(self)
+        // The core closes its transaction state on a positive reply to RSET
+        // (`Client::in_transaction`): whether the reset took is read there.
+        let _ = self.rset().await;
+        self.is_usable() && !Session::in_transaction(self)
     }
 
     fn restorer(&mut self) -> Restore<Self> {
