@@ -50,12 +50,8 @@ impl Peer {
 /// dual-stack socket shows for an IPv4 loopback peer).
 #[must_use]
 pub fn is_loopback(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => v4.is_loopback(),
-        IpAddr::V6(v6) => {
-            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
-        }
-    }
+    // std's canonical form turns an IPv4-mapped address into the IPv4 one.
+    ip.to_canonical().is_loopback()
 }
 
 /// One TCP connection attempt to `addr` within `timeout`, bound to `source`
