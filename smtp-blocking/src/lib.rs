@@ -1,51 +1,6 @@
-//! An SMTP and LMTP client over std sockets, with the whole feature set of
-//! Python's `smtplib` and more: PIPELINING, CHUNKING, STARTTLS with injection and
-//! stripping defences, per-command timeouts, one result per LMTP recipient.
-//!
-//! Every protocol decision is made by [`smtp_sansio`]; this crate moves bytes
-//! between it and a `TcpStream`, a `UnixStream`, a stream of the caller's
-//! ([`SmtpClient::from_stream`]: a SOCKS5 proxy's, say) or a rustls stream over
-//! any of them, runs the TLS handshake when the core asks, and waits no longer
-//! than the core's deadline.
-//!
-//! TLS is a set of features, passed on to [`smtp_adapter`] (see
-//! [`smtp_adapter::tls`]): `tls` (off: no TLS code, and asking for TLS is
-//! [`Error::TlsUnavailable`]), the crypto provider `ring` (default) or
-//! `aws-lc-rs`, and trust from `rustls-platform-verifier` (default),
-//! `webpki-roots` or `rustls-native-certs`.
-//! What it shares with the async adapters (the error type, the TLS
-//! configuration, argument conversion, the transcript) is [`smtp_adapter`]'s.
-//!
-//! The default features build with Rust 1.85 (the declared `rust-version`).
-//! `mail-builder` (composed messages) needs Rust 1.89 and `dkim` (signing)
-//! Rust 1.88: what mail-builder 2 and mail-auth's DNS resolver
-//! (hickory-resolver) require.
-//!
-//! ```
-//! use smtp_blocking::{Options, SmtpClient};
-//! # let server = smtp_testkit::MockServer::start(smtp_testkit::ServerConfig::default()).unwrap();
-//! # let address = server.addr().to_string();
-//!
-//! let mut smtp = SmtpClient::connect(&address, Options::default())?;
-//! let message = b"From: alice@example.org\r\nTo: bob@example.net\r\nSubject: hi\r\n\r\nHello!\r\n";
-//! let result = smtp.sendmail("alice@example.org", &["bob@example.net"], message)?;
-//! assert!(result.refused().is_empty());
-//! smtp.quit()?;
-//! # assert_eq!(server.wait_for_messages(1, std::time::Duration::from_secs(5)).len(), 1);
-//! # Ok::<(), smtp_blocking::Error>(())
-//! ```
-//!
-//! STARTTLS and login, the usual submission session on port 587:
-//!
-//! ```no_run
-//! # use smtp_blocking::{Options, SmtpClient};
-//! let mut smtp = SmtpClient::connect("smtp.example.org:587", Options::default())?;
-//! smtp.starttls()?;
-//! smtp.login("alice", "secret")?;
-//! smtp.sendmail("alice@example.org", &["bob@example.net"], b"Subject: hi\r\n\r\nHello\r\n")?;
-//! smtp.quit()?;
-//! # Ok::<(), smtp_blocking::Error>(())
-//! ```
+// The crate docs (examples compiled and run as doctests) are in their own
+// file, so that this one holds the code.
+#![doc = include_str!("../crate-docs.md")]
 
 #![forbid(unsafe_code)]
 
