@@ -46,3 +46,10 @@ pub type Pool<R> = pool::Pool<SmtpClient<R>, Error>;
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
 struct ReadmeDoctests;
+
+/// smtp-testkit's README examples (a test server with STARTTLS, implicit TLS
+/// and AUTH, a client trusting its CA), compiled and run as doctests here,
+/// where a client is at hand.
+#[cfg(doctest)]
+#[doc = include_str!("../../smtp-testkit/README.md")]
+struct TestkitReadmeDoctests;
