@@ -1,7 +1,6 @@
 // The crate docs (examples compiled and run as doctests) are in their own
 // file, so that this one holds the code.
 #![doc = include_str!("../crate-docs.md")]
-
 #![forbid(unsafe_code)]
 
 use std::future::Future as _;
