@@ -68,7 +68,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let result = smtp.send(&envelope, message).await?;
     smtp.quit().await?;
 
-    for (address, reply) in result.refused() {
+    if let Some((address, reply)) = result.refused().first() {
         return Err(format!("{address} refused: {reply}").into());
     }
     let received = server.wait_for_messages(1, Duration::from_secs(10));
