@@ -659,7 +659,7 @@ impl<R: Runtime> SmtpClient<R> {
                         }
                     }
                 }
-                Output::StartTls => {
+                Output::StartTls { .. } => {
                     let tls = match self.session.tls_config() {
                         Ok(t) => t,
                         Err(e) => {

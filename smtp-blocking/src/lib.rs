@@ -657,7 +657,7 @@ impl SmtpClient {
                         }
                     }
                 }
-                Output::StartTls => {
+                Output::StartTls { .. } => {
                     let core = self.session.core();
                     // The core gives the deadline while it awaits the handshake.
                     let deadline = core.tls_handshake_deadline().unwrap_or_else(|| {
