@@ -38,7 +38,7 @@ use std::net::IpAddr;
 use std::sync::OnceLock;
 
 pub use address::IntoServerAddress;
-pub use builder::{Builder, Connect, MechanismFactory, Setup, Target, Tls};
+pub use builder::{Builder, Connect, MechanismFactory, Target, Tls};
 pub use error::{Error, Server, settle};
 #[cfg(feature = "mail-builder")]
 pub use mail_builder;

@@ -88,9 +88,9 @@ impl Connect for SmtpClient {
         // A failure before the session's own errors name the server.
         let mut c = SmtpClient::open(&b).map_err(|e| e.connecting_to(&b.server()))?;
         b.configure(&mut c.session);
-        let mut setup = b.setup();
-        while let Some(call) = setup.next(&c.session) {
-            c.reply(call)?;
+        if let Some(plan) = b.open_plan()? {
+            let op = c.session.core_mut().open(Instant::now(), plan);
+            c.run(op, Body::None)?;
         }
         Ok(c)
     }
