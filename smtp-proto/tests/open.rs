@@ -582,3 +582,63 @@ fn the_plan_never_shows_credentials() {
         "{shown}"
     );
 }
+
+/// The connection cut at every byte offset of a full open (STARTTLS, EHLO
+/// again, AUTH): the open fails with `Disconnected` after a clean end of
+/// stream and with `Transport` after a transport error (the session over),
+/// and goes through only when every byte arrived.
+#[test]
+fn a_cut_at_every_offset_fails_the_open() {
+    let turns: [&[u8]; 5] = [
+        b"220 mx.example ESMTP\r\n",
+        b"250-mx.example\r\n250 STARTTLS\r\n",
+        b"220 go ahead\r\n",
+        b"250-mx.example\r\n250 AUTH PLAIN\r\n",
+        b"235 ok\r\n",
+    ];
+    let total: usize = turns.iter().map(|t| t.len()).sum();
+    for cut in 0..=total {
+        for transport in [false, true] {
+            let now = Instant::now();
+            let mut c = Client::new(config(), now);
+            let op = c.open(
+                now,
+                OpenPlan::new()
+                    .starttls(StartTlsPolicy::Required)
+                    .login(creds()),
+            );
+            let mut left = cut;
+            let mut pending: VecDeque<&[u8]> = turns.iter().copied().collect();
+            let result = loop {
+                match c.drive(op) {
+                    Output::StartTls { .. } => c.tls_established(now),
+                    Output::Wait(_) => match pending.pop_front() {
+                        Some(t) if left > 0 => {
+                            let n = left.min(t.len());
+                            c.handle_input(now, &t[..n]);
+                            left -= n;
+                        }
+                        _ if transport => c.handle_transport_error(now),
+                        _ => c.handle_eof(now),
+                    },
+                    Output::Event(Event::Completed { result, .. }) => break result,
+                    Output::Transmit(_) | Output::Trace(_) | Output::Closed => {}
+                    other => panic!("{other:?}"),
+                }
+            };
+            match (cut == total, result) {
+                (true, Ok(opened)) => assert!(opened.tls && opened.auth.is_some()),
+                (false, Err(e)) => {
+                    let want = if transport {
+                        Error::Transport
+                    } else {
+                        Error::Disconnected
+                    };
+                    assert_eq!(e, want, "cut at {cut}");
+                    assert!(c.is_closed());
+                }
+                (_, other) => panic!("cut at {cut}: {other:?}"),
+            }
+        }
+    }
+}

@@ -191,8 +191,9 @@ impl Client {
     /// is refused, unless one of them already succeeded), STARTTLS by
     /// [`OpenPlan::starttls`] with EHLO again after the handshake (asked for
     /// by [`Output::StartTls`](super::Output::StartTls) as for
-    /// [`Client::starttls`]), then AUTH by [`OpenPlan::auth`] under the
-    /// rules of [`Client::login`] and [`Client::auth`]: no reusable secret
+    /// [`Client::starttls`]), then AUTH by [`OpenPlan::auth`] (unless the
+    /// session is authenticated already) under the rules of
+    /// [`Client::login`] and [`Client::auth`]: no reusable secret
     /// to a remote peer without verified TLS
     /// ([`SecurityError::PlaintextAuth`], nothing sent).
     ///
@@ -256,7 +257,9 @@ impl Client {
                 let step = self.auth_reply(now, auth, reply);
                 self.after_auth(op, step)
             }
-            Stage::Start => Step::Done(Err(ProtocolError::UnsolicitedReply(reply).into())),
+            // Nothing of the operation's own was sent: the peer broke the
+            // protocol, which is fatal.
+            Stage::Start => Step::Fatal(ProtocolError::UnsolicitedReply(reply).into()),
         }
     }
 
