@@ -72,7 +72,7 @@ fn drain(client: &mut Client, wire: &mut Wire, closed: &mut bool) {
                 wire.check(&b);
             }
             Output::Event(Event::BodyWanted { .. }) | Output::Event(Event::Completed { .. }) => {}
-            Output::StartTls | Output::Trace(_) => {}
+            Output::StartTls { .. } | Output::Trace(_) => {}
             Output::Wait(_) => {
                 assert!(!*closed || client.is_closed());
                 return;

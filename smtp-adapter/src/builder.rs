@@ -22,10 +22,10 @@ use std::time::Duration;
 
 use crate::tls::ClientConfig;
 use smtp_sansio::sasl::Credentials;
-use smtp_sansio::{LineEndings, Mechanism, Protocol};
+use smtp_sansio::{LineEndings, Mechanism, OpenPlan, Protocol, StartTlsPolicy};
 
 use crate::server_url::UrlTarget;
-use crate::{Call, IntoServerAddress, Options, Session};
+use crate::{IntoServerAddress, Options, Session};
 
 /// How much TLS a connection uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -508,20 +508,48 @@ impl<C> Builder<C> {
         }
     }
 
-    /// What to do on a fresh session, one step at a time: EHLO (or HELO),
-    /// STARTTLS as the TLS mode asks, then AUTH.
-    #[must_use]
-    pub fn setup(&self) -> Setup {
-        Setup {
-            step: if self.greeting_only { 3 } else { 0 },
-            tls: self.tls,
-            auth: if self.greeting_only {
-                None
-            } else {
-                self.auth.clone()
-            },
-            initial_response: self.initial_response,
+    /// What the core's open operation
+    /// ([`Client::open`](smtp_sansio::Client::open)) does on a fresh session
+    /// after the greeting: EHLO (or HELO), STARTTLS as the TLS mode says,
+    /// then AUTH as set; `None` for [`Builder::greeting_only`].
+    ///
+    /// [`Tls::Opportunistic`] runs STARTTLS only when a TLS configuration can
+    /// be had ([`OpenPlan::tls_available`](smtp_sansio::OpenPlan::tls_available)).
+    ///
+    /// # Errors
+    ///
+    /// [`Tls::StartTls`] in a build that cannot run TLS (no `tls` feature,
+    /// no crypto provider, no root certificates): the error of
+    /// [`tls::config_or_default`](crate::tls::config_or_default), before
+    /// anything is sent.
+    pub fn open_plan(&self) -> Result<Option<OpenPlan>, crate::Error> {
+        if self.greeting_only {
+            return Ok(None);
         }
+        let given = self.tls_config.as_ref();
+        let (starttls, tls_available) = match self.tls {
+            Tls::None => (StartTlsPolicy::Never, false),
+            Tls::Opportunistic => (
+                StartTlsPolicy::Opportunistic,
+                crate::tls::config_or_default(given).is_ok(),
+            ),
+            Tls::StartTls => {
+                crate::tls::config_or_default(given)?;
+                (StartTlsPolicy::Required, true)
+            }
+            // TLS from the first byte: the core runs no STARTTLS on it.
+            Tls::Implicit => (StartTlsPolicy::Required, true),
+        };
+        let mut plan = OpenPlan::new()
+            .starttls(starttls)
+            .tls_available(tls_available)
+            .initial_response(self.initial_response);
+        plan = match &self.auth {
+            None => plan,
+            Some(Auth::Login(c)) => plan.login(c.clone()),
+            Some(Auth::Mechanism(make)) => plan.mechanism(make()),
+        };
+        Ok(Some(plan))
     }
 
     /// Applies the settings kept by the session (TLS configuration and server
@@ -532,54 +560,6 @@ impl<C> Builder<C> {
         }
         if let Some(n) = &self.tls_server_name {
             session.set_tls_server_name(n);
-        }
-    }
-}
-
-/// The steps that open a session (see [`Builder::setup`]).
-pub struct Setup {
-    step: u8,
-    tls: Tls,
-    auth: Option<Auth>,
-    initial_response: bool,
-}
-
-impl std::fmt::Debug for Setup {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Setup")
-            .field("step", &self.step)
-            .field("tls", &self.tls)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Setup {
-    /// The next call to make on `session`, or `None` when it is ready.
-    pub fn next(&mut self, session: &Session) -> Option<Call<'static>> {
-        loop {
-            self.step += 1;
-            match self.step {
-                1 => return Some(Call::EhloOrHeloIfNeeded),
-                2 => {
-                    let offered = session.has_extn("starttls");
-                    let wanted = match self.tls {
-                        Tls::StartTls => true,
-                        Tls::Opportunistic => offered,
-                        Tls::None | Tls::Implicit => false,
-                    };
-                    if wanted && !session.is_tls() {
-                        return Some(Call::StartTls);
-                    }
-                }
-                3 => {
-                    let ir = self.initial_response;
-                    return match self.auth.take()? {
-                        Auth::Login(c) => Some(Call::LoginWith(c, ir)),
-                        Auth::Mechanism(make) => Some(Call::Auth(make(), ir)),
-                    };
-                }
-                _ => return None,
-            }
         }
     }
 }
@@ -631,6 +611,29 @@ mod tests {
         assert!(!B::new("h").session_options().require_tls);
         assert!(B::new("h").tls(Tls::StartTls).session_options().require_tls);
         assert!(B::new("h").tls(Tls::Implicit).session_options().require_tls);
+    }
+
+    #[test]
+    fn the_open_plan_follows_the_tls_mode_and_login() {
+        use smtp_sansio::{OpenAuth, StartTlsPolicy as P};
+        let plan = |b: B| b.open_plan().unwrap().unwrap();
+        assert!(B::new("h").greeting_only().open_plan().unwrap().is_none());
+        let p = plan(B::new("h").tls(Tls::None));
+        assert_eq!((p.starttls, p.tls_available), (P::Never, false));
+        assert!(p.auth.is_none() && p.initial_response);
+        assert_eq!(plan(B::new("h")).starttls, P::Opportunistic);
+        let p = plan(B::new("h").tls(Tls::Implicit).initial_response(false));
+        assert_eq!(p.starttls, P::Required);
+        assert!(!p.initial_response);
+        let p = plan(B::new("h").tls(Tls::None).credentials("alice", "hunter2"));
+        assert!(matches!(&p.auth, Some(OpenAuth::Login(c)) if c.user == "alice"));
+        assert!(!format!("{p:?}").contains("hunter2"));
+        let p = plan(
+            B::new("h")
+                .tls(Tls::None)
+                .mechanism(|| Box::new(smtp_sansio::sasl::Plain::new(Credentials::new("a", "b")))),
+        );
+        assert!(matches!(&p.auth, Some(OpenAuth::Mechanism(m)) if m.name() == "PLAIN"));
     }
 
     #[test]

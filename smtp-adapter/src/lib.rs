@@ -38,7 +38,7 @@ use std::net::IpAddr;
 use std::sync::OnceLock;
 
 pub use address::IntoServerAddress;
-pub use builder::{Builder, Connect, MechanismFactory, Setup, Target, Tls};
+pub use builder::{Builder, Connect, MechanismFactory, Target, Tls};
 pub use error::{Error, Server, settle};
 #[cfg(feature = "mail-builder")]
 pub use mail_builder;
@@ -148,41 +148,15 @@ pub fn session_config(
 }
 
 /// The queue id a server put in its reply to the end of a message, when it
-/// says `queued as ID` (Postfix, Exim, Sendmail and most others) or `id=ID`.
+/// says `queued as ID` or `id=ID`: [`smtp_sansio::reply::queue_id`].
 #[must_use]
 pub fn queue_id(text: &str) -> Option<&str> {
-    let lower = text.to_ascii_lowercase();
-    let start = ["queued as ", "id="]
-        .iter()
-        .find_map(|m| lower.find(m).map(|i| i + m.len()))?;
-    let rest = text.get(start..)?;
-    let end = rest
-        .find(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | ')' | '>'))
-        .unwrap_or(rest.len());
-    rest.get(..end).filter(|id| !id.is_empty())
+    smtp_sansio::reply::queue_id(text)
 }
 
 #[cfg(test)]
 mod tests {
     use super::fqdn_in_hosts;
-
-    #[test]
-    fn queue_ids_from_the_usual_replies() {
-        assert_eq!(
-            super::queue_id("2.0.0 Ok: queued as 4Xyz12"),
-            Some("4Xyz12")
-        );
-        assert_eq!(
-            super::queue_id("OK id=1qAbCd-0004Xx-2B"),
-            Some("1qAbCd-0004Xx-2B")
-        );
-        assert_eq!(
-            super::queue_id("2.0.0 Ok: Queued as ABC (msg)"),
-            Some("ABC")
-        );
-        assert_eq!(super::queue_id("2.0.0 Ok"), None);
-        assert_eq!(super::queue_id("queued as "), None);
-    }
 
     #[test]
     fn the_hosts_file_gives_the_qualified_name() {

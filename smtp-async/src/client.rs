@@ -56,9 +56,9 @@ impl<R: Runtime> Connect for SmtpClient<R> {
             let opened = SmtpClient::open(&b).await;
             let mut c = opened.map_err(|e| e.connecting_to(&b.server()))?;
             b.configure(&mut c.session);
-            let mut setup = b.setup();
-            while let Some(call) = setup.next(&c.session) {
-                c.reply(call).await?;
+            if let Some(plan) = b.open_plan()? {
+                let op = c.session.core_mut().open(Instant::now(), plan);
+                c.run(op, AnyBody::None).await?;
             }
             Ok(c)
         })
@@ -659,7 +659,7 @@ impl<R: Runtime> SmtpClient<R> {
                         }
                     }
                 }
-                Output::StartTls => {
+                Output::StartTls { .. } => {
                     let tls = match self.session.tls_config() {
                         Ok(t) => t,
                         Err(e) => {

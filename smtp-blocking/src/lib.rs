@@ -42,9 +42,9 @@ impl Connect for SmtpClient {
         // A failure before the session's own errors name the server.
         let mut c = SmtpClient::open(&b).map_err(|e| e.connecting_to(&b.server()))?;
         b.configure(&mut c.session);
-        let mut setup = b.setup();
-        while let Some(call) = setup.next(&c.session) {
-            c.reply(call)?;
+        if let Some(plan) = b.open_plan()? {
+            let op = c.session.core_mut().open(Instant::now(), plan);
+            c.run(op, Body::None)?;
         }
         Ok(c)
     }
@@ -611,7 +611,7 @@ impl SmtpClient {
                         }
                     }
                 }
-                Output::StartTls => {
+                Output::StartTls { .. } => {
                     let core = self.session.core();
                     // The core gives the deadline while it awaits the handshake.
                     let deadline = core.tls_handshake_deadline().unwrap_or_else(|| {

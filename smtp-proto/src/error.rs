@@ -165,6 +165,16 @@ pub enum SecurityError {
         /// The mechanism refused (for `login`, the first it would have tried).
         mechanism: String,
     },
+    /// TLS is required and the server offers STARTTLS, but the driver has no
+    /// TLS configuration to run the handshake with (a build without TLS, no
+    /// root certificates): [`OpenPlan::tls_available`](crate::OpenPlan::tls_available)
+    /// was false. The session was ended before anything but EHLO was sent.
+    /// Fatal.
+    #[error(
+        "TLS is required and no TLS configuration is available to run STARTTLS with: \
+         the session was ended before anything else was sent"
+    )]
+    TlsUnavailable,
 }
 
 /// The command of a mail transaction (RFC 5321 section 3.3) an error answers:
@@ -232,7 +242,8 @@ pub enum Error {
     #[error(transparent)]
     Usage(#[from] UsageError),
     /// The security policy refused an operation; nothing was sent for it
-    /// (fatal only for [`SecurityError::StartTlsNotOffered`]).
+    /// (fatal only for [`SecurityError::StartTlsNotOffered`] and
+    /// [`SecurityError::TlsUnavailable`]).
     #[error(transparent)]
     Security(#[from] SecurityError),
     /// The connection was closed by the server or is not open (smtplib's
@@ -242,6 +253,16 @@ pub enum Error {
     /// No reply arrived before the deadline. Fatal.
     #[error("timed out waiting for {0}")]
     Timeout(&'static str),
+    /// The transport failed under the session with an error of its own (an
+    /// I/O or TLS error, not a clean end of stream), which the driver reported
+    /// with [`Client::handle_transport_error`](crate::Client::handle_transport_error).
+    /// Fatal. The driver holds the better description: where an operation
+    /// fails with exactly this error, the driver's own error is the answer.
+    /// Where the error says more (an [`Error::Uncertain`] with this as its
+    /// cause, a refusal the server gave before the failure), the core's error
+    /// is the answer. [`Delivery::NotSent`].
+    #[error("the connection failed (an I/O or TLS error)")]
+    Transport,
     /// The server answered 421 (or 221 to a command other than QUIT): it is
     /// closing the transmission channel (RFC 5321 section 3.8). Fatal.
     ///
@@ -377,11 +398,35 @@ impl Error {
             Error::Protocol(_)
                 | Error::Disconnected
                 | Error::Timeout(_)
+                | Error::Transport
                 | Error::ServiceClosing { .. }
                 | Error::ConnectRefused(_)
                 | Error::Uncertain { .. }
-                | Error::Security(SecurityError::StartTlsNotOffered)
+                | Error::Security(
+                    SecurityError::StartTlsNotOffered | SecurityError::TlsUnavailable
+                )
         )
+    }
+
+    /// Whether the message of the operation that failed with this error may
+    /// go again, on a new connection, without risk of delivering it twice:
+    /// its [`Error::delivery`] is [`Delivery::NotSent`] and the session
+    /// ended under it for a reason that a fresh connection may not meet
+    /// again: the server closed (a 421 before the end of the message, a
+    /// disconnect), a deadline passed, or the transport failed
+    /// ([`Error::Transport`]). A refusal, a misuse, a protocol violation, a
+    /// security refusal and an [`Error::Uncertain`] are not: sending again
+    /// would meet the same answer, or might duplicate the message.
+    #[must_use]
+    pub fn safe_to_resend(&self) -> bool {
+        self.delivery() == Delivery::NotSent
+            && matches!(
+                self,
+                Error::Disconnected
+                    | Error::Timeout(_)
+                    | Error::Transport
+                    | Error::ServiceClosing { .. }
+            )
     }
 
     /// What this error says about the message of the transaction (or

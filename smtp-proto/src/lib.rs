@@ -16,8 +16,9 @@ mod serde_impls;
 pub use body::{BodyEncoder, LineEndings};
 pub use capabilities::Capabilities;
 pub use client::{
-    Client, Completion, Config, Event, Op, OpId, Outcome, Output, PreparedMessage, Protocol,
-    Recipient, RecipientResult, Timeouts, Trace, Transaction, TransactionResult,
+    Client, Completion, Config, Event, Op, OpId, OpenAuth, OpenPlan, Opened, Outcome, Output,
+    PreparedMessage, Protocol, Recipient, RecipientResult, StartTlsPolicy, Timeouts, Trace,
+    Transaction, TransactionResult,
 };
 pub use command::{Address, Command, Domain, Parameter, Text, Verb};
 pub use error::{

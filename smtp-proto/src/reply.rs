@@ -154,6 +154,14 @@ impl Reply {
         &self.text
     }
 
+    /// The queue id the server put in this reply ([`queue_id`]): what a
+    /// reply to the end of a message says the message is called on the
+    /// server.
+    #[must_use]
+    pub fn queue_id(&self) -> Option<&str> {
+        queue_id(&self.text)
+    }
+
     /// 2xx.
     #[must_use]
     pub fn is_positive(&self) -> bool {
@@ -247,6 +255,31 @@ impl fmt::Display for Escaped<'_> {
         }
         f.write_str(rest)
     }
+}
+
+/// The queue id in the text of a reply to the end of a message, when it says
+/// `queued as ID` (Postfix, Exim, Sendmail and most others) or `id=ID`, the
+/// marker in any case: the id runs to the next white space, `,`, `;`, `)` or
+/// `>`. `None` when neither marker is there or nothing follows it.
+#[must_use]
+pub fn queue_id(text: &str) -> Option<&str> {
+    let start = ["queued as ", "id="]
+        .iter()
+        .find_map(|m| find_ignoring_case(text, m).map(|at| at + m.len()))?;
+    let rest = text.get(start..)?;
+    let end = rest
+        .find(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | ')' | '>'))
+        .unwrap_or(rest.len());
+    rest.get(..end).filter(|id| !id.is_empty())
+}
+
+/// Where the ASCII `needle` first occurs in `haystack`, ignoring ASCII case.
+fn find_ignoring_case(haystack: &str, needle: &str) -> Option<usize> {
+    let (h, n) = (haystack.as_bytes(), needle.as_bytes());
+    if n.len() > h.len() {
+        return None;
+    }
+    (0..=h.len() - n.len()).find(|&at| h[at..at + n.len()].eq_ignore_ascii_case(n))
 }
 
 /// `text` with every control character escaped ([`Escaped`]); borrowed when

@@ -34,7 +34,7 @@ fn drive<T: Completion>(
                 assert_eq!(id, op.id());
                 return (seen, result);
             }
-            Output::StartTls => seen.push("starttls"),
+            Output::StartTls { .. } => seen.push("starttls"),
             Output::Trace(_) => seen.push("trace"),
             Output::Wait(deadline) => {
                 assert!(deadline.is_some(), "drive never waits without a deadline");

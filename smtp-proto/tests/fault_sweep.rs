@@ -553,7 +553,7 @@ impl Wire {
                     let (piece, last) = cursor.next_piece();
                     self.client.send_body(self.now, piece, last).unwrap();
                 }
-                Output::StartTls => self.client.tls_established(self.now),
+                Output::StartTls { .. } => self.client.tls_established(self.now),
                 Output::Trace(_) | Output::Closed => {}
                 Output::Wait(deadline) => {
                     self.wait(deadline.expect("drive always gives a deadline"));

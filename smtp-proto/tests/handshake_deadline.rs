@@ -50,7 +50,7 @@ fn up_to_the_handshake(c: &mut Client, op: Op<smtp_sansio::Reply>, at: Instant) 
     loop {
         match c.drive(op) {
             Output::Wait(_) => c.handle_input(at, server.pop().unwrap()),
-            Output::StartTls => return,
+            Output::StartTls { .. } => return,
             Output::Transmit(_) | Output::Trace(_) => {}
             other => panic!("{other:?}"),
         }

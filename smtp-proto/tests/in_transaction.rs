@@ -29,7 +29,7 @@ fn drive<T: Completion>(client: &mut Client, op: Op<T>, replies: &[&[u8]]) -> Re
                 Some(r) => client.handle_input(now, r),
                 None => client.handle_eof(now),
             },
-            Output::Transmit(_) | Output::StartTls | Output::Trace(_) | Output::Closed => {}
+            Output::Transmit(_) | Output::StartTls { .. } | Output::Trace(_) | Output::Closed => {}
         }
     }
     panic!("the operation never completed");

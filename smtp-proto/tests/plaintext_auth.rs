@@ -145,7 +145,7 @@ impl Session {
                 Output::Transmit(b) => self.sent.extend_from_slice(&b),
                 Output::Event(Event::Completed { result, .. }) => return result,
                 Output::Event(Event::BodyWanted { .. }) => panic!("no body here"),
-                Output::StartTls => self.client.tls_established(now),
+                Output::StartTls { .. } => self.client.tls_established(now),
                 Output::Wait(_) => match self.server.pop_front() {
                     Some(b) => self.client.handle_input(now, b),
                     None => self.client.handle_eof(now),

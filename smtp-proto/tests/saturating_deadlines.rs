@@ -31,7 +31,7 @@ fn drive<T: Completion>(
                     .unwrap();
             }
             Output::Event(Event::Completed { result, .. }) => return result,
-            Output::StartTls => client.tls_established(now),
+            Output::StartTls { .. } => client.tls_established(now),
             Output::Wait(deadline) => {
                 let deadline = deadline.expect("drive always waits with a deadline");
                 assert!(

@@ -300,7 +300,7 @@ impl Run {
                         return;
                     }
                 }
-                Output::StartTls => self.events.push_back("starttls".into()),
+                Output::StartTls { .. } => self.events.push_back("starttls".into()),
                 Output::Trace(t) => {
                     if self.trace {
                         self.events.push_back(match t {

@@ -76,7 +76,7 @@ impl Session {
                     assert!(result.is_ok());
                     return (sent, writes);
                 }
-                Output::StartTls | Output::Trace(_) | Output::Closed => {}
+                Output::StartTls { .. } | Output::Trace(_) | Output::Closed => {}
             }
         }
     }

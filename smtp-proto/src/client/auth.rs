@@ -35,6 +35,35 @@ pub(super) struct AuthOp {
     last_error: Option<Error>,
 }
 
+impl AuthOp {
+    /// smtplib's `login` with `credentials`: the mechanisms are chosen when
+    /// it starts, from those the server offers.
+    pub(super) fn login(credentials: Credentials, initial_response_ok: bool) -> AuthOp {
+        AuthOp {
+            credentials: Some(credentials),
+            queue: VecDeque::new(),
+            current: None,
+            initial_response_ok,
+            rounds: 0,
+            cancelling: None,
+            last_error: None,
+        }
+    }
+
+    /// smtplib's `auth` with `mechanism`.
+    pub(super) fn mechanism(mechanism: Box<dyn Mechanism>, initial_response_ok: bool) -> AuthOp {
+        AuthOp {
+            credentials: None,
+            queue: VecDeque::from([mechanism]),
+            current: None,
+            initial_response_ok,
+            rounds: 0,
+            cancelling: None,
+            last_error: None,
+        }
+    }
+}
+
 impl Client {
     /// smtplib's `login`: tries CRAM-MD5, PLAIN and LOGIN in that order among the
     /// mechanisms the server offers; the last failure is the error.
@@ -51,18 +80,8 @@ impl Client {
         credentials: Credentials,
         initial_response_ok: bool,
     ) -> Op<Reply> {
-        self.enqueue(
-            now,
-            OpState::Auth(Box::new(AuthOp {
-                credentials: Some(credentials),
-                queue: VecDeque::new(),
-                current: None,
-                initial_response_ok,
-                rounds: 0,
-                cancelling: None,
-                last_error: None,
-            })),
-        )
+        let auth = AuthOp::login(credentials, initial_response_ok);
+        self.enqueue(now, OpState::Auth(Box::new(auth)))
     }
 
     /// smtplib's `auth`: authenticates with a caller-supplied mechanism.
@@ -77,18 +96,8 @@ impl Client {
         mechanism: Box<dyn Mechanism>,
         initial_response_ok: bool,
     ) -> Op<Reply> {
-        self.enqueue(
-            now,
-            OpState::Auth(Box::new(AuthOp {
-                credentials: None,
-                queue: VecDeque::from([mechanism]),
-                current: None,
-                initial_response_ok,
-                rounds: 0,
-                cancelling: None,
-                last_error: None,
-            })),
-        )
+        let auth = AuthOp::mechanism(mechanism, initial_response_ok);
+        self.enqueue(now, OpState::Auth(Box::new(auth)))
     }
 
     // ----- internals -----

@@ -192,7 +192,7 @@ impl Client {
         self.end_at = None;
         self.end_in_transmit = None;
         // A handshake asked for but not started must not start now.
-        self.out.retain(|o| !matches!(o, Output::StartTls));
+        self.out.retain(|o| !matches!(o, Output::StartTls { .. }));
         if let Some(Active { id, mut op, .. }) = self.active.take() {
             let cause = own.unwrap_or_else(|| err.clone());
             let uncertain = |recipients| Error::Uncertain {
@@ -285,6 +285,7 @@ impl Client {
             OpState::HelloIfNeeded => self.hello_if_needed_result(),
             OpState::StartTls(state) => self.start_starttls(now, state),
             OpState::Auth(auth) => self.start_auth(now, auth),
+            OpState::Open(open) => self.start_open(now, open),
             OpState::Tx(tx) => self.start_tx(now, tx),
             OpState::Data(d) => self.start_data(now, d),
             OpState::Simple(cmd, e) => self.start_simple(now, cmd, *e),
@@ -383,6 +384,7 @@ impl Client {
             OpState::HelloIfNeeded => Step::Done(Ok(Outcome::Reply(reply))),
             OpState::StartTls(state) => self.starttls_reply(now, state, reply),
             OpState::Auth(auth) => self.auth_reply(now, auth, reply),
+            OpState::Open(open) => self.open_reply(now, open, reply),
             OpState::Tx(tx) => self.tx_reply(now, tx, expect, reply),
             OpState::Data(d) => self.data_reply(now, d, expect, reply),
             OpState::Simple(_, _) => self.simple_reply(expect, reply),

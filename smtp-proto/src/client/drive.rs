@@ -69,7 +69,7 @@ impl Client {
                         self.driven.push_back((done, result));
                     }
                 }
-                Output::StartTls => return Output::StartTls,
+                Output::StartTls { deadline } => return Output::StartTls { deadline },
                 Output::Trace(t) => return Output::Trace(t),
                 Output::Wait(deadline) => {
                     if let Some(result) = self.take_driven(id) {

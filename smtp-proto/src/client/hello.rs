@@ -194,9 +194,9 @@ impl Client {
                 if reply.code() == 220 {
                     self.forget_session_state();
                     self.phase = Phase::AwaitTls;
-                    self.tls_deadline =
-                        Some(deadline_after(now, self.config.timeouts.tls_handshake));
-                    self.out.push_back(Output::StartTls);
+                    let deadline = deadline_after(now, self.config.timeouts.tls_handshake);
+                    self.tls_deadline = Some(deadline);
+                    self.out.push_back(Output::StartTls { deadline });
                     *state = StartTlsState::Handshake(reply);
                     Step::Continue
                 } else {
@@ -252,13 +252,17 @@ impl Client {
                 e,
                 Error::StartTlsRefused(_) | Error::Security(SecurityError::StartTlsNotOffered)
             )
-            && matches!(
-                self.active,
+            && match &self.active {
                 Some(super::Active {
                     op: OpState::StartTls(_),
                     ..
-                })
-            )
+                }) => true,
+                Some(super::Active {
+                    op: OpState::Open(open),
+                    ..
+                }) => Client::open_at_starttls(open),
+                _ => false,
+            }
     }
 }
 
@@ -267,6 +271,10 @@ impl Client {
 pub(super) fn needs_hello(op: &OpState) -> bool {
     matches!(
         op,
-        OpState::HelloIfNeeded | OpState::StartTls(_) | OpState::Auth(_) | OpState::Tx(_)
+        OpState::HelloIfNeeded
+            | OpState::StartTls(_)
+            | OpState::Auth(_)
+            | OpState::Open(_)
+            | OpState::Tx(_)
     )
 }

@@ -21,7 +21,8 @@
 //!
 //! This file holds the public types, the inputs and the queries. Each family of
 //! operations has its own file: `hello` (greeting, EHLO/HELO/LHLO, STARTTLS),
-//! `auth` (AUTH), `mail` (the whole mail transaction), `extensions` (the checks
+//! `auth` (AUTH), `open` (the composed open: greeting, EHLO, STARTTLS and
+//! AUTH by plan), `mail` (the whole mail transaction), `extensions` (the checks
 //! against the server's extensions before MAIL), `stream` (the message body),
 //! `commands` (the low-level commands), `dispatch` (starting operations and
 //! routing replies to them) and `drive` (the output queue and the driver loop).
@@ -35,6 +36,7 @@ mod extensions;
 mod hello;
 mod mail;
 mod op;
+mod open;
 mod stream;
 mod transaction;
 
@@ -43,6 +45,7 @@ use std::time::{Duration, Instant};
 
 pub use config::{Config, Protocol, Timeouts, armed_wait_serves, deadline_after};
 pub use op::{Completion, Op};
+pub use open::{OpenAuth, OpenPlan, Opened, StartTlsPolicy};
 pub use transaction::{
     PartsCursor, PreparedMessage, Recipient, RecipientResult, Transaction, TransactionResult,
 };
@@ -58,6 +61,7 @@ use commands::DataOp;
 use dispatch::Expect;
 use hello::{Hello, StartTlsState};
 use mail::TxOp;
+use open::OpenOp;
 use stream::BodyStream;
 
 /// Identifies an operation; its [`Event::Completed`] carries the same id. The
@@ -86,9 +90,15 @@ pub enum Output<T = Outcome> {
     /// (call [`Client::send_body`] once), or an operation completed.
     Event(Event<T>),
     /// Run the TLS client handshake on the transport now, then call
-    /// [`Client::tls_established`] (or [`Client::handle_eof`] if it failed).
-    /// Do not read plaintext before it.
-    StartTls,
+    /// [`Client::tls_established`]; if it failed, call
+    /// [`Client::handle_transport_error`] (or [`Client::handle_timeout`] once
+    /// `deadline` has passed). Do not read plaintext before it.
+    StartTls {
+        /// When the whole handshake must be over, however the server paces
+        /// it: [`Timeouts::tls_handshake`] after the 220 to STARTTLS arrived
+        /// (the same as [`Client::tls_handshake_deadline`]).
+        deadline: Instant,
+    },
     /// A transcript line (only when [`Config::trace`] is on); secrets redacted.
     Trace(Trace),
     /// Nothing to do until input arrives or the deadline passes: read once,
@@ -105,7 +115,10 @@ impl<T: std::fmt::Debug> std::fmt::Debug for Output<T> {
         match self {
             Output::Transmit(bytes) => write!(f, "Transmit(<{} bytes>)", bytes.len()),
             Output::Event(e) => f.debug_tuple("Event").field(e).finish(),
-            Output::StartTls => f.write_str("StartTls"),
+            Output::StartTls { deadline } => f
+                .debug_struct("StartTls")
+                .field("deadline", deadline)
+                .finish(),
             Output::Trace(t) => f.debug_tuple("Trace").field(t).finish(),
             Output::Wait(d) => f.debug_tuple("Wait").field(d).finish(),
             Output::Closed => f.write_str("Closed"),
@@ -155,6 +168,8 @@ pub enum Outcome {
     Replies(Vec<Reply>),
     /// The result of a whole transaction.
     Transaction(TransactionResult),
+    /// The result of [`Client::open`].
+    Opened(Box<Opened>),
 }
 
 impl Outcome {
@@ -190,6 +205,8 @@ enum OpState {
     HelloIfNeeded,
     StartTls(StartTlsState),
     Auth(Box<AuthOp>),
+    /// [`Client::open`]: STARTTLS and AUTH by plan, after the prelude.
+    Open(Box<OpenOp>),
     Tx(Box<TxOp>),
     Data(DataOp),
     Simple(Command, Expect),
@@ -549,6 +566,26 @@ impl Client {
         }
     }
 
+    /// The transport failed with an error of its own: an I/O error while
+    /// reading, or a failed TLS handshake or record (not a clean end of
+    /// stream, which is [`Client::handle_eof`]). The session is over.
+    ///
+    /// The running operation (and any queued behind it) completes with
+    /// [`Error::Transport`], meaning "the transport's own error is the
+    /// answer": the driver returns the error it saw in its place. Where the
+    /// core knows more, its error says so and is the answer instead: a
+    /// transaction whose end of message went out without its reply fails
+    /// with [`Error::Uncertain`] (cause [`Error::Transport`],
+    /// [`Delivery::Unknown`](crate::Delivery::Unknown)), and one the server
+    /// had already refused keeps that refusal. Later operations get
+    /// [`Error::Transport`] too (the session's sticky error).
+    pub fn handle_transport_error(&mut self, _now: Instant) {
+        if self.phase == Phase::Closed {
+            return;
+        }
+        self.fail(Error::Transport);
+    }
+
     /// Writing the last [`Output::Transmit`] failed (an error, a deadline)
     /// after `written` of its bytes were accepted by the transport. The
     /// session is over: the transport cannot be trusted to be in step.
@@ -577,8 +614,17 @@ impl Client {
         self.fail(Error::Disconnected);
     }
 
-    /// The deadline from [`Output::Wait`] may have passed.
+    /// The deadline from [`Output::Wait`] (or the handshake deadline of
+    /// [`Output::StartTls`]) may have passed. A TLS handshake still awaited
+    /// at its deadline ends the session with
+    /// [`Error::Timeout`]`("the TLS handshake")`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.phase == Phase::AwaitTls {
+            if self.tls_deadline.is_some_and(|d| now >= d) {
+                self.fail(Error::Timeout("the TLS handshake"));
+            }
+            return;
+        }
         if let (Some(d), Some(head)) = (self.deadline, self.inflight.front()) {
             if now >= d {
                 let what = head.what();
@@ -597,6 +643,7 @@ impl Client {
         self.tls_verified = self.config.tls_verified;
         self.with_active(|c, a| match &mut a.op {
             OpState::StartTls(state) => c.starttls_handshake_done(now, state),
+            OpState::Open(open) => c.open_handshake_done(now, open),
             _ => Step::Continue,
         });
         self.pump(now);

@@ -95,11 +95,13 @@ mod sealed {
     impl Sealed for Vec<crate::reply::Reply> {}
     impl Sealed for super::TransactionResult {}
     impl Sealed for super::Outcome {}
+    impl Sealed for super::super::Opened {}
 }
 
 /// What an operation can complete with: [`Reply`] (every single-reply
 /// command), `Vec<Reply>` (low-level DATA: one reply, or one per recipient
-/// under LMTP), [`TransactionResult`] (a whole transaction), and [`Outcome`]
+/// under LMTP), [`TransactionResult`] (a whole transaction),
+/// [`Opened`](super::Opened) ([`Client::open`](super::Client::open)), and [`Outcome`]
 /// (any of them, for a driver that handles every kind alike).
 pub trait Completion: sealed::Sealed + Sized {
     /// The result of an operation that completed with `outcome`.
@@ -127,7 +129,9 @@ impl Completion for Reply {
     fn from_outcome(outcome: Outcome) -> Result<Self, Error> {
         match outcome {
             Outcome::Reply(r) => Ok(r),
-            Outcome::Replies(_) | Outcome::Transaction(_) => Err(Self::mismatch()),
+            Outcome::Replies(_) | Outcome::Transaction(_) | Outcome::Opened(_) => {
+                Err(Self::mismatch())
+            }
         }
     }
 }
@@ -137,7 +141,7 @@ impl Completion for Vec<Reply> {
         match outcome {
             Outcome::Reply(r) => Ok(vec![r]),
             Outcome::Replies(v) => Ok(v),
-            Outcome::Transaction(_) => Err(Self::mismatch()),
+            Outcome::Transaction(_) | Outcome::Opened(_) => Err(Self::mismatch()),
         }
     }
 }
@@ -146,7 +150,7 @@ impl Completion for TransactionResult {
     fn from_outcome(outcome: Outcome) -> Result<Self, Error> {
         match outcome {
             Outcome::Transaction(t) => Ok(t),
-            Outcome::Reply(_) | Outcome::Replies(_) => Err(Self::mismatch()),
+            Outcome::Reply(_) | Outcome::Replies(_) | Outcome::Opened(_) => Err(Self::mismatch()),
         }
     }
 }

@@ -147,6 +147,22 @@ impl TransactionResult {
             .collect()
     }
 
+    /// The queue id the server gave the message
+    /// ([`queue_id`](crate::reply::queue_id): `queued as ID` or `id=ID` in
+    /// the reply to the end of the message). Under LMTP, the first that an
+    /// accepted recipient's own reply names.
+    #[must_use]
+    pub fn queue_id(&self) -> Option<&str> {
+        match &self.final_reply {
+            Some(reply) => reply.queue_id(),
+            None => self
+                .recipients
+                .iter()
+                .filter(|r| r.accepted())
+                .find_map(|r| r.final_reply.as_ref().and_then(Reply::queue_id)),
+        }
+    }
+
     /// The recipients the message was delivered to.
     #[must_use]
     pub fn accepted(&self) -> Vec<&Address> {

@@ -1,0 +1,339 @@
+//! Opening a session in one operation: the greeting (RFC 5321 section 4.2),
+//! EHLO or LHLO (RFC 5321 section 4.1.1.1, RFC 2033 section 4.1; HELO when
+//! EHLO is refused, as smtplib's `ehlo_or_helo_if_needed`), STARTTLS by
+//! policy (RFC 3207: required, opportunistic, or not at all), EHLO again
+//! after the handshake (RFC 3207 section 4.2), then AUTH (RFC 4954) under the
+//! rule that no reusable secret goes in the clear (section 4).
+//!
+//! [`Client::open`] composes the operations a connection builder used to run
+//! one by one, so that what a facade's `connect()` does is "drive this".
+
+use std::fmt;
+use std::time::Instant;
+
+use super::auth::AuthOp;
+use super::hello::StartTlsState;
+use super::{Client, Op, OpState, Outcome, Step};
+use crate::error::{Error, ProtocolError, SecurityError, UsageError};
+use crate::reply::Reply;
+use crate::sasl::{Credentials, Mechanism};
+
+/// When [`Client::open`] runs STARTTLS (RFC 3207). A session that is TLS
+/// already (implicit TLS, [`Config::tls_on_connect`](super::Config::tls_on_connect),
+/// or a STARTTLS run before) never runs it again, whatever the policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum StartTlsPolicy {
+    /// Never: plain text (a local relay, LMTP on a trusted socket), or TLS
+    /// from the first byte.
+    Never,
+    /// When the server offers STARTTLS and the driver can run a handshake
+    /// ([`OpenPlan::tls_available`]); plain text otherwise. A login is never
+    /// downgraded by it: without TLS, AUTH with a reusable secret to a peer
+    /// that is not loopback fails with
+    /// [`SecurityError::PlaintextAuth`] before anything is sent.
+    #[default]
+    Opportunistic,
+    /// Always, and the session requires TLS from then on
+    /// ([`Config::require_tls`](super::Config::require_tls) is set when the
+    /// operation starts): a server that does not offer STARTTLS, or refuses
+    /// it, ends the session before anything but EHLO is sent
+    /// ([`SecurityError::StartTlsNotOffered`], [`Error::StartTlsRefused`]),
+    /// and so does a driver without TLS ([`SecurityError::TlsUnavailable`]).
+    Required,
+}
+
+/// How [`Client::open`] authenticates.
+pub enum OpenAuth {
+    /// smtplib's `login` ([`Client::login`]): CRAM-MD5, PLAIN or LOGIN,
+    /// whichever the server offers first in that order.
+    Login(Credentials),
+    /// smtplib's `auth` ([`Client::auth`]) with this mechanism (made afresh
+    /// for each session: a mechanism keeps state).
+    Mechanism(Box<dyn Mechanism>),
+}
+
+impl fmt::Debug for OpenAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the credentials, never the mechanism's state.
+        match self {
+            OpenAuth::Login(_) => f.write_str("Login(..)"),
+            OpenAuth::Mechanism(m) => write!(f, "Mechanism({})", crate::Escaped(m.name())),
+        }
+    }
+}
+
+/// What [`Client::open`] does after the greeting: EHLO always, STARTTLS by
+/// [`OpenPlan::starttls`], AUTH when [`OpenPlan::auth`] is set.
+///
+/// ```
+/// use smtp_sansio::{Credentials, OpenPlan, StartTlsPolicy};
+///
+/// let plan = OpenPlan::new()
+///     .starttls(StartTlsPolicy::Required)
+///     .login(Credentials::new("alice", "app-password"));
+/// assert!(!format!("{plan:?}").contains("app-password"));
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct OpenPlan {
+    /// When to run STARTTLS (default: [`StartTlsPolicy::Opportunistic`]).
+    pub starttls: StartTlsPolicy,
+    /// Whether the driver can run a TLS handshake now: it has a TLS
+    /// configuration (a build with TLS, root certificates loaded). Default
+    /// true; a driver that has none says false, and then opportunistic
+    /// STARTTLS is skipped and required STARTTLS ends the session with
+    /// [`SecurityError::TlsUnavailable`] before STARTTLS is sent.
+    pub tls_available: bool,
+    /// How to authenticate, if at all (default: not at all).
+    pub auth: Option<OpenAuth>,
+    /// Whether AUTH may carry an initial response (RFC 4954 section 4;
+    /// default true).
+    pub initial_response: bool,
+}
+
+impl Default for OpenPlan {
+    fn default() -> Self {
+        OpenPlan {
+            starttls: StartTlsPolicy::default(),
+            tls_available: true,
+            auth: None,
+            initial_response: true,
+        }
+    }
+}
+
+impl OpenPlan {
+    /// The defaults: opportunistic STARTTLS, TLS available, no AUTH.
+    #[must_use]
+    pub fn new() -> OpenPlan {
+        OpenPlan::default()
+    }
+
+    /// When to run STARTTLS.
+    #[must_use]
+    pub fn starttls(mut self, policy: StartTlsPolicy) -> OpenPlan {
+        self.starttls = policy;
+        self
+    }
+
+    /// Whether the driver can run a TLS handshake ([`OpenPlan::tls_available`]).
+    #[must_use]
+    pub fn tls_available(mut self, available: bool) -> OpenPlan {
+        self.tls_available = available;
+        self
+    }
+
+    /// Logs in with `credentials` ([`OpenAuth::Login`]).
+    #[must_use]
+    pub fn login(mut self, credentials: Credentials) -> OpenPlan {
+        self.auth = Some(OpenAuth::Login(credentials));
+        self
+    }
+
+    /// Authenticates with `mechanism` ([`OpenAuth::Mechanism`]).
+    #[must_use]
+    pub fn mechanism(mut self, mechanism: Box<dyn Mechanism>) -> OpenPlan {
+        self.auth = Some(OpenAuth::Mechanism(mechanism));
+        self
+    }
+
+    /// Whether AUTH may carry an initial response ([`OpenPlan::initial_response`]).
+    #[must_use]
+    pub fn initial_response(mut self, on: bool) -> OpenPlan {
+        self.initial_response = on;
+        self
+    }
+}
+
+/// What [`Client::open`] completes with: what the server said on the way.
+/// The session's queries ([`Client::capabilities`], [`Client::is_tls_verified`]
+/// ...) say the rest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Opened {
+    /// The 220 greeting.
+    pub greeting: Reply,
+    /// The reply to the last EHLO (LHLO), or to HELO when EHLO was refused:
+    /// after STARTTLS, the one over TLS.
+    pub hello: Reply,
+    /// The 220 to STARTTLS, when it ran.
+    pub starttls: Option<Reply>,
+    /// Whether the session is TLS (implicit, or after STARTTLS).
+    pub tls: bool,
+    /// The server's success reply to AUTH, when it ran.
+    pub auth: Option<Reply>,
+}
+
+/// Where an open operation is.
+#[derive(Debug)]
+pub(super) struct OpenOp {
+    starttls: StartTlsPolicy,
+    tls_available: bool,
+    auth: Option<AuthOp>,
+    stage: Stage,
+    starttls_reply: Option<Reply>,
+}
+
+/// The step an open operation waits on.
+#[derive(Debug)]
+enum Stage {
+    /// Not started (the EHLO-or-HELO prelude runs before).
+    Start,
+    StartTls(StartTlsState),
+    Auth(Box<AuthOp>),
+}
+
+impl Client {
+    /// Opens the session as `plan` says, as one operation: waits for the
+    /// greeting (it may be enqueued right after [`Client::new`], or after
+    /// the greeting was driven alone), EHLO (LHLO under LMTP; HELO when EHLO
+    /// is refused, unless one of them already succeeded), STARTTLS by
+    /// [`OpenPlan::starttls`] with EHLO again after the handshake (asked for
+    /// by [`Output::StartTls`](super::Output::StartTls) as for
+    /// [`Client::starttls`]), then AUTH by [`OpenPlan::auth`] (unless the
+    /// session is authenticated already) under the rules of
+    /// [`Client::login`] and [`Client::auth`]: no reusable secret
+    /// to a remote peer without verified TLS
+    /// ([`SecurityError::PlaintextAuth`], nothing sent).
+    ///
+    /// Completes with [`Opened`], or the first error: a refused greeting
+    /// ([`Error::ConnectRefused`], or [`Error::ServiceClosing`] for a 421),
+    /// [`Error::HeloRefused`], the STARTTLS failures of
+    /// [`StartTlsPolicy::Required`], or AUTH's.
+    pub fn open(&mut self, now: Instant, plan: OpenPlan) -> Op<Opened> {
+        let initial_response = plan.initial_response;
+        let auth = plan.auth.map(|a| match a {
+            OpenAuth::Login(c) => AuthOp::login(c, initial_response),
+            OpenAuth::Mechanism(m) => AuthOp::mechanism(m, initial_response),
+        });
+        let op = OpenOp {
+            starttls: plan.starttls,
+            tls_available: plan.tls_available,
+            auth,
+            stage: Stage::Start,
+            starttls_reply: None,
+        };
+        self.enqueue(now, OpState::Open(Box::new(op)))
+    }
+
+    // ----- internals -----
+
+    /// Starts the open operation once greeted: STARTTLS or AUTH or done.
+    pub(super) fn start_open(&mut self, now: Instant, op: &mut OpenOp) -> Step {
+        if op.starttls == StartTlsPolicy::Required {
+            self.config.require_tls = true;
+        }
+        if !self.tls {
+            let offered = self.has_extn("STARTTLS");
+            let wanted = match op.starttls {
+                StartTlsPolicy::Never => false,
+                StartTlsPolicy::Opportunistic => offered && op.tls_available,
+                StartTlsPolicy::Required => {
+                    if offered && !op.tls_available {
+                        return Step::Fatal(SecurityError::TlsUnavailable.into());
+                    }
+                    true
+                }
+            };
+            if wanted {
+                let mut state = StartTlsState::Start;
+                let step = self.start_starttls(now, &mut state);
+                op.stage = Stage::StartTls(state);
+                return self.after_starttls(now, op, step);
+            }
+        }
+        self.open_auth(now, op)
+    }
+
+    /// A reply to what the open operation sent last.
+    pub(super) fn open_reply(&mut self, now: Instant, op: &mut OpenOp, reply: Reply) -> Step {
+        match &mut op.stage {
+            Stage::StartTls(state) => {
+                let step = self.starttls_reply(now, state, reply);
+                self.after_starttls(now, op, step)
+            }
+            Stage::Auth(auth) => {
+                let step = self.auth_reply(now, auth, reply);
+                self.after_auth(op, step)
+            }
+            // Nothing of the operation's own was sent: the peer broke the
+            // protocol, which is fatal.
+            Stage::Start => Step::Fatal(ProtocolError::UnsolicitedReply(reply).into()),
+        }
+    }
+
+    /// The TLS handshake the open operation asked for succeeded.
+    pub(super) fn open_handshake_done(&mut self, now: Instant, op: &mut OpenOp) -> Step {
+        match &mut op.stage {
+            Stage::StartTls(state) => self.starttls_handshake_done(now, state),
+            Stage::Start | Stage::Auth(_) => Step::Continue,
+        }
+    }
+
+    /// Whether the open operation is at its STARTTLS step (where a missing or
+    /// refused STARTTLS is fatal when TLS is required).
+    pub(super) fn open_at_starttls(op: &OpenOp) -> bool {
+        matches!(op.stage, Stage::StartTls(_))
+    }
+
+    /// STARTTLS's step decided: on its success (the handshake and EHLO done)
+    /// the operation goes on to AUTH.
+    fn after_starttls(&mut self, now: Instant, op: &mut OpenOp, step: Step) -> Step {
+        match step {
+            Step::Done(Ok(Outcome::Reply(reply))) => {
+                op.starttls_reply = Some(reply);
+                self.open_auth(now, op)
+            }
+            Step::Done(Ok(_)) => Step::Done(Err(<Opened as super::Completion>::mismatch())),
+            other => other,
+        }
+    }
+
+    /// AUTH when the plan has it and the session is not authenticated yet.
+    fn open_auth(&mut self, now: Instant, op: &mut OpenOp) -> Step {
+        let Some(auth) = op.auth.take().filter(|_| !self.authenticated) else {
+            return self.opened(op, None);
+        };
+        let mut auth = Box::new(auth);
+        let step = self.start_auth(now, &mut auth);
+        op.stage = Stage::Auth(auth);
+        self.after_auth(op, step)
+    }
+
+    /// AUTH's step decided: on its success the operation is done.
+    fn after_auth(&mut self, op: &mut OpenOp, step: Step) -> Step {
+        match step {
+            Step::Done(Ok(Outcome::Reply(reply))) => self.opened(op, Some(reply)),
+            Step::Done(Ok(_)) => Step::Done(Err(<Opened as super::Completion>::mismatch())),
+            other => other,
+        }
+    }
+
+    /// The result of an open operation that went through.
+    fn opened(&self, op: &mut OpenOp, auth: Option<Reply>) -> Step {
+        let hello = self.ehlo_reply.clone().or_else(|| self.helo_reply.clone());
+        let (Some(greeting), Some(hello)) = (self.greeting.clone(), hello) else {
+            let missing = UsageError::WrongState("the session was not greeted");
+            return Step::Done(Err(missing.into()));
+        };
+        Step::Done(Ok(Outcome::Opened(Box::new(Opened {
+            greeting,
+            hello,
+            starttls: op.starttls_reply.take(),
+            tls: self.tls,
+            auth,
+        }))))
+    }
+}
+
+impl super::Completion for Opened {
+    fn from_outcome(outcome: Outcome) -> Result<Self, Error> {
+        match outcome {
+            Outcome::Opened(opened) => Ok(*opened),
+            Outcome::Reply(_) | Outcome::Replies(_) | Outcome::Transaction(_) => {
+                Err(Self::mismatch())
+            }
+        }
+    }
+}
