@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{on_both, sleep, within};
+use common::{Rt, on_both, sleep, within};
 use smtp_async::pool::Pool;
 use smtp_async::{
     Delivery, Envelope, Error, Options, PoolConfig, PoolError, Runtime, SmtpClient, smtp_sansio,
@@ -155,26 +155,32 @@ fn a_cancelled_call_is_never_handed_out_again() {
     on_both(cancelled_call::<Tokio>(), cancelled_call::<AsyncStd>());
 }
 
-/// The offset in the server's output where the reply to the end of the first
-/// message starts, from a run without a fault (on a thread and runtime of its
-/// own).
-fn before_final_reply() -> usize {
-    let server = MockServer::start(ServerConfig::default()).unwrap();
+/// A server with `config` after a session without a fault sent `messages`
+/// messages to it and quit (on a thread and runtime of its own).
+fn clean_run(config: ServerConfig, messages: usize) -> MockServer {
+    let server = MockServer::start(config).unwrap();
     let addr = server.addr().to_string();
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let mut c = SmtpClient::<Tokio>::connect(&addr, opts()).await.unwrap();
-            c.send(&envelope(), &message(0)).await.unwrap();
+        AsyncStd::block_on(&(), async {
+            let mut c = SmtpClient::<AsyncStd>::connect(&addr, opts())
+                .await
+                .unwrap();
+            for n in 0..messages {
+                c.send(&envelope(), &message(n)).await.unwrap();
+            }
             c.quit().await.unwrap();
         });
     })
     .join()
     .unwrap();
     server.wait_for_finished(1, WAIT);
+    server
+}
+
+/// The offset in the server's output where the reply to the end of the first
+/// message starts, from a run without a fault.
+fn before_final_reply() -> usize {
+    let server = clean_run(ServerConfig::default(), 1);
     let sent = &server.connection_logs()[0].sent;
     String::from_utf8_lossy(sent)
         .find("250 2.0.0 Ok: queued")
@@ -391,23 +397,7 @@ fn a_session_the_server_closed_while_idle_is_replaced_without_a_noop() {
 /// The offset in what the server received where the second message of a
 /// connection starts, from a run without a fault, with `extensions`.
 fn second_mail_at(extensions: &[&str]) -> usize {
-    let server = MockServer::start(ServerConfig::default().extensions(extensions)).unwrap();
-    let addr = server.addr().to_string();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let mut c = SmtpClient::<Tokio>::connect(&addr, opts()).await.unwrap();
-            c.send(&envelope(), &message(0)).await.unwrap();
-            c.send(&envelope(), &message(1)).await.unwrap();
-            c.quit().await.unwrap();
-        });
-    })
-    .join()
-    .unwrap();
-    server.wait_for_finished(1, WAIT);
+    let server = clean_run(ServerConfig::default().extensions(extensions), 2);
     let received = &server.connection_logs()[0].received;
     String::from_utf8_lossy(received)
         .rfind("MAIL FROM")
