@@ -488,6 +488,32 @@ fn connecting_is_bounded_by_the_checkout_timeout() {
 }
 
 #[test]
+fn a_checkout_timeout_is_the_facades_timeout_error_and_not_sent() {
+    // A pool of real sessions whose connect function never finishes (no
+    // socket): the checkout ends at its deadline with the facade's error.
+    paused(async {
+        let timeout = Duration::from_millis(100);
+        let config = PoolConfig::default().checkout_timeout(timeout);
+        let pool: Pool<SmtpClient<Tokio>, Error> = Pool::new(config, || async {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Err(Error::from(PoolError::Closed))
+        });
+        let start = now();
+        let e = pool.get().await.unwrap_err();
+        assert_eq!(start.elapsed(), timeout);
+        assert!(
+            matches!(e.inner(), Error::Smtp(smtp_sansio::Error::Timeout(_))),
+            "{e:?}"
+        );
+        assert_eq!(e.delivery(), smtp_sansio::Delivery::NotSent);
+        assert_eq!(
+            Error::from(PoolError::CheckoutTimeout).to_string(),
+            e.to_string()
+        );
+    });
+}
+
+#[test]
 fn a_retry_after_a_failed_connect_shares_the_first_deadline() {
     // No session is ever made: connection 0 fails (a reset, not sent) after
     // 0.9 s, the retry's connection would take 0.9 s more, past the 1.5 s
