@@ -10,7 +10,7 @@ mod transport;
 
 pub use client::SmtpClient;
 pub use common::*;
-pub use pool::Session;
+pub use pool::Poolable;
 pub use runtime::{BoxIo, Connected, Io, ReadBody, Runtime, Task, WrapStream};
 pub use smtp_adapter;
 

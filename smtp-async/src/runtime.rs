@@ -68,6 +68,13 @@ pub trait Runtime: Send + Sync + Sized + 'static {
     #[cfg(unix)]
     fn connect_unix(path: &std::path::Path) -> impl Future<Output = io::Result<Connected>> + Send;
 
+    /// The time now on the runtime's clock. The pool reads every age, idle
+    /// time and checkout deadline from it, so that a runtime with a test
+    /// clock (Tokio's, paused) drives them. The default is [`Instant::now`].
+    fn now() -> Instant {
+        Instant::now()
+    }
+
     /// Runs `task` in the background, detached (the pool closes sessions
     /// with QUIT so, without making a caller wait). Gives `task` back when
     /// the runtime cannot take it here (no runtime on this thread); the

@@ -6,9 +6,11 @@
 // Without TLS only the plain-text cases run.
 #![cfg_attr(not(feature = "tls"), allow(unused_imports, dead_code))]
 
-use std::future::Future;
+mod common;
+
 use std::time::Duration;
 
+use common::on_both;
 use smtp_async::smtp_sansio::sasl::{Credentials, Plain};
 use smtp_async::{Runtime, SmtpClient, Tls};
 use smtp_async_std::AsyncStd;
@@ -17,16 +19,6 @@ use smtp_tokio::Tokio;
 
 const MSG: &[u8] = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: t\r\n\r\nbody\r\n";
 const WAIT: Duration = Duration::from_secs(10);
-
-/// Runs the same case on Tokio, then on async-std.
-fn on_both(tokio_case: impl Future<Output = ()>, async_std_case: impl Future<Output = ()>) {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(tokio_case);
-    async_std::task::block_on(async_std_case);
-}
 
 async fn send_one<R: Runtime>(server: &MockServer, mut smtp: SmtpClient<R>) -> Received {
     smtp.sendmail("a@example.org", &["b@example.org"], MSG)

@@ -7,25 +7,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg_attr(not(feature = "tls"), allow(unused_imports, dead_code))]
 
-use std::future::Future;
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::on_both;
 use smtp_async::{Error, Runtime, SmtpClient, Tls};
 use smtp_async_std::AsyncStd;
 use smtp_testkit::{Drip, DripServer};
 use smtp_tokio::Tokio;
 
 const TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Runs the same case on Tokio, then on async-std.
-fn on_both(tokio_case: impl Future<Output = ()>, async_std_case: impl Future<Output = ()>) {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(tokio_case);
-    async_std::task::block_on(async_std_case);
-}
 
 /// Connects as `tls` says to a server dripping `drip`; checks the timeout
 /// error and when it came.

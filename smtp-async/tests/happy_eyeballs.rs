@@ -7,27 +7,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::future::Future;
+mod common;
+
 use std::io;
 use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use common::on_both;
 use smtp_async::{Connected, Error, Runtime, SmtpClient};
 use smtp_async_std::AsyncStd;
 use smtp_testkit::{MockServer, ServerConfig};
 use smtp_tokio::Tokio;
-
-/// Runs the same case on Tokio, then on async-std.
-fn on_both(tokio_case: impl Future<Output = ()>, async_std_case: impl Future<Output = ()>) {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(tokio_case);
-    async_std::task::block_on(async_std_case);
-}
 
 /// `R` with a fake resolver: `mixed.test` has two blackholed IPv6 addresses
 /// and then `127.0.0.1`; `dead.test` has blackholed addresses only. A

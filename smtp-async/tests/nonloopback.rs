@@ -7,9 +7,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg_attr(not(feature = "tls"), allow(unused_imports, dead_code))]
 
-use std::future::Future;
+mod common;
+
 use std::time::Duration;
 
+use common::on_both;
 use smtp_async::smtp_sansio::sasl::{Credentials, Plain, XOAuth2};
 use smtp_async::smtp_sansio::{Error as SmtpError, Secret, SecurityError};
 use smtp_async::{Error, Options, Runtime, SmtpClient, Tls};
@@ -19,16 +21,6 @@ use smtp_tokio::Tokio;
 
 const MSG: &[u8] = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: t\r\n\r\nbody\r\n";
 const WAIT: Duration = Duration::from_secs(10);
-
-/// Runs the same case on Tokio, then on async-std.
-fn on_both(tokio_case: impl Future<Output = ()>, async_std_case: impl Future<Output = ()>) {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(tokio_case);
-    async_std::task::block_on(async_std_case);
-}
 
 /// A server on the non-loopback address, with a user.
 fn server(tls: smtp_testkit::ServerTls) -> MockServer {

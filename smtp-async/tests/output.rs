@@ -4,26 +4,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::error::Error as _;
-use std::future::Future;
 use std::io::{ErrorKind, Write};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::on_both;
 use smtp_async::{Error, Options, Runtime, SmtpClient, smtp_sansio};
 use smtp_async_std::AsyncStd;
 use smtp_testkit::{MockServer, Script, ServerConfig};
 use smtp_tokio::Tokio;
-
-/// Runs the same case on Tokio, then on async-std.
-fn on_both(tokio_case: impl Future<Output = ()>, async_std_case: impl Future<Output = ()>) {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(tokio_case);
-    async_std::task::block_on(async_std_case);
-}
 
 fn options(timeout: Duration) -> Options {
     let mut o = Options::default();

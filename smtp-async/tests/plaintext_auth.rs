@@ -8,10 +8,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 #![cfg_attr(not(feature = "tls"), allow(unused_imports, dead_code))]
 
+mod common;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use common::on_both;
 use smtp_async::smtp_sansio::{Error as SmtpError, SecurityError};
 use smtp_async::{Error, Options, Runtime, SmtpClient};
 use smtp_async_std::AsyncStd;
@@ -20,16 +23,6 @@ use smtp_tokio::Tokio;
 
 const MSG: &[u8] = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: t\r\n\r\nbody\r\n";
 const WAIT: Duration = Duration::from_secs(10);
-
-/// Runs the same case on Tokio, then on async-std.
-fn on_both(tokio_case: impl Future<Output = ()>, async_std_case: impl Future<Output = ()>) {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(tokio_case);
-    async_std::task::block_on(async_std_case);
-}
 
 /// A runtime whose own TCP stream a test can hand to `from_stream`.
 trait StreamRuntime: Runtime {

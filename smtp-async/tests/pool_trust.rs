@@ -1,38 +1,34 @@
-//! What a pool guarantees its callers, on both async runtimes (each case is
-//! written once, generic over the runtime, and run on Tokio and on
-//! async-std): waiting tasks are served first come, first served; a checkout
-//! has a finite deadline by default, which bounds connecting too, and a retry
-//! does not get a second one; expired sessions are closed with QUIT without
-//! the caller waiting for their replies; a session handed back after
-//! `close()` is closed with QUIT; a session left in a transaction is reset
-//! before reuse; a borrower's transcript writer and debug level do not reach
-//! the next borrower.
+//! What a pool guarantees its callers, end to end against the test server on
+//! both async runtimes (each case is written once, generic over the runtime,
+//! and run on Tokio and on async-std): waiting tasks are served first come,
+//! first served; a checkout has a finite deadline by default, and a retry
+//! after a send that outlived it gets none; expired sessions are closed with
+//! QUIT without the caller waiting for their replies; a session handed back
+//! after `close()` is closed with QUIT; a session left in a transaction is
+//! reset before reuse, or closed when its RSET is refused; a send cancelled
+//! in its transaction is never handed out again; a borrower's transcript
+//! writer and debug level do not reach the next borrower. The same rules on
+//! virtual time, at their exact edges: `pool_clock.rs`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::future::Future;
+mod common;
+
 use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::{Rt, on_both, until, within};
 use smtp_async::pool::Pool;
-use smtp_async::{Envelope, Error, Options, PoolConfig, Runtime, SmtpClient, smtp_sansio};
+use smtp_async::{
+    Envelope, Error, Options, PoolConfig, Poolable, Runtime, SmtpClient, smtp_sansio,
+};
 use smtp_async_std::AsyncStd;
 use smtp_testkit::{Fault, FaultAction, MockServer, Script, ServerConfig};
 use smtp_tokio::Tokio;
 
 const WAIT: Duration = Duration::from_secs(10);
-
-/// Runs the same case on Tokio, then on async-std.
-fn on_both(tokio_case: impl Future<Output = ()>, async_std_case: impl Future<Output = ()>) {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(tokio_case);
-    async_std::task::block_on(async_std_case);
-}
 
 type P<R> = Pool<SmtpClient<R>, Error>;
 
@@ -72,25 +68,6 @@ fn message(n: usize) -> Vec<u8> {
     format!("Subject: pool {n}\r\n\r\nbody {n}\r\n").into_bytes()
 }
 
-/// Sleeps on the runtime's timer.
-async fn sleep<R: Runtime>(d: Duration) {
-    let mut timer = R::timer(Instant::now() + d);
-    std::future::poll_fn(|cx| R::poll_timer(&mut timer, cx)).await;
-}
-
-/// Waits on the runtime (so that its tasks run) until `done`, at most
-/// `limit`; returns whether it came.
-async fn until<R: Runtime>(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + limit;
-    while !done() {
-        if Instant::now() >= end {
-            return false;
-        }
-        sleep::<R>(Duration::from_millis(5)).await;
-    }
-    true
-}
-
 /// Whether the client of connection `i` said QUIT.
 fn said_quit(server: &MockServer, i: usize) -> bool {
     server.connection_logs()[i]
@@ -99,26 +76,9 @@ fn said_quit(server: &MockServer, i: usize) -> bool {
         .any(|l| l == "C: QUIT")
 }
 
-/// A runtime the cases can start tasks on.
-trait Spawn: Runtime {
-    fn start(task: impl Future<Output = ()> + Send + 'static);
-}
-
-impl Spawn for Tokio {
-    fn start(task: impl Future<Output = ()> + Send + 'static) {
-        drop(tokio::spawn(task));
-    }
-}
-
-impl Spawn for AsyncStd {
-    fn start(task: impl Future<Output = ()> + Send + 'static) {
-        drop(async_std::task::spawn(task));
-    }
-}
-
 // ----- first come, first served -----
 
-async fn fifo<R: Spawn>() {
+async fn fifo<R: Rt>() {
     const N: usize = 12;
     let server = MockServer::start(ServerConfig::default()).unwrap();
     let (pool, connects) = pool_on::<R>(&server, PoolConfig::default().max_size(1));
@@ -151,32 +111,6 @@ fn waiting_tasks_are_served_first_come_first_served() {
     on_both(fifo::<Tokio>(), fifo::<AsyncStd>());
 }
 
-async fn cancelled_waiter<R: Runtime>() {
-    // A waiter that gives up leaves the queue, and a permit handed to one
-    // that then goes away passes on to the next.
-    let server = MockServer::start(ServerConfig::default()).unwrap();
-    let (pool, _) = pool_on::<R>(
-        &server,
-        PoolConfig::default()
-            .max_size(1)
-            .checkout_timeout(Duration::from_millis(50)),
-    );
-    let held = pool.get().await.unwrap();
-    let e = pool.get().await.unwrap_err();
-    assert!(
-        matches!(e.inner(), Error::Smtp(smtp_sansio::Error::Timeout(_))),
-        "{e:?}"
-    );
-    assert_eq!(pool.waiting(), 0, "the timed-out waiter left the queue");
-    drop(held);
-    let _again = pool.get().await.unwrap();
-}
-
-#[test]
-fn a_waiter_that_times_out_leaves_the_queue() {
-    on_both(cancelled_waiter::<Tokio>(), cancelled_waiter::<AsyncStd>());
-}
-
 // ----- one finite checkout deadline -----
 
 #[test]
@@ -185,87 +119,6 @@ fn the_checkout_timeout_has_a_finite_default() {
         PoolConfig::default().checkout_timeout,
         Some(Duration::from_secs(30))
     );
-}
-
-/// A pool whose connect function waits `delays[i]` before connection `i`.
-fn slow_pool<R: Runtime>(
-    server: &MockServer,
-    config: PoolConfig,
-    delays: Vec<Duration>,
-) -> (P<R>, Arc<AtomicUsize>) {
-    let addr = server.addr().to_string();
-    let connects = Arc::new(AtomicUsize::new(0));
-    let counter = connects.clone();
-    let pool = Pool::new(config, move || {
-        let addr = addr.clone();
-        let i = counter.fetch_add(1, Ordering::SeqCst);
-        let delay = delays.get(i).copied().unwrap_or_default();
-        async move {
-            sleep::<R>(delay).await;
-            SmtpClient::<R>::connect(&addr, opts()).await
-        }
-    });
-    (pool, connects)
-}
-
-async fn slow_connect<R: Runtime>() {
-    let server = MockServer::start(ServerConfig::default()).unwrap();
-    let timeout = Duration::from_millis(300);
-    let (pool, _) = slow_pool::<R>(
-        &server,
-        PoolConfig::default().max_size(1).checkout_timeout(timeout),
-        vec![Duration::from_secs(5)],
-    );
-    let start = Instant::now();
-    let e = pool.get().await.unwrap_err();
-    assert!(
-        matches!(e.inner(), Error::Smtp(smtp_sansio::Error::Timeout(_))),
-        "{e:?}"
-    );
-    assert!(start.elapsed() < timeout + Duration::from_secs(1));
-    assert_eq!(e.delivery(), smtp_sansio::Delivery::NotSent);
-}
-
-#[test]
-fn connecting_is_bounded_by_the_checkout_timeout() {
-    on_both(slow_connect::<Tokio>(), slow_connect::<AsyncStd>());
-}
-
-async fn retry_connect<R: Runtime>() {
-    // Connection 0 is reset before its greeting, after 0.9 s of connecting;
-    // connection 1 would behave, after 0.9 s more: 1.8 s in all, past the
-    // 1.5 s the send has.
-    let server = MockServer::start(
-        ServerConfig::default().faults(vec![Some(Fault::AfterSent(0, FaultAction::Reset))]),
-    )
-    .unwrap();
-    let timeout = Duration::from_millis(1500);
-    let delay = Duration::from_millis(900);
-    let (pool, connects) = slow_pool::<R>(
-        &server,
-        PoolConfig::default()
-            .max_size(1)
-            .retry_not_sent(true)
-            .checkout_timeout(timeout),
-        vec![delay, delay],
-    );
-    let start = Instant::now();
-    let e = pool
-        .send(&envelope("b@example.org"), &message(0))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(e.inner(), Error::Smtp(smtp_sansio::Error::Timeout(_))),
-        "the retry ran out of the first deadline: {e:?}"
-    );
-    assert!(start.elapsed() < timeout + Duration::from_secs(1));
-    assert_eq!(connects.load(Ordering::SeqCst), 2, "it did retry");
-    assert!(server.messages().is_empty());
-}
-
-#[test]
-fn a_retried_checkout_shares_the_first_deadline() {
-    on_both(retry_connect::<Tokio>(), retry_connect::<AsyncStd>());
 }
 
 async fn retry_after_send<R: Runtime>() {
@@ -325,11 +178,13 @@ async fn expired_in_background<R: Runtime>() {
     let server = MockServer::start(ServerConfig::scripted(script)).unwrap();
     let mut options = opts();
     options.timeout = Some(Duration::from_secs(3));
+    // Idle for no time at all is too long: each session is expired when
+    // the next checkout looks at it (the clock has moved on by then).
     let (pool, connects) = pool_with::<R>(
         &server,
         PoolConfig::default()
             .max_size(3)
-            .idle_timeout(Duration::from_millis(50)),
+            .idle_timeout(Duration::ZERO),
         options,
     );
     let held: Vec<_> = [pool.get().await, pool.get().await, pool.get().await]
@@ -338,8 +193,7 @@ async fn expired_in_background<R: Runtime>() {
         .collect();
     drop(held);
     assert_eq!(pool.idle_count(), 3);
-    sleep::<R>(Duration::from_millis(100)).await;
-    let start = Instant::now();
+    let start = std::time::Instant::now();
     let fresh = pool.get().await.unwrap();
     let waited = start.elapsed();
     assert!(
@@ -396,7 +250,7 @@ fn a_session_handed_back_after_close_is_quit() {
     );
 }
 
-async fn waiters_at_close<R: Spawn>() {
+async fn waiters_at_close<R: Rt>() {
     let server = MockServer::start(ServerConfig::default()).unwrap();
     let (pool, _) = pool_on::<R>(&server, PoolConfig::default().max_size(1));
     let held = pool.get().await.unwrap();
@@ -462,6 +316,65 @@ async fn open_transaction<R: Runtime>() {
 #[test]
 fn a_session_left_in_a_transaction_is_reset_before_reuse() {
     on_both(open_transaction::<Tokio>(), open_transaction::<AsyncStd>());
+}
+
+async fn refused_reset<R: Runtime>() {
+    let script = Script::default()
+        .send("220 picky.example ESMTP")
+        .expect_line()
+        .send("250 picky.example")
+        .expect_line()
+        .send("250 2.1.0 Ok")
+        .expect_line()
+        .send("554 5.5.1 No")
+        .expect_line()
+        .send("221 2.0.0 Bye");
+    let server = MockServer::start(ServerConfig::scripted(script)).unwrap();
+    let (pool, connects) = pool_on::<R>(&server, PoolConfig::default().max_size(1));
+    {
+        let mut pooled = pool.get().await.unwrap();
+        pooled.ehlo(None).await.unwrap();
+        let r = pooled.mail("a@example.org", &[] as &[&str]).await.unwrap();
+        assert_eq!(r.code(), 250);
+    }
+    let pooled = pool.get().await.unwrap();
+    assert_eq!(connects.load(Ordering::SeqCst), 2, "a fresh connection");
+    assert!(!Poolable::in_transaction(&*pooled));
+    assert!(until::<R>(WAIT, || server.connection_logs()[0].closed).await);
+    let lines = &server.connection_logs()[0].expected_lines;
+    let verbs: Vec<&str> = lines.iter().map(|l| l.split(' ').next().unwrap()).collect();
+    assert_eq!(verbs, ["EHLO", "MAIL", "RSET", "QUIT"]);
+}
+
+#[test]
+fn a_session_whose_reset_is_refused_is_quit_and_replaced() {
+    on_both(refused_reset::<Tokio>(), refused_reset::<AsyncStd>());
+}
+
+async fn cancelled_send<R: Runtime>() {
+    // The server goes silent once the body is under way.
+    let server = MockServer::start(
+        ServerConfig::default().faults(vec![Some(Fault::AfterReceived(80, FaultAction::Stall))]),
+    )
+    .unwrap();
+    let (pool, connects) = pool_on::<R>(&server, PoolConfig::default().max_size(1));
+    let big = vec![b'x'; 4096];
+    let to = envelope("b@example.org");
+    let send = pool.send(&to, &big);
+    assert!(
+        within::<R, _>(Duration::from_millis(200), send)
+            .await
+            .is_none()
+    );
+    assert_eq!(pool.idle_count(), 0);
+    let r = pool.send(&to, &message(1)).await.unwrap();
+    assert!(r.refused().is_empty());
+    assert_eq!(connects.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn a_send_cancelled_in_its_transaction_is_never_handed_out_again() {
+    on_both(cancelled_send::<Tokio>(), cancelled_send::<AsyncStd>());
 }
 
 /// A transcript writer that keeps what it got.

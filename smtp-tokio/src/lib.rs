@@ -75,6 +75,11 @@ impl smtp_async::Runtime for Tokio {
         })
     }
 
+    /// Tokio's clock, which a paused test runtime moves only when told.
+    fn now() -> Instant {
+        tokio::time::Instant::now().into_std()
+    }
+
     /// On the runtime of the calling thread; none outside a runtime.
     fn spawn(task: smtp_async::Task) -> Result<(), smtp_async::Task> {
         match tokio::runtime::Handle::try_current() {

@@ -1,4 +1,6 @@
-//! smtp-tokio: the shared scenario table, the pool, cancel safety.
+//! smtp-tokio: the pool on Tokio's multi-threaded runtime, where tasks run in
+//! parallel. What is not particular to the runtime runs on both runtimes in
+//! smtp-async's tests (`scenarios.rs`, `session.rs` among them).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -6,110 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use smtp_testkit::scenarios::{
-    Act, Adapter, Connect, render_error, render_reply, render_result, run_selected,
-};
-use smtp_testkit::{MockServer, Script, ServerConfig, Step};
-use smtp_tokio::{ClientConfig, Error, Options, Pool, PoolConfig, SmtpClient};
-
-struct TokioAdapter {
-    rt: tokio::runtime::Runtime,
-    client: Option<SmtpClient>,
-}
-
-/// The test CA's configuration as the facade takes it; `None` in a build
-/// without TLS, which runs no scenario that asks for TLS.
-fn test_ca(server: &MockServer) -> Option<std::sync::Arc<ClientConfig>> {
-    #[cfg(feature = "tls")]
-    return Some(server.pki().client_config());
-    #[cfg(not(feature = "tls"))]
-    {
-        let _ = server;
-        None
-    }
-}
-
-fn render(e: &Error) -> String {
-    match e.inner() {
-        Error::Smtp(s) => render_error(s),
-        Error::Io(_) => "err Io".into(),
-        Error::Tls(_) => "err Tls".into(),
-        other => format!("err {other:?}"),
-    }
-}
-
-impl Adapter for TokioAdapter {
-    fn step(&mut self, server: &MockServer, act: &Act) -> String {
-        let rt = &self.rt;
-        let reply =
-            |r: Result<smtp_tokio::Reply, Error>| r.as_ref().map_or_else(render, render_reply);
-        match act {
-            Act::Connect(kind, tweak) => {
-                let o = tweak.options();
-                let addr = server.addr_or_path();
-                let r = rt.block_on(async {
-                    match kind {
-                        Connect::Plain => SmtpClient::connect(&addr, o).await,
-                        Connect::ImplicitTls => {
-                            SmtpClient::connect_tls(&addr, o, test_ca(server)).await
-                        }
-                        Connect::LmtpUnix => SmtpClient::connect_lmtp(&addr, o).await,
-                    }
-                });
-                match r {
-                    Ok(mut c) => {
-                        if let Some(t) = test_ca(server) {
-                            c.set_tls_config(t);
-                        }
-                        c.set_tls_server_name("localhost");
-                        let g = render_reply(c.greeting());
-                        self.client = Some(c);
-                        g
-                    }
-                    Err(e) => render(&e),
-                }
-            }
-            Act::StartTls => reply(rt.block_on(self.client.as_mut().unwrap().starttls())),
-            Act::Login(u, p) => reply(rt.block_on(self.client.as_mut().unwrap().login(u, p))),
-            Act::Sendmail(from, to, msg, opts) => {
-                let client = self.client.as_mut().unwrap();
-                let r = match smtp_testkit::scenarios::envelope(from, to, opts) {
-                    Ok(e) => rt.block_on(client.send(&e, msg)),
-                    Err(e) => Err(e.into()),
-                };
-                r.as_ref().map_or_else(render, render_result)
-            }
-            Act::SendMessage(msg) => {
-                let r = rt.block_on(self.client.as_mut().unwrap().send_message(msg));
-                r.as_ref().map_or_else(render, render_result)
-            }
-            Act::Noop => reply(rt.block_on(self.client.as_mut().unwrap().noop())),
-            Act::Verify(a) => reply(rt.block_on(self.client.as_mut().unwrap().verify(a))),
-            Act::Quit => reply(rt.block_on(self.client.take().unwrap().quit())),
-        }
-    }
-}
-
-#[test]
-fn scenario_table() {
-    let (count, failures) = run_selected(
-        || TokioAdapter {
-            rt: tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap(),
-            client: None,
-        },
-        |s| cfg!(feature = "tls") || !s.needs_tls(),
-    );
-    assert!(
-        failures.is_empty(),
-        "{} of {count} scenarios failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
-    println!("tokio: {count} scenarios passed");
-}
+use smtp_testkit::{MockServer, ServerConfig};
+use smtp_tokio::{Options, Pool, PoolConfig, SmtpClient};
 
 fn opts() -> Options {
     let mut o = Options::default();
@@ -199,69 +99,4 @@ async fn pool_survives_a_server_that_closes_idle_connections() {
         connects.load(Ordering::SeqCst) > 3,
         "dead sessions were replaced"
     );
-}
-
-#[tokio::test]
-async fn cancelled_call_leaves_the_session_broken_not_out_of_step() {
-    let server = MockServer::start(ServerConfig::scripted(
-        Script::default()
-            .send("220 mx")
-            .expect_line()
-            .then(Step::Sleep(Duration::from_millis(500)))
-            .send("250 late"),
-    ))
-    .unwrap();
-    let mut c = SmtpClient::connect(&server.addr().to_string(), opts())
-        .await
-        .unwrap();
-    let cancelled = tokio::time::timeout(Duration::from_millis(50), c.noop()).await;
-    assert!(cancelled.is_err());
-    assert!(!c.is_usable());
-    // The late 250 must not be taken as the answer to this NOOP.
-    assert!(c.noop().await.is_err());
-}
-
-#[tokio::test]
-async fn streamed_body_from_async_reader() {
-    let server = MockServer::start(ServerConfig::default()).unwrap();
-    let mut c = SmtpClient::connect(&server.addr().to_string(), opts())
-        .await
-        .unwrap();
-    let mut body = b"Subject: big\r\n\r\n".to_vec();
-    while body.len() < 1 << 20 {
-        body.extend_from_slice(b".line with a leading dot and some text to fill it up\r\n");
-    }
-    let envelope = smtp_tokio::Envelope::parse("a@example.org", &["b@example.org"]).unwrap();
-    let r = c.send_from_reader(&envelope, &mut &body[..]).await.unwrap();
-    assert!(r.chunked);
-    c.quit().await.unwrap();
-    assert!(server.wait_for_messages(1, Duration::from_secs(5))[0].data == body);
-}
-
-/// smtplib's debug levels through the Tokio adapter: 2 timestamps every
-/// transcript line, 1 does not, 0 writes nothing; AUTH payloads never appear.
-#[tokio::test]
-async fn debug_level_2_timestamps_and_auth_redaction() {
-    use smtp_testkit::debug::{self, SharedWriter};
-    let server = MockServer::start(debug::auth_server()).unwrap();
-    let mut c = SmtpClient::connect(&server.addr().to_string(), opts())
-        .await
-        .unwrap();
-    let out = SharedWriter::new();
-    c.set_transcript(Box::new(out.clone()));
-    c.set_debuglevel(2);
-    assert!(c.login(debug::USER, debug::WRONG_PASSWORD).await.is_err());
-    c.login_with(debug::USER, debug::PASSWORD, false)
-        .await
-        .unwrap();
-    c.noop().await.unwrap();
-    let level2 = out.text();
-    out.clear();
-    c.set_debuglevel(1);
-    c.noop().await.unwrap();
-    let level1 = out.text();
-    out.clear();
-    c.set_debuglevel(0);
-    c.noop().await.unwrap();
-    debug::check_auth_session(&level2, &level1, &out.text()).unwrap();
 }

@@ -1,22 +1,33 @@
-//! The pool's limits (smtp-async's pool through the Tokio shim): messages per
-//! connection, connection age, idle time, the wait for a free connection,
-//! `close`, sessions that are never handed out again, the opt-in retry of a
-//! message that was not sent, and the checks before reuse (a NOOP only after
-//! `check_after` idle, else a probe, and a retry when an unchecked session
-//! turns out dead before the end of the message).
+//! The pool end to end, against the test server, on both runtimes (each
+//! case written once, generic over the runtime): messages per connection and
+//! the QUIT of a session at its limit, `close`, a cancelled call, the retry
+//! of a message that was not sent (opt-in, or on a session reused without a
+//! check) and none of one whose end went out, and the checks before reuse as
+//! the server sees them (a NOOP only after `check_after`, else a probe that
+//! reads a server's 421 and end of stream). The limits in time (idle time,
+//! age, the checkout deadline) are checked on virtual time in
+//! `pool_clock.rs`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use smtp_testkit::{Fault, FaultAction, MockServer, ServerConfig};
-use smtp_tokio::{
-    Delivery, Envelope, Error, Options, Pool, PoolConfig, PoolError, SmtpClient, smtp_sansio,
+use common::{Rt, on_both, sleep, within};
+use smtp_async::pool::Pool;
+use smtp_async::{
+    Delivery, Envelope, Error, Options, PoolConfig, PoolError, Runtime, SmtpClient, smtp_sansio,
 };
+use smtp_async_std::AsyncStd;
+use smtp_testkit::{Fault, FaultAction, MockServer, ServerConfig};
+use smtp_tokio::Tokio;
 
 const WAIT: Duration = Duration::from_secs(10);
+
+type P<R> = Pool<SmtpClient<R>, Error>;
 
 fn opts() -> Options {
     let mut o = Options::default();
@@ -25,14 +36,14 @@ fn opts() -> Options {
 }
 
 /// A pool on `server` and the count of connections it made.
-fn pool_on(server: &MockServer, config: PoolConfig) -> (Pool, Arc<AtomicUsize>) {
+fn pool_on<R: Runtime>(server: &MockServer, config: PoolConfig) -> (P<R>, Arc<AtomicUsize>) {
     let addr = server.addr().to_string();
     let connects = Arc::new(AtomicUsize::new(0));
     let counter = connects.clone();
     let pool = Pool::new(config, move || {
         let addr = addr.clone();
         counter.fetch_add(1, Ordering::SeqCst);
-        async move { SmtpClient::connect(&addr, opts()).await }
+        async move { SmtpClient::<R>::connect(&addr, opts()).await }
     });
     (pool, connects)
 }
@@ -54,10 +65,9 @@ fn quit_on(server: &MockServer, i: usize) -> bool {
         .any(|l| l == "C: QUIT")
 }
 
-#[tokio::test]
-async fn max_messages_per_connection_then_quit_and_reconnect() {
+async fn max_messages<R: Runtime>() {
     let server = MockServer::start(ServerConfig::default()).unwrap();
-    let (pool, connects) = pool_on(&server, PoolConfig::default().max_size(1).max_messages(3));
+    let (pool, connects) = pool_on::<R>(&server, PoolConfig::default().max_size(1).max_messages(3));
     for n in 0..7 {
         pool.send(&envelope(), &message(n)).await.unwrap();
     }
@@ -75,82 +85,14 @@ async fn max_messages_per_connection_then_quit_and_reconnect() {
     assert_eq!(per_conn, [3, 3, 1]);
 }
 
-#[tokio::test]
-async fn max_age_replaces_an_old_connection() {
-    let server = MockServer::start(ServerConfig::default()).unwrap();
-    let (pool, connects) = pool_on(
-        &server,
-        PoolConfig::default()
-            .max_size(1)
-            .max_age(Duration::from_millis(50)),
-    );
-    pool.send(&envelope(), &message(0)).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(80)).await;
-    pool.send(&envelope(), &message(1)).await.unwrap();
-    assert_eq!(connects.load(Ordering::SeqCst), 2);
-    assert!(quit_on(&server, 0), "the old one said QUIT");
-
-    // Young enough: reused.
-    let server = MockServer::start(ServerConfig::default()).unwrap();
-    let (pool, connects) = pool_young(&server);
-    pool.send(&envelope(), &message(0)).await.unwrap();
-    pool.send(&envelope(), &message(1)).await.unwrap();
-    assert_eq!(connects.load(Ordering::SeqCst), 1);
+#[test]
+fn max_messages_per_connection_then_quit_and_reconnect() {
+    on_both(max_messages::<Tokio>(), max_messages::<AsyncStd>());
 }
 
-fn pool_young(server: &MockServer) -> (Pool, Arc<AtomicUsize>) {
-    pool_on(
-        server,
-        PoolConfig::default()
-            .max_size(1)
-            .max_age(Duration::from_secs(3600)),
-    )
-}
-
-#[tokio::test]
-async fn idle_timeout_replaces_an_idle_connection() {
+async fn close_quits<R: Runtime>() {
     let server = MockServer::start(ServerConfig::default()).unwrap();
-    let (pool, connects) = pool_on(
-        &server,
-        PoolConfig::default()
-            .max_size(1)
-            .idle_timeout(Duration::from_millis(50)),
-    );
-    pool.send(&envelope(), &message(0)).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(80)).await;
-    pool.send(&envelope(), &message(1)).await.unwrap();
-    assert_eq!(connects.load(Ordering::SeqCst), 2);
-    assert!(quit_on(&server, 0));
-}
-
-#[tokio::test]
-async fn checkout_waits_at_most_the_checkout_timeout() {
-    let server = MockServer::start(ServerConfig::default()).unwrap();
-    let (pool, _) = pool_on(
-        &server,
-        PoolConfig::default()
-            .max_size(1)
-            .checkout_timeout(Duration::from_millis(100)),
-    );
-    let held = pool.get().await.unwrap();
-    let e = pool.get().await.unwrap_err();
-    assert!(
-        matches!(e.inner(), Error::Smtp(smtp_sansio::Error::Timeout(_))),
-        "{e:?}"
-    );
-    assert_eq!(e.delivery(), Delivery::NotSent);
-    assert_eq!(
-        Error::from(PoolError::CheckoutTimeout).to_string(),
-        e.to_string()
-    );
-    drop(held);
-    let _again = pool.get().await.unwrap();
-}
-
-#[tokio::test]
-async fn close_quits_idle_sessions_and_refuses_checkouts() {
-    let server = MockServer::start(ServerConfig::default()).unwrap();
-    let (pool, connects) = pool_on(&server, PoolConfig::default().max_size(3));
+    let (pool, connects) = pool_on::<R>(&server, PoolConfig::default().max_size(3));
     let a = pool.get().await.unwrap();
     let b = pool.get().await.unwrap();
     let busy = pool.get().await.unwrap();
@@ -179,23 +121,27 @@ async fn close_quits_idle_sessions_and_refuses_checkouts() {
     assert_eq!(connects.load(Ordering::SeqCst), 3);
 }
 
-#[tokio::test]
-async fn a_cancelled_call_is_never_handed_out_again() {
+#[test]
+fn close_quits_idle_sessions_and_refuses_checkouts() {
+    on_both(close_quits::<Tokio>(), close_quits::<AsyncStd>());
+}
+
+async fn cancelled_call<R: Runtime>() {
     // The server goes silent once the body is under way, so the send cannot
     // finish; its future is dropped.
     let server = MockServer::start(
         ServerConfig::default().fault(Fault::AfterReceived(80, FaultAction::Stall)),
     )
     .unwrap();
-    let (pool, connects) = pool_on(&server, PoolConfig::default().max_size(1));
+    let (pool, connects) = pool_on::<R>(&server, PoolConfig::default().max_size(1));
     let mut pooled = pool.get().await.unwrap();
     let big = vec![b'x'; 4096];
     let to = envelope();
     let send = pooled.send(&to, &big);
     assert!(
-        tokio::time::timeout(Duration::from_millis(100), send)
+        within::<R, _>(Duration::from_millis(100), send)
             .await
-            .is_err()
+            .is_none()
     );
     assert!(!pooled.is_usable());
     drop(pooled);
@@ -204,40 +150,50 @@ async fn a_cancelled_call_is_never_handed_out_again() {
     assert_eq!(connects.load(Ordering::SeqCst), 2);
 }
 
-/// The offset in the server's output where the reply to the end of the first
-/// message starts, from a run without a fault (on a thread and runtime of its
-/// own).
-fn before_final_reply() -> usize {
-    let server = MockServer::start(ServerConfig::default()).unwrap();
+#[test]
+fn a_cancelled_call_is_never_handed_out_again() {
+    on_both(cancelled_call::<Tokio>(), cancelled_call::<AsyncStd>());
+}
+
+/// A server with `config` after a session without a fault sent `messages`
+/// messages to it and quit (on a thread and runtime of its own).
+fn clean_run(config: ServerConfig, messages: usize) -> MockServer {
+    let server = MockServer::start(config).unwrap();
     let addr = server.addr().to_string();
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let mut c = SmtpClient::connect(&addr, opts()).await.unwrap();
-            c.send(&envelope(), &message(0)).await.unwrap();
+        AsyncStd::block_on(&(), async {
+            let mut c = SmtpClient::<AsyncStd>::connect(&addr, opts())
+                .await
+                .unwrap();
+            for n in 0..messages {
+                c.send(&envelope(), &message(n)).await.unwrap();
+            }
             c.quit().await.unwrap();
         });
     })
     .join()
     .unwrap();
     server.wait_for_finished(1, WAIT);
+    server
+}
+
+/// The offset in the server's output where the reply to the end of the first
+/// message starts, from a run without a fault.
+fn before_final_reply() -> usize {
+    let server = clean_run(ServerConfig::default(), 1);
     let sent = &server.connection_logs()[0].sent;
     String::from_utf8_lossy(sent)
         .find("250 2.0.0 Ok: queued")
         .unwrap()
 }
 
-#[tokio::test]
-async fn a_message_whose_delivery_is_unknown_is_not_retried_and_its_session_not_reused() {
+async fn unknown_not_retried<R: Runtime>() {
     let at = before_final_reply();
     let server = MockServer::start(
         ServerConfig::default().faults(vec![Some(Fault::AfterSent(at, FaultAction::Close))]),
     )
     .unwrap();
-    let (pool, connects) = pool_on(
+    let (pool, connects) = pool_on::<R>(
         &server,
         PoolConfig::default().max_size(1).retry_not_sent(true),
     );
@@ -248,13 +204,20 @@ async fn a_message_whose_delivery_is_unknown_is_not_retried_and_its_session_not_
     assert_eq!(server.messages().len(), 1, "the server had it after all");
 }
 
-#[tokio::test]
-async fn a_421_before_the_end_is_retried_on_a_fresh_connection_when_asked() {
+#[test]
+fn a_message_whose_delivery_is_unknown_is_not_retried_and_its_session_not_reused() {
+    on_both(
+        unknown_not_retried::<Tokio>(),
+        unknown_not_retried::<AsyncStd>(),
+    );
+}
+
+async fn retry_421<R: Runtime>() {
     // The first connection answers 421 to MAIL (EHLO is its first command);
     // the next one behaves.
     let faults = vec![Some(Fault::Reply421After(1))];
     let server = MockServer::start(ServerConfig::default().faults(faults.clone())).unwrap();
-    let (pool, connects) = pool_on(
+    let (pool, connects) = pool_on::<R>(
         &server,
         PoolConfig::default().max_size(1).retry_not_sent(true),
     );
@@ -268,7 +231,7 @@ async fn a_421_before_the_end_is_retried_on_a_fresh_connection_when_asked() {
     // Without the opt-in the error comes back, and says the message was not
     // sent.
     let server = MockServer::start(ServerConfig::default().faults(faults)).unwrap();
-    let (pool, connects) = pool_on(&server, PoolConfig::default().max_size(1));
+    let (pool, connects) = pool_on::<R>(&server, PoolConfig::default().max_size(1));
     let e = pool.send(&envelope(), &message(0)).await.unwrap_err();
     assert_eq!(e.delivery(), Delivery::NotSent);
     assert!(matches!(
@@ -279,8 +242,12 @@ async fn a_421_before_the_end_is_retried_on_a_fresh_connection_when_asked() {
     assert!(server.messages().is_empty());
 }
 
-#[tokio::test]
-async fn a_connection_lost_before_the_body_is_retried_and_a_refusal_is_not() {
+#[test]
+fn a_421_before_the_end_is_retried_on_a_fresh_connection_when_asked() {
+    on_both(retry_421::<Tokio>(), retry_421::<AsyncStd>());
+}
+
+async fn retry_lost<R: Runtime>() {
     // Connection 0 is reset after 20 bytes (in EHLO or the envelope: without
     // CHUNKING the message waits for 354); connection 1 refuses the
     // recipient of the second message: a refusal is an answer, not retried.
@@ -291,7 +258,7 @@ async fn a_connection_lost_before_the_body_is_retried_and_a_refusal_is_not() {
             .faults(vec![Some(Fault::AfterReceived(20, FaultAction::Reset))]),
     )
     .unwrap();
-    let (pool, connects) = pool_on(
+    let (pool, connects) = pool_on::<R>(
         &server,
         PoolConfig::default().max_size(1).retry_not_sent(true),
     );
@@ -307,6 +274,11 @@ async fn a_connection_lost_before_the_body_is_retried_and_a_refusal_is_not() {
     );
 }
 
+#[test]
+fn a_connection_lost_before_the_body_is_retried_and_a_refusal_is_not() {
+    on_both(retry_lost::<Tokio>(), retry_lost::<AsyncStd>());
+}
+
 /// The NOOPs the server got, on every connection.
 fn noops(server: &MockServer) -> usize {
     server
@@ -317,10 +289,9 @@ fn noops(server: &MockServer) -> usize {
         .count()
 }
 
-#[tokio::test]
-async fn a_session_idle_less_than_check_after_is_reused_without_a_noop() {
+async fn no_noop<R: Runtime>() {
     let server = MockServer::start(ServerConfig::default()).unwrap();
-    let (pool, connects) = pool_on(
+    let (pool, connects) = pool_on::<R>(
         &server,
         PoolConfig::default()
             .max_size(1)
@@ -336,11 +307,15 @@ async fn a_session_idle_less_than_check_after_is_reused_without_a_noop() {
     assert_eq!(server.messages().len(), 3);
 }
 
-#[tokio::test]
-async fn a_session_idle_check_after_or_longer_is_checked() {
+#[test]
+fn a_session_idle_less_than_check_after_is_reused_without_a_noop() {
+    on_both(no_noop::<Tokio>(), no_noop::<AsyncStd>());
+}
+
+async fn checked<R: Runtime>() {
     // check_after zero: before every reuse, as lettre does.
     let server = MockServer::start(ServerConfig::default()).unwrap();
-    let (pool, _) = pool_on(
+    let (pool, _) = pool_on::<R>(
         &server,
         PoolConfig::default()
             .max_size(1)
@@ -351,24 +326,12 @@ async fn a_session_idle_check_after_or_longer_is_checked() {
     }
     assert_eq!(noops(&server), 2, "one NOOP per reuse");
 
-    // Idle longer than a threshold: checked once.
-    let server = MockServer::start(ServerConfig::default()).unwrap();
-    let (pool, _) = pool_on(
-        &server,
-        PoolConfig::default()
-            .max_size(1)
-            .check_after(Duration::from_millis(20)),
-    );
-    pool.send(&envelope(), &message(0)).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let pooled = pool.get().await.unwrap();
-    assert!(!pooled.unchecked());
-    drop(pooled);
-    assert_eq!(noops(&server), 1);
+    // Idle for check_after or longer, and not: pool_clock.rs, on virtual
+    // time.
 
     // Checks off: never.
     let server = MockServer::start(ServerConfig::default()).unwrap();
-    let (pool, _) = pool_on(
+    let (pool, _) = pool_on::<R>(
         &server,
         PoolConfig::default()
             .max_size(1)
@@ -382,14 +345,18 @@ async fn a_session_idle_check_after_or_longer_is_checked() {
     assert_eq!(noops(&server), 0);
 }
 
-#[tokio::test]
-async fn a_session_the_server_closed_while_idle_is_replaced_without_a_noop() {
+#[test]
+fn a_session_idle_check_after_or_longer_is_checked() {
+    on_both(checked::<Tokio>(), checked::<AsyncStd>());
+}
+
+async fn probe_dead<R: Runtime>() {
     // The server answers 421 and closes a connection idle for 50 ms; the
     // pool reuses without a check (idle for less than an hour) but its probe
     // reads the 421 and the end, so the message goes on a fresh connection.
     let server =
         MockServer::start(ServerConfig::default().idle_close(Duration::from_millis(50))).unwrap();
-    let (pool, connects) = pool_on(
+    let (pool, connects) = pool_on::<R>(
         &server,
         PoolConfig::default()
             .max_size(1)
@@ -399,7 +366,7 @@ async fn a_session_the_server_closed_while_idle_is_replaced_without_a_noop() {
     assert_eq!(server.wait_for_closed(1, WAIT), 1, "the server closed it");
     // Idle time in the runtime: its reactor takes in the 421 and the end of
     // stream that already arrived (the blocking wait above gave it no turn).
-    tokio::time::sleep(Duration::from_millis(10)).await;
+    sleep::<R>(Duration::from_millis(10)).await;
     let pooled = pool.get().await.unwrap();
     assert_eq!(
         connects.load(Ordering::SeqCst),
@@ -422,34 +389,22 @@ async fn a_session_the_server_closed_while_idle_is_replaced_without_a_noop() {
     );
 }
 
+#[test]
+fn a_session_the_server_closed_while_idle_is_replaced_without_a_noop() {
+    on_both(probe_dead::<Tokio>(), probe_dead::<AsyncStd>());
+}
+
 /// The offset in what the server received where the second message of a
 /// connection starts, from a run without a fault, with `extensions`.
 fn second_mail_at(extensions: &[&str]) -> usize {
-    let server = MockServer::start(ServerConfig::default().extensions(extensions)).unwrap();
-    let addr = server.addr().to_string();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let mut c = SmtpClient::connect(&addr, opts()).await.unwrap();
-            c.send(&envelope(), &message(0)).await.unwrap();
-            c.send(&envelope(), &message(1)).await.unwrap();
-            c.quit().await.unwrap();
-        });
-    })
-    .join()
-    .unwrap();
-    server.wait_for_finished(1, WAIT);
+    let server = clean_run(ServerConfig::default().extensions(extensions), 2);
     let received = &server.connection_logs()[0].received;
     String::from_utf8_lossy(received)
         .rfind("MAIL FROM")
         .unwrap()
 }
 
-#[tokio::test]
-async fn a_session_lost_as_a_message_starts_is_retried_once_when_unchecked() {
+async fn lost_unchecked<R: Runtime>() {
     // The server closes the first connection once the first byte of the
     // second message's MAIL arrived: the probe saw nothing, the pipelined
     // MAIL, RCPT and DATA went out, and the end of stream came before the
@@ -463,7 +418,7 @@ async fn a_session_lost_as_a_message_starts_is_retried_once_when_unchecked() {
             .faults(vec![Some(Fault::AfterReceived(at + 1, FaultAction::Close))]),
     )
     .unwrap();
-    let (pool, connects) = pool_on(
+    let (pool, connects) = pool_on::<R>(
         &server,
         PoolConfig::default()
             .max_size(1)
@@ -483,15 +438,19 @@ async fn a_session_lost_as_a_message_starts_is_retried_once_when_unchecked() {
     let server =
         MockServer::start(ServerConfig::default().faults(vec![Some(Fault::Reply421After(4))]))
             .unwrap();
-    let (pool, connects) = pool_on(&server, PoolConfig::default().max_size(1));
+    let (pool, connects) = pool_on::<R>(&server, PoolConfig::default().max_size(1));
     pool.send(&envelope(), &message(0)).await.unwrap();
     pool.send(&envelope(), &message(1)).await.unwrap();
     assert_eq!(connects.load(Ordering::SeqCst), 2);
     assert_eq!(server.messages().len(), 2);
 }
 
-#[tokio::test]
-async fn an_unchecked_session_lost_after_the_end_went_out_is_not_retried() {
+#[test]
+fn a_session_lost_as_a_message_starts_is_retried_once_when_unchecked() {
+    on_both(lost_unchecked::<Tokio>(), lost_unchecked::<AsyncStd>());
+}
+
+async fn lost_after_end<R: Runtime>() {
     // With CHUNKING, MAIL, RCPT and BDAT LAST leave in one write: the end of
     // the message went out before the end of stream came, so its fate is
     // unknown and it is not sent again, checked or not.
@@ -501,7 +460,7 @@ async fn an_unchecked_session_lost_after_the_end_went_out_is_not_retried() {
             .faults(vec![Some(Fault::AfterReceived(at + 1, FaultAction::Close))]),
     )
     .unwrap();
-    let (pool, connects) = pool_on(
+    let (pool, connects) = pool_on::<R>(
         &server,
         PoolConfig::default()
             .max_size(1)
@@ -512,4 +471,9 @@ async fn an_unchecked_session_lost_after_the_end_went_out_is_not_retried() {
     assert_eq!(e.delivery(), Delivery::Unknown, "{e:?}");
     assert_eq!(connects.load(Ordering::SeqCst), 1, "never sent twice");
     assert_eq!(server.messages().len(), 1);
+}
+
+#[test]
+fn an_unchecked_session_lost_after_the_end_went_out_is_not_retried() {
+    on_both(lost_after_end::<Tokio>(), lost_after_end::<AsyncStd>());
 }
