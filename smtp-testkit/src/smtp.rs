@@ -12,8 +12,8 @@ use smtp_sansio::body::Unstuffer;
 
 use crate::config::{HOSTNAME, ServerConfig, ServerTls};
 use crate::conn::Conn;
+use crate::record::Received;
 use crate::scram;
-use crate::server::Received;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 /// The longest command line accepted (RFC 5321 asks for 512; be generous).
