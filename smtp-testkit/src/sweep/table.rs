@@ -111,7 +111,7 @@ pub fn plans() -> Vec<Plan> {
 /// The refusal plans, each with its exact outcome: the server refuses the
 /// sender, every recipient, a BDAT chunk or the end of the message (5xx,
 /// 4xx, 421), then breaks the connection when it next reads
-/// ([`Fault::AfterRefusal`]): the refusal must stay the result.
+/// ([`Fault::AfterRefusal`](crate::Fault::AfterRefusal)): the refusal must stay the result.
 #[must_use]
 pub fn refusal_plans() -> Vec<Plan> {
     let pipelined = || ServerConfig::default().extensions(&["8BITMIME", "PIPELINING"]);
