@@ -24,10 +24,13 @@
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use memchr::memmem;
 use rustls::{HandshakeKind, ProtocolVersion, ServerConfig, ServerConnection};
+
+mod stats;
+pub use stats::{Snapshot, Stats, query_stats};
 
 /// What the sink offers in its EHLO reply.
 #[derive(Debug, Clone, Default)]
@@ -57,127 +60,6 @@ impl SinkConfig {
             base.to_owned()
         }
     }
-}
-
-/// Counters shared by every connection of one sink.
-#[derive(Debug, Default)]
-pub struct Stats {
-    /// Messages completed (final dot or `BDAT LAST`).
-    pub messages: AtomicU64,
-    /// Message bytes received after DATA (terminator included) or in BDAT chunks.
-    pub body_bytes: AtomicU64,
-    /// Writes that carried at least one reply of a mail transaction.
-    pub tx_writes: AtomicU64,
-    /// Reads from clients.
-    pub reads: AtomicU64,
-    /// Connections accepted (the `XSTATS` ones included).
-    pub connections: AtomicU64,
-    /// Turns: writes that follow a read from the client (see the module
-    /// documentation), the `XSTATS` connections left out.
-    pub turns: AtomicU64,
-    /// TLS handshakes completed.
-    pub tls_handshakes: AtomicU64,
-    /// Of those, the ones that resumed an earlier session.
-    pub tls_resumed: AtomicU64,
-    /// Successful AUTH commands.
-    pub auths: AtomicU64,
-}
-
-/// A snapshot of [`Stats`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Snapshot {
-    /// See [`Stats::messages`].
-    pub messages: u64,
-    /// See [`Stats::body_bytes`].
-    pub body_bytes: u64,
-    /// See [`Stats::tx_writes`].
-    pub tx_writes: u64,
-    /// See [`Stats::reads`].
-    pub reads: u64,
-    /// See [`Stats::connections`].
-    pub connections: u64,
-    /// See [`Stats::turns`].
-    pub turns: u64,
-    /// See [`Stats::tls_handshakes`].
-    pub tls_handshakes: u64,
-    /// See [`Stats::tls_resumed`].
-    pub tls_resumed: u64,
-    /// See [`Stats::auths`].
-    pub auths: u64,
-}
-
-impl Snapshot {
-    /// The counters accumulated between `earlier` and `self`.
-    #[must_use]
-    pub fn since(&self, earlier: &Snapshot) -> Snapshot {
-        Snapshot {
-            messages: self.messages - earlier.messages,
-            body_bytes: self.body_bytes - earlier.body_bytes,
-            tx_writes: self.tx_writes - earlier.tx_writes,
-            reads: self.reads - earlier.reads,
-            connections: self.connections - earlier.connections,
-            turns: self.turns - earlier.turns,
-            tls_handshakes: self.tls_handshakes - earlier.tls_handshakes,
-            tls_resumed: self.tls_resumed - earlier.tls_resumed,
-            auths: self.auths - earlier.auths,
-        }
-    }
-
-    /// Parses the text of an `XSTATS` reply.
-    #[must_use]
-    pub fn parse(text: &str) -> Option<Snapshot> {
-        let mut s = Snapshot::default();
-        for part in text.split_whitespace() {
-            let Some((k, v)) = part.split_once('=') else {
-                continue;
-            };
-            let v: u64 = v.parse().ok()?;
-            match k {
-                "messages" => s.messages = v,
-                "body_bytes" => s.body_bytes = v,
-                "tx_writes" => s.tx_writes = v,
-                "reads" => s.reads = v,
-                "connections" => s.connections = v,
-                "turns" => s.turns = v,
-                "tls_handshakes" => s.tls_handshakes = v,
-                "tls_resumed" => s.tls_resumed = v,
-                "auths" => s.auths = v,
-                _ => {}
-            }
-        }
-        Some(s)
-    }
-}
-
-impl Stats {
-    /// The current values.
-    #[must_use]
-    pub fn snapshot(&self) -> Snapshot {
-        Snapshot {
-            messages: self.messages.load(Ordering::Relaxed),
-            body_bytes: self.body_bytes.load(Ordering::Relaxed),
-            tx_writes: self.tx_writes.load(Ordering::Relaxed),
-            reads: self.reads.load(Ordering::Relaxed),
-            connections: self.connections.load(Ordering::Relaxed),
-            turns: self.turns.load(Ordering::Relaxed),
-            tls_handshakes: self.tls_handshakes.load(Ordering::Relaxed),
-            tls_resumed: self.tls_resumed.load(Ordering::Relaxed),
-            auths: self.auths.load(Ordering::Relaxed),
-        }
-    }
-}
-
-/// Asks a running sink for its counters (the `XSTATS` command).
-pub fn query_stats(addr: &str) -> io::Result<Snapshot> {
-    let mut s = TcpStream::connect(addr)?;
-    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
-    s.write_all(b"XSTATS\r\nQUIT\r\n")?;
-    let mut text = String::new();
-    s.read_to_string(&mut text)?;
-    text.lines()
-        .find(|l| l.contains("messages="))
-        .and_then(Snapshot::parse)
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no XSTATS reply"))
 }
 
 /// Accepts connections forever, one thread each.
@@ -518,112 +400,10 @@ fn handle(stream: TcpStream, config: &SinkConfig, stats: &Stats) -> io::Result<(
                     }
                     continue;
                 }
-                let verb: [u8; 4] = match line.get(..4) {
-                    Some(v) => [
-                        v[0].to_ascii_uppercase(),
-                        v[1].to_ascii_uppercase(),
-                        v[2].to_ascii_uppercase(),
-                        v[3].to_ascii_uppercase(),
-                    ],
-                    None => *b"    ",
-                };
-                match &verb {
-                    b"EHLO" | b"LHLO" => {
-                        let mut r = b"250-sink.example\r\n".to_vec();
-                        if config.pipelining {
-                            r.extend_from_slice(b"250-PIPELINING\r\n");
-                        }
-                        if config.chunking {
-                            r.extend_from_slice(b"250-CHUNKING\r\n");
-                        }
-                        if config.tls.is_some() {
-                            if conn.is_tls() {
-                                r.extend_from_slice(b"250-AUTH PLAIN\r\n");
-                            } else {
-                                r.extend_from_slice(b"250-STARTTLS\r\n");
-                            }
-                        }
-                        r.extend_from_slice(b"250-ENHANCEDSTATUSCODES\r\n250 8BITMIME\r\n");
-                        conn.reply(&r, false);
-                    }
-                    b"HELO" => conn.reply(b"250 sink.example\r\n", false),
-                    b"STAR" => match &config.tls {
-                        Some(tls) if !conn.is_tls() && line.eq_ignore_ascii_case(b"STARTTLS") => {
-                            conn.reply(b"220 2.0.0 Ready to start TLS\r\n", false);
-                            conn.flush()?;
-                            // Nothing sent before the handshake may be used after
-                            // it (RFC 3207 section 4.2).
-                            start = end;
-                            conn.start_tls(tls)?;
-                        }
-                        _ => conn.reply(b"503 5.5.1 Error: TLS not available\r\n", false),
-                    },
-                    b"AUTH" => {
-                        let args = std::str::from_utf8(&line[4..]).unwrap_or("");
-                        let mut words = args.split_whitespace();
-                        let mechanism = words.next().unwrap_or("");
-                        if !mechanism.eq_ignore_ascii_case("PLAIN") {
-                            conn.reply(b"504 5.5.4 Unrecognized authentication type\r\n", false);
-                        } else if words.next().is_some() {
-                            // Any credentials will do.
-                            stats.auths.fetch_add(1, Ordering::Relaxed);
-                            conn.reply(b"235 2.7.0 Authentication successful\r\n", false);
-                        } else {
-                            conn.reply(b"334 \r\n", false);
-                            state = State::AuthResponse;
-                        }
-                    }
-                    b"MAIL" => conn.reply(b"250 2.1.0 Ok\r\n", true),
-                    b"RCPT" => conn.reply(b"250 2.1.5 Ok\r\n", true),
-                    b"DATA" => {
-                        conn.reply(b"354 End data with <CR><LF>.<CR><LF>\r\n", true);
-                        // As if a line had just ended: ".\r\n" at once is an empty body.
-                        state = State::Data {
-                            tail: *b"\r\n\0\0",
-                            tail_len: 2,
-                        };
-                    }
-                    b"BDAT" => {
-                        let args = std::str::from_utf8(&line[4..]).unwrap_or("");
-                        let mut words = args.split_whitespace();
-                        let size = words.next().and_then(|w| w.parse::<u64>().ok());
-                        let last = words.next().is_some_and(|w| w.eq_ignore_ascii_case("LAST"));
-                        match size {
-                            Some(0) => finish_bdat(&mut conn, last),
-                            Some(n) => {
-                                state = State::Bdat { remaining: n, last };
-                            }
-                            None => conn.reply(b"501 5.5.4 Syntax: BDAT size [LAST]\r\n", true),
-                        }
-                    }
-                    b"RSET" | b"NOOP" => conn.reply(b"250 2.0.0 Ok\r\n", false),
-                    b"QUIT" => {
-                        conn.reply(b"221 2.0.0 Bye\r\n", false);
-                        conn.flush()?;
-                        return Ok(());
-                    }
-                    b"XSTA" => {
-                        // The benchmark's own queries are not the client's turns.
-                        if let Some(w) = conn.io.wire() {
-                            w.counting = false;
-                        }
-                        let s = stats.snapshot();
-                        let r = format!(
-                            "250 messages={} body_bytes={} tx_writes={} reads={} connections={} \
-                             turns={} tls_handshakes={} tls_resumed={} auths={}\r\n",
-                            s.messages,
-                            s.body_bytes,
-                            s.tx_writes,
-                            s.reads,
-                            s.connections,
-                            s.turns,
-                            s.tls_handshakes,
-                            s.tls_resumed,
-                            s.auths
-                        );
-                        conn.reply(r.as_bytes(), false);
-                    }
-                    _ => conn.reply(b"502 5.5.2 Error: command not recognized\r\n", false),
+                match command(&mut conn, config, stats, line, &mut state)? {
+                    After::Next => {}
+                    After::Discard => start = end,
+                    After::Close => return Ok(()),
                 }
             }
             State::Data { tail, tail_len } => {
@@ -680,6 +460,134 @@ fn handle(stream: TcpStream, config: &SinkConfig, stats: &Stats) -> io::Result<(
             }
         }
     }
+}
+
+/// What the connection does after a command.
+enum After {
+    /// Goes on with what it has read.
+    Next,
+    /// Drops what it has read and not handled (the handshake starts).
+    Discard,
+    /// Closes.
+    Close,
+}
+
+/// Answers one command line (without its line end).
+fn command(
+    conn: &mut Conn<'_>,
+    config: &SinkConfig,
+    stats: &Stats,
+    line: &[u8],
+    state: &mut State,
+) -> io::Result<After> {
+    let verb: [u8; 4] = match line.get(..4) {
+        Some(v) => [
+            v[0].to_ascii_uppercase(),
+            v[1].to_ascii_uppercase(),
+            v[2].to_ascii_uppercase(),
+            v[3].to_ascii_uppercase(),
+        ],
+        None => *b"    ",
+    };
+    match &verb {
+        b"EHLO" | b"LHLO" => {
+            let mut r = b"250-sink.example\r\n".to_vec();
+            if config.pipelining {
+                r.extend_from_slice(b"250-PIPELINING\r\n");
+            }
+            if config.chunking {
+                r.extend_from_slice(b"250-CHUNKING\r\n");
+            }
+            if config.tls.is_some() {
+                if conn.is_tls() {
+                    r.extend_from_slice(b"250-AUTH PLAIN\r\n");
+                } else {
+                    r.extend_from_slice(b"250-STARTTLS\r\n");
+                }
+            }
+            r.extend_from_slice(b"250-ENHANCEDSTATUSCODES\r\n250 8BITMIME\r\n");
+            conn.reply(&r, false);
+        }
+        b"HELO" => conn.reply(b"250 sink.example\r\n", false),
+        b"STAR" => match &config.tls {
+            Some(tls) if !conn.is_tls() && line.eq_ignore_ascii_case(b"STARTTLS") => {
+                conn.reply(b"220 2.0.0 Ready to start TLS\r\n", false);
+                conn.flush()?;
+                // Nothing sent before the handshake may be used after
+                // it (RFC 3207 section 4.2).
+                conn.start_tls(tls)?;
+                return Ok(After::Discard);
+            }
+            _ => conn.reply(b"503 5.5.1 Error: TLS not available\r\n", false),
+        },
+        b"AUTH" => {
+            let args = std::str::from_utf8(&line[4..]).unwrap_or("");
+            let mut words = args.split_whitespace();
+            let mechanism = words.next().unwrap_or("");
+            if !mechanism.eq_ignore_ascii_case("PLAIN") {
+                conn.reply(b"504 5.5.4 Unrecognized authentication type\r\n", false);
+            } else if words.next().is_some() {
+                // Any credentials will do.
+                stats.auths.fetch_add(1, Ordering::Relaxed);
+                conn.reply(b"235 2.7.0 Authentication successful\r\n", false);
+            } else {
+                conn.reply(b"334 \r\n", false);
+                *state = State::AuthResponse;
+            }
+        }
+        b"MAIL" => conn.reply(b"250 2.1.0 Ok\r\n", true),
+        b"RCPT" => conn.reply(b"250 2.1.5 Ok\r\n", true),
+        b"DATA" => {
+            conn.reply(b"354 End data with <CR><LF>.<CR><LF>\r\n", true);
+            // As if a line had just ended: ".\r\n" at once is an empty body.
+            *state = State::Data {
+                tail: *b"\r\n\0\0",
+                tail_len: 2,
+            };
+        }
+        b"BDAT" => {
+            let args = std::str::from_utf8(&line[4..]).unwrap_or("");
+            let mut words = args.split_whitespace();
+            let size = words.next().and_then(|w| w.parse::<u64>().ok());
+            let last = words.next().is_some_and(|w| w.eq_ignore_ascii_case("LAST"));
+            match size {
+                Some(0) => finish_bdat(conn, last),
+                Some(n) => {
+                    *state = State::Bdat { remaining: n, last };
+                }
+                None => conn.reply(b"501 5.5.4 Syntax: BDAT size [LAST]\r\n", true),
+            }
+        }
+        b"RSET" | b"NOOP" => conn.reply(b"250 2.0.0 Ok\r\n", false),
+        b"QUIT" => {
+            conn.reply(b"221 2.0.0 Bye\r\n", false);
+            conn.flush()?;
+            return Ok(After::Close);
+        }
+        b"XSTA" => {
+            // The benchmark's own queries are not the client's turns.
+            if let Some(w) = conn.io.wire() {
+                w.counting = false;
+            }
+            let s = stats.snapshot();
+            let r = format!(
+                "250 messages={} body_bytes={} tx_writes={} reads={} connections={} \
+                     turns={} tls_handshakes={} tls_resumed={} auths={}\r\n",
+                s.messages,
+                s.body_bytes,
+                s.tx_writes,
+                s.reads,
+                s.connections,
+                s.turns,
+                s.tls_handshakes,
+                s.tls_resumed,
+                s.auths
+            );
+            conn.reply(r.as_bytes(), false);
+        }
+        _ => conn.reply(b"502 5.5.2 Error: command not recognized\r\n", false),
+    }
+    Ok(After::Next)
 }
 
 fn finish_bdat(conn: &mut Conn<'_>, last: bool) {

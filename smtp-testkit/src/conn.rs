@@ -2,16 +2,15 @@
 //! server side of TLS; and the record of every byte in both directions.
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpStream};
-#[cfg(unix)]
-use std::os::unix::net::UnixStream;
+use std::net::Shutdown;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rustls::{ServerConnection, StreamOwned};
 
-use crate::config::{Fault, FaultAction};
-use crate::server::Shared;
+use crate::fault::{Fault, FaultAction};
+use crate::record::{Mismatch, Received, Shared};
+use crate::sock::Sock;
 
 /// The most bytes one connection may send before the server drops it.
 pub(crate) const MAX_RECEIVED: usize = 64 * 1024 * 1024;
@@ -24,88 +23,6 @@ const LINGER: Duration = Duration::from_secs(2);
 /// How long a client must stay silent for [`FaultAction::ResetWhenIdle`] to
 /// take it as waiting for a reply.
 const IDLE: Duration = Duration::from_millis(250);
-
-/// An accepted socket.
-#[derive(Debug)]
-pub(crate) enum Sock {
-    /// TCP.
-    Tcp(TcpStream),
-    /// A Unix socket.
-    #[cfg(unix)]
-    Unix(UnixStream),
-}
-
-impl Sock {
-    pub(crate) fn try_clone(&self) -> io::Result<Sock> {
-        Ok(match self {
-            Sock::Tcp(s) => Sock::Tcp(s.try_clone()?),
-            #[cfg(unix)]
-            Sock::Unix(s) => Sock::Unix(s.try_clone()?),
-        })
-    }
-
-    pub(crate) fn set_timeouts(&self, read: Duration, write: Duration) -> io::Result<()> {
-        // A zero duration is an error for the socket calls: use the smallest step.
-        let read = Some(read.max(Duration::from_millis(1)));
-        let write = Some(write.max(Duration::from_millis(1)));
-        match self {
-            Sock::Tcp(s) => {
-                s.set_read_timeout(read)?;
-                s.set_write_timeout(write)
-            }
-            #[cfg(unix)]
-            Sock::Unix(s) => {
-                s.set_read_timeout(read)?;
-                s.set_write_timeout(write)
-            }
-        }
-    }
-
-    fn set_read_timeout(&self, read: Duration) -> io::Result<()> {
-        let read = Some(read.max(Duration::from_millis(1)));
-        match self {
-            Sock::Tcp(s) => s.set_read_timeout(read),
-            #[cfg(unix)]
-            Sock::Unix(s) => s.set_read_timeout(read),
-        }
-    }
-
-    pub(crate) fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        match self {
-            Sock::Tcp(s) => s.shutdown(how),
-            #[cfg(unix)]
-            Sock::Unix(s) => s.shutdown(how),
-        }
-    }
-}
-
-impl Read for Sock {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Sock::Tcp(s) => s.read(buf),
-            #[cfg(unix)]
-            Sock::Unix(s) => s.read(buf),
-        }
-    }
-}
-
-impl Write for Sock {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Sock::Tcp(s) => s.write(buf),
-            #[cfg(unix)]
-            Sock::Unix(s) => s.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Sock::Tcp(s) => s.flush(),
-            #[cfg(unix)]
-            Sock::Unix(s) => s.flush(),
-        }
-    }
-}
 
 /// The byte stream of a connection, before or after the TLS handshake.
 enum Io {
@@ -464,12 +381,12 @@ impl Conn {
     }
 
     /// Records an accepted message.
-    pub(crate) fn record_message(&self, message: crate::Received) {
+    pub(crate) fn record_message(&self, message: Received) {
         self.shared.update(|r| r.messages.push(message));
     }
 
     /// Records a difference seen by a script's `Expect`.
-    pub(crate) fn record_mismatch(&self, mismatch: crate::Mismatch) {
+    pub(crate) fn record_mismatch(&self, mismatch: Mismatch) {
         let index = self.index;
         self.shared.update(|r| {
             if let Some(log) = r.conns.get_mut(index) {

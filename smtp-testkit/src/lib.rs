@@ -60,12 +60,15 @@ pub mod debug;
 #[cfg(feature = "dkim")]
 pub mod dkim;
 pub mod drip;
+mod fault;
 mod pki;
+mod record;
 pub mod scenarios;
 mod scram;
 mod script;
 mod server;
 mod smtp;
+mod sock;
 mod socks;
 pub mod sweep;
 
@@ -74,12 +77,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub use config::{
     DEFAULT_AUTH_MECHANISMS, DEFAULT_EXTENSIONS, DEFAULT_LMTP_EXTENSIONS, DEFAULT_READ_TIMEOUT,
-    DEFAULT_SIZE_LIMIT, Fault, FaultAction, HOSTNAME, Listen, ServerConfig, ServerTls,
+    DEFAULT_SIZE_LIMIT, HOSTNAME, Listen, ServerConfig, ServerTls,
 };
 pub use drip::{Drip, DripServer};
+pub use fault::{Fault, FaultAction};
 pub use pki::{PkiError, TestPki};
-pub use script::{MAX_SILENCE, Mismatch, Script, Step};
-pub use server::{ConnectionLog, MockServer, Received};
+pub use record::{ConnectionLog, Mismatch, Received};
+pub use script::{MAX_SILENCE, Script, Step};
+pub use server::MockServer;
 pub use socks::Socks5Proxy;
 
 static UNIQUE: AtomicUsize = AtomicUsize::new(0);

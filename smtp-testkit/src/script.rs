@@ -4,6 +4,7 @@ use std::io;
 use std::time::Duration;
 
 use crate::conn::{Conn, MAX_RECEIVED};
+use crate::record::Mismatch;
 
 /// The longest line [`Step::ExpectLine`] reads.
 const MAX_SCRIPT_LINE: usize = 1024 * 1024;
@@ -55,19 +56,6 @@ pub enum Step {
 /// ended with [`Step::Close`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Script(pub Vec<Step>);
-
-/// A [`Step::Expect`] that got other bytes than expected.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mismatch {
-    /// The connection's number.
-    pub connection: usize,
-    /// The index of the step in the script.
-    pub step: usize,
-    /// What the step expected.
-    pub expected: Vec<u8>,
-    /// What arrived (shorter when the client closed first).
-    pub got: Vec<u8>,
-}
 
 impl Script {
     /// A script made of these steps.
@@ -219,7 +207,7 @@ fn run_step(conn: &mut Conn, index: usize, step: &Step) -> io::Result<bool> {
             };
             if got != *expected {
                 let connection = conn.index();
-                let m = crate::Mismatch {
+                let m = Mismatch {
                     connection,
                     step: index,
                     expected: expected.clone(),

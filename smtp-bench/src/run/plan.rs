@@ -1,0 +1,258 @@
+//! What a run measures: the sinks it starts and the table of cases, sinks
+//! and clients that makes its jobs.
+
+use std::time::Duration;
+
+use super::process::{RunningSink, client_command, run_child, start_sink};
+use super::{Case, ClientKind, Job, RunConfig, SinkKind};
+use crate::clients::BoxError;
+use crate::pki::TlsFiles;
+
+/// The message count of a job that runs for a time rather than a count.
+const UNBOUNDED: u64 = 1_000_000_000;
+
+/// A started sink: what it is, the CPU it is pinned to, the process.
+pub(super) type Sink = (SinkKind, String, RunningSink);
+
+/// Starts the sinks, pinned like the clients: every kind on the clients'
+/// CPU, aiosmtpd when there is a Python with it (a note says why not), and
+/// Postfix's and the fast sink on the other CPU of the cross-core case.
+pub(super) fn start_sinks(
+    cfg: &RunConfig,
+    tls: &TlsFiles,
+    notes: &mut Vec<String>,
+) -> Result<Vec<Sink>, BoxError> {
+    let mut kinds = vec![
+        SinkKind::Fast(false, false),
+        SinkKind::Fast(true, false),
+        SinkKind::Fast(true, true),
+        SinkKind::FastTls,
+        SinkKind::Discard,
+    ];
+    let postfix = cfg.smtp_sink.is_some();
+    if postfix {
+        kinds.insert(0, SinkKind::Postfix);
+    }
+    let mut sinks: Vec<Sink> = Vec::new();
+    for &k in &kinds {
+        sinks.push((k, cfg.cpu.clone(), start_sink(cfg, k, &cfg.cpu, tls)?));
+    }
+    match &cfg.aiosmtpd_python {
+        Some(python) => {
+            std::fs::write(
+                cfg.out_dir.join("aiosmtpd_sink.py"),
+                include_str!("../../peers/aiosmtpd_sink.py"),
+            )?;
+            match start_sink(cfg, SinkKind::Aiosmtpd, &cfg.cpu, tls) {
+                Ok(s) => sinks.push((SinkKind::Aiosmtpd, cfg.cpu.clone(), s)),
+                Err(e) => notes.push(format!(
+                    "aiosmtpd rows skipped: {} could not start it: {e}",
+                    python.display()
+                )),
+            }
+        }
+        None => notes.push(
+            "aiosmtpd rows skipped: no Python with aiosmtpd (`--aiosmtpd-python PATH`; \
+             `scripts/bench` uses target/interop/venv, which `scripts/interop` makes)"
+                .to_owned(),
+        ),
+    }
+    if let Some(other) = &cfg.cross_cpu {
+        for k in [SinkKind::Postfix, SinkKind::Fast(true, false)] {
+            if k == SinkKind::Postfix && !postfix {
+                continue;
+            }
+            sinks.push((k, other.clone(), start_sink(cfg, k, other, tls)?));
+        }
+    }
+    Ok(sinks)
+}
+
+/// One line of the table: every client against every sink, for one case (a
+/// cross-core case runs against the sinks on the other CPU).
+pub(super) struct Row {
+    case: Case,
+    sinks: Vec<SinkKind>,
+    clients: Vec<ClientKind>,
+}
+
+fn row(case: Case, sinks: &[SinkKind], clients: &[ClientKind]) -> Row {
+    Row {
+        case,
+        sinks: sinks.to_vec(),
+        clients: clients.to_vec(),
+    }
+}
+
+/// What runs, in the order the rounds run it.
+pub(super) fn table(quick: bool) -> Vec<Row> {
+    use ClientKind::{
+        Lettre, LettreBounded, MailSend, Ours, OursFresh, RawTcp, SmtpSource, Smtplib,
+    };
+    use SinkKind::{Aiosmtpd, Discard, Fast, FastTls, Postfix};
+    let (kib, mib) = (1024u64, 1u64 << 20);
+    let ours = [Ours("blocking"), Ours("tokio"), Ours("async-std")];
+    let fast = Fast(true, false);
+    let peers_fast = [
+        SmtpSource,
+        Lettre { nodelay: true },
+        MailSend { nodelay: true },
+        Smtplib,
+    ];
+    let ours_and_peers = [&ours[..], &peers_fast[..]].concat();
+    let c1 = Case::plain(kib, false);
+    let cx = Case {
+        cross_core: true,
+        ..c1
+    };
+    let c2 = Case::plain(kib, true);
+    let c3 = Case::plain(mib, false);
+    let c4 = Case::plain(mib, true);
+    let t1 = Case { tls: true, ..c2 };
+    let p1 = Case { pool: true, ..c1 };
+    let mut rows = vec![
+        // 1 KiB, one connection.
+        row(
+            c1,
+            &[Postfix, Fast(false, false), fast, Fast(true, true)],
+            &ours,
+        ),
+        row(c1, &[Postfix, fast], &peers_fast),
+        // As shipped, lettre and mail-send wait ~44 ms per message.
+        row(
+            c1,
+            &[fast],
+            &[Lettre { nodelay: false }, MailSend { nodelay: false }],
+        ),
+        // The same across cores.
+        row(cx, &[Postfix, fast], &ours_and_peers),
+        // 1 KiB, a new connection per message.
+        row(c2, &[Postfix, fast], &ours_and_peers),
+        // 1 MiB, one connection, fast sink.
+        row(c3, &[fast, Fast(true, true)], &ours),
+        row(
+            c3,
+            &[fast],
+            &[
+                SmtpSource,
+                Lettre { nodelay: true },
+                MailSend { nodelay: true },
+                Smtplib,
+            ],
+        ),
+        row(c3, &[Discard], &[RawTcp(1024), RawTcp(64)]),
+        // 1 MiB, a new connection per message.
+        row(
+            c4,
+            &[fast],
+            &[&ours[..], &[SmtpSource, Lettre { nodelay: true }, Smtplib]].concat(),
+        ),
+    ];
+    // STARTTLS + AUTH PLAIN, a new connection per message (one session per
+    // message): ours with a shared TLS configuration (resumed sessions) and
+    // with a new one per connection (full handshakes), lettre and mail-send
+    // (each keeps one configuration: they resume too), against the fast sink
+    // and aiosmtpd. --quick leaves out the full-handshake rows of tokio and
+    // async-std and runs aiosmtpd with blocking and the peers only.
+    for o in ["blocking", "tokio", "async-std"] {
+        rows.push(row(t1, &[FastTls], &[Ours(o)]));
+        if !quick || o == "blocking" {
+            rows.push(row(t1, &[FastTls], &[OursFresh(o)]));
+            rows.push(row(t1, &[Aiosmtpd], &[Ours(o)]));
+        }
+    }
+    for p in [Lettre { nodelay: true }, MailSend { nodelay: true }] {
+        rows.push(row(t1, &[FastTls, Aiosmtpd], &[p]));
+    }
+    // STARTTLS + AUTH PLAIN, one connection, 1 KiB and 1 MiB: next to the
+    // plain rows above (fast sink with pipelining) and to lettre.
+    for size in [kib, mib] {
+        let t2 = Case {
+            tls: true,
+            ..Case::plain(size, false)
+        };
+        let clients = [&ours[..], &[Lettre { nodelay: true }]].concat();
+        rows.push(row(t2, &[FastTls], &clients));
+    }
+    // Many tasks, one pool: our Tokio and async-std pools and lettre's async
+    // pool, plain TCP, fast sink with pipelining.
+    let mut pool = vec![
+        Ours("tokio"),
+        Ours("async-std"),
+        Lettre { nodelay: true },
+        LettreBounded,
+    ];
+    if !quick {
+        pool.push(Lettre { nodelay: false });
+    }
+    rows.push(row(p1, &[fast], &pool));
+    rows
+}
+
+/// The jobs of the table whose sink runs and whose client is at hand.
+pub(super) fn jobs(
+    cfg: &RunConfig,
+    table: &[Row],
+    find: impl Fn(SinkKind, bool) -> Option<usize>,
+) -> Vec<Job> {
+    let have_peers = |c: &ClientKind| match c {
+        ClientKind::SmtpSource => cfg.smtp_source.is_some(),
+        ClientKind::Smtplib => cfg.python.is_some(),
+        ClientKind::Lettre { nodelay: true }
+        | ClientKind::MailSend { nodelay: true }
+        | ClientKind::LettreBounded => cfg.shim.is_some(),
+        _ => true,
+    };
+    let mut jobs = Vec::new();
+    for r in table {
+        for &k in &r.sinks {
+            for client in &r.clients {
+                if let Some(sink) = find(k, r.case.cross_core)
+                    && have_peers(client)
+                {
+                    jobs.push(Job {
+                        case: r.case,
+                        sink,
+                        client: client.clone(),
+                        count: UNBOUNDED,
+                    });
+                }
+            }
+        }
+    }
+    jobs
+}
+
+/// smtp-source cannot stop on time: calibrates its message count once.
+pub(super) fn calibrate(
+    cfg: &RunConfig,
+    jobs: &mut [Job],
+    sinks: &[Sink],
+    files: &super::process::Files,
+    tls: &TlsFiles,
+) -> Result<(), BoxError> {
+    for job in jobs
+        .iter_mut()
+        .filter(|j| j.client == ClientKind::SmtpSource)
+    {
+        let probe = match (job.case.size >= 1 << 20, job.case.new_connection) {
+            (false, false) => 5_000,
+            (false, true) => 1_000,
+            (true, false) => 500,
+            (true, true) => 100,
+        };
+        job.count = probe;
+        let addr = &sinks[job.sink].2.addr;
+        let cmd = client_command(cfg, job, addr, files, tls)?;
+        let (_, wall) = run_child(cmd, Duration::from_secs(120))?;
+        let rate = probe as f64 / wall.as_secs_f64();
+        job.count = ((rate * cfg.seconds) as u64).max(10);
+        eprintln!(
+            "calibrated smtp-source for {} on {}: {} messages",
+            job.case.title(),
+            sinks[job.sink].0.label(),
+            job.count
+        );
+    }
+    Ok(())
+}
