@@ -53,5 +53,6 @@ mod failure;
 pub mod name;
 pub mod rng;
 pub mod route;
+pub mod sts;
 
 pub use failure::{Failure, Reason, codes};
