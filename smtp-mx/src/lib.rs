@@ -17,6 +17,9 @@
 //! * [`plan`]: the TLS plan of one connection, from DANE, MTA-STS,
 //!   REQUIRETLS (RFC 8689), `TLS-Required: No` and the local policy.
 //! * [`classify`]: Postfix's failure classification, per recipient.
+//! * [`dane`]: the TLSA record a DANE plan carries.
+//! * [`dns`]: DNS answers with their response code and DNSSEC status.
+//! * [`rng`]: the seeded SplitMix64 generator behind the MX shuffle.
 //!
 //! # Example
 //!
@@ -45,12 +48,44 @@
 //! let attempts = plan_attempts(&list, &[a("192.0.2.1"), a("192.0.2.2")], &AddressPolicy::default())
 //!     .expect("two addresses");
 //! assert_eq!(attempts[1].host, "backup.example.com");
+//!
+//! // The first connection's TLS plan: no DNSSEC, no MTA-STS policy.
+//! use smtp_mx::plan::{DaneState, LocalPolicy, PlanInput, StsState, TlsPlan, plan_connection};
+//! let plan = plan_connection(&PlanInput {
+//!     host: &attempts[0].host,
+//!     mx_secure: list.secure,
+//!     dane: &DaneState::Insecure,
+//!     sts: StsState::NoPolicy,
+//!     requiretls: false,
+//!     tls_required_no: false,
+//!     local: LocalPolicy::default(),
+//! })
+//! .expect("opportunistic TLS is always possible");
+//! assert_eq!(plan.tls, TlsPlan::Opportunistic);
+//!
+//! // Two recipients over two addresses: a 4xx on the first MX moves the
+//! // recipient to the second, which accepts it.
+//! use smtp_mx::classify::{RecipientOutcome, RecipientStatus, Tracker};
+//! use smtp_sansio::Reply;
+//! let mut tracker = Tracker::new(2, attempts.len(), 2);
+//! let (_, rcpts) = tracker.next_attempt().expect("a first attempt");
+//! assert_eq!(rcpts, [0, 1]);
+//! tracker.session_ended(&[
+//!     (0, RecipientOutcome::Accepted(None)),
+//!     (1, RecipientOutcome::Refused(Reply::new(451, vec!["4.3.0 later".into()]))),
+//! ]);
+//! assert_eq!(tracker.next_attempt(), Some((1, vec![1])));
+//! tracker.session_ended(&[(1, RecipientOutcome::Accepted(None))]);
+//! assert!(matches!(tracker.statuses()[1], RecipientStatus::Delivered { attempt: 1, .. }));
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod classify;
+pub mod dane;
 pub mod dns;
 mod failure;
 pub mod name;
+pub mod plan;
 pub mod rng;
 pub mod route;
 pub mod sts;
