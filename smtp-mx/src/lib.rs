@@ -17,7 +17,8 @@
 //! * [`plan`]: the TLS plan of one connection, from DANE, MTA-STS,
 //!   REQUIRETLS (RFC 8689), `TLS-Required: No` and the local policy.
 //! * [`classify`]: Postfix's failure classification, per recipient.
-//! * [`dane`]: the TLSA record a DANE plan carries.
+//! * [`dane`]: DANE TLSA records (RFC 7672): usability, digest agility,
+//!   the DANE state of an MX host, TLSA names.
 //! * [`dns`]: DNS answers with their response code and DNSSEC status.
 //! * [`rng`]: the seeded SplitMix64 generator behind the MX shuffle.
 //!

@@ -133,7 +133,9 @@ pub enum TlsPlan {
     Dane {
         /// The usable TLSA records.
         tlsa: Vec<Tlsa>,
-        /// The reference identifiers for DANE-TA (RFC 7672 section 3.2.3).
+        /// The reference identifiers for DANE-TA (RFC 7672 section 3.2.3):
+        /// the MX host; a caller whose TLSA records came from a CNAME
+        /// target uses [`crate::dane::reference_names`] instead.
         names: Vec<String>,
     },
 }
