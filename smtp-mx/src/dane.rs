@@ -14,7 +14,9 @@
 //! the records with the most preferred matching type present are kept, in
 //! the order SHA-512, SHA-256, exact.
 //!
-//! Verification of a presented chain against the records is not here yet.
+//! Matching a presented chain ([`match_chain`]) is here; the signature and
+//! name checks a DANE-TA match needs belong to the verifier in the TLS
+//! adapter.
 
 use std::fmt;
 use std::str::FromStr;
@@ -229,4 +231,156 @@ pub fn reference_names(base_domain: &str, host: &str) -> Vec<String> {
         names.push(host.to_ascii_lowercase());
     }
     names
+}
+
+/// How a presented chain matched the TLSA records (RFC 7672 section 3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DaneMatch {
+    /// A DANE-EE record (index `record`) matches the leaf certificate. The
+    /// server is authenticated once the handshake proves it holds the
+    /// leaf's key; neither names nor validity dates are checked (RFC 7672
+    /// section 3.1.1).
+    EndEntity {
+        /// The index of the matching record.
+        record: usize,
+    },
+    /// A DANE-TA record (index `record`) matches the certificate at `depth`
+    /// (1 or more) of the presented chain. That certificate is the only
+    /// trust anchor: the verifier must build the chain from the leaf up to
+    /// it, check every signature, and check the leaf's name against the
+    /// reference names (RFC 7672 section 3.1.2). A match alone proves
+    /// nothing: a genuine anchor can be sent above a forged leaf.
+    TrustAnchorCert {
+        /// The index of the matching record.
+        record: usize,
+        /// The depth of the matching certificate (0 is the leaf).
+        depth: usize,
+    },
+    /// A DANE-TA record of a full public key (`2 1 0`, index `record`) that
+    /// no presented certificate holds: that key is the trust anchor, with the
+    /// same checks as [`DaneMatch::TrustAnchorCert`].
+    TrustAnchorKey {
+        /// The index of the matching record.
+        record: usize,
+    },
+}
+
+/// The most octets a DER length this reader accepts may take (4: 4 GiB).
+const MAX_LENGTH_OCTETS: usize = 4;
+
+/// One DER element: its tag, its content, the whole element (header
+/// included) and what follows it.
+struct Element<'a> {
+    tag: u8,
+    whole: &'a [u8],
+    content: &'a [u8],
+    rest: &'a [u8],
+}
+
+/// The DER element at the start of `input`; `None` when malformed or
+/// truncated.
+fn der_element(input: &[u8]) -> Option<Element<'_>> {
+    let (&tag, rest) = input.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > MAX_LENGTH_OCTETS || rest.len() < n {
+            return None;
+        }
+        let len = rest[..n]
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+        (len, &rest[n..])
+    };
+    if rest.len() < len {
+        return None;
+    }
+    let header = input.len() - rest.len();
+    Some(Element {
+        tag,
+        whole: &input[..header + len],
+        content: &rest[..len],
+        rest: &rest[len..],
+    })
+}
+
+/// The DER SubjectPublicKeyInfo of an X.509 certificate (RFC 5280 section
+/// 4.1), or `None` when the certificate is not well formed that far.
+#[must_use]
+pub fn subject_public_key_info(cert: &[u8]) -> Option<&[u8]> {
+    const SEQUENCE: u8 = 0x30;
+    let outer = der_element(cert).filter(|e| e.tag == SEQUENCE)?;
+    let tbs = der_element(outer.content).filter(|e| e.tag == SEQUENCE)?;
+    let mut fields = tbs.content;
+    // [0] EXPLICIT version, when present.
+    if fields.first() == Some(&0xa0) {
+        fields = der_element(fields)?.rest;
+    }
+    // serialNumber INTEGER, signature, issuer, validity, subject.
+    for want in [0x02, SEQUENCE, SEQUENCE, SEQUENCE, SEQUENCE] {
+        fields = der_element(fields).filter(|e| e.tag == want)?.rest;
+    }
+    der_element(fields)
+        .filter(|e| e.tag == SEQUENCE)
+        .map(|e| e.whole)
+}
+
+/// Whether `record` matches certificate `cert` (DER).
+fn record_matches(record: &Tlsa, cert: &[u8]) -> bool {
+    use sha2::Digest;
+    let selected = match record.selector {
+        0 => cert,
+        1 => match subject_public_key_info(cert) {
+            Some(spki) => spki,
+            None => return false,
+        },
+        _ => return false,
+    };
+    match record.matching {
+        0 => selected == record.data.as_slice(),
+        1 => sha2::Sha256::digest(selected).as_slice() == record.data.as_slice(),
+        2 => sha2::Sha512::digest(selected).as_slice() == record.data.as_slice(),
+        _ => false,
+    }
+}
+
+/// Matches a presented chain (DER certificates, the leaf first) against
+/// TLSA records: every match, DANE-EE ones first, then DANE-TA by depth,
+/// then full-key DANE-TA anchors not found in the chain. Unusable records
+/// are ignored. An empty result means the server is not authenticated.
+///
+/// DANE-EE records are matched against the leaf only, DANE-TA records
+/// against the certificates above it (a DANE-TA record that matches only
+/// the leaf does not authenticate it). Only the DANE-EE results are final;
+/// each DANE-TA result must then be verified as its documentation says.
+#[must_use]
+pub fn match_chain<C: AsRef<[u8]>>(records: &[Tlsa], chain: &[C]) -> Vec<DaneMatch> {
+    let mut found = Vec::new();
+    let Some(leaf) = chain.first() else {
+        return found;
+    };
+    for (i, r) in records.iter().enumerate() {
+        if r.is_usable() && r.usage == DANE_EE && record_matches(r, leaf.as_ref()) {
+            found.push(DaneMatch::EndEntity { record: i });
+        }
+    }
+    for (depth, cert) in chain.iter().enumerate().skip(1) {
+        for (i, r) in records.iter().enumerate() {
+            if r.is_usable() && r.usage == DANE_TA && record_matches(r, cert.as_ref()) {
+                found.push(DaneMatch::TrustAnchorCert { record: i, depth });
+            }
+        }
+    }
+    for (i, r) in records.iter().enumerate() {
+        let full_key = r.is_usable() && r.usage == DANE_TA && r.selector == 1 && r.matching == 0;
+        let in_chain = found
+            .iter()
+            .any(|m| matches!(m, DaneMatch::TrustAnchorCert { record, .. } if *record == i));
+        if full_key && !in_chain {
+            found.push(DaneMatch::TrustAnchorKey { record: i });
+        }
+    }
+    found
 }

@@ -18,7 +18,8 @@
 //!   REQUIRETLS (RFC 8689), `TLS-Required: No` and the local policy.
 //! * [`classify`]: Postfix's failure classification, per recipient.
 //! * [`dane`]: DANE TLSA records (RFC 7672): usability, digest agility,
-//!   the DANE state of an MX host, TLSA names.
+//!   the DANE state of an MX host, TLSA names, and which records a
+//!   presented certificate chain matches.
 //! * [`dns`]: DNS answers with their response code and DNSSEC status.
 //! * [`rng`]: the seeded SplitMix64 generator behind the MX shuffle.
 //!

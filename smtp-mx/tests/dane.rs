@@ -202,3 +202,221 @@ fn tlsa_names() {
         ["mx.example.com"]
     );
 }
+
+// ---- matching a presented chain ----
+//
+// The certificates in tests/data were made with OpenSSL 3.0 (P-256 keys):
+// `ca.der` ("Test DANE CA", self-signed), `leaf.der` (mx.example.com, signed
+// by it) and `other.der` ("Other CA", self-signed, unrelated). The digests
+// below were computed by OpenSSL and sha256sum/sha512sum, independently of
+// this crate (`openssl x509 -pubkey | openssl pkey -pubin -outform DER`).
+
+use smtp_mx::dane::{DaneMatch, match_chain, subject_public_key_info};
+
+const CA: &[u8] = include_bytes!("data/ca.der");
+const LEAF: &[u8] = include_bytes!("data/leaf.der");
+const OTHER: &[u8] = include_bytes!("data/other.der");
+
+const CA_CERT_256: &str = "fa128cd73abcda09cb27dc9160bd6819da6475e649255a399b0000d6461933a5";
+const CA_CERT_512: &str = "2594d26d1a02ee43e32ba073e87d0b2d2bb0796c52e23bdd4b04caa3833e24523619352236f3fd509af85794ba1300267268bf8824477209bb628e2858af0104";
+const CA_SPKI_256: &str = "20300e2655526a6928934c46e08fd11e08c5bbb55905def6b398f548c3002d78";
+const CA_SPKI: &str = "3059301306072a8648ce3d020106082a8648ce3d03010703420004aab51d8879dfb383b95c0b0f86576ffbaa7cfda645bff7d7b83b3d4d605606a530905f8c2d1235483e9d719bb013f01b571f0f7a04bf4ac00e2d75f21a0912b1";
+const OTHER_SPKI_256: &str = "b6e08285c651a0d8ca9cc99b11d5e8629529dbfb693fa9159792dd3e15e2dac8";
+const OTHER_SPKI: &str = "3059301306072a8648ce3d020106082a8648ce3d03010703420004df083df08f8851db7dc50e74883ad7b6775a0ea119d5f29753a6155cc31784c34b7cc6b1745324fd937ab5a8e4006e990213eb3e646b2c7c6a1091ffa74d2287";
+const LEAF_CERT_256: &str = "1f5c0e5c3daa7bc54f7708412375e0354902212466c0ee1a44a2aad571785f1c";
+const LEAF_CERT_512: &str = "dc6ac5f5123a91376c3db45ad2f20f3ec3201fd1a3ab23a3588770799fc4e235243a631394a687e1223138063201a60db6a25e1855d9320fdc604f6f0e2f505a";
+const LEAF_SPKI_256: &str = "d713d17bd3f84b4bf652e7e7df80fe5873062e6de06907d4a2ae9c3932a2d9fb";
+const LEAF_SPKI: &str = "3059301306072a8648ce3d020106082a8648ce3d03010703420004b6ccb3bcc7261625680754af0a422817853eb61d8c27f9238cd220e9fd77d76308db4d12cc8a3b10272620b473bc082210f2787048edccb48162167ae24b484a";
+
+fn to_hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn rec(u: u8, s: u8, m: u8, hex: &str) -> Tlsa {
+    t(&format!("{u} {s} {m} {hex}"))
+}
+
+#[test]
+fn spki_extraction_agrees_with_openssl() {
+    for (cert, spki) in [(CA, CA_SPKI), (LEAF, LEAF_SPKI), (OTHER, OTHER_SPKI)] {
+        assert_eq!(to_hex(subject_public_key_info(cert).unwrap()), spki);
+    }
+    // Every truncation and a few corruptions: no panic, no SPKI.
+    for n in 0..LEAF.len() {
+        assert_eq!(subject_public_key_info(&LEAF[..n]), None, "cut at {n}");
+    }
+    let mut bad = LEAF.to_vec();
+    bad[0] = 0x31;
+    assert_eq!(subject_public_key_info(&bad), None);
+    assert_eq!(subject_public_key_info(&[0x30, 0x80, 0, 0]), None);
+    assert_eq!(subject_public_key_info(&[0x30, 0x85, 1, 1, 1, 1, 1]), None);
+}
+
+/// (name, records, chain, matches). 24 cases; the Stalwart #2287 regressions
+/// are marked.
+#[test]
+fn chain_matching_table() {
+    let chain_ok: Vec<&[u8]> = vec![LEAF, CA];
+    let leaf_only: Vec<&[u8]> = vec![LEAF];
+    let forged: Vec<&[u8]> = vec![OTHER, CA];
+    let deep: Vec<&[u8]> = vec![LEAF, OTHER, CA];
+    let ee = |i| DaneMatch::EndEntity { record: i };
+    let ta = |i, depth| DaneMatch::TrustAnchorCert { record: i, depth };
+    let key = |i| DaneMatch::TrustAnchorKey { record: i };
+    let wrong = "00".repeat(32);
+    #[allow(clippy::type_complexity)]
+    let cases: Vec<(&str, Vec<Tlsa>, &Vec<&[u8]>, Vec<DaneMatch>)> = vec![
+        (
+            "EE spki sha256",
+            vec![rec(3, 1, 1, LEAF_SPKI_256)],
+            &chain_ok,
+            vec![ee(0)],
+        ),
+        (
+            "EE cert sha256",
+            vec![rec(3, 0, 1, LEAF_CERT_256)],
+            &chain_ok,
+            vec![ee(0)],
+        ),
+        (
+            "EE cert sha512",
+            vec![rec(3, 0, 2, LEAF_CERT_512)],
+            &leaf_only,
+            vec![ee(0)],
+        ),
+        (
+            "EE spki exact",
+            vec![rec(3, 1, 0, LEAF_SPKI)],
+            &leaf_only,
+            vec![ee(0)],
+        ),
+        (
+            "EE cert exact",
+            vec![rec(3, 0, 0, &to_hex(LEAF))],
+            &leaf_only,
+            vec![ee(0)],
+        ),
+        (
+            "EE wrong digest",
+            vec![rec(3, 1, 1, &wrong)],
+            &chain_ok,
+            vec![],
+        ),
+        (
+            "EE of the CA is not an EE match",
+            vec![rec(3, 1, 1, CA_SPKI_256)],
+            &chain_ok,
+            vec![],
+        ),
+        (
+            "EE selector mixed up",
+            vec![rec(3, 0, 1, LEAF_SPKI_256)],
+            &chain_ok,
+            vec![],
+        ),
+        (
+            "TA spki sha256",
+            vec![rec(2, 1, 1, CA_SPKI_256)],
+            &chain_ok,
+            vec![ta(0, 1)],
+        ),
+        (
+            "TA cert sha256",
+            vec![rec(2, 0, 1, CA_CERT_256)],
+            &chain_ok,
+            vec![ta(0, 1)],
+        ),
+        (
+            "TA cert sha512",
+            vec![rec(2, 0, 2, CA_CERT_512)],
+            &chain_ok,
+            vec![ta(0, 1)],
+        ),
+        (
+            "TA at depth 2",
+            vec![rec(2, 1, 1, CA_SPKI_256)],
+            &deep,
+            vec![ta(0, 2)],
+        ),
+        (
+            "TA digest, anchor not sent",
+            vec![rec(2, 1, 1, CA_SPKI_256)],
+            &leaf_only,
+            vec![],
+        ),
+        (
+            "TA full key, anchor not sent",
+            vec![rec(2, 1, 0, CA_SPKI)],
+            &leaf_only,
+            vec![key(0)],
+        ),
+        (
+            "TA full key, anchor sent",
+            vec![rec(2, 1, 0, CA_SPKI)],
+            &chain_ok,
+            vec![ta(0, 1)],
+        ),
+        (
+            "TA matching only the leaf",
+            vec![rec(2, 1, 1, LEAF_SPKI_256)],
+            &chain_ok,
+            vec![],
+        ),
+        (
+            "TA of another CA",
+            vec![rec(2, 1, 1, OTHER_SPKI_256)],
+            &chain_ok,
+            vec![],
+        ),
+        (
+            "#2287: EE and TA published, only TA matching",
+            vec![rec(3, 1, 1, &wrong), rec(2, 1, 1, CA_SPKI_256)],
+            &chain_ok,
+            vec![ta(1, 1)],
+        ),
+        (
+            "#2287: a TA-only set",
+            vec![rec(2, 0, 1, CA_CERT_256), rec(2, 1, 1, CA_SPKI_256)],
+            &chain_ok,
+            vec![ta(0, 1), ta(1, 1)],
+        ),
+        (
+            "#2287: genuine TA above a forged leaf is a TA match, never an EE one",
+            vec![rec(2, 1, 1, CA_SPKI_256)],
+            &forged,
+            vec![ta(0, 1)],
+        ),
+        (
+            "EE and TA both matching: EE first",
+            vec![rec(2, 1, 1, CA_SPKI_256), rec(3, 1, 1, LEAF_SPKI_256)],
+            &chain_ok,
+            vec![ee(1), ta(0, 1)],
+        ),
+        (
+            "PKIX-EE ignored",
+            vec![rec(1, 1, 1, LEAF_SPKI_256)],
+            &chain_ok,
+            vec![],
+        ),
+        (
+            "PKIX-TA ignored",
+            vec![rec(0, 1, 1, CA_SPKI_256)],
+            &chain_ok,
+            vec![],
+        ),
+        (
+            "malformed digest length ignored",
+            vec![rec(3, 1, 1, &LEAF_SPKI_256[..62])],
+            &chain_ok,
+            vec![],
+        ),
+    ];
+    for (name, records, chain, want) in &cases {
+        assert_eq!(match_chain(records, chain), *want, "{name}");
+    }
+    assert!(match_chain::<&[u8]>(&[rec(3, 1, 1, LEAF_SPKI_256)], &[]).is_empty());
+    // A garbage leaf: no SPKI, so no selector-1 match, and no panic.
+    let junk: Vec<&[u8]> = vec![b"not a certificate", CA];
+    assert_eq!(match_chain(&[rec(3, 1, 1, LEAF_SPKI_256)], &junk), vec![]);
+    eprintln!("{} chain matching cases", cases.len());
+}
