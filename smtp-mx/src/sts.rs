@@ -440,6 +440,86 @@ pub fn parse_policy(body: &[u8]) -> Result<Policy, PolicyError> {
     Ok(Policy { mode, max_age, mx })
 }
 
+/// Why a policy fetch gave no policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FetchError {
+    /// The connection, the TLS handshake (WebPKI, for the name
+    /// `mta-sts.<domain>`) or the HTTP exchange failed, or the time limit
+    /// passed: the adapter's own error, summarised.
+    Transport,
+    /// A redirect (3xx): never followed (RFC 8461 section 3.3).
+    Redirect(u16),
+    /// Any other status than 200.
+    Status(u16),
+    /// The media type is not `text/plain` (the value sent, escaped).
+    ContentType(String),
+    /// The body is over [`MAX_POLICY_BYTES`].
+    TooLarge,
+    /// The body is not a valid policy.
+    Policy(PolicyError),
+}
+
+impl fmt::Display for FetchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FetchError::Transport => f.write_str("the policy could not be fetched"),
+            FetchError::Redirect(code) => write!(
+                f,
+                "the policy server redirected ({code}); redirects are not followed"
+            ),
+            FetchError::Status(code) => write!(f, "the policy server answered {code}"),
+            FetchError::ContentType(t) => {
+                write!(f, "the policy's media type is {t}, not text/plain")
+            }
+            FetchError::TooLarge => write!(f, "the policy is over {MAX_POLICY_BYTES} bytes"),
+            FetchError::Policy(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for FetchError {}
+
+/// The policy from an HTTP response to the policy fetch: the status must be
+/// 200 (a redirect is refused, not followed), the media type `text/plain`
+/// (parameters such as `charset` allowed, case ignored), and the body at
+/// most [`MAX_POLICY_BYTES`] (an adapter stops reading past that and passes
+/// what it read, which is then too large).
+///
+/// # Errors
+///
+/// A [`FetchError`]; pass it to [`StsCache::fetched`] as the result.
+pub fn policy_from_response(
+    status: u16,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<Policy, FetchError> {
+    match status {
+        200 => {}
+        300..=399 => return Err(FetchError::Redirect(status)),
+        _ => return Err(FetchError::Status(status)),
+    }
+    let media = content_type
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim_matches(|c: char| c == ' ' || c == '\t');
+    if !media.eq_ignore_ascii_case("text/plain") {
+        let shown: String = content_type
+            .unwrap_or("(none)")
+            .chars()
+            .take(100)
+            .flat_map(char::escape_default)
+            .collect();
+        return Err(FetchError::ContentType(shown));
+    }
+    if body.len() > MAX_POLICY_BYTES {
+        return Err(FetchError::TooLarge);
+    }
+    parse_policy(body).map_err(FetchError::Policy)
+}
+
 /// A policy as cached: with the id of the TXT record it was fetched under,
 /// and when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

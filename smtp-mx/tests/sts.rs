@@ -2,9 +2,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use smtp_mx::sts::{
-    FETCH_RETRY_SECS, MAX_AGE_LIMIT, MAX_POLICY_BYTES, Mode, MxPattern, Policy, PolicyError,
-    RecordError, StsCache, StsDecision, TxtLookup, parse_policy, parse_record, policy_host,
-    policy_url, record_name, select_record,
+    FETCH_RETRY_SECS, FetchError, MAX_AGE_LIMIT, MAX_POLICY_BYTES, Mode, MxPattern, Policy,
+    PolicyError, RecordError, StsCache, StsDecision, TxtLookup, parse_policy, parse_record,
+    policy_from_response, policy_host, policy_url, record_name, select_record,
 };
 
 /// RFC 8461 section 3.2's example policy.
@@ -547,4 +547,78 @@ fn the_cache_round_trips_through_json_and_purges() {
     assert_eq!(purged.len(), 1);
     purged.purge(T0 + 604_800);
     assert!(purged.is_empty());
+}
+
+#[test]
+fn policy_http_responses() {
+    let body = RFC_POLICY.as_bytes();
+    let ok = parse_policy(body).unwrap();
+    let big = vec![b'a'; MAX_POLICY_BYTES + 1];
+    #[allow(clippy::type_complexity)]
+    let cases: Vec<(u16, Option<&str>, &[u8], Result<Policy, FetchError>)> = vec![
+        (200, Some("text/plain"), body, Ok(ok.clone())),
+        (200, Some("Text/Plain; charset=utf-8"), body, Ok(ok.clone())),
+        (200, Some(" text/plain ;charset=us-ascii"), body, Ok(ok)),
+        (
+            200,
+            Some("text/html"),
+            body,
+            Err(FetchError::ContentType("text/html".into())),
+        ),
+        (
+            200,
+            Some("text/plain-x"),
+            body,
+            Err(FetchError::ContentType("text/plain-x".into())),
+        ),
+        (
+            200,
+            None,
+            body,
+            Err(FetchError::ContentType("(none)".into())),
+        ),
+        (
+            200,
+            Some("text/\nplain"),
+            body,
+            Err(FetchError::ContentType("text/\\nplain".into())),
+        ),
+        (
+            301,
+            Some("text/plain"),
+            body,
+            Err(FetchError::Redirect(301)),
+        ),
+        (302, None, b"", Err(FetchError::Redirect(302))),
+        (404, Some("text/plain"), body, Err(FetchError::Status(404))),
+        (500, Some("text/plain"), body, Err(FetchError::Status(500))),
+        (200, Some("text/plain"), &big, Err(FetchError::TooLarge)),
+        (
+            200,
+            Some("text/plain"),
+            b"<html></html>",
+            Err(FetchError::Policy(PolicyError::Syntax)),
+        ),
+    ];
+    for (status, ctype, body, want) in cases {
+        assert_eq!(
+            policy_from_response(status, ctype, body),
+            want,
+            "{status} {ctype:?}"
+        );
+    }
+    // A refused response keeps a cached policy in force.
+    let mut cache = StsCache::new();
+    let p = parse_policy(body).unwrap();
+    assert_eq!(
+        cache.fetched::<FetchError>("a.example", "one", Ok(p.clone()), T0),
+        StsDecision::Use(p.clone())
+    );
+    let again = cache.fetched(
+        "a.example",
+        "two",
+        policy_from_response(404, None, b""),
+        T0 + 1,
+    );
+    assert_eq!(again, StsDecision::Use(p));
 }
