@@ -25,7 +25,7 @@ use smtp_sansio::sasl::Credentials;
 use smtp_sansio::{LineEndings, Mechanism, Protocol};
 
 use crate::server_url::UrlTarget;
-use crate::{Call, IntoServerAddress, Options, Session};
+use crate::{Call, Driver, IntoServerAddress, Options};
 
 /// How much TLS a connection uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -526,7 +526,7 @@ impl<C> Builder<C> {
 
     /// Applies the settings kept by the session (TLS configuration and server
     /// name) to a freshly connected one.
-    pub fn configure(&self, session: &mut Session) {
+    pub fn configure(&self, session: &mut Driver) {
         if let Some(c) = &self.tls_config {
             session.set_tls_config(c.clone());
         }
@@ -555,7 +555,7 @@ impl std::fmt::Debug for Setup {
 
 impl Setup {
     /// The next call to make on `session`, or `None` when it is ready.
-    pub fn next(&mut self, session: &Session) -> Option<Call<'static>> {
+    pub fn next(&mut self, session: &Driver) -> Option<Call<'static>> {
         loop {
             self.step += 1;
             match self.step {

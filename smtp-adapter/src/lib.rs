@@ -24,7 +24,9 @@ pub mod args;
 mod builder;
 #[cfg(feature = "dkim")]
 pub mod dkim;
+mod drive;
 mod error;
+mod facade;
 pub mod message;
 pub mod net;
 mod options;
@@ -39,6 +41,7 @@ use std::sync::OnceLock;
 
 pub use address::IntoServerAddress;
 pub use builder::{Builder, Connect, MechanismFactory, Setup, Target, Tls};
+pub use drive::Io;
 pub use error::{Error, Server, settle};
 #[cfg(feature = "mail-builder")]
 pub use mail_builder;
@@ -46,7 +49,10 @@ pub use message::Message;
 pub use options::{MAX_TIMEOUT, Options, split_host_port};
 pub use report::{ErrorReport, Report};
 pub use server_url::UrlError;
-pub use session::{Call, Session};
+pub use session::{Call, Driver, Link};
+/// The core, for the paths [`facade!`] emits.
+#[doc(hidden)]
+pub use smtp_sansio as sansio;
 use smtp_sansio::Config;
 pub use transcript::Transcript;
 

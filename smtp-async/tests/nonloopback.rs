@@ -116,7 +116,7 @@ async fn login_in_plaintext<R: Runtime>() {
     let mut smtp = SmtpClient::<R>::connect(&s.addr().to_string(), o)
         .await
         .unwrap();
-    assert!(!smtp.core().config().loopback_peer);
+    assert!(!smtp.config().loopback_peer);
     let e = smtp.login("alice", "pw").await.unwrap_err();
     assert_eq!(plaintext_auth(e), "CRAM-MD5");
     let plain = Box::new(Plain::new(Credentials::new("alice", "pw")));
@@ -146,7 +146,7 @@ async fn allowed<R: Runtime>() {
         .connect()
         .await
         .unwrap();
-    assert!(!smtp.is_tls() && !smtp.core().config().loopback_peer);
+    assert!(!smtp.is_tls() && !smtp.config().loopback_peer);
     let m = send_and_quit(&s, smtp).await;
     assert_eq!(m.auth_user.as_deref(), Some("alice"));
     assert!(!m.tls);
@@ -172,7 +172,7 @@ async fn starttls_verified<R: Runtime>() {
             .connect()
             .await
             .unwrap();
-        assert!(smtp.core().is_tls_verified());
+        assert!(smtp.is_tls_verified());
         let m = send_and_quit(&s, smtp).await;
         assert!(m.tls, "{mode:?}");
         assert_eq!(m.auth_user.as_deref(), Some("alice"), "{mode:?}");
@@ -225,7 +225,7 @@ async fn insecure<R: Runtime>() {
             .connect()
             .await
             .unwrap();
-        assert!(smtp.is_tls() && !smtp.core().is_tls_verified());
+        assert!(smtp.is_tls() && !smtp.is_tls_verified());
         let m = send_and_quit(&s, smtp).await;
         assert_eq!(m.auth_user.as_deref(), Some("alice"), "{mode:?}");
     }

@@ -431,7 +431,7 @@ async fn open_transaction<R: Runtime>() {
     {
         let mut pooled = pool.get().await.unwrap();
         pooled.ehlo(None).await.unwrap();
-        let r = pooled.mail("a@example.org", &[] as &[&str]).await.unwrap();
+        let r = pooled.mail("a@example.org", &[]).await.unwrap();
         assert_eq!(r.code(), 250);
         let r = pooled.rcpt("stray@example.org", &[]).await.unwrap();
         assert_eq!(r.code(), 250);
@@ -520,11 +520,7 @@ async fn transcripts<R: Runtime>() {
     );
     {
         let mut pooled = pool.get().await.unwrap();
-        assert_eq!(
-            pooled.transcript().level(),
-            1,
-            "the level it was connected with"
-        );
+        assert_eq!(pooled.debug_level(), 1, "the level it was connected with");
         pooled
             .send(&envelope("c@example.org"), &message(1))
             .await

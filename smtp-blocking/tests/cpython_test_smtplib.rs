@@ -234,7 +234,7 @@ macro_rules! per_protocol_tests {
                     .unwrap();
             let client = SmtpClient::connect_lmtp(path.to_str().unwrap(), mock_options()).unwrap();
             assert_eq!(client.greeting().code(), 220);
-            assert_eq!(client.core().config().timeouts, Timeouts::default());
+            assert_eq!(client.config().timeouts, Timeouts::default());
             drop(server);
         }
     };
@@ -320,7 +320,7 @@ macro_rules! general_tests {
                 let mut o = mock_options();
                 o.local_hostname = Some("testhost".to_owned());
                 let mut client = client(&server.addr().to_string(), o).unwrap();
-                assert_eq!(client.core().config().local_name.as_str(), "testhost");
+                assert_eq!(client.config().local_name.as_str(), "testhost");
                 assert_eq!(client.ehlo(None).unwrap().code(), 250);
                 let verb = if LMTP { "LHLO" } else { "EHLO" };
                 assert!(server.transcript().contains(&format!("C: {verb} testhost")));
@@ -333,7 +333,7 @@ macro_rules! general_tests {
                 // default here: without a timeout each wait gets RFC 5321's.
                 let server = server("220 Hola mundo");
                 let client = client(&server.addr().to_string(), mock_options()).unwrap();
-                let timeouts = client.core().config().timeouts;
+                let timeouts = client.config().timeouts;
                 assert_eq!(timeouts, Timeouts::default());
                 assert_eq!(timeouts.greeting, Duration::from_secs(300));
                 assert_eq!(timeouts.data_term, Duration::from_secs(600));
@@ -348,7 +348,7 @@ macro_rules! general_tests {
                 let mut o = mock_options();
                 o.timeout = None;
                 let client = client(&server.addr().to_string(), o).unwrap();
-                let timeouts = client.core().config().timeouts;
+                let timeouts = client.config().timeouts;
                 assert_eq!(timeouts, Timeouts::default());
             }
 
@@ -394,7 +394,7 @@ macro_rules! general_tests {
                 o.timeout = Some(Duration::from_secs(30));
                 let client = client(&server.addr().to_string(), o).unwrap();
                 assert_eq!(
-                    client.core().config().timeouts,
+                    client.config().timeouts,
                     Timeouts::uniform(Duration::from_secs(30))
                 );
             }
@@ -495,7 +495,7 @@ mod debugging_server_tests {
         let server = dialogue(GREETING, &["221 Bye"]);
         let (smtp, source) = connect_from(&server, SmtpClient::connect, Some("localhost"));
         assert_eq!(server.connection_logs()[0].peer, Some(source));
-        assert_eq!(smtp.core().config().local_name.as_str(), "localhost");
+        assert_eq!(smtp.config().local_name.as_str(), "localhost");
         smtp.quit().unwrap();
     }
 
@@ -873,7 +873,7 @@ mod non_connecting_tests {
         }
         let e = smtp.sendmail("a@example.org", &["b@example.org"], b"test msg");
         assert_eq!(smtp_err(e.unwrap_err()), SmtpError::Disconnected);
-        assert!(smtp.core().is_closed());
+        assert!(smtp.is_closed());
     }
 
     // NonConnectingTests.testNonnumericPort
@@ -896,7 +896,7 @@ mod non_connecting_tests {
         // asked at any time without failing) is checked on a live session.
         let server = dialogue("220 ok", &["221 Bye"]);
         let smtp = connect(&server);
-        assert!(!smtp.core().is_closed());
+        assert!(!smtp.is_closed());
         assert!(format!("{smtp:?}").contains("closed: false"));
         smtp.quit().unwrap();
     }
@@ -1308,7 +1308,7 @@ mod smtp_sim_tests {
             other => panic!("{other:?}"),
         }
         // The session is still usable.
-        assert!(!smtp.core().is_closed());
+        assert!(!smtp.is_closed());
         smtp.close();
         let lines = client_lines(&server, 1);
         let mut expected = vec!["EHLO test_auth_buggy", "AUTH BUGGY"];
@@ -1483,7 +1483,7 @@ mod smtp_sim_tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(smtp.core().is_closed());
+        assert!(smtp.is_closed());
     }
 
     // SMTPSimTests.test_421_from_mail_cmd
@@ -1516,7 +1516,7 @@ mod smtp_sim_tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(smtp.core().is_closed());
+        assert!(smtp.is_closed());
         smtp.close();
         let lines = client_lines(&server, 1);
         assert_eq!(lines.len(), 3, "{lines:?}");
@@ -1561,7 +1561,7 @@ mod smtp_sim_tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(smtp.core().is_closed());
+        assert!(smtp.is_closed());
         smtp.close();
         // Neither George's RCPT nor RSET was sent.
         let lines = client_lines(&server, 1);
@@ -1610,7 +1610,7 @@ mod smtp_sim_tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(smtp.core().is_closed());
+        assert!(smtp.is_closed());
         smtp.close();
         let lines = client_lines(&server, 1);
         assert_eq!(lines.last().map(String::as_str), Some("DATA"), "{lines:?}");

@@ -91,7 +91,7 @@ fn login_in_plaintext_is_refused() {
     let s = server(smtp_testkit::ServerTls::None);
     let o = Options::default().timeout(WAIT);
     let mut smtp = SmtpClient::connect(&s.addr().to_string(), o).unwrap();
-    assert!(!smtp.core().config().loopback_peer);
+    assert!(!smtp.config().loopback_peer);
     assert_eq!(
         plaintext_auth(smtp.login("alice", "pw").unwrap_err()),
         "CRAM-MD5"
@@ -114,7 +114,7 @@ fn allow_plaintext_auth_logs_in_in_the_clear() {
         .timeout(WAIT)
         .connect()
         .unwrap();
-    assert!(!smtp.is_tls() && !smtp.core().config().loopback_peer);
+    assert!(!smtp.is_tls() && !smtp.config().loopback_peer);
     let m = send_and_quit(&s, smtp);
     assert_eq!(m.auth_user.as_deref(), Some("alice"));
     assert!(!m.tls);
@@ -136,7 +136,7 @@ fn starttls_with_a_verified_certificate_logs_in() {
             .timeout(WAIT)
             .connect()
             .unwrap();
-        assert!(smtp.core().is_tls_verified());
+        assert!(smtp.is_tls_verified());
         let m = send_and_quit(&s, smtp);
         assert!(m.tls, "{mode:?}");
         assert_eq!(m.auth_user.as_deref(), Some("alice"), "{mode:?}");
@@ -180,7 +180,7 @@ fn insecure_tls_counts_as_plaintext() {
             .timeout(WAIT)
             .connect()
             .unwrap();
-        assert!(smtp.is_tls() && !smtp.core().is_tls_verified());
+        assert!(smtp.is_tls() && !smtp.is_tls_verified());
         let m = send_and_quit(&s, smtp);
         assert_eq!(m.auth_user.as_deref(), Some("alice"), "{mode:?}");
     }

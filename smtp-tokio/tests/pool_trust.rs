@@ -298,14 +298,7 @@ async fn low_level_mail_and_rcpt_left_open_are_reset_before_the_next_borrower() 
     {
         let mut pooled = pool.get().await.unwrap();
         pooled.ehlo(None).await.unwrap();
-        assert_eq!(
-            pooled
-                .mail("a@example.org", &[] as &[&str])
-                .await
-                .unwrap()
-                .code(),
-            250
-        );
+        assert_eq!(pooled.mail("a@example.org", &[]).await.unwrap().code(), 250);
         assert_eq!(
             pooled.rcpt("stray@example.org", &[]).await.unwrap().code(),
             250
@@ -343,12 +336,12 @@ async fn a_session_whose_reset_is_refused_is_quit_and_replaced() {
     {
         let mut pooled = pool.get().await.unwrap();
         pooled.ehlo(None).await.unwrap();
-        let r = pooled.mail("a@example.org", &[] as &[&str]).await.unwrap();
+        let r = pooled.mail("a@example.org", &[]).await.unwrap();
         assert_eq!(r.code(), 250);
     }
     let pooled = pool.get().await.unwrap();
     assert_eq!(connects.load(Ordering::SeqCst), 2, "a fresh connection");
-    assert!(!pooled.core().in_transaction());
+    assert!(!pooled.in_transaction());
     assert!(until(WAIT, || server.connection_logs()[0].closed).await);
     let lines = &server.connection_logs()[0].expected_lines;
     let verbs: Vec<&str> = lines.iter().map(|l| l.split(' ').next().unwrap()).collect();
@@ -415,8 +408,8 @@ async fn a_borrowers_transcript_writer_and_debug_level_stay_with_that_borrower()
     assert!(written > 0);
     {
         let mut pooled = pool.get().await.unwrap();
-        assert_eq!(pooled.transcript().level(), 0, "as connected");
-        assert!(!pooled.core().config().trace, "the core traces nothing");
+        assert_eq!(pooled.debug_level(), 0, "as connected");
+        assert!(!pooled.config().trace, "the core traces nothing");
         pooled
             .send(&envelope("c@example.org"), &message(1))
             .await
