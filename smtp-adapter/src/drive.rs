@@ -38,14 +38,7 @@ pub enum Io<'a, T> {
     ReadBody(&'a mut [u8]),
     /// Run the TLS client handshake over the plain transport; then
     /// [`Driver::handshake_done`].
-    Handshake {
-        /// The configuration.
-        config: Arc<ClientConfig>,
-        /// The name the certificate is checked against (and SNI).
-        host: &'a str,
-        /// When the handshake must be over.
-        deadline: Instant,
-    },
+    Handshake(TlsUpgrade<'a>),
     /// Close the transport (best effort, within [`Driver::close_deadline`]),
     /// then ask again.
     Close,
@@ -61,11 +54,22 @@ impl<T> std::fmt::Debug for Io<'_, T> {
             }
             Io::Read { deadline, .. } => write!(f, "Read(until {deadline:?})"),
             Io::ReadBody(buf) => write!(f, "ReadBody(<{} bytes>)", buf.len()),
-            Io::Handshake { host, .. } => write!(f, "Handshake({host})"),
+            Io::Handshake(tls) => write!(f, "Handshake({})", tls.host),
             Io::Close => f.write_str("Close"),
             Io::Done(r) => f.write_str(if r.is_ok() { "Done(Ok)" } else { "Done(Err)" }),
         }
     }
+}
+
+/// A TLS client handshake to run over a plain transport.
+#[derive(Debug)]
+pub struct TlsUpgrade<'a> {
+    /// The configuration.
+    pub config: Arc<ClientConfig>,
+    /// The name the certificate is checked against (and SNI).
+    pub host: &'a str,
+    /// When the handshake must be over.
+    pub deadline: Instant,
 }
 
 /// Whether `e` says a socket timeout fired (or the facade's timer).
@@ -141,11 +145,11 @@ impl Driver {
                     match self.tls_config() {
                         Ok(config) => {
                             let host = &self.host;
-                            return Io::Handshake {
+                            return Io::Handshake(TlsUpgrade {
                                 config,
                                 host,
                                 deadline,
-                            };
+                            });
                         }
                         Err(e) => self.abort(e),
                     }

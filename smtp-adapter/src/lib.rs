@@ -21,6 +21,7 @@
 
 mod address;
 pub mod args;
+pub mod blocking;
 mod builder;
 #[cfg(feature = "dkim")]
 pub mod dkim;
@@ -41,7 +42,7 @@ use std::sync::OnceLock;
 
 pub use address::IntoServerAddress;
 pub use builder::{Builder, Connect, MechanismFactory, Setup, Target, Tls};
-pub use drive::Io;
+pub use drive::{Io, TlsUpgrade};
 pub use error::{Error, Server, settle};
 #[cfg(feature = "mail-builder")]
 pub use mail_builder;

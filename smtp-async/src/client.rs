@@ -303,12 +303,9 @@ impl<R: Runtime> SmtpClient<R> {
                         self.driver.body_done(n);
                     }
                 }
-                Io::Handshake {
-                    config,
-                    host,
-                    deadline,
-                } => {
-                    let upgrade = before::<R, _>(deadline, self.io.upgrade(config, host)).await;
+                Io::Handshake(tls) => {
+                    let upgrade = self.io.upgrade(tls.config, tls.host);
+                    let upgrade = before::<R, _>(tls.deadline, upgrade).await;
                     let done = upgrade.unwrap_or_else(|| Err(Error::timeout("the TLS handshake")));
                     self.driver.handshake_done(done);
                 }

@@ -59,6 +59,7 @@ use std::net::TcpStream;
 use std::time::Instant;
 
 use smtp_adapter::args::Body;
+use smtp_adapter::blocking::{BoxSocket, Transport};
 #[cfg(feature = "dkim")]
 pub use smtp_adapter::dkim::{DkimKey, DkimSigner};
 #[cfg(feature = "mail-builder")]
@@ -69,7 +70,7 @@ pub use smtp_adapter::{
     self, Builder, Error, IntoServerAddress, LMTP_PORT, Message, Options, SMTP_PORT, SMTPS_PORT,
     Server, Tls, UrlError, tls,
 };
-use smtp_adapter::{Connect, Driver, Io, Link, Target};
+use smtp_adapter::{Connect, Driver, Io, Link, Target, TlsUpgrade};
 use smtp_sansio::client::deadline_after;
 pub use smtp_sansio::sasl::{CramMd5, Login, OAuthBearer, Plain, ScramSha256, XOAuth2};
 pub use smtp_sansio::{
@@ -78,7 +79,7 @@ pub use smtp_sansio::{
     TransactionResult, body::LineEndings,
 };
 use smtp_sansio::{Completion, Op};
-use transport::{Caller, Transport};
+use transport::Caller;
 
 impl Connect for SmtpClient {
     type Output = Result<SmtpClient, Error>;
@@ -164,7 +165,7 @@ impl SmtpClient {
         b.check()?;
         let options = b.session_options();
         let timeout = options.connect_timeout()?;
-        let (plain, local, peer, addr): (transport::Plain, _, _, _) = match b.host_port() {
+        let (plain, local, peer, addr): (BoxSocket, _, _, _) = match b.host_port() {
             Some((host, port)) => {
                 let s =
                     smtp_adapter::net::connect_tcp(host, port, options.source_address, timeout)?;
@@ -190,10 +191,15 @@ impl SmtpClient {
         let mut io = Transport::Plain(plain);
         let mut resumed = None;
         if b.tls_mode() == Tls::Implicit {
-            let tls = smtp_adapter::tls::config_or_default(b.tls_config_given())?;
+            let config = smtp_adapter::tls::config_or_default(b.tls_config_given())?;
             let deadline = deadline_after(Instant::now(), options.timeouts()?.tls_handshake);
-            let cache = &mut SocketTimeouts::default();
-            resumed = Some(io.upgrade(tls, b.server_name(), deadline, cache)?);
+            let host = b.server_name();
+            let tls = TlsUpgrade {
+                config,
+                host,
+                deadline,
+            };
+            resumed = Some(io.upgrade(tls, &mut SocketTimeouts::default())?);
         }
         SmtpClient::start(io, &options, Link::of(b, peer, addr, local, resumed))
     }
@@ -266,12 +272,8 @@ impl SmtpClient {
                         self.driver.body_done(n);
                     }
                 }
-                Io::Handshake {
-                    config,
-                    host,
-                    deadline,
-                } => {
-                    let done = self.io.upgrade(config, host, deadline, &mut self.timeouts);
+                Io::Handshake(tls) => {
+                    let done = self.io.upgrade(tls, &mut self.timeouts);
                     self.driver.handshake_done(done);
                 }
                 Io::Close => self.io.close(),
