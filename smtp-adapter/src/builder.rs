@@ -572,7 +572,11 @@ impl Setup {
                     }
                 }
                 3 => {
-                    let ir = self.initial_response;
+                    let ir = if self.initial_response {
+                        crate::InitialResponse::Send
+                    } else {
+                        crate::InitialResponse::Wait
+                    };
                     return match self.auth.take()? {
                         Auth::Login(c) => Some(Call::LoginWith(c, ir)),
                         Auth::Mechanism(make) => Some(Call::Auth(make(), ir)),

@@ -130,6 +130,20 @@ macro_rules! facade {
             self.driver.capabilities()
         }
 
+        /// The reply to the last EHLO (LHLO under LMTP), whatever its code
+        /// (smtplib's `ehlo_resp`).
+        #[must_use]
+        pub fn ehlo_reply(&self) -> Option<&$crate::sansio::Reply> {
+            self.driver.ehlo_reply()
+        }
+
+        /// The reply to the last HELO, whatever its code (smtplib's
+        /// `helo_resp`).
+        #[must_use]
+        pub fn helo_reply(&self) -> Option<&$crate::sansio::Reply> {
+            self.driver.helo_reply()
+        }
+
         /// smtplib's `has_extn`: whether the last EHLO offered `name`.
         #[must_use]
         pub fn has_extn(&self, name: &str) -> bool {
@@ -205,15 +219,17 @@ macro_rules! facade {
 
         /// The debug level ([`set_debuglevel`](Self::set_debuglevel)).
         #[must_use]
-        pub fn debug_level(&self) -> u8 {
+        pub fn debug_level(&self) -> $crate::DebugLevel {
             self.driver.debug_level()
         }
 
-        /// smtplib's `set_debuglevel`: 1 logs every line sent and received, 2
-        /// adds timestamps; AUTH payloads always show as `<redacted>`. Lines
-        /// go to `tracing` (target `smtp`) and to the transcript writer if
-        /// set.
-        pub fn set_debuglevel(&mut self, level: u8) {
+        /// smtplib's `set_debuglevel`: [`DebugLevel::Lines`](smtp_adapter::DebugLevel::Lines)
+        /// (or 1) logs every line sent and received,
+        /// [`DebugLevel::Timestamps`](smtp_adapter::DebugLevel::Timestamps)
+        /// (or 2) adds timestamps; AUTH payloads always show as `<redacted>`.
+        /// Lines go to `tracing` (target `smtp`) and to the transcript writer
+        /// if set.
+        pub fn set_debuglevel(&mut self, level: impl Into<$crate::DebugLevel>) {
             self.driver.set_debuglevel(level);
         }
 
@@ -280,24 +296,27 @@ macro_rules! facade {
         /// [`SecurityError::PlaintextAuth`](smtp_sansio::SecurityError::PlaintextAuth)
         /// and sends nothing (call [`starttls`](Self::starttls) first).
         pub $($kw)? fn login(&mut self, user: &str, password: &str) -> Result<$crate::sansio::Reply, $crate::Error> {
-            self.reply($crate::Call::Login(user, password, true))$($aw)*
+            let ir = $crate::InitialResponse::Send;
+            self.reply($crate::Call::Login(user, password, ir))$($aw)*
         }
 
-        /// `login` with the initial-response switch.
+        /// `login`, saying whether AUTH carries the initial response
+        /// (smtplib's `initial_response_ok`).
         pub $($kw)? fn login_with(
             &mut self,
             user: &str,
             password: &str,
-            ir: bool,
+            ir: $crate::InitialResponse,
         ) -> Result<$crate::sansio::Reply, $crate::Error> {
             self.reply($crate::Call::Login(user, password, ir))$($aw)*
         }
 
-        /// smtplib's `auth` with any mechanism (see [`smtp_sansio::sasl`]).
+        /// smtplib's `auth` with any mechanism (see [`smtp_sansio::sasl`]),
+        /// saying whether AUTH carries its initial response.
         pub $($kw)? fn auth(
             &mut self,
             mechanism: Box<dyn $crate::sansio::Mechanism>,
-            ir: bool,
+            ir: $crate::InitialResponse,
         ) -> Result<$crate::sansio::Reply, $crate::Error> {
             self.reply($crate::Call::Auth(mechanism, ir))$($aw)*
         }

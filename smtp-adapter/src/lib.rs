@@ -50,12 +50,12 @@ pub use message::Message;
 pub use options::{MAX_TIMEOUT, Options, split_host_port};
 pub use report::{ErrorReport, Report};
 pub use server_url::UrlError;
-pub use session::{Call, Driver, Link};
+pub use session::{Call, Driver, InitialResponse, Link};
 /// The core, for the paths [`facade!`] emits.
 #[doc(hidden)]
 pub use smtp_sansio as sansio;
 use smtp_sansio::Config;
-pub use transcript::Transcript;
+pub use transcript::{DebugLevel, Transcript};
 
 /// Default SMTP port (RFC 5321).
 pub const SMTP_PORT: u16 = 25;

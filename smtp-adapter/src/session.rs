@@ -12,7 +12,27 @@ use smtp_sansio::{Address, Capabilities, Client, Config, Mechanism, Op, Reply};
 
 use crate::args::{Addressing, Outgoing};
 use crate::net::Peer;
-use crate::{Error, Options, Server, Transcript, args};
+use crate::{DebugLevel, Error, Options, Server, Transcript, args};
+
+/// Whether AUTH sends the mechanism's initial response with the command
+/// (RFC 4954 section 4; smtplib's `initial_response_ok`), or waits for the
+/// server's first challenge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InitialResponse {
+    /// With the AUTH command, when the mechanism has one (the default).
+    #[default]
+    Send,
+    /// Only after the server's empty challenge.
+    Wait,
+}
+
+impl InitialResponse {
+    /// Whether the initial response goes with the command.
+    #[must_use]
+    pub fn is_sent(self) -> bool {
+        self == InitialResponse::Send
+    }
+}
 
 /// One of smtplib's verbs that completes with the server's reply, with the
 /// facade's arguments before conversion (low-level DATA, which completes with
@@ -28,12 +48,13 @@ pub enum Call<'a> {
     EhloOrHeloIfNeeded,
     /// STARTTLS, the handshake and EHLO again.
     StartTls,
-    /// smtplib's `login`: user, password, initial response allowed.
-    Login(&'a str, &'a str, bool),
-    /// `login` with credentials at hand; initial response allowed.
-    LoginWith(Credentials, bool),
-    /// AUTH with a mechanism; initial response allowed.
-    Auth(Box<dyn Mechanism>, bool),
+    /// smtplib's `login`: user, password, whether an initial response goes
+    /// with AUTH.
+    Login(&'a str, &'a str, InitialResponse),
+    /// `login` with credentials at hand.
+    LoginWith(Credentials, InitialResponse),
+    /// AUTH with a mechanism.
+    Auth(Box<dyn Mechanism>, InitialResponse),
     /// VRFY.
     Verify(&'a str),
     /// EXPN.
@@ -272,6 +293,18 @@ impl Driver {
         self.core.capabilities()
     }
 
+    /// The reply to the last EHLO (or LHLO), whatever its code.
+    #[must_use]
+    pub fn ehlo_reply(&self) -> Option<&Reply> {
+        self.core.ehlo_reply()
+    }
+
+    /// The reply to the last HELO, whatever its code.
+    #[must_use]
+    pub fn helo_reply(&self) -> Option<&Reply> {
+        self.core.helo_reply()
+    }
+
     /// Whether the last EHLO offered the extension `name`.
     #[must_use]
     pub fn has_extn(&self, name: &str) -> bool {
@@ -339,16 +372,17 @@ impl Driver {
         self.tls_resumed
     }
 
-    /// The transcript's level (0: off).
+    /// The transcript's level.
     #[must_use]
-    pub fn debug_level(&self) -> u8 {
+    pub fn debug_level(&self) -> DebugLevel {
         self.transcript.level()
     }
 
     /// Sets the transcript's level, and whether the core traces.
-    pub fn set_debuglevel(&mut self, level: u8) {
+    pub fn set_debuglevel(&mut self, level: impl Into<DebugLevel>) {
+        let level = level.into();
         self.transcript.set_level(level);
-        self.core.set_trace(level > 0);
+        self.core.set_trace(level != DebugLevel::Off);
     }
 
     /// Also writes the transcript to `writer`.
@@ -479,9 +513,11 @@ impl Driver {
             Call::Helo(name) => c.helo(now, args::domain(name)?),
             Call::EhloOrHeloIfNeeded => c.ehlo_or_helo_if_needed(now),
             Call::StartTls => c.starttls(now),
-            Call::Login(user, password, ir) => c.login(now, Credentials::new(user, password), ir),
-            Call::LoginWith(credentials, ir) => c.login(now, credentials, ir),
-            Call::Auth(mechanism, ir) => c.auth(now, mechanism, ir),
+            Call::Login(user, password, ir) => {
+                c.login(now, Credentials::new(user, password), ir.is_sent())
+            }
+            Call::LoginWith(credentials, ir) => c.login(now, credentials, ir.is_sent()),
+            Call::Auth(mechanism, ir) => c.auth(now, mechanism, ir.is_sent()),
             Call::Verify(a) => c.verify(now, args::text(a)?),
             Call::Expn(a) => c.expn(now, args::text(a)?),
             Call::Help(topic) => c.help(now, args::opt_text(topic)?),

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use smtp_adapter::args::Body;
 use smtp_adapter::net::Peer;
-use smtp_adapter::{Call, Driver, Error, Io, Link, Options, Server, Transcript};
+use smtp_adapter::{Call, Driver, Error, InitialResponse, Io, Link, Options, Server, Transcript};
 use smtp_sansio::{Completion, Delivery, Op, Reply, Trace};
 
 fn mx() -> Server {
@@ -201,7 +201,11 @@ fn driver_debug_never_shows_a_buffered_auth_payload() {
     serve(&mut driver, Op::GREETING, &mut server);
     let ehlo = driver.start(Call::Ehlo(None)).unwrap();
     serve(&mut driver, ehlo, &mut server);
-    let login = Call::Login("alice", "correct horse battery staple", true);
+    let login = Call::Login(
+        "alice",
+        "correct horse battery staple",
+        InitialResponse::Send,
+    );
     let login = driver.start(login).unwrap();
     let shown = format!("{driver:?} {driver:#?}");
     let as_bytes = format!("{:?}", payload.as_bytes());

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use smtp_async_std::{ClientConfig, Error, Options, SmtpClient};
+use smtp_async_std::{ClientConfig, Error, InitialResponse, Options, SmtpClient};
 use smtp_testkit::scenarios::{
     Act, Adapter, Connect, render_error, render_reply, render_result, run_selected,
 };
@@ -294,7 +294,7 @@ fn debug_level_2_timestamps_and_auth_redaction() {
         c.set_transcript(Box::new(out.clone()));
         c.set_debuglevel(2);
         assert!(c.login(debug::USER, debug::WRONG_PASSWORD).await.is_err());
-        c.login_with(debug::USER, debug::PASSWORD, false)
+        c.login_with(debug::USER, debug::PASSWORD, InitialResponse::Wait)
             .await
             .unwrap();
         c.noop().await.unwrap();

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use smtp_async::smtp_sansio::sasl::{Credentials, Plain, XOAuth2};
 use smtp_async::smtp_sansio::{Error as SmtpError, Secret, SecurityError};
-use smtp_async::{Error, Options, Runtime, SmtpClient, Tls};
+use smtp_async::{Error, InitialResponse, Options, Runtime, SmtpClient, Tls};
 use smtp_async_std::AsyncStd;
 use smtp_testkit::{MockServer, ServerConfig};
 use smtp_tokio::Tokio;
@@ -120,7 +120,7 @@ async fn login_in_plaintext<R: Runtime>() {
     let e = smtp.login("alice", "pw").await.unwrap_err();
     assert_eq!(plaintext_auth(e), "CRAM-MD5");
     let plain = Box::new(Plain::new(Credentials::new("alice", "pw")));
-    let e = smtp.auth(plain, true).await.unwrap_err();
+    let e = smtp.auth(plain, InitialResponse::Send).await.unwrap_err();
     assert_eq!(plaintext_auth(e), "PLAIN");
     smtp.quit().await.unwrap();
     let raw = received(&s);

@@ -520,7 +520,11 @@ async fn transcripts<R: Runtime>() {
     );
     {
         let mut pooled = pool.get().await.unwrap();
-        assert_eq!(pooled.debug_level(), 1, "the level it was connected with");
+        assert_eq!(
+            pooled.debug_level(),
+            smtp_async::DebugLevel::Lines,
+            "the level it was connected with"
+        );
         pooled
             .send(&envelope("c@example.org"), &message(1))
             .await

@@ -67,8 +67,8 @@ pub use smtp_adapter::mail_builder;
 use smtp_adapter::net::{Peer, SocketTimeouts};
 pub use smtp_adapter::tls::ClientConfig;
 pub use smtp_adapter::{
-    self, Builder, Error, IntoServerAddress, LMTP_PORT, Message, Options, SMTP_PORT, SMTPS_PORT,
-    Server, Tls, UrlError, tls,
+    self, Builder, DebugLevel, Error, InitialResponse, IntoServerAddress, LMTP_PORT, Message,
+    Options, SMTP_PORT, SMTPS_PORT, Server, Tls, UrlError, tls,
 };
 use smtp_adapter::{Connect, Driver, Io, Link, Target, TlsUpgrade};
 use smtp_sansio::client::deadline_after;
@@ -217,10 +217,11 @@ impl SmtpClient {
         Ok(client)
     }
 
-    /// How many `setsockopt` calls set the socket timeouts so far (they are set
-    /// only when they change, not before every read and write).
+    /// How many times a deadline was armed so far: here the `setsockopt` calls
+    /// that set the socket timeouts (they are set only when they change, not
+    /// before every read and write).
     #[must_use]
-    pub fn timeout_syscalls(&self) -> u64 {
+    pub fn timer_sets(&self) -> u64 {
         self.timeouts.syscalls()
     }
 

@@ -18,7 +18,7 @@ use smtp_blocking::smtp_sansio::{
     self, BodyType, Envelope, Error as SmtpError, Mechanism, Parameter, ProtocolError, Stage,
     Timeouts, UsageError, sasl,
 };
-use smtp_blocking::{Error, Options, Reply, SmtpClient};
+use smtp_blocking::{Error, InitialResponse, Options, Reply, SmtpClient};
 use smtp_testkit::{MockServer, Script, ServerConfig};
 
 /// `support.LOOPBACK_TIMEOUT`.
@@ -1229,7 +1229,7 @@ mod smtp_sim_tests {
         );
         let mut smtp = connect(&server);
         smtp.ehlo(Some("test_auth_login")).unwrap();
-        authenticated(&smtp.auth(sasl_login(), true).unwrap());
+        authenticated(&smtp.auth(sasl_login(), InitialResponse::Send).unwrap());
         smtp.close();
         assert_eq!(
             client_lines(&server, 1),
@@ -1256,7 +1256,7 @@ mod smtp_sim_tests {
         );
         let mut smtp = connect(&server);
         smtp.ehlo(Some("test_auth_login")).unwrap();
-        authenticated(&smtp.auth(sasl_login(), false).unwrap());
+        authenticated(&smtp.auth(sasl_login(), InitialResponse::Wait).unwrap());
         smtp.close();
         assert_eq!(
             client_lines(&server, 1),
@@ -1302,7 +1302,10 @@ mod smtp_sim_tests {
         let server = dialogue(GREETING, &answers);
         let mut smtp = connect(&server);
         smtp.ehlo(Some("test_auth_buggy")).unwrap();
-        let e = smtp_err(smtp.auth(Box::new(Buggy::default()), false).unwrap_err());
+        let e = smtp_err(
+            smtp.auth(Box::new(Buggy::default()), InitialResponse::Wait)
+                .unwrap_err(),
+        );
         match e {
             SmtpError::Mechanism(why) => assert!(why.contains("too many"), "{why}"),
             other => panic!("{other:?}"),
@@ -1389,7 +1392,7 @@ mod smtp_sim_tests {
             let server = dialogue(GREETING, &answers);
             let mut smtp = connect(&server);
             smtp.ehlo(Some("foo")).unwrap();
-            authenticated(&smtp.auth(mechanism, true).unwrap());
+            authenticated(&smtp.auth(mechanism, InitialResponse::Send).unwrap());
             smtp.close();
             assert_eq!(client_lines(&server, 1), sent, "{name}");
         }
@@ -1865,7 +1868,9 @@ mod smtp_auth_initial_response_sim_tests {
         smtp.ehlo(None).unwrap();
         let plain = sasl::Plain::new(sasl::Credentials::new("psu", "doesnotexist"));
         assert_eq!(
-            smtp.auth(Box::new(LowerCase(plain)), true).unwrap().code(),
+            smtp.auth(Box::new(LowerCase(plain)), InitialResponse::Send)
+                .unwrap()
+                .code(),
             235
         );
         smtp.close();

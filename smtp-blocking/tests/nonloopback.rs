@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use smtp_blocking::smtp_sansio::sasl::{Credentials, Plain, XOAuth2};
 use smtp_blocking::smtp_sansio::{Error as SmtpError, Secret, SecurityError};
-use smtp_blocking::{Error, Options, SmtpClient, Tls};
+use smtp_blocking::{Error, InitialResponse, Options, SmtpClient, Tls};
 use smtp_testkit::{MockServer, ServerConfig};
 
 const MSG: &[u8] = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: t\r\n\r\nbody\r\n";
@@ -96,7 +96,10 @@ fn login_in_plaintext_is_refused() {
         plaintext_auth(smtp.login("alice", "pw").unwrap_err()),
         "CRAM-MD5"
     );
-    let auth = smtp.auth(Box::new(Plain::new(Credentials::new("alice", "pw"))), true);
+    let auth = smtp.auth(
+        Box::new(Plain::new(Credentials::new("alice", "pw"))),
+        InitialResponse::Send,
+    );
     assert_eq!(plaintext_auth(auth.unwrap_err()), "PLAIN");
     smtp.quit().unwrap();
     let raw = received(&s);

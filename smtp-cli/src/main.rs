@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use smtp_blocking::smtp_adapter::{ErrorReport, Report};
 use smtp_blocking::smtp_sansio::{self, Escaped, Transaction, client::PreparedMessage, sasl};
-use smtp_blocking::{Error, Options, SmtpClient, TransactionResult};
+use smtp_blocking::{Error, InitialResponse, Options, SmtpClient, TransactionResult};
 
 const USAGE: &str = "\
 usage: smtp-send [--server HOST[:PORT] | --unix PATH] [--lmtp]
@@ -555,7 +555,7 @@ fn run(args: &Args) -> Result<(TransactionResult, u8), Failure> {
                         return Err(Failure::usage(format!("--auth: unknown mechanism {other}")));
                     }
                 };
-                smtp.auth(m, true)
+                smtp.auth(m, InitialResponse::Send)
             }
         };
         done.map_err(failure)?;

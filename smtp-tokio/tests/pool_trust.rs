@@ -408,7 +408,11 @@ async fn a_borrowers_transcript_writer_and_debug_level_stay_with_that_borrower()
     assert!(written > 0);
     {
         let mut pooled = pool.get().await.unwrap();
-        assert_eq!(pooled.debug_level(), 0, "as connected");
+        assert_eq!(
+            pooled.debug_level(),
+            smtp_tokio::DebugLevel::Off,
+            "as connected"
+        );
         assert!(!pooled.config().trace, "the core traces nothing");
         pooled
             .send(&envelope("c@example.org"), &message(1))

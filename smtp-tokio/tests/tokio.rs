@@ -10,7 +10,7 @@ use smtp_testkit::scenarios::{
     Act, Adapter, Connect, render_error, render_reply, render_result, run_selected,
 };
 use smtp_testkit::{MockServer, Script, ServerConfig, Step};
-use smtp_tokio::{ClientConfig, Error, Options, Pool, PoolConfig, SmtpClient};
+use smtp_tokio::{ClientConfig, Error, InitialResponse, Options, Pool, PoolConfig, SmtpClient};
 
 struct TokioAdapter {
     rt: tokio::runtime::Runtime,
@@ -251,7 +251,7 @@ async fn debug_level_2_timestamps_and_auth_redaction() {
     c.set_transcript(Box::new(out.clone()));
     c.set_debuglevel(2);
     assert!(c.login(debug::USER, debug::WRONG_PASSWORD).await.is_err());
-    c.login_with(debug::USER, debug::PASSWORD, false)
+    c.login_with(debug::USER, debug::PASSWORD, InitialResponse::Wait)
         .await
         .unwrap();
     c.noop().await.unwrap();
