@@ -190,7 +190,7 @@ fn driver_debug_never_shows_a_buffered_auth_payload() {
     // Base64 of "\0alice\0correct horse battery staple".
     let payload = "AGFsaWNlAGNvcnJlY3QgaG9yc2UgYmF0dGVyeSBzdGFwbGU=";
     let mut options = Options::default();
-    options.local_hostname = Some("client.example".into());
+    options.local_name = Some("client.example".into());
     let ip = "192.0.2.7".parse().unwrap();
     let mut link = Link::new(mx(), Peer::Tcp(ip), "mx.example.org");
     // An encrypted session (implicit TLS), where AUTH PLAIN may go.

@@ -162,7 +162,7 @@ impl<R: Runtime> SmtpClient<R> {
     /// A session over a stream the caller connected (through a proxy, say);
     /// `host` is the name certificates are checked against at STARTTLS. The
     /// stream's local address is not known here: set
-    /// [`Options::local_hostname`] unless `[127.0.0.1]` suits as EHLO name.
+    /// [`Options::local_name`] unless `[127.0.0.1]` suits as EHLO name.
     ///
     /// The session cannot see where the stream goes, so for AUTH it counts as
     /// remote: a password goes over it only after STARTTLS with a verified

@@ -284,7 +284,7 @@ async fn retry_after_send<R: Runtime>() {
     .unwrap();
     let mut options = Options::default();
     options.timeout = Some(Duration::from_secs(1));
-    options.local_hostname = Some("client.example".into());
+    options.local_name = Some("client.example".into());
     let (pool, connects) = pool_with::<R>(
         &server,
         PoolConfig::default()
@@ -495,7 +495,7 @@ async fn transcripts<R: Runtime>() {
         let (addr, w) = (addr.clone(), for_connect.clone());
         async move {
             let mut options = opts();
-            options.debug_level = 1;
+            options.debug_level = 1.into();
             let mut c = SmtpClient::<R>::connect(&addr, options).await?;
             c.set_transcript(Box::new(w));
             Ok(c)

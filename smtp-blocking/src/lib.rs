@@ -119,7 +119,7 @@ impl SmtpClient {
     /// a tunnel, say), any `Read + Write` one; `host` is the name certificates
     /// are checked against at STARTTLS, which works over it as over a socket.
     /// The stream's local address is not known here: set
-    /// [`Options::local_hostname`] unless the machine's name or `[127.0.0.1]`
+    /// [`Options::local_name`] unless the machine's name or `[127.0.0.1]`
     /// suits as EHLO name.
     ///
     /// The session cannot see where the stream goes, so for AUTH it counts as

@@ -95,7 +95,7 @@ fn bdat_when_chunking_offered() {
 fn no_chunking_option_uses_data() {
     let server = MockServer::start(ServerConfig::default()).unwrap();
     let mut o = opts();
-    o.no_chunking = true;
+    o.chunking = false;
     let mut c = SmtpClient::connect(&server.addr().to_string(), o).unwrap();
     let r = c
         .sendmail("a@example.org", &["b@example.org"], MSG)
@@ -116,7 +116,7 @@ fn streamed_body_from_reader_large() {
     for chunking in [false, true] {
         let server = MockServer::start(ServerConfig::default()).unwrap();
         let mut o = opts();
-        o.no_chunking = !chunking;
+        o.chunking = chunking;
         let mut c = SmtpClient::connect(&server.addr().to_string(), o).unwrap();
         let envelope = Envelope::parse("a@example.org", &["b@example.org"]).unwrap();
         let r = c.send_from_reader(&envelope, &mut &body[..]).unwrap();
@@ -724,7 +724,7 @@ fn transcript_redacts_credentials() {
     )
     .unwrap();
     let mut o = opts();
-    o.debug_level = 1;
+    o.debug_level = 1.into();
     let mut c = SmtpClient::connect(&server.addr().to_string(), o).unwrap();
     let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
@@ -760,7 +760,7 @@ fn transcript_redacts_cram_md5_response() {
     // CRAM-MD5 first among those offered: smtplib's `login` order.
     let server = MockServer::start(ServerConfig::default().user("alice", "hunter2")).unwrap();
     let mut o = opts();
-    o.debug_level = 1;
+    o.debug_level = 1.into();
     let mut c = SmtpClient::connect(&server.addr().to_string(), o).unwrap();
     c.ehlo_or_helo_if_needed().unwrap();
     let out = smtp_testkit::debug::SharedWriter::new();

@@ -31,7 +31,7 @@ const WAIT: Duration = Duration::from_secs(10);
 fn options() -> Options {
     tracing_capture::init();
     let mut o = Options::default();
-    o.local_hostname = Some("localhost".to_owned());
+    o.local_name = Some("localhost".to_owned());
     o.timeout = Some(LOOPBACK_TIMEOUT);
     o
 }
@@ -107,7 +107,7 @@ fn connect_from(
     for _ in 0..5 {
         let source = free_local_address();
         let mut o = options();
-        o.local_hostname = local_hostname.map(str::to_owned);
+        o.local_name = local_hostname.map(str::to_owned);
         o.source_address = Some(source);
         match connect(&server.addr().to_string(), o) {
             Ok(c) => return (c, source),
@@ -262,7 +262,7 @@ macro_rules! general_tests {
             fn mock_options() -> Options {
                 tracing_capture::init();
                 let mut o = Options::default();
-                o.local_hostname = Some("localhost".to_owned());
+                o.local_name = Some("localhost".to_owned());
                 o
             }
 
@@ -318,7 +318,7 @@ macro_rules! general_tests {
             fn test_local_host_name() {
                 let server = server("220 Hola mundo");
                 let mut o = mock_options();
-                o.local_hostname = Some("testhost".to_owned());
+                o.local_name = Some("testhost".to_owned());
                 let mut client = client(&server.addr().to_string(), o).unwrap();
                 assert_eq!(client.config().local_name.as_str(), "testhost");
                 assert_eq!(client.ehlo(None).unwrap().code(), 250);
@@ -407,7 +407,7 @@ macro_rules! general_tests {
                 // (a writer can be given only once connected).
                 let server = server("220 Hello world");
                 let mut o = mock_options();
-                o.debug_level = 1;
+                o.debug_level = 1.into();
                 let address = server.addr().to_string();
                 let (client, lines) = tracing_capture::capture(|| client(&address, o).unwrap());
                 assert_eq!(lines, ["S: 220 Hello world"]);
@@ -667,7 +667,7 @@ mod debugging_server_tests {
         // into a session, before any command.
         let server = debugging_server();
         let mut o = options();
-        o.local_hostname = Some("hi\nX-INJECTED".to_owned());
+        o.local_name = Some("hi\nX-INJECTED".to_owned());
         let e = SmtpClient::connect(&server.addr().to_string(), o).unwrap_err();
         assert!(matches!(usage_err(e), UsageError::InvalidArgument { .. }));
         assert!(!raw_text(&server, 1).contains("X-INJECTED"));

@@ -495,14 +495,14 @@ fn run(args: &Args) -> Result<(TransactionResult, u8), Failure> {
     };
 
     let mut options = Options::default();
-    options.local_hostname.clone_from(&args.helo);
+    options.local_name.clone_from(&args.helo);
     options.source_address = args.source;
     options.timeout = args.timeout;
-    options.no_pipelining = args.no_pipelining;
-    options.no_chunking = args.no_chunking;
+    options.pipelining = !args.no_pipelining;
+    options.chunking = !args.no_chunking;
     options.require_tls = args.tls != TlsMode::None;
     options.allow_plaintext_auth = args.allow_plaintext_auth;
-    options.debug_level = args.verbose;
+    options.debug_level = args.verbose.into();
     if args.lmtp {
         options.protocol = smtp_blocking::Protocol::Lmtp;
     }
