@@ -72,6 +72,33 @@ pub struct TlsUpgrade<'a> {
     pub deadline: Instant,
 }
 
+impl TlsUpgrade<'_> {
+    /// The handshake that opens a connection `b` makes with implicit TLS
+    /// (none for another TLS mode): the configuration given or the default
+    /// one, the name certificates are checked against, and the deadline of
+    /// the options' handshake timeout from now.
+    ///
+    /// # Errors
+    ///
+    /// No TLS configuration can be had, or a zero timeout.
+    pub fn implicit<'b, C>(
+        b: &'b crate::Builder<C>,
+        options: &crate::Options,
+    ) -> Result<Option<TlsUpgrade<'b>>, Error> {
+        if b.tls_mode() != crate::Tls::Implicit {
+            return Ok(None);
+        }
+        let config = crate::tls::config_or_default(b.tls_config_given())?;
+        let deadline = deadline_after(Instant::now(), options.timeouts()?.tls_handshake);
+        let host = b.server_name();
+        Ok(Some(TlsUpgrade {
+            config,
+            host,
+            deadline,
+        }))
+    }
+}
+
 /// Whether `e` says a socket timeout fired (or the facade's timer).
 fn is_timeout(e: &io::Error) -> bool {
     matches!(

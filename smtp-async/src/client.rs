@@ -10,7 +10,9 @@ use std::time::Instant;
 
 use smtp_adapter::args::Body;
 use smtp_adapter::net::{Attempt, HappyEyeballs, Peer};
-use smtp_adapter::{Builder, Connect, Driver, Error, Io, Link, Options, Server, Target, Tls};
+use smtp_adapter::{
+    Builder, Connect, Driver, Error, Io, Link, Options, Server, Target, TlsUpgrade,
+};
 use smtp_sansio::client::deadline_after;
 use smtp_sansio::{Completion, Envelope, Op, TransactionResult};
 use tracing::Instrument as _;
@@ -149,10 +151,9 @@ impl<R: Runtime> SmtpClient<R> {
         };
         let mut io = Transport::Plain(c.io);
         let mut resumed = None;
-        if b.tls_mode() == Tls::Implicit {
-            let tls = smtp_adapter::tls::config_or_default(b.tls_config_given())?;
-            let deadline = deadline_after(Instant::now(), options.timeouts()?.tls_handshake);
-            let handshake = before::<R, _>(deadline, io.upgrade(tls, b.server_name())).await;
+        if let Some(tls) = TlsUpgrade::implicit(b, &options)? {
+            let handshake = io.upgrade(tls.config, tls.host);
+            let handshake = before::<R, _>(tls.deadline, handshake).await;
             resumed = Some(handshake.ok_or(Error::timeout("the TLS handshake"))??);
         }
         let link = Link::of(b, peer, addr, c.local_ip, resumed);

@@ -56,7 +56,6 @@ pub mod smtplib {}
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::Instant;
 
 use smtp_adapter::args::Body;
 use smtp_adapter::blocking::{BoxSocket, Transport};
@@ -71,7 +70,6 @@ pub use smtp_adapter::{
     Options, SMTP_PORT, SMTPS_PORT, Server, Tls, UrlError, tls,
 };
 use smtp_adapter::{Connect, Driver, Io, Link, Target, TlsUpgrade};
-use smtp_sansio::client::deadline_after;
 pub use smtp_sansio::sasl::{CramMd5, Login, OAuthBearer, Plain, ScramSha256, XOAuth2};
 pub use smtp_sansio::{
     self, Address, BodyType, Capabilities, Credentials, Delivery, Envelope, Mechanism, Notify,
@@ -190,15 +188,7 @@ impl SmtpClient {
         };
         let mut io = Transport::Plain(plain);
         let mut resumed = None;
-        if b.tls_mode() == Tls::Implicit {
-            let config = smtp_adapter::tls::config_or_default(b.tls_config_given())?;
-            let deadline = deadline_after(Instant::now(), options.timeouts()?.tls_handshake);
-            let host = b.server_name();
-            let tls = TlsUpgrade {
-                config,
-                host,
-                deadline,
-            };
+        if let Some(tls) = TlsUpgrade::implicit(b, &options)? {
             resumed = Some(io.upgrade(tls, &mut SocketTimeouts::default())?);
         }
         SmtpClient::start(io, &options, Link::of(b, peer, addr, local, resumed))
