@@ -220,3 +220,86 @@ fn driver_debug_never_shows_a_buffered_auth_payload() {
     };
     assert_eq!(bytes, format!("AUTH PLAIN {payload}\r\n").as_bytes());
 }
+
+/// A driver past its greeting, to `mx` over a remote TCP peer.
+fn greeted() -> Driver {
+    let mut options = Options::default();
+    options.local_name = Some("client.example".into());
+    let link = Link::new(
+        mx(),
+        Peer::Tcp("192.0.2.7".parse().unwrap()),
+        "mx.example.org",
+    );
+    let mut driver = Driver::new(&options, link).unwrap();
+    let blocks: Vec<&[u8]> = vec![b"220 mx\r\n"];
+    serve(&mut driver, Op::GREETING, &mut blocks.iter());
+    driver
+}
+
+/// Asks the driver until `op` is done, noting each step; the transport does
+/// nothing (every step but a close would be a test failure).
+fn finish<T: Completion>(driver: &mut Driver, op: Op<T>) -> (Vec<String>, Result<T, Error>) {
+    let mut steps = Vec::new();
+    loop {
+        match driver.next(op, &mut Body::<()>::None) {
+            Io::Done(r) => return (steps, r),
+            other => steps.push(format!("{other:?}")),
+        }
+        assert!(steps.len() < 8, "{steps:?}");
+    }
+}
+
+#[test]
+fn a_write_that_times_out_closes_the_transport_and_names_the_wait() {
+    let mut driver = greeted();
+    let noop = driver.start(Call::Noop).unwrap();
+    driver.begin().unwrap();
+    let Io::Write { bytes, .. } = driver.next(noop, &mut Body::<()>::None) else {
+        panic!("NOOP not written")
+    };
+    assert_eq!(bytes, b"NOOP\r\n");
+    // The socket's write timeout fired after two bytes.
+    driver.write_done(Err(ErrorKind::WouldBlock.into()), 2);
+    let (steps, result) = finish(&mut driver, noop);
+    assert!(
+        !steps.is_empty() && steps.iter().all(|s| s == "Close"),
+        "{steps:?}"
+    );
+    let e = result.unwrap_err();
+    assert!(
+        matches!(
+            e.inner(),
+            Error::Smtp(smtp_sansio::Error::Timeout("writing to the server"))
+        ),
+        "{e:?}"
+    );
+    assert_eq!(e.server(), Some(&mx()));
+    assert!(driver.is_closed() && !driver.is_usable());
+}
+
+#[test]
+fn the_reply_to_quit_is_awaited_no_longer_than_the_linger() {
+    let mut deadlines = Vec::new();
+    for linger in [false, true] {
+        let mut driver = greeted();
+        let quit = driver.start(Call::Quit).unwrap();
+        driver.begin().unwrap();
+        let Io::Write { .. } = driver.next(quit, &mut Body::<()>::None) else {
+            panic!("QUIT not written")
+        };
+        driver.write_done(Ok(()), 6);
+        if linger {
+            driver.linger();
+        }
+        let Io::Read { deadline, .. } = driver.next(quit, &mut Body::<()>::None) else {
+            panic!("no read for the reply to QUIT")
+        };
+        deadlines.push(deadline);
+        if linger {
+            assert!(deadline <= driver.quit_deadline());
+        }
+    }
+    // The reply timeout (minutes) without the linger, the linger (a second)
+    // with it.
+    assert!(deadlines[1] < deadlines[0], "{deadlines:?}");
+}
