@@ -25,7 +25,7 @@ use smtp_sansio::sasl::Credentials;
 use smtp_sansio::{LineEndings, Mechanism, OpenPlan, Protocol, StartTlsPolicy};
 
 use crate::server_url::UrlTarget;
-use crate::{IntoServerAddress, Options, Session};
+use crate::{Driver, IntoServerAddress, Options};
 
 /// How much TLS a connection uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -370,7 +370,7 @@ impl<C> Builder<C> {
     /// address literal of the connection's local end).
     #[must_use]
     pub fn local_name(mut self, name: impl Into<String>) -> Builder<C> {
-        self.options.local_hostname = Some(name.into());
+        self.options.local_name = Some(name.into());
         self
     }
 
@@ -384,14 +384,14 @@ impl<C> Builder<C> {
     /// Whether PIPELINING is used when offered (default: yes).
     #[must_use]
     pub fn pipelining(mut self, on: bool) -> Builder<C> {
-        self.options.no_pipelining = !on;
+        self.options.pipelining = on;
         self
     }
 
     /// Whether CHUNKING (BDAT) is used when offered (default: yes).
     #[must_use]
     pub fn chunking(mut self, on: bool) -> Builder<C> {
-        self.options.no_chunking = !on;
+        self.options.chunking = on;
         self
     }
 
@@ -405,8 +405,8 @@ impl<C> Builder<C> {
     /// smtplib's debug level: 1 logs every line (to `tracing`, target `smtp`),
     /// 2 adds timestamps on a transcript writer.
     #[must_use]
-    pub fn debug_level(mut self, level: u8) -> Builder<C> {
-        self.options.debug_level = level;
+    pub fn debug_level(mut self, level: impl Into<crate::DebugLevel>) -> Builder<C> {
+        self.options.debug_level = level.into();
         self
     }
 
@@ -554,7 +554,7 @@ impl<C> Builder<C> {
 
     /// Applies the settings kept by the session (TLS configuration and server
     /// name) to a freshly connected one.
-    pub fn configure(&self, session: &mut Session) {
+    pub fn configure(&self, session: &mut Driver) {
         if let Some(c) = &self.tls_config {
             session.set_tls_config(c.clone());
         }

@@ -21,10 +21,13 @@
 
 mod address;
 pub mod args;
+pub mod blocking;
 mod builder;
 #[cfg(feature = "dkim")]
 pub mod dkim;
+mod drive;
 mod error;
+mod facade;
 pub mod message;
 pub mod net;
 mod options;
@@ -39,6 +42,7 @@ use std::sync::OnceLock;
 
 pub use address::IntoServerAddress;
 pub use builder::{Builder, Connect, MechanismFactory, Target, Tls};
+pub use drive::{Io, TlsUpgrade};
 pub use error::{Error, Server, settle};
 #[cfg(feature = "mail-builder")]
 pub use mail_builder;
@@ -46,9 +50,12 @@ pub use message::Message;
 pub use options::{MAX_TIMEOUT, Options, split_host_port};
 pub use report::{ErrorReport, Report};
 pub use server_url::UrlError;
-pub use session::{Call, Session};
+pub use session::{Call, Driver, InitialResponse, Link};
+/// The core, for the paths [`facade!`] emits.
+#[doc(hidden)]
+pub use smtp_sansio as sansio;
 use smtp_sansio::Config;
-pub use transcript::Transcript;
+pub use transcript::{DebugLevel, Transcript};
 
 /// Default SMTP port (RFC 5321).
 pub const SMTP_PORT: u16 = 25;
@@ -72,12 +79,12 @@ pub const READ_BUFFER: usize = 16 * 1024;
 /// `socket.getfqdn` picks it). No DNS query is made: on a host with a broken
 /// resolver one would hold up the first connection for seconds.
 #[must_use]
-pub fn local_hostname() -> Option<&'static str> {
+pub fn machine_name() -> Option<&'static str> {
     static NAME: OnceLock<Option<String>> = OnceLock::new();
-    NAME.get_or_init(machine_name).as_deref()
+    NAME.get_or_init(read_machine_name).as_deref()
 }
 
-fn machine_name() -> Option<String> {
+fn read_machine_name() -> Option<String> {
     let name = hostname::get().ok()?.into_string().ok()?;
     let name = name.trim();
     if name.is_empty() {
@@ -141,7 +148,7 @@ pub fn session_config(
     peer: net::Peer,
     tls: Option<&std::sync::Arc<tls::ClientConfig>>,
 ) -> Result<Config, Error> {
-    let mut config = options.to_config(local_hostname(), local_ip, tls_on_connect)?;
+    let mut config = options.to_config(machine_name(), local_ip, tls_on_connect)?;
     config.loopback_peer = peer.is_loopback(options);
     config.tls_verified = tls.is_none_or(tls::verifies_certificates);
     Ok(config)
@@ -187,8 +194,8 @@ mod tests {
 
     #[test]
     fn the_local_name_is_read_once_and_never_blank() {
-        let first = super::local_hostname();
+        let first = super::machine_name();
         assert!(first.is_none_or(|n| !n.trim().is_empty() && n == n.trim()));
-        assert_eq!(super::local_hostname(), first);
+        assert_eq!(super::machine_name(), first);
     }
 }

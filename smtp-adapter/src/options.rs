@@ -1,22 +1,25 @@
-//! What a connection takes apart from the transport: smtplib's `local_hostname`,
-//! `timeout` and `source_address`, and the policy switches of the core's
+//! What a connection takes apart from the transport: the EHLO name (smtplib's
+//! `local_hostname`), `timeout` and `source_address`, and the policy switches of the core's
 //! [`Config`]; and the parsing of `host:port`. Socket matters stay out of the
 //! core, which never connects anything.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::DebugLevel;
 use smtp_sansio::{Config, Domain, LineEndings, Protocol, ReplyLimits, Timeouts, UsageError};
 
 /// What every adapter's `connect` takes, apart from the transport and TLS
-/// settings: smtplib's `local_hostname`, `timeout` and `source_address`, plus
-/// the policy switches of [`Config`].
-#[derive(Debug, Clone, Default)]
+/// settings: the EHLO name (smtplib's `local_hostname`), `timeout` and
+/// `source_address`, plus the policy switches of [`Config`], named as there.
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Options {
-    /// The EHLO name. Default: the machine's name when it is fully qualified,
-    /// else the address literal of the local end of the connection.
-    pub local_hostname: Option<String>,
+    /// The EHLO name (smtplib's `local_hostname`). Default: the machine's
+    /// name ([`machine_name`](crate::machine_name)) when it is fully
+    /// qualified, else the address literal of the local end of the
+    /// connection.
+    pub local_name: Option<String>,
     /// One timeout for every wait, replacing the RFC 5321 defaults (the TLS
     /// handshake's included); also the connect timeout, one budget for
     /// resolving the name and connecting to any of its addresses. Zero is
@@ -26,10 +29,10 @@ pub struct Options {
     pub source_address: Option<std::net::SocketAddr>,
     /// SMTP or LMTP.
     pub protocol: Protocol,
-    /// Do not use PIPELINING even when offered.
-    pub no_pipelining: bool,
-    /// Do not use CHUNKING even when offered.
-    pub no_chunking: bool,
+    /// Whether PIPELINING is used when offered (default: yes).
+    pub pipelining: bool,
+    /// Whether CHUNKING (BDAT) is used when offered (default: yes).
+    pub chunking: bool,
     /// See [`Config::require_tls`].
     pub require_tls: bool,
     /// Lets AUTH put a reusable secret (PLAIN, LOGIN, CRAM-MD5, XOAUTH2,
@@ -49,10 +52,29 @@ pub struct Options {
     pub stream_is_loopback: bool,
     /// See [`Config::line_endings`].
     pub line_endings: LineEndings,
-    /// smtplib's `set_debuglevel`: 0 silent, 1 every line, 2 with timestamps.
-    pub debug_level: u8,
+    /// The transcript's level (smtplib's `set_debuglevel`).
+    pub debug_level: DebugLevel,
     /// Bounds on replies.
     pub reply_limits: Option<ReplyLimits>,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            local_name: None,
+            timeout: None,
+            source_address: None,
+            protocol: Protocol::default(),
+            pipelining: true,
+            chunking: true,
+            require_tls: false,
+            allow_plaintext_auth: false,
+            stream_is_loopback: false,
+            line_endings: LineEndings::default(),
+            debug_level: DebugLevel::Off,
+            reply_limits: None,
+        }
+    }
 }
 
 /// The longest timeout a session takes: one day. A longer one (smtplib's
@@ -95,7 +117,7 @@ impl Options {
         tls_on_connect: bool,
     ) -> Result<Config, UsageError> {
         let machine_name = machine_name.map(str::trim);
-        let name = match (&self.local_hostname, machine_name) {
+        let name = match (&self.local_name, machine_name) {
             (Some(n), _) => Domain::new(n.as_str())?,
             (None, Some(n)) if n.contains('.') && !n.ends_with('.') && n != "localhost" => {
                 Domain::new(n).unwrap_or_else(|_| {
@@ -109,12 +131,12 @@ impl Options {
         let mut config = Config::new(name);
         config.timeouts = self.timeouts()?;
         config.protocol = self.protocol;
-        config.pipelining = !self.no_pipelining;
-        config.chunking = !self.no_chunking;
+        config.pipelining = self.pipelining;
+        config.chunking = self.chunking;
         config.require_tls = self.require_tls;
         config.allow_plaintext_auth = self.allow_plaintext_auth;
         config.line_endings = self.line_endings;
-        config.trace = self.debug_level > 0;
+        config.trace = self.debug_level != DebugLevel::Off;
         config.tls_on_connect = tls_on_connect;
         if let Some(l) = self.reply_limits {
             config.reply_limits = l;
@@ -127,7 +149,7 @@ impl Options {
     /// The EHLO name (smtplib's `local_hostname`).
     #[must_use]
     pub fn local_name(mut self, name: impl Into<String>) -> Options {
-        self.local_hostname = Some(name.into());
+        self.local_name = Some(name.into());
         self
     }
 
@@ -155,14 +177,14 @@ impl Options {
     /// Whether PIPELINING is used when offered (default: yes).
     #[must_use]
     pub fn pipelining(mut self, on: bool) -> Options {
-        self.no_pipelining = !on;
+        self.pipelining = on;
         self
     }
 
     /// Whether CHUNKING (BDAT) is used when offered (default: yes).
     #[must_use]
     pub fn chunking(mut self, on: bool) -> Options {
-        self.no_chunking = !on;
+        self.chunking = on;
         self
     }
 
@@ -199,8 +221,8 @@ impl Options {
 
     /// smtplib's `set_debuglevel`: 0 silent, 1 every line, 2 with timestamps.
     #[must_use]
-    pub fn debug_level(mut self, level: u8) -> Options {
-        self.debug_level = level;
+    pub fn debug_level(mut self, level: impl Into<DebugLevel>) -> Options {
+        self.debug_level = level.into();
         self
     }
 

@@ -1,19 +1,42 @@
-//! The state every facade keeps beside the core, the queries and settings on it,
-//! and the operations the facades' verbs start ([`Call`]), written once.
+//! The state every facade keeps beside the core ([`Driver`]), the queries and
+//! settings on it, and the operations the facades' verbs start ([`Call`]),
+//! written once.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use crate::tls::ClientConfig;
 use smtp_sansio::sasl::Credentials;
-use smtp_sansio::{Address, Capabilities, Client, Mechanism, Op, Reply};
+use smtp_sansio::{Address, Capabilities, Client, Config, Mechanism, Op, Reply};
 
-use crate::args::Body;
-use crate::{Error, Server, Transcript, args};
+use crate::args::{Addressing, Outgoing};
+use crate::net::Peer;
+use crate::{DebugLevel, Error, Options, Server, Transcript, args};
+
+/// Whether AUTH sends the mechanism's initial response with the command
+/// (RFC 4954 section 4; smtplib's `initial_response_ok`), or waits for the
+/// server's first challenge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InitialResponse {
+    /// With the AUTH command, when the mechanism has one (the default).
+    #[default]
+    Send,
+    /// Only after the server's empty challenge.
+    Wait,
+}
+
+impl InitialResponse {
+    /// Whether the initial response goes with the command.
+    #[must_use]
+    pub fn is_sent(self) -> bool {
+        self == InitialResponse::Send
+    }
+}
 
 /// One of smtplib's verbs that completes with the server's reply, with the
 /// facade's arguments before conversion (low-level DATA, which completes with
-/// one reply per recipient, is [`Session::start_data`]). `Debug` never shows
+/// one reply per recipient, is [`Driver::start_data`]). `Debug` never shows
 /// a password.
 #[non_exhaustive]
 pub enum Call<'a> {
@@ -25,12 +48,13 @@ pub enum Call<'a> {
     EhloOrHeloIfNeeded,
     /// STARTTLS, the handshake and EHLO again.
     StartTls,
-    /// smtplib's `login`: user, password, initial response allowed.
-    Login(&'a str, &'a str, bool),
-    /// `login` with credentials at hand; initial response allowed.
-    LoginWith(Credentials, bool),
-    /// AUTH with a mechanism; initial response allowed.
-    Auth(Box<dyn Mechanism>, bool),
+    /// smtplib's `login`: user, password, whether an initial response goes
+    /// with AUTH.
+    Login(&'a str, &'a str, InitialResponse),
+    /// `login` with credentials at hand.
+    LoginWith(Credentials, InitialResponse),
+    /// AUTH with a mechanism.
+    Auth(Box<dyn Mechanism>, InitialResponse),
     /// VRFY.
     Verify(&'a str),
     /// EXPN.
@@ -83,34 +107,107 @@ impl std::fmt::Debug for Call<'_> {
     }
 }
 
-/// What a facade keeps beside its transport: the core session, the server
-/// its errors name, the host name certificates are checked against, the TLS
-/// configuration for STARTTLS, and the transcript. The facades dereference
-/// to it, so its queries are theirs.
+/// Where a new session's transport goes, as a facade connected it.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Link {
+    /// The server as errors name it (host, port, address).
+    pub server: Server,
+    /// Where the transport really goes (for the rule on secrets in the clear).
+    pub peer: Peer,
+    /// The local end's address (`None` for a Unix socket or a caller's stream).
+    pub local_ip: Option<IpAddr>,
+    /// The name certificates are checked against.
+    pub tls_name: String,
+    /// The TLS configuration given for the session (`None`: the default one).
+    pub tls: Option<Arc<ClientConfig>>,
+    /// Whether TLS ran from the first byte, and if so whether it resumed.
+    pub implicit_tls: Option<bool>,
+}
+
+impl Link {
+    /// A link to `server` over `peer`, without TLS so far, certificates checked
+    /// against `tls_name`.
+    #[must_use]
+    pub fn new(server: Server, peer: Peer, tls_name: &str) -> Link {
+        Link {
+            server,
+            peer,
+            local_ip: None,
+            tls_name: tls_name.to_owned(),
+            tls: None,
+            implicit_tls: None,
+        }
+    }
+
+    /// The link a [`Builder`](crate::Builder) connected: its server (with the
+    /// address reached), its TLS name and configuration; implicit TLS when it
+    /// ran (`Some(resumed)`).
+    #[must_use]
+    pub fn of<C>(
+        b: &crate::Builder<C>,
+        peer: Peer,
+        addr: Option<std::net::SocketAddr>,
+        local_ip: Option<IpAddr>,
+        implicit_tls: Option<bool>,
+    ) -> Link {
+        Link {
+            server: b.server().with_addr(addr),
+            peer,
+            local_ip,
+            tls_name: b.server_name().to_owned(),
+            tls: b.tls_config_given().cloned(),
+            implicit_tls,
+        }
+    }
+}
+
+/// What a facade keeps beside its transport, and what decides the facade's
+/// I/O: the core session, the server its errors name, the host name
+/// certificates are checked against, the TLS configuration for STARTTLS, the
+/// transcript, the tracing spans, the buffers, and the error of a failed
+/// transport. A facade asks it what to do next ([`Driver::next`]), does it
+/// with its own transport, and reports what happened. Users never see it:
+/// the facades hold it privately and offer the queries and settings users
+/// need as their own methods.
 ///
 /// `Debug` shows the state and the sizes of buffers, never their bytes (the
 /// core's hold an AUTH payload until it is written).
-pub struct Session {
-    core: Client,
-    server: Server,
-    host: String,
-    tls: Option<Arc<ClientConfig>>,
-    transcript: Transcript,
+pub struct Driver {
+    pub(crate) core: Client,
+    pub(crate) server: Server,
+    pub(crate) host: String,
+    pub(crate) tls: Option<Arc<ClientConfig>>,
+    pub(crate) transcript: Transcript,
     /// Where a caller's reader is read into, one chunk at a time.
-    chunk: Vec<u8>,
+    pub(crate) chunk: Vec<u8>,
+    /// Where replies are read into.
+    pub(crate) rbuf: Vec<u8>,
+    /// The bytes being written.
+    pub(crate) out: Vec<u8>,
     /// `smtp.session`: the server and whether TLS is on.
-    span: tracing::Span,
+    pub(crate) span: tracing::Span,
     /// `smtp.transaction` while a transaction runs.
-    transaction: Option<tracing::Span>,
+    pub(crate) transaction: Option<tracing::Span>,
     /// Whether the TLS handshake resumed an earlier session.
-    tls_resumed: bool,
+    pub(crate) tls_resumed: bool,
     /// Mail transactions (and low-level DATA) started.
-    transactions: u64,
+    pub(crate) transactions: u64,
+    /// The transport failure that cut the operation being driven.
+    pub(crate) broken: Option<Error>,
+    /// The transport is to be closed before anything else.
+    pub(crate) close_next: bool,
+    /// The operation being driven failed outright (a body the core refused).
+    pub(crate) failed: Option<Error>,
+    /// No wait goes past this (set when the session ends: QUIT's linger).
+    pub(crate) limit: Option<Instant>,
+    /// Set while an operation is driven; still set if its future was dropped.
+    pub(crate) busy: bool,
 }
 
-impl std::fmt::Debug for Session {
+impl std::fmt::Debug for Driver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Session")
+        f.debug_struct("Driver")
             .field("core", &self.core)
             .field("server", &self.server)
             .field("host", &self.host)
@@ -119,36 +216,51 @@ impl std::fmt::Debug for Session {
             .field("body_buffer_bytes", &self.chunk.len())
             .field("tls_resumed", &self.tls_resumed)
             .field("transactions", &self.transactions)
+            .field("busy", &self.busy)
             .finish_non_exhaustive()
     }
 }
 
-impl Session {
-    /// A session over a connected transport; the core waits for the greeting.
-    #[must_use]
-    pub fn new(
-        core: Client,
-        host: String,
-        tls: Option<Arc<ClientConfig>>,
-        debug_level: u8,
-    ) -> Session {
-        let (host_for_span, tls_now) = (host.clone(), core.is_tls());
-        Session {
+impl Driver {
+    /// A session over the transport `link` describes, with `options`; the core
+    /// waits for the greeting (drive [`Op::GREETING`]).
+    ///
+    /// # Errors
+    ///
+    /// Options the core refuses (a local name that is no domain, say).
+    pub fn new(options: &Options, link: Link) -> Result<Driver, Error> {
+        let tls_on_connect = link.implicit_tls.is_some();
+        let config = crate::session_config(
+            options,
+            link.local_ip,
+            tls_on_connect,
+            link.peer,
+            link.tls.as_ref(),
+        )?;
+        let core = Client::new(config, Instant::now());
+        let mut d = Driver {
+            span: tracing::info_span!("smtp.session", server = %link.tls_name, tls = tls_on_connect),
             core,
-            server: Server::new(host.clone(), None),
-            host,
-            tls,
-            transcript: Transcript::new(debug_level),
+            server: link.server,
+            host: link.tls_name,
+            tls: link.tls,
+            transcript: Transcript::new(options.debug_level),
             chunk: Vec::new(),
-            span: tracing::info_span!(
-                "smtp.session",
-                server = %host_for_span,
-                tls = tls_now,
-            ),
+            rbuf: vec![0; crate::READ_BUFFER],
+            out: Vec::new(),
             transaction: None,
             tls_resumed: false,
             transactions: 0,
+            broken: None,
+            close_next: false,
+            failed: None,
+            limit: None,
+            busy: false,
+        };
+        if let Some(resumed) = link.implicit_tls {
+            d.note_tls(resumed);
         }
+        Ok(d)
     }
 
     /// The server the session talks to, as its errors name it.
@@ -157,28 +269,11 @@ impl Session {
         &self.server
     }
 
-    /// Sets the server the session's errors name (a facade knows its port
-    /// and address; [`Session::new`] knows only the host).
-    pub fn set_server(&mut self, server: Server) {
-        self.server = server;
-    }
-
     /// How many mail transactions (and low-level DATA) the session started,
     /// whatever their outcome (a pool's limit of messages per connection).
     #[must_use]
     pub fn transactions(&self) -> u64 {
         self.transactions
-    }
-
-    /// Starts a mail transaction in the core, counted in
-    /// [`Session::transactions`].
-    pub fn start_transaction(
-        &mut self,
-        transaction: smtp_sansio::Transaction,
-    ) -> Op<smtp_sansio::TransactionResult> {
-        self.transactions += 1;
-        self.begin_transaction(&transaction);
-        self.core.send(Instant::now(), transaction)
     }
 
     /// The server's greeting.
@@ -192,20 +287,31 @@ impl Session {
             .expect("a connected session has its greeting")
     }
 
-    /// The extensions of the last EHLO, if it succeeded (smtplib's
-    /// `esmtp_features`).
+    /// The extensions of the last EHLO, if it succeeded.
     #[must_use]
     pub fn capabilities(&self) -> Option<&Capabilities> {
         self.core.capabilities()
     }
 
-    /// smtplib's `has_extn`.
+    /// The reply to the last EHLO (or LHLO), whatever its code.
+    #[must_use]
+    pub fn ehlo_reply(&self) -> Option<&Reply> {
+        self.core.ehlo_reply()
+    }
+
+    /// The reply to the last HELO, whatever its code.
+    #[must_use]
+    pub fn helo_reply(&self) -> Option<&Reply> {
+        self.core.helo_reply()
+    }
+
+    /// Whether the last EHLO offered the extension `name`.
     #[must_use]
     pub fn has_extn(&self, name: &str) -> bool {
         self.core.has_extn(name)
     }
 
-    /// smtplib's `does_esmtp`.
+    /// Whether the server answered EHLO.
     #[must_use]
     pub fn does_esmtp(&self) -> bool {
         self.core.does_esmtp()
@@ -217,15 +323,41 @@ impl Session {
         self.core.is_tls()
     }
 
-    /// The core session, for queries not mirrored here.
+    /// Whether the session's TLS verified the server's certificate.
     #[must_use]
-    pub fn core(&self) -> &Client {
-        &self.core
+    pub fn is_tls_verified(&self) -> bool {
+        self.core.is_tls_verified()
     }
 
-    /// The core session, for a facade's drive loop.
-    pub fn core_mut(&mut self) -> &mut Client {
-        &mut self.core
+    /// Whether AUTH succeeded.
+    #[must_use]
+    pub fn is_authenticated(&self) -> bool {
+        self.core.is_authenticated()
+    }
+
+    /// Whether the session has ended.
+    #[must_use]
+    pub fn is_closed(&self) -> bool {
+        self.core.is_closed()
+    }
+
+    /// Whether a mail transaction may be open on the server.
+    #[must_use]
+    pub fn in_transaction(&self) -> bool {
+        self.core.in_transaction()
+    }
+
+    /// Whether the session can take another command (not closed, not broken
+    /// by a cancelled call).
+    #[must_use]
+    pub fn is_usable(&self) -> bool {
+        !self.busy && !self.core.is_closed()
+    }
+
+    /// The session's configuration (local name, timeouts, switches).
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        self.core.config()
     }
 
     /// The host name certificates are checked against.
@@ -234,45 +366,58 @@ impl Session {
         &self.host
     }
 
-    /// smtplib's `set_debuglevel`: 1 logs every line sent and received, 2 adds
-    /// timestamps; AUTH payloads always show as `<redacted>`. Lines go to
-    /// `tracing` (target `smtp`) and to the transcript writer if set.
-    pub fn set_debuglevel(&mut self, level: u8) {
-        self.transcript.set_level(level);
-        self.core.set_trace(level > 0);
+    /// Whether the TLS handshake resumed the session of an earlier connection.
+    #[must_use]
+    pub fn tls_resumed(&self) -> bool {
+        self.tls_resumed
     }
 
-    /// Also writes the transcript to `writer` (needs a non-zero debug level).
+    /// The transcript's level.
+    #[must_use]
+    pub fn debug_level(&self) -> DebugLevel {
+        self.transcript.level()
+    }
+
+    /// Sets the transcript's level, and whether the core traces.
+    pub fn set_debuglevel(&mut self, level: impl Into<DebugLevel>) {
+        let level = level.into();
+        self.transcript.set_level(level);
+        self.core.set_trace(level != DebugLevel::Off);
+    }
+
+    /// Also writes the transcript to `writer`.
     pub fn set_transcript(&mut self, writer: Box<dyn std::io::Write + Send>) {
         self.transcript.set_writer(writer);
     }
 
-    /// The transcript.
-    pub fn transcript(&mut self) -> &mut Transcript {
-        &mut self.transcript
+    /// Takes the transcript writer out (lines then go to `tracing` only).
+    pub fn take_transcript(&mut self) -> Option<Box<dyn std::io::Write + Send>> {
+        self.transcript.take_writer()
     }
 
-    /// The TLS configuration for STARTTLS (default:
-    /// [`tls::default_config`](crate::tls::default_config), shared by every
-    /// connection of the process). The one of
-    /// [`tls::dangerous_accept_any_certificate`](crate::tls::dangerous_accept_any_certificate)
-    /// makes TLS that counts as plaintext for AUTH.
+    /// The TLS configuration for STARTTLS; the core learns whether it
+    /// verifies certificates.
     pub fn set_tls_config(&mut self, tls: Arc<ClientConfig>) {
         self.core
             .set_tls_verified(crate::tls::verifies_certificates(&tls));
         self.tls = Some(tls);
     }
 
-    /// The host name certificates are checked against (defaults to the host
-    /// connected to; `localhost` for Unix sockets).
+    /// The host name certificates are checked against.
     pub fn set_tls_server_name(&mut self, name: &str) {
         name.clone_into(&mut self.host);
+    }
+
+    /// The deadline of the reply to QUIT when the session ends at `now`.
+    #[must_use]
+    pub fn quit_deadline(&self, now: Instant) -> Instant {
+        self.core.quit_deadline(now)
     }
 
     /// The TLS configuration a STARTTLS handshake uses now (the default one
     /// unless one was set), kept for the rest of the session; in a build
     /// without TLS, [`Error::TlsUnavailable`].
-    pub fn tls_config(&mut self) -> Result<Arc<ClientConfig>, Error> {
+    pub(crate) fn tls_config(&mut self) -> Result<Arc<ClientConfig>, Error> {
         let tls = crate::tls::config_or_default(self.tls.as_ref())?;
         // TLS that verifies no certificate counts as plaintext for AUTH: the
         // core learns which it is before the handshake.
@@ -280,34 +425,6 @@ impl Session {
             .set_tls_verified(crate::tls::verifies_certificates(&tls));
         self.tls = Some(tls.clone());
         Ok(tls)
-    }
-
-    /// Answers the core's request for the next piece of the body when `body` is
-    /// in memory (or absent); `false` when it is a reader, which the facade
-    /// reads into [`Session::body_buffer`] and hands over with
-    /// [`Session::send_read`].
-    pub fn send_piece<R: ?Sized>(&mut self, body: &mut Body<'_, R>) -> Result<bool, Error> {
-        let (piece, last) = match body {
-            Body::Parts(cursor) => cursor.next_piece(),
-            Body::None => (&[][..], true),
-            Body::Reader(_) => return Ok(false),
-        };
-        self.core.send_body(Instant::now(), piece, last)?;
-        Ok(true)
-    }
-
-    /// The buffer a reader's next chunk goes into.
-    pub fn body_buffer(&mut self) -> &mut [u8] {
-        self.chunk.resize(crate::CHUNK, 0);
-        &mut self.chunk
-    }
-
-    /// Hands the core the `n` bytes read into [`Session::body_buffer`]; zero is
-    /// the end of the message.
-    pub fn send_read(&mut self, n: usize) -> Result<(), Error> {
-        let piece = self.chunk.get(..n).unwrap_or_default();
-        self.core.send_body(Instant::now(), piece, n == 0)?;
-        Ok(())
     }
 
     /// The span the facade runs the current operation in: the transaction's
@@ -319,23 +436,33 @@ impl Session {
 
     /// Records that the session is now encrypted, and whether the handshake
     /// resumed an earlier session.
-    pub fn note_tls(&mut self, resumed: bool) {
+    pub(crate) fn note_tls(&mut self, resumed: bool) {
         self.span.record("tls", true);
         self.tls_resumed = resumed;
     }
 
-    /// Whether the TLS handshake resumed the session of an earlier connection
-    /// (an abbreviated handshake, through the configuration's session cache:
-    /// the default configuration is shared by every connection for that);
-    /// false without TLS.
-    #[must_use]
-    pub fn tls_resumed(&self) -> bool {
-        self.tls_resumed
+    /// The transaction and the pieces of a send call's message (see
+    /// [`args::outgoing`]).
+    ///
+    /// # Errors
+    ///
+    /// A message that cannot be rendered or addressed.
+    pub fn outgoing<'m>(
+        &self,
+        message: crate::Message<'m>,
+        addressing: Addressing<'_>,
+    ) -> Result<(smtp_sansio::Transaction, Outgoing<'m>), Error> {
+        args::outgoing(&self.core, message, addressing)
     }
 
-    /// Opens the `smtp.transaction` span (recipient count; outcome and queue id
-    /// recorded by [`Session::end_transaction`]).
-    fn begin_transaction(&mut self, tx: &smtp_sansio::Transaction) {
+    /// Starts a mail transaction in the core, counted in
+    /// [`Driver::transactions`], in its own `smtp.transaction` span (closed
+    /// by [`Driver::end_transaction`]).
+    pub fn start_transaction(
+        &mut self,
+        tx: smtp_sansio::Transaction,
+    ) -> Op<smtp_sansio::TransactionResult> {
+        self.transactions += 1;
         let span = tracing::info_span!(
             parent: &self.span,
             "smtp.transaction",
@@ -344,6 +471,7 @@ impl Session {
             queue_id = tracing::field::Empty,
         );
         self.transaction = Some(span);
+        self.core.send(Instant::now(), tx)
     }
 
     /// Records how the transaction ended and closes its span.
@@ -367,11 +495,15 @@ impl Session {
     }
 
     /// Starts `call` in the core: its arguments converted (CR, LF and NUL
-    /// refused) and the operation enqueued.
+    /// refused) and the operation enqueued. STARTTLS first makes sure a TLS
+    /// configuration can be had (a build without TLS, no root certificates
+    /// fail here, before STARTTLS is sent).
+    ///
+    /// # Errors
+    ///
+    /// An argument that does not convert, or no TLS configuration.
     pub fn start(&mut self, call: Call<'_>) -> Result<Op<Reply>, Error> {
         if let Call::StartTls = call {
-            // A configuration that cannot be had (a build without TLS, no root
-            // certificates) fails here, before STARTTLS is sent.
             self.tls_config()?;
         }
         let now = Instant::now();
@@ -381,9 +513,11 @@ impl Session {
             Call::Helo(name) => c.helo(now, args::domain(name)?),
             Call::EhloOrHeloIfNeeded => c.ehlo_or_helo_if_needed(now),
             Call::StartTls => c.starttls(now),
-            Call::Login(user, password, ir) => c.login(now, Credentials::new(user, password), ir),
-            Call::LoginWith(credentials, ir) => c.login(now, credentials, ir),
-            Call::Auth(mechanism, ir) => c.auth(now, mechanism, ir),
+            Call::Login(user, password, ir) => {
+                c.login(now, Credentials::new(user, password), ir.is_sent())
+            }
+            Call::LoginWith(credentials, ir) => c.login(now, credentials, ir.is_sent()),
+            Call::Auth(mechanism, ir) => c.auth(now, mechanism, ir.is_sent()),
             Call::Verify(a) => c.verify(now, args::text(a)?),
             Call::Expn(a) => c.expn(now, args::text(a)?),
             Call::Help(topic) => c.help(now, args::opt_text(topic)?),
@@ -396,43 +530,36 @@ impl Session {
         })
     }
 
+    /// Starts the core's composed open (EHLO, STARTTLS by the plan's policy,
+    /// EHLO again, AUTH by its credential rule) as [`Builder::open_plan`]
+    /// made it.
+    ///
+    /// [`Builder::open_plan`]: crate::Builder::open_plan
+    pub fn open(&mut self, plan: smtp_sansio::OpenPlan) -> Op<smtp_sansio::Opened> {
+        self.core.open(Instant::now(), plan)
+    }
+
     /// Starts low-level DATA in the core (the body follows when asked for),
-    /// counted in [`Session::transactions`].
+    /// counted in [`Driver::transactions`].
     pub fn start_data(&mut self) -> Op<Vec<Reply>> {
         self.transactions += 1;
         self.core.data(Instant::now())
     }
-}
 
-/// Makes a facade type dereference to its [`Session`] field `session`, so the
-/// session's queries and settings are the facade's, and gives it a `Debug` that
-/// shows the session's state (never a secret):
-/// `smtp_adapter::deref_session!(SmtpClient)` or, for a generic facade,
-/// `smtp_adapter::deref_session!(SmtpClient<R>, [R: Runtime])`.
-#[macro_export]
-macro_rules! deref_session {
-    ($ty:ty $(, [$($generics:tt)*])?) => {
-        impl$(<$($generics)*>)? ::std::ops::Deref for $ty {
-            type Target = $crate::Session;
-            fn deref(&self) -> &$crate::Session {
-                &self.session
-            }
-        }
+    /// The session is ending: no wait goes past QUIT's linger from now.
+    pub fn linger(&mut self) {
+        self.limit = Some(self.quit_deadline(Instant::now()));
+    }
 
-        impl$(<$($generics)*>)? ::std::ops::DerefMut for $ty {
-            fn deref_mut(&mut self) -> &mut $crate::Session {
-                &mut self.session
-            }
-        }
+    /// The facade closes the transport outside a drive (`close`, the end of
+    /// `send_and_quit`): the core takes it as the end of the stream.
+    pub fn closing(&mut self) {
+        self.core.handle_eof(Instant::now());
+    }
 
-        impl$(<$($generics)*>)? ::std::fmt::Debug for $ty {
-            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
-                f.debug_struct("SmtpClient")
-                    .field("host", &self.session.host())
-                    .field("tls", &self.session.is_tls())
-                    .field("closed", &self.session.core().is_closed())
-                    .finish_non_exhaustive()
-            }
-        }
-    };
+    /// Whether an open session that sits idle should say QUIT when dropped.
+    #[must_use]
+    pub fn quit_on_drop(&self) -> bool {
+        !self.core.is_closed() && !self.core.is_busy()
+    }
 }

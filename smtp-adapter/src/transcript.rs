@@ -5,8 +5,44 @@ use std::io::Write;
 
 use smtp_sansio::{Escaped, Trace};
 
-/// Where transcript lines go: level 0 nowhere, 1 every line, 2 every line with
-/// a timestamp (seconds and microseconds since the Unix epoch, on the writer).
+/// How much of the session's transcript is recorded (smtplib's debug level:
+/// 0, 1, 2; `DebugLevel::from(1)` is [`DebugLevel::Lines`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+#[non_exhaustive]
+pub enum DebugLevel {
+    /// Nothing (level 0).
+    #[default]
+    Off,
+    /// Every line sent and received (level 1).
+    Lines,
+    /// Every line, with a timestamp on the transcript writer (level 2).
+    Timestamps,
+}
+
+impl From<u8> for DebugLevel {
+    fn from(level: u8) -> DebugLevel {
+        match level {
+            0 => DebugLevel::Off,
+            1 => DebugLevel::Lines,
+            _ => DebugLevel::Timestamps,
+        }
+    }
+}
+
+impl From<DebugLevel> for u8 {
+    fn from(level: DebugLevel) -> u8 {
+        match level {
+            DebugLevel::Off => 0,
+            DebugLevel::Lines => 1,
+            DebugLevel::Timestamps => 2,
+        }
+    }
+}
+
+/// Where transcript lines go: [`DebugLevel::Off`] nowhere,
+/// [`DebugLevel::Lines`] every line, [`DebugLevel::Timestamps`] every line
+/// with a timestamp (seconds and microseconds since the Unix epoch, on the
+/// writer).
 /// Lines come from the core with AUTH payloads already redacted and the
 /// server's control characters escaped (`\x1b` for ESC, see
 /// [`smtp_sansio::Escaped`]); a line is escaped here once more (which
@@ -14,7 +50,7 @@ use smtp_sansio::{Escaped, Trace};
 /// `tracing` with a byte a terminal acts on.
 #[derive(Default)]
 pub struct Transcript {
-    level: u8,
+    level: DebugLevel,
     writer: Option<Box<dyn Write + Send>>,
 }
 
@@ -30,22 +66,22 @@ impl std::fmt::Debug for Transcript {
 impl Transcript {
     /// A transcript at `level`, to `tracing` only.
     #[must_use]
-    pub fn new(level: u8) -> Transcript {
+    pub fn new(level: impl Into<DebugLevel>) -> Transcript {
         Transcript {
-            level,
+            level: level.into(),
             writer: None,
         }
     }
 
     /// The debug level.
     #[must_use]
-    pub fn level(&self) -> u8 {
+    pub fn level(&self) -> DebugLevel {
         self.level
     }
 
     /// Changes the debug level.
-    pub fn set_level(&mut self, level: u8) {
-        self.level = level;
+    pub fn set_level(&mut self, level: impl Into<DebugLevel>) {
+        self.level = level.into();
     }
 
     /// Also writes every line to `writer`.
@@ -62,7 +98,7 @@ impl Transcript {
 
     /// Records one line (nothing at level 0).
     pub fn line(&mut self, t: &Trace) {
-        if self.level == 0 {
+        if self.level == DebugLevel::Off {
             return;
         }
         let line = match t {
@@ -72,7 +108,7 @@ impl Transcript {
         tracing::debug!(target: "smtp", "{line}");
         if let Some(w) = self.writer.as_mut() {
             // A failing transcript writer must not fail the session.
-            let _ = if self.level >= 2 {
+            let _ = if self.level >= DebugLevel::Timestamps {
                 let t = std::time::SystemTime::UNIX_EPOCH
                     .elapsed()
                     .unwrap_or_default();
@@ -81,5 +117,26 @@ impl Transcript {
                 writeln!(w, "{line}")
             };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DebugLevel;
+
+    #[test]
+    fn smtplib_levels_map_to_debug_levels_and_back() {
+        let levels = [0u8, 1, 2, 3, 255].map(DebugLevel::from);
+        assert_eq!(
+            levels,
+            [
+                DebugLevel::Off,
+                DebugLevel::Lines,
+                DebugLevel::Timestamps,
+                DebugLevel::Timestamps,
+                DebugLevel::Timestamps
+            ]
+        );
+        assert_eq!(levels.map(u8::from), [0, 1, 2, 2, 2]);
     }
 }

@@ -8,12 +8,11 @@
 use std::error::Error as _;
 use std::io::{ErrorKind, Write};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
-use smtp_adapter::{Error, Server, Session, Transcript};
-use smtp_sansio::{
-    Client, Completion, Config, Credentials, Delivery, Domain, Event, Op, Output, Reply, Trace,
-};
+use smtp_adapter::args::Body;
+use smtp_adapter::net::Peer;
+use smtp_adapter::{Call, Driver, Error, InitialResponse, Io, Link, Options, Server, Transcript};
+use smtp_sansio::{Completion, Delivery, Op, Reply, Trace};
 
 fn mx() -> Server {
     Server::new("mx.example.org", Some(25)).with_addr(Some("192.0.2.7:25".parse().unwrap()))
@@ -168,46 +167,139 @@ fn transcript_lines_never_carry_a_control_character() {
     }
 }
 
-/// Drives `op` to its end, answering each wait with the next block.
-fn drive<T: Completion>(c: &mut Client, op: Op<T>, server: &mut std::slice::Iter<'_, &[u8]>) -> T {
-    let now = Instant::now();
+/// Drives `op` to its end through the driver, answering each read with the
+/// next block and taking every write.
+fn serve<T: Completion>(d: &mut Driver, op: Op<T>, server: &mut std::slice::Iter<'_, &[u8]>) -> T {
+    d.begin().unwrap();
     loop {
-        match c.drive(op) {
-            Output::Event(Event::Completed { result, .. }) => return result.unwrap(),
-            Output::Wait(_) => c.handle_input(now, server.next().unwrap()),
-            _ => {}
+        match d.next(op, &mut Body::<()>::None) {
+            Io::Read { buf, .. } => {
+                let block = server.next().unwrap();
+                buf[..block.len()].copy_from_slice(block);
+                d.read_done(Ok(block.len()));
+            }
+            Io::Write { .. } => d.write_done(Ok(()), 0),
+            Io::Done(result) => return result.unwrap(),
+            other => panic!("{other:?}"),
         }
     }
 }
 
 #[test]
-fn session_debug_never_shows_a_buffered_auth_payload() {
+fn driver_debug_never_shows_a_buffered_auth_payload() {
     // Base64 of "\0alice\0correct horse battery staple".
     let payload = "AGFsaWNlAGNvcnJlY3QgaG9yc2UgYmF0dGVyeSBzdGFwbGU=";
-    let mut cfg = Config::new(Domain::new("client.example").unwrap());
+    let mut options = Options::default();
+    options.local_name = Some("client.example".into());
+    let ip = "192.0.2.7".parse().unwrap();
+    let mut link = Link::new(mx(), Peer::Tcp(ip), "mx.example.org");
     // An encrypted session (implicit TLS), where AUTH PLAIN may go.
-    cfg.tls_on_connect = true;
-    let mut core = Client::new(cfg, Instant::now());
+    link.implicit_tls = Some(false);
+    let mut driver = Driver::new(&options, link).unwrap();
     let blocks: Vec<&[u8]> = vec![b"220 mx\r\n", b"250-mx\r\n250 AUTH PLAIN\r\n"];
     let mut server = blocks.iter();
-    drive(&mut core, Op::GREETING, &mut server);
-    let ehlo = core.ehlo(Instant::now(), None);
-    drive(&mut core, ehlo, &mut server);
-    let login = core.login(
-        Instant::now(),
-        Credentials::new("alice", "correct horse battery staple"),
-        true,
+    serve(&mut driver, Op::GREETING, &mut server);
+    let ehlo = driver.start(Call::Ehlo(None)).unwrap();
+    serve(&mut driver, ehlo, &mut server);
+    let login = Call::Login(
+        "alice",
+        "correct horse battery staple",
+        InitialResponse::Send,
     );
-    let mut session = Session::new(core, "mx.example.org".into(), None, 1);
-    let shown = format!("{session:?} {session:#?}");
+    let login = driver.start(login).unwrap();
+    let shown = format!("{driver:?} {driver:#?}");
     let as_bytes = format!("{:?}", payload.as_bytes());
     let as_bytes = as_bytes.trim_start_matches('[').trim_end_matches(']');
     for secret in [payload, "correct horse", as_bytes] {
         assert!(!shown.contains(secret), "{secret} in {shown}");
     }
-    // It was buffered: it is what the core writes next.
-    let Output::Transmit(bytes) = session.core_mut().drive(login) else {
+    // It was buffered: it is what the driver has written next.
+    driver.begin().unwrap();
+    let Io::Write { bytes, .. } = driver.next(login, &mut Body::<()>::None) else {
         panic!("no AUTH to write")
     };
     assert_eq!(bytes, format!("AUTH PLAIN {payload}\r\n").as_bytes());
+}
+
+/// A driver past its greeting, to `mx` over a remote TCP peer.
+fn greeted() -> Driver {
+    let mut options = Options::default();
+    options.local_name = Some("client.example".into());
+    let link = Link::new(
+        mx(),
+        Peer::Tcp("192.0.2.7".parse().unwrap()),
+        "mx.example.org",
+    );
+    let mut driver = Driver::new(&options, link).unwrap();
+    let blocks: Vec<&[u8]> = vec![b"220 mx\r\n"];
+    serve(&mut driver, Op::GREETING, &mut blocks.iter());
+    driver
+}
+
+/// Asks the driver until `op` is done, noting each step; the transport does
+/// nothing (every step but a close would be a test failure).
+fn finish<T: Completion>(driver: &mut Driver, op: Op<T>) -> (Vec<String>, Result<T, Error>) {
+    let mut steps = Vec::new();
+    loop {
+        match driver.next(op, &mut Body::<()>::None) {
+            Io::Done(r) => return (steps, r),
+            other => steps.push(format!("{other:?}")),
+        }
+        assert!(steps.len() < 8, "{steps:?}");
+    }
+}
+
+#[test]
+fn a_write_that_times_out_closes_the_transport_and_names_the_wait() {
+    let mut driver = greeted();
+    let noop = driver.start(Call::Noop).unwrap();
+    driver.begin().unwrap();
+    let Io::Write { bytes, .. } = driver.next(noop, &mut Body::<()>::None) else {
+        panic!("NOOP not written")
+    };
+    assert_eq!(bytes, b"NOOP\r\n");
+    // The socket's write timeout fired after two bytes.
+    driver.write_done(Err(ErrorKind::WouldBlock.into()), 2);
+    let (steps, result) = finish(&mut driver, noop);
+    assert!(
+        !steps.is_empty() && steps.iter().all(|s| s == "Close"),
+        "{steps:?}"
+    );
+    let e = result.unwrap_err();
+    assert!(
+        matches!(
+            e.inner(),
+            Error::Smtp(smtp_sansio::Error::Timeout("writing to the server"))
+        ),
+        "{e:?}"
+    );
+    assert_eq!(e.server(), Some(&mx()));
+    assert!(driver.is_closed() && !driver.is_usable());
+}
+
+#[test]
+fn the_reply_to_quit_is_awaited_no_longer_than_the_linger() {
+    let mut deadlines = Vec::new();
+    for linger in [false, true] {
+        let mut driver = greeted();
+        let quit = driver.start(Call::Quit).unwrap();
+        driver.begin().unwrap();
+        let Io::Write { .. } = driver.next(quit, &mut Body::<()>::None) else {
+            panic!("QUIT not written")
+        };
+        driver.write_done(Ok(()), 6);
+        if linger {
+            driver.linger();
+        }
+        let Io::Read { deadline, .. } = driver.next(quit, &mut Body::<()>::None) else {
+            panic!("no read for the reply to QUIT")
+        };
+        deadlines.push(deadline);
+        if linger {
+            assert!(deadline <= driver.quit_deadline(std::time::Instant::now()));
+        }
+    }
+    // The reply timeout (minutes) without the linger, the linger (a second)
+    // with it.
+    assert!(deadlines[1] < deadlines[0], "{deadlines:?}");
 }

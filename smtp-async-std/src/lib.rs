@@ -101,7 +101,10 @@ impl<S: AsyncRead + AsyncWrite + Send + Unpin + 'static> WrapStream<S> for Async
 
 /// Any `futures-io` reader can supply a message body
 /// ([`SmtpClient::send_from_reader`]).
-impl<B: AsyncRead + Unpin + ?Sized> ReadBody<B> for AsyncStd {
+impl<B> ReadBody<B> for AsyncStd
+where
+    B: AsyncRead + Unpin + ?Sized,
+{
     fn poll_read_body(
         body: Pin<&mut B>,
         cx: &mut Context<'_>,

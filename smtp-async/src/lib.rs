@@ -27,8 +27,8 @@ pub mod common {
     pub use smtp_adapter::mail_builder;
     pub use smtp_adapter::tls::{self, ClientConfig};
     pub use smtp_adapter::{
-        Builder, Error, IntoServerAddress, LMTP_PORT, Message, Options, SMTP_PORT, SMTPS_PORT,
-        Server, Tls, UrlError,
+        Builder, DebugLevel, Error, InitialResponse, IntoServerAddress, LMTP_PORT, Message,
+        Options, SMTP_PORT, SMTPS_PORT, Server, Tls, UrlError,
     };
     pub use smtp_sansio::sasl::{CramMd5, Login, OAuthBearer, Plain, ScramSha256, XOAuth2};
     pub use smtp_sansio::{

@@ -14,7 +14,7 @@ use std::time::Duration;
 use common::on_both;
 use smtp_async::smtp_sansio::sasl::{Credentials, Plain, XOAuth2};
 use smtp_async::smtp_sansio::{Error as SmtpError, Secret, SecurityError};
-use smtp_async::{Error, Options, Runtime, SmtpClient, Tls};
+use smtp_async::{Error, InitialResponse, Options, Runtime, SmtpClient, Tls};
 use smtp_async_std::AsyncStd;
 use smtp_testkit::{MockServer, ServerConfig};
 use smtp_tokio::Tokio;
@@ -108,11 +108,11 @@ async fn login_in_plaintext<R: Runtime>() {
     let mut smtp = SmtpClient::<R>::connect(&s.addr().to_string(), o)
         .await
         .unwrap();
-    assert!(!smtp.core().config().loopback_peer);
+    assert!(!smtp.config().loopback_peer);
     let e = smtp.login("alice", "pw").await.unwrap_err();
     assert_eq!(plaintext_auth(e), "CRAM-MD5");
     let plain = Box::new(Plain::new(Credentials::new("alice", "pw")));
-    let e = smtp.auth(plain, true).await.unwrap_err();
+    let e = smtp.auth(plain, InitialResponse::Send).await.unwrap_err();
     assert_eq!(plaintext_auth(e), "PLAIN");
     smtp.quit().await.unwrap();
     let raw = received(&s);
@@ -138,7 +138,7 @@ async fn allowed<R: Runtime>() {
         .connect()
         .await
         .unwrap();
-    assert!(!smtp.is_tls() && !smtp.core().config().loopback_peer);
+    assert!(!smtp.is_tls() && !smtp.config().loopback_peer);
     let m = send_and_quit(&s, smtp).await;
     assert_eq!(m.auth_user.as_deref(), Some("alice"));
     assert!(!m.tls);
@@ -164,7 +164,7 @@ async fn starttls_verified<R: Runtime>() {
             .connect()
             .await
             .unwrap();
-        assert!(smtp.core().is_tls_verified());
+        assert!(smtp.is_tls_verified());
         let m = send_and_quit(&s, smtp).await;
         assert!(m.tls, "{mode:?}");
         assert_eq!(m.auth_user.as_deref(), Some("alice"), "{mode:?}");
@@ -217,7 +217,7 @@ async fn insecure<R: Runtime>() {
             .connect()
             .await
             .unwrap();
-        assert!(smtp.is_tls() && !smtp.core().is_tls_verified());
+        assert!(smtp.is_tls() && !smtp.is_tls_verified());
         let m = send_and_quit(&s, smtp).await;
         assert_eq!(m.auth_user.as_deref(), Some("alice"), "{mode:?}");
     }

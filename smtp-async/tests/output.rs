@@ -120,7 +120,7 @@ async fn transcript<R: Runtime>() {
         .close();
     let server = MockServer::start(ServerConfig::scripted(script)).unwrap();
     let mut o = options(Duration::from_secs(10));
-    o.debug_level = 1;
+    o.debug_level = 1.into();
     let mut smtp = SmtpClient::<R>::connect(&server.addr().to_string(), o)
         .await
         .unwrap();

@@ -81,7 +81,7 @@ async fn loopback_tcp<R: Runtime>() {
         .connect()
         .await
         .unwrap();
-    assert!(!smtp.is_tls() && smtp.core().config().loopback_peer);
+    assert!(!smtp.is_tls() && smtp.config().loopback_peer);
     assert_eq!(send_and_quit(&server, smtp).await.as_deref(), Some("alice"));
 }
 
@@ -101,7 +101,7 @@ async fn unix_socket<R: Runtime>() {
         .connect()
         .await
         .unwrap();
-    assert!(smtp.core().config().loopback_peer);
+    assert!(smtp.config().loopback_peer);
     assert_eq!(send_and_quit(&server, smtp).await.as_deref(), Some("alice"));
 }
 
@@ -116,7 +116,7 @@ async fn callers_stream<R: StreamRuntime>() {
     let mut smtp = R::over_stream(server.addr(), opts()).await;
     let e = smtp.login("alice", "pw").await.unwrap_err();
     assert_eq!(plaintext_auth(e), "CRAM-MD5");
-    assert!(!smtp.core().is_authenticated());
+    assert!(!smtp.is_authenticated());
     smtp.quit().await.unwrap();
     let raw = received(&server);
     assert!(raw.starts_with("EHLO ") && !raw.contains("AUTH"), "{raw}");
@@ -162,7 +162,7 @@ async fn unverified_tls<R: StreamRuntime>() {
     let mut smtp = R::over_stream(server.addr(), opts()).await;
     smtp.set_tls_config(insecure.clone());
     smtp.starttls().await.unwrap();
-    assert!(smtp.is_tls() && !smtp.core().is_tls_verified());
+    assert!(smtp.is_tls() && !smtp.is_tls_verified());
     let e = smtp.login("alice", "pw").await.unwrap_err();
     assert_eq!(plaintext_auth(e), "CRAM-MD5");
     smtp.quit().await.unwrap();
@@ -182,7 +182,7 @@ async fn unverified_tls<R: StreamRuntime>() {
     let mut smtp = R::over_stream(server.addr(), opts()).await;
     smtp.set_tls_config(server.pki().client_config());
     smtp.starttls().await.unwrap();
-    assert!(smtp.core().is_tls_verified());
+    assert!(smtp.is_tls_verified());
     smtp.login("alice", "pw").await.unwrap();
     assert_eq!(send_and_quit(&server, smtp).await.as_deref(), Some("alice"));
 }

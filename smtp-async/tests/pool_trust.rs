@@ -137,7 +137,7 @@ async fn retry_after_send<R: Runtime>() {
     .unwrap();
     let mut options = Options::default();
     options.timeout = Some(Duration::from_secs(1));
-    options.local_hostname = Some("client.example".into());
+    options.local_name = Some("client.example".into());
     let (pool, connects) = pool_with::<R>(
         &server,
         PoolConfig::default()
@@ -285,7 +285,7 @@ async fn open_transaction<R: Runtime>() {
     {
         let mut pooled = pool.get().await.unwrap();
         pooled.ehlo(None).await.unwrap();
-        let r = pooled.mail("a@example.org", &[] as &[&str]).await.unwrap();
+        let r = pooled.mail("a@example.org", &[]).await.unwrap();
         assert_eq!(r.code(), 250);
         let r = pooled.rcpt("stray@example.org", &[]).await.unwrap();
         assert_eq!(r.code(), 250);
@@ -334,7 +334,7 @@ async fn refused_reset<R: Runtime>() {
     {
         let mut pooled = pool.get().await.unwrap();
         pooled.ehlo(None).await.unwrap();
-        let r = pooled.mail("a@example.org", &[] as &[&str]).await.unwrap();
+        let r = pooled.mail("a@example.org", &[]).await.unwrap();
         assert_eq!(r.code(), 250);
     }
     let pooled = pool.get().await.unwrap();
@@ -408,7 +408,7 @@ async fn transcripts<R: Runtime>() {
         let (addr, w) = (addr.clone(), for_connect.clone());
         async move {
             let mut options = opts();
-            options.debug_level = 1;
+            options.debug_level = 1.into();
             let mut c = SmtpClient::<R>::connect(&addr, options).await?;
             c.set_transcript(Box::new(w));
             Ok(c)
@@ -434,8 +434,8 @@ async fn transcripts<R: Runtime>() {
     {
         let mut pooled = pool.get().await.unwrap();
         assert_eq!(
-            pooled.transcript().level(),
-            1,
+            pooled.debug_level(),
+            smtp_async::DebugLevel::Lines,
             "the level it was connected with"
         );
         pooled

@@ -148,9 +148,13 @@ async fn debug_levels<R: Rt>() {
     c.set_transcript(Box::new(out.clone()));
     c.set_debuglevel(2);
     assert!(c.login(debug::USER, debug::WRONG_PASSWORD).await.is_err());
-    c.login_with(debug::USER, debug::PASSWORD, false)
-        .await
-        .unwrap();
+    c.login_with(
+        debug::USER,
+        debug::PASSWORD,
+        smtp_async::InitialResponse::Wait,
+    )
+    .await
+    .unwrap();
     c.noop().await.unwrap();
     let level2 = out.text();
     out.clear();

@@ -202,10 +202,10 @@ pub fn run(name: &str, args: &ClientArgs) -> Result<Report, BoxError> {
 
 fn options(args: &ClientArgs) -> smtp_blocking::Options {
     let mut o = smtp_blocking::Options::default();
-    o.local_hostname = Some(HELO.to_owned());
+    o.local_name = Some(HELO.to_owned());
     o.timeout = Some(Duration::from_secs(60));
-    o.no_pipelining = args.no_pipelining;
-    o.no_chunking = args.no_chunking;
+    o.pipelining = !args.no_pipelining;
+    o.chunking = !args.no_chunking;
     o
 }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use smtp_blocking::smtp_sansio::{self, Error as SmtpError, ProtocolError, UsageError, sasl};
 use smtp_blocking::smtp_sansio::{BodyType, Envelope};
-use smtp_blocking::{Error, Options, SmtpClient};
+use smtp_blocking::{Error, InitialResponse, Options, SmtpClient};
 #[cfg(feature = "tls")]
 use smtp_testkit::ServerTls;
 use smtp_testkit::{MockServer, Script, ServerConfig, Step};
@@ -95,7 +95,7 @@ fn bdat_when_chunking_offered() {
 fn no_chunking_option_uses_data() {
     let server = MockServer::start(ServerConfig::default()).unwrap();
     let mut o = opts();
-    o.no_chunking = true;
+    o.chunking = false;
     let mut c = SmtpClient::connect(&server.addr().to_string(), o).unwrap();
     let r = c
         .sendmail("a@example.org", &["b@example.org"], MSG)
@@ -116,7 +116,7 @@ fn streamed_body_from_reader_large() {
     for chunking in [false, true] {
         let server = MockServer::start(ServerConfig::default()).unwrap();
         let mut o = opts();
-        o.no_chunking = !chunking;
+        o.chunking = chunking;
         let mut c = SmtpClient::connect(&server.addr().to_string(), o).unwrap();
         let envelope = Envelope::parse("a@example.org", &["b@example.org"]).unwrap();
         let r = c.send_from_reader(&envelope, &mut &body[..]).unwrap();
@@ -299,7 +299,12 @@ fn starttls_then_each_auth_mechanism() {
             assert!(c.has_extn("AUTH"));
             let mechanism = make();
             let name = mechanism.name().to_owned();
-            let reply = c.auth(mechanism, ir).unwrap();
+            let send = if ir {
+                InitialResponse::Send
+            } else {
+                InitialResponse::Wait
+            };
+            let reply = c.auth(mechanism, send).unwrap();
             assert_eq!(reply.code(), 235, "mechanism {i}, initial response {ir}");
             names.push((name, ir));
             c.sendmail("alice@example.org", &["b@example.org"], MSG)
@@ -349,7 +354,7 @@ fn login_wrong_password_and_oauth_error() {
         other => panic!("{other:?}"),
     }
     let m = Box::new(sasl::XOAuth2::new("alice", sasl::Secret::new("expired")));
-    match smtp_err(c.auth(m, true).unwrap_err()) {
+    match smtp_err(c.auth(m, InitialResponse::Send).unwrap_err()) {
         SmtpError::AuthFailed(r) => assert_eq!(r.code(), 535),
         other => panic!("{other:?}"),
     }
@@ -719,7 +724,7 @@ fn transcript_redacts_credentials() {
     )
     .unwrap();
     let mut o = opts();
-    o.debug_level = 1;
+    o.debug_level = 1.into();
     let mut c = SmtpClient::connect(&server.addr().to_string(), o).unwrap();
     let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
@@ -734,7 +739,8 @@ fn transcript_redacts_credentials() {
     }
     c.ehlo_or_helo_if_needed().unwrap();
     c.set_transcript(Box::new(Sink(buf.clone())));
-    c.login_with("alice", "hunter2", true).unwrap();
+    c.login_with("alice", "hunter2", InitialResponse::Send)
+        .unwrap();
     let text = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
     assert_eq!(
         text,
@@ -754,12 +760,13 @@ fn transcript_redacts_cram_md5_response() {
     // CRAM-MD5 first among those offered: smtplib's `login` order.
     let server = MockServer::start(ServerConfig::default().user("alice", "hunter2")).unwrap();
     let mut o = opts();
-    o.debug_level = 1;
+    o.debug_level = 1.into();
     let mut c = SmtpClient::connect(&server.addr().to_string(), o).unwrap();
     c.ehlo_or_helo_if_needed().unwrap();
     let out = smtp_testkit::debug::SharedWriter::new();
     c.set_transcript(Box::new(out.clone()));
-    c.login_with("alice", "hunter2", true).unwrap();
+    c.login_with("alice", "hunter2", InitialResponse::Send)
+        .unwrap();
     let text = out.text();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 4, "{text}");
@@ -820,7 +827,7 @@ fn socket_timeouts_are_not_set_again_for_every_message() {
     let to = ["b@example.org"];
     c.sendmail("a@example.org", &to, b"Subject: 1\r\n\r\nx\r\n")
         .unwrap();
-    let after_first = c.timeout_syscalls();
+    let after_first = c.timer_sets();
     for i in 0..20 {
         let m = format!("Subject: {i}\r\n\r\nx\r\n");
         c.sendmail("a@example.org", &to, m.as_bytes()).unwrap();
@@ -830,7 +837,7 @@ fn socket_timeouts_are_not_set_again_for_every_message() {
         "{after_first} setsockopt calls for one message"
     );
     assert_eq!(
-        c.timeout_syscalls(),
+        c.timer_sets(),
         after_first,
         "20 more messages set timeouts again"
     );
@@ -849,7 +856,8 @@ fn debug_level_2_timestamps_and_auth_redaction() {
     c.set_transcript(Box::new(out.clone()));
     c.set_debuglevel(2);
     assert!(c.login(debug::USER, debug::WRONG_PASSWORD).is_err());
-    c.login_with(debug::USER, debug::PASSWORD, false).unwrap();
+    c.login_with(debug::USER, debug::PASSWORD, InitialResponse::Wait)
+        .unwrap();
     c.noop().unwrap();
     let level2 = out.text();
     out.clear();

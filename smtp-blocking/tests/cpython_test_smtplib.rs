@@ -18,7 +18,7 @@ use smtp_blocking::smtp_sansio::{
     self, BodyType, Envelope, Error as SmtpError, Mechanism, Parameter, ProtocolError, Stage,
     Timeouts, UsageError, sasl,
 };
-use smtp_blocking::{Error, Options, Reply, SmtpClient};
+use smtp_blocking::{Error, InitialResponse, Options, Reply, SmtpClient};
 use smtp_testkit::{MockServer, Script, ServerConfig};
 
 /// `support.LOOPBACK_TIMEOUT`.
@@ -31,7 +31,7 @@ const WAIT: Duration = Duration::from_secs(10);
 fn options() -> Options {
     tracing_capture::init();
     let mut o = Options::default();
-    o.local_hostname = Some("localhost".to_owned());
+    o.local_name = Some("localhost".to_owned());
     o.timeout = Some(LOOPBACK_TIMEOUT);
     o
 }
@@ -107,7 +107,7 @@ fn connect_from(
     for _ in 0..5 {
         let source = free_local_address();
         let mut o = options();
-        o.local_hostname = local_hostname.map(str::to_owned);
+        o.local_name = local_hostname.map(str::to_owned);
         o.source_address = Some(source);
         match connect(&server.addr().to_string(), o) {
             Ok(c) => return (c, source),
@@ -234,7 +234,7 @@ macro_rules! per_protocol_tests {
                     .unwrap();
             let client = SmtpClient::connect_lmtp(path.to_str().unwrap(), mock_options()).unwrap();
             assert_eq!(client.greeting().code(), 220);
-            assert_eq!(client.core().config().timeouts, Timeouts::default());
+            assert_eq!(client.config().timeouts, Timeouts::default());
             drop(server);
         }
     };
@@ -262,7 +262,7 @@ macro_rules! general_tests {
             fn mock_options() -> Options {
                 tracing_capture::init();
                 let mut o = Options::default();
-                o.local_hostname = Some("localhost".to_owned());
+                o.local_name = Some("localhost".to_owned());
                 o
             }
 
@@ -318,9 +318,9 @@ macro_rules! general_tests {
             fn test_local_host_name() {
                 let server = server("220 Hola mundo");
                 let mut o = mock_options();
-                o.local_hostname = Some("testhost".to_owned());
+                o.local_name = Some("testhost".to_owned());
                 let mut client = client(&server.addr().to_string(), o).unwrap();
-                assert_eq!(client.core().config().local_name.as_str(), "testhost");
+                assert_eq!(client.config().local_name.as_str(), "testhost");
                 assert_eq!(client.ehlo(None).unwrap().code(), 250);
                 let verb = if LMTP { "LHLO" } else { "EHLO" };
                 assert!(server.transcript().contains(&format!("C: {verb} testhost")));
@@ -333,7 +333,7 @@ macro_rules! general_tests {
                 // default here: without a timeout each wait gets RFC 5321's.
                 let server = server("220 Hola mundo");
                 let client = client(&server.addr().to_string(), mock_options()).unwrap();
-                let timeouts = client.core().config().timeouts;
+                let timeouts = client.config().timeouts;
                 assert_eq!(timeouts, Timeouts::default());
                 assert_eq!(timeouts.greeting, Duration::from_secs(300));
                 assert_eq!(timeouts.data_term, Duration::from_secs(600));
@@ -348,7 +348,7 @@ macro_rules! general_tests {
                 let mut o = mock_options();
                 o.timeout = None;
                 let client = client(&server.addr().to_string(), o).unwrap();
-                let timeouts = client.core().config().timeouts;
+                let timeouts = client.config().timeouts;
                 assert_eq!(timeouts, Timeouts::default());
             }
 
@@ -394,7 +394,7 @@ macro_rules! general_tests {
                 o.timeout = Some(Duration::from_secs(30));
                 let client = client(&server.addr().to_string(), o).unwrap();
                 assert_eq!(
-                    client.core().config().timeouts,
+                    client.config().timeouts,
                     Timeouts::uniform(Duration::from_secs(30))
                 );
             }
@@ -407,7 +407,7 @@ macro_rules! general_tests {
                 // (a writer can be given only once connected).
                 let server = server("220 Hello world");
                 let mut o = mock_options();
-                o.debug_level = 1;
+                o.debug_level = 1.into();
                 let address = server.addr().to_string();
                 let (client, lines) = tracing_capture::capture(|| client(&address, o).unwrap());
                 assert_eq!(lines, ["S: 220 Hello world"]);
@@ -495,7 +495,7 @@ mod debugging_server_tests {
         let server = dialogue(GREETING, &["221 Bye"]);
         let (smtp, source) = connect_from(&server, SmtpClient::connect, Some("localhost"));
         assert_eq!(server.connection_logs()[0].peer, Some(source));
-        assert_eq!(smtp.core().config().local_name.as_str(), "localhost");
+        assert_eq!(smtp.config().local_name.as_str(), "localhost");
         smtp.quit().unwrap();
     }
 
@@ -667,7 +667,7 @@ mod debugging_server_tests {
         // into a session, before any command.
         let server = debugging_server();
         let mut o = options();
-        o.local_hostname = Some("hi\nX-INJECTED".to_owned());
+        o.local_name = Some("hi\nX-INJECTED".to_owned());
         let e = SmtpClient::connect(&server.addr().to_string(), o).unwrap_err();
         assert!(matches!(usage_err(e), UsageError::InvalidArgument { .. }));
         assert!(!raw_text(&server, 1).contains("X-INJECTED"));
@@ -873,7 +873,7 @@ mod non_connecting_tests {
         }
         let e = smtp.sendmail("a@example.org", &["b@example.org"], b"test msg");
         assert_eq!(smtp_err(e.unwrap_err()), SmtpError::Disconnected);
-        assert!(smtp.core().is_closed());
+        assert!(smtp.is_closed());
     }
 
     // NonConnectingTests.testNonnumericPort
@@ -896,7 +896,7 @@ mod non_connecting_tests {
         // asked at any time without failing) is checked on a live session.
         let server = dialogue("220 ok", &["221 Bye"]);
         let smtp = connect(&server);
-        assert!(!smtp.core().is_closed());
+        assert!(!smtp.is_closed());
         assert!(format!("{smtp:?}").contains("closed: false"));
         smtp.quit().unwrap();
     }
@@ -1229,7 +1229,7 @@ mod smtp_sim_tests {
         );
         let mut smtp = connect(&server);
         smtp.ehlo(Some("test_auth_login")).unwrap();
-        authenticated(&smtp.auth(sasl_login(), true).unwrap());
+        authenticated(&smtp.auth(sasl_login(), InitialResponse::Send).unwrap());
         smtp.close();
         assert_eq!(
             client_lines(&server, 1),
@@ -1256,7 +1256,7 @@ mod smtp_sim_tests {
         );
         let mut smtp = connect(&server);
         smtp.ehlo(Some("test_auth_login")).unwrap();
-        authenticated(&smtp.auth(sasl_login(), false).unwrap());
+        authenticated(&smtp.auth(sasl_login(), InitialResponse::Wait).unwrap());
         smtp.close();
         assert_eq!(
             client_lines(&server, 1),
@@ -1302,13 +1302,16 @@ mod smtp_sim_tests {
         let server = dialogue(GREETING, &answers);
         let mut smtp = connect(&server);
         smtp.ehlo(Some("test_auth_buggy")).unwrap();
-        let e = smtp_err(smtp.auth(Box::new(Buggy::default()), false).unwrap_err());
+        let e = smtp_err(
+            smtp.auth(Box::new(Buggy::default()), InitialResponse::Wait)
+                .unwrap_err(),
+        );
         match e {
             SmtpError::Mechanism(why) => assert!(why.contains("too many"), "{why}"),
             other => panic!("{other:?}"),
         }
         // The session is still usable.
-        assert!(!smtp.core().is_closed());
+        assert!(!smtp.is_closed());
         smtp.close();
         let lines = client_lines(&server, 1);
         let mut expected = vec!["EHLO test_auth_buggy", "AUTH BUGGY"];
@@ -1389,7 +1392,7 @@ mod smtp_sim_tests {
             let server = dialogue(GREETING, &answers);
             let mut smtp = connect(&server);
             smtp.ehlo(Some("foo")).unwrap();
-            authenticated(&smtp.auth(mechanism, true).unwrap());
+            authenticated(&smtp.auth(mechanism, InitialResponse::Send).unwrap());
             smtp.close();
             assert_eq!(client_lines(&server, 1), sent, "{name}");
         }
@@ -1483,7 +1486,7 @@ mod smtp_sim_tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(smtp.core().is_closed());
+        assert!(smtp.is_closed());
     }
 
     // SMTPSimTests.test_421_from_mail_cmd
@@ -1516,7 +1519,7 @@ mod smtp_sim_tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(smtp.core().is_closed());
+        assert!(smtp.is_closed());
         smtp.close();
         let lines = client_lines(&server, 1);
         assert_eq!(lines.len(), 3, "{lines:?}");
@@ -1561,7 +1564,7 @@ mod smtp_sim_tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(smtp.core().is_closed());
+        assert!(smtp.is_closed());
         smtp.close();
         // Neither George's RCPT nor RSET was sent.
         let lines = client_lines(&server, 1);
@@ -1610,7 +1613,7 @@ mod smtp_sim_tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(smtp.core().is_closed());
+        assert!(smtp.is_closed());
         smtp.close();
         let lines = client_lines(&server, 1);
         assert_eq!(lines.last().map(String::as_str), Some("DATA"), "{lines:?}");
@@ -1865,7 +1868,9 @@ mod smtp_auth_initial_response_sim_tests {
         smtp.ehlo(None).unwrap();
         let plain = sasl::Plain::new(sasl::Credentials::new("psu", "doesnotexist"));
         assert_eq!(
-            smtp.auth(Box::new(LowerCase(plain)), true).unwrap().code(),
+            smtp.auth(Box::new(LowerCase(plain)), InitialResponse::Send)
+                .unwrap()
+                .code(),
             235
         );
         smtp.close();

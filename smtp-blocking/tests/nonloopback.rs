@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use smtp_blocking::smtp_sansio::sasl::{Credentials, Plain, XOAuth2};
 use smtp_blocking::smtp_sansio::{Error as SmtpError, Secret, SecurityError};
-use smtp_blocking::{Error, Options, SmtpClient, Tls};
+use smtp_blocking::{Error, InitialResponse, Options, SmtpClient, Tls};
 use smtp_testkit::{MockServer, ServerConfig};
 
 const MSG: &[u8] = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: t\r\n\r\nbody\r\n";
@@ -91,12 +91,15 @@ fn login_in_plaintext_is_refused() {
     let s = server(smtp_testkit::ServerTls::None);
     let o = Options::default().timeout(WAIT);
     let mut smtp = SmtpClient::connect(&s.addr().to_string(), o).unwrap();
-    assert!(!smtp.core().config().loopback_peer);
+    assert!(!smtp.config().loopback_peer);
     assert_eq!(
         plaintext_auth(smtp.login("alice", "pw").unwrap_err()),
         "CRAM-MD5"
     );
-    let auth = smtp.auth(Box::new(Plain::new(Credentials::new("alice", "pw"))), true);
+    let auth = smtp.auth(
+        Box::new(Plain::new(Credentials::new("alice", "pw"))),
+        InitialResponse::Send,
+    );
     assert_eq!(plaintext_auth(auth.unwrap_err()), "PLAIN");
     smtp.quit().unwrap();
     let raw = received(&s);
@@ -114,7 +117,7 @@ fn allow_plaintext_auth_logs_in_in_the_clear() {
         .timeout(WAIT)
         .connect()
         .unwrap();
-    assert!(!smtp.is_tls() && !smtp.core().config().loopback_peer);
+    assert!(!smtp.is_tls() && !smtp.config().loopback_peer);
     let m = send_and_quit(&s, smtp);
     assert_eq!(m.auth_user.as_deref(), Some("alice"));
     assert!(!m.tls);
@@ -136,7 +139,7 @@ fn starttls_with_a_verified_certificate_logs_in() {
             .timeout(WAIT)
             .connect()
             .unwrap();
-        assert!(smtp.core().is_tls_verified());
+        assert!(smtp.is_tls_verified());
         let m = send_and_quit(&s, smtp);
         assert!(m.tls, "{mode:?}");
         assert_eq!(m.auth_user.as_deref(), Some("alice"), "{mode:?}");
@@ -180,7 +183,7 @@ fn insecure_tls_counts_as_plaintext() {
             .timeout(WAIT)
             .connect()
             .unwrap();
-        assert!(smtp.is_tls() && !smtp.core().is_tls_verified());
+        assert!(smtp.is_tls() && !smtp.is_tls_verified());
         let m = send_and_quit(&s, smtp);
         assert_eq!(m.auth_user.as_deref(), Some("alice"), "{mode:?}");
     }

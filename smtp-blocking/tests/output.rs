@@ -156,7 +156,7 @@ fn transcripts_escape_what_the_server_sent() {
     let writer = Buffer::default();
     tracing::subscriber::with_default(subscriber, || {
         let mut o = options();
-        o.debug_level = 1;
+        o.debug_level = 1.into();
         let mut smtp = SmtpClient::connect(&server.addr().to_string(), o).unwrap();
         // The reply itself keeps what the server sent.
         assert_eq!(smtp.greeting().text(), format!("mx{HOSTILE} ready"));

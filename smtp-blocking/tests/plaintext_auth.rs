@@ -50,7 +50,7 @@ fn loopback_tcp_logs_in_without_tls() {
         .timeout(WAIT)
         .connect()
         .unwrap();
-    assert!(!smtp.is_tls() && smtp.core().config().loopback_peer);
+    assert!(!smtp.is_tls() && smtp.config().loopback_peer);
     assert_eq!(send_and_quit(&server, smtp).as_deref(), Some("alice"));
 }
 
@@ -65,7 +65,7 @@ fn a_unix_socket_logs_in_without_tls() {
         .timeout(WAIT)
         .connect()
         .unwrap();
-    assert!(smtp.core().config().loopback_peer);
+    assert!(smtp.config().loopback_peer);
     assert_eq!(send_and_quit(&server, smtp).as_deref(), Some("alice"));
 }
 
@@ -80,7 +80,7 @@ fn a_callers_stream_counts_as_remote() {
         plaintext_auth(smtp.login("alice", "pw").unwrap_err()),
         "CRAM-MD5"
     );
-    assert!(!smtp.core().is_authenticated());
+    assert!(!smtp.is_authenticated());
     drop(smtp);
     let raw = received(&server);
     assert!(raw.starts_with("EHLO ") && !raw.contains("AUTH"), "{raw}");
@@ -125,7 +125,7 @@ fn unverified_tls_counts_as_plaintext() {
     let mut smtp = SmtpClient::from_stream(stream, "localhost", opts()).unwrap();
     smtp.set_tls_config(insecure.clone());
     smtp.starttls().unwrap();
-    assert!(smtp.is_tls() && !smtp.core().is_tls_verified());
+    assert!(smtp.is_tls() && !smtp.is_tls_verified());
     assert_eq!(
         plaintext_auth(smtp.login("alice", "pw").unwrap_err()),
         "CRAM-MD5"
@@ -150,7 +150,7 @@ fn unverified_tls_counts_as_plaintext() {
     let mut smtp = SmtpClient::from_stream(stream, "localhost", opts()).unwrap();
     smtp.set_tls_config(server.pki().client_config());
     smtp.starttls().unwrap();
-    assert!(smtp.core().is_tls_verified());
+    assert!(smtp.is_tls_verified());
     smtp.login("alice", "pw").unwrap();
     assert_eq!(send_and_quit(&server, smtp).as_deref(), Some("alice"));
 }

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use smtp_blocking::smtp_adapter::{ErrorReport, Report};
 use smtp_blocking::smtp_sansio::{self, Escaped, Transaction, client::PreparedMessage, sasl};
-use smtp_blocking::{Error, Options, SmtpClient, TransactionResult};
+use smtp_blocking::{Error, InitialResponse, Options, SmtpClient, TransactionResult};
 
 const USAGE: &str = "\
 usage: smtp-send [--server HOST[:PORT] | --unix PATH] [--lmtp]
@@ -495,14 +495,14 @@ fn run(args: &Args) -> Result<(TransactionResult, u8), Failure> {
     };
 
     let mut options = Options::default();
-    options.local_hostname.clone_from(&args.helo);
+    options.local_name.clone_from(&args.helo);
     options.source_address = args.source;
     options.timeout = args.timeout;
-    options.no_pipelining = args.no_pipelining;
-    options.no_chunking = args.no_chunking;
+    options.pipelining = !args.no_pipelining;
+    options.chunking = !args.no_chunking;
     options.require_tls = args.tls != TlsMode::None;
     options.allow_plaintext_auth = args.allow_plaintext_auth;
-    options.debug_level = args.verbose;
+    options.debug_level = args.verbose.into();
     if args.lmtp {
         options.protocol = smtp_blocking::Protocol::Lmtp;
     }
@@ -555,7 +555,7 @@ fn run(args: &Args) -> Result<(TransactionResult, u8), Failure> {
                         return Err(Failure::usage(format!("--auth: unknown mechanism {other}")));
                     }
                 };
-                smtp.auth(m, true)
+                smtp.auth(m, InitialResponse::Send)
             }
         };
         done.map_err(failure)?;

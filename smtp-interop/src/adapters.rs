@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rustls::ClientConfig;
 use smtp_adapter::Error;
-use smtp_adapter::Options;
+use smtp_adapter::{InitialResponse, Options};
 use smtp_sansio::{Capabilities, Envelope, Mechanism, Reply, TransactionResult};
 
 /// How a session connects.
@@ -69,7 +69,7 @@ pub trait Session: Sized {
     fn starttls(&mut self) -> Result<Reply, Failure>;
     /// AUTH with one mechanism.
     fn auth(&mut self, mechanism: Box<dyn Mechanism>) -> Result<Reply, Failure>;
-    /// `login_with(user, password, false)`: the client picks the mechanism and
+    /// `login_with(user, password, InitialResponse::Wait)`: the client picks the mechanism and
     /// sends no initial response.
     fn login(&mut self, user: &str, password: &str) -> Result<Reply, Failure>;
     /// `sendmail`.
@@ -175,11 +175,11 @@ impl Session for Blocking {
     }
 
     fn auth(&mut self, mechanism: Box<dyn Mechanism>) -> Result<Reply, Failure> {
-        Ok(self.0.auth(mechanism, true)?)
+        Ok(self.0.auth(mechanism, InitialResponse::Send)?)
     }
 
     fn login(&mut self, user: &str, password: &str) -> Result<Reply, Failure> {
-        Ok(self.0.login_with(user, password, false)?)
+        Ok(self.0.login_with(user, password, InitialResponse::Wait)?)
     }
 
     fn send(&mut self, envelope: &Envelope, message: &[u8]) -> Result<TransactionResult, Failure> {
@@ -305,11 +305,16 @@ impl<R: Executor> Session for Async<R> {
     }
 
     fn auth(&mut self, mechanism: Box<dyn Mechanism>) -> Result<Reply, Failure> {
-        Ok(R::block_on(&self.exec, self.client.auth(mechanism, true))?)
+        Ok(R::block_on(
+            &self.exec,
+            self.client.auth(mechanism, InitialResponse::Send),
+        )?)
     }
 
     fn login(&mut self, user: &str, password: &str) -> Result<Reply, Failure> {
-        let login = self.client.login_with(user, password, false);
+        let login = self
+            .client
+            .login_with(user, password, InitialResponse::Wait);
         Ok(R::block_on(&self.exec, login)?)
     }
 

@@ -130,7 +130,7 @@ pub const WRONG_PASSWORD: &str = "wrongpw";
 /// A server offering AUTH PLAIN and LOGIN to [`USER`], for the session that
 /// [`check_auth_session`] checks. The client runs, at debug level 2 with a
 /// transcript writer: `login(USER, WRONG_PASSWORD)` (fails after trying PLAIN
-/// with an initial response, then LOGIN), `login_with(USER, PASSWORD, false)`
+/// with an initial response, then LOGIN), `login_with(USER, PASSWORD, InitialResponse::Wait)`
 /// (PLAIN answering a challenge), `noop()`; then `noop()` at level 1 and
 /// `noop()` at level 0, keeping what each level wrote apart.
 #[must_use]

@@ -52,9 +52,9 @@ pub enum Act {
 pub struct Tweak {
     /// `Options::require_tls`.
     pub require_tls: bool,
-    /// `Options::no_chunking`.
+    /// the opposite of `Options::chunking`.
     pub no_chunking: bool,
-    /// `Options::no_pipelining`.
+    /// the opposite of `Options::pipelining`.
     pub no_pipelining: bool,
     /// `Options::timeout` in milliseconds (default 10 s).
     pub timeout_ms: Option<u64>,
@@ -66,8 +66,8 @@ impl Tweak {
     pub fn options(&self) -> smtp_adapter::Options {
         let mut o = smtp_adapter::Options::default();
         o.require_tls = self.require_tls;
-        o.no_chunking = self.no_chunking;
-        o.no_pipelining = self.no_pipelining;
+        o.chunking = !self.no_chunking;
+        o.pipelining = !self.no_pipelining;
         o.timeout = Some(Duration::from_millis(self.timeout_ms.unwrap_or(10_000)));
         o
     }

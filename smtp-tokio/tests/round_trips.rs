@@ -291,29 +291,32 @@ fn opts() -> Options {
 #[cfg(feature = "tls")]
 #[tokio::test]
 async fn every_connection_shares_one_tls_configuration() {
+    use smtp_testkit::ServerTls;
     use smtp_tokio::{Pool, PoolConfig, Tls};
-    use std::sync::Arc;
-    let server = MockServer::start(ServerConfig::default()).unwrap();
-    let given = smtp_testkit::TestPki::generate().unwrap().client_config();
-    for tls in [Some(given.clone()), None] {
-        let mut builder = SmtpClient::builder(server.addr())
-            .tls(Tls::None)
-            .timeout(WAIT);
-        if let Some(t) = &tls {
-            builder = builder.tls_config(t.clone());
-        }
-        let pool = Pool::new(PoolConfig::default().max_size(2), move || {
-            builder.clone().connect()
-        });
-        // Two sessions at once: two connections.
-        let mut a = pool.get().await.unwrap();
-        let mut b = pool.get().await.unwrap();
-        match (a.tls_config(), b.tls_config(), &tls) {
-            (Ok(x), Ok(y), Some(t)) => assert!(Arc::ptr_eq(&x, t) && Arc::ptr_eq(&y, t)),
-            (Ok(x), Ok(y), None) => assert!(Arc::ptr_eq(&x, &y), "built once per process"),
-            // No root certificate on this machine: nothing to share.
-            (Err(_), Err(_), None) => {}
-            (x, y, _) => panic!("{x:?} {y:?}"),
-        }
+    let server = MockServer::start(ServerConfig::default().tls(ServerTls::StartTls)).unwrap();
+    let given = server.pki().client_config();
+    let builder = SmtpClient::builder(server.addr())
+        .tls(Tls::StartTls)
+        .tls_config(given)
+        .tls_server_name("localhost")
+        .timeout(WAIT);
+    let pool = Pool::new(PoolConfig::default().max_size(2), move || {
+        builder.clone().connect()
+    });
+    // Two sessions at once: two connections, the second resuming the first's
+    // TLS session, which only the same configuration (its session cache) can.
+    let a = pool.get().await.unwrap();
+    let b = pool.get().await.unwrap();
+    assert!(a.is_tls() && b.is_tls());
+    assert_eq!((a.tls_resumed(), b.tls_resumed()), (false, true));
+    // The default configuration is built once per process.
+    match (
+        smtp_tokio::tls::default_config(),
+        smtp_tokio::tls::default_config(),
+    ) {
+        (Ok(x), Ok(y)) => assert!(Arc::ptr_eq(&x, &y), "built once per process"),
+        // No root certificate on this machine: nothing to share.
+        (Err(_), Err(_)) => {}
+        (x, y) => panic!("{x:?} {y:?}"),
     }
 }

@@ -51,18 +51,16 @@ impl<R: crate::Runtime> Poolable for crate::SmtpClient<R> {
     async fn close(self) {
         // The session is given up either way; past the linger, dropping the
         // call closes the socket.
-        let linger = self.core().quit_deadline(R::now());
+        let linger = self.quit_deadline();
         let _ = crate::runtime::before::<R, _>(linger, self.quit()).await;
     }
 
     fn transactions(&self) -> u64 {
-        let session: &smtp_adapter::Session = self;
-        session.transactions()
+        crate::SmtpClient::transactions(self)
     }
 
     fn in_transaction(&self) -> bool {
-        let session: &smtp_adapter::Session = self;
-        session.core().in_transaction()
+        crate::SmtpClient::in_transaction(self)
     }
 
     async fn reset(&mut self) -> bool {
@@ -73,15 +71,15 @@ impl<R: crate::Runtime> Poolable for crate::SmtpClient<R> {
     }
 
     fn restorer(&mut self) -> Restore<Self> {
-        let level = self.transcript().level();
-        let writer = self.transcript().take_writer().map(|w| {
+        let level = self.debug_level();
+        let writer = self.take_transcript().map(|w| {
             let shared = SharedWriter(Arc::new(Mutex::new(w)));
             self.set_transcript(Box::new(shared.clone()));
             shared
         });
         Arc::new(move |c: &mut Self| {
             c.set_debuglevel(level);
-            drop(c.transcript().take_writer());
+            drop(c.take_transcript());
             if let Some(w) = &writer {
                 c.set_transcript(Box::new(w.clone()));
             }

@@ -213,7 +213,7 @@ fn message_id(sender: &str, now: std::time::Duration) -> String {
         .rsplit_once('@')
         .map(|(_, d)| d)
         .filter(usable)
-        .or(smtp_blocking::smtp_adapter::local_hostname().filter(usable))
+        .or(smtp_blocking::smtp_adapter::machine_name().filter(usable))
         .unwrap_or("localhost");
     format!(
         "<{}.{}.{random:016x}@{domain}>",

@@ -150,10 +150,10 @@ fn open<S: Session>(ctx: &Context, server: &Server, case: Case) -> Result<(S, bo
     // The plain and IPv6 rows use the adapters' default EHLO name (the
     // machine's name or an address literal); Postfix refuses invalid ones.
     if !matches!(case, Case::Plain | Case::Ipv6) {
-        options.local_hostname = Some("client.interop.test".into());
+        options.local_name = Some("client.interop.test".into());
     }
     if matches!(case, Case::Plain | Case::LargeData) {
-        options.no_chunking = true;
+        options.chunking = false;
     }
     // A submission-style session: neither the password nor the message
     // may go out unencrypted.
@@ -541,7 +541,7 @@ pub(super) fn run_pool<S: Session>(
 ) -> Result<String, String> {
     let mut options = Options::default();
     options.timeout = Some(Duration::from_secs(20));
-    options.local_hostname = Some("client.interop.test".into());
+    options.local_name = Some("client.interop.test".into());
     let how = Pooling {
         address: server
             .smtp
