@@ -62,7 +62,7 @@ macro_rules! facade {
         /// [`ConnectRefused`](smtp_sansio::Error::ConnectRefused).
         pub $($kw)? fn connect(address: &str, options: $crate::Options) -> Result<Self, $crate::Error> {
             let b = Self::builder(address).options(options).tls($crate::Tls::None);
-            Self::connect_with(b.greeting_only())$($aw)*
+            b.greeting_only().connect()$($aw)*
         }
 
         /// Connects with TLS from the first byte (smtplib's `SMTP_SSL`; port
@@ -80,7 +80,7 @@ macro_rules! facade {
                 Some(t) => b.tls_config(t),
                 None => b,
             };
-            Self::connect_with(b.greeting_only())$($aw)*
+            b.greeting_only().connect()$($aw)*
         }
 
         /// Connects to an LMTP server (smtplib's `LMTP`): a path starting
@@ -89,7 +89,7 @@ macro_rules! facade {
         pub $($kw)? fn connect_lmtp(address: &str, options: $crate::Options) -> Result<Self, $crate::Error> {
             let b = Self::lmtp_builder(address).options(options);
             let b = b.protocol($crate::sansio::Protocol::Lmtp).greeting_only();
-            Self::connect_with(b)$($aw)*
+            b.connect()$($aw)*
         }
 
         /// Connects over a Unix socket (SMTP or LMTP as `options.protocol`
@@ -100,7 +100,7 @@ macro_rules! facade {
             options: $crate::Options,
         ) -> Result<Self, $crate::Error> {
             let b = $crate::Builder::<Self>::unix(path).options(options);
-            Self::connect_with(b.greeting_only())$($aw)*
+            b.greeting_only().connect()$($aw)*
         }
 
         /// Connects as `b` says: the transport, the greeting, then the

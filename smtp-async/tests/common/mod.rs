@@ -110,8 +110,11 @@ impl Rt for AsyncStd {
 
 /// Runs the same case on Tokio, then on async-std.
 pub fn on_both(tokio_case: impl Future<Output = ()>, async_std_case: impl Future<Output = ()>) {
-    Tokio::block_on(&Tokio::exec(), tokio_case);
-    AsyncStd::block_on(&(), async_std_case);
+    // On the heap: a test's whole future, moved through each layer of a
+    // runtime's block_on, would otherwise be copied onto the test thread's
+    // 2 MiB stack several times over in a debug build.
+    Tokio::block_on(&Tokio::exec(), Box::pin(tokio_case));
+    AsyncStd::block_on(&(), Box::pin(async_std_case));
 }
 
 /// Sleeps on the runtime's timer (a paused Tokio clock moves past it at
