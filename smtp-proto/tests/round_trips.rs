@@ -1,0 +1,282 @@
+//! Round trips of a whole new-connection send, as the core decides them:
+//! `Client::open`, one transaction and QUIT, driven one operation at a time
+//! as a facade does, against a scripted server that answers each flight of
+//! the client (the bytes it writes before it next waits for input) with one
+//! turn. Every case asserts each flight byte for byte, so a command that
+//! waits when it could have gone with the one before it shows as a flight
+//! more. One fixed `Instant`; the server's bytes fed in every chunk size.
+//!
+//! The minimum after the greeting, what the extensions allow:
+//!
+//! - PIPELINING + CHUNKING: EHLO; MAIL, RCPT, `BDAT ... LAST` and QUIT
+//!   (`send_and_quit`): 2 flights, 3 round trips with the greeting.
+//! - with STARTTLS and AUTH PLAIN (initial response): EHLO; STARTTLS; the
+//!   handshake; EHLO; AUTH; the envelope, body and QUIT: 5 flights and the
+//!   handshake. AUTH ends its group: RFC 4954 section 4 would let AUTH PLAIN
+//!   with an initial response be followed by MAIL in one group, but the
+//!   message would then be on the wire before AUTH's answer (delivered
+//!   unauthenticated by a server that takes local mail without AUTH, while
+//!   the caller is told AUTH failed); and the safe form (MAIL, RCPT and DATA
+//!   behind AUTH, the body only after 354) needs as many flights as
+//!   `BDAT ... LAST` after AUTH's answer.
+//! - early pipelining (PIPE_CONNECT, on a server that advertised it
+//!   before): EHLO goes before the greeting, so the greeting's round trip
+//!   is gone: 2 flights, 2 round trips.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use smtp_sansio::{
+    Client, Completion, Config, Credentials, Domain, Error, Event, Op, OpenPlan, Opened, Output,
+    Reply, StartTlsPolicy, Transaction, TransactionResult,
+};
+
+const BODY: &[u8] = b"Subject: hi\r\n\r\nhello\r\n";
+
+/// A remote peer, SMTP, plain text.
+fn config() -> Config {
+    Config::new(Domain::new("client.example").unwrap())
+}
+
+fn transaction() -> Transaction {
+    Transaction::from_strs::<_, &str, &str>("a@example.org", &["b@example.org"], &[], &[]).unwrap()
+}
+
+/// What one whole session did.
+#[derive(Debug, PartialEq)]
+struct Session {
+    /// Each flight the client wrote, `<tls>` where the handshake ran.
+    flights: Vec<String>,
+    opened: Result<Opened, Error>,
+    sent: Option<Result<TransactionResult, Error>>,
+    quit: Option<Result<Reply, Error>>,
+}
+
+/// The client's side of the wire: the flight being written and the server's
+/// turns, one per flight, fed `chunk` bytes at a time.
+struct Wire {
+    now: Instant,
+    chunk: usize,
+    turns: VecDeque<&'static [u8]>,
+    current: &'static [u8],
+    pending: Vec<u8>,
+    flights: Vec<String>,
+}
+
+impl Wire {
+    /// The client waits: what it wrote since it last waited is a flight, and
+    /// the server's next bytes arrive (its next turn once this one is read).
+    fn wait(&mut self, client: &mut Client) {
+        if !self.pending.is_empty() {
+            let flight = std::mem::take(&mut self.pending);
+            self.flights.push(String::from_utf8(flight).unwrap());
+        }
+        if self.current.is_empty() {
+            match self.turns.pop_front() {
+                Some(t) => self.current = t,
+                None => {
+                    client.handle_eof(self.now);
+                    return;
+                }
+            }
+        }
+        let n = self.chunk.min(self.current.len());
+        client.handle_input(self.now, &self.current[..n]);
+        self.current = &self.current[n..];
+    }
+
+    /// Drives `op` to its result as a facade does.
+    fn drive<T: Completion>(&mut self, client: &mut Client, op: Op<T>) -> Result<T, Error> {
+        for _ in 0..100_000 {
+            match client.drive(op) {
+                Output::Transmit(b) => self.pending.extend_from_slice(&b),
+                Output::StartTls { .. } => {
+                    assert!(self.current.is_empty(), "bytes after the 220 to STARTTLS");
+                    assert!(self.pending.is_empty(), "bytes before the handshake");
+                    self.flights.push("<tls>".into());
+                    client.tls_established(self.now);
+                }
+                Output::Wait(_) => self.wait(client),
+                Output::Closed | Output::Trace(_) => {}
+                Output::Event(Event::BodyWanted { .. }) => {
+                    client.send_body(self.now, BODY, true).unwrap();
+                }
+                Output::Event(Event::Completed { result, .. }) => return result,
+            }
+        }
+        panic!("the operation never completed");
+    }
+}
+
+/// Open by `plan`, then (when the open succeeded) one transaction, with QUIT
+/// enqueued behind it (`send_and_quit`) or driven after it.
+fn session(
+    config: Config,
+    plan: OpenPlan,
+    server: &[&'static str],
+    chunk: usize,
+    quit_behind: bool,
+) -> Session {
+    let now = Instant::now();
+    let mut client = Client::new(config, now);
+    let mut wire = Wire {
+        now,
+        chunk,
+        turns: server.iter().map(|s| s.as_bytes()).collect(),
+        current: &[],
+        pending: Vec::new(),
+        flights: Vec::new(),
+    };
+    let open = client.open(now, plan);
+    let opened = wire.drive(&mut client, open);
+    let (mut sent, mut quit) = (None, None);
+    if opened.is_ok() {
+        let tx = client.send(now, transaction());
+        let q = quit_behind.then(|| client.quit(now));
+        sent = Some(wire.drive(&mut client, tx));
+        let q = q.unwrap_or_else(|| client.quit(now));
+        quit = Some(wire.drive(&mut client, q));
+    }
+    // Whatever the client wrote last, after its last wait.
+    if !wire.pending.is_empty() {
+        let flight = std::mem::take(&mut wire.pending);
+        wire.flights.push(String::from_utf8(flight).unwrap());
+    }
+    assert!(
+        wire.current.is_empty() && wire.turns.is_empty(),
+        "server bytes left unread"
+    );
+    Session {
+        flights: wire.flights,
+        opened,
+        sent,
+        quit,
+    }
+}
+
+/// `session` in every chunk size from 1 to the longest turn, each giving the
+/// same flights and results; the last one is returned.
+fn run(
+    config: &Config,
+    plan: impl Fn() -> OpenPlan,
+    server: &[&'static str],
+    quit_behind: bool,
+) -> Session {
+    let longest = server.iter().map(|s| s.len()).max().unwrap_or(1);
+    let mut last: Option<Session> = None;
+    for chunk in 1..=longest {
+        let s = session(config.clone(), plan(), server, chunk, quit_behind);
+        if let Some(l) = &last {
+            assert_eq!(&s, l, "chunk {chunk}");
+        }
+        last = Some(s);
+    }
+    last.unwrap()
+}
+
+const GREETING: &str = "220 mx.example ESMTP\r\n";
+const EHLO: &str = "EHLO client.example\r\n";
+const ENVELOPE: &str = "MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\n";
+const BDAT_LAST: &str = "BDAT 22 LAST\r\nSubject: hi\r\n\r\nhello\r\n";
+const PLAIN_IR: &str = "AUTH PLAIN AHVzZXIAcGFzcw==\r\n";
+const SENT: &str = "250 ok\r\n250 ok\r\n250 2.0.0 queued as Q1\r\n";
+const BYE: &str = "221 bye\r\n";
+
+/// The session came through: open, message accepted, QUIT answered.
+fn assert_delivered(s: &Session) {
+    assert!(s.opened.is_ok(), "{:?}", s.opened);
+    let sent = s.sent.as_ref().unwrap().as_ref().unwrap();
+    assert_eq!(sent.queue_id(), Some("Q1"));
+    assert_eq!(s.quit.as_ref().unwrap().as_ref().unwrap().code(), 221);
+}
+
+#[test]
+fn pipelining_and_chunking_send_and_quit_is_two_flights() {
+    let caps = "250-mx.example\r\n250-PIPELINING\r\n250 CHUNKING\r\n";
+    let sent_and_bye = "250 ok\r\n250 ok\r\n250 2.0.0 queued as Q1\r\n221 bye\r\n";
+    let s = run(&config(), OpenPlan::new, &[GREETING, caps, sent_and_bye], true);
+    assert_eq!(
+        s.flights,
+        [EHLO.to_owned(), format!("{ENVELOPE}{BDAT_LAST}QUIT\r\n")]
+    );
+    assert_delivered(&s);
+}
+
+#[test]
+fn without_send_and_quit_quit_is_a_flight_of_its_own() {
+    let caps = "250-mx.example\r\n250-PIPELINING\r\n250 CHUNKING\r\n";
+    let s = run(&config(), OpenPlan::new, &[GREETING, caps, SENT, BYE], false);
+    assert_eq!(
+        s.flights,
+        [
+            EHLO.to_owned(),
+            format!("{ENVELOPE}{BDAT_LAST}"),
+            "QUIT\r\n".to_owned()
+        ]
+    );
+    assert_delivered(&s);
+}
+
+#[test]
+fn pipelining_without_chunking_waits_for_354_only() {
+    let caps = "250-mx.example\r\n250 PIPELINING\r\n";
+    let s = run(
+        &config(),
+        OpenPlan::new,
+        &[
+            GREETING,
+            caps,
+            "250 ok\r\n250 ok\r\n354 go\r\n",
+            "250 2.0.0 queued as Q1\r\n221 bye\r\n",
+        ],
+        true,
+    );
+    assert_eq!(
+        s.flights,
+        [
+            EHLO.to_owned(),
+            format!("{ENVELOPE}DATA\r\n"),
+            "Subject: hi\r\n\r\nhello\r\n.\r\nQUIT\r\n".to_owned()
+        ]
+    );
+    assert_delivered(&s);
+}
+
+#[test]
+fn starttls_and_auth_plain_is_five_flights_and_the_handshake() {
+    let plan = || {
+        OpenPlan::new()
+            .starttls(StartTlsPolicy::Required)
+            .login(Credentials::new("user", "pass"))
+    };
+    let s = run(
+        &config(),
+        plan,
+        &[
+            GREETING,
+            "250-mx.example\r\n250-PIPELINING\r\n250-CHUNKING\r\n250 STARTTLS\r\n",
+            "220 go ahead\r\n",
+            "250-mx.example\r\n250-PIPELINING\r\n250-CHUNKING\r\n250 AUTH PLAIN LOGIN\r\n",
+            "235 2.7.0 ok\r\n",
+            "250 ok\r\n250 ok\r\n250 2.0.0 queued as Q1\r\n221 bye\r\n",
+        ],
+        true,
+    );
+    assert_eq!(
+        s.flights,
+        [
+            EHLO.to_owned(),
+            "STARTTLS\r\n".to_owned(),
+            "<tls>".to_owned(),
+            EHLO.to_owned(),
+            PLAIN_IR.to_owned(),
+            format!("{ENVELOPE}{BDAT_LAST}QUIT\r\n"),
+        ]
+    );
+    assert_delivered(&s);
+    let opened = s.opened.unwrap();
+    assert!(opened.tls);
+    assert_eq!(opened.auth.unwrap().code(), 235);
+}
