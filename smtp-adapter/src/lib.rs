@@ -22,6 +22,7 @@
 mod address;
 pub mod args;
 mod builder;
+pub mod capability_cache;
 #[cfg(feature = "dkim")]
 pub mod dkim;
 mod error;
