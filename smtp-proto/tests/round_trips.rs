@@ -535,3 +535,137 @@ fn a_server_without_pipe_connect_is_recorded_as_such() {
     let opened = s.opened.unwrap();
     assert!(!opened.early_pipelining && !opened.pipe_connect);
 }
+
+/// An early open with a required STARTTLS and AUTH, the connection cut at
+/// every byte offset of what the server says: the open fails with
+/// `Disconnected` (a clean end of stream) or `Transport` (an error), nothing
+/// past the flight it was in is written, and it goes through only when
+/// every byte arrived.
+#[test]
+fn a_cut_at_every_offset_of_an_early_open_fails_it() {
+    let turns: [&[u8]; 3] = [
+        b"220 mx\r\n250-mx\r\n250-PIPELINING\r\n250-PIPECONNECT\r\n250 STARTTLS\r\n220 go\r\n",
+        b"250-mx\r\n250 AUTH PLAIN\r\n",
+        b"235 ok\r\n",
+    ];
+    let flights = [
+        format!("{EHLO}STARTTLS\r\n"),
+        EHLO.to_owned(),
+        PLAIN_IR.to_owned(),
+    ];
+    let total: usize = turns.iter().map(|t| t.len()).sum();
+    for cut in 0..=total {
+        for transport in [false, true] {
+            let now = Instant::now();
+            let mut c = Client::new(config(), now);
+            let plan = early()
+                .starttls(StartTlsPolicy::Required)
+                .login(Credentials::new("user", "pass"));
+            let op = c.open(now, plan);
+            let mut left = cut;
+            let mut pending: VecDeque<&[u8]> = turns.iter().copied().collect();
+            let mut sent = Vec::new();
+            let result = loop {
+                match c.drive(op) {
+                    Output::StartTls { .. } => c.tls_established(now),
+                    Output::Transmit(b) => sent.extend_from_slice(&b),
+                    Output::Wait(_) => match pending.pop_front() {
+                        Some(t) if left > 0 => {
+                            let n = left.min(t.len());
+                            c.handle_input(now, &t[..n]);
+                            left -= n;
+                        }
+                        _ if transport => c.handle_transport_error(now),
+                        _ => c.handle_eof(now),
+                    },
+                    Output::Event(Event::Completed { result, .. }) => break result,
+                    Output::Trace(_) | Output::Closed => {}
+                    other => panic!("{other:?}"),
+                }
+            };
+            // The flights the bytes before the cut allowed, and no more.
+            let mut answered = 0;
+            let mut through = 0;
+            for t in &turns {
+                through += t.len();
+                if cut >= through {
+                    answered += 1;
+                }
+            }
+            let expected = flights[..(answered + 1).min(flights.len())].concat();
+            assert_eq!(String::from_utf8(sent).unwrap(), expected, "cut at {cut}");
+            match (cut == total, result) {
+                (true, Ok(opened)) => {
+                    assert!(opened.tls && opened.early_pipelining && opened.auth.is_some());
+                }
+                (false, Err(e)) => {
+                    let want = if transport {
+                        Error::Transport
+                    } else {
+                        Error::Disconnected
+                    };
+                    assert_eq!(e, want, "cut at {cut}");
+                    assert!(c.is_closed());
+                }
+                (_, other) => panic!("cut at {cut}: {other:?}"),
+            }
+        }
+    }
+}
+
+/// While the greeting is awaited with EHLO already out, the greeting's
+/// deadline holds; once it came, the reply to EHLO has the command timeout
+/// from then.
+#[test]
+fn an_early_open_keeps_the_greetings_deadline() {
+    let t0 = Instant::now();
+    let cfg = config();
+    let timeouts = cfg.timeouts;
+    let mut c = Client::new(cfg.clone(), t0);
+    let op = c.open(t0, early());
+    assert!(matches!(c.drive(op), Output::Transmit(_)));
+    assert_eq!(c.drive(op).unwrap_wait(), t0 + timeouts.greeting);
+    let t1 = t0 + std::time::Duration::from_secs(1);
+    c.handle_input(t1, GREETING.as_bytes());
+    assert_eq!(c.drive(op).unwrap_wait(), t1 + timeouts.command);
+    c.handle_timeout(t1 + timeouts.command);
+    match c.drive(op) {
+        Output::Closed => {}
+        other => panic!("{other:?}"),
+    }
+    match c.drive(op) {
+        Output::Event(Event::Completed { result, .. }) => {
+            assert_eq!(
+                result.unwrap_err(),
+                Error::Timeout("the reply to EHLO/HELO")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // No greeting at all: its own timeout.
+    let mut c = Client::new(cfg, t0);
+    let op = c.open(t0, early());
+    assert!(matches!(c.drive(op), Output::Transmit(_)));
+    c.handle_timeout(t0 + timeouts.greeting);
+    assert!(matches!(c.drive(op), Output::Closed));
+    match c.drive(op) {
+        Output::Event(Event::Completed { result, .. }) => {
+            assert_eq!(result.unwrap_err(), Error::Timeout("the greeting"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+trait UnwrapWait {
+    fn unwrap_wait(self) -> Instant;
+}
+
+impl<T: std::fmt::Debug> UnwrapWait for Output<T> {
+    fn unwrap_wait(self) -> Instant {
+        match self {
+            Output::Wait(Some(d)) => d,
+            other => panic!("a wait expected, got {other:?}"),
+        }
+    }
+}
