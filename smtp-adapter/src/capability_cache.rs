@@ -6,9 +6,10 @@
 //! A connection builder asks [`CapabilityCache::early_pipelining`] before it
 //! enqueues [`Client::open`](smtp_sansio::Client::open) (the answer goes to
 //! [`OpenPlan::early_pipelining`]) and hands the open's result to
-//! [`CapabilityCache::record`], which keeps a server that confirmed it and
-//! forgets one that did not, or whose session ended before its reply to EHLO
-//! was known (the early talk may be why). The cache is shared by every
+//! [`CapabilityCache::record`] (or its error to
+//! [`CapabilityCache::record_error`]), which keeps a server that confirmed
+//! it and forgets one that did not, or whose session ended before its reply
+//! to EHLO was known (the early talk may be why). The cache is shared by every
 //! connection of a builder or pool (`&self` methods behind a lock), holds at
 //! most its capacity (the oldest record goes first), and trusts a record for
 //! a limited time only. It reads no clock: every call takes `now`.
@@ -111,24 +112,32 @@ impl CapabilityCache {
         plan.early_pipelining(self.early_pipelining(server, now))
     }
 
-    /// Records what an open of `server` came to at `now`:
-    ///
-    /// - it went through: the server is kept when its first reply to EHLO
-    ///   advertised early pipelining ([`Opened::pipe_connect`]), and forgotten
-    ///   otherwise;
-    /// - it failed before that reply was known, or with
-    ///   [`Error::EarlyPipeliningRefused`](smtp_sansio::Error::EarlyPipeliningRefused)
-    ///   (a greeting other than 220, a lost connection, a timeout, a protocol
-    ///   error, the server closing): forgotten, since an early EHLO may be
-    ///   the cause; the next open waits for the greeting;
-    /// - it failed later (AUTH, STARTTLS, a security refusal): the record
-    ///   stays as it was.
-    pub fn record(&self, server: &ServerKey, now: Instant, result: &Result<Opened, CoreError>) {
-        match result {
-            Ok(opened) if opened.pipe_connect => self.insert(server, now),
-            Ok(_) => self.forget(server),
-            Err(e) if before_hello_known(e) => self.forget(server),
-            Err(_) => {}
+    /// Records an open of `server` that went through at `now`: the server
+    /// is kept when its first reply to EHLO advertised early pipelining
+    /// ([`Opened::pipe_connect`]), and forgotten otherwise.
+    pub fn record(&self, server: &ServerKey, now: Instant, opened: &Opened) {
+        if opened.pipe_connect {
+            self.insert(server, now);
+        } else {
+            self.forget(server);
+        }
+    }
+
+    /// Records an open of `server` that failed with `error`: forgotten when
+    /// it may have failed before the server's reply to EHLO was known,
+    /// since an early EHLO may be the cause
+    /// ([`EarlyPipeliningRefused`](smtp_sansio::Error::EarlyPipeliningRefused),
+    /// a greeting other than 220, a lost connection, a timeout, an I/O or TLS
+    /// error, a protocol error, the server closing): the next open waits for
+    /// the greeting. A failure after that reply (AUTH, STARTTLS, a security
+    /// refusal) leaves the record as it was.
+    pub fn record_error(&self, server: &ServerKey, error: &crate::Error) {
+        let keep = match error.inner() {
+            crate::Error::Smtp(e) => !before_hello_known(e),
+            _ => false,
+        };
+        if !keep {
+            self.forget(server);
         }
     }
 
@@ -194,6 +203,20 @@ mod tests {
     use super::*;
     use smtp_sansio::{Client, Config, Domain, Event, Output, Reply, SecurityError};
 
+    /// `result` recorded as a facade would: [`CapabilityCache::record`] or
+    /// [`CapabilityCache::record_error`].
+    fn note(
+        cache: &CapabilityCache,
+        server: &ServerKey,
+        now: Instant,
+        result: &Result<Opened, CoreError>,
+    ) {
+        match result {
+            Ok(opened) => cache.record(server, now, opened),
+            Err(e) => cache.record_error(server, &crate::Error::Smtp(e.clone())),
+        }
+    }
+
     /// The result of an open with or without early pipelining against a
     /// server saying `server`: each line as the client waits.
     fn open(early: bool, server: &str) -> Result<Opened, CoreError> {
@@ -229,7 +252,7 @@ mod tests {
         let cache = CapabilityCache::default();
         let t0 = Instant::now();
         assert!(!cache.early_pipelining(&key(1), t0));
-        cache.record(&key(1), t0, &open(false, ADVERTISED));
+        note(&cache, &key(1), t0, &open(false, ADVERTISED));
         assert!(cache.early_pipelining(&key(1), t0));
         assert!(cache.plan(&key(1), t0, OpenPlan::new()).early_pipelining);
         // Another port, implicit TLS, another EHLO name: other servers.
@@ -266,27 +289,27 @@ mod tests {
     fn a_mismatch_forgets_the_server() {
         let cache = CapabilityCache::default();
         let t0 = Instant::now();
-        cache.record(&key(1), t0, &open(false, ADVERTISED));
+        note(&cache, &key(1), t0, &open(false, ADVERTISED));
         let refused = open(true, "554 no early talkers\r\n");
         assert!(matches!(refused, Err(CoreError::EarlyPipeliningRefused(_))));
-        cache.record(&key(1), t0, &refused);
+        note(&cache, &key(1), t0, &refused);
         assert!(!cache.early_pipelining(&key(1), t0));
 
-        cache.record(&key(1), t0, &open(false, ADVERTISED));
+        note(&cache, &key(1), t0, &open(false, ADVERTISED));
         let withdrawn = open(true, NOT_ADVERTISED);
         assert!(matches!(
             withdrawn,
             Err(CoreError::EarlyPipeliningRefused(ref r)) if r.code() == 250
         ));
-        cache.record(&key(1), t0, &withdrawn);
+        note(&cache, &key(1), t0, &withdrawn);
         assert!(cache.is_empty());
 
-        cache.record(&key(1), t0, &open(false, ADVERTISED));
-        cache.record(&key(1), t0, &open(true, ""));
+        note(&cache, &key(1), t0, &open(false, ADVERTISED));
+        note(&cache, &key(1), t0, &open(true, ""));
         assert!(cache.is_empty(), "a lost connection forgets it too");
 
-        cache.record(&key(1), t0, &open(false, ADVERTISED));
-        cache.record(&key(1), t0, &open(false, NOT_ADVERTISED));
+        note(&cache, &key(1), t0, &open(false, ADVERTISED));
+        note(&cache, &key(1), t0, &open(false, NOT_ADVERTISED));
         assert!(cache.is_empty(), "a plain open that no longer sees it");
     }
 
@@ -294,21 +317,34 @@ mod tests {
     fn a_failure_after_the_reply_to_ehlo_keeps_the_record() {
         let cache = CapabilityCache::default();
         let t0 = Instant::now();
-        cache.record(&key(1), t0, &open(false, ADVERTISED));
-        cache.record(
+        note(&cache, &key(1), t0, &open(false, ADVERTISED));
+        let auth_failed = CoreError::AuthFailed(Reply::new(535, vec!["no".into()]));
+        note(&cache, &key(1), t0, &Err(auth_failed));
+        note(
+            &cache,
             &key(1),
             t0,
-            &Err(CoreError::AuthFailed(Reply::new(535, vec!["no".into()]))),
+            &Err(SecurityError::StartTlsNotOffered.into()),
         );
-        cache.record(&key(1), t0, &Err(SecurityError::StartTlsNotOffered.into()));
         assert!(cache.early_pipelining(&key(1), t0));
+    }
+
+    #[test]
+    fn a_transport_failure_forgets_the_server() {
+        let cache = CapabilityCache::default();
+        let t0 = Instant::now();
+        note(&cache, &key(1), t0, &open(false, ADVERTISED));
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        let server = crate::Server::new("mx.example", Some(25));
+        cache.record_error(&key(1), &crate::Error::Io(reset).connecting_to(&server));
+        assert!(!cache.early_pipelining(&key(1), t0));
     }
 
     #[test]
     fn a_record_is_trusted_for_max_age_only() {
         let cache = CapabilityCache::new(8, Duration::from_secs(60));
         let t0 = Instant::now();
-        cache.record(&key(1), t0, &open(false, ADVERTISED));
+        note(&cache, &key(1), t0, &open(false, ADVERTISED));
         assert!(cache.early_pipelining(&key(1), t0 + Duration::from_secs(60)));
         assert!(!cache.early_pipelining(&key(1), t0 + Duration::from_secs(61)));
         assert!(cache.is_empty(), "the expired record is dropped");
@@ -320,11 +356,16 @@ mod tests {
         let t0 = Instant::now();
         let advertised = open(false, ADVERTISED);
         for n in 1..=3 {
-            cache.record(&key(n), t0 + Duration::from_secs(u64::from(n)), &advertised);
+            note(
+                &cache,
+                &key(n),
+                t0 + Duration::from_secs(u64::from(n)),
+                &advertised,
+            );
         }
         // Seen again: now the newest.
-        cache.record(&key(1), t0 + Duration::from_secs(10), &advertised);
-        cache.record(&key(4), t0 + Duration::from_secs(11), &advertised);
+        note(&cache, &key(1), t0 + Duration::from_secs(10), &advertised);
+        note(&cache, &key(4), t0 + Duration::from_secs(11), &advertised);
         assert_eq!(cache.len(), 3);
         let now = t0 + Duration::from_secs(12);
         let kept: Vec<bool> = (1..=4)
