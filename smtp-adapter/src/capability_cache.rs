@@ -1,7 +1,8 @@
 //! What servers advertised on earlier connections, for early pipelining
 //! (PIPE_CONNECT, draft-harris-early-pipe as Exim implements it): a bounded
 //! cache, keyed by server, of the servers whose first reply to EHLO offered
-//! PIPELINING and PIPECONNECT ([`Opened::pipe_connect`]).
+//! PIPELINING and PIPECONNECT ([`Opened::pipe_connect`]), with whether
+//! STARTTLS ran on that connection ([`OpenPlan::early_starttls`]).
 //!
 //! A connection builder asks [`CapabilityCache::early_pipelining`] before it
 //! enqueues [`Client::open`](smtp_sansio::Client::open) (the answer goes to
@@ -67,8 +68,17 @@ pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(24 * 60 * 60);
 pub struct CapabilityCache {
     capacity: usize,
     max_age: Duration,
-    /// Each server with when its advertisement was last seen.
-    entries: Mutex<HashMap<ServerKey, Instant>>,
+    /// Each server with what was seen of it.
+    entries: Mutex<HashMap<ServerKey, Record>>,
+}
+
+/// What was seen of a server.
+#[derive(Debug, Clone, Copy)]
+struct Record {
+    /// When its advertisement was last seen.
+    seen: Instant,
+    /// STARTTLS ran on that connection.
+    starttls: bool,
 }
 
 impl Default for CapabilityCache {
@@ -94,22 +104,31 @@ impl CapabilityCache {
     /// cache's age limit. A record past it is dropped.
     #[must_use]
     pub fn early_pipelining(&self, server: &ServerKey, now: Instant) -> bool {
-        let mut entries = self.lock();
-        match entries.get(server) {
-            Some(&seen) if now.saturating_duration_since(seen) <= self.max_age => true,
-            Some(_) => {
-                entries.remove(server);
-                false
-            }
-            None => false,
-        }
+        self.get(server, now).is_some()
     }
 
     /// `plan` with [`OpenPlan::early_pipelining`] as the cache says for
-    /// `server` at `now`.
+    /// `server` at `now`, and [`OpenPlan::early_starttls`] when STARTTLS ran
+    /// on the connection recorded.
     #[must_use]
     pub fn plan(&self, server: &ServerKey, now: Instant, plan: OpenPlan) -> OpenPlan {
-        plan.early_pipelining(self.early_pipelining(server, now))
+        let record = self.get(server, now);
+        plan.early_pipelining(record.is_some())
+            .early_starttls(record.is_some_and(|r| r.starttls))
+    }
+
+    /// The record of `server` if it is young enough at `now`; an older one
+    /// is dropped.
+    fn get(&self, server: &ServerKey, now: Instant) -> Option<Record> {
+        let mut entries = self.lock();
+        match entries.get(server) {
+            Some(r) if now.saturating_duration_since(r.seen) <= self.max_age => Some(*r),
+            Some(_) => {
+                entries.remove(server);
+                None
+            }
+            None => None,
+        }
     }
 
     /// Records an open of `server` that went through at `now`: the server
@@ -117,7 +136,14 @@ impl CapabilityCache {
     /// ([`Opened::pipe_connect`]), and forgotten otherwise.
     pub fn record(&self, server: &ServerKey, now: Instant, opened: &Opened) {
         if opened.pipe_connect {
-            self.insert(server, now);
+            let starttls = opened.starttls.is_some();
+            self.insert(
+                server,
+                Record {
+                    seen: now,
+                    starttls,
+                },
+            );
         } else {
             self.forget(server);
         }
@@ -158,25 +184,25 @@ impl CapabilityCache {
         self.lock().is_empty()
     }
 
-    /// Keeps `server` as seen at `now`, making room by dropping the record
-    /// seen longest ago.
-    fn insert(&self, server: &ServerKey, now: Instant) {
+    /// Keeps `record` for `server`, making room by dropping the record seen
+    /// longest ago.
+    fn insert(&self, server: &ServerKey, record: Record) {
         let mut entries = self.lock();
         if !entries.contains_key(server) && entries.len() >= self.capacity {
             let oldest = entries
                 .iter()
-                .min_by_key(|(_, seen)| **seen)
+                .min_by_key(|(_, r)| r.seen)
                 .map(|(k, _)| k.clone());
             if let Some(k) = oldest {
                 entries.remove(&k);
             }
         }
-        entries.insert(server.clone(), now);
+        entries.insert(server.clone(), record);
     }
 
     /// The entries; a panic elsewhere while they were held leaves them
     /// whole (every change is one map operation), so a poisoned lock is used.
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ServerKey, Instant>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ServerKey, Record>> {
         self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -338,6 +364,23 @@ mod tests {
         let server = crate::Server::new("mx.example", Some(25));
         cache.record_error(&key(1), &crate::Error::Io(reset).connecting_to(&server));
         assert!(!cache.early_pipelining(&key(1), t0));
+    }
+
+    #[test]
+    fn a_server_that_ran_starttls_gets_it_early_too() {
+        let cache = CapabilityCache::default();
+        let t0 = Instant::now();
+        let plain = cache.plan(&key(1), t0, OpenPlan::new());
+        assert!(!plain.early_pipelining && !plain.early_starttls);
+        note(&cache, &key(1), t0, &open(false, ADVERTISED));
+        let plan = cache.plan(&key(1), t0, OpenPlan::new());
+        assert!(plan.early_pipelining && !plan.early_starttls);
+
+        let mut opened = open(false, ADVERTISED).unwrap();
+        opened.starttls = Some(Reply::new(220, vec!["go".into()]));
+        cache.record(&key(2), t0, &opened);
+        let plan = cache.plan(&key(2), t0, OpenPlan::new());
+        assert!(plan.early_pipelining && plan.early_starttls);
     }
 
     #[test]

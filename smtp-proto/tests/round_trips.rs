@@ -669,3 +669,70 @@ impl<T: std::fmt::Debug> UnwrapWait for Output<T> {
         }
     }
 }
+
+#[test]
+fn early_starttls_with_opportunistic_tls_goes_behind_the_early_ehlo() {
+    let plan = || early().early_starttls(true);
+    let s = run(
+        &config(),
+        plan,
+        &[
+            "220 mx\r\n250-mx\r\n250-PIPELINING\r\n250-PIPECONNECT\r\n250 STARTTLS\r\n220 go\r\n",
+            "250-mx\r\n250-PIPELINING\r\n250 CHUNKING\r\n",
+            "250 ok\r\n250 ok\r\n250 2.0.0 queued as Q1\r\n221 bye\r\n",
+        ],
+        true,
+    );
+    assert_eq!(
+        s.flights,
+        [
+            format!("{EHLO}STARTTLS\r\n"),
+            "<tls>".to_owned(),
+            EHLO.to_owned(),
+            format!("{ENVELOPE}{BDAT_LAST}QUIT\r\n"),
+        ]
+    );
+    assert_delivered(&s);
+    let opened = s.opened.unwrap();
+    assert!(opened.tls && opened.early_pipelining && opened.starttls.is_some());
+}
+
+#[test]
+fn early_starttls_no_longer_offered_is_a_mismatch() {
+    let plan = || early().early_starttls(true);
+    let (flights, err) = refused(
+        plan,
+        &["220 mx\r\n250-mx\r\n250-PIPELINING\r\n250 PIPECONNECT\r\n502 no\r\n"],
+    );
+    assert_eq!(flights, [format!("{EHLO}STARTTLS\r\n")]);
+    assert_eq!(
+        err,
+        early_refused("250-mx\r\n250-PIPELINING\r\n250 PIPECONNECT\r\n")
+    );
+}
+
+#[test]
+fn early_starttls_without_early_pipelining_or_tls_does_nothing() {
+    let caps = "250-mx\r\n250-PIPELINING\r\n250 STARTTLS\r\n";
+    // Not early: the usual open, STARTTLS after the reply to EHLO.
+    let s = run(
+        &config(),
+        || OpenPlan::new().early_starttls(true),
+        &[GREETING, caps, "454 not now\r\n"],
+        true,
+    );
+    assert_eq!(s.flights, [EHLO, "STARTTLS\r\n"]);
+    // Early, but no TLS to run: EHLO alone, and no STARTTLS after it.
+    let s = run(
+        &config(),
+        || early().early_starttls(true).tls_available(false),
+        &[
+            "220 mx\r\n250-mx\r\n250-PIPELINING\r\n250-PIPECONNECT\r\n250 STARTTLS\r\n",
+            "250 ok\r\n250 ok\r\n354 go\r\n",
+            "250 2.0.0 queued as Q1\r\n221 bye\r\n",
+        ],
+        true,
+    );
+    assert_eq!(s.flights[0], EHLO);
+    assert!(!s.opened.unwrap().tls);
+}

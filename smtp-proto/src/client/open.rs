@@ -101,9 +101,10 @@ pub struct OpenPlan {
     /// default true).
     pub initial_response: bool,
     /// Early pipelining (default false): write EHLO without waiting for the
-    /// greeting, and with [`StartTlsPolicy::Required`] STARTTLS behind it, in
-    /// one flight, which takes the greeting's round trip (and STARTTLS's)
-    /// off the session.
+    /// greeting, and STARTTLS behind it when the plan runs it for sure
+    /// ([`StartTlsPolicy::Required`], or opportunistic with
+    /// [`OpenPlan::early_starttls`]), in one flight, which takes the
+    /// greeting's round trip (and STARTTLS's) off the session.
     ///
     /// RFC 5321 section 3.1 has the client wait for the greeting, and
     /// servers enforce it: Exim's synchronisation check answers an early
@@ -123,6 +124,15 @@ pub struct OpenPlan {
     /// greeting was handled and before any other operation; otherwise the
     /// open waits for the greeting as usual.
     pub early_pipelining: bool,
+    /// With [`OpenPlan::early_pipelining`] and
+    /// [`StartTlsPolicy::Opportunistic`] (default false): the server ran
+    /// STARTTLS on that earlier connection ([`Opened::starttls`]), so
+    /// STARTTLS goes behind the early EHLO too. A reply to EHLO that does
+    /// not offer STARTTLS any more ends the session with
+    /// [`Error::EarlyPipeliningRefused`]. (Under [`StartTlsPolicy::Required`]
+    /// STARTTLS goes early anyway; without early pipelining this does
+    /// nothing.)
+    pub early_starttls: bool,
 }
 
 impl Default for OpenPlan {
@@ -133,6 +143,7 @@ impl Default for OpenPlan {
             auth: None,
             initial_response: true,
             early_pipelining: false,
+            early_starttls: false,
         }
     }
 }
@@ -185,6 +196,15 @@ impl OpenPlan {
     #[must_use]
     pub fn early_pipelining(mut self, on: bool) -> OpenPlan {
         self.early_pipelining = on;
+        self
+    }
+
+    /// With early pipelining and opportunistic STARTTLS, STARTTLS behind
+    /// the early EHLO ([`OpenPlan::early_starttls`]), for a server that ran
+    /// STARTTLS on the earlier connection.
+    #[must_use]
+    pub fn early_starttls(mut self, on: bool) -> OpenPlan {
+        self.early_starttls = on;
         self
     }
 }
@@ -267,8 +287,14 @@ impl Client {
             OpenAuth::Mechanism(m) => AuthOp::mechanism(m, initial_response),
         });
         let early = plan.early_pipelining && self.awaits_greeting_alone();
-        let early_starttls =
-            early && !self.tls && plan.starttls == StartTlsPolicy::Required && plan.tls_available;
+        let early_starttls = early
+            && !self.tls
+            && plan.tls_available
+            && match plan.starttls {
+                StartTlsPolicy::Required => true,
+                StartTlsPolicy::Opportunistic => plan.early_starttls,
+                StartTlsPolicy::Never => false,
+            };
         let op = OpenOp {
             starttls: plan.starttls,
             tls_available: plan.tls_available,
@@ -292,7 +318,9 @@ impl Client {
             let ehlo = self.hello_command(name, false);
             self.transmit(now, ehlo, Expect::Hello);
             if early_starttls {
-                self.config.require_tls = true;
+                if plan.starttls == StartTlsPolicy::Required {
+                    self.config.require_tls = true;
+                }
                 self.transmit(now, Command::StartTls, Expect::StartTls);
             }
         }
@@ -348,7 +376,12 @@ impl Client {
         if op.early_starttls {
             // STARTTLS went behind EHLO; its reply is next.
             if !self.has_extn("STARTTLS") {
-                return Step::Fatal(SecurityError::StartTlsNotOffered.into());
+                return Step::Fatal(match (op.starttls, self.ehlo_reply.clone()) {
+                    (StartTlsPolicy::Opportunistic, Some(hello)) => {
+                        Error::EarlyPipeliningRefused(hello)
+                    }
+                    _ => SecurityError::StartTlsNotOffered.into(),
+                });
             }
             return Step::Continue;
         }
