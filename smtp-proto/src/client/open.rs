@@ -279,7 +279,9 @@ impl Client {
     /// Completes with [`Opened`], or the first error: a refused greeting
     /// ([`Error::ConnectRefused`], or [`Error::ServiceClosing`] for a 421),
     /// [`Error::HeloRefused`], the STARTTLS failures of
-    /// [`StartTlsPolicy::Required`], or AUTH's.
+    /// [`StartTlsPolicy::Required`], or AUTH's; with
+    /// [`OpenPlan::early_pipelining`], [`Error::EarlyPipeliningRefused`] when
+    /// the greeting or the reply to the early EHLO did not confirm it.
     pub fn open(&mut self, now: Instant, plan: OpenPlan) -> Op<Opened> {
         let initial_response = plan.initial_response;
         let auth = plan.auth.map(|a| match a {
