@@ -23,6 +23,7 @@ mod address;
 pub mod args;
 pub mod blocking;
 mod builder;
+pub mod capability_cache;
 #[cfg(feature = "dkim")]
 pub mod dkim;
 mod drive;

@@ -171,6 +171,20 @@ impl Capabilities {
         self.has("PIPELINING")
     }
 
+    /// Early pipelining (draft-harris-early-pipe, as Exim implements it)
+    /// together with PIPELINING, which it extends: a client that saw both
+    /// may, on a later connection to the same server, send EHLO before the
+    /// greeting ([`OpenPlan::early_pipelining`](crate::OpenPlan::early_pipelining)).
+    /// The keyword is `PIPECONNECT`, Exim's from 4.96 on. Exim 4.92 to 4.95
+    /// said `X_PIPE_CONNECT`, then `PIPE_CONNECT`: an underscore is not
+    /// allowed in an ehlo-keyword (RFC 5321 section 4.1.1.1), so those lines
+    /// are skipped like any other malformed one, and such a server is taken
+    /// not to offer early pipelining (the safe side).
+    #[must_use]
+    pub fn pipe_connect(&self) -> bool {
+        self.pipelining() && self.has("PIPECONNECT")
+    }
+
     /// STARTTLS (RFC 3207).
     #[must_use]
     pub fn starttls(&self) -> bool {

@@ -296,6 +296,20 @@ pub enum Error {
     /// The greeting was not 220 (smtplib's `SMTPConnectError`). Fatal.
     #[error("connection refused by greeting: {0}")]
     ConnectRefused(Reply),
+    /// EHLO went before the greeting (early pipelining,
+    /// [`OpenPlan::early_pipelining`](crate::OpenPlan::early_pipelining))
+    /// and the server did not confirm that it takes that: this reply, the
+    /// greeting, was not 220, or this reply to EHLO did not advertise
+    /// PIPELINING and PIPE_CONNECT
+    /// ([`Capabilities::pipe_connect`](crate::Capabilities::pipe_connect)).
+    /// A server that does not expect a client to talk first may count it as
+    /// a protocol violation (a 554 greeting, a dropped connection, every
+    /// recipient refused later), so the session ends here, before anything
+    /// but EHLO (and STARTTLS) was sent. Fatal; nothing of a message was
+    /// sent. Forget the server's cached advertisement and open a new
+    /// connection without early pipelining.
+    #[error("early pipelining not confirmed by the server: {0}")]
+    EarlyPipeliningRefused(Reply),
     /// HELO (or EHLO and then HELO) was refused (smtplib's `SMTPHeloError`).
     #[error("HELO refused: {0}")]
     HeloRefused(Reply),
@@ -401,6 +415,7 @@ impl Error {
                 | Error::Transport
                 | Error::ServiceClosing { .. }
                 | Error::ConnectRefused(_)
+                | Error::EarlyPipeliningRefused(_)
                 | Error::Uncertain { .. }
                 | Error::Security(
                     SecurityError::StartTlsNotOffered | SecurityError::TlsUnavailable
@@ -413,8 +428,9 @@ impl Error {
     /// its [`Error::delivery`] is [`Delivery::NotSent`] and the session
     /// ended under it for a reason that a fresh connection may not meet
     /// again: the server closed (a 421 before the end of the message, a
-    /// disconnect), a deadline passed, or the transport failed
-    /// ([`Error::Transport`]). A refusal, a misuse, a protocol violation, a
+    /// disconnect), a deadline passed, the transport failed
+    /// ([`Error::Transport`]), or the server did not confirm early
+    /// pipelining ([`Error::EarlyPipeliningRefused`]: go again without it). A refusal, a misuse, a protocol violation, a
     /// security refusal and an [`Error::Uncertain`] are not: sending again
     /// would meet the same answer, or might duplicate the message.
     #[must_use]
@@ -426,6 +442,7 @@ impl Error {
                     | Error::Timeout(_)
                     | Error::Transport
                     | Error::ServiceClosing { .. }
+                    | Error::EarlyPipeliningRefused(_)
             )
     }
 
@@ -496,6 +513,7 @@ impl Error {
         match self {
             Error::ServiceClosing { reply: r, .. }
             | Error::ConnectRefused(r)
+            | Error::EarlyPipeliningRefused(r)
             | Error::HeloRefused(r)
             | Error::AuthFailed(r)
             | Error::StartTlsRefused(r)

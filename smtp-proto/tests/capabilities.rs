@@ -381,3 +381,21 @@ proptest! {
         let _ = c.size();
     }
 }
+
+#[test]
+fn pipe_connect_needs_pipelining_and_exims_keyword() {
+    let table: &[(&[&str], bool)] = &[
+        (&["250-PIPELINING", "250 PIPECONNECT"], true),
+        (&["250-pipeconnect", "250 pipelining"], true),
+        (&["250 PIPECONNECT"], false),
+        (&["250 PIPELINING"], false),
+        // Exim 4.92 to 4.95: not an ehlo-keyword, skipped.
+        (&["250-PIPELINING", "250 X_PIPE_CONNECT"], false),
+        (&["250-PIPELINING", "250 PIPE_CONNECT"], false),
+    ];
+    for (lines, offered) in table {
+        let mut all = vec!["250-mx.example"];
+        all.extend_from_slice(lines);
+        assert_eq!(ehlo(&all).pipe_connect(), *offered, "{lines:?}");
+    }
+}

@@ -246,7 +246,13 @@ impl Client {
     fn start_active(&mut self, now: Instant) {
         self.with_active(|c, a| {
             if hello::needs_hello(&a.op) && !c.hello_done() {
-                a.hello = Some(c.start_hello_prelude(now));
+                a.hello = Some(if Client::open_early_ehlo(&a.op) {
+                    // Its EHLO went before the greeting: only the reply is
+                    // awaited.
+                    hello::Hello::Ehlo
+                } else {
+                    c.start_hello_prelude(now)
+                });
                 return Step::Continue;
             }
             c.start_op(now, &mut a.op)
@@ -314,6 +320,11 @@ impl Client {
             221 => !matches!(expect, Expect::Quit | Expect::Greeting),
             _ => false,
         };
+        if closing && expect == Expect::Greeting && self.early_hello_queued() {
+            // A 421 greeting to a client that wrote EHLO first.
+            self.fail(Error::EarlyPipeliningRefused(reply));
+            return;
+        }
         if closing {
             if self.lmtp_closing_final(expect, &reply) {
                 // The 421 was the last recipient's reply and the message
@@ -325,10 +336,12 @@ impl Client {
             self.fail_with(Error::service_closing(reply), Some(own), Some(expect));
             return;
         }
-        if self.active.is_none() && expect == Expect::Quit {
+        let early_hello = expect == Expect::Hello && self.early_hello_queued();
+        if self.active.is_none() && (expect == Expect::Quit || early_hello) {
             // The reply to a QUIT that went out behind a message, in the same
-            // input as the message's reply: its operation starts now (and
-            // sends nothing).
+            // input as the message's reply, or to an EHLO that went before
+            // the greeting, in the same input as the greeting: its operation
+            // starts now (and sends nothing).
             self.pump(now);
         }
         if self.active.is_none() {
@@ -337,6 +350,14 @@ impl Client {
         }
         self.note_transaction_reply(expect, &reply);
         self.with_active(|c, a| match a.hello {
+            Some(hello::Hello::Ehlo)
+                if Client::open_early_ehlo(&a.op)
+                    && !c.hello_done()
+                    && !Client::confirms_early_pipelining(&reply) =>
+            {
+                a.hello = None;
+                Step::Fatal(Error::EarlyPipeliningRefused(reply.clone()))
+            }
             Some(stage) => match c.hello_prelude_reply(now, stage, &reply) {
                 Ok(next @ Some(_)) => {
                     a.hello = next;

@@ -153,6 +153,10 @@ impl Client {
         if reply.code() == 220 {
             self.greeting = Some(reply.clone());
             Step::Done(Ok(Outcome::Reply(reply)))
+        } else if self.early_hello_queued() {
+            // EHLO went before it (early pipelining): the refusal may be
+            // the server's answer to a client that talked first.
+            Step::Fatal(Error::EarlyPipeliningRefused(reply))
         } else {
             Step::Fatal(Error::ConnectRefused(reply))
         }

@@ -7,13 +7,23 @@
 //!
 //! [`Client::open`] composes the operations a connection builder used to run
 //! one by one, so that what a facade's `connect()` does is "drive this".
+//!
+//! Early pipelining (PIPE_CONNECT, draft-harris-early-pipe as Exim
+//! implements it), when the plan asks for it: EHLO (and a required STARTTLS)
+//! written before the greeting, then checked: the greeting must be 220 and
+//! the reply to EHLO must advertise PIPELINING and PIPE_CONNECT again, or
+//! the session ends with [`Error::EarlyPipeliningRefused`] before anything
+//! else is sent.
 
 use std::fmt;
 use std::time::Instant;
 
 use super::auth::AuthOp;
+use super::dispatch::Expect;
 use super::hello::StartTlsState;
 use super::{Client, Op, OpState, Outcome, Step};
+use crate::capabilities::Capabilities;
+use crate::command::Command;
 use crate::error::{Error, ProtocolError, SecurityError, UsageError};
 use crate::reply::Reply;
 use crate::sasl::{Credentials, Mechanism};
@@ -90,6 +100,39 @@ pub struct OpenPlan {
     /// Whether AUTH may carry an initial response (RFC 4954 section 4;
     /// default true).
     pub initial_response: bool,
+    /// Early pipelining (default false): write EHLO without waiting for the
+    /// greeting, and STARTTLS behind it when the plan runs it for sure
+    /// ([`StartTlsPolicy::Required`], or opportunistic with
+    /// [`OpenPlan::early_starttls`]), in one flight, which takes the
+    /// greeting's round trip (and STARTTLS's) off the session.
+    ///
+    /// RFC 5321 section 3.1 has the client wait for the greeting, and
+    /// servers enforce it: Exim's synchronisation check answers an early
+    /// talker with 554, Postfix's postscreen (its pregreet test) lets it go
+    /// on and then refuses every recipient. So set this only for a server
+    /// that advertised PIPE_CONNECT (and PIPELINING) on an earlier connection
+    /// to the same address and port, the same way (plain text or implicit
+    /// TLS), with the same EHLO name ([`Opened::pipe_connect`]; a bounded
+    /// cache keyed by server keeps it), as the draft and Exim do. Then
+    /// nothing but EHLO (and STARTTLS) goes out before the greeting and the
+    /// reply to EHLO have confirmed it: a greeting other than 220, or a reply
+    /// to EHLO that does not advertise PIPE_CONNECT any more, ends the
+    /// session with [`Error::EarlyPipeliningRefused`] (forget the cached
+    /// advertisement and open a new connection without early pipelining).
+    ///
+    /// Used only when [`Client::open`] is enqueued before any byte of the
+    /// greeting was handled and before any other operation; otherwise the
+    /// open waits for the greeting as usual.
+    pub early_pipelining: bool,
+    /// With [`OpenPlan::early_pipelining`] and
+    /// [`StartTlsPolicy::Opportunistic`] (default false): the server ran
+    /// STARTTLS on that earlier connection ([`Opened::starttls`]), so
+    /// STARTTLS goes behind the early EHLO too. A reply to EHLO that does
+    /// not offer STARTTLS any more ends the session with
+    /// [`Error::EarlyPipeliningRefused`]. (Under [`StartTlsPolicy::Required`]
+    /// STARTTLS goes early anyway; without early pipelining this does
+    /// nothing.)
+    pub early_starttls: bool,
 }
 
 impl Default for OpenPlan {
@@ -99,6 +142,8 @@ impl Default for OpenPlan {
             tls_available: true,
             auth: None,
             initial_response: true,
+            early_pipelining: false,
+            early_starttls: false,
         }
     }
 }
@@ -144,6 +189,24 @@ impl OpenPlan {
         self.initial_response = on;
         self
     }
+
+    /// Early pipelining: EHLO before the greeting
+    /// ([`OpenPlan::early_pipelining`]), for a server that advertised
+    /// PIPE_CONNECT on an earlier connection.
+    #[must_use]
+    pub fn early_pipelining(mut self, on: bool) -> OpenPlan {
+        self.early_pipelining = on;
+        self
+    }
+
+    /// With early pipelining and opportunistic STARTTLS, STARTTLS behind
+    /// the early EHLO ([`OpenPlan::early_starttls`]), for a server that ran
+    /// STARTTLS on the earlier connection.
+    #[must_use]
+    pub fn early_starttls(mut self, on: bool) -> OpenPlan {
+        self.early_starttls = on;
+        self
+    }
 }
 
 /// What [`Client::open`] completes with: what the server said on the way.
@@ -163,6 +226,16 @@ pub struct Opened {
     pub tls: bool,
     /// The server's success reply to AUTH, when it ran.
     pub auth: Option<Reply>,
+    /// Whether EHLO went before the greeting ([`OpenPlan::early_pipelining`]),
+    /// confirmed by the server.
+    pub early_pipelining: bool,
+    /// Whether the first reply to EHLO of the session (the one an early EHLO
+    /// would get on the next connection: before STARTTLS, or over implicit
+    /// TLS) advertised PIPELINING and PIPE_CONNECT
+    /// ([`Capabilities::pipe_connect`](crate::Capabilities::pipe_connect)):
+    /// what a capability cache records for the server, so that the next
+    /// connection may set [`OpenPlan::early_pipelining`].
+    pub pipe_connect: bool,
 }
 
 /// Where an open operation is.
@@ -173,6 +246,12 @@ pub(super) struct OpenOp {
     auth: Option<AuthOp>,
     stage: Stage,
     starttls_reply: Option<Reply>,
+    /// EHLO went before the greeting.
+    early_ehlo: bool,
+    /// STARTTLS went behind it, before the greeting.
+    early_starttls: bool,
+    /// What [`Opened::pipe_connect`] says, once the first EHLO was answered.
+    pipe_connect: bool,
 }
 
 /// The step an open operation waits on.
@@ -200,29 +279,113 @@ impl Client {
     /// Completes with [`Opened`], or the first error: a refused greeting
     /// ([`Error::ConnectRefused`], or [`Error::ServiceClosing`] for a 421),
     /// [`Error::HeloRefused`], the STARTTLS failures of
-    /// [`StartTlsPolicy::Required`], or AUTH's.
+    /// [`StartTlsPolicy::Required`], or AUTH's; with
+    /// [`OpenPlan::early_pipelining`], [`Error::EarlyPipeliningRefused`] when
+    /// the greeting or the reply to the early EHLO did not confirm it.
     pub fn open(&mut self, now: Instant, plan: OpenPlan) -> Op<Opened> {
         let initial_response = plan.initial_response;
         let auth = plan.auth.map(|a| match a {
             OpenAuth::Login(c) => AuthOp::login(c, initial_response),
             OpenAuth::Mechanism(m) => AuthOp::mechanism(m, initial_response),
         });
+        let early = plan.early_pipelining && self.awaits_greeting_alone();
+        let early_starttls = early
+            && !self.tls
+            && plan.tls_available
+            && match plan.starttls {
+                StartTlsPolicy::Required => true,
+                StartTlsPolicy::Opportunistic => plan.early_starttls,
+                StartTlsPolicy::Never => false,
+            };
         let op = OpenOp {
             starttls: plan.starttls,
             tls_available: plan.tls_available,
             auth,
-            stage: Stage::Start,
+            stage: if early_starttls {
+                Stage::StartTls(StartTlsState::Sent)
+            } else {
+                Stage::Start
+            },
             starttls_reply: None,
+            early_ehlo: early,
+            early_starttls,
+            pipe_connect: false,
         };
-        self.enqueue(now, OpState::Open(Box::new(op)))
+        let handle = self.enqueue(now, OpState::Open(Box::new(op)));
+        if early {
+            // The operation waits in the queue behind the greeting; its
+            // first commands go now, in one flight, and their replies are
+            // matched in order after the greeting's.
+            let name = self.config.local_name.clone();
+            let ehlo = self.hello_command(name, false);
+            self.transmit(now, ehlo, Expect::Hello);
+            if early_starttls {
+                if plan.starttls == StartTlsPolicy::Required {
+                    self.config.require_tls = true;
+                }
+                self.transmit(now, Command::StartTls, Expect::StartTls);
+            }
+        }
+        handle
     }
 
     // ----- internals -----
+
+    /// Whether the session waits for its greeting and nothing else has
+    /// happened: no byte of it handled, no other operation enqueued. Only
+    /// then may an open write EHLO before the greeting.
+    fn awaits_greeting_alone(&self) -> bool {
+        self.greeting.is_none()
+            && self.fatal.is_none()
+            && self.phase == super::Phase::Open
+            && self.queue.is_empty()
+            && self.inbuf.is_empty()
+            && self.inflight.len() == 1
+            && matches!(
+                self.active,
+                Some(super::Active {
+                    op: OpState::Greeting,
+                    ..
+                })
+            )
+    }
+
+    /// Whether the next operation is an open whose EHLO went before the
+    /// greeting: the reply after the greeting is that EHLO's.
+    pub(super) fn early_hello_queued(&self) -> bool {
+        matches!(self.queue.front(), Some((_, OpState::Open(op))) if op.early_ehlo)
+    }
+
+    /// Whether `op` is an open whose EHLO went before the greeting.
+    pub(super) fn open_early_ehlo(op: &OpState) -> bool {
+        matches!(op, OpState::Open(open) if open.early_ehlo)
+    }
+
+    /// Whether `reply`, to an EHLO that went before the greeting, confirms
+    /// early pipelining: positive and still advertising PIPELINING and
+    /// PIPE_CONNECT. Otherwise the session ends
+    /// ([`Error::EarlyPipeliningRefused`]).
+    pub(super) fn confirms_early_pipelining(reply: &Reply) -> bool {
+        reply.is_positive() && Capabilities::parse(reply).pipe_connect()
+    }
 
     /// Starts the open operation once greeted: STARTTLS or AUTH or done.
     pub(super) fn start_open(&mut self, now: Instant, op: &mut OpenOp) -> Step {
         if op.starttls == StartTlsPolicy::Required {
             self.config.require_tls = true;
+        }
+        op.pipe_connect = self.caps.as_ref().is_some_and(Capabilities::pipe_connect);
+        if op.early_starttls {
+            // STARTTLS went behind EHLO; its reply is next.
+            if !self.has_extn("STARTTLS") {
+                return Step::Fatal(match (op.starttls, self.ehlo_reply.clone()) {
+                    (StartTlsPolicy::Opportunistic, Some(hello)) => {
+                        Error::EarlyPipeliningRefused(hello)
+                    }
+                    _ => SecurityError::StartTlsNotOffered.into(),
+                });
+            }
+            return Step::Continue;
         }
         if !self.tls {
             let offered = self.has_extn("STARTTLS");
@@ -323,6 +486,8 @@ impl Client {
             starttls: op.starttls_reply.take(),
             tls: self.tls,
             auth,
+            early_pipelining: op.early_ehlo,
+            pipe_connect: op.pipe_connect,
         }))))
     }
 }
