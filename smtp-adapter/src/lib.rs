@@ -22,6 +22,8 @@
 mod address;
 pub mod args;
 mod builder;
+#[cfg(feature = "dane")]
+pub mod dane;
 #[cfg(feature = "dkim")]
 pub mod dkim;
 mod error;
