@@ -19,8 +19,10 @@
 //! One usable record that matches is enough. DANE-EE matches are taken
 //! first; then DANE-TA matches, shallowest first, each verified with its
 //! matched certificate (or key) as the only trust anchor. A DANE-TA record
-//! that matches only the leaf (the leaf's certificate or its own key)
-//! authenticates nothing. Records of other usages (PKIX-TA, PKIX-EE) are
+//! that matches only the leaf (the leaf's certificate, or a certificate or
+//! key holding the leaf's own key) authenticates nothing. As with any trust
+//! anchor (RFC 5280 section 6.1.1), the anchor's own validity dates are not
+//! read; those of the leaf and of the certificates between are. Records of other usages (PKIX-TA, PKIX-EE) are
 //! ignored, and digest agility (RFC 7671 section 9) applies:
 //! [`smtp_mx::dane::usable`].
 //!
@@ -253,6 +255,12 @@ impl DaneVerifier {
                     let Some(anchor) = chain.get(depth) else {
                         continue;
                     };
+                    // The leaf's own key anchors nothing, sent twice or not.
+                    if leaf_key.is_some()
+                        && smtp_mx::dane::subject_public_key_info(anchor) == leaf_key
+                    {
+                        continue;
+                    }
                     if let Err(e) = roots.add(CertificateDer::from(*anchor)) {
                         first_error.get_or_insert(e);
                         continue;

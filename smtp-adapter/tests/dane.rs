@@ -599,6 +599,13 @@ fn cases() -> Vec<Case> {
             &[&under_old.der, &old_inter.der, r],
             Expired,
         ),
+        // The anchor's own dates are not read (RFC 5280 section 6.1.1).
+        case(
+            "ta_anchor_dates_not_read",
+            &[tlsa(2, 0, 1, &old_inter.der)],
+            &[&under_old.der, &old_inter.der],
+            Ta(tlsa(2, 0, 1, &old_inter.der), 1),
+        ),
         case(
             "ta_leaf_not_for_servers",
             &[tlsa(2, 0, 1, i)],
@@ -633,6 +640,12 @@ fn cases() -> Vec<Case> {
         ),
         // A DANE-TA record matching only the leaf authenticates nothing.
         case("ta_of_the_leaf", &[tlsa(2, 0, 1, l)], &[l, i, r], Mismatch),
+        case(
+            "ta_of_a_self_signed_leaf_sent_twice",
+            &[tlsa(2, 0, 1, &selfsigned.der)],
+            &[&selfsigned.der, &selfsigned.der],
+            Mismatch,
+        ),
         case(
             "ta_key_of_a_self_signed_leaf",
             &[tlsa(2, 1, 0, &selfsigned.der)],
