@@ -24,6 +24,8 @@ pub mod args;
 pub mod blocking;
 mod builder;
 pub mod capability_cache;
+#[cfg(feature = "dane")]
+pub mod dane;
 #[cfg(feature = "dkim")]
 pub mod dkim;
 mod drive;
