@@ -37,6 +37,7 @@ mod options;
 mod report;
 mod server_url;
 mod session;
+mod setters;
 pub mod tls;
 mod transcript;
 

@@ -145,93 +145,34 @@ impl Options {
     }
 }
 
-impl Options {
+crate::setters! { Options;
     /// The EHLO name (smtplib's `local_hostname`).
-    #[must_use]
-    pub fn local_name(mut self, name: impl Into<String>) -> Options {
-        self.local_name = Some(name.into());
-        self
-    }
-
+    local_name(name: impl Into<String>) => local_name = Some(name.into());
     /// One timeout for every wait, and the connect timeout (smtplib's `timeout`).
-    #[must_use]
-    pub fn timeout(mut self, timeout: Duration) -> Options {
-        self.timeout = Some(timeout);
-        self
-    }
-
+    timeout(timeout: Duration) => timeout = Some(timeout);
     /// Binds to this local address before connecting (smtplib's `source_address`).
-    #[must_use]
-    pub fn source_address(mut self, address: SocketAddr) -> Options {
-        self.source_address = Some(address);
-        self
-    }
-
+    source_address(address: SocketAddr) => source_address = Some(address);
     /// SMTP or LMTP.
-    #[must_use]
-    pub fn protocol(mut self, protocol: Protocol) -> Options {
-        self.protocol = protocol;
-        self
-    }
-
+    protocol(protocol: Protocol) => protocol = protocol;
     /// Whether PIPELINING is used when offered (default: yes).
-    #[must_use]
-    pub fn pipelining(mut self, on: bool) -> Options {
-        self.pipelining = on;
-        self
-    }
-
+    pipelining(on: bool) => pipelining = on;
     /// Whether CHUNKING (BDAT) is used when offered (default: yes).
-    #[must_use]
-    pub fn chunking(mut self, on: bool) -> Options {
-        self.chunking = on;
-        self
-    }
-
+    chunking(on: bool) => chunking = on;
     /// Whether TLS is required before anything but EHLO and STARTTLS is sent.
-    #[must_use]
-    pub fn require_tls(mut self, on: bool) -> Options {
-        self.require_tls = on;
-        self
-    }
-
+    require_tls(on: bool) => require_tls = on;
     /// Whether AUTH may put a reusable secret on a connection that is neither
     /// TLS with a verified certificate nor to a loopback address or Unix
     /// socket (default: no; see [`Options::allow_plaintext_auth`]).
-    #[must_use]
-    pub fn allow_plaintext_auth(mut self, on: bool) -> Options {
-        self.allow_plaintext_auth = on;
-        self
-    }
-
+    allow_plaintext_auth(on: bool) => allow_plaintext_auth = on;
     /// For `from_stream` only: the caller's stream reaches a loopback address
     /// or a Unix socket (default: no; see [`Options::stream_is_loopback`]).
-    #[must_use]
-    pub fn stream_is_loopback(mut self, on: bool) -> Options {
-        self.stream_is_loopback = on;
-        self
-    }
-
+    stream_is_loopback(on: bool) => stream_is_loopback = on;
     /// What to do with bare CR and LF in a message.
-    #[must_use]
-    pub fn line_endings(mut self, line_endings: LineEndings) -> Options {
-        self.line_endings = line_endings;
-        self
-    }
-
+    line_endings(line_endings: LineEndings) => line_endings = line_endings;
     /// smtplib's `set_debuglevel`: 0 silent, 1 every line, 2 with timestamps.
-    #[must_use]
-    pub fn debug_level(mut self, level: impl Into<DebugLevel>) -> Options {
-        self.debug_level = level.into();
-        self
-    }
-
+    debug_level(level: impl Into<DebugLevel>) => debug_level = level.into();
     /// Bounds on replies.
-    #[must_use]
-    pub fn reply_limits(mut self, limits: ReplyLimits) -> Options {
-        self.reply_limits = Some(limits);
-        self
-    }
+    reply_limits(limits: ReplyLimits) => reply_limits = Some(limits);
 }
 
 /// Splits `host:port`, `[v6]:port` or `host` (then `default_port`) into host and

@@ -3,14 +3,16 @@
 #![doc = include_str!("../crate-docs.md")]
 #![forbid(unsafe_code)]
 
-use std::future::Future as _;
-use std::io;
-use std::net::SocketAddr;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
-
 use futures_lite::io::{AsyncRead, AsyncWrite};
+use std::{
+    future::Future as _,
+    io,
+    net::SocketAddr,
+    pin::Pin,
+    task::{Context, Poll},
+    time::{Duration, Instant},
+};
+
 pub use smtp_async::common::*;
 /// The runtime-neutral facade and pool this crate runs on async-std: name it
 /// (and its [`Runtime`]) in code written once for every runtime.

@@ -61,68 +61,31 @@ impl Default for PoolConfig {
     }
 }
 
+smtp_adapter::setters! { PoolConfig;
+    /// Sets [`PoolConfig::max_size`].
+    max_size(n: usize) => max_size = n;
+    /// Sets [`PoolConfig::idle_timeout`].
+    idle_timeout(d: Duration) => idle_timeout = d;
+    /// Sets [`PoolConfig::health_check`].
+    health_check(on: bool) => health_check = on;
+    /// Sets [`PoolConfig::check_after`].
+    check_after(d: Duration) => check_after = d;
+    /// Sets [`PoolConfig::max_messages`].
+    max_messages(n: u64) => max_messages = Some(n);
+    /// Sets [`PoolConfig::max_age`].
+    max_age(d: Duration) => max_age = Some(d);
+    /// Sets [`PoolConfig::checkout_timeout`].
+    checkout_timeout(d: Duration) => checkout_timeout = Some(d);
+    /// Sets [`PoolConfig::retry_not_sent`].
+    retry_not_sent(on: bool) => retry_not_sent = on;
+}
+
 impl PoolConfig {
     /// The default [`PoolConfig::checkout_timeout`]: 30 seconds, as long as
     /// RFC 5321 section 4.5.3.2 lets a client wait for a greeting or a reply
     /// to a command is too long for a caller waiting for a connection, and a
     /// fresh connection's greeting and EHLO take well under it.
     pub const DEFAULT_CHECKOUT_TIMEOUT: Duration = Duration::from_secs(30);
-
-    /// Sets [`PoolConfig::max_size`].
-    #[must_use]
-    pub fn max_size(mut self, n: usize) -> Self {
-        self.max_size = n;
-        self
-    }
-
-    /// Sets [`PoolConfig::idle_timeout`].
-    #[must_use]
-    pub fn idle_timeout(mut self, d: Duration) -> Self {
-        self.idle_timeout = d;
-        self
-    }
-
-    /// Sets [`PoolConfig::health_check`].
-    #[must_use]
-    pub fn health_check(mut self, on: bool) -> Self {
-        self.health_check = on;
-        self
-    }
-
-    /// Sets [`PoolConfig::check_after`].
-    #[must_use]
-    pub fn check_after(mut self, d: Duration) -> Self {
-        self.check_after = d;
-        self
-    }
-
-    /// Sets [`PoolConfig::max_messages`].
-    #[must_use]
-    pub fn max_messages(mut self, n: u64) -> Self {
-        self.max_messages = Some(n);
-        self
-    }
-
-    /// Sets [`PoolConfig::max_age`].
-    #[must_use]
-    pub fn max_age(mut self, d: Duration) -> Self {
-        self.max_age = Some(d);
-        self
-    }
-
-    /// Sets [`PoolConfig::checkout_timeout`].
-    #[must_use]
-    pub fn checkout_timeout(mut self, d: Duration) -> Self {
-        self.checkout_timeout = Some(d);
-        self
-    }
-
-    /// Sets [`PoolConfig::retry_not_sent`].
-    #[must_use]
-    pub fn retry_not_sent(mut self, on: bool) -> Self {
-        self.retry_not_sent = on;
-        self
-    }
 
     /// Whether a session made at `created`, idle since `since`, may be
     /// handed out again at `now`.
