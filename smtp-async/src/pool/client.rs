@@ -123,8 +123,8 @@ impl<R: crate::Runtime> Pool<crate::SmtpClient<R>, smtp_adapter::Error> {
     /// [`SmtpClient::send`](crate::SmtpClient::send)). A send whose session
     /// ended before the end of the message went out ([`retryable`]) goes once
     /// more on a fresh connection when the session was reused without a
-    /// check ([`Pooled::unchecked`]: the server may have closed it while it
-    /// sat idle), and with [`PoolConfig::retry_not_sent`] in any case (as
+    /// check ([`Pooled::unchecked`](super::Pooled::unchecked): the server may have closed it while it
+    /// sat idle), and with [`PoolConfig::retry_not_sent`](super::PoolConfig::retry_not_sent) in any case (as
     /// does a checkout whose connection failed so); one whose end went out
     /// is never sent again.
     ///
@@ -134,7 +134,7 @@ impl<R: crate::Runtime> Pool<crate::SmtpClient<R>, smtp_adapter::Error> {
     /// message (feature `dkim`). It is rendered once, before the checkout,
     /// and a retry sends the same bytes.
     ///
-    /// One [`PoolConfig::checkout_timeout`] covers the whole call: the
+    /// One [`PoolConfig::checkout_timeout`](super::PoolConfig::checkout_timeout) covers the whole call: the
     /// checkout, and a retry's checkout within what the first checkout and
     /// send left of it (none once it has passed: the first error is then
     /// the call's). The send itself is bounded by the session's own

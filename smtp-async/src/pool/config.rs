@@ -17,7 +17,7 @@ pub struct PoolConfig {
     pub health_check: bool,
     /// How long a session may sit idle and still be handed out without a
     /// check (default 5 s; `Duration::ZERO` checks before every reuse). Such a
-    /// session is only probed ([`Poolable::probe`]), and [`Pool::send`] sends
+    /// session is only probed ([`Poolable::probe`]), and [`Pool::send`](super::Pool::send) sends
     /// once more on a fresh connection if it turns out dead before the end of
     /// the message went out.
     pub check_after: Duration,
@@ -28,20 +28,20 @@ pub struct PoolConfig {
     /// Oldest a connection may be when it is handed out; an older one is
     /// closed with QUIT and replaced. `None`: no limit.
     pub max_age: Option<Duration>,
-    /// Longest a checkout takes: [`Pool::get`]'s wait for a free session
+    /// Longest a checkout takes: [`Pool::get`](super::Pool::get)'s wait for a free session
     /// (all `max_size` in use), the checks of idle sessions (NOOP, RSET) and
     /// connecting a new one, together; then it fails with
-    /// [`PoolError::CheckoutTimeout`]. [`Pool::send`] has one such deadline
+    /// [`PoolError::CheckoutTimeout`](crate::PoolError::CheckoutTimeout). [`Pool::send`](super::Pool::send) has one such deadline
     /// for the whole call: a retry checks out within what is left of it.
     /// Default [`PoolConfig::DEFAULT_CHECKOUT_TIMEOUT`] (30 s). `None`
     /// waits as long as it takes (the connect function's own timeouts
     /// still apply); a duration too large for the clock counts as `None`.
     pub checkout_timeout: Option<Duration>,
-    /// [`Pool::send`] sends once more, on a fresh connection, when the
+    /// [`Pool::send`](super::Pool::send) sends once more, on a fresh connection, when the
     /// session ended before the end of the message went out (a 421, a lost
     /// connection, a timeout: the message was not sent), and when connecting
     /// failed so. Never when the end went out. Without it, only a message
-    /// on a session reused without a check ([`Pooled::unchecked`]) is sent
+    /// on a session reused without a check ([`Pooled::unchecked`](super::Pooled::unchecked)) is sent
     /// again so.
     pub retry_not_sent: bool,
 }
