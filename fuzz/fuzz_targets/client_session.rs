@@ -132,7 +132,7 @@ fuzz_target!(|s: Session| {
                 let _ = client.auth(now, Box::new(Plain::new(Credentials::new("u", "p"))), ir);
             }
             Action::Send(from, to, opts, size) => {
-                if let Ok(mut tx) = Transaction::from_strs(&from, &to, &opts, &[]) {
+                if let Ok(mut tx) = Transaction::from_strs(&from, &to, &opts, &[] as &[&str]) {
                     if let Some(n) = size {
                         tx = tx.size(u64::from(n));
                     }
