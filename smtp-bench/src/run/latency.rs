@@ -236,6 +236,54 @@ fn case_name(case: Case) -> String {
     }
 }
 
+/// A batch's total time, or a new connection's time per message.
+fn time(case: Case, m: &Medians) -> String {
+    if case.batch() {
+        format!("{:.2} s", ms(m) * LATENCY_BATCH as f64 / 1e3)
+    } else {
+        format!("{:.1} ms", ms(m))
+    }
+}
+
+/// The line of one target: each of our adapters' time over `peer`'s, at
+/// most `bound`.
+fn comparison(
+    get: &dyn Fn(Case, SinkKind, &ClientKind) -> Option<Medians>,
+    case: Case,
+    sink: SinkKind,
+    peer: &ClientKind,
+    bound: f64,
+    what: &str,
+) -> Option<String> {
+    let p = get(case, sink, peer)?;
+    let cells: Vec<(String, f64)> = OURS
+        .iter()
+        .filter_map(|o| {
+            let m = get(case, sink, &ClientKind::Ours(o))?;
+            let r = ms(&m) / ms(&p);
+            Some((format!("{o} {r:.3}x ({})", time(case, &m)), r))
+        })
+        .collect();
+    if cells.is_empty() {
+        return None;
+    }
+    let worst = cells.iter().map(|c| c.1).fold(0.0, f64::max);
+    let text: Vec<String> = cells.into_iter().map(|c| c.0).collect();
+    let measure = if case.batch() {
+        "total time"
+    } else {
+        "time per message"
+    };
+    Some(format!(
+        "- {what}, {}: at most {bound}x {}'s {measure} ({}): {}: {}\n",
+        sink.label(),
+        peer.label(),
+        time(case, &p),
+        text.join(", "),
+        verdict(worst <= bound)
+    ))
+}
+
 /// The targets of issue 23 over the link, from this run.
 fn targets(
     cfg: &RunConfig,
@@ -263,40 +311,9 @@ fn targets(
     };
     let compare =
         |md: &mut String, case: Case, sink: SinkKind, peer: &ClientKind, bound: f64, what: &str| {
-            let Some(p) = get(case, sink, peer) else {
-                return;
-            };
-            let cells: Vec<(String, f64)> = OURS
-                .iter()
-                .filter_map(|o| {
-                    let m = get(case, sink, &ClientKind::Ours(o))?;
-                    let r = ms(&m) / ms(&p);
-                    Some((format!("{o} {r:.2}x ({:.1} ms)", ms(&m)), r))
-                })
-                .collect();
-            if cells.is_empty() {
-                return;
+            if let Some(line) = comparison(&get, case, sink, peer, bound, what) {
+                md.push_str(&line);
             }
-            let worst = cells.iter().map(|c| c.1).fold(0.0, f64::max);
-            let text: Vec<String> = cells.into_iter().map(|c| c.0).collect();
-            let _ = writeln!(
-                md,
-                "- {what}, {}: at most {bound}x {}'s {} ({:.1} ms): {}: {}",
-                sink.label(),
-                peer.label(),
-                if case.batch() {
-                    "total time"
-                } else {
-                    "time per message"
-                },
-                if case.batch() {
-                    ms(&p) * LATENCY_BATCH as f64
-                } else {
-                    ms(&p)
-                },
-                text.join(", "),
-                verdict(worst <= bound)
-            );
         };
     for sink in [SinkKind::Fast(true, false), SinkKind::Fast(true, true)] {
         compare(
