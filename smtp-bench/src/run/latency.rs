@@ -85,13 +85,16 @@ fn minimum(case: Case, o: Offer, messages: f64) -> (f64, String) {
     } else {
         "one session:".to_owned()
     };
-    (
-        min,
+    let how = if case.pool {
         format!(
-            "{sessions} {open_how} once; per message {per_how}: {per} + {} / {messages:.0} messages = {min:.2}",
-            fixed
-        ),
-    )
+            "{sessions} {open_how} once; per message {per_how}: {per} + {fixed} / the row's messages"
+        )
+    } else {
+        format!(
+            "{sessions} {open_how} once; per message {per_how}: {per} + {fixed} / {messages:.0} messages = {min:.2}"
+        )
+    };
+    (min, how)
 }
 
 /// Round trips per message as the sink counts them: its turns (writes that
