@@ -79,6 +79,9 @@ pub struct ClientArgs {
     pub tasks: u64,
     /// The pool clients: most connections open.
     pub pool_size: usize,
+    /// Keep each message's time and report their median and 99th percentile
+    /// (the pool clients always do).
+    pub latencies: bool,
 }
 
 impl ClientArgs {
@@ -98,6 +101,7 @@ impl ClientArgs {
             fresh_tls_config: false,
             tasks: 256,
             pool_size: 8,
+            latencies: false,
         }
     }
 
@@ -108,10 +112,64 @@ impl ClientArgs {
     }
 }
 
+/// The messages a sending loop has sent and, when asked
+/// ([`ClientArgs::latencies`]), each one's time: from the start of its send
+/// (its connection's opening included when it has one of its own) to the
+/// reply that accepted it.
+struct Times {
+    size: usize,
+    sent: u64,
+    latencies_us: Option<Vec<u64>>,
+}
+
+impl Times {
+    fn new(size: usize, args: &ClientArgs) -> Times {
+        Times {
+            size,
+            sent: 0,
+            latencies_us: args.latencies.then(Vec::new),
+        }
+    }
+
+    /// Messages sent so far.
+    fn sent(&self) -> u64 {
+        self.sent
+    }
+
+    /// The start of a message's send, when its time is kept.
+    fn start(&self) -> Option<Instant> {
+        self.latencies_us.as_ref().map(|_| Instant::now())
+    }
+
+    /// One more message, whose send started at `t0`.
+    fn one(&mut self, t0: Option<Instant>) {
+        self.sent += 1;
+        if let (Some(v), Some(t0)) = (&mut self.latencies_us, t0) {
+            v.push(u64::try_from(t0.elapsed().as_micros()).unwrap_or(u64::MAX));
+        }
+    }
+}
+
+impl From<Times> for Sent {
+    fn from(t: Times) -> Sent {
+        Sent {
+            messages: t.sent,
+            bytes: t.sent * t.size as u64,
+            latencies_us: t.latencies_us.unwrap_or_default(),
+        }
+    }
+}
+
 /// Whether the loop should stop before message `sent` (a whole number of
 /// messages is always sent).
 fn done(sent: u64, args: &ClientArgs, deadline: Option<Instant>) -> bool {
     sent >= args.count || deadline.is_some_and(|d| Instant::now() >= d)
+}
+
+/// Whether message `sent` is known to be the last (a count and no time
+/// limit): then QUIT can leave behind it.
+fn last(sent: u64, args: &ClientArgs, deadline: Option<Instant>) -> bool {
+    deadline.is_none() && sent + 1 == args.count
 }
 
 /// A message of exactly `size` bytes (at least the headers): headers, a blank
@@ -260,30 +318,40 @@ macro_rules! our_builder {
 // After the macro, which it uses.
 mod pool;
 
-fn blocking(args: &ClientArgs, msg: &[u8]) -> Result<(u64, u64), BoxError> {
+fn blocking(args: &ClientArgs, msg: &[u8]) -> Result<Sent, BoxError> {
     use smtp_blocking::SmtpClient;
     let tls = TlsSetup::from_args(args)?;
     let connect = || -> Result<SmtpClient, BoxError> {
         Ok(our_builder!(SmtpClient, args, tls.as_ref()).connect()?)
     };
     let envelope = smtp_blocking::Envelope::parse(FROM, &[TO])?;
-    let mut sent = 0;
+    let mut times = Times::new(msg.len(), args);
     let deadline = args.deadline();
     if args.new_connection {
-        while !done(sent, args, deadline) {
+        while !done(times.sent(), args, deadline) {
+            let t0 = times.start();
             // QUIT goes in the same write as the end of the message.
             connect()?.send_and_quit(&envelope, msg)?;
-            sent += 1;
+            times.one(t0);
         }
     } else {
         let mut c = connect()?;
-        while !done(sent, args, deadline) {
+        loop {
+            if done(times.sent(), args, deadline) {
+                c.quit()?;
+                break;
+            }
+            let t0 = times.start();
+            if last(times.sent(), args, deadline) {
+                c.send_and_quit(&envelope, msg)?;
+                times.one(t0);
+                break;
+            }
             c.sendmail(FROM, &[TO], msg)?;
-            sent += 1;
+            times.one(t0);
         }
-        c.quit()?;
     }
-    Ok((sent, sent * msg.len() as u64))
+    Ok(times.into())
 }
 
 /// Our async facade on the runtime `R` (Tokio or async-std): one function for
@@ -291,7 +359,7 @@ fn blocking(args: &ClientArgs, msg: &[u8]) -> Result<(u64, u64), BoxError> {
 async fn async_client<R: smtp_async::Runtime>(
     args: &ClientArgs,
     msg: &[u8],
-) -> Result<(u64, u64), BoxError> {
+) -> Result<Sent, BoxError> {
     use smtp_async::SmtpClient;
     let tls = TlsSetup::from_args(args)?;
     let connect = async || -> Result<SmtpClient<R>, BoxError> {
@@ -300,23 +368,33 @@ async fn async_client<R: smtp_async::Runtime>(
             .await?)
     };
     let envelope = smtp_async::Envelope::parse(FROM, &[TO])?;
-    let mut sent = 0;
+    let mut times = Times::new(msg.len(), args);
     let deadline = args.deadline();
     if args.new_connection {
-        while !done(sent, args, deadline) {
+        while !done(times.sent(), args, deadline) {
+            let t0 = times.start();
             // QUIT goes in the same write as the end of the message.
             connect().await?.send_and_quit(&envelope, msg).await?;
-            sent += 1;
+            times.one(t0);
         }
     } else {
         let mut c = connect().await?;
-        while !done(sent, args, deadline) {
+        loop {
+            if done(times.sent(), args, deadline) {
+                c.quit().await?;
+                break;
+            }
+            let t0 = times.start();
+            if last(times.sent(), args, deadline) {
+                c.send_and_quit(&envelope, msg).await?;
+                times.one(t0);
+                break;
+            }
             c.sendmail(FROM, &[TO], msg).await?;
-            sent += 1;
+            times.one(t0);
         }
-        c.quit().await?;
     }
-    Ok((sent, sent * msg.len() as u64))
+    Ok(times.into())
 }
 
 /// lettre's STARTTLS settings: required, trusting the CA of `--tls-ca`
@@ -339,7 +417,7 @@ fn lettre_tls(
 
 /// lettre's blocking `SmtpTransport::send_raw`; one connection reused through
 /// its pool, or (pool size 0) a new connection per message.
-fn lettre_client(args: &ClientArgs, msg: &[u8]) -> Result<(u64, u64), BoxError> {
+fn lettre_client(args: &ClientArgs, msg: &[u8]) -> Result<Sent, BoxError> {
     use lettre::Transport;
     use lettre::address::Envelope;
     use lettre::transport::smtp::authentication::Credentials;
@@ -362,20 +440,21 @@ fn lettre_client(args: &ClientArgs, msg: &[u8]) -> Result<(u64, u64), BoxError> 
     }
     let transport = builder.build();
     let envelope = Envelope::new(Some(FROM.parse()?), vec![TO.parse()?])?;
-    let mut sent = 0;
+    let mut times = Times::new(msg.len(), args);
     let deadline = args.deadline();
-    while !done(sent, args, deadline) {
+    while !done(times.sent(), args, deadline) {
+        let t0 = times.start();
         transport.send_raw(&envelope, msg)?;
-        sent += 1;
+        times.one(t0);
     }
     drop(transport);
-    Ok((sent, sent * msg.len() as u64))
+    Ok(times.into())
 }
 
 /// mail-send's `SmtpClient::send` over a plain connection, or after STARTTLS
 /// and AUTH PLAIN with a connector that trusts the CA of `--tls-ca`
 /// (`new_with_tls_connector`; one connector, so sessions resume).
-async fn mail_send_client(args: &ClientArgs, msg: &[u8]) -> Result<(u64, u64), BoxError> {
+async fn mail_send_client(args: &ClientArgs, msg: &[u8]) -> Result<Sent, BoxError> {
     use mail_send::SmtpClientBuilder;
     use mail_send::smtp::message::Message;
     let (host, port) = args
@@ -395,23 +474,25 @@ async fn mail_send_client(args: &ClientArgs, msg: &[u8]) -> Result<(u64, u64), B
     }
     .implicit_tls(false)
     .helo_host(HELO);
-    let mut sent = 0;
+    let mut times = Times::new(msg.len(), args);
     let deadline = args.deadline();
     // The plain and the TLS client are different types: the same loop twice.
     macro_rules! send_loop {
         ($connect:expr) => {
             if args.new_connection {
-                while !done(sent, args, deadline) {
+                while !done(times.sent(), args, deadline) {
+                    let t0 = times.start();
                     let mut c = $connect.await?;
                     c.send(Message::new(FROM, [TO], msg)).await?;
                     c.quit().await?;
-                    sent += 1;
+                    times.one(t0);
                 }
             } else {
                 let mut c = $connect.await?;
-                while !done(sent, args, deadline) {
+                while !done(times.sent(), args, deadline) {
+                    let t0 = times.start();
                     c.send(Message::new(FROM, [TO], msg)).await?;
-                    sent += 1;
+                    times.one(t0);
                 }
                 c.quit().await?;
             }
@@ -422,7 +503,7 @@ async fn mail_send_client(args: &ClientArgs, msg: &[u8]) -> Result<(u64, u64), B
     } else {
         send_loop!(builder.connect_plain());
     }
-    Ok((sent, sent * msg.len() as u64))
+    Ok(times.into())
 }
 
 /// The physical bound: `count` MiB written in writes of `write` bytes into a

@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use smtp_bench::clients::{self, BoxError, ClientArgs};
 use smtp_bench::pki;
-use smtp_bench::run::{self, RunConfig};
+use smtp_bench::relay::Relay;
+use smtp_bench::run::{self, Latency, RunConfig};
 use smtp_bench::sink::{self, SinkConfig, Stats};
 
 const HELP: &str = "\
@@ -19,7 +20,7 @@ smtplib and Postfix smtp-source). scripts/bench installs what it needs and runs 
 USAGE:
   smtp-bench run [--reps N] [--quick] [--seconds S] [--cpu CPU] [--cross-cpu CPU] [--out DIR]
                  [--shim PATH] [--smtp-source PATH] [--smtp-sink PATH] [--python PATH]
-                 [--no-postfix] [--no-stream] [--aiosmtpd-python PATH]
+                 [--no-postfix] [--no-stream] [--aiosmtpd-python PATH] [--latency] [--rtt MS]
       Starts the sinks, runs every client N times (default 5) in interleaved rounds,
       each for S seconds (default 1), as a child process pinned with taskset to CPU
       (default 1), and writes
@@ -29,15 +30,25 @@ USAGE:
       aiosmtpd (--aiosmtpd-python). --quick: a smoke run of about a minute: 3 rounds
       (unless --reps) of 0.2 s (unless --seconds), a 64 MiB stream instead of 1 GiB,
       and fewer STARTTLS rows (no full-handshake rows for tokio and async-std, only
-      blocking and the peers against aiosmtpd) and pool rows (no lettre as shipped).
+      blocking and the peers against aiosmtpd) and pool rows (no lettre as shipped),
+      and none of the rows over a link with latency. Those (every client through a
+      relay that delays each direction by half of --rtt MS, default 20: a new
+      connection per message, plain and STARTTLS + AUTH PLAIN; 100 messages on one
+      connection; 64 tasks through a pool of 8) end a full run; --latency runs
+      only them (3 rounds unless --reps).
   smtp-bench sink [--listen ADDR] [--pipelining] [--chunking] [--discard]
                   [--tls-cert CHAIN.pem --tls-key KEY.pem]
       The fast sink (or, with --discard, a socket that reads and discards). Prints
       \"listening on HOST:PORT\", then serves until killed. XSTATS returns its counters.
       With a certificate it offers STARTTLS, then AUTH PLAIN (any credentials).
+  smtp-bench relay --to HOST:PORT [--rtt MS]
+      A link with latency: prints \"listening on HOST:PORT\", then relays every
+      connection to --to, each direction held for half of MS (default 20), the
+      sink's side opened 1.5 RTT after the client's (the TCP handshake).
   smtp-bench client NAME --addr HOST:PORT --count N --size BYTES
                  [--new-connection] [--no-pipelining] [--no-chunking] [--seconds S]
                  [--tls-ca CA.pem] [--fresh-tls-config] [--tasks N] [--pool-size N]
+                 [--latencies]
       Sends the same BYTES-byte message N times (or for S seconds, whichever ends
       first) and prints one JSON line:
       client, messages, bytes, secs, cpu_secs, rss_kib (pool clients: p50_us, p99_us).
@@ -49,6 +60,8 @@ USAGE:
       --tls-ca: STARTTLS (required) trusting that CA, then AUTH PLAIN;
       --fresh-tls-config: our adapters make a new rustls ClientConfig per
       connection (full handshakes) instead of sharing one (resumed sessions).
+      --latencies: also report p50_us and p99_us of each message's time (its
+      connection included with --new-connection).
   smtp-bench --help
 ";
 
@@ -79,6 +92,7 @@ fn real_main(args: &[String]) -> Result<(), BoxError> {
         Some("sink") => sink_main(&args[1..]),
         Some("client") => client_main(&args[1..]),
         Some("run") => run_main(&args[1..]),
+        Some("relay") => relay_main(&args[1..]),
         Some(other) => Err(format!("unknown command {other:?} (see --help)").into()),
     }
 }
@@ -133,6 +147,7 @@ fn client_main(args: &[String]) -> Result<(), BoxError> {
             "--fresh-tls-config" => a.fresh_tls_config = true,
             "--tasks" => a.tasks = value(args, &mut i, "--tasks")?.parse()?,
             "--pool-size" => a.pool_size = value(args, &mut i, "--pool-size")?.parse()?,
+            "--latencies" => a.latencies = true,
             other => return Err(format!("unknown client option {other:?}").into()),
         }
         i += 1;
@@ -143,6 +158,28 @@ fn client_main(args: &[String]) -> Result<(), BoxError> {
     let report = clients::run(&name, &a)?;
     println!("{}", report.to_json());
     Ok(())
+}
+
+fn relay_main(args: &[String]) -> Result<(), BoxError> {
+    let mut to = None;
+    let mut rtt_ms: u64 = 20;
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--to" => to = Some(value(args, &mut i, "--to")?.parse()?),
+            "--rtt" => rtt_ms = value(args, &mut i, "--rtt")?.parse()?,
+            other => return Err(format!("unknown relay option {other:?}").into()),
+        }
+        i += 1;
+    }
+    let relay = Relay::start(
+        to.ok_or("relay needs --to HOST:PORT")?,
+        std::time::Duration::from_millis(rtt_ms),
+    )?;
+    println!("listening on {}", relay.addr());
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(3600));
+    }
 }
 
 fn which(name: &str, extra: &[&str]) -> Option<PathBuf> {
@@ -168,6 +205,8 @@ fn run_main(args: &[String]) -> Result<(), BoxError> {
         no_stream: false,
         seconds: 1.0,
         aiosmtpd_python: None,
+        latency: Latency::Also,
+        rtt_ms: 20,
     };
     let (mut reps, mut seconds) = (None, None);
     let mut i = 0;
@@ -188,6 +227,8 @@ fn run_main(args: &[String]) -> Result<(), BoxError> {
                 cfg.smtp_sink = None;
             }
             "--no-stream" => cfg.no_stream = true,
+            "--latency" => cfg.latency = Latency::Only,
+            "--rtt" => cfg.rtt_ms = value(args, &mut i, "--rtt")?.parse()?,
             "--aiosmtpd-python" => {
                 cfg.aiosmtpd_python = Some(value(args, &mut i, "--aiosmtpd-python")?.into());
             }
@@ -195,7 +236,17 @@ fn run_main(args: &[String]) -> Result<(), BoxError> {
         }
         i += 1;
     }
-    cfg.reps = reps.unwrap_or(if cfg.quick { 3 } else { 5 });
+    if cfg.quick && cfg.latency != Latency::Only {
+        cfg.latency = Latency::Not;
+    }
+    if cfg.rtt_ms == 0 {
+        return Err("--rtt needs at least 1 ms".into());
+    }
+    cfg.reps = reps.unwrap_or(if cfg.quick || cfg.latency == Latency::Only {
+        3
+    } else {
+        5
+    });
     cfg.seconds = seconds.unwrap_or(if cfg.quick { 0.2 } else { 1.0 });
     if let Some(shim) = &cfg.shim {
         cfg.shim = Some(std::fs::canonicalize(shim)?);

@@ -9,6 +9,7 @@ use crate::clients::BoxError;
 use crate::pki;
 use process::{load_average, write_messages};
 
+mod latency;
 mod plan;
 mod process;
 mod report;
@@ -19,6 +20,24 @@ mod targets;
 pub const POOL_TASKS: u64 = 256;
 /// Connections of the pool rows.
 pub const POOL_SIZE: usize = 8;
+/// Tasks of the pool rows over a link with latency.
+pub const LATENCY_POOL_TASKS: u64 = 64;
+/// Messages of the one-connection rows over a link with latency.
+pub const LATENCY_BATCH: u64 = 100;
+/// How long each run over a link with latency sends (the batch rows send
+/// their [`LATENCY_BATCH`] messages however long it takes).
+pub const LATENCY_SECONDS: f64 = 2.0;
+
+/// Whether a run measures the rows over a link with latency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Latency {
+    /// Not (`--quick`).
+    Not,
+    /// After the loopback rows (a full run).
+    Also,
+    /// Only them (`--latency`).
+    Only,
+}
 
 /// Everything `smtp-bench run` is told.
 #[derive(Debug, Clone)]
@@ -51,6 +70,10 @@ pub struct RunConfig {
     /// How long each run sends (smtp-source, which cannot stop on time, gets a
     /// message count calibrated to about this long).
     pub seconds: f64,
+    /// Whether the rows over a link with latency run.
+    pub latency: Latency,
+    /// The round-trip time of that link, in milliseconds.
+    pub rtt_ms: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -146,6 +169,9 @@ struct Case {
     tls: bool,
     /// [`POOL_TASKS`] tasks sending through one pool of [`POOL_SIZE`].
     pool: bool,
+    /// Over a link with this round-trip time (through a [`crate::relay`]),
+    /// or loopback (0).
+    rtt_ms: u32,
 }
 
 impl Case {
@@ -157,7 +183,23 @@ impl Case {
             cross_core: false,
             tls: false,
             pool: false,
+            rtt_ms: 0,
         }
+    }
+
+    /// The tasks of a pool case.
+    fn tasks(self) -> u64 {
+        if self.rtt_ms > 0 {
+            LATENCY_POOL_TASKS
+        } else {
+            POOL_TASKS
+        }
+    }
+
+    /// Over a link with latency, one connection: a batch of
+    /// [`LATENCY_BATCH`] messages.
+    fn batch(self) -> bool {
+        self.rtt_ms > 0 && !self.new_connection && !self.pool
     }
 
     fn title(self) -> String {
@@ -167,7 +209,12 @@ impl Case {
             format!("{} KiB", self.size >> 10)
         };
         let conn = if self.pool {
-            format!("{POOL_TASKS} tasks through one pool of {POOL_SIZE} connections")
+            format!(
+                "{} tasks through one pool of {POOL_SIZE} connections",
+                self.tasks()
+            )
+        } else if self.batch() {
+            format!("{LATENCY_BATCH} messages on one connection")
         } else if self.new_connection {
             "a new connection per message".to_owned()
         } else {
@@ -183,7 +230,12 @@ impl Case {
         } else {
             ""
         };
-        format!("{size} messages, {conn}{tls}{core}")
+        let link = if self.rtt_ms > 0 {
+            format!(", {} ms RTT", self.rtt_ms)
+        } else {
+            String::new()
+        };
+        format!("{size} messages, {conn}{tls}{core}{link}")
     }
 }
 
@@ -193,11 +245,15 @@ struct Job {
     sink: usize,
     client: ClientKind,
     count: u64,
+    /// How long the client sends at most (`None`: its whole count).
+    seconds: Option<f64>,
 }
 
 /// One measured run.
 #[derive(Debug, Clone, Copy)]
 struct Sample {
+    /// Messages the client sent.
+    messages: f64,
     msgs_per_s: f64,
     mb_per_s: f64,
     cpu_us_per_msg: f64,
@@ -213,6 +269,8 @@ struct Sample {
     p99_us: Option<f64>,
     /// Connections the client opened.
     connections: Option<f64>,
+    /// Connections the client opened, per message.
+    connections_per_msg: Option<f64>,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -230,6 +288,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 #[derive(Debug, Clone, Copy)]
 struct Medians {
+    messages: f64,
     msgs_per_s: f64,
     mb_per_s: f64,
     cpu_us_per_msg: f64,
@@ -242,6 +301,7 @@ struct Medians {
     p50_us: Option<f64>,
     p99_us: Option<f64>,
     connections: Option<f64>,
+    connections_per_msg: Option<f64>,
     runs: usize,
     spread: f64,
 }
@@ -258,6 +318,7 @@ fn medians(samples: &[Sample]) -> Medians {
         .fold((f64::MAX, f64::MIN), |(l, h), &x| (l.min(x), h.max(x)));
     let med = median(rates.clone());
     Medians {
+        messages: m(|s| s.messages),
         msgs_per_s: med,
         mb_per_s: m(|s| s.mb_per_s),
         cpu_us_per_msg: m(|s| s.cpu_us_per_msg),
@@ -270,6 +331,7 @@ fn medians(samples: &[Sample]) -> Medians {
         p50_us: opt(|s| s.p50_us),
         p99_us: opt(|s| s.p99_us),
         connections: opt(|s| s.connections),
+        connections_per_msg: opt(|s| s.connections_per_msg),
         runs: samples.len(),
         spread: if med > 0.0 { (hi - lo) / med } else { 0.0 },
     }
@@ -296,11 +358,20 @@ pub fn run(cfg: &RunConfig) -> Result<String, BoxError> {
             .iter()
             .position(|(kk, cpu, _)| *kk == k && ((cpu != &cfg.cpu) == cross))
     };
-    let mut jobs = plan::jobs(cfg, &plan::table(cfg.quick), find);
+    let mut table = Vec::new();
+    if cfg.latency != Latency::Only {
+        table = plan::table(cfg.quick);
+    }
+    if cfg.latency != Latency::Not {
+        table.extend(plan::latency_table(cfg.rtt_ms));
+    }
+    let mut jobs = plan::jobs(cfg, &table, find);
     plan::calibrate(cfg, &mut jobs, &sinks, &files, &tls)?;
-    let mut measured = rounds::rounds(cfg, &mut jobs, &sinks, &files, &tls)?;
+    // The links with latency: one relay in front of each sink they use.
+    let relays = plan::start_relays(cfg, &jobs, &sinks)?;
+    let mut measured = rounds::rounds(cfg, &mut jobs, &sinks, &relays, &files, &tls)?;
     // 1 GiB through each adapter, once each, DATA and BDAT.
-    let streams = if cfg.no_stream {
+    let streams = if cfg.no_stream || cfg.latency == Latency::Only {
         Vec::new()
     } else {
         rounds::streams(cfg, &sinks, find, &mut measured.failures)

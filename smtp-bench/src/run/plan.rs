@@ -1,12 +1,14 @@
 //! What a run measures: the sinks it starts and the table of cases, sinks
 //! and clients that makes its jobs.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::process::{RunningSink, client_command, run_child, start_sink};
-use super::{Case, ClientKind, Job, RunConfig, SinkKind};
+use super::{Case, ClientKind, Job, LATENCY_BATCH, LATENCY_SECONDS, RunConfig, SinkKind};
 use crate::clients::BoxError;
 use crate::pki::TlsFiles;
+use crate::relay::Relay;
 
 /// The message count of a job that runs for a time rather than a count.
 const UNBOUNDED: u64 = 1_000_000_000;
@@ -189,6 +191,87 @@ pub(super) fn table(quick: bool) -> Vec<Row> {
     rows
 }
 
+/// The rows over a link of `rtt_ms` (every client of the loopback rows,
+/// through a [`Relay`]): a new connection per message, plain (the fast sink
+/// with PIPELINING, and with PIPELINING and CHUNKING) and with STARTTLS +
+/// AUTH PLAIN (the fast sink's TLS variant, as the loopback TLS rows); a
+/// batch of [`LATENCY_BATCH`] messages on one connection (both plain sinks;
+/// with CHUNKING only ours and lettre, as the peers do not use it); tasks
+/// through one pool (ours and lettre's, plain, PIPELINING).
+pub(super) fn latency_table(rtt_ms: u32) -> Vec<Row> {
+    use ClientKind::{Lettre, LettreBounded, MailSend, Ours, SmtpSource, Smtplib};
+    use SinkKind::Fast;
+    let ours = [Ours("blocking"), Ours("tokio"), Ours("async-std")];
+    let peers = [
+        Lettre { nodelay: true },
+        MailSend { nodelay: true },
+        Smtplib,
+        SmtpSource,
+    ];
+    let all = [&ours[..], &peers[..]].concat();
+    let ours_and_lettre = [&ours[..], &[Lettre { nodelay: true }]].concat();
+    let (pipelining, chunking) = (Fast(true, false), Fast(true, true));
+    let new_connection = Case {
+        rtt_ms,
+        ..Case::plain(1024, true)
+    };
+    let tls = Case {
+        tls: true,
+        ..new_connection
+    };
+    let batch = Case {
+        rtt_ms,
+        ..Case::plain(1024, false)
+    };
+    let pool = Case {
+        pool: true,
+        ..batch
+    };
+    vec![
+        row(new_connection, &[pipelining, chunking], &all),
+        row(
+            tls,
+            &[SinkKind::FastTls],
+            &[
+                &ours[..],
+                &[Lettre { nodelay: true }, MailSend { nodelay: true }],
+            ]
+            .concat(),
+        ),
+        row(batch, &[pipelining], &all),
+        row(batch, &[chunking], &ours_and_lettre),
+        row(
+            pool,
+            &[pipelining],
+            &[
+                Ours("tokio"),
+                Ours("async-std"),
+                Lettre { nodelay: true },
+                LettreBounded,
+            ],
+        ),
+    ]
+}
+
+/// One [`Relay`] of `cfg.rtt_ms` in front of each sink a job over a link
+/// with latency uses, by the sink's index.
+pub(super) fn start_relays(
+    cfg: &RunConfig,
+    jobs: &[Job],
+    sinks: &[Sink],
+) -> Result<BTreeMap<usize, Relay>, BoxError> {
+    let mut relays = BTreeMap::new();
+    for job in jobs.iter().filter(|j| j.case.rtt_ms > 0) {
+        if relays.contains_key(&job.sink) {
+            continue;
+        }
+        let upstream = sinks[job.sink].2.addr.parse()?;
+        let rtt = Duration::from_millis(u64::from(cfg.rtt_ms));
+        relays.insert(job.sink, Relay::start(upstream, rtt)?);
+    }
+    Ok(relays)
+}
+
 /// The jobs of the table whose sink runs and whose client is at hand.
 pub(super) fn jobs(
     cfg: &RunConfig,
@@ -210,11 +293,22 @@ pub(super) fn jobs(
                 if let Some(sink) = find(k, r.case.cross_core)
                     && have_peers(client)
                 {
+                    // Over a link with latency: a batch is its count
+                    // however long it takes; smtp-source, which cannot stop
+                    // on time, sends about as many new connections as the
+                    // others manage in their time (a few hundred ms each).
+                    let (count, seconds) = match (r.case.rtt_ms > 0, r.case.batch()) {
+                        (false, _) => (UNBOUNDED, Some(cfg.seconds)),
+                        (true, true) => (LATENCY_BATCH, None),
+                        (true, false) if *client == ClientKind::SmtpSource => (16, None),
+                        (true, false) => (UNBOUNDED, Some(LATENCY_SECONDS)),
+                    };
                     jobs.push(Job {
                         case: r.case,
                         sink,
                         client: client.clone(),
-                        count: UNBOUNDED,
+                        count,
+                        seconds,
                     });
                 }
             }
@@ -233,7 +327,7 @@ pub(super) fn calibrate(
 ) -> Result<(), BoxError> {
     for job in jobs
         .iter_mut()
-        .filter(|j| j.client == ClientKind::SmtpSource)
+        .filter(|j| j.client == ClientKind::SmtpSource && j.case.rtt_ms == 0)
     {
         let probe = match (job.case.size >= 1 << 20, job.case.new_connection) {
             (false, false) => 5_000,

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{ClientKind, Job, POOL_SIZE, POOL_TASKS, RunConfig, SinkKind};
+use super::{ClientKind, Job, POOL_SIZE, RunConfig, SinkKind};
 use crate::clients::{BoxError, FROM, HELO, TO, message};
 use crate::measure::Report;
 use crate::pki::TlsFiles;
@@ -223,7 +223,8 @@ pub(super) fn client_command(
 ) -> Result<Command, BoxError> {
     let count = job.count.to_string();
     let size = job.case.size.to_string();
-    let seconds = cfg.seconds.to_string();
+    // smtplib's limit when the job has none: the run's (120 s).
+    let seconds = job.seconds.unwrap_or(120.0).to_string();
     let ours = |name: &str| {
         let name = if job.case.pool {
             format!("pool-{name}")
@@ -232,27 +233,24 @@ pub(super) fn client_command(
         };
         let mut c = taskset(&cfg.cpu);
         c.arg(&cfg.exe).args([
-            "client",
-            &name,
-            "--addr",
-            addr,
-            "--count",
-            &count,
-            "--size",
-            &size,
-            "--seconds",
-            &seconds,
+            "client", &name, "--addr", addr, "--count", &count, "--size", &size,
         ]);
+        if let Some(s) = job.seconds {
+            c.args(["--seconds", &s.to_string()]);
+        }
         if job.case.new_connection {
             c.arg("--new-connection");
         }
         if job.case.tls {
             c.arg("--tls-ca").arg(&tls.ca);
         }
+        if job.case.rtt_ms > 0 {
+            c.arg("--latencies");
+        }
         if job.case.pool {
             c.args([
                 "--tasks",
-                &POOL_TASKS.to_string(),
+                &job.case.tasks().to_string(),
                 "--pool-size",
                 &POOL_SIZE.to_string(),
             ]);
@@ -308,6 +306,9 @@ pub(super) fn client_command(
                 "one-connection"
             });
             c.arg(&seconds);
+            if job.case.rtt_ms > 0 {
+                c.arg("latencies");
+            }
             c
         }
         ClientKind::SmtpSource => {

@@ -42,7 +42,12 @@ pub(super) fn render(
     for n in notes {
         let _ = writeln!(md, "Note: {n}.\n");
     }
-    let mut cases: Vec<Case> = jobs.iter().map(|j| j.case).collect();
+    // The rows over a link with latency have their own section.
+    let mut cases: Vec<Case> = jobs
+        .iter()
+        .map(|j| j.case)
+        .filter(|c| c.rtt_ms == 0)
+        .collect();
     cases.dedup();
     cases.sort();
     cases.dedup();
@@ -73,6 +78,7 @@ pub(super) fn render(
         let _ = writeln!(md);
     }
     md.push_str(&targets(samples, &sink_of, streams));
+    md.push_str(&super::latency::section(cfg, samples, &sink_of));
     if !failures.is_empty() {
         let _ = writeln!(md, "\nFailed runs:\n");
         for f in failures {

@@ -1,6 +1,7 @@
 //! The measuring: every job once per round, interleaved, checked against
 //! the sink's counters; then the streaming runs.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use super::{ClientKind, Job, RunConfig, Sample, Samples, SinkKind};
 use crate::clients::BoxError;
 use crate::measure::{Report, cpu_time_of};
 use crate::pki::TlsFiles;
+use crate::relay::Relay;
 use crate::sink::{Snapshot, query_stats};
 
 /// What the rounds measured.
@@ -28,6 +30,7 @@ pub(super) fn rounds(
     cfg: &RunConfig,
     jobs: &mut [Job],
     sinks: &[Sink],
+    relays: &BTreeMap<usize, Relay>,
     files: &Files,
     tls: &TlsFiles,
 ) -> Result<Measured, BoxError> {
@@ -50,7 +53,8 @@ pub(super) fn rounds(
                 kind.label(),
                 job.client.label()
             );
-            let (r, s, sink_cpu) = match measure(cfg, job, &sinks[job.sink], files, tls)? {
+            let relay = relays.get(&job.sink).filter(|_| job.case.rtt_ms > 0);
+            let (r, s, sink_cpu) = match measure(cfg, job, &sinks[job.sink], relay, files, tls)? {
                 Ok(m) => m,
                 Err(e) => {
                     eprintln!("FAILED {label}: {e}");
@@ -70,7 +74,7 @@ pub(super) fn rounds(
                 .push(s);
             // smtp-source sends a fixed count: keep its runs about as long as
             // the others (its CPU time has a 10 ms resolution).
-            if job.client == ClientKind::SmtpSource && r.secs > 0.0 {
+            if job.client == ClientKind::SmtpSource && r.secs > 0.0 && job.case.rtt_ms == 0 {
                 jobs[index].count = ((s.msgs_per_s * cfg.seconds) as u64).max(10);
             }
         }
@@ -85,6 +89,7 @@ fn measure(
     cfg: &RunConfig,
     job: &Job,
     (kind, _, sink): &Sink,
+    relay: Option<&Relay>,
     files: &Files,
     tls: &TlsFiles,
 ) -> Result<Result<(Report, Sample, Duration), String>, BoxError> {
@@ -94,9 +99,21 @@ fn measure(
     } else {
         None
     };
-    let cmd = client_command(cfg, job, &sink.addr, files, tls)?;
+    // Over a link with latency the client talks to the relay; the counters
+    // are read from the sink itself.
+    let addr = relay.map_or_else(|| sink.addr.clone(), |r| r.addr().to_string());
+    let cmd = client_command(cfg, job, &addr, files, tls)?;
     let sink_cpu0 = cpu_time_of(sink.child.id());
     let result = run_child(cmd, limit).and_then(|(out, wall)| parse_report(job, &out, wall));
+    // What the client sent last (a QUIT it did not wait for) reaches the
+    // sink up to half an RTT after the client ended.
+    if let Some(r) = relay
+        && !r.wait_idle(Duration::from_secs(10))
+    {
+        return Ok(Err(
+            "the relay still had open connections 10 s after the client ended".into(),
+        ));
+    }
     let sink_cpu = cpu_time_of(sink.child.id()).saturating_sub(sink_cpu0);
     let after = if kind.counts() {
         query_stats(&sink.addr).ok()
@@ -132,6 +149,7 @@ fn measure(
     }
     let per = |x: u64| (r.messages > 0).then(|| x as f64 / r.messages as f64);
     let s = Sample {
+        messages: r.messages as f64,
         msgs_per_s: r.messages as f64 / r.secs,
         mb_per_s: r.bytes as f64 / r.secs / 1e6,
         cpu_us_per_msg: r.cpu_secs * 1e6 / r.messages.max(1) as f64,
@@ -147,6 +165,7 @@ fn measure(
         p99_us: r.p99_us,
         // The counter includes the second XSTATS query's connection.
         connections: delta.map(|d| d.connections.saturating_sub(1) as f64),
+        connections_per_msg: delta.and_then(|d| per(d.connections.saturating_sub(1))),
     };
     Ok(Ok((r, s, sink_cpu)))
 }

@@ -1,0 +1,375 @@
+//! The report of the rows over a link with latency: time per message, the
+//! round trips the sink counted next to the protocol's minimum for what the
+//! sink offered, and the targets of those rows.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use super::report::{OURS, row};
+use super::{Case, ClientKind, LATENCY_BATCH, Medians, POOL_SIZE, RunConfig, Samples, SinkKind};
+
+/// What a sink offers, as far as the minimum depends on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Offer {
+    pipelining: bool,
+    chunking: bool,
+    starttls: bool,
+}
+
+fn offer(sink: SinkKind) -> Option<Offer> {
+    match sink {
+        SinkKind::Fast(pipelining, chunking) => Some(Offer {
+            pipelining,
+            chunking,
+            starttls: false,
+        }),
+        SinkKind::FastTls => Some(Offer {
+            pipelining: true,
+            chunking: false,
+            starttls: true,
+        }),
+        _ => None,
+    }
+}
+
+/// The round trips of opening a session, in the sink's count (greeting
+/// included, TCP handshake not), with how they add up.
+fn opening(o: Offer) -> (u32, &'static str) {
+    if o.starttls {
+        (
+            6,
+            "greeting 1 + EHLO 1 + STARTTLS 1 + TLS 1.3 handshake 1 + EHLO 1 (it leaves with the client's Finished) + AUTH PLAIN with its initial response 1",
+        )
+    } else {
+        (2, "greeting 1 + EHLO 1")
+    }
+}
+
+/// The round trips of one message on an open session, and of the QUIT
+/// that ends one, with how they add up.
+fn message(o: Offer) -> (u32, u32, &'static str) {
+    match (o.pipelining, o.chunking) {
+        (true, true) => (
+            1,
+            0,
+            "MAIL+RCPT+BDAT LAST with the body in one flight 1; QUIT 0 (behind it)",
+        ),
+        (true, false) => (
+            2,
+            0,
+            "MAIL+RCPT+DATA 1 + the body 1; QUIT 0 (behind the body)",
+        ),
+        (false, true) => (3, 1, "MAIL 1 + RCPT 1 + BDAT LAST 1; QUIT 1"),
+        (false, false) => (4, 1, "MAIL 1 + RCPT 1 + DATA 1 + the body 1; QUIT 1"),
+    }
+}
+
+/// The protocol's minimum of round trips per message in `case` against a
+/// sink offering `o` (in the sink's count: greeting included, TCP handshake
+/// not), for `messages` messages; and how it is derived.
+fn minimum(case: Case, o: Offer, messages: f64) -> (f64, String) {
+    let (open, open_how) = opening(o);
+    let (per, quit, per_how) = message(o);
+    if case.new_connection {
+        let total = open + per + quit;
+        return (
+            f64::from(total),
+            format!("{open_how} + {per_how} = {total}"),
+        );
+    }
+    let connections = if case.pool { POOL_SIZE as f64 } else { 1.0 };
+    let fixed = f64::from(open + quit) * connections;
+    let min = f64::from(per) + fixed / messages.max(1.0);
+    let sessions = if case.pool {
+        format!("{POOL_SIZE} sessions, each")
+    } else {
+        "one session:".to_owned()
+    };
+    let how = if case.pool {
+        format!(
+            "{sessions} {open_how} once; per message {per_how}: {per} + {fixed} / the row's messages"
+        )
+    } else {
+        format!(
+            "{sessions} {open_how} once; per message {per_how}: {per} + {fixed} / {messages:.0} messages = {min:.2}"
+        )
+    };
+    (min, how)
+}
+
+/// Round trips per message as the sink counts them: its turns (writes that
+/// follow bytes read from the client since its last write) plus the
+/// greeting of each connection.
+fn counted(m: &Medians) -> Option<f64> {
+    Some(m.turns? + m.connections_per_msg?)
+}
+
+/// Mean milliseconds per message (for a batch: the run's time over its
+/// messages, the connection's opening and closing included).
+fn ms(m: &Medians) -> f64 {
+    1e3 / m.msgs_per_s
+}
+
+fn opt_ms(x: Option<f64>) -> String {
+    x.map_or("-".into(), |x| format!("{:.1}", x / 1e3))
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "**met**" } else { "**missed**" }
+}
+
+const LETTRE: ClientKind = ClientKind::Lettre { nodelay: true };
+const MAIL_SEND: ClientKind = ClientKind::MailSend { nodelay: true };
+
+/// The section of the report: one table of every row over the link, the
+/// minimums, and the targets.
+pub(super) fn section(
+    cfg: &RunConfig,
+    samples: &Samples,
+    sink_of: &BTreeMap<usize, SinkKind>,
+) -> String {
+    let mut md = String::new();
+    let rtt = f64::from(cfg.rtt_ms);
+    let mut keys: Vec<(Case, SinkKind, ClientKind)> = samples
+        .keys()
+        .filter(|(c, _, _)| c.rtt_ms > 0)
+        .map(|(c, s, cl)| (*c, sink_of[s], cl.clone()))
+        .collect();
+    if keys.is_empty() {
+        return md;
+    }
+    keys.sort_by(|a, b| {
+        (a.0.pool, !a.0.new_connection, a.0.tls, a.1).cmp(&(
+            b.0.pool,
+            !b.0.new_connection,
+            b.0.tls,
+            b.1,
+        ))
+    });
+    let _ = writeln!(md, "### Over a link with {} ms RTT\n", cfg.rtt_ms);
+    let _ = writeln!(
+        md,
+        "Every client talks to the sink through `smtp_bench::relay`, which holds each chunk of bytes for half the RTT in \
+         each direction and opens its connection to the sink 1.5 RTT after accepting the client's (the TCP handshake, \
+         which the sink cannot see). ms/msg = the run's wall time over its messages (a batch: its {LATENCY_BATCH} messages, \
+         connection and QUIT included; a pool: throughput, not latency); p50 / p99 = median and 99th percentile of each \
+         message's time (a new connection: connect to the accepting reply, QUIT included; a batch: one send; a pool: from \
+         asking for a session to the end of the send), medians over the runs (nearest rank: with 20 messages a run, p99 is its slowest); RTTs/msg = ms/msg over the RTT; \
+         round trips/msg = the sink's count: each write of the sink that follows bytes read from the client since its \
+         previous write (one per reply or batch of replies the client waited for, TLS handshake flights included), plus \
+         one per connection for the greeting; minimum = the protocol's fewest for what the sink offered, in the same count \
+         (the TCP handshake adds 1 more per connection to the time of every client alike).\n"
+    );
+    let _ = writeln!(
+        md,
+        "| case | client | sink (what it offers) | ms/msg | p50 ms | p99 ms | RTTs/msg | round trips/msg (sink) | minimum | above minimum | connections/msg | runs |"
+    );
+    let _ = writeln!(
+        md,
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    let mut derivations: BTreeMap<String, String> = BTreeMap::new();
+    let mut distances: Vec<(String, f64)> = Vec::new();
+    for (case, sink, client) in &keys {
+        let Some(m) = row(samples, sink_of, *case, *sink, client) else {
+            continue;
+        };
+        let what = case_name(*case);
+        let messages = m.messages;
+        let min = offer(*sink).map(|o| minimum(*case, o, messages));
+        let rt = counted(&m);
+        if let Some((_, how)) = &min {
+            derivations
+                .entry(format!("{what}, {}", sink.label()))
+                .or_insert_with(|| how.clone());
+        }
+        // Both are ratios of whole counts: a difference under 0.005 is
+        // the floating point's, and shown as 0.
+        let above = rt
+            .zip(min.as_ref())
+            .map(|(r, (mn, _))| if (r - mn).abs() < 0.005 { 0.0 } else { r - mn });
+        if let Some(a) = above {
+            distances.push((format!("{what}, {}, {}", sink.label(), client.label()), a));
+        }
+        let name = if client.is_ours() {
+            format!("**{}**", client.label())
+        } else {
+            client.label()
+        };
+        let _ = writeln!(
+            md,
+            "| {what} | {name} | {} | {:.1} | {} | {} | {:.2} | {} | {} | {} | {} | {} |",
+            sink.label(),
+            ms(&m),
+            opt_ms(m.p50_us),
+            opt_ms(m.p99_us),
+            ms(&m) / rtt,
+            rt.map_or("-".into(), |x| format!("{x:.2}")),
+            min.as_ref().map_or("-".into(), |(x, _)| format!("{x:.2}")),
+            above.map_or("-".into(), |x| format!("{x:+.2}")),
+            m.connections_per_msg
+                .map_or("-".into(), |x| format!("{x:.3}")),
+            m.runs,
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nThe minimums, in the sink's count (greeting included, TCP handshake not):\n"
+    );
+    for (k, v) in &derivations {
+        let _ = writeln!(md, "- {k}: {v}");
+    }
+    let _ = writeln!(md);
+    md.push_str(&targets(cfg, samples, sink_of, &distances));
+    md
+}
+
+fn case_name(case: Case) -> String {
+    let base = if case.pool {
+        format!("{} tasks, pool of {POOL_SIZE}", case.tasks())
+    } else if case.new_connection {
+        "new connection".to_owned()
+    } else {
+        format!("{LATENCY_BATCH} on one connection")
+    };
+    if case.tls {
+        format!("{base}, STARTTLS + AUTH")
+    } else {
+        base
+    }
+}
+
+/// A batch's total time, or a new connection's time per message.
+fn time(case: Case, m: &Medians) -> String {
+    if case.batch() {
+        format!("{:.2} s", ms(m) * LATENCY_BATCH as f64 / 1e3)
+    } else {
+        format!("{:.1} ms", ms(m))
+    }
+}
+
+/// The line of one target: each of our adapters' time over `peer`'s, at
+/// most `bound`.
+fn comparison(
+    get: &dyn Fn(Case, SinkKind, &ClientKind) -> Option<Medians>,
+    case: Case,
+    sink: SinkKind,
+    peer: &ClientKind,
+    bound: f64,
+    what: &str,
+) -> Option<String> {
+    let p = get(case, sink, peer)?;
+    let cells: Vec<(String, f64)> = OURS
+        .iter()
+        .filter_map(|o| {
+            let m = get(case, sink, &ClientKind::Ours(o))?;
+            let r = ms(&m) / ms(&p);
+            Some((format!("{o} {r:.3}x ({})", time(case, &m)), r))
+        })
+        .collect();
+    if cells.is_empty() {
+        return None;
+    }
+    let worst = cells.iter().map(|c| c.1).fold(0.0, f64::max);
+    let text: Vec<String> = cells.into_iter().map(|c| c.0).collect();
+    let measure = if case.batch() {
+        "total time"
+    } else {
+        "time per message"
+    };
+    Some(format!(
+        "- {what}, {}: at most {bound}x {}'s {measure} ({}): {}: {}\n",
+        sink.label(),
+        peer.label(),
+        time(case, &p),
+        text.join(", "),
+        verdict(worst <= bound)
+    ))
+}
+
+/// The targets of issue 23 over the link, from this run.
+fn targets(
+    cfg: &RunConfig,
+    samples: &Samples,
+    sink_of: &BTreeMap<usize, SinkKind>,
+    distances: &[(String, f64)],
+) -> String {
+    let get = |case, sink, client: &ClientKind| row(samples, sink_of, case, sink, client);
+    let mut md = format!(
+        "#### Targets over the {} ms link (computed from this run)\n\n",
+        cfg.rtt_ms
+    );
+    let rtt_ms = cfg.rtt_ms;
+    let new_connection = Case {
+        rtt_ms,
+        ..Case::plain(1024, true)
+    };
+    let tls = Case {
+        tls: true,
+        ..new_connection
+    };
+    let batch = Case {
+        rtt_ms,
+        ..Case::plain(1024, false)
+    };
+    let compare =
+        |md: &mut String, case: Case, sink: SinkKind, peer: &ClientKind, bound: f64, what: &str| {
+            if let Some(line) = comparison(&get, case, sink, peer, bound, what) {
+                md.push_str(&line);
+            }
+        };
+    for sink in [SinkKind::Fast(true, false), SinkKind::Fast(true, true)] {
+        compare(
+            &mut md,
+            new_connection,
+            sink,
+            &LETTRE,
+            0.55,
+            "new connection per message, plain",
+        );
+    }
+    for peer in [&LETTRE, &MAIL_SEND] {
+        compare(
+            &mut md,
+            tls,
+            SinkKind::FastTls,
+            peer,
+            0.75,
+            "new connection per message, STARTTLS + AUTH PLAIN",
+        );
+    }
+    for sink in [SinkKind::Fast(true, false), SinkKind::Fast(true, true)] {
+        compare(
+            &mut md,
+            batch,
+            sink,
+            &LETTRE,
+            0.5,
+            "100 messages on one connection",
+        );
+    }
+    let ours: Vec<&(String, f64)> = distances
+        .iter()
+        .filter(|d| d.0.contains("smtp-rs"))
+        .collect();
+    if !ours.is_empty() {
+        let worst = ours.iter().map(|d| d.1).fold(f64::MIN, f64::max);
+        let over: Vec<String> = ours
+            .iter()
+            .filter(|d| d.1 > 1.0 + 1e-9)
+            .map(|d| format!("{} {:+.2}", d.0, d.1))
+            .collect();
+        let _ = writeln!(
+            md,
+            "- every case of ours at most 1 round trip above the minimum (sink-counted): worst {worst:+.2}{}: {}",
+            if over.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", over.join("; "))
+            },
+            verdict(worst <= 1.0 + 1e-9)
+        );
+    }
+    let _ = writeln!(md);
+    md
+}
