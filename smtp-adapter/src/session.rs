@@ -720,7 +720,12 @@ impl ErrorFields {
             }
             _ => (0, 0),
         };
-        let reply = e.reply();
+        // All recipients refused: the first refusal (the core's error carries
+        // one reply per recipient).
+        let reply = match core {
+            Some(E::RecipientsRefused(refused)) => refused.first().map(|(_, r)| r),
+            _ => e.reply(),
+        };
         ErrorFields {
             stage,
             code: reply.map(Reply::code),
