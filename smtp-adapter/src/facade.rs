@@ -616,10 +616,7 @@ macro_rules! __scoped_session {
         /// QUITs it the same way; this is the async facades' scoped session,
         /// here for code written alike for both. No QUIT goes on a session
         /// that `work` saw end (a 421, a lost connection).
-        pub fn session<T, E>(
-            mut self,
-            work: impl FnOnce(&mut Self) -> Result<T, E>,
-        ) -> Result<T, E>
+        pub fn session<T, E>(mut self, work: impl FnOnce(&mut Self) -> Result<T, E>) -> Result<T, E>
         where
             E: From<$crate::Error>,
         {

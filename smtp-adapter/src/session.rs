@@ -547,9 +547,7 @@ impl Driver {
                 let refused = r.refused().len();
                 let reply = r.final_reply.as_ref();
                 let code = reply.map(Reply::code);
-                let enhanced_code = reply
-                    .and_then(Reply::enhanced)
-                    .map(tracing::field::display);
+                let enhanced_code = reply.and_then(Reply::enhanced).map(tracing::field::display);
                 let queue_id = r.queue_id();
                 if refused == 0 {
                     tracing::info!(
@@ -715,9 +713,10 @@ impl ErrorFields {
                 let count = |d| recipients.iter().filter(|r| r.delivery == d).count();
                 (count(Delivery::Accepted), count(Delivery::Refused))
             }
-            Some(E::ServiceClosing { recipients, .. }) => {
-                (0, recipients.iter().filter(|(_, r)| !r.is_positive()).count())
-            }
+            Some(E::ServiceClosing { recipients, .. }) => (
+                0,
+                recipients.iter().filter(|(_, r)| !r.is_positive()).count(),
+            ),
             _ => (0, 0),
         };
         // All recipients refused: the first refusal (the core's error carries

@@ -59,7 +59,11 @@ async fn early_return<R: Rt>() {
         .map(String::as_str)
         .collect();
     assert_eq!(client, ["C: NOOP", "C: QUIT"], "{t:?}");
-    assert_eq!(t.last().map(String::as_str), Some("S: 221 2.0.0 Bye"), "{t:?}");
+    assert_eq!(
+        t.last().map(String::as_str),
+        Some("S: 221 2.0.0 Bye"),
+        "{t:?}"
+    );
 }
 
 #[test]
@@ -74,13 +78,20 @@ async fn ok_path<R: Rt>() {
         .timeout(Duration::from_secs(10));
     let id = SmtpClient::connect_session(b, async |smtp| {
         let r = smtp
-            .sendmail("a@example.org", &["b@example.org"], "Subject: s\r\n\r\nx\r\n")
+            .sendmail(
+                "a@example.org",
+                &["b@example.org"],
+                "Subject: s\r\n\r\nx\r\n",
+            )
             .await?;
         Ok::<_, Error>(r.queue_id().map(str::to_owned))
     })
     .await
     .unwrap();
-    assert!(id.as_deref().is_some_and(|id| id.starts_with('T')), "{id:?}");
+    assert!(
+        id.as_deref().is_some_and(|id| id.starts_with('T')),
+        "{id:?}"
+    );
     assert_eq!(server.wait_for_closed(1, Duration::from_secs(5)), 1);
     assert_eq!(quits(&server), 1, "{:?}", server.transcript());
     assert_eq!(server.messages().len(), 1);
@@ -124,7 +135,9 @@ fn the_scoped_session_can_be_spawned() {
     let addr = server.addr().to_string();
     let rt = Tokio::exec();
     let n = rt.block_on(async move {
-        let smtp = SmtpClient::<Tokio>::connect(&addr, options()).await.unwrap();
+        let smtp = SmtpClient::<Tokio>::connect(&addr, options())
+            .await
+            .unwrap();
         let work = smtp.session(async |smtp| {
             smtp.noop().await?;
             Ok::<_, Error>(1)
@@ -192,14 +205,14 @@ async fn builder_transcript<R: Rt>() {
         "{lines:?}"
     );
     assert!(lines[0].starts_with("S: 220 "), "{lines:?}");
-    assert!(
-        lines.iter().any(|l| l.starts_with("S: 235")),
-        "{lines:?}"
-    );
+    assert!(lines.iter().any(|l| l.starts_with("S: 235")), "{lines:?}");
     let all = lines.concat();
     assert!(!all.contains("hunter2") && !all.contains("AGFsaWNlAGh1bnRlcjI="));
     smtp.quit().await.unwrap();
-    assert_eq!(buffer.lines().last().map(String::as_str), Some("S: 221 2.0.0 Bye"));
+    assert_eq!(
+        buffer.lines().last().map(String::as_str),
+        Some("S: 221 2.0.0 Bye")
+    );
 }
 
 #[cfg(feature = "tls")]

@@ -184,7 +184,13 @@ fn the_builders_transcript_holds_connects_exchange() {
     assert!(ehlo.starts_with("C: EHLO "), "{text}");
     assert_eq!(
         client,
-        [ehlo, "C: STARTTLS", ehlo, "C: AUTH PLAIN <redacted>", "C: QUIT"],
+        [
+            ehlo,
+            "C: STARTTLS",
+            ehlo,
+            "C: AUTH PLAIN <redacted>",
+            "C: QUIT"
+        ],
         "{text}"
     );
     assert!(lines[0].starts_with("S: 220 "), "{text}");
@@ -225,14 +231,22 @@ fn the_session_span_records_tls_once() {
         smtp.set_tls_config(server.pki().client_config());
         smtp.set_tls_server_name("localhost");
         smtp.starttls().unwrap();
-        smtp.sendmail("a@example.org", &["b@example.org"], "Subject: s\r\n\r\nx\r\n")
-            .unwrap();
+        smtp.sendmail(
+            "a@example.org",
+            &["b@example.org"],
+            "Subject: s\r\n\r\nx\r\n",
+        )
+        .unwrap();
         smtp.quit().unwrap();
         // smtplib style without TLS: recorded when the first message starts.
         let o = Options::default().timeout(Duration::from_secs(10));
         let mut smtp = SmtpClient::connect(&plain.addr().to_string(), o).unwrap();
-        smtp.sendmail("a@example.org", &["b@example.org"], "Subject: s\r\n\r\nx\r\n")
-            .unwrap();
+        smtp.sendmail(
+            "a@example.org",
+            &["b@example.org"],
+            "Subject: s\r\n\r\nx\r\n",
+        )
+        .unwrap();
         smtp.quit().unwrap();
     });
     assert_eq!(
