@@ -603,7 +603,7 @@ macro_rules! __scoped_session {
         where
             E: From<$crate::Error>,
         {
-            let smtp = Self::connect_with(builder).await?;
+            let smtp = $crate::Builder::connect(builder).await?;
             smtp.session(work).await
         }
     };
@@ -635,7 +635,7 @@ macro_rules! __scoped_session {
         where
             E: From<$crate::Error>,
         {
-            let smtp = Self::connect_with(builder)?;
+            let smtp = $crate::Builder::connect(builder)?;
             smtp.session(work)
         }
     };

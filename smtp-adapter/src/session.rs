@@ -683,6 +683,26 @@ impl Driver {
     }
 }
 
+/// Reports a failure to connect as an event (WARN, target `smtp`, message
+/// `smtp connection failed`, with `server` and `error`): a connection that
+/// could not be made (the name's resolution, the TCP or Unix connect, the
+/// implicit TLS handshake: [`Error::Connection`] with `connecting` set),
+/// which fails before a session exists to report it. Any other error is
+/// reported by the session it happened in, and is left alone here. The
+/// facades' `Connect` implementations call it.
+#[doc(hidden)]
+pub fn report_connect_error(e: &Error) {
+    if let Error::Connection {
+        server,
+        connecting: true,
+        error,
+    } = e
+    {
+        let server = tracing::field::display(server);
+        tracing::warn!(target: "smtp", server, error = %error, "smtp connection failed");
+    }
+}
+
 /// What the events of [`Driver::report_transaction`] and
 /// [`Driver::report_error`] say of an error.
 struct ErrorFields {

@@ -58,7 +58,10 @@ impl<R: Runtime> Connect for SmtpClient<R> {
     type Output = Pin<Box<dyn Future<Output = Result<Self, Error>> + Send>>;
 
     fn connect(b: Builder<Self>) -> Self::Output {
-        Box::pin(SmtpClient::connect_with(b))
+        Box::pin(async move {
+            let r = SmtpClient::connect_with(b).await;
+            r.inspect_err(smtp_adapter::report_connect_error)
+        })
     }
 }
 

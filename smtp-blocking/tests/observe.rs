@@ -390,3 +390,34 @@ fn the_blocking_scoped_session_ends_with_quit() {
         .collect();
     assert_eq!(client, ["C: NOOP", "C: QUIT"], "{t:?}");
 }
+
+#[test]
+fn a_connection_that_cannot_be_made_is_an_event() {
+    let capture = Capture::default();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let r = tracing::subscriber::with_default(capture.clone(), || {
+        SmtpClient::builder(("127.0.0.1", port))
+            .timeout(Duration::from_secs(10))
+            .connect()
+    });
+    let e = r.unwrap_err();
+    assert_eq!(
+        e.io_error().map(std::io::Error::kind),
+        Some(std::io::ErrorKind::ConnectionRefused),
+        "{e}"
+    );
+    let events = capture.outcomes();
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_eq!(events[0].level, tracing::Level::WARN);
+    assert_eq!(
+        events[0].fields,
+        fields(&[
+            ("message", "smtp connection failed"),
+            ("server", &format!("127.0.0.1:{port}")),
+            ("error", &e.inner().to_string()),
+        ])
+    );
+}
