@@ -93,6 +93,8 @@ pub struct Builder<C> {
     /// Why the address given could not be read, reported by `connect`.
     address_error: Option<smtp_sansio::UsageError>,
     options: Options,
+    /// Where every session it connects writes its transcript.
+    transcript: Option<crate::transcript::SharedWriter>,
     _client: PhantomData<fn() -> C>,
 }
 
@@ -108,6 +110,7 @@ impl<C> Clone for Builder<C> {
             greeting_only: self.greeting_only,
             address_error: self.address_error.clone(),
             options: self.options.clone(),
+            transcript: self.transcript.clone(),
             _client: PhantomData,
         }
     }
@@ -125,6 +128,7 @@ impl<C> std::fmt::Debug for Builder<C> {
             .field("tls", &self.tls)
             .field("auth", &auth)
             .field("options", &self.options)
+            .field("transcript", &self.transcript.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -155,6 +159,7 @@ impl<C> Builder<C> {
             greeting_only: false,
             address_error,
             options: Options::default(),
+            transcript: None,
             _client: PhantomData,
         }
     }
@@ -408,6 +413,35 @@ impl<C> Builder<C> {
     pub fn debug_level(mut self, level: impl Into<crate::DebugLevel>) -> Builder<C> {
         self.options.debug_level = level.into();
         self
+    }
+
+    /// Writes the session's transcript to `writer` from the first byte: the
+    /// greeting, and the EHLO, STARTTLS and AUTH `connect` runs (AUTH
+    /// payloads as `<redacted>`), then every later line, one `C: ` or `S: `
+    /// line each, as [`set_transcript`](crate::Transcript::set_writer) does
+    /// on a connected session. Raises the debug level to
+    /// [`DebugLevel::Lines`](crate::DebugLevel::Lines) when it is off (a
+    /// later [`Builder::debug_level`] or [`Builder::options`] sets it
+    /// again). Every session this builder (or a clone of it, as a pool's
+    /// connect function uses) connects writes to the same `writer`, one
+    /// whole line at a time.
+    ///
+    /// ```
+    /// use smtp_adapter::{Builder, DebugLevel};
+    ///
+    /// let b = Builder::<()>::new("smtp.example.org").transcript(std::io::stderr());
+    /// assert_eq!(b.session_options().debug_level, DebugLevel::Lines);
+    /// ```
+    #[must_use]
+    pub fn transcript(mut self, writer: impl std::io::Write + Send + 'static) -> Builder<C> {
+        self.transcript = Some(crate::transcript::SharedWriter::new(Box::new(writer)));
+        self.options.debug_level = self.options.debug_level.max(crate::DebugLevel::Lines);
+        self
+    }
+
+    /// The transcript writer a new session writes to, if one was given.
+    pub(crate) fn transcript_writer(&self) -> Option<crate::transcript::SharedWriter> {
+        self.transcript.clone()
     }
 
     /// SMTP or LMTP.

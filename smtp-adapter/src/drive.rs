@@ -116,7 +116,9 @@ impl Driver {
     /// [`Error::out_of_step`].
     pub fn begin(&mut self) -> Result<(), Error> {
         if self.busy {
-            return Err(Error::out_of_step());
+            let e = Error::out_of_step();
+            self.report_error(&e);
+            return Err(e);
         }
         self.busy = true;
         self.broken = None;
@@ -208,10 +210,19 @@ impl Driver {
         }
     }
 
-    /// The operation's result, its failure naming the server.
+    /// The operation's result, its failure naming the server (and reported
+    /// as an event, [`Driver::report_error`]). The end of the builder's
+    /// open records the session span's `tls`.
     fn done<T>(&mut self, r: Result<T, Error>) -> Io<'_, T> {
         self.busy = false;
-        Io::Done(r.map_err(|e| e.with_server(&self.server)))
+        if std::mem::take(&mut self.opening) {
+            self.record_tls();
+        }
+        let r = r.map_err(|e| e.with_server(&self.server));
+        if let Err(e) = &r {
+            self.report_error(e);
+        }
+        Io::Done(r)
     }
 
     /// Ends the session after a transport failure: the core takes it as the

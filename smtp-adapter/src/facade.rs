@@ -498,10 +498,29 @@ macro_rules! facade {
         }
 
         /// QUIT, then close.
+        ///
+        /// To end the session with QUIT whatever a block of work returns (an
+        /// early `?` included), run that block in
+        /// [`session`](Self::session).
         pub $($kw)? fn quit(mut self) -> Result<$crate::sansio::Reply, $crate::Error> {
             let r = self.reply($crate::Call::Quit)$($aw)*;
             self.close_io()$($aw)*;
             r
+        }
+
+        $crate::__scoped_session!($($kw)?);
+
+        /// Ends the session on the client's side: QUIT unless the session
+        /// is closed or out of step, its reply awaited at most the QUIT
+        /// linger and ignored, then the connection closed.
+        $($kw)? fn end_session(&mut self) {
+            if self.driver.quit_on_drop() {
+                self.driver.linger();
+                // The session ends whatever the server does now.
+                let _ = self.reply($crate::Call::Quit)$($aw)*;
+            }
+            self.driver.closing();
+            self.close_io()$($aw)*;
         }
 
         $($kw)? fn reply(&mut self, call: $crate::Call<'_>) -> Result<$crate::sansio::Reply, $crate::Error> {
@@ -527,6 +546,97 @@ macro_rules! facade {
             let r = self.run(op, body)$($aw)*;
             self.driver.end_transaction(&r);
             r
+        }
+    };
+}
+
+/// The scoped-session methods of [`facade!`](crate::facade): `session` and
+/// `connect_session`, with an async closure in an async facade and a plain
+/// one in a blocking facade.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __scoped_session {
+    (async) => {
+        /// Runs `work` on the session, then ends it with QUIT whatever `work`
+        /// returned: its reply is awaited at most the QUIT linger
+        /// ([`Timeouts::quit_linger`](smtp_sansio::Timeouts::quit_linger), one
+        /// second by default) and never reported, then the connection is
+        /// closed. Returns what `work` returned. An early return in `work`
+        /// (`?`) so still leaves the server a clean end, which dropping an
+        /// async session does not (a `Drop` cannot wait for a reply in async
+        /// code). No QUIT goes on a session that `work` saw end (a 421, a
+        /// lost connection) or left out of step (a cancelled call).
+        ///
+        /// The future is `Send` when `work`'s is, so it can be spawned. A
+        /// pooled session needs none of this: the pool QUITs it.
+        ///
+        /// ```no_run
+        /// # async fn f<R: smtp_async::Runtime>(smtp: smtp_async::SmtpClient<R>) -> Result<(), smtp_async::Error> {
+        /// let id = smtp
+        ///     .session(async |smtp| {
+        ///         smtp.noop().await?;
+        ///         let r = smtp.sendmail("a@example.org", &["b@example.org"], "Subject: hi\r\n\r\nhi\r\n").await?;
+        ///         Ok::<_, smtp_async::Error>(r.queue_id().map(str::to_owned))
+        ///     })
+        ///     .await?;
+        /// # Ok(()) }
+        /// ```
+        pub async fn session<T, E>(
+            mut self,
+            work: impl AsyncFnOnce(&mut Self) -> Result<T, E>,
+        ) -> Result<T, E>
+        where
+            E: From<$crate::Error>,
+        {
+            let r = work(&mut self).await;
+            self.end_session().await;
+            r
+        }
+
+        /// Connects as `builder` says, then runs `work` in
+        /// [`session`](Self::session), which ends with QUIT whatever `work`
+        /// returned. A failure to connect is returned as `E`.
+        pub async fn connect_session<T, E>(
+            builder: $crate::Builder<Self>,
+            work: impl AsyncFnOnce(&mut Self) -> Result<T, E>,
+        ) -> Result<T, E>
+        where
+            E: From<$crate::Error>,
+        {
+            let smtp = $crate::Builder::connect(builder).await?;
+            smtp.session(work).await
+        }
+    };
+    () => {
+        /// Runs `work` on the session, then ends it with QUIT whatever `work`
+        /// returned: its reply is awaited at most the QUIT linger
+        /// ([`Timeouts::quit_linger`](smtp_sansio::Timeouts::quit_linger), one
+        /// second by default) and never reported, then the connection is
+        /// closed. Returns what `work` returned. Dropping a blocking session
+        /// QUITs it the same way; this is the async facades' scoped session,
+        /// here for code written alike for both. No QUIT goes on a session
+        /// that `work` saw end (a 421, a lost connection).
+        pub fn session<T, E>(mut self, work: impl FnOnce(&mut Self) -> Result<T, E>) -> Result<T, E>
+        where
+            E: From<$crate::Error>,
+        {
+            let r = work(&mut self);
+            self.end_session();
+            r
+        }
+
+        /// Connects as `builder` says, then runs `work` in
+        /// [`session`](Self::session), which ends with QUIT whatever `work`
+        /// returned. A failure to connect is returned as `E`.
+        pub fn connect_session<T, E>(
+            builder: $crate::Builder<Self>,
+            work: impl FnOnce(&mut Self) -> Result<T, E>,
+        ) -> Result<T, E>
+        where
+            E: From<$crate::Error>,
+        {
+            let smtp = $crate::Builder::connect(builder)?;
+            smtp.session(work)
         }
     };
 }

@@ -54,7 +54,7 @@ pub use message::Message;
 pub use options::{MAX_TIMEOUT, Options, split_host_port};
 pub use report::{ErrorReport, Report};
 pub use server_url::UrlError;
-pub use session::{Call, Driver, InitialResponse, Link};
+pub use session::{Call, Driver, InitialResponse, Link, report_connect_error};
 /// The core, for the paths [`facade!`] emits.
 #[doc(hidden)]
 pub use smtp_sansio as sansio;

@@ -123,6 +123,8 @@ pub struct Link {
     pub tls: Option<Arc<ClientConfig>>,
     /// Whether TLS ran from the first byte, and if so whether it resumed.
     pub implicit_tls: Option<bool>,
+    /// Where the transcript goes from the greeting on (the builder's).
+    pub(crate) transcript: Option<crate::transcript::SharedWriter>,
 }
 
 impl Link {
@@ -137,6 +139,7 @@ impl Link {
             tls_name: tls_name.to_owned(),
             tls: None,
             implicit_tls: None,
+            transcript: None,
         }
     }
 
@@ -158,6 +161,7 @@ impl Link {
             tls_name: b.server_name().to_owned(),
             tls: b.tls_config_given().cloned(),
             implicit_tls,
+            transcript: b.transcript_writer(),
         }
     }
 }
@@ -187,6 +191,10 @@ pub struct Driver {
     pub(crate) out: Vec<u8>,
     /// `smtp.session`: the server and whether TLS is on.
     pub(crate) span: tracing::Span,
+    /// The `tls` the session span recorded, if any ([`Driver::record_tls`]).
+    pub(crate) tls_recorded: Option<bool>,
+    /// The builder's open operation is being driven: its end records `tls`.
+    pub(crate) opening: bool,
     /// `smtp.transaction` while a transaction runs.
     pub(crate) transaction: Option<tracing::Span>,
     /// Whether the TLS handshake resumed an earlier session.
@@ -238,13 +246,23 @@ impl Driver {
             link.tls.as_ref(),
         )?;
         let core = Client::new(config, Instant::now());
+        let mut transcript = Transcript::new(options.debug_level);
+        if let Some(w) = link.transcript {
+            transcript.set_writer(Box::new(w));
+        }
         let mut d = Driver {
-            span: tracing::info_span!("smtp.session", server = %link.tls_name, tls = tls_on_connect),
+            span: tracing::info_span!(
+                "smtp.session",
+                server = %link.tls_name,
+                tls = tracing::field::Empty,
+            ),
+            tls_recorded: None,
+            opening: false,
             core,
             server: link.server,
             host: link.tls_name,
             tls: link.tls,
-            transcript: Transcript::new(options.debug_level),
+            transcript,
             chunk: Vec::new(),
             rbuf: vec![0; crate::READ_BUFFER],
             out: Vec::new(),
@@ -437,8 +455,22 @@ impl Driver {
     /// Records that the session is now encrypted, and whether the handshake
     /// resumed an earlier session.
     pub(crate) fn note_tls(&mut self, resumed: bool) {
-        self.span.record("tls", true);
         self.tls_resumed = resumed;
+        self.record_tls();
+    }
+
+    /// Records the session span's `tls` once it is known: at the TLS
+    /// handshake (implicit TLS: when the session starts), at the end of the
+    /// builder's open (EHLO, STARTTLS, AUTH), or when the first mail
+    /// transaction starts, whichever comes first. Only STARTTLS after a
+    /// transaction on a plaintext session (smtplib style) records it again,
+    /// `true` after `false`.
+    pub(crate) fn record_tls(&mut self) {
+        let tls = self.core.is_tls();
+        if self.tls_recorded.is_none() || (self.tls_recorded == Some(false) && tls) {
+            self.span.record("tls", tls);
+            self.tls_recorded = Some(tls);
+        }
     }
 
     /// The transaction and the pieces of a send call's message (see
@@ -452,7 +484,11 @@ impl Driver {
         message: crate::Message<'m>,
         addressing: Addressing<'_>,
     ) -> Result<(smtp_sansio::Transaction, Outgoing<'m>), Error> {
-        args::outgoing(&self.core, message, addressing)
+        let r = args::outgoing(&self.core, message, addressing);
+        if let Err(e) = &r {
+            self.report_error(e);
+        }
+        r
     }
 
     /// Starts a mail transaction in the core, counted in
@@ -463,6 +499,7 @@ impl Driver {
         tx: smtp_sansio::Transaction,
     ) -> Op<smtp_sansio::TransactionResult> {
         self.transactions += 1;
+        self.record_tls();
         let span = tracing::info_span!(
             parent: &self.span,
             "smtp.transaction",
@@ -474,23 +511,95 @@ impl Driver {
         self.core.send(Instant::now(), tx)
     }
 
-    /// Records how the transaction ended and closes its span.
+    /// Records how the transaction ended and closes its span; reports the
+    /// end as one `tracing` event (target `smtp`): INFO when every recipient
+    /// has the message, WARN when some or all were refused or it failed
+    /// (see [`Driver::report_transaction`]).
     pub fn end_transaction(&mut self, result: &Result<smtp_sansio::TransactionResult, Error>) {
         let Some(span) = self.transaction.take() else {
             return;
         };
+        span.in_scope(|| self.report_transaction(result));
         match result {
             Ok(r) if r.refused().is_empty() => span.record("outcome", "accepted"),
             Ok(_) => span.record("outcome", "partly refused"),
             Err(e) => span.record("outcome", tracing::field::display(e)),
         };
-        let queue_id = result
-            .as_ref()
-            .ok()
-            .and_then(|r| r.final_reply.as_ref())
-            .and_then(|r| crate::queue_id(r.text()));
+        let queue_id = result.as_ref().ok().and_then(|r| r.queue_id());
         if let Some(id) = queue_id {
             span.record("queue_id", id);
+        }
+    }
+
+    /// The event of a transaction's end, with the fields a log search needs:
+    /// `server`, `delivery` (`accepted`, `refused`, `unknown`, `not_sent`:
+    /// see [`Delivery`](smtp_sansio::Delivery)), `accepted` and `refused`
+    /// (recipient counts), `code` and `enhanced_code` of the deciding reply
+    /// (the reply to the end of the message, or the refusal), `queue_id`
+    /// when the server named one, and for a failure `stage` (`mail`,
+    /// `rcpt`, `data`) and `error`. Addresses, message text and secrets are
+    /// never in it.
+    fn report_transaction(&self, result: &Result<smtp_sansio::TransactionResult, Error>) {
+        let server = tracing::field::display(&self.server);
+        match result {
+            Ok(r) => {
+                let accepted = r.accepted().len();
+                let refused = r.refused().len();
+                let reply = r.final_reply.as_ref();
+                let code = reply.map(Reply::code);
+                let enhanced_code = reply.and_then(Reply::enhanced).map(tracing::field::display);
+                let queue_id = r.queue_id();
+                if refused == 0 {
+                    tracing::info!(
+                        target: "smtp",
+                        server, delivery = "accepted", accepted, refused, code, enhanced_code, queue_id,
+                        "mail transaction accepted"
+                    );
+                } else {
+                    tracing::warn!(
+                        target: "smtp",
+                        server, delivery = "accepted", accepted, refused, code, enhanced_code, queue_id,
+                        "mail transaction partly refused"
+                    );
+                }
+            }
+            Err(e) => {
+                let f = ErrorFields::of(e);
+                tracing::warn!(
+                    target: "smtp",
+                    server, delivery = f.delivery, accepted = f.accepted, refused = f.refused,
+                    code = f.code, enhanced_code = f.enhanced_code, stage = f.stage, error = %e,
+                    "mail transaction failed"
+                );
+            }
+        }
+    }
+
+    /// The event of an operation's failure outside a mail transaction (a
+    /// transaction's is its end's, [`Driver::end_transaction`]): WARN, with
+    /// `server`, `code` and `enhanced_code` of the server's reply if any,
+    /// `delivery` (a low-level DATA's) and `error`. A failure while the
+    /// session ends (the reply to QUIT within the linger) is DEBUG: it
+    /// changes nothing.
+    pub(crate) fn report_error(&self, e: &Error) {
+        if self.transaction.is_some() {
+            return;
+        }
+        let server = tracing::field::display(&self.server);
+        let f = ErrorFields::of(e);
+        if self.limit.is_some() {
+            tracing::debug!(
+                target: "smtp",
+                server, code = f.code, enhanced_code = f.enhanced_code, error = %e,
+                "smtp session ended without the reply to QUIT"
+            );
+        } else {
+            tracing::warn!(
+                target: "smtp",
+                server, delivery = f.delivery, code = f.code, enhanced_code = f.enhanced_code,
+                stage = f.stage, error = %e,
+                "smtp operation failed"
+            );
         }
     }
 
@@ -503,6 +612,14 @@ impl Driver {
     ///
     /// An argument that does not convert, or no TLS configuration.
     pub fn start(&mut self, call: Call<'_>) -> Result<Op<Reply>, Error> {
+        let started = self.start_call(call);
+        if let Err(e) = &started {
+            self.report_error(e);
+        }
+        started
+    }
+
+    fn start_call(&mut self, call: Call<'_>) -> Result<Op<Reply>, Error> {
         if let Call::StartTls = call {
             self.tls_config()?;
         }
@@ -536,6 +653,7 @@ impl Driver {
     ///
     /// [`Builder::open_plan`]: crate::Builder::open_plan
     pub fn open(&mut self, plan: smtp_sansio::OpenPlan) -> Op<smtp_sansio::Opened> {
+        self.opening = true;
         self.core.open(Instant::now(), plan)
     }
 
@@ -543,6 +661,7 @@ impl Driver {
     /// counted in [`Driver::transactions`].
     pub fn start_data(&mut self) -> Op<Vec<Reply>> {
         self.transactions += 1;
+        self.record_tls();
         self.core.data(Instant::now())
     }
 
@@ -561,5 +680,83 @@ impl Driver {
     #[must_use]
     pub fn quit_on_drop(&self) -> bool {
         !self.core.is_closed() && !self.core.is_busy()
+    }
+}
+
+/// Reports a failure to connect as an event (WARN, target `smtp`, message
+/// `smtp connection failed`, with `server` and `error`): a connection that
+/// could not be made (the name's resolution, the TCP or Unix connect, the
+/// implicit TLS handshake: [`Error::Connection`] with `connecting` set),
+/// which fails before a session exists to report it. Any other error is
+/// reported by the session it happened in, and is left alone here. The
+/// facades' `Connect` implementations call it.
+#[doc(hidden)]
+pub fn report_connect_error(e: &Error) {
+    if let Error::Connection {
+        server,
+        connecting: true,
+        error,
+    } = e
+    {
+        let server = tracing::field::display(server);
+        tracing::warn!(target: "smtp", server, error = %error, "smtp connection failed");
+    }
+}
+
+/// What the events of [`Driver::report_transaction`] and
+/// [`Driver::report_error`] say of an error.
+struct ErrorFields {
+    stage: Option<&'static str>,
+    code: Option<u16>,
+    enhanced_code: Option<tracing::field::DisplayValue<smtp_sansio::EnhancedStatus>>,
+    delivery: &'static str,
+    accepted: usize,
+    refused: usize,
+}
+
+impl ErrorFields {
+    fn of(e: &Error) -> ErrorFields {
+        use smtp_sansio::{Delivery, Error as E, Stage};
+        let core = match e.inner() {
+            Error::Smtp(core) => Some(core),
+            _ => None,
+        };
+        let stage = core.and_then(E::stage).map(|s| match s {
+            Stage::Mail => "mail",
+            Stage::Rcpt => "rcpt",
+            Stage::Data => "data",
+            _ => "other",
+        });
+        let (accepted, refused) = match core {
+            Some(E::RecipientsRefused(refused)) => (0, refused.len()),
+            Some(E::Uncertain { recipients, .. }) => {
+                let count = |d| recipients.iter().filter(|r| r.delivery == d).count();
+                (count(Delivery::Accepted), count(Delivery::Refused))
+            }
+            Some(E::ServiceClosing { recipients, .. }) => (
+                0,
+                recipients.iter().filter(|(_, r)| !r.is_positive()).count(),
+            ),
+            _ => (0, 0),
+        };
+        // All recipients refused: the first refusal (the core's error carries
+        // one reply per recipient).
+        let reply = match core {
+            Some(E::RecipientsRefused(refused)) => refused.first().map(|(_, r)| r),
+            _ => e.reply(),
+        };
+        ErrorFields {
+            stage,
+            code: reply.map(Reply::code),
+            enhanced_code: reply.and_then(Reply::enhanced).map(tracing::field::display),
+            delivery: match e.delivery() {
+                Delivery::NotSent => "not_sent",
+                Delivery::Accepted => "accepted",
+                Delivery::Refused => "refused",
+                _ => "unknown",
+            },
+            accepted,
+            refused,
+        }
     }
 }

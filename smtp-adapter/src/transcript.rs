@@ -2,6 +2,7 @@
 //! to an optional writer, the same on every adapter.
 
 use std::io::Write;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use smtp_sansio::{Escaped, Trace};
 
@@ -108,15 +109,52 @@ impl Transcript {
         tracing::debug!(target: "smtp", "{line}");
         if let Some(w) = self.writer.as_mut() {
             // A failing transcript writer must not fail the session.
-            let _ = if self.level >= DebugLevel::Timestamps {
+            let text = if self.level >= DebugLevel::Timestamps {
                 let t = std::time::SystemTime::UNIX_EPOCH
                     .elapsed()
                     .unwrap_or_default();
-                writeln!(w, "{}.{:06} {line}", t.as_secs(), t.subsec_micros())
+                format!("{}.{:06} {line}\n", t.as_secs(), t.subsec_micros())
             } else {
-                writeln!(w, "{line}")
+                format!("{line}\n")
             };
+            // One write per line, so that a shared writer keeps lines whole.
+            let _ = w.write_all(text.as_bytes());
         }
+    }
+}
+
+/// One writer shared by the sessions a builder connects: each line goes in
+/// one `write_all` under the lock, so lines of different sessions never mix.
+#[derive(Clone)]
+pub(crate) struct SharedWriter(Arc<Mutex<Box<dyn Write + Send>>>);
+
+impl std::fmt::Debug for SharedWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedWriter")
+    }
+}
+
+impl SharedWriter {
+    pub(crate) fn new(writer: Box<dyn Write + Send>) -> SharedWriter {
+        SharedWriter(Arc::new(Mutex::new(writer)))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Box<dyn Write + Send>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Write for SharedWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.lock().write(buf)
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.lock().write_all(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.lock().flush()
     }
 }
 

@@ -23,8 +23,10 @@ use crate::transport::Transport;
 /// An SMTP or LMTP session on the runtime `R`.
 ///
 /// Dropping a session closes its socket without QUIT (a `Drop` cannot wait for
-/// a reply in async code): end it with [`quit`](SmtpClient::quit), or let a
-/// [`Pool`](crate::Pool) keep and close it.
+/// a reply in async code): end it with [`quit`](SmtpClient::quit), run the
+/// work in [`session`](SmtpClient::session) (QUIT after it whatever it
+/// returned, an early `?` included), or let a [`Pool`](crate::Pool) keep and
+/// close it.
 ///
 /// Every method is cancel-safe in the sense that matters for a protocol: if its
 /// future is dropped mid-command, the session is marked broken and later calls
@@ -56,7 +58,10 @@ impl<R: Runtime> Connect for SmtpClient<R> {
     type Output = Pin<Box<dyn Future<Output = Result<Self, Error>> + Send>>;
 
     fn connect(b: Builder<Self>) -> Self::Output {
-        Box::pin(SmtpClient::connect_with(b))
+        Box::pin(async move {
+            let r = SmtpClient::connect_with(b).await;
+            r.inspect_err(smtp_adapter::report_connect_error)
+        })
     }
 }
 

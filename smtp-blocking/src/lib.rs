@@ -37,7 +37,7 @@ impl Connect for SmtpClient {
     type Output = Result<SmtpClient, Error>;
 
     fn connect(b: Builder<SmtpClient>) -> Result<SmtpClient, Error> {
-        SmtpClient::connect_with(b)
+        SmtpClient::connect_with(b).inspect_err(smtp_adapter::report_connect_error)
     }
 }
 

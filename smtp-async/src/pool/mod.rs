@@ -14,6 +14,10 @@
 //! whose transaction ended with its delivery unknown (the session is over
 //! then), is never handed out again. [`Pool::close`] QUITs the idle sessions
 //! and refuses new checkouts; a session handed back after it is QUIT too.
+//! A borrower that returns early (`?`) only hands its session back: the pool
+//! QUITs its sessions, so the scoped
+//! [`SmtpClient::session`](crate::SmtpClient::session), which ends a session
+//! with QUIT whatever its closure returned, is for sessions outside a pool.
 //!
 //! What one borrower did does not reach the next: a session handed back in
 //! the middle of a mail transaction (low-level `mail` and `rcpt`) is reset
