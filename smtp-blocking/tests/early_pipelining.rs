@@ -120,3 +120,39 @@ fn without_the_switch_the_client_waits_for_the_greeting() {
     assert_eq!(flights(&server), [(false, 3), (false, 3)]);
     assert!(cache.is_empty());
 }
+
+/// With STARTTLS required and a login: STARTTLS goes behind the early EHLO
+/// too, so the greeting, the reply to EHLO and the 220 to STARTTLS come in
+/// one write.
+#[cfg(feature = "tls")]
+#[test]
+fn a_warm_cache_sends_starttls_behind_the_early_ehlo() {
+    let mut extensions = DEFAULT_EXTENSIONS.to_vec();
+    extensions.push("PIPECONNECT");
+    let config = ServerConfig::default()
+        .extensions(&extensions)
+        .tls(smtp_testkit::ServerTls::StartTls)
+        .user("alice", "secret")
+        .early_talk(EarlyTalk::Watch(HOLD));
+    let server = MockServer::start(config).unwrap();
+    let b = builder(&server)
+        .tls(Tls::StartTls)
+        .tls_config(server.pki().client_config())
+        .tls_server_name("localhost")
+        .credentials("alice", "secret")
+        .early_pipelining(true);
+    send(&b);
+    send(&b);
+    server.wait_for_closed(2, Duration::from_secs(10));
+    // Cold: greeting, EHLO, STARTTLS, EHLO, AUTH (CRAM-MD5: two), the
+    // message: seven server writes (the handshake's own are not counted);
+    // warm: greeting, EHLO and STARTTLS answered in one, then the same:
+    // five.
+    assert_eq!(flights(&server), [(false, 7), (true, 5)]);
+    let messages = server.messages();
+    assert!(
+        messages
+            .iter()
+            .all(|m| m.tls && m.auth_user.as_deref() == Some("alice"))
+    );
+}
