@@ -202,6 +202,14 @@ impl TlsIo {
         let timed_out = || Error::timeout("the TLS handshake");
         loop {
             let left = time_left(deadline).map_err(|_| timed_out())?;
+            if !self.conn.is_handshaking() {
+                // What rustls holds now is the client's last flight (under
+                // TLS 1.3 its Finished, which the server does not answer):
+                // it leaves with the first write after the handshake (EHLO
+                // after STARTTLS), in the same socket write, or before the
+                // first read (the greeting of implicit TLS).
+                return Ok(());
+            }
             if self.conn.wants_write() {
                 cache.set(self.sock.timeouts(), None, Some(left))?;
                 match self.flush() {
@@ -209,9 +217,6 @@ impl TlsIo {
                     Err(e) if is_timeout(&e) => return Err(timed_out()),
                     Err(e) => return Err(Error::from_tls_io(e)),
                 }
-            }
-            if !self.conn.is_handshaking() {
-                return Ok(());
             }
             cache.set_read_within(self.sock.timeouts(), left)?;
             match self.conn.read_tls(&mut self.sock) {
@@ -240,6 +245,11 @@ impl TlsIo {
                 // A peer that closes without close_notify has still closed.
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
                 Err(e) => return Err(e),
+            }
+            if self.conn.wants_write() {
+                // The end of the handshake may still be held (see
+                // `handshake`): the server waits for it.
+                self.flush()?;
             }
             cache.set_read_within(self.sock.timeouts(), time_left(deadline)?)?;
             // At the end of the stream rustls' reader says so next round.

@@ -24,6 +24,7 @@ use crate::tls::ClientConfig;
 use smtp_sansio::sasl::Credentials;
 use smtp_sansio::{LineEndings, Mechanism, OpenPlan, Protocol, StartTlsPolicy};
 
+use crate::capability_cache::{CapabilityCache, EarlyOpen};
 use crate::server_url::UrlTarget;
 use crate::{Driver, IntoServerAddress, Options};
 
@@ -90,6 +91,10 @@ pub struct Builder<C> {
     auth: Option<Auth>,
     initial_response: bool,
     greeting_only: bool,
+    /// Early pipelining when the cache says the server offers it.
+    early_pipelining: bool,
+    /// What servers advertised on earlier connections.
+    capability_cache: Option<Arc<CapabilityCache>>,
     /// Why the address given could not be read, reported by `connect`.
     address_error: Option<smtp_sansio::UsageError>,
     options: Options,
@@ -108,6 +113,8 @@ impl<C> Clone for Builder<C> {
             auth: self.auth.clone(),
             initial_response: self.initial_response,
             greeting_only: self.greeting_only,
+            early_pipelining: self.early_pipelining,
+            capability_cache: self.capability_cache.clone(),
             address_error: self.address_error.clone(),
             options: self.options.clone(),
             transcript: self.transcript.clone(),
@@ -157,6 +164,8 @@ impl<C> Builder<C> {
             auth: None,
             initial_response: true,
             greeting_only: false,
+            early_pipelining: false,
+            capability_cache: None,
             address_error,
             options: Options::default(),
             transcript: None,
@@ -457,6 +466,63 @@ impl<C> Builder<C> {
     pub fn greeting_only(mut self) -> Builder<C> {
         self.greeting_only = true;
         self
+    }
+
+    /// Early pipelining (PIPE_CONNECT, draft-harris-early-pipe as Exim
+    /// implements it; default: off): on a new connection to a server that
+    /// advertised PIPELINING and PIPECONNECT on an earlier one (same address
+    /// and port, same TLS mode, same EHLO name, within a day), EHLO (and a
+    /// STARTTLS that will run) goes out before the greeting, in one write,
+    /// which takes the greeting's round trip (and STARTTLS's) off every
+    /// new connection. What servers advertised is kept in the
+    /// [`Builder::capability_cache`], or in one this builder makes, shared
+    /// by its clones (a pool's connections).
+    ///
+    /// Off by default because RFC 5321 section 3.1 has the client wait for
+    /// the greeting, and servers that did not offer PIPECONNECT punish one
+    /// that does not: Exim answers 554 and hangs up, Postfix's postscreen
+    /// (pregreet test) lets the session go on and refuses its mail. A server
+    /// is only ever sent early talk after it advertised PIPECONNECT itself,
+    /// but a cache can be stale (a new server behind the address, a changed
+    /// configuration): the connection then fails before anything but EHLO
+    /// (and STARTTLS) went out, the server is forgotten and `connect`
+    /// reconnects once, waiting for the greeting. Turn it on for servers you
+    /// know (your submission server, a relay) where the cost of that rare
+    /// second connection is worth a round trip saved on every other.
+    #[must_use]
+    pub fn early_pipelining(mut self, on: bool) -> Builder<C> {
+        self.early_pipelining = on;
+        if on && self.capability_cache.is_none() {
+            self.capability_cache = Some(Arc::new(CapabilityCache::default()));
+        }
+        self
+    }
+
+    /// The cache of what servers advertised that [`Builder::early_pipelining`]
+    /// reads and fills (default: one made by the builder when early
+    /// pipelining is turned on). Pass the same one to every builder (a
+    /// pool's connect closure, several pools) that should learn from the
+    /// others' connections. Without early pipelining it is not used.
+    #[must_use]
+    pub fn capability_cache(mut self, cache: Arc<CapabilityCache>) -> Builder<C> {
+        self.capability_cache = Some(cache);
+        self
+    }
+
+    /// The early-pipelining bookkeeping of a connection `driver` has just
+    /// made (before its greeting is read): `None` unless
+    /// [`Builder::early_pipelining`] is on and an open will run (not
+    /// [`Builder::greeting_only`]).
+    #[must_use]
+    pub fn early_open(&self, driver: &Driver) -> Option<EarlyOpen> {
+        match (
+            &self.capability_cache,
+            self.early_pipelining,
+            self.greeting_only,
+        ) {
+            (Some(cache), true, false) => Some(EarlyOpen::new(cache.clone(), driver)),
+            _ => None,
+        }
     }
 
     /// Replaces every session option at once.

@@ -207,6 +207,84 @@ impl CapabilityCache {
     }
 }
 
+/// One connection's early pipelining, as a facade's `connect` runs it: which
+/// server the connection reached ([`ServerKey`]), whether its open writes
+/// EHLO before the greeting, and what its result teaches the cache.
+#[derive(Debug)]
+pub struct EarlyOpen {
+    cache: std::sync::Arc<CapabilityCache>,
+    key: ServerKey,
+    early: bool,
+}
+
+impl EarlyOpen {
+    /// The connection `driver` holds (its greeting not read yet), keyed by
+    /// the address it reached (the server's name for a Unix socket or a
+    /// stream), its TLS mode and its EHLO name.
+    #[must_use]
+    pub fn new(cache: std::sync::Arc<CapabilityCache>, driver: &crate::Driver) -> EarlyOpen {
+        let config = driver.config();
+        let name = config.local_name.as_str();
+        let key = match driver.server().addr() {
+            Some(addr) => ServerKey::new(addr, config.tls_on_connect, name),
+            None => ServerKey::named(&driver.server().to_string(), config.tls_on_connect, name),
+        };
+        EarlyOpen {
+            cache,
+            key,
+            early: false,
+        }
+    }
+
+    /// `plan` with early pipelining as the cache says (never when `allowed`
+    /// is false: the second connection after a refusal waits for the
+    /// greeting).
+    pub fn plan(&mut self, plan: OpenPlan, allowed: bool) -> OpenPlan {
+        let plan = if allowed {
+            self.cache.plan(&self.key, Instant::now(), plan)
+        } else {
+            plan.early_pipelining(false).early_starttls(false)
+        };
+        self.early = plan.early_pipelining;
+        plan
+    }
+
+    /// Whether the open writes EHLO before the greeting: it must then be
+    /// enqueued before the greeting is read.
+    #[must_use]
+    pub fn early(&self) -> bool {
+        self.early
+    }
+
+    /// Records the open's result in the cache
+    /// ([`CapabilityCache::record`], [`CapabilityCache::record_error`]), and
+    /// says whether to connect again without early pipelining: the open
+    /// wrote EHLO early and failed before the server's reply to it confirmed
+    /// that (refused, a greeting other than 220, the connection lost or
+    /// reset, a protocol error), which a server that no longer accepts early
+    /// talk would cause.
+    #[must_use]
+    pub fn finish(&self, result: &Result<Opened, crate::Error>) -> bool {
+        match result {
+            Ok(opened) => {
+                self.cache.record(&self.key, Instant::now(), opened);
+                false
+            }
+            Err(e) => {
+                self.cache.record_error(&self.key, e);
+                self.early
+                    && match e.inner() {
+                        crate::Error::Smtp(e) => {
+                            !matches!(e, CoreError::Timeout(_)) && before_hello_known(e)
+                        }
+                        crate::Error::Io(_) => true,
+                        _ => false,
+                    }
+            }
+        }
+    }
+}
+
 /// Whether an open that failed with `e` may have failed before the server's
 /// reply to EHLO was known.
 fn before_hello_known(e: &CoreError) -> bool {

@@ -105,16 +105,48 @@ macro_rules! facade {
 
         /// Connects as `b` says: the transport, the greeting, then the
         /// core's open operation (EHLO, STARTTLS and AUTH as set).
+        ///
+        /// With [`Builder::early_pipelining`](smtp_adapter::Builder::early_pipelining)
+        /// and a server the cache knows, the open is enqueued before the
+        /// greeting is read (EHLO goes first); a failure that early talk may
+        /// have caused forgets the server and connects once more, waiting
+        /// for the greeting.
         $($kw)? fn connect_with(b: $crate::Builder<Self>) -> Result<Self, $crate::Error> {
-            // A failure before the session's own errors name the server.
-            let opened = Self::open(&b)$($aw)*;
-            let mut c = opened.map_err(|e| e.connecting_to(&b.server()))?;
-            b.configure(&mut c.driver);
-            if let Some(plan) = b.open_plan()? {
+            let mut early_allowed = true;
+            loop {
+                let plan = b.open_plan()?;
+                // A failure before the session's own errors name the server.
+                let connected = Self::open(&b)$($aw)*;
+                let mut c = connected.map_err(|e| e.connecting_to(&b.server()))?;
+                b.configure(&mut c.driver);
+                let mut early = b.early_open(&c.driver);
+                let plan = match (plan, early.as_mut()) {
+                    (Some(plan), Some(e)) => Some(e.plan(plan, early_allowed)),
+                    (plan, _) => plan,
+                };
+                let plan = match plan {
+                    // EHLO before the greeting: the open waits for it itself.
+                    Some(plan) if early.as_ref().is_some_and(|e| e.early()) => plan,
+                    plan => {
+                        let greeting = c.run($crate::sansio::Op::GREETING, $crate::args::Body::None)$($aw)*;
+                        greeting.map_err(|e| e.connecting_to(&b.server()))?;
+                        match plan {
+                            Some(plan) => plan,
+                            None => return Ok(c),
+                        }
+                    }
+                };
                 let op = c.driver.open(plan);
-                c.run(op, $crate::args::Body::None)$($aw)*?;
+                let r = c.run(op, $crate::args::Body::None)$($aw)*;
+                match early {
+                    Some(e) if e.finish(&r) && early_allowed => {
+                        early_allowed = false;
+                        c.driver.closing();
+                        c.close_io()$($aw)*;
+                    }
+                    _ => return r.map(|_| c),
+                }
             }
-            Ok(c)
         }
 
         /// The server's greeting.

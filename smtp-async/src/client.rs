@@ -133,7 +133,7 @@ async fn connect_tcp<R: Runtime>(
 impl<R: Runtime> SmtpClient<R> {
     smtp_adapter::facade!(body = AnyBody<'_>; async; .await);
 
-    /// Opens the transport `b` asks for and reads the greeting.
+    /// Opens the transport `b` asks for; the greeting is not read yet.
     async fn open(b: &Builder<Self>) -> Result<Self, Error> {
         b.check()?;
         let options = b.session_options();
@@ -162,7 +162,7 @@ impl<R: Runtime> SmtpClient<R> {
             resumed = Some(handshake.ok_or(Error::timeout("the TLS handshake"))??);
         }
         let link = Link::of(b, peer, addr, c.local_ip, resumed);
-        SmtpClient::start(io, &options, link).await
+        SmtpClient::on(io, &options, link)
     }
 
     /// A session over a stream the caller connected (through a proxy, say);
@@ -183,9 +183,9 @@ impl<R: Runtime> SmtpClient<R> {
         SmtpClient::start(io, &options, link).await
     }
 
-    /// A session on a connected transport: waits for the greeting.
-    async fn start(io: Transport, options: &Options, link: Link) -> Result<Self, Error> {
-        let mut client = SmtpClient {
+    /// A session on a connected transport, its greeting not read yet.
+    fn on(io: Transport, options: &Options, link: Link) -> Result<Self, Error> {
+        Ok(SmtpClient {
             driver: Driver::new(options, link)?,
             io,
             clock: Clock {
@@ -193,7 +193,12 @@ impl<R: Runtime> SmtpClient<R> {
                 armed: None,
                 sets: 0,
             },
-        };
+        })
+    }
+
+    /// A session on a connected transport: waits for the greeting.
+    async fn start(io: Transport, options: &Options, link: Link) -> Result<Self, Error> {
+        let mut client = SmtpClient::on(io, options, link)?;
         client.run(Op::GREETING, AnyBody::None).await?;
         Ok(client)
     }

@@ -112,7 +112,7 @@ impl SmtpClient {
         SmtpClient::start(io, &options, Link::new(server, Peer::Stream, host))
     }
 
-    /// Opens the transport `b` asks for and reads the greeting.
+    /// Opens the transport `b` asks for; the greeting is not read yet.
     fn open(b: &Builder<SmtpClient>) -> Result<SmtpClient, Error> {
         b.check()?;
         let options = b.session_options();
@@ -145,18 +145,23 @@ impl SmtpClient {
         if let Some(tls) = TlsUpgrade::implicit(b, &options)? {
             resumed = Some(io.upgrade(tls, &mut SocketTimeouts::default())?);
         }
-        SmtpClient::start(io, &options, Link::of(b, peer, addr, local, resumed))
+        SmtpClient::on(io, &options, Link::of(b, peer, addr, local, resumed))
     }
 
-    /// A session on a connected transport: waits for the greeting.
-    fn start(io: Transport, options: &Options, link: Link) -> Result<SmtpClient, Error> {
-        let mut client = SmtpClient {
+    /// A session on a connected transport, its greeting not read yet.
+    fn on(io: Transport, options: &Options, link: Link) -> Result<SmtpClient, Error> {
+        Ok(SmtpClient {
             driver: Driver::new(options, link)?,
             io,
             // The socket's timeouts are unknown here (an implicit-TLS connect
             // set some).
             timeouts: SocketTimeouts::default(),
-        };
+        })
+    }
+
+    /// A session on a connected transport: waits for the greeting.
+    fn start(io: Transport, options: &Options, link: Link) -> Result<SmtpClient, Error> {
+        let mut client = SmtpClient::on(io, options, link)?;
         client.run(Op::GREETING, Body::None)?;
         Ok(client)
     }

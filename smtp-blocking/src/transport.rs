@@ -26,6 +26,11 @@ impl<S: Write> Write for Caller<S> {
         self.stream.write(buf)
     }
 
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        // TLS records in one write (rustls hands over all it holds at once).
+        self.stream.write_vectored(bufs)
+    }
+
     fn flush(&mut self) -> io::Result<()> {
         self.stream.flush()
     }

@@ -127,6 +127,28 @@ pub struct ServerConfig {
     /// in place of [`ServerConfig::fault`] for the connections it lists: a
     /// schedule, so that a retry on a new connection meets another fate.
     pub faults: Vec<Option<Fault>>,
+    /// What the server does with a client that talks before the greeting
+    /// (default: [`EarlyTalk::Ignore`]).
+    pub early_talk: EarlyTalk,
+}
+
+/// How a server meets a client that writes before the greeting (early
+/// pipelining, PIPE_CONNECT, draft-harris-early-pipe). Offering it is a
+/// matter of [`ServerConfig::extensions`] (`PIPECONNECT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum EarlyTalk {
+    /// The greeting goes at once; whatever came before is read after it.
+    #[default]
+    Ignore,
+    /// The greeting is held until the client writes or this long passed,
+    /// then the session goes on; the log says whether the client wrote
+    /// first ([`ConnectionLog::talked_first`](crate::ConnectionLog::talked_first)).
+    Watch(Duration),
+    /// As [`EarlyTalk::Watch`], but a client that wrote first gets
+    /// `554 SMTP synchronization error` and the connection is closed (as
+    /// Exim answers early talk when it did not offer PIPECONNECT).
+    Refuse(Duration),
 }
 
 impl Default for ServerConfig {
@@ -151,6 +173,7 @@ impl Default for ServerConfig {
             script: None,
             fault: None,
             faults: Vec::new(),
+            early_talk: EarlyTalk::Ignore,
         }
     }
 }
@@ -369,6 +392,14 @@ impl ServerConfig {
     #[must_use]
     pub fn faults(mut self, faults: Vec<Option<Fault>>) -> ServerConfig {
         self.faults = faults;
+        self
+    }
+
+    /// How a client that writes before the greeting is met (see
+    /// [`EarlyTalk`]).
+    #[must_use]
+    pub fn early_talk(mut self, early_talk: EarlyTalk) -> ServerConfig {
+        self.early_talk = early_talk;
         self
     }
 

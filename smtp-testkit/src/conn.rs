@@ -360,6 +360,19 @@ impl Conn {
         });
     }
 
+    /// Waits up to `limit` for the client to write before the greeting;
+    /// records and returns whether it did.
+    pub(crate) fn watch_early_talk(&mut self, limit: Duration) -> io::Result<bool> {
+        let talked = self.pos < self.inbuf.len() || self.fill_within(limit)?.is_some_and(|n| n > 0);
+        let index = self.index;
+        self.shared.update(|r| {
+            if let Some(log) = r.conns.get_mut(index) {
+                log.talked_first = talked;
+            }
+        });
+        Ok(talked)
+    }
+
     /// Records a line of the client in the printable transcript.
     pub(crate) fn note_client(&self, text: &str) {
         let index = self.index;

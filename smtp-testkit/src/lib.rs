@@ -77,7 +77,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub use config::{
     DEFAULT_AUTH_MECHANISMS, DEFAULT_EXTENSIONS, DEFAULT_LMTP_EXTENSIONS, DEFAULT_READ_TIMEOUT,
-    DEFAULT_SIZE_LIMIT, HOSTNAME, Listen, ServerConfig, ServerTls,
+    DEFAULT_SIZE_LIMIT, EarlyTalk, HOSTNAME, Listen, ServerConfig, ServerTls,
 };
 pub use drip::{Drip, DripServer};
 pub use fault::{Fault, FaultAction};

@@ -64,6 +64,10 @@ pub struct ConnectionLog {
     /// The client's address, for a TCP connection (to check a client's source
     /// address).
     pub peer: Option<SocketAddr>,
+    /// Whether the client wrote before the greeting was sent (seen only
+    /// under [`EarlyTalk::Watch`](crate::EarlyTalk::Watch) or
+    /// [`EarlyTalk::Refuse`](crate::EarlyTalk::Refuse)).
+    pub talked_first: bool,
     /// The fault that struck this connection, if one did.
     pub fault: Option<Fault>,
 }

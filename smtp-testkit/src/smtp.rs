@@ -7,7 +7,7 @@ use std::io;
 
 use smtp_sansio::body::Unstuffer;
 
-use crate::config::{HOSTNAME, ServerConfig, ServerTls};
+use crate::config::{EarlyTalk, HOSTNAME, ServerConfig, ServerTls};
 use crate::conn::Conn;
 use crate::record::Received;
 use auth::{Auth, authenticate};
@@ -57,6 +57,18 @@ pub(crate) fn serve(mut conn: Conn, cfg: &ServerConfig) {
 }
 
 fn session(conn: &mut Conn, cfg: &ServerConfig) -> io::Result<()> {
+    match cfg.early_talk {
+        EarlyTalk::Ignore => {}
+        EarlyTalk::Watch(limit) => {
+            conn.watch_early_talk(limit)?;
+        }
+        EarlyTalk::Refuse(limit) => {
+            if conn.watch_early_talk(limit)? {
+                conn.reply("554 SMTP synchronization error");
+                return Ok(());
+            }
+        }
+    }
     for line in cfg.greeting.split('\n') {
         conn.reply(line.trim_end_matches('\r'));
     }
