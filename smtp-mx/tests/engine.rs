@@ -305,6 +305,7 @@ enum Seen {
         rcpts: Vec<String>,
     },
     Close(IpAddr),
+    Connect(IpAddr, Option<String>),
 }
 
 struct Run {
@@ -443,6 +444,7 @@ fn run(s: &Scenario) -> Run {
                 d.policy_fetched(id, fetch).unwrap();
             }
             Request::Connect(c) => {
+                seen.push(Seen::Connect(c.ip, c.plan.sni.clone()));
                 let opening = s.world.open(&c);
                 if let Opening::Opened { tls, .. } = opening {
                     sessions.insert(c.id.0, (c.ip, tls));
@@ -848,7 +850,10 @@ fn scenarios() -> Vec<Scenario> {
             ensure(
                 cached.id == "new" && cached.fetched_at == NOW,
                 "the cache was not updated",
-            )
+            )?;
+            let json = serde_json::to_string(&r.cache).map_err(|e| e.to_string())?;
+            let back: StsCache = serde_json::from_str(&json).map_err(|e| e.to_string())?;
+            ensure(back == r.cache, "the cache does not round-trip")
         }),
         scenario(
             "sts_txt_missing_cached_kept",
@@ -890,6 +895,13 @@ fn scenarios() -> Vec<Scenario> {
                 matches!(r.plans().as_slice(), [TlsPlan::Dane { tlsa, names }]
                     if tlsa == &[usable_tlsa()] && names == &["mx1.example.com"]),
                 "not a DANE plan",
+            )?;
+            ensure(
+                r.seen.contains(&Seen::Connect(
+                    ip("192.0.2.11"),
+                    Some("mx1.example.com".into()),
+                )),
+                "not the MX name in SNI",
             )?;
             no_plaintext_mail(r)
         }),
@@ -1187,7 +1199,15 @@ fn scenarios() -> Vec<Scenario> {
             &["a@[192.0.2.50]", "b@bad..example"],
         )
         .expect(&[DELIVERED, (Class::Bounced, Some("5.1.2"))])
-        .attempts(&[("[192.0.2.50]", "192.0.2.50")]),
+        .attempts(&[("[192.0.2.50]", "192.0.2.50")])
+        .check(|r| {
+            let c = &r.report.domains[0].connections[0];
+            ensure(c.tls == TlsPlan::Opportunistic, "not opportunistic")?;
+            ensure(
+                r.seen.contains(&Seen::Connect(ip("192.0.2.50"), None)),
+                "SNI for an address literal",
+            )
+        }),
     ];
     for (plain, cached, fetch, notice) in failing {
         // Without a cache: no policy, opportunistic delivery to mx1.
@@ -1232,4 +1252,116 @@ fn scenarios() -> Vec<Scenario> {
         );
     }
     all
+}
+
+#[test]
+fn answers_to_unknown_or_mismatched_requests_are_refused() {
+    use smtp_mx::engine::{InputError, RequestId};
+    let mut d = Delivery::new(
+        &["a@example.com"],
+        MessageSecurity::default(),
+        Config::default(),
+        StsCache::new(),
+        NOW,
+        1,
+    );
+    let Some(Request::Resolve {
+        id: mx,
+        query: Query::Mx,
+        ..
+    }) = d.next_request()
+    else {
+        panic!("the MX lookup first");
+    };
+    let Some(Request::Resolve {
+        id: txt,
+        query: Query::Txt,
+        ..
+    }) = d.next_request()
+    else {
+        panic!("the TXT lookup second");
+    };
+    assert_eq!(d.next_request(), None);
+    // A TXT answer to the MX lookup, an unknown id, a fetch result and a
+    // connection outcome out of turn: all refused, nothing changed.
+    let wrong = Answer::Txt(DnsAnswer::empty(Rcode::NxDomain, Security::Insecure));
+    assert_eq!(d.answer(mx, wrong), Err(InputError::WrongKind(mx)));
+    assert_eq!(
+        d.answer(
+            RequestId(99),
+            Answer::Mx(DnsAnswer::empty(Rcode::NoError, Security::Insecure))
+        ),
+        Err(InputError::UnknownRequest(RequestId(99)))
+    );
+    assert_eq!(
+        d.policy_fetched(txt, PolicyFetch::Failed),
+        Err(InputError::WrongKind(txt))
+    );
+    assert_eq!(
+        d.opened(mx, Opening::Refused),
+        Err(InputError::WrongKind(mx))
+    );
+    assert_eq!(
+        d.transaction_done(mx, Err(Error::Disconnected)),
+        Err(InputError::WrongKind(mx))
+    );
+    assert!(!d.is_done());
+    assert!(d.report().is_none());
+    // The right answers still go through, once.
+    let nx = || Answer::Mx(DnsAnswer::empty(Rcode::ServFail, Security::Insecure));
+    assert_eq!(d.answer(mx, nx()), Ok(()));
+    assert_eq!(d.answer(mx, nx()), Err(InputError::UnknownRequest(mx)));
+    assert!(d.is_done());
+    let report = d.report().unwrap();
+    assert_eq!(report.recipients[0].status.class(), Class::Deferred);
+}
+
+#[test]
+fn each_domain_is_shuffled_by_the_seed_and_replayable() {
+    // Equal preferences: the seed decides the order, the same seed the same
+    // order, and over seeds both hosts come first.
+    let world = World::default()
+        .mx(
+            "example.com",
+            &[(10, "mx1.example.com"), (10, "mx2.example.com")],
+            false,
+        )
+        .host("mx1.example.com", "192.0.2.11", false, server(Open::Refuse))
+        .host("mx2.example.com", "192.0.2.12", false, server(Open::Refuse));
+    let first = |seed: u64| {
+        let mut d = Delivery::new(
+            &["a@example.com"],
+            MessageSecurity {
+                tls_required_no: true,
+                requiretls: false,
+            },
+            Config::default(),
+            StsCache::new(),
+            NOW,
+            seed,
+        );
+        let mut hosts = Vec::new();
+        while let Some(r) = d.next_request() {
+            match r {
+                Request::Resolve { id, name, query } => {
+                    d.answer(id, world.resolve(&name, query)).unwrap()
+                }
+                Request::Connect(c) => {
+                    hosts.push(c.host.clone());
+                    d.opened(c.id, Opening::Refused).unwrap();
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        let report = d.report().unwrap();
+        assert_eq!(
+            report.recipients[0].status.status().unwrap().to_string(),
+            "4.4.1"
+        );
+        hosts
+    };
+    assert_eq!(first(5), first(5));
+    let firsts: Vec<String> = (0..64).map(|s| first(s)[0].clone()).collect();
+    assert!(firsts.iter().any(|h| h == "mx1.example.com"));
+    assert!(firsts.iter().any(|h| h == "mx2.example.com"));
 }

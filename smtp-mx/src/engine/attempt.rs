@@ -8,6 +8,7 @@ use super::{
 };
 use crate::dane::tlsa_name;
 use crate::failure::Failure;
+use crate::name::Destination;
 use crate::plan::{
     ConnectionPlan, DaneState, LocalPolicy, PlanInput, StsState, TlsPlan, plan_connection,
 };
@@ -98,7 +99,12 @@ impl Delivery {
             local: self.config.local,
         };
         match plan_connection(&input) {
-            Ok(plan) => {
+            Ok(mut plan) => {
+                // An address literal is no name to send in SNI (RFC 6066
+                // section 3).
+                if matches!(self.domains[i].destination, Destination::Literal(_)) {
+                    plan.sni = None;
+                }
                 self.connect(i, &attempt, plan);
                 true
             }
