@@ -38,7 +38,7 @@ impl CachedPolicy {
 pub enum TxtLookup {
     /// One valid MTA-STS record.
     Found(StsRecord),
-    /// No record, or no valid one (NXDOMAIN, NODATA, a [`RecordError`]).
+    /// No record, or no valid one (NXDOMAIN, NODATA, a [`RecordError`](super::RecordError)).
     Absent,
     /// The lookup failed (SERVFAIL, a timeout, a bogus answer).
     Failed,
