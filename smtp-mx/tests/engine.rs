@@ -39,6 +39,8 @@ enum Open {
     TlsFails,
     /// An adapter that wrongly reports a plaintext session whatever the plan.
     LyingPlaintext,
+    /// Offers STARTTLS and answers it 454.
+    StartTls454,
 }
 
 /// A scripted server: its open, and its replies by recipient (250 when not
@@ -111,6 +113,12 @@ impl World {
         self.servers.insert(ip(addr), srv);
         self
     }
+    fn with_mx_security(mut self, domain: &str, security: Security) -> World {
+        if let Some(a) = self.mx.get_mut(domain) {
+            a.security = security;
+        }
+        self
+    }
     fn tlsa(mut self, host: &str, answer: DnsAnswer<Tlsa>) -> World {
         self.tlsa.insert(format!("_25._tcp.{host}"), answer);
         self
@@ -161,6 +169,14 @@ impl World {
                 requiretls: false,
             },
             Open::TlsFails => Opening::TlsFailed,
+            Open::StartTls454 if policy == StartTlsPolicy::Never => Opening::Opened {
+                tls: false,
+                requiretls: false,
+            },
+            Open::StartTls454 => Opening::Failed(Error::StartTlsRefused(reply(
+                454,
+                "4.7.0 TLS not available",
+            ))),
             Open::Ok {
                 starttls,
                 requiretls,
@@ -753,6 +769,72 @@ fn scenarios() -> Vec<Scenario> {
             ensure(
                 r.seen.contains(&Seen::Close(ip("192.0.2.11"))),
                 "the session was not closed",
+            )
+        }),
+        scenario(
+            "sts_enforce_starttls_454",
+            World::default()
+                .mx("example.com", &[(10, "mx1.example.com")], false)
+                .host(
+                    "mx1.example.com",
+                    "192.0.2.11",
+                    false,
+                    server(Open::StartTls454),
+                )
+                .sts("example.com", "1", policy("enforce", &["mx1.example.com"])),
+            &["a@example.com"],
+        )
+        .expect(&[(Class::Deferred, Some("4.7.5"))])
+        .attempts(&[M1])
+        .check(no_mail),
+        scenario(
+            "opportunistic_starttls_454_plaintext_retry",
+            World::default()
+                .mx("example.com", &[(10, "mx1.example.com")], false)
+                .host(
+                    "mx1.example.com",
+                    "192.0.2.11",
+                    false,
+                    server(Open::StartTls454),
+                ),
+            &["a@example.com"],
+        )
+        .expect(&[DELIVERED])
+        .attempts(&[M1, M1]),
+        scenario(
+            "mx_bogus",
+            World::default()
+                .mx("example.com", &[(10, "mx1.example.com")], false)
+                .host("mx1.example.com", "192.0.2.11", false, ok())
+                .with_mx_security("example.com", Security::Bogus),
+            &["a@example.com"],
+        )
+        .expect(&[(Class::Deferred, Some("4.4.3"))])
+        .check(no_mail),
+        scenario(
+            "dane_tlsa_bogus",
+            two_mx(ok(), ok())
+                .mx(
+                    "example.com",
+                    &[(10, "mx1.example.com"), (20, "mx2.example.com")],
+                    true,
+                )
+                .host("mx1.example.com", "192.0.2.11", true, ok())
+                .host("mx2.example.com", "192.0.2.12", true, ok())
+                .tlsa(
+                    "mx1.example.com",
+                    DnsAnswer::records(vec![usable_tlsa()], Security::Bogus),
+                ),
+            &["a@example.com"],
+        )
+        // mx1's TLSA answer is bogus: skipped (4.7.5), never in plaintext;
+        // mx2 has a validated denial of TLSA: delivered, opportunistic.
+        .expect(&[DELIVERED])
+        .attempts(&[M2])
+        .check(|r| {
+            ensure(
+                r.plans() == [TlsPlan::Opportunistic],
+                "not opportunistic on mx2",
             )
         }),
         scenario(
@@ -1364,4 +1446,36 @@ fn each_domain_is_shuffled_by_the_seed_and_replayable() {
     let firsts: Vec<String> = (0..64).map(|s| first(s)[0].clone()).collect();
     assert!(firsts.iter().any(|h| h == "mx1.example.com"));
     assert!(firsts.iter().any(|h| h == "mx2.example.com"));
+}
+
+#[test]
+fn a_thousand_deliveries_fetch_once_per_policy_id() {
+    let mut world = two_mx(ok(), ok()).sts(
+        "example.com",
+        "one",
+        policy("enforce", &["mx2.example.com"]),
+    );
+    let mut cache = StsCache::new();
+    let mut fetches = 0;
+    for n in 0..1000u64 {
+        if n == 500 {
+            // A new id: exactly one more fetch; the new policy lists mx1.
+            world = world.sts(
+                "example.com",
+                "two",
+                policy("enforce", &["mx1.example.com"]),
+            );
+        }
+        let mut s = scenario("repeat", world.clone(), &["a@example.com"]);
+        s.cache = cache;
+        s.now = NOW + n * 60;
+        let r = run(&s);
+        fetches += r.fetches();
+        let want = if n < 500 { "192.0.2.12" } else { "192.0.2.11" };
+        assert_eq!(r.mails().len(), 1, "delivery {n}");
+        assert_eq!(r.mails()[0].0, ip(want), "delivery {n}");
+        assert!(r.mails()[0].1, "delivery {n} without TLS");
+        cache = r.cache;
+    }
+    assert_eq!(fetches, 2);
 }
