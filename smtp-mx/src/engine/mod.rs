@@ -79,7 +79,7 @@ enum Phase {
     Planning,
     /// Waiting for the TLSA answer of its host.
     Tlsa,
-    /// Waiting for the connection `id`, opened with `plan`.
+    /// Waiting for the outcome of its connection, asked for with `plan`.
     Connecting { plan: ConnectionPlan },
     /// Waiting for the transaction's result.
     Transacting,
