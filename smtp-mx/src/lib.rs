@@ -20,6 +20,9 @@
 //! * [`dane`]: DANE TLSA records (RFC 7672): usability, digest agility,
 //!   the DANE state of an MX host, TLSA names, and which records a
 //!   presented certificate chain matches.
+//! * [`engine`]: [`Delivery`], the sans-IO state machine that ties the
+//!   rest together for one message: it asks for lookups, policy fetches,
+//!   connections and transactions, and reports each recipient's fate.
 //! * [`dns`]: DNS answers with their response code and DNSSEC status.
 //! * [`rng`]: the seeded SplitMix64 generator behind the MX shuffle.
 //!
@@ -85,6 +88,7 @@
 pub mod classify;
 pub mod dane;
 pub mod dns;
+pub mod engine;
 mod failure;
 pub mod name;
 pub mod plan;
@@ -92,4 +96,5 @@ pub mod rng;
 pub mod route;
 pub mod sts;
 
+pub use engine::Delivery;
 pub use failure::{Failure, Reason, codes};

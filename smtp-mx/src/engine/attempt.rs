@@ -1,0 +1,255 @@
+//! The attempts of one destination: the TLSA lookup, the plan, the
+//! connection, the checks after the open, and the plaintext retry after a
+//! failed opportunistic handshake.
+
+use super::{
+    ConnectRequest, Connection, Current, Delivery, Notice, Phase, Query, Request, RequestId,
+    StsPhase, TransactionRequest, Waiting,
+};
+use crate::dane::tlsa_name;
+use crate::failure::Failure;
+use crate::name::Destination;
+use crate::plan::{
+    ConnectionPlan, DaneState, LocalPolicy, PlanInput, StsState, TlsPlan, plan_connection,
+};
+use crate::route::Attempt;
+
+impl Delivery {
+    /// Starts attempts of destination `i` until one waits on an answer, or
+    /// the destination is over.
+    pub(super) fn next_attempts(&mut self, i: usize) {
+        loop {
+            let d = &mut self.domains[i];
+            match d.current.as_ref().map(|c| &c.phase) {
+                Some(Phase::Planning) => {}
+                Some(_) => return,
+                None => {
+                    let Some(tracker) = d.tracker.as_mut() else {
+                        return;
+                    };
+                    let Some((attempt, recipients)) = tracker.next_attempt() else {
+                        self.finish(i);
+                        return;
+                    };
+                    d.current = Some(Current {
+                        attempt,
+                        recipients,
+                        phase: Phase::Planning,
+                        plaintext_retry: false,
+                    });
+                }
+            }
+            if self.plan_current(i) {
+                return;
+            }
+        }
+    }
+
+    /// Plans the current attempt of destination `i`: asks for its TLSA
+    /// records or opens its connection (true), or records the plan's
+    /// refusal and drops it (false).
+    fn plan_current(&mut self, i: usize) -> bool {
+        let policies = self.domain_policies();
+        let d = &mut self.domains[i];
+        let Some(attempt) = d.current.as_ref().and_then(|c| d.attempts.get(c.attempt)) else {
+            d.current = None;
+            return false;
+        };
+        let attempt = attempt.clone();
+        let dane_counts = self.config.local != LocalPolicy::Plaintext
+            && (policies || self.config.local == LocalPolicy::DaneOnly);
+        let dane = if dane_counts && attempt.mx_secure && attempt.address_secure {
+            match d.tlsa.get(&attempt.host) {
+                Some(state) => state.clone(),
+                None => {
+                    if let Some(c) = d.current.as_mut() {
+                        c.phase = Phase::Tlsa;
+                    }
+                    let name = tlsa_name(&attempt.host, self.config.port);
+                    let host = attempt.host.clone();
+                    self.request(i, Waiting::Tlsa { host }, |id| Request::Resolve {
+                        id,
+                        name,
+                        query: Query::Tlsa,
+                    });
+                    return true;
+                }
+            }
+        } else {
+            DaneState::Insecure
+        };
+        let policy = match &d.sts {
+            StsPhase::Ready(p) => p.as_ref(),
+            _ => None,
+        };
+        let sts = StsState::of(policy, &attempt.host);
+        if policies && sts == (StsState::Testing { mx_matches: false }) {
+            d.report.notices.push(Notice::StsTestingFailure {
+                host: attempt.host.clone(),
+                mx_matches: false,
+            });
+        }
+        let input = PlanInput {
+            host: &attempt.host,
+            mx_secure: attempt.mx_secure,
+            dane: &dane,
+            sts,
+            requiretls: self.message.requiretls,
+            tls_required_no: self.message.tls_required_no,
+            local: self.config.local,
+        };
+        match plan_connection(&input) {
+            Ok(mut plan) => {
+                // An address literal is no name to send in SNI (RFC 6066
+                // section 3).
+                if matches!(self.domains[i].destination, Destination::Literal(_)) {
+                    plan.sni = None;
+                }
+                self.connect(i, &attempt, plan);
+                true
+            }
+            Err(failure) => {
+                self.skip(i, &attempt, failure);
+                false
+            }
+        }
+    }
+
+    /// Records that the plan refused the current attempt, and ends it.
+    fn skip(&mut self, i: usize, attempt: &Attempt, failure: Failure) {
+        let d = &mut self.domains[i];
+        if let Some(t) = d.tracker.as_mut() {
+            t.attempt_failed(&failure);
+        }
+        d.current = None;
+        d.report.notices.push(Notice::Skipped {
+            host: attempt.host.clone(),
+            ip: attempt.ip,
+            failure,
+        });
+    }
+
+    /// Asks for the connection of the current attempt with `plan`.
+    fn connect(&mut self, i: usize, attempt: &Attempt, plan: ConnectionPlan) {
+        let d = &mut self.domains[i];
+        d.report.connections.push(Connection {
+            host: attempt.host.clone(),
+            ip: attempt.ip,
+            tls: plan.tls.clone(),
+        });
+        if let Some(c) = d.current.as_mut() {
+            c.phase = Phase::Connecting { plan: plan.clone() };
+        }
+        let (host, ip, port) = (attempt.host.clone(), attempt.ip, self.config.port);
+        self.request(i, Waiting::Connect, |id| {
+            Request::Connect(ConnectRequest {
+                id,
+                host,
+                ip,
+                port,
+                plan,
+            })
+        });
+    }
+
+    /// The checks after an open: a TLS plan on a plaintext session, and
+    /// REQUIRETLS not advertised, close the connection before `MAIL FROM`
+    /// (the failure is returned); else the transaction is asked for.
+    pub(super) fn after_open(
+        &mut self,
+        i: usize,
+        id: RequestId,
+        plan: &ConnectionPlan,
+        tls: bool,
+        requiretls: bool,
+    ) -> Option<Failure> {
+        let failure = if plan.tls.requires_tls() && !tls {
+            Some(plan.tls_failure())
+        } else if plan.requiretls && !requiretls {
+            Some(plan.requiretls_not_offered())
+        } else {
+            None
+        };
+        let d = &mut self.domains[i];
+        let current = d.current.as_ref()?;
+        let attempt = d.attempts.get(current.attempt)?.clone();
+        if let Some(failure) = failure {
+            d.report.notices.push(Notice::Skipped {
+                host: attempt.host,
+                ip: attempt.ip,
+                failure: failure.clone(),
+            });
+            self.queue.push_back(Request::Close { id });
+            return Some(failure);
+        }
+        let policy = match &d.sts {
+            StsPhase::Ready(p) => p.as_ref(),
+            _ => None,
+        };
+        if !tls
+            && matches!(
+                StsState::of(policy, &attempt.host),
+                StsState::Testing { .. }
+            )
+        {
+            d.report.notices.push(Notice::StsTestingFailure {
+                host: attempt.host.clone(),
+                mx_matches: policy.is_some_and(|p| p.matches(&attempt.host)),
+            });
+        }
+        let recipients = current.recipients.clone();
+        let addresses: Vec<String> = recipients
+            .iter()
+            .filter_map(|k| d.recipients.get(*k))
+            .filter_map(|r| self.addresses.get(*r).cloned())
+            .collect();
+        if let Some(c) = d.current.as_mut() {
+            c.phase = Phase::Transacting;
+        }
+        let global: Vec<usize> = recipients
+            .iter()
+            .filter_map(|k| d.recipients.get(*k).copied())
+            .collect();
+        self.waiting.insert(
+            id,
+            (
+                i,
+                Waiting::Transaction {
+                    addresses: addresses.clone(),
+                },
+            ),
+        );
+        self.queue
+            .push_back(Request::Transaction(TransactionRequest {
+                id,
+                recipients: global,
+                addresses,
+                requiretls: plan.requiretls,
+            }));
+        None
+    }
+
+    /// A failed handshake (or a refused STARTTLS): under opportunistic TLS,
+    /// once, the same address again in plaintext; else the plan's TLS
+    /// failure.
+    pub(super) fn tls_failed(&mut self, i: usize, plan: &ConnectionPlan) -> Option<Failure> {
+        let d = &mut self.domains[i];
+        let current = d.current.as_mut()?;
+        if plan.tls != TlsPlan::Opportunistic || current.plaintext_retry {
+            return Some(plan.tls_failure());
+        }
+        current.plaintext_retry = true;
+        let attempt = d.attempts.get(current.attempt)?.clone();
+        d.report.notices.push(Notice::OpportunisticTlsFailed {
+            host: attempt.host.clone(),
+            ip: attempt.ip,
+        });
+        let plain = ConnectionPlan {
+            tls: TlsPlan::Plain,
+            sni: None,
+            ..plan.clone()
+        };
+        self.connect(i, &attempt, plain);
+        None
+    }
+}

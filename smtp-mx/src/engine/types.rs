@@ -1,0 +1,238 @@
+//! What a [`Delivery`](super::Delivery) asks for, what it is answered with,
+//! and how it is configured.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+use smtp_sansio::{OpenPlan, StartTlsPolicy};
+
+use crate::dane::Tlsa;
+use crate::dns::DnsAnswer;
+use crate::plan::{ConnectionPlan, LocalPolicy, TlsPlan};
+use crate::route::{AddressPolicy, MxRecord};
+
+/// Identifies one request of a delivery; the answer names it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RequestId(pub u64);
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// The record type of a DNS query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Query {
+    /// MX: answer with [`Answer::Mx`].
+    Mx,
+    /// A: answer with [`Answer::Address`].
+    A,
+    /// AAAA: answer with [`Answer::Address`].
+    Aaaa,
+    /// TLSA: answer with [`Answer::Tlsa`].
+    Tlsa,
+    /// TXT: answer with [`Answer::Txt`].
+    Txt,
+}
+
+/// A connection to open: TCP to `ip` on `port`, then the core's `open`
+/// (greeting, EHLO, STARTTLS as the plan says, the certificate verified as
+/// the plan says). Answer with [`Delivery::opened`](super::Delivery::opened).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectRequest {
+    /// The request's id, which also names the connection.
+    pub id: RequestId,
+    /// The MX host (A-label form; for an address literal, its text).
+    pub host: String,
+    /// The address.
+    pub ip: IpAddr,
+    /// The port (25 unless configured).
+    pub port: u16,
+    /// How TLS is used and verified; `plan.sni` is the name to send.
+    pub plan: ConnectionPlan,
+}
+
+impl ConnectRequest {
+    /// The core's STARTTLS policy for this plan: never for
+    /// [`TlsPlan::Plain`], opportunistic for [`TlsPlan::Opportunistic`],
+    /// required for every other plan (so the core ends the session before
+    /// `MAIL FROM` when STARTTLS is missing or refused).
+    #[must_use]
+    pub fn starttls(&self) -> StartTlsPolicy {
+        match self.plan.tls {
+            TlsPlan::Plain => StartTlsPolicy::Never,
+            TlsPlan::Opportunistic => StartTlsPolicy::Opportunistic,
+            _ => StartTlsPolicy::Required,
+        }
+    }
+
+    /// An [`OpenPlan`] with [`ConnectRequest::starttls`] and no AUTH. The
+    /// verification the plan names (PKIX for its names, or the TLSA
+    /// records) is the TLS adapter's to configure.
+    #[must_use]
+    pub fn open_plan(&self) -> OpenPlan {
+        OpenPlan::new().starttls(self.starttls())
+    }
+}
+
+/// A mail transaction to run on an opened connection, then QUIT. Answer
+/// with [`Delivery::transaction_done`](super::Delivery::transaction_done).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransactionRequest {
+    /// The connection's id (that of its [`ConnectRequest`]).
+    pub id: RequestId,
+    /// The recipients' positions in the list the delivery was made with.
+    pub recipients: Vec<usize>,
+    /// Their addresses, in the same order: the RCPT commands, in this order.
+    pub addresses: Vec<String>,
+    /// Whether `MAIL FROM` carries the `REQUIRETLS` parameter (RFC 8689).
+    pub requiretls: bool,
+}
+
+/// What the delivery needs done next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// Look `name` up for `query`; answer with
+    /// [`Delivery::answer`](super::Delivery::answer), with the DNSSEC status.
+    Resolve {
+        /// The request's id.
+        id: RequestId,
+        /// The name to query (A-label form, no trailing dot).
+        name: String,
+        /// The record type.
+        query: Query,
+    },
+    /// Fetch the MTA-STS policy at `url` (HTTPS, WebPKI, no redirects,
+    /// at most 64 KiB read, a time limit); answer with
+    /// [`Delivery::policy_fetched`](super::Delivery::policy_fetched).
+    FetchPolicy {
+        /// The request's id.
+        id: RequestId,
+        /// The policy domain.
+        domain: String,
+        /// `https://mta-sts.<domain>/.well-known/mta-sts.txt`.
+        url: String,
+    },
+    /// Open a connection.
+    Connect(ConnectRequest),
+    /// Run a transaction on an opened connection.
+    Transaction(TransactionRequest),
+    /// Send QUIT on an opened connection and close it, without a
+    /// transaction (a policy check after the open failed). No answer.
+    Close {
+        /// The connection's id.
+        id: RequestId,
+    },
+}
+
+/// A DNS answer, of the type the [`Request::Resolve`] asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// To [`Query::Mx`].
+    Mx(DnsAnswer<MxRecord>),
+    /// To [`Query::A`] or [`Query::Aaaa`].
+    Address(DnsAnswer<IpAddr>),
+    /// To [`Query::Tlsa`].
+    Tlsa(DnsAnswer<Tlsa>),
+    /// To [`Query::Txt`]: each record's strings joined.
+    Txt(DnsAnswer<String>),
+}
+
+/// The result of a policy fetch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolicyFetch {
+    /// An HTTP response came: its status, its `Content-Type` and its body
+    /// (at most 64 KiB and one byte: an adapter stops reading there).
+    Response {
+        /// The HTTP status.
+        status: u16,
+        /// The `Content-Type` header, if any.
+        content_type: Option<String>,
+        /// The body.
+        body: Vec<u8>,
+    },
+    /// No response: the connection, the TLS handshake (WebPKI for
+    /// `mta-sts.<domain>`), the exchange or the time limit failed.
+    Failed,
+}
+
+/// How a [`ConnectRequest`] went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Opening {
+    /// The session is open and ready for a transaction.
+    Opened {
+        /// Whether it is TLS ([`smtp_sansio::Opened::tls`]).
+        tls: bool,
+        /// Whether the last EHLO advertised REQUIRETLS
+        /// ([`smtp_sansio::Capabilities::requiretls`]).
+        requiretls: bool,
+    },
+    /// The TCP connection was refused, or the address is unreachable.
+    Refused,
+    /// No connection, or no greeting, before the adapter's deadline.
+    TimedOut,
+    /// The TLS handshake failed, or the certificate did not verify as the
+    /// plan asked.
+    TlsFailed,
+    /// The core's `open` failed with this error (a greeting other than 220,
+    /// EHLO and HELO refused, STARTTLS not offered or refused under a
+    /// required plan, the connection lost).
+    Failed(smtp_sansio::Error),
+}
+
+/// The message's own transport-security demands (RFC 8689).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub struct MessageSecurity {
+    /// The message carries REQUIRETLS.
+    pub requiretls: bool,
+    /// The message has the header `TLS-Required: No`.
+    pub tls_required_no: bool,
+}
+
+/// How a delivery goes about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Config {
+    /// The local transport-security policy.
+    pub local: LocalPolicy,
+    /// Which addresses, how many, how many sessions.
+    pub addresses: AddressPolicy,
+    /// The SMTP port (25).
+    pub port: u16,
+}
+
+impl Default for Config {
+    /// Opportunistic TLS with DANE and MTA-STS, Postfix's address and
+    /// session limits, port 25.
+    fn default() -> Config {
+        Config {
+            local: LocalPolicy::default(),
+            addresses: AddressPolicy::default(),
+            port: 25,
+        }
+    }
+}
+
+/// An answer the delivery could not take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InputError {
+    /// No request with this id is waiting for an answer.
+    UnknownRequest(RequestId),
+    /// The answer is not of the kind the request asked for.
+    WrongKind(RequestId),
+}
+
+impl fmt::Display for InputError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InputError::UnknownRequest(id) => write!(f, "no request {id} is waiting"),
+            InputError::WrongKind(id) => {
+                write!(f, "the answer to {id} is not of the kind it asked for")
+            }
+        }
+    }
+}
+
+impl std::error::Error for InputError {}
