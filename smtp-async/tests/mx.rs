@@ -174,6 +174,49 @@ fn a_554_greeting_moves_the_message_to_the_next_mx() {
     );
 }
 
+/// The first MX accepts the connection and never greets: after the
+/// session timeout (1 s here), the second gets the message.
+async fn silent_then_next<R: Runtime>() {
+    let mx1 = server_on(
+        ip(22),
+        ServerConfig::scripted(Script::new(Vec::new()).silence(Duration::from_secs(10))),
+    );
+    let mx2 = server_on(ip(23), ServerConfig::default());
+    let resolver = StaticResolver::new()
+        .mx(
+            "example.test",
+            &[
+                MxRecord::new(10, "mx1.example.test"),
+                MxRecord::new(20, "mx2.example.test"),
+            ],
+            Security::Insecure,
+        )
+        .address("mx1.example.test", &[ip(22)], Security::Insecure)
+        .address("mx2.example.test", &[ip(23)], Security::Insecure);
+    let ports = [(ip(22), mx1.addr().port()), (ip(23), mx2.addr().port())];
+    let mut c = config(resolver, StaticPolicyFetcher::new(), &ports);
+    c.timeouts.session = Duration::from_secs(1);
+    let report = deliver::<R>(&envelope(&["b@example.test"]), MSG, &c).await;
+    assert_eq!(
+        delivered_to(&report, 0),
+        ("mx2.example.test".to_owned(), ip(23))
+    );
+    assert_eq!(
+        report.domains[0].attempts(),
+        [
+            ("mx1.example.test".to_owned(), ip(22)),
+            ("mx2.example.test".to_owned(), ip(23))
+        ]
+    );
+    assert_eq!(mx1.connections(), 1);
+    assert_eq!(mx2.wait_for_messages(1, Duration::from_secs(5)).len(), 1);
+}
+
+#[test]
+fn a_silent_mx_moves_the_message_to_the_next_after_the_timeout() {
+    on_both(silent_then_next::<Tokio>(), silent_then_next::<AsyncStd>());
+}
+
 /// `3 1 1` and the SHA-256 of the certificate's public key.
 fn dane_ee(cert: &[u8]) -> Tlsa {
     let spki = smtp_async::mx::smtp_mx::dane::subject_public_key_info(cert).unwrap();
