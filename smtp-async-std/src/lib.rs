@@ -17,6 +17,19 @@ pub use smtp_async::common::*;
 /// The runtime-neutral facade and pool this crate runs on async-std: name it
 /// (and its [`Runtime`]) in code written once for every runtime.
 pub use smtp_async::{self, Runtime};
+
+/// Direct delivery to a domain's mail exchangers (feature `mx`): the types
+/// of [`smtp_async::mx`], and its `deliver` on async-std.
+#[cfg(feature = "mx")]
+pub mod mx {
+    pub use smtp_async::mx::*;
+
+    /// Delivers `message` to each recipient of `envelope` through the mail
+    /// exchangers of its domain: [`smtp_async::mx::deliver`] on async-std.
+    pub async fn deliver(envelope: &crate::Envelope, message: &[u8], config: &MxConfig) -> Report {
+        smtp_async::mx::deliver::<crate::AsyncStd>(envelope, message, config).await
+    }
+}
 use smtp_async::{BoxIo, Connected, ReadBody, WrapStream};
 
 /// The async-std runtime (and smol, which shares its reactor, `async-io`), as

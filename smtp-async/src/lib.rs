@@ -4,6 +4,8 @@
 #![forbid(unsafe_code)]
 
 mod client;
+#[cfg(feature = "mx")]
+pub mod mx;
 pub mod pool;
 mod runtime;
 mod transport;

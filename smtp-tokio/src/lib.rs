@@ -14,6 +14,19 @@ pub use smtp_async::common::*;
 /// The runtime-neutral facade and pool this crate runs on Tokio: name it (and
 /// its [`Runtime`]) in code written once for every runtime.
 pub use smtp_async::{self, Runtime};
+
+/// Direct delivery to a domain's mail exchangers (feature `mx`): the types
+/// of [`smtp_async::mx`], and its `deliver` on Tokio.
+#[cfg(feature = "mx")]
+pub mod mx {
+    pub use smtp_async::mx::*;
+
+    /// Delivers `message` to each recipient of `envelope` through the mail
+    /// exchangers of its domain: [`smtp_async::mx::deliver`] on Tokio.
+    pub async fn deliver(envelope: &crate::Envelope, message: &[u8], config: &MxConfig) -> Report {
+        smtp_async::mx::deliver::<crate::Tokio>(envelope, message, config).await
+    }
+}
 use smtp_async::{BoxIo, Connected, ReadBody, WrapStream};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_util::compat::TokioAsyncReadCompatExt;
