@@ -249,7 +249,7 @@ macro_rules! facade {
             self.driver.transactions()
         }
 
-        /// The debug level ([`set_debuglevel`](Self::set_debuglevel)).
+        /// The debug level ([`set_debug_level`](Self::set_debug_level)).
         #[must_use]
         pub fn debug_level(&self) -> $crate::DebugLevel {
             self.driver.debug_level()
@@ -261,8 +261,8 @@ macro_rules! facade {
         /// (or 2) adds timestamps; AUTH payloads always show as `<redacted>`.
         /// Lines go to `tracing` (target `smtp`) and to the transcript writer
         /// if set.
-        pub fn set_debuglevel(&mut self, level: impl Into<$crate::DebugLevel>) {
-            self.driver.set_debuglevel(level);
+        pub fn set_debug_level(&mut self, level: impl Into<$crate::DebugLevel>) {
+            self.driver.set_debug_level(level);
         }
 
         /// Also writes the transcript to `writer` (needs a non-zero debug

@@ -397,7 +397,7 @@ impl Driver {
     }
 
     /// Sets the transcript's level, and whether the core traces.
-    pub fn set_debuglevel(&mut self, level: impl Into<DebugLevel>) {
+    pub fn set_debug_level(&mut self, level: impl Into<DebugLevel>) {
         let level = level.into();
         self.transcript.set_level(level);
         self.core.set_trace(level != DebugLevel::Off);

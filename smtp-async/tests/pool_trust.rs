@@ -418,7 +418,7 @@ async fn transcripts<R: Runtime>() {
     {
         let mut pooled = pool.get().await.unwrap();
         pooled.set_transcript(Box::new(mine.clone()));
-        pooled.set_debuglevel(2);
+        pooled.set_debug_level(2);
         pooled
             .send(&envelope("b@example.org"), &message(0))
             .await

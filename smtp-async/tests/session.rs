@@ -146,7 +146,7 @@ async fn debug_levels<R: Rt>() {
         .unwrap();
     let out = SharedWriter::new();
     c.set_transcript(Box::new(out.clone()));
-    c.set_debuglevel(2);
+    c.set_debug_level(2);
     assert!(c.login(debug::USER, debug::WRONG_PASSWORD).await.is_err());
     c.login_with(
         debug::USER,
@@ -158,11 +158,11 @@ async fn debug_levels<R: Rt>() {
     c.noop().await.unwrap();
     let level2 = out.text();
     out.clear();
-    c.set_debuglevel(1);
+    c.set_debug_level(1);
     c.noop().await.unwrap();
     let level1 = out.text();
     out.clear();
-    c.set_debuglevel(0);
+    c.set_debug_level(0);
     c.noop().await.unwrap();
     debug::check_auth_session(&level2, &level1, &out.text()).unwrap();
 }

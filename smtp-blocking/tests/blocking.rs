@@ -793,7 +793,7 @@ fn host_port_forms() {
 }
 
 #[test]
-fn set_debuglevel_after_connect_turns_the_transcript_on() {
+fn set_debug_level_after_connect_turns_the_transcript_on() {
     let server = MockServer::start(ServerConfig::default()).unwrap();
     let mut c = SmtpClient::connect(&server.addr().to_string(), opts()).unwrap();
     let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -810,7 +810,7 @@ fn set_debuglevel_after_connect_turns_the_transcript_on() {
     c.set_transcript(Box::new(Sink(buf.clone())));
     c.noop().unwrap();
     assert!(buf.lock().unwrap().is_empty());
-    c.set_debuglevel(1);
+    c.set_debug_level(1);
     c.noop().unwrap();
     assert_eq!(
         String::from_utf8(buf.lock().unwrap().clone()).unwrap(),
@@ -854,18 +854,18 @@ fn debug_level_2_timestamps_and_auth_redaction() {
     let mut c = SmtpClient::connect(&server.addr().to_string(), opts()).unwrap();
     let out = SharedWriter::new();
     c.set_transcript(Box::new(out.clone()));
-    c.set_debuglevel(2);
+    c.set_debug_level(2);
     assert!(c.login(debug::USER, debug::WRONG_PASSWORD).is_err());
     c.login_with(debug::USER, debug::PASSWORD, InitialResponse::Wait)
         .unwrap();
     c.noop().unwrap();
     let level2 = out.text();
     out.clear();
-    c.set_debuglevel(1);
+    c.set_debug_level(1);
     c.noop().unwrap();
     let level1 = out.text();
     out.clear();
-    c.set_debuglevel(0);
+    c.set_debug_level(0);
     c.noop().unwrap();
     debug::check_auth_session(&level2, &level1, &out.text()).unwrap();
 }

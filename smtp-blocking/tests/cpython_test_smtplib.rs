@@ -423,7 +423,7 @@ macro_rules! general_tests {
                 let mut client = client(&server.addr().to_string(), mock_options()).unwrap();
                 let out = smtp_testkit::debug::SharedWriter::new();
                 client.set_transcript(Box::new(out.clone()));
-                client.set_debuglevel(2);
+                client.set_debug_level(2);
                 client.noop().unwrap();
                 let lines = smtp_testkit::debug::check_debug_lines(&out.text(), 2, &[]).unwrap();
                 assert_eq!(lines[0], "C: NOOP");

@@ -162,7 +162,7 @@ impl Session for Blocking {
             Connect::Lmtp(a) => SmtpClient::connect_lmtp(a, options)?,
         };
         c.set_tls_config(tls.clone());
-        c.set_debuglevel(1);
+        c.set_debug_level(1);
         Ok(Blocking(c))
     }
 
@@ -289,7 +289,7 @@ impl<R: Executor> Session for Async<R> {
             }
         })?;
         client.set_tls_config(tls.clone());
-        client.set_debuglevel(1);
+        client.set_debug_level(1);
         Ok(Async { exec, client })
     }
 
@@ -370,7 +370,7 @@ impl<R: Executor> Session for Async<R> {
                     SmtpClient::connect(&how.address, how.options).await?
                 };
                 c.set_tls_config(tls);
-                c.set_debuglevel(1);
+                c.set_debug_level(1);
                 if how.starttls {
                     c.starttls().await?;
                 }

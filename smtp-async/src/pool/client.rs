@@ -78,7 +78,7 @@ impl<R: crate::Runtime> Poolable for crate::SmtpClient<R> {
             shared
         });
         Arc::new(move |c: &mut Self| {
-            c.set_debuglevel(level);
+            c.set_debug_level(level);
             drop(c.take_transcript());
             if let Some(w) = &writer {
                 c.set_transcript(Box::new(w.clone()));
