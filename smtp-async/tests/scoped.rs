@@ -7,8 +7,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{Rt, on_both, options};
@@ -154,10 +152,12 @@ fn the_scoped_session_can_be_spawned() {
 }
 
 /// A transcript writer the test reads back.
+#[cfg(feature = "tls")]
 #[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
+struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 
-impl Write for Buffer {
+#[cfg(feature = "tls")]
+impl std::io::Write for Buffer {
     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
         self.0.lock().unwrap().extend_from_slice(b);
         Ok(b.len())
@@ -167,6 +167,7 @@ impl Write for Buffer {
     }
 }
 
+#[cfg(feature = "tls")]
 impl Buffer {
     fn lines(&self) -> Vec<String> {
         let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();

@@ -37,7 +37,7 @@ impl Driver {
     /// Records how the transaction ended and closes its span; reports the
     /// end as one `tracing` event (target `smtp`): INFO when every recipient
     /// has the message, WARN when some or all were refused or it failed
-    /// (see [`Driver::report_transaction`]).
+    /// (the fields are listed on `report_transaction`).
     pub fn end_transaction(&mut self, result: &Result<smtp_sansio::TransactionResult, Error>) {
         let Some(span) = self.transaction.take() else {
             return;
