@@ -364,11 +364,12 @@ impl ServerCertVerifier for DaneVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
+        crate::tls::handshake_signature(
+            crate::tls::TlsVersion::V12,
+            &self.provider,
             message,
             cert,
             dss,
-            &self.provider.signature_verification_algorithms,
         )
     }
 
@@ -378,11 +379,12 @@ impl ServerCertVerifier for DaneVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
+        crate::tls::handshake_signature(
+            crate::tls::TlsVersion::V13,
+            &self.provider,
             message,
             cert,
             dss,
-            &self.provider.signature_verification_algorithms,
         )
     }
 

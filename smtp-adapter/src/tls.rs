@@ -262,6 +262,35 @@ mod enabled {
             .is_some_and(|insecure| Arc::ptr_eq(insecure, config))
     }
 
+    /// A TLS version's handshake signature scheme.
+    #[derive(Debug, Clone, Copy)]
+    pub(crate) enum TlsVersion {
+        /// TLS 1.2.
+        V12,
+        /// TLS 1.3.
+        V13,
+    }
+
+    /// The handshake signature checked with `provider`'s algorithms: what
+    /// every certificate verifier of ours does for it, whatever it trusts.
+    pub(crate) fn handshake_signature(
+        version: TlsVersion,
+        provider: &CryptoProvider,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        let algorithms = &provider.signature_verification_algorithms;
+        match version {
+            TlsVersion::V12 => {
+                rustls::crypto::verify_tls12_signature(message, cert, dss, algorithms)
+            }
+            TlsVersion::V13 => {
+                rustls::crypto::verify_tls13_signature(message, cert, dss, algorithms)
+            }
+        }
+    }
+
     /// Accepts any certificate; checks the handshake signatures.
     #[derive(Debug)]
     struct AcceptAnyCertificate(Arc<CryptoProvider>);
@@ -284,12 +313,7 @@ mod enabled {
             cert: &CertificateDer<'_>,
             dss: &DigitallySignedStruct,
         ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls12_signature(
-                message,
-                cert,
-                dss,
-                &self.0.signature_verification_algorithms,
-            )
+            handshake_signature(TlsVersion::V12, &self.0, message, cert, dss)
         }
 
         fn verify_tls13_signature(
@@ -298,12 +322,7 @@ mod enabled {
             cert: &CertificateDer<'_>,
             dss: &DigitallySignedStruct,
         ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls13_signature(
-                message,
-                cert,
-                dss,
-                &self.0.signature_verification_algorithms,
-            )
+            handshake_signature(TlsVersion::V13, &self.0, message, cert, dss)
         }
 
         fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
