@@ -195,10 +195,7 @@ pub async fn deliver<R: Runtime>(envelope: &Envelope, message: &[u8], config: &M
         .iter()
         .map(|r| r.address.as_str())
         .collect();
-    let security = MessageSecurity {
-        requiretls: has_requiretls(envelope),
-        tls_required_no: tls_required_no(message),
-    };
+    let security = MessageSecurity::of(has_requiretls(envelope), message);
     let cache = config
         .sts_cache
         .lock()
@@ -299,31 +296,6 @@ fn has_requiretls(envelope: &Envelope) -> bool {
         .mail_params()
         .iter()
         .any(|p| p.keyword().eq_ignore_ascii_case("REQUIRETLS"))
-}
-
-/// Whether the message's header holds `TLS-Required: No` (RFC 8689 section
-/// 5; folded values are unfolded for the comparison).
-fn tls_required_no(message: &[u8]) -> bool {
-    let header_end = message
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .or_else(|| message.windows(2).position(|w| w == b"\n\n"))
-        .unwrap_or(message.len());
-    let header = String::from_utf8_lossy(&message[..header_end]);
-    let mut fields: Vec<String> = Vec::new();
-    for line in header.lines() {
-        let line = line.trim_end_matches('\r');
-        match (line.starts_with([' ', '\t']), fields.last_mut()) {
-            (true, Some(last)) => last.push_str(line),
-            _ => fields.push(line.to_owned()),
-        }
-    }
-    fields.iter().any(|f| {
-        f.split_once(':').is_some_and(|(name, value)| {
-            name.trim().eq_ignore_ascii_case("TLS-Required")
-                && value.trim().eq_ignore_ascii_case("No")
-        })
-    })
 }
 
 /// The envelope of one transaction: the sender and MAIL parameters of
@@ -515,16 +487,6 @@ pub use fixed::{StaticPolicyFetcher, StaticResolver};
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tls_required_no_is_read_from_the_header_only() {
-        assert!(tls_required_no(
-            b"Subject: x\r\nTLS-Required: No\r\n\r\nbody"
-        ));
-        assert!(tls_required_no(b"tls-required:\r\n  no\r\n\r\n"));
-        assert!(!tls_required_no(b"Subject: x\r\n\r\nTLS-Required: No\r\n"));
-        assert!(!tls_required_no(b"TLS-Required: Yes\r\n\r\n"));
-    }
 
     #[test]
     fn static_resolver_nodata_and_nxdomain() {

@@ -191,6 +191,44 @@ pub struct MessageSecurity {
     pub tls_required_no: bool,
 }
 
+impl MessageSecurity {
+    /// The demands of `message` (its bytes, header block first) sent with
+    /// or without REQUIRETLS: `TLS-Required: No` is read from the header
+    /// block only (folded lines unfolded, names and value in any case).
+    #[must_use]
+    pub fn of(requiretls: bool, message: &[u8]) -> MessageSecurity {
+        MessageSecurity {
+            requiretls,
+            tls_required_no: tls_required_no(message),
+        }
+    }
+}
+
+/// Whether the header block of `message` has `TLS-Required: No` (RFC 8689
+/// section 5).
+fn tls_required_no(message: &[u8]) -> bool {
+    let header_end = message
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .or_else(|| message.windows(2).position(|w| w == b"\n\n"))
+        .unwrap_or(message.len());
+    let header = String::from_utf8_lossy(&message[..header_end]);
+    let mut fields: Vec<String> = Vec::new();
+    for line in header.lines() {
+        let line = line.trim_end_matches('\r');
+        match (line.starts_with([' ', '\t']), fields.last_mut()) {
+            (true, Some(last)) => last.push_str(line),
+            _ => fields.push(line.to_owned()),
+        }
+    }
+    fields.iter().any(|f| {
+        f.split_once(':').is_some_and(|(name, value)| {
+            name.trim().eq_ignore_ascii_case("TLS-Required")
+                && value.trim().eq_ignore_ascii_case("No")
+        })
+    })
+}
+
 /// How a delivery goes about it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Config {
@@ -236,3 +274,22 @@ impl fmt::Display for InputError {
 }
 
 impl std::error::Error for InputError {}
+
+#[cfg(test)]
+mod tests {
+    use super::MessageSecurity;
+
+    fn tls_required_no(message: &[u8]) -> bool {
+        MessageSecurity::of(false, message).tls_required_no
+    }
+
+    #[test]
+    fn tls_required_no_is_read_from_the_header_only() {
+        assert!(tls_required_no(
+            b"Subject: x\r\nTLS-Required: No\r\n\r\nbody"
+        ));
+        assert!(tls_required_no(b"tls-required:\r\n  no\r\n\r\n"));
+        assert!(!tls_required_no(b"Subject: x\r\n\r\nTLS-Required: No\r\n"));
+        assert!(!tls_required_no(b"TLS-Required: Yes\r\n\r\n"));
+    }
+}
