@@ -42,14 +42,15 @@ impl Driver {
         let Some(span) = self.transaction.take() else {
             return;
         };
-        span.in_scope(|| self.report_transaction(result));
-        match result {
-            Ok(r) if r.refused().is_empty() => span.record("outcome", "accepted"),
+        // Counted and parsed once per message, for the event and the span.
+        let ended = result.as_ref().map(Ended::of);
+        span.in_scope(|| self.report_transaction(&ended));
+        match &ended {
+            Ok(e) if e.refused == 0 => span.record("outcome", "accepted"),
             Ok(_) => span.record("outcome", "partly refused"),
             Err(e) => span.record("outcome", tracing::field::display(e)),
         };
-        let queue_id = result.as_ref().ok().and_then(|r| r.queue_id());
-        if let Some(id) = queue_id {
+        if let Some(id) = ended.as_ref().ok().and_then(|e| e.queue_id) {
             span.record("queue_id", id);
         }
     }
@@ -62,16 +63,17 @@ impl Driver {
     /// when the server named one, and for a failure `stage` (`mail`,
     /// `rcpt`, `data`) and `error`. Addresses, message text and secrets are
     /// never in it.
-    fn report_transaction(&self, result: &Result<smtp_sansio::TransactionResult, Error>) {
+    fn report_transaction(&self, ended: &Result<Ended<'_>, &Error>) {
         let server = tracing::field::display(&self.server);
-        match result {
-            Ok(r) => {
-                let accepted = r.accepted().len();
-                let refused = r.refused().len();
-                let reply = r.final_reply.as_ref();
+        match *ended {
+            Ok(Ended {
+                accepted,
+                refused,
+                queue_id,
+                reply,
+            }) => {
                 let code = reply.map(Reply::code);
                 let enhanced_code = reply.and_then(Reply::enhanced).map(tracing::field::display);
-                let queue_id = r.queue_id();
                 if refused == 0 {
                     tracing::info!(
                         target: "smtp",
@@ -201,6 +203,33 @@ impl ErrorFields {
             },
             accepted,
             refused,
+        }
+    }
+}
+
+/// What the event and the span of a completed transaction show, read once.
+struct Ended<'a> {
+    /// Recipients that have the message.
+    accepted: usize,
+    /// Recipients refused, at RCPT or by their own final reply.
+    refused: usize,
+    /// The queue id the server named.
+    queue_id: Option<&'a str>,
+    /// The reply to the end of the message (SMTP).
+    reply: Option<&'a Reply>,
+}
+
+impl<'a> Ended<'a> {
+    fn of(r: &'a smtp_sansio::TransactionResult) -> Ended<'a> {
+        Ended {
+            accepted: r.recipients.iter().filter(|x| x.accepted()).count(),
+            refused: r
+                .recipients
+                .iter()
+                .filter(|x| x.refusal().is_some())
+                .count(),
+            queue_id: r.queue_id(),
+            reply: r.final_reply.as_ref(),
         }
     }
 }
