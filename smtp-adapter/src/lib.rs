@@ -32,6 +32,8 @@ mod drive;
 mod error;
 mod facade;
 pub mod message;
+#[cfg(feature = "mx")]
+pub mod mx;
 pub mod net;
 mod options;
 mod report;

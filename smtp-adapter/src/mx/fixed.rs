@@ -2,6 +2,7 @@
 //! [`PolicyFetcher`] over maps, for tests and for callers who resolve and
 //! fetch elsewhere.
 
+use super::parts::empty_answer;
 use super::*;
 
 /// A [`Resolver`] answering from a map: for tests, and for callers who
@@ -11,7 +12,7 @@ use super::*;
 /// without a final dot.
 ///
 /// ```
-/// use smtp_async::mx::{MxRecord, Security, StaticResolver};
+/// use smtp_adapter::mx::{MxRecord, Security, StaticResolver};
 ///
 /// let resolver = StaticResolver::new()
 ///     .mx("example.com", &[MxRecord::new(10, "mx.example.com")], Security::Secure)
@@ -170,5 +171,20 @@ impl PolicyFetcher for StaticPolicyFetcher {
             .cloned()
             .unwrap_or(PolicyFetch::Failed);
         Box::pin(async move { response })
+    }
+}
+
+impl BlockingResolver for StaticResolver {
+    fn lookup_blocking(&self, name: &str, query: Query, _timeout: Duration) -> Answer {
+        self.get(name, query)
+    }
+}
+
+impl BlockingPolicyFetcher for StaticPolicyFetcher {
+    fn fetch_blocking(&self, url: &str, _timeout: Duration) -> PolicyFetch {
+        self.responses
+            .get(url)
+            .cloned()
+            .unwrap_or(PolicyFetch::Failed)
     }
 }

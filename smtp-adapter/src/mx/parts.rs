@@ -1,0 +1,209 @@
+//! The parts of a delivery driver that are not I/O, shared by the
+//! facades' drivers: how an envelope is cut per transaction, how an answer
+//! is checked, which TLS configuration a plan asks for, how a facade error
+//! is told to the engine.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use smtp_mx::engine::{Problem, RecipientReport};
+use smtp_sansio::{Envelope, Parameter};
+
+use super::{
+    Answer, DnsAnswer, FinalStatus, MAX_POLICY_BODY, PolicyFetch, Query, Rcode, Report, Security,
+};
+use crate::tls::ClientConfig;
+use crate::{Error, Tls};
+
+/// The report of a delivery the engine did not finish (not expected: every
+/// request is answered): every recipient deferred, 4.4.1.
+#[must_use]
+pub fn unfinished(recipients: &[&str]) -> Report {
+    Report {
+        recipients: recipients
+            .iter()
+            .map(|a| RecipientReport {
+                address: (*a).to_owned(),
+                status: FinalStatus::Deferred(Problem {
+                    status: smtp_mx::codes::NO_ANSWER,
+                    reply: None,
+                    reason: None,
+                    server: None,
+                }),
+            })
+            .collect(),
+        domains: Vec::new(),
+    }
+}
+
+/// Seconds since the Unix epoch (0 on a clock set before it).
+#[must_use]
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Whether the envelope's MAIL parameters hold REQUIRETLS.
+#[must_use]
+pub fn has_requiretls(envelope: &Envelope) -> bool {
+    envelope
+        .mail_params()
+        .iter()
+        .any(|p| p.keyword().eq_ignore_ascii_case("REQUIRETLS"))
+}
+
+/// The envelope of one transaction: the sender and MAIL parameters of
+/// `envelope` (REQUIRETLS only when `requiretls`), the recipients at
+/// `positions`. `None` when a position is out of range.
+#[must_use]
+pub fn sub_envelope(
+    envelope: &Envelope,
+    positions: &[usize],
+    requiretls: bool,
+) -> Option<Envelope> {
+    let all = envelope.recipients();
+    let mut sub = Envelope::new(envelope.from().clone(), []);
+    for p in positions {
+        sub = sub.recipient(all.get(*p)?.clone());
+    }
+    for param in envelope.mail_params() {
+        if !param.keyword().eq_ignore_ascii_case("REQUIRETLS") {
+            sub = sub.mail_param(param.clone());
+        }
+    }
+    if requiretls {
+        sub = sub.mail_param(Parameter::new("REQUIRETLS", None).ok()?);
+    }
+    if let Some(size) = envelope.known_size() {
+        sub = sub.size(size);
+    }
+    Some(sub)
+}
+
+/// Whether `answer` is of the kind `query` asks for.
+#[must_use]
+pub fn kind_fits(answer: &Answer, query: Query) -> bool {
+    matches!(
+        (answer, query),
+        (Answer::Mx(_), Query::Mx)
+            | (Answer::Address(_), Query::A | Query::Aaaa)
+            | (Answer::Tlsa(_), Query::Tlsa)
+            | (Answer::Txt(_), Query::Txt)
+    )
+}
+
+/// An answer to `query` with no records and `rcode`, of undetermined
+/// security.
+#[must_use]
+pub fn empty_answer(query: Query, rcode: Rcode) -> Answer {
+    let security = Security::Indeterminate;
+    match query {
+        Query::Mx => Answer::Mx(DnsAnswer::empty(rcode, security)),
+        Query::A | Query::Aaaa => Answer::Address(DnsAnswer::empty(rcode, security)),
+        Query::Tlsa => Answer::Tlsa(DnsAnswer::empty(rcode, security)),
+        Query::Txt => Answer::Txt(DnsAnswer::empty(rcode, security)),
+    }
+}
+
+/// A fetch's response with its body cut one byte past
+/// [`MAX_POLICY_BODY`] (so that the engine refuses an oversized body).
+#[must_use]
+pub fn cut_body(fetch: PolicyFetch) -> PolicyFetch {
+    match fetch {
+        PolicyFetch::Response {
+            status,
+            content_type,
+            mut body,
+        } => {
+            body.truncate(MAX_POLICY_BODY + 1);
+            PolicyFetch::Response {
+                status,
+                content_type,
+                body,
+            }
+        }
+        PolicyFetch::Failed => PolicyFetch::Failed,
+    }
+}
+
+/// The TLS a connection's plan asks for: `None` for a plain plan, else the
+/// mode, the configuration and the name to verify (and send as SNI).
+/// `pkix`: the configuration of PKIX-verified plans (`None`: the default
+/// roots). `Err` when a configuration cannot be built: the connection then
+/// fails as a TLS failure, never plaintext instead.
+#[allow(clippy::result_unit_err)]
+pub fn tls_for_plan(
+    plan: &smtp_mx::plan::ConnectionPlan,
+    host: &str,
+    pkix_config: Option<&Arc<ClientConfig>>,
+) -> Result<Option<(Tls, Arc<ClientConfig>, String)>, ()> {
+    use smtp_mx::plan::TlsPlan;
+    let sni = plan.sni.clone().unwrap_or_else(|| host.to_owned());
+    match &plan.tls {
+        TlsPlan::Plain => Ok(None),
+        TlsPlan::Opportunistic => unverified().map(|t| Some((Tls::Opportunistic, t, sni))),
+        TlsPlan::Encrypt => unverified().map(|t| Some((Tls::StartTls, t, sni))),
+        TlsPlan::Pkix { names } => {
+            let name = names.first().cloned().unwrap_or(sni);
+            pkix(pkix_config).map(|t| Some((Tls::StartTls, t, name)))
+        }
+        TlsPlan::Dane { .. } => dane(&plan.tls).map(|t| Some((Tls::StartTls, t, sni))),
+    }
+}
+
+/// A configuration that accepts any certificate (opportunistic and
+/// `encrypt` TLS: encryption against a passive listener only).
+fn unverified() -> Result<Arc<ClientConfig>, ()> {
+    crate::tls::dangerous_accept_any_certificate().map_err(|_| ())
+}
+
+/// The configuration of PKIX-verified connections.
+fn pkix(config: Option<&Arc<ClientConfig>>) -> Result<Arc<ClientConfig>, ()> {
+    match config {
+        Some(c) => Ok(Arc::clone(c)),
+        None => crate::tls::default_config().map_err(|_| ()),
+    }
+}
+
+/// A configuration verifying the server by the plan's TLSA records inside
+/// the handshake.
+fn dane(plan: &smtp_mx::plan::TlsPlan) -> Result<Arc<ClientConfig>, ()> {
+    let provider = crate::tls::provider().map_err(|_| ())?;
+    let verifier = crate::dane::DaneVerifier::from_plan(plan, provider).map_err(|_| ())?;
+    verifier.client_config().map_err(|_| ())
+}
+
+/// How a failed connect is told to the engine. `connecting`: whether the
+/// error came before the session was carried (an I/O error then is a
+/// refused or unreachable address).
+#[must_use]
+pub fn opening_of(error: &Error, connecting: bool) -> smtp_mx::engine::Opening {
+    use smtp_mx::engine::Opening;
+    match error {
+        Error::Connection {
+            error, connecting, ..
+        } => opening_of(error, *connecting),
+        Error::Io(e) if e.kind() == std::io::ErrorKind::TimedOut => Opening::TimedOut,
+        Error::Io(_) if connecting => Opening::Refused,
+        Error::Io(_) => Opening::Failed(smtp_sansio::Error::Transport),
+        Error::Tls(_)
+        | Error::TlsUnavailable(_)
+        | Error::InvalidServerName(_)
+        | Error::NoRootCertificates(_) => Opening::TlsFailed,
+        Error::Smtp(smtp_sansio::Error::Timeout(_)) => Opening::TimedOut,
+        Error::Smtp(e) => Opening::Failed(e.clone()),
+        _ => Opening::Failed(smtp_sansio::Error::Transport),
+    }
+}
+
+/// The core's error within a facade error (a transport failure as
+/// [`smtp_sansio::Error::Transport`]).
+#[must_use]
+pub fn core_error(error: Error) -> smtp_sansio::Error {
+    match error {
+        Error::Smtp(e) => e,
+        Error::Connection { error, .. } => core_error(*error),
+        _ => smtp_sansio::Error::Transport,
+    }
+}
