@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use smtp_sansio::{Error as CoreError, OpenPlan, Opened};
+use smtp_sansio::{OpenPlan, Opened};
 
 /// Which server a record is for: an early EHLO is only as good as the
 /// advertisement of the same server, reached the same way, to the same EHLO
@@ -159,7 +159,7 @@ impl CapabilityCache {
     /// refusal) leaves the record as it was.
     pub fn record_error(&self, server: &ServerKey, error: &crate::Error) {
         let keep = match error.inner() {
-            crate::Error::Smtp(e) => !before_hello_known(e),
+            crate::Error::Smtp(e) => !e.may_precede_hello(),
             _ => false,
         };
         if !keep {
@@ -274,9 +274,7 @@ impl EarlyOpen {
                 self.cache.record_error(&self.key, e);
                 self.early
                     && match e.inner() {
-                        crate::Error::Smtp(e) => {
-                            !matches!(e, CoreError::Timeout(_)) && before_hello_known(e)
-                        }
+                        crate::Error::Smtp(e) => e.retry_without_early_pipelining(),
                         crate::Error::Io(_) => true,
                         _ => false,
                     }
@@ -285,27 +283,14 @@ impl EarlyOpen {
     }
 }
 
-/// Whether an open that failed with `e` may have failed before the server's
-/// reply to EHLO was known.
-fn before_hello_known(e: &CoreError) -> bool {
-    matches!(
-        e,
-        CoreError::EarlyPipeliningRefused(_)
-            | CoreError::ConnectRefused(_)
-            | CoreError::Disconnected
-            | CoreError::Timeout(_)
-            | CoreError::Transport
-            | CoreError::Protocol(_)
-            | CoreError::ServiceClosing { .. }
-    )
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use smtp_sansio::{Client, Config, Domain, Event, Output, Reply, SecurityError};
+    use smtp_sansio::{
+        Client, Config, Domain, Error as CoreError, Event, Output, Reply, SecurityError,
+    };
 
     /// `result` recorded as a facade would: [`CapabilityCache::record`] or
     /// [`CapabilityCache::record_error`].

@@ -446,6 +446,36 @@ impl Error {
             )
     }
 
+    /// Whether an open that failed with this error may have failed before
+    /// the server's reply to EHLO was known (a refusal of early pipelining,
+    /// a greeting other than 220, a lost connection, a timeout, a transport
+    /// or protocol error, the server closing). An early EHLO
+    /// ([`OpenPlan::early_pipelining`](crate::OpenPlan::early_pipelining))
+    /// may then be the cause, so what was learnt about the server's early
+    /// pipelining is forgotten.
+    #[must_use]
+    pub fn may_precede_hello(&self) -> bool {
+        matches!(
+            self,
+            Error::EarlyPipeliningRefused(_)
+                | Error::ConnectRefused(_)
+                | Error::Disconnected
+                | Error::Timeout(_)
+                | Error::Transport
+                | Error::Protocol(_)
+                | Error::ServiceClosing { .. }
+        )
+    }
+
+    /// Whether an open that wrote EHLO before the greeting and failed with
+    /// this error should connect again at once without early pipelining:
+    /// it [may have failed before the EHLO reply](Error::may_precede_hello)
+    /// and did not time out (a server that stays silent is not asked twice).
+    #[must_use]
+    pub fn retry_without_early_pipelining(&self) -> bool {
+        self.may_precede_hello() && !matches!(self, Error::Timeout(_))
+    }
+
     /// What this error says about the message of the transaction (or
     /// low-level DATA) that failed with it:
     ///

@@ -235,3 +235,30 @@ fn which_errors_are_safe_to_resend() {
         assert_eq!(e.safe_to_resend(), safe, "{e:?}");
     }
 }
+
+/// Which failed opens may have failed before the EHLO reply (so that an
+/// early EHLO is suspect), and which of those connect again at once
+/// without early pipelining: every class of error, one row each.
+#[test]
+fn early_open_failures_are_classified_by_the_core() {
+    let reply = |code: u16| Reply::new(code, vec!["x".into()]);
+    let rows: Vec<(Error, bool, bool)> = vec![
+        (Error::EarlyPipeliningRefused(reply(554)), true, true),
+        (Error::ConnectRefused(reply(554)), true, true),
+        (Error::Disconnected, true, true),
+        (Error::Transport, true, true),
+        (Error::Timeout("greeting"), true, false),
+        (Error::HeloRefused(reply(550)), false, false),
+        (
+            Error::Security(SecurityError::StartTlsNotOffered),
+            false,
+            false,
+        ),
+    ];
+    for (e, precedes, retry) in rows {
+        assert_eq!(e.may_precede_hello(), precedes, "{e}");
+        assert_eq!(e.retry_without_early_pipelining(), retry, "{e}");
+    }
+    let protocol = Error::Protocol(ProtocolError::MalformedReply("x".into()));
+    assert!(protocol.may_precede_hello() && protocol.retry_without_early_pipelining());
+}
