@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rustls::ClientConfig;
 use smtp_adapter::Error;
+use smtp_adapter::capability_cache::CapabilityCache;
 use smtp_adapter::{InitialResponse, Options};
 use smtp_sansio::{Capabilities, Envelope, Mechanism, Reply, TransactionResult};
 
@@ -62,6 +63,16 @@ pub trait Session: Sized {
         how: Connect<'_>,
         options: Options,
         tls: &Arc<ClientConfig>,
+    ) -> Result<Self, Failure>;
+    /// Connects to the SMTP server at `address` through the adapter's
+    /// builder with early pipelining on and `cache` as its capability cache,
+    /// no TLS: the builder's `connect` reads the greeting and says EHLO
+    /// (before the greeting when `cache` knows the server). Trace lines are
+    /// enabled from the first byte.
+    fn connect_early(
+        address: &str,
+        options: Options,
+        cache: Arc<CapabilityCache>,
     ) -> Result<Self, Failure>;
     /// EHLO (LHLO under LMTP), unless already done.
     fn ehlo(&mut self) -> Result<Reply, Failure>;
@@ -142,6 +153,20 @@ impl From<smtp_adapter::Error> for Failure {
     }
 }
 
+/// The builder of [`Session::connect_early`]: `options` (with the trace on),
+/// no TLS, early pipelining through `cache`.
+fn early_builder<C>(
+    b: smtp_adapter::Builder<C>,
+    mut options: Options,
+    cache: Arc<CapabilityCache>,
+) -> smtp_adapter::Builder<C> {
+    options.debug_level = smtp_adapter::DebugLevel::Lines;
+    b.options(options)
+        .tls(smtp_adapter::Tls::None)
+        .early_pipelining(true)
+        .capability_cache(cache)
+}
+
 /// `smtp-blocking`.
 #[derive(Debug)]
 pub struct Blocking(smtp_blocking::SmtpClient);
@@ -164,6 +189,15 @@ impl Session for Blocking {
         c.set_tls_config(tls.clone());
         c.set_debug_level(1);
         Ok(Blocking(c))
+    }
+
+    fn connect_early(
+        address: &str,
+        options: Options,
+        cache: Arc<CapabilityCache>,
+    ) -> Result<Self, Failure> {
+        let b = smtp_blocking::SmtpClient::builder(address);
+        Ok(Blocking(early_builder(b, options, cache).connect()?))
     }
 
     fn ehlo(&mut self) -> Result<Reply, Failure> {
@@ -290,6 +324,17 @@ impl<R: Executor> Session for Async<R> {
         })?;
         client.set_tls_config(tls.clone());
         client.set_debug_level(1);
+        Ok(Async { exec, client })
+    }
+
+    fn connect_early(
+        address: &str,
+        options: Options,
+        cache: Arc<CapabilityCache>,
+    ) -> Result<Self, Failure> {
+        let exec = R::executor()?;
+        let b = smtp_async::SmtpClient::<R>::builder(address);
+        let client = R::block_on(&exec, early_builder(b, options, cache).connect())?;
         Ok(Async { exec, client })
     }
 

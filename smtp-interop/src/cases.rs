@@ -9,9 +9,11 @@ use rustls::ClientConfig;
 use crate::adapters::{Failure, Session};
 use crate::capture::Lines;
 use crate::store::Store;
+use early::run_early;
 use session::{run_inner, run_pool};
 
 mod check;
+mod early;
 mod session;
 
 /// One row of the matrix.
@@ -61,6 +63,11 @@ pub enum Case {
     /// Three messages through the adapter's pool of one session: one
     /// connection, reused after a NOOP health check.
     Pool,
+    /// Early pipelining (PIPE_CONNECT): a first connection through the
+    /// builder learns PIPECONNECT into a capability cache, a second one with
+    /// the same cache writes EHLO before the greeting; the server's log
+    /// must say the second message came over an early-pipelined connection.
+    EarlyPipelining,
     /// `send_message` with To, Cc and Bcc: the Bcc recipient gets the message,
     /// the Bcc header is not transmitted.
     SendMessageBcc,
@@ -97,6 +104,7 @@ impl Case {
         Case::SizeLimit,
         Case::Dsn,
         Case::Pool,
+        Case::EarlyPipelining,
         Case::SendMessageBcc,
         Case::LmtpUnix,
         Case::LmtpTcp,
@@ -124,6 +132,7 @@ impl Case {
             Case::SizeLimit => "size limit".into(),
             Case::Dsn => "dsn".into(),
             Case::Pool => "pool: 3 messages".into(),
+            Case::EarlyPipelining => "early pipelining".into(),
             Case::SendMessageBcc => "send_message bcc".into(),
             Case::LmtpUnix => "lmtp unix, 1 unknown".into(),
             Case::LmtpTcp => "lmtp tcp, 1 unknown".into(),
@@ -151,6 +160,8 @@ pub struct Offers {
     pub size: Option<u64>,
     /// DSN.
     pub dsn: bool,
+    /// PIPECONNECT (early pipelining), with PIPELINING.
+    pub pipe_connect: bool,
 }
 
 /// A server under test.
@@ -164,6 +175,11 @@ pub struct Server {
     pub ipv6: Option<String>,
     /// Implicit TLS endpoint.
     pub smtps: Option<String>,
+    /// The SMTP endpoint of the early-pipelining case, when not `smtp`: one
+    /// whose greeting the server holds back, so that an EHLO the client
+    /// wrote before reading the greeting has certainly arrived when the
+    /// server looks for early input (on loopback the two race otherwise).
+    pub held_smtp: Option<String>,
     /// LMTP over a Unix socket (path).
     pub lmtp_unix: Option<String>,
     /// LMTP over TCP.
@@ -254,6 +270,7 @@ fn applicable(server: &Server, case: Case) -> Result<(), String> {
         Case::Bdat => o.chunking,
         Case::SizeLimit => o.size.is_some(),
         Case::Dsn => o.dsn,
+        Case::EarlyPipelining => o.pipe_connect,
         Case::LmtpUnix => server.lmtp_unix.is_some(),
         Case::LmtpTcp => server.lmtp_tcp.is_some(),
         Case::LmtpAfterData => !server.fails_after_data.is_empty(),
@@ -274,6 +291,7 @@ fn applicable(server: &Server, case: Case) -> Result<(), String> {
             Case::Bdat => "CHUNKING not offered".into(),
             Case::SizeLimit => "SIZE not offered".into(),
             Case::Dsn => "DSN not offered".into(),
+            Case::EarlyPipelining => "PIPECONNECT not offered".into(),
             _ => "not offered".into(),
         })
     }
@@ -327,10 +345,10 @@ pub fn run<S: Session>(ctx: &Context, server: &Server, case: Case) -> Verdict {
         S::NAME,
         case.name().replace([' ', ',', '(', ')'], "")
     );
-    let outcome = if case == Case::Pool {
-        run_pool::<S>(ctx, server, &token)
-    } else {
-        run_inner::<S>(ctx, server, case, &token)
+    let outcome = match case {
+        Case::Pool => run_pool::<S>(ctx, server, &token),
+        Case::EarlyPipelining => run_early::<S>(ctx, server, &token),
+        _ => run_inner::<S>(ctx, server, case, &token),
     };
     match outcome {
         Ok(note) => Verdict::Pass(note),

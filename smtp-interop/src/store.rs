@@ -10,6 +10,10 @@
 //!   endings as received) and `N.env` (envelope, TLS and AUTH state).
 //! - Dovecot LMTP writes one maildir file per recipient, LF line endings, with
 //!   `Return-Path:`, `Delivered-To:` and `Received:` added on top.
+//! - Exim's appendfile transport writes one file per recipient into one
+//!   maildir, LF line endings, with `Return-path:`, `Envelope-to:` and its
+//!   `Received:` on top; its mainlog has one `<=` line per message received,
+//!   keyed by the queue id of the reply to the end of the message.
 //!
 //! The fields a server adds on top are removed (and checked where they carry
 //! the envelope or the protocol); what remains is what the client sent.
@@ -30,6 +34,13 @@ pub enum Store {
     Aiosmtpd(PathBuf),
     /// Dovecot's mail root (one home per user, a maildir inside).
     Dovecot(PathBuf),
+    /// Exim: the maildir every recipient's copy goes to, and the mainlog.
+    Exim {
+        /// The maildir (`new/`, `cur/`).
+        mail: PathBuf,
+        /// The mainlog.
+        log: PathBuf,
+    },
 }
 
 /// One message as a server kept it.
@@ -45,9 +56,10 @@ pub struct Kept {
     pub rcpt_params: Vec<String>,
     /// The message without the fields the servers added.
     pub message: Vec<u8>,
-    /// The protocol Postfix recorded in its `Received:` field (`ESMTPSA`...).
+    /// The protocol Postfix or Exim recorded in its `Received:` field
+    /// (`ESMTPSA`, `esmtps`...).
     pub protocol: Option<String>,
-    /// The `Received:` field Postfix or Dovecot added, unfolded.
+    /// The `Received:` field Postfix, Dovecot or Exim added, unfolded.
     pub received: Option<String>,
     /// TLS and AUTH as aiosmtpd saw them.
     pub tls: Option<bool>,
@@ -117,8 +129,37 @@ impl Store {
                     }
                 }
             }
+            Store::Exim { mail, .. } => {
+                for sub in ["new", "cur"] {
+                    let dir = mail.join(sub);
+                    if !dir.is_dir() {
+                        continue;
+                    }
+                    for (path, bytes) in files_containing(&dir, token)? {
+                        let k =
+                            parse_exim(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+                        merge(&mut kept, k);
+                    }
+                }
+            }
         }
         Ok(kept)
+    }
+
+    /// Exim's mainlog line saying that it received the message with queue
+    /// id `id` (`DATE TIME ID <= SENDER ...`), if it is there yet.
+    pub fn reception(&self, id: &str) -> Result<Option<String>, String> {
+        let Store::Exim { log, .. } = self else {
+            return Err("the server keeps no log of receptions".into());
+        };
+        let bytes = std::fs::read(log).map_err(|e| format!("{}: {e}", log.display()))?;
+        Ok(String::from_utf8_lossy(&bytes)
+            .lines()
+            .find(|l| {
+                let mut f = l.split_whitespace().skip(2);
+                f.next() == Some(id) && f.next() == Some("<=")
+            })
+            .map(str::to_owned))
     }
 }
 
@@ -327,6 +368,50 @@ fn parse_dovecot(bytes: &[u8]) -> Result<Kept, String> {
     Ok(k)
 }
 
+/// Exim's file: `Return-path:`, `Envelope-to:` (the recipient of this copy)
+/// and Exim's `Received:` on top of the message.
+fn parse_exim(bytes: &[u8]) -> Result<Kept, String> {
+    let mut k = Kept::default();
+    let mut rest = bytes;
+    let mut seen = Vec::new();
+    while let Some((name, field, tail)) = leading_field(rest) {
+        if !matches!(name, "Return-path" | "Envelope-to" | "Received") || seen.contains(&name) {
+            break;
+        }
+        seen.push(name);
+        let v = value(field, name);
+        match name {
+            "Return-path" => k.sender = path_and_params(&v).0,
+            "Envelope-to" => {
+                for r in v.split(',') {
+                    k.recipients.push(r.trim().to_owned());
+                    k.rcpt_params.push(String::new());
+                }
+            }
+            _ => {
+                if !v.contains("by exim.interop.test with ") {
+                    return Err(format!("Received field not from Exim: {v}"));
+                }
+                k.protocol = v
+                    .split(" with ")
+                    .nth(1)
+                    .and_then(|p| p.split(' ').next())
+                    .map(str::to_owned);
+                k.received = Some(v);
+            }
+        }
+        rest = tail;
+    }
+    if seen != ["Return-path", "Envelope-to", "Received"] {
+        return Err(format!(
+            "fields {seen:?} on top, not Return-path, Envelope-to and Received from Exim"
+        ));
+    }
+    k.recipients.sort();
+    k.message = rest.to_vec();
+    Ok(k)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -361,6 +446,43 @@ Subject: s\n\nbody\n";
         assert_eq!(k.sender, "a@x");
         assert_eq!(k.recipients, ["b@y"]);
         assert_eq!(k.message, b"Subject: s\n\nbody\n");
+    }
+
+    #[test]
+    fn exim_file() {
+        let file = b"Return-path: <a@x>\nEnvelope-to: b@y\nReceived: from [127.0.0.1] (helo=c)\n\t\
+by exim.interop.test with esmtps (TLS1.3) (Exim 4.96)\n\tid 1\n\tfor b@y; date\nSubject: s\n\nbody\n";
+        let k = parse_exim(file).unwrap();
+        assert_eq!(k.sender, "a@x");
+        assert_eq!(k.recipients, ["b@y"]);
+        assert_eq!(k.protocol.as_deref(), Some("esmtps"));
+        assert_eq!(k.message, b"Subject: s\n\nbody\n");
+        // Without Envelope-to the recipient is unknown: refused.
+        let file =
+            b"Return-path: <a@x>\nReceived: from c\n\tby exim.interop.test with esmtp\nS: s\n\nb\n";
+        assert!(parse_exim(file).is_err());
+    }
+
+    #[test]
+    fn exim_reception_line() {
+        let dir = std::env::temp_dir().join(format!("smtp-interop-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("mainlog");
+        std::fs::write(
+            &log,
+            "2026-01-01 00:00:00 1a-2b-3c <= a@x H=(c) [127.0.0.1] P=esmtp L. S=9 for b@y\n\
+             2026-01-01 00:00:01 1a-2b-3c => b@y R=all T=box\n\
+             2026-01-01 00:00:02 1a-2b-3d <= a@x H=(c) [127.0.0.1] P=esmtp L* S=9 for b@y\n",
+        )
+        .unwrap();
+        let store = Store::Exim {
+            mail: dir.clone(),
+            log,
+        };
+        let line = store.reception("1a-2b-3d").unwrap().unwrap();
+        assert!(line.split_whitespace().any(|f| f == "L*"), "{line}");
+        assert!(store.reception("1a-2b-3e").unwrap().is_none());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -207,9 +207,10 @@ pub(super) fn compare(store: &Store, kept: &Kept, expect: &Expect) -> Result<(),
         ));
     }
     for p in &expect.mail_params {
-        // Postfix's pipe does not record MAIL parameters; the protocol
-        // (UTF8SMTP...) stands for SMTPUTF8 there.
-        let recorded = !matches!(store, Store::Postfix { .. }) || p != "SMTPUTF8";
+        // Postfix's pipe and Exim's maildir do not record MAIL parameters;
+        // the protocol (UTF8SMTP..., utf8esmtp...) stands for SMTPUTF8 there.
+        let recorded =
+            !matches!(store, Store::Postfix { .. } | Store::Exim { .. }) || p != "SMTPUTF8";
         if recorded && !kept.mail_params.contains(p) {
             return Err(format!(
                 "MAIL parameter {p} not seen (saw {:?})",

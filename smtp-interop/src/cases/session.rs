@@ -131,6 +131,12 @@ pub(super) fn run_inner<S: Session>(
             Some(p)
         }
         Store::Dovecot(_) => Some("LMTP".into()),
+        Store::Exim { .. } => Some(format!(
+            "{}esmtp{}{}",
+            if case == Case::Smtputf8 { "utf8" } else { "" },
+            if tls { "s" } else { "" },
+            if auth { "a" } else { "" }
+        )),
         Store::Aiosmtpd(_) => None,
     };
     let kept = wait_kept(ctx, server, token, &expect)?;
