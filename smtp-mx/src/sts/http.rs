@@ -575,12 +575,13 @@ fn parse_status_line(line: &[u8]) -> Result<u16, HttpError> {
         .ok_or(HttpError::StatusLine)
 }
 
+/// A header field: its name and its value (unfolded).
+type Field<'a> = (&'a [u8], Vec<u8>);
+
 /// The header fields of `lines` (after the status line, up to the blank
 /// one), obsolete line folding replaced by a space (RFC 9112 section 5.2).
-fn unfold<'a>(
-    lines: impl Iterator<Item = &'a [u8]>,
-) -> Result<Vec<(&'a [u8], Vec<u8>)>, HttpError> {
-    let mut fields: Vec<(&[u8], Vec<u8>)> = Vec::new();
+fn unfold<'a>(lines: impl Iterator<Item = &'a [u8]>) -> Result<Vec<Field<'a>>, HttpError> {
+    let mut fields: Vec<Field<'a>> = Vec::new();
     for line in lines {
         if line.is_empty() {
             break;
