@@ -110,10 +110,7 @@ pub fn events(report: &DomainReport) -> Vec<ResultEvent> {
                 policy_for(report, None, host),
                 ResultType::ValidationFailure,
             ),
-            Reason::DaneRequired => (
-                policy_for(report, None, host),
-                ResultType::DaneRequired,
-            ),
+            Reason::DaneRequired => (policy_for(report, None, host), ResultType::DaneRequired),
             Reason::TlsaLookupFailed => (
                 PolicyDetails {
                     policy_type: PolicyType::Tlsa,

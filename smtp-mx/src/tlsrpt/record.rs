@@ -89,7 +89,11 @@ pub fn parse_record(txt: &str) -> Result<TlsRptRecord, RecordError> {
             && name
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
-        if !name_ok || value.bytes().any(|b| !(0x21..=0x7e).contains(&b) || b == b';') {
+        if !name_ok
+            || value
+                .bytes()
+                .any(|b| !(0x21..=0x7e).contains(&b) || b == b';')
+        {
             return Err(RecordError::Field);
         }
         if name == "rua" {
@@ -116,7 +120,10 @@ fn parse_uris(value: &str) -> Result<Vec<ReportUri>, RecordError> {
                 uris.push(ReportUri::Mailto(address.to_owned()));
             }
             Some("https") => {
-                if !uri.get(6..).is_some_and(|r| r.starts_with("//") && r.len() > 2) {
+                if !uri
+                    .get(6..)
+                    .is_some_and(|r| r.starts_with("//") && r.len() > 2)
+                {
                     return Err(RecordError::Uri);
                 }
                 uris.push(ReportUri::Https(uri.to_owned()));
