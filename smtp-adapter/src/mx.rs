@@ -102,6 +102,9 @@ pub use fixed::{StaticPolicyFetcher, StaticResolver};
 
 pub mod parts;
 
+pub mod https;
+pub use https::{HttpsFetchError, HttpsPolicyFetcher, HttpsPolicyOptions, PolicyFetchTimeouts};
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -57,6 +57,9 @@ pub use smtp_adapter::mx::{
 };
 pub use smtp_mx::{self, Delivery};
 
+mod https;
+pub use https::{HttpsFetchError, HttpsPolicyFetcher, HttpsPolicyOptions, PolicyFetchTimeouts};
+
 /// What a [`deliver`] needs besides the message.
 #[derive(Clone)]
 pub struct MxConfig {
