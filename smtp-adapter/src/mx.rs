@@ -110,6 +110,9 @@ pub use config::{DEFAULT_CONCURRENCY, MxConfig};
 pub mod parts;
 pub mod run;
 
+pub mod https;
+pub use https::{HttpsFetchError, HttpsPolicyFetcher, HttpsPolicyOptions, PolicyFetchTimeouts};
+
 #[cfg(test)]
 mod tests {
     use super::*;

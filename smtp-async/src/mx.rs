@@ -55,6 +55,9 @@ pub use smtp_adapter::mx::{
 };
 pub use smtp_mx::{self, Delivery};
 
+mod https;
+pub use https::{HttpsFetchError, HttpsPolicyFetcher, HttpsPolicyOptions, PolicyFetchTimeouts};
+
 /// What a [`deliver`] needs besides the message
 /// ([`smtp_adapter::mx::MxConfig`] over an async [`Resolver`] and
 /// [`PolicyFetcher`]); [`MxConfig::new`] takes the two.

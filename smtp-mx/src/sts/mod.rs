@@ -32,6 +32,7 @@ use serde::{Deserialize, Serialize};
 use crate::name::a_label;
 
 mod cache;
+pub mod http;
 
 pub use cache::{CachedPolicy, StsCache, StsDecision, TxtLookup};
 
