@@ -86,7 +86,7 @@ pub struct MxTimeouts {
     /// as mox allows).
     pub policy_fetch: Duration,
     /// Every wait of an SMTP session: the connection, the greeting, each
-    /// reply ([`Builder::timeout`](smtp_adapter::Builder::timeout); five
+    /// reply ([`Builder::timeout`](crate::Builder::timeout); five
     /// minutes).
     pub session: Duration,
 }

@@ -36,6 +36,30 @@
 //!
 //! The MTA-STS cache ([`MxConfig::sts_cache`]) is read when a delivery
 //! starts and replaced by the engine's updated cache when it ends.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//!
+//! use smtp_async::Envelope;
+//! use smtp_async::mx::{
+//!     HttpsPolicyFetcher, MxConfig, MxRecord, Security, StaticResolver, deliver,
+//! };
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! // Answers given in advance; smtp-mx-hickory's resolver goes here.
+//! let resolver = StaticResolver::new()
+//!     .mx("example.net", &[MxRecord::new(10, "mx.example.net")], Security::Insecure)
+//!     .address("mx.example.net", &["192.0.2.25".parse()?], Security::Insecure);
+//! let fetcher = HttpsPolicyFetcher::<smtp_tokio::Tokio>::new();
+//! let config = MxConfig::new(Arc::new(resolver), Arc::new(fetcher));
+//! let envelope = Envelope::parse("me@example.org", &["you@example.net"])?;
+//! let report = deliver::<smtp_tokio::Tokio>(&envelope, b"Subject: hi\r\n\r\nhello\r\n", &config).await;
+//! for r in &report.recipients {
+//!     println!("{}: {:?}", r.address, r.status.class());
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
 use std::future::Future;
 use std::pin::Pin;
