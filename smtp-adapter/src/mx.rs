@@ -2,8 +2,12 @@
 //! policy-fetch interfaces a delivery is given ([`Resolver`] and
 //! [`PolicyFetcher`], and their blocking twins [`BlockingResolver`] and
 //! [`BlockingPolicyFetcher`]), the waits' limits ([`MxTimeouts`]), answers
-//! given in advance ([`StaticResolver`], [`StaticPolicyFetcher`]), and, in
-//! [`parts`], the pieces of a driver that are not I/O. The decisions
+//! given in advance ([`StaticResolver`], [`StaticPolicyFetcher`]), the
+//! configuration of a delivery ([`MxConfig`], generic over the resolver and
+//! the fetcher), the request loop ([`run::Run`], which hands the I/O to a
+//! driver as [`run::Job`]s, several at once, and
+//! [`mx_job!`](crate::mx_job), which carries one out), and, in [`parts`],
+//! the other pieces of a driver that are not I/O. The decisions
 //! themselves are [`smtp_mx`]'s; the drivers are `smtp_async::mx::deliver`
 //! and `smtp_blocking::mx::deliver`.
 
@@ -82,7 +86,7 @@ pub struct MxTimeouts {
     /// as mox allows).
     pub policy_fetch: Duration,
     /// Every wait of an SMTP session: the connection, the greeting, each
-    /// reply ([`Builder::timeout`](smtp_adapter::Builder::timeout); five
+    /// reply ([`Builder::timeout`](crate::Builder::timeout); five
     /// minutes).
     pub session: Duration,
 }
@@ -100,7 +104,11 @@ impl Default for MxTimeouts {
 mod fixed;
 pub use fixed::{StaticPolicyFetcher, StaticResolver};
 
+mod config;
+pub use config::{DEFAULT_CONCURRENCY, MxConfig};
+
 pub mod parts;
+pub mod run;
 
 pub mod https;
 pub use https::{HttpsFetchError, HttpsPolicyFetcher, HttpsPolicyOptions, PolicyFetchTimeouts};

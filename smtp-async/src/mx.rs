@@ -27,103 +27,68 @@
 //! * Each transaction is one [`SmtpClient::send`] of the message to the
 //!   recipients the engine names, then QUIT.
 //!
-//! Requests are carried out one at a time, in the order the engine asks
-//! for them: destinations are not yet worked on in parallel.
+//! Requests are carried out concurrently: every request the engine has
+//! handed out, up to [`MxConfig::concurrency`] lookups, fetches and open
+//! connections at once (16 by default), on the task that awaits
+//! [`deliver`], so that a slow destination does not hold the others. The
+//! loop itself is [`smtp_adapter::mx::run::Run`], shared with the blocking
+//! driver; this module is the I/O calls.
 //!
 //! The MTA-STS cache ([`MxConfig::sts_cache`]) is read when a delivery
 //! starts and replaced by the engine's updated cache when it ends.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//!
+//! use smtp_async::Envelope;
+//! use smtp_async::mx::{
+//!     HttpsPolicyFetcher, MxConfig, MxRecord, Security, StaticResolver, deliver,
+//! };
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! // Answers given in advance; smtp-mx-hickory's resolver goes here.
+//! let resolver = StaticResolver::new()
+//!     .mx("example.net", &[MxRecord::new(10, "mx.example.net")], Security::Insecure)
+//!     .address("mx.example.net", &["192.0.2.25".parse()?], Security::Insecure);
+//! let fetcher = HttpsPolicyFetcher::<smtp_tokio::Tokio>::new();
+//! let config = MxConfig::new(Arc::new(resolver), Arc::new(fetcher));
+//! let envelope = Envelope::parse("me@example.org", &["you@example.net"])?;
+//! let report = deliver::<smtp_tokio::Tokio>(&envelope, b"Subject: hi\r\n\r\nhello\r\n", &config).await;
+//! for r in &report.recipients {
+//!     println!("{}: {:?}", r.address, r.status.class());
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
-use std::collections::HashMap;
-use std::fmt;
-use std::net::IpAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
 
-use smtp_adapter::Tls;
-use smtp_adapter::mx::parts::{
-    core_error, cut_body, empty_answer, has_requiretls, kind_fits, opening_of, sub_envelope,
-    tls_for_plan, unfinished, unix_now,
-};
-use smtp_adapter::tls::ClientConfig;
-use smtp_mx::engine::{ConnectRequest, Request, RequestId};
+use smtp_adapter::mx::run::{Done, Run};
 use smtp_sansio::Envelope;
 
 use crate::client::SmtpClient;
 use crate::runtime::{Runtime, before};
 
 pub use smtp_adapter::mx::{
-    Answer, BoxFuture, Class, DeliveryConfig, DnsAnswer, FinalStatus, LocalPolicy, MAX_POLICY_BODY,
-    MessageSecurity, MxRecord, MxTimeouts, PolicyFetch, PolicyFetcher, Query, Rcode, Report,
-    Resolver, Security, StaticPolicyFetcher, StaticResolver, StsCache, Tlsa,
+    Answer, BoxFuture, Class, DEFAULT_CONCURRENCY, DeliveryConfig, DnsAnswer, FinalStatus,
+    LocalPolicy, MAX_POLICY_BODY, MessageSecurity, MxRecord, MxTimeouts, PolicyFetch,
+    PolicyFetcher, Query, Rcode, Report, Resolver, Security, StaticPolicyFetcher, StaticResolver,
+    StsCache, Tlsa,
 };
 pub use smtp_mx::{self, Delivery};
 
 mod https;
 pub use https::{HttpsFetchError, HttpsPolicyFetcher, HttpsPolicyOptions, PolicyFetchTimeouts};
 
-/// What a [`deliver`] needs besides the message.
-#[derive(Clone)]
-pub struct MxConfig {
-    /// The DNS lookups.
-    pub resolver: Arc<dyn Resolver>,
-    /// The MTA-STS policy fetches.
-    pub policy_fetcher: Arc<dyn PolicyFetcher>,
-    /// The name sent in EHLO (`None`: the client's default, this host's
-    /// name).
-    pub local_name: Option<String>,
-    /// The engine's configuration: the local TLS policy, the address and
-    /// session limits, and the port to connect to (25).
-    pub delivery: DeliveryConfig,
-    /// The seed of the shuffle of equal MX preferences (draw a new one per
-    /// delivery for the spread RFC 5321 section 5.1 asks for).
-    pub seed: u64,
-    /// The MTA-STS policy cache, shared by the deliveries made with this
-    /// configuration (serialisable: keep it across restarts).
-    pub sts_cache: Arc<Mutex<StsCache>>,
-    /// The waits' limits.
-    pub timeouts: MxTimeouts,
-    /// The configuration of PKIX-verified connections (an MTA-STS policy,
-    /// the local `Verify` policy, REQUIRETLS); `None`: the client's default
-    /// roots ([`tls::default_config`](smtp_adapter::tls::default_config)).
-    pub pkix: Option<Arc<ClientConfig>>,
-    /// A test hook: the port to connect to at some addresses, instead of
-    /// [`DeliveryConfig::port`]. Mail exchangers all listen on port 25; a
-    /// test that runs several servers on loopback addresses on free ports
-    /// maps each address to its server's port here. Leave it empty.
-    pub ports: HashMap<IpAddr, u16>,
-}
+/// What a [`deliver`] needs besides the message
+/// ([`smtp_adapter::mx::MxConfig`] over an async [`Resolver`] and
+/// [`PolicyFetcher`]); [`MxConfig::new`] takes the two.
+pub type MxConfig = smtp_adapter::mx::MxConfig<dyn Resolver, dyn PolicyFetcher>;
 
-impl MxConfig {
-    /// A configuration with `resolver` and `policy_fetcher`, the default
-    /// engine configuration (opportunistic TLS with DANE and MTA-STS, port
-    /// 25), seed 0, an empty cache, the default timeouts and roots.
-    #[must_use]
-    pub fn new(resolver: Arc<dyn Resolver>, policy_fetcher: Arc<dyn PolicyFetcher>) -> MxConfig {
-        MxConfig {
-            resolver,
-            policy_fetcher,
-            local_name: None,
-            delivery: DeliveryConfig::default(),
-            seed: 0,
-            sts_cache: Arc::new(Mutex::new(StsCache::new())),
-            timeouts: MxTimeouts::default(),
-            pkix: None,
-            ports: HashMap::new(),
-        }
-    }
-}
-
-impl fmt::Debug for MxConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MxConfig")
-            .field("local_name", &self.local_name)
-            .field("delivery", &self.delivery)
-            .field("seed", &self.seed)
-            .field("timeouts", &self.timeouts)
-            .field("pkix", &self.pkix.is_some())
-            .field("ports", &self.ports)
-            .finish_non_exhaustive()
-    }
-}
+/// A job under way.
+type Running<'a, R> = Pin<Box<dyn Future<Output = Done<SmtpClient<R>>> + Send + 'a>>;
 
 /// Delivers `message` to each recipient of `envelope` through the mail
 /// exchangers of its domain, as the [`MxConfig`] says, and reports each
@@ -133,136 +98,53 @@ impl fmt::Debug for MxConfig {
 /// parameter of [`Envelope::requiretls`]) and its header (`TLS-Required:
 /// No`, RFC 8689 section 5).
 pub async fn deliver<R: Runtime>(envelope: &Envelope, message: &[u8], config: &MxConfig) -> Report {
-    let recipients: Vec<&str> = envelope
-        .recipients()
-        .iter()
-        .map(|r| r.address.as_str())
-        .collect();
-    let security = MessageSecurity::of(has_requiretls(envelope), message);
-    let cache = config
-        .sts_cache
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .clone();
-    let mut delivery = Delivery::new(
-        &recipients,
-        security,
-        config.delivery,
-        cache,
-        unix_now(),
-        config.seed,
-    );
-    let mut sessions: HashMap<RequestId, SmtpClient<R>> = HashMap::new();
-    // Each request is answered before the next is taken, so the engine
-    // never waits on an answer this loop does not give; an `InputError`
-    // (an id the engine does not know) cannot come, and is ignored.
-    while let Some(request) = delivery.next_request() {
-        match request {
-            Request::Resolve { id, name, query } => {
-                let answer = resolve::<R>(config, &name, query).await;
-                let _ = delivery.answer(id, answer);
-            }
-            Request::FetchPolicy { id, url, .. } => {
-                let fetch = fetch_policy::<R>(config, &url).await;
-                let _ = delivery.policy_fetched(id, fetch);
-            }
-            Request::Connect(c) => {
-                let (opening, client) = open::<R>(config, &c).await;
-                if let Some(client) = client {
-                    sessions.insert(c.id, client);
-                }
-                let _ = delivery.opened(c.id, opening);
-            }
-            Request::Transaction(t) => {
-                let result = match sessions.remove(&t.id) {
-                    Some(mut client) => {
-                        let sub = sub_envelope(envelope, &t.recipients, t.requiretls);
-                        let result = match sub {
-                            Some(sub) => client.send(&sub, message).await.map_err(core_error),
-                            None => Err(smtp_sansio::Error::Transport),
-                        };
-                        quit(client).await;
-                        result
-                    }
-                    None => Err(smtp_sansio::Error::Transport),
-                };
-                let _ = delivery.transaction_done(t.id, result);
-            }
-            Request::Close { id } => {
-                if let Some(client) = sessions.remove(&id) {
-                    quit(client).await;
-                }
-            }
+    let mut run: Run<'_, SmtpClient<R>> = Run::start(envelope, message, config);
+    let mut running: Vec<Running<'_, R>> = Vec::new();
+    loop {
+        while let Some(job) = run.next_job() {
+            running.push(Box::pin(async move {
+                smtp_adapter::mx_job!(
+                    job,
+                    message,
+                    |name, query| resolve::<R>(config, name, query),
+                    |url| fetch_policy::<R>(config, url);
+                    .await
+                )
+            }));
         }
+        if run.is_idle() {
+            break;
+        }
+        let done = first_done(&mut running).await;
+        run.complete(done);
     }
-    for (_, client) in sessions.drain() {
-        quit(client).await;
-    }
-    let report = delivery.report();
-    *config
-        .sts_cache
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner) = delivery.into_cache();
-    report.unwrap_or_else(|| unfinished(&recipients))
+    run.finish(config)
 }
 
-/// The resolver's answer to `query` for `name`, within the DNS timeout; a
-/// timeout, or an answer of the wrong kind, as a failed answer.
-async fn resolve<R: Runtime>(config: &MxConfig, name: &str, query: Query) -> Answer {
+/// The output of whichever of `running` ends first, that one removed. Not
+/// to be called with `running` empty (it would never end).
+async fn first_done<T>(running: &mut Vec<Pin<Box<dyn Future<Output = T> + Send + '_>>>) -> T {
+    std::future::poll_fn(|cx| {
+        for k in 0..running.len() {
+            if let Poll::Ready(done) = running[k].as_mut().poll(cx) {
+                drop(running.swap_remove(k));
+                return Poll::Ready(done);
+            }
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// The resolver's answer to `query` for `name`; `None` past the DNS
+/// timeout.
+async fn resolve<R: Runtime>(config: &MxConfig, name: String, query: Query) -> Option<Answer> {
     let deadline = R::now() + config.timeouts.dns;
-    match before::<R, _>(deadline, config.resolver.lookup(name, query)).await {
-        Some(answer) if kind_fits(&answer, query) => answer,
-        Some(_) => empty_answer(query, Rcode::ServFail),
-        None => empty_answer(query, Rcode::Timeout),
-    }
+    before::<R, _>(deadline, config.resolver.lookup(&name, query)).await
 }
 
-/// The policy fetch, within its time limit, the body cut one byte past
-/// [`MAX_POLICY_BODY`].
-async fn fetch_policy<R: Runtime>(config: &MxConfig, url: &str) -> PolicyFetch {
+/// The policy fetch; `None` past its time limit.
+async fn fetch_policy<R: Runtime>(config: &MxConfig, url: String) -> Option<PolicyFetch> {
     let deadline = R::now() + config.timeouts.policy_fetch;
-    match before::<R, _>(deadline, config.policy_fetcher.fetch(url)).await {
-        Some(fetch) => cut_body(fetch),
-        None => PolicyFetch::Failed,
-    }
-}
-
-/// Opens the connection `c` asks for, with the TLS its plan names.
-async fn open<R: Runtime>(
-    config: &MxConfig,
-    c: &ConnectRequest,
-) -> (smtp_mx::engine::Opening, Option<SmtpClient<R>>) {
-    use smtp_mx::engine::Opening;
-
-    let port = config.ports.get(&c.ip).copied().unwrap_or(c.port);
-    let mut builder = SmtpClient::<R>::builder(c.ip)
-        .with_port(port)
-        .timeout(config.timeouts.session);
-    if let Some(name) = &config.local_name {
-        builder = builder.local_name(name.clone());
-    }
-    let tls = tls_for_plan(&c.plan, &c.host, config.pkix.as_ref());
-    builder = match tls {
-        Ok(None) => builder.tls(Tls::None),
-        Ok(Some((mode, tls_config, name))) => builder
-            .tls(mode)
-            .tls_config(tls_config)
-            .tls_server_name(name),
-        Err(()) => return (Opening::TlsFailed, None),
-    };
-    match builder.connect().await {
-        Ok(client) => {
-            let opening = Opening::Opened {
-                tls: client.is_tls(),
-                requiretls: client.capabilities().is_some_and(|c| c.requiretls()),
-            };
-            (opening, Some(client))
-        }
-        Err(e) => (opening_of(&e, true), None),
-    }
-}
-
-/// QUIT, its outcome ignored (the transaction's is known).
-async fn quit<R: Runtime>(client: SmtpClient<R>) {
-    let _ = client.quit().await;
+    before::<R, _>(deadline, config.policy_fetcher.fetch(&url)).await
 }

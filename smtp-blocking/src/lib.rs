@@ -5,6 +5,9 @@
 
 mod transport;
 
+#[cfg(feature = "mx")]
+pub mod mx;
+
 #[doc = include_str!("../smtplib.md")]
 pub mod smtplib {}
 

@@ -9,7 +9,10 @@
 
 #[cfg(feature = "demo")]
 mod demo;
+mod failure;
 mod json;
+#[cfg(feature = "mx")]
+mod mx;
 mod sendmail;
 #[cfg(feature = "tls")]
 mod tls;
@@ -20,9 +23,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use smtp_blocking::smtp_adapter::{ErrorReport, Report};
+use smtp_blocking::smtp_adapter::Report;
 use smtp_blocking::smtp_sansio::{self, Escaped, Transaction, client::PreparedMessage, sasl};
-use smtp_blocking::{Error, InitialResponse, Options, SmtpClient, TransactionResult};
+use smtp_blocking::{InitialResponse, Options, SmtpClient, TransactionResult};
+
+use failure::{Failure, failure, report_failure};
 
 const USAGE: &str = "\
 usage: smtp-send [--server HOST[:PORT] | --unix PATH] [--lmtp]
@@ -34,6 +39,9 @@ usage: smtp-send [--server HOST[:PORT] | --unix PATH] [--lmtp]
                  [--mail-option OPT]... [--rcpt-option OPT]...
                  [--no-pipelining] [--no-chunking] [-v|-vv] [--json]
                  [--dkim-key PEM --dkim-selector S --dkim-domain D] [MESSAGE_FILE|-]
+       smtp-send --mx [--mx-policy plaintext|may|encrypt|verify|dane-only]
+                 [--helo NAME] [--timeout SECS] [--ca-file PEM] [--from ADDR]
+                 [--to ADDR]... [--mail-option OPT]... [-v] [--json] [MESSAGE_FILE|-]
        smtp-send demo   (a build with the demo feature)
        smtp-send sendmail [-t] [-i] [-f SENDER] [-F NAME] [RECIPIENT...]
                  (sendmail(1) with a config file: smtp-send sendmail --help)
@@ -59,6 +67,20 @@ as the server stores it.
 The password for --user comes from --password-file FILE (its first line), else
 the SMTP_PASSWORD environment variable. --password P works too, but every user
 of the machine can read a command line (ps, /proc): prefer the other two.
+
+--mx (a build with the mx feature) delivers to each recipient's mail
+exchangers instead of one server: MX order with fallback, DANE, MTA-STS and
+REQUIRETLS (--mail-option REQUIRETLS), DNS from /etc/resolv.conf (the DNSSEC
+AD bit trusted only from a loopback resolver, else validated here). The
+policy: may (default: TLS when offered, unverified, unless DANE or MTA-STS
+asks for more), encrypt (TLS required), verify (TLS verified: DANE, else the
+MX name), dane-only, plaintext (never TLS; no DANE or MTA-STS). --ca-file
+replaces the roots of verified TLS. One line per recipient on stdout:
+delivered (MX, address, queue id), bounced (the reply), deferred (the reason
+and enhanced code), or uncertain. Exit status: 0 all delivered; 1 some
+delivered, others not; 3 all bounced; 4 none delivered, some deferred (safe
+to try again later); 5 a recipient's outcome is unknown (a retry may deliver
+twice); 2 bad arguments.
 
 Exit status: 0 every recipient accepted; 1 some refused; 2 bad arguments or
 message (nothing sent); 3 refused by the server (a 4xx or 5xx reply to the end
@@ -111,6 +133,11 @@ struct Args {
     dkim_selector: Option<String>,
     dkim_domain: Option<String>,
     message: Option<String>,
+    /// `--mx`: deliver to the recipients' mail exchangers.
+    mx: bool,
+    mx_policy: Option<String>,
+    /// The hidden test hook of `--mx` (see `mx::TestAnswers`).
+    mx_test_answers: Option<PathBuf>,
 }
 
 /// A password, kept out of `Debug`.
@@ -161,31 +188,6 @@ fn password_from_env() -> Result<Password, Failure> {
     }
 }
 
-/// A failure with its exit status and JSON kind.
-struct Failure {
-    status: u8,
-    kind: &'static str,
-    code: Option<u16>,
-    message: String,
-    /// Recipients known to have the message (LMTP, when the delivery of the
-    /// others is unknown).
-    accepted: Vec<smtp_sansio::Address>,
-    refused: Vec<(smtp_sansio::Address, smtp_sansio::Reply)>,
-}
-
-impl Failure {
-    fn usage(message: impl Into<String>) -> Failure {
-        Failure {
-            status: EXIT_USAGE,
-            kind: "usage",
-            code: None,
-            message: message.into(),
-            accepted: Vec::new(),
-            refused: Vec::new(),
-        }
-    }
-}
-
 fn parse_args(mut parser: lexopt::Parser) -> Result<Args, Failure> {
     use lexopt::prelude::*;
     let mut a = Args {
@@ -216,6 +218,9 @@ fn parse_args(mut parser: lexopt::Parser) -> Result<Args, Failure> {
         dkim_selector: None,
         dkim_domain: None,
         message: None,
+        mx: false,
+        mx_policy: None,
+        mx_test_answers: None,
     };
     let bad = |e: lexopt::Error| Failure::usage(e.to_string());
     let text = |v: std::ffi::OsString| -> Result<String, Failure> {
@@ -281,6 +286,11 @@ fn parse_args(mut parser: lexopt::Parser) -> Result<Args, Failure> {
             Long("dkim-key") => a.dkim_key = Some(PathBuf::from(parser.value().map_err(bad)?)),
             Long("dkim-selector") => a.dkim_selector = Some(text(parser.value().map_err(bad)?)?),
             Long("dkim-domain") => a.dkim_domain = Some(text(parser.value().map_err(bad)?)?),
+            Long("mx") => a.mx = true,
+            Long("mx-policy") => a.mx_policy = Some(text(parser.value().map_err(bad)?)?),
+            Long("mx-test-answers") => {
+                a.mx_test_answers = Some(PathBuf::from(parser.value().map_err(bad)?));
+            }
             Long("help") | Short('h') => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -319,6 +329,9 @@ fn parse_args(mut parser: lexopt::Parser) -> Result<Args, Failure> {
             "--dkim-key, --dkim-selector and --dkim-domain go together",
         ));
     }
+    if !a.mx && (a.mx_policy.is_some() || a.mx_test_answers.is_some()) {
+        return Err(Failure::usage("--mx-policy needs --mx"));
+    }
     if a.unix.is_some() && a.tls == TlsMode::Implicit {
         return Err(Failure::usage("--tls implicit needs --server"));
     }
@@ -334,7 +347,10 @@ fn main() -> ExitCode {
         return run_demo();
     }
     let json = std::env::args_os().any(|a| a == "--json");
-    let outcome = parse_args(lexopt::Parser::from_env()).and_then(|args| run(&args));
+    let outcome = match parse_args(lexopt::Parser::from_env()) {
+        Ok(args) if args.mx => return run_mx(&args, json),
+        parsed => parsed.and_then(|args| run(&args)),
+    };
     match outcome {
         Ok((result, status)) => {
             if json {
@@ -344,25 +360,26 @@ fn main() -> ExitCode {
             }
             ExitCode::from(status)
         }
-        Err(f) => {
-            eprintln!("smtp-send: {}", Escaped(&f.message));
-            if !json {
-                print_refused(f.refused.iter().map(|(a, r)| (a, r)));
-            }
-            if json {
-                let error = ErrorReport {
-                    kind: f.kind.to_owned(),
-                    code: f.code,
-                    message: f.message.clone(),
-                };
-                println!(
-                    "{}",
-                    json::line(&Report::failure(error, f.accepted, f.refused))
-                );
-            }
-            ExitCode::from(f.status)
-        }
+        Err(f) => report_failure(f, json),
     }
+}
+
+/// `smtp-send --mx`.
+#[cfg(feature = "mx")]
+fn run_mx(args: &Args, json: bool) -> ExitCode {
+    mx::main(args, json)
+}
+
+/// `smtp-send --mx` in a build without it.
+#[cfg(not(feature = "mx"))]
+fn run_mx(_: &Args, json: bool) -> ExitCode {
+    report_failure(
+        Failure::usage(
+            "--mx: this smtp-send was built without the mx feature \
+             (`cargo install smtp-cli --features mx`; needs Rust 1.88)",
+        ),
+        json,
+    )
 }
 
 /// `smtp-send demo`: the session against the embedded server.
@@ -423,7 +440,7 @@ fn sign(args: &Args, message: Vec<u8>) -> Result<(Vec<u8>, Vec<u8>), Failure> {
     else {
         return Ok((Vec::new(), message));
     };
-    let usage = |e: Error| Failure::usage(e.to_string());
+    let usage = |e: smtp_blocking::Error| Failure::usage(e.to_string());
     let key = DkimKey::from_pem_file(path).map_err(usage)?;
     let signer = DkimSigner::new(key, domain, selector).map_err(usage)?;
     let signed = signer
@@ -579,85 +596,4 @@ fn run(args: &Args) -> Result<(TransactionResult, u8), Failure> {
         EXIT_PARTIAL
     };
     Ok((result, status))
-}
-
-/// Maps an error to the contract's exit status and a JSON kind.
-fn failure(e: Error) -> Failure {
-    use smtp_sansio::{Error as E, SecurityError as S, UsageError as U};
-    let mut message = e.to_string();
-    if let Error::Smtp(E::Security(S::PlaintextAuth { .. })) = &e {
-        message.push_str(
-            " (smtp-send: --tls starttls or --tls implicit without --insecure, \
-             or --allow-plaintext-auth)",
-        );
-    }
-    let code = e.reply().map(smtp_blocking::Reply::code);
-    // A connection failure names the server around the failure itself.
-    let (status, kind) = match e.inner() {
-        // The end of the message went out and no final reply came: whatever
-        // ended the session, the message may have been delivered.
-        _ if e.delivery() == smtp_sansio::Delivery::Unknown => (EXIT_UNCERTAIN, "uncertain"),
-        Error::Smtp(s) => match s {
-            E::Usage(U::NotSupported(_)) => (EXIT_REFUSED, "not_supported"),
-            // Security refusals: nothing was sent for them.
-            E::Security(S::TlsRequired) => (EXIT_REFUSED, "tls_required"),
-            E::Security(S::StartTlsNotOffered) => (EXIT_REFUSED, "starttls_not_offered"),
-            E::Security(S::PlaintextAuth { .. }) => (EXIT_REFUSED, "plaintext_auth"),
-            E::Security(_) => (EXIT_REFUSED, "security"),
-            E::Usage(U::MessageTooLarge { .. }) => (EXIT_REFUSED, "message_too_large"),
-            E::Usage(U::InvalidArgument { .. } | U::BareLineEnding { .. } | U::Envelope(_)) => {
-                (EXIT_USAGE, "usage")
-            }
-            E::Usage(_) => (EXIT_FAILURE, "protocol"),
-            E::ConnectRefused(_) => (EXIT_REFUSED, "connect_refused"),
-            E::ServiceClosing { .. } => (EXIT_REFUSED, "service_closing"),
-            E::HeloRefused(_) => (EXIT_REFUSED, "helo_refused"),
-            E::AuthFailed(_) | E::NoAuthMechanism(_) | E::Mechanism(_) => {
-                (EXIT_REFUSED, "auth_failed")
-            }
-            E::StartTlsRefused(_) => (EXIT_REFUSED, "starttls_refused"),
-            E::SenderRefused { .. } => (EXIT_REFUSED, "sender_refused"),
-            E::RecipientsRefused(_) => (EXIT_REFUSED, "recipients_refused"),
-            E::DataRefused(_) => (EXIT_REFUSED, "data_refused"),
-            E::Refused(_) => (EXIT_REFUSED, "refused"),
-            E::Timeout(_) => (EXIT_FAILURE, "timeout"),
-            E::Disconnected => (EXIT_FAILURE, "disconnected"),
-            E::Protocol(_) => (EXIT_FAILURE, "protocol"),
-            _ => (EXIT_FAILURE, "protocol"),
-        },
-        Error::Io(_) => (EXIT_FAILURE, "connection"),
-        Error::Tls(_) | Error::TlsUnavailable(_) => (EXIT_FAILURE, "tls"),
-        Error::InvalidServerName(_) => (EXIT_USAGE, "usage"),
-        _ => (EXIT_FAILURE, "connection"),
-    };
-    // The core made these addresses from ones it had checked.
-    let address = |a: &str| smtp_sansio::Address::new(a).ok();
-    let (accepted, refused) = match e.inner() {
-        Error::Smtp(smtp_sansio::Error::RecipientsRefused(map)) => (
-            Vec::new(),
-            map.iter()
-                .filter_map(|(a, r)| Some((address(a)?, r.clone())))
-                .collect(),
-        ),
-        Error::Smtp(smtp_sansio::Error::Uncertain { recipients, .. }) => {
-            let with = |d| recipients.iter().filter(move |r| r.delivery == d);
-            (
-                with(smtp_sansio::Delivery::Accepted)
-                    .filter_map(|r| address(&r.address))
-                    .collect(),
-                with(smtp_sansio::Delivery::Refused)
-                    .filter_map(|r| Some((address(&r.address)?, r.reply.clone()?)))
-                    .collect(),
-            )
-        }
-        _ => (Vec::new(), Vec::new()),
-    };
-    Failure {
-        status,
-        kind,
-        code,
-        message,
-        accepted,
-        refused,
-    }
 }
