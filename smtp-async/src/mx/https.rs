@@ -24,8 +24,14 @@ use super::{BoxFuture, PolicyFetch, PolicyFetcher};
 use crate::runtime::{Runtime, before};
 use crate::transport::Transport;
 
-/// The async MTA-STS policy fetcher over HTTPS on the runtime `R` (see the
-/// [module](self)).
+/// The async MTA-STS policy fetcher over HTTPS on the runtime `R`: the
+/// twin of [`smtp_adapter::mx::HttpsPolicyFetcher`], with the same options
+/// and limits. A GET over rustls to the URL's host on port 443, verified
+/// against the default configuration's roots (WebPKI) for that host name,
+/// redirects not followed, the body read to at most
+/// [`MAX_POLICY_BODY`](super::MAX_POLICY_BODY) `+ 1` bytes, and every wait
+/// bounded: resolving and connecting, the handshake, each read, and the
+/// whole fetch.
 ///
 /// ```no_run
 /// # async fn example<R: smtp_async::Runtime>() {
@@ -113,7 +119,7 @@ impl<R> HttpsPolicyFetcher<R> {
 }
 
 impl<R: Runtime> HttpsPolicyFetcher<R> {
-    /// The response at `url` (see the [module](self)), within the options'
+    /// The response at `url` (see [`HttpsPolicyFetcher`]), within the options'
     /// total limit.
     ///
     /// # Errors
