@@ -108,6 +108,30 @@ pub fn scenarios() -> Vec<(Scenario, Option<&'static str>)> {
         ),
         (
             Scenario::new(
+                "DANE-TA chain for the wrong name",
+                &["a@x.ta-name.signed.test"],
+            )
+            .mx(11, Mx::StartTls)
+            .want(Deferred, Some("4.7.5"))
+            .attempts(&[("mx.ta-name.signed.test", 11)])
+            .guarded()
+            .check(no_message),
+            Some("x.ta-name.signed.test"),
+        ),
+        (
+            Scenario::new(
+                "DANE-TA: the genuine TA above a forged leaf",
+                &["a@dane-forged.signed.test"],
+            )
+            .mx(12, Mx::StartTls)
+            .want(Deferred, Some("4.7.5"))
+            .attempts(&[("mx-forged.signed.test", 12)])
+            .guarded()
+            .check(no_message),
+            Some("dane-forged.signed.test"),
+        ),
+        (
+            Scenario::new(
                 "TLSA SERVFAIL (bogus signature)",
                 &["a@dane-servfail.signed.test"],
             )
@@ -179,19 +203,24 @@ pub fn scenarios() -> Vec<(Scenario, Option<&'static str>)> {
 }
 
 /// The scenarios run again with the resolver that validates in the
-/// process.
-pub fn validating() -> Vec<Scenario> {
+/// process (those whose checks hold on a second run).
+pub fn validating(routes: &[Scenario]) -> Vec<Scenario> {
     let keep = [
         "DANE-EE 3 1 1 matching",
         "DANE-TA 2 1 1 (the lab CA)",
         "wrong TLSA",
+        "TLSA SERVFAIL (bogus signature)",
         "TLSA in an insecure zone: ignored",
+        "signed host without TLSA (secure NXDOMAIN): opportunistic",
         "bogus: expired signatures",
         "bogus: DS mismatch",
+        "null MX",
+        "NXDOMAIN",
+        "MX1 refusing: MX2 within 1 s",
     ];
-    scenarios()
-        .into_iter()
-        .map(|(s, _)| s)
+    let dane = scenarios().into_iter().map(|(s, _)| s);
+    let routes = routes.iter().cloned();
+    dane.chain(routes)
         .filter(|s| keep.contains(&s.name.as_str()))
         .map(|mut s| {
             s.name = format!("validating: {}", s.name);

@@ -43,8 +43,9 @@ pub fn config_dir(dir: &Path) -> Result<PathBuf, Failure> {
     Ok(conf)
 }
 
-/// Runs posttls-finger for `domain`; its verdict and its output.
-pub fn theirs(conf: &Path, domain: &str) -> Result<(Verdict, String), Failure> {
+/// Runs posttls-finger for `domain`; its verdict, the line that says it,
+/// and its whole output.
+pub fn theirs(conf: &Path, domain: &str) -> Result<(Verdict, String, String), Failure> {
     let mut child = Command::new("posttls-finger")
         .env("MAIL_CONFIG", conf)
         .args(["-c", "-l", "dane", domain])
@@ -75,29 +76,33 @@ pub fn theirs(conf: &Path, domain: &str) -> Result<(Verdict, String), Failure> {
     if let Some(mut err) = child.stderr.take() {
         let _ = err.read_to_string(&mut text);
     }
-    Ok((parse(&text), text))
+    let (verdict, line) = parse(&text);
+    Ok((verdict, line, text))
 }
 
-/// posttls-finger's verdict from its output.
-pub fn parse(text: &str) -> Verdict {
-    let has = |s: &str| text.lines().any(|l| l.contains(s));
-    if has("Verified TLS connection established") {
-        Verdict::Verified
-    } else if has("Untrusted TLS connection established")
-        || has("Anonymous TLS connection established")
-    {
-        Verdict::Untrusted
-    } else if has("lookup error") || has("Host not found, try again") || has("SERVFAIL") {
-        Verdict::LookupError
-    } else {
-        Verdict::Other(
-            text.lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("(no output)")
-                .to_owned(),
-        )
+/// posttls-finger's verdict from its output, and the line that says it.
+pub fn parse(text: &str) -> (Verdict, String) {
+    let line = |s: &str| text.lines().find(|l| l.contains(s)).map(str::to_owned);
+    let checks: [(&str, Verdict); 6] = [
+        ("Verified TLS connection established", Verdict::Verified),
+        ("Untrusted TLS connection established", Verdict::Untrusted),
+        ("Anonymous TLS connection established", Verdict::Untrusted),
+        ("lookup error", Verdict::LookupError),
+        ("Host not found, try again", Verdict::LookupError),
+        ("SERVFAIL", Verdict::LookupError),
+    ];
+    for (needle, verdict) in checks {
+        if let Some(l) = line(needle) {
+            return (verdict, l);
+        }
     }
+    let last = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("(no output)")
+        .to_owned();
+    (Verdict::Other(last.clone()), last)
 }
 
 /// Our verdict, from the report and the servers: delivered over TLS under a

@@ -18,6 +18,10 @@ use smtp_testkit::TestPki;
 
 use crate::Failure;
 
+/// The mail exchanger whose certificate is forged (see [`prepare`]); no
+/// other scenario needs its certificate (it is the refusing MX).
+pub const FORGED: u8 = 12;
+
 /// The last octets of the mail exchangers' addresses.
 pub const MX_ADDRESSES: std::ops::RangeInclusive<u8> = 11..=19;
 
@@ -57,51 +61,62 @@ fn key_pair() -> Result<rcgen::KeyPair, Failure> {
     rcgen::KeyPair::generate().map_err(|e| err("key generation", e))
 }
 
-/// Makes the CA and every certificate, and writes them and the digests to
-/// `dir`.
-pub fn prepare(dir: &Path, policy_names: &[String]) -> Result<(), Failure> {
-    let mut ca_params =
+/// A CA named `name`: its certificate and its issuer.
+fn make_ca(
+    name: &str,
+) -> Result<(rcgen::Certificate, rcgen::Issuer<'static, rcgen::KeyPair>), Failure> {
+    let mut params =
         rcgen::CertificateParams::new(Vec::<String>::new()).map_err(|e| err("CA parameters", e))?;
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params
         .distinguished_name
-        .push(rcgen::DnType::CommonName, "smtp-mx-lab CA");
-    ca_params.key_usages = vec![
+        .push(rcgen::DnType::CommonName, name);
+    params.key_usages = vec![
         rcgen::KeyUsagePurpose::KeyCertSign,
         rcgen::KeyUsagePurpose::DigitalSignature,
     ];
-    let ca_key = key_pair()?;
-    let ca = ca_params
-        .self_signed(&ca_key)
+    let key = key_pair()?;
+    let cert = params
+        .self_signed(&key)
         .map_err(|e| err("CA certificate", e))?;
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    Ok((cert, rcgen::Issuer::new(params, key)))
+}
+
+/// Makes the CA and every certificate, and writes them and the digests to
+/// `dir`. The server on [`FORGED`] gets a leaf signed by another CA (with
+/// the same name): it sends it with the genuine lab CA above it, a chain
+/// that a DANE-TA record of the lab CA must not accept (Stalwart #2287).
+pub fn prepare(dir: &Path, policy_names: &[String]) -> Result<(), Failure> {
+    let (ca, issuer) = make_ca("smtp-mx-lab CA")?;
+    let (_, rogue) = make_ca("smtp-mx-lab CA")?;
     write(dir, "ca.der", ca.der())?;
     write(dir, "ca.pem", ca.pem().as_bytes())?;
     let ca_spki = smtp_mx::dane::subject_public_key_info(ca.der())
         .ok_or_else(|| Failure("the CA certificate has no readable key".into()))?;
     let mut digests = format!("CASPKI256={}\n", hex(&Sha256::digest(ca_spki)));
 
-    let leaf = |name: &str, names: Vec<String>| -> Result<Vec<u8>, Failure> {
+    let leaf = |name: &str, names: Vec<String>, issuer: &rcgen::Issuer<'_, rcgen::KeyPair>| {
         let mut params =
             rcgen::CertificateParams::new(names).map_err(|e| err("certificate names", e))?;
         params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
         let key = key_pair()?;
         let cert = params
-            .signed_by(&key, &issuer)
+            .signed_by(&key, issuer)
             .map_err(|e| err("certificate", e))?;
         write(dir, &format!("{name}.der"), cert.der())?;
         write(dir, &format!("{name}.key"), &key.serialize_der())?;
-        Ok(cert.der().to_vec())
+        Ok::<_, Failure>(cert.der().to_vec())
     };
     for last in MX_ADDRESSES {
-        let der = leaf(&format!("mx{last}"), mx_names(last))?;
+        let by = if last == FORGED { &rogue } else { &issuer };
+        let der = leaf(&format!("mx{last}"), mx_names(last), by)?;
         let spki = smtp_mx::dane::subject_public_key_info(&der)
             .ok_or_else(|| Failure("a certificate without a readable key".into()))?;
         let _ = writeln!(digests, "SPKI256_{last}={}", hex(&Sha256::digest(spki)));
         let _ = writeln!(digests, "SPKI512_{last}={}", hex(&Sha512::digest(spki)));
         let _ = writeln!(digests, "CERT256_{last}={}", hex(&Sha256::digest(&der)));
     }
-    leaf("policy", policy_names.to_vec())?;
+    leaf("policy", policy_names.to_vec(), &issuer)?;
     write(dir, "digests.env", digests.as_bytes())
 }
 

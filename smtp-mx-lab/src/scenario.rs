@@ -38,6 +38,7 @@ pub enum Dns {
 pub type Extra = fn(&Outcome<'_>) -> Result<(), String>;
 
 /// One scenario (built with the setters below).
+#[derive(Clone)]
 pub struct Scenario {
     /// Its name.
     pub name: String,
@@ -229,6 +230,18 @@ pub struct Lab {
     pub finger_conf: std::path::PathBuf,
 }
 
+/// Our DANE verdict and posttls-finger's on one scenario.
+pub struct Judged {
+    /// Ours, from the report.
+    pub ours: Verdict,
+    /// posttls-finger's.
+    pub theirs: Verdict,
+    /// The line of its output that says it.
+    pub line: String,
+    /// Its whole output.
+    pub output: String,
+}
+
 /// What a scenario's run gave.
 pub struct Ran {
     /// How long the delivery took.
@@ -237,7 +250,7 @@ pub struct Ran {
     pub checked: Result<(), String>,
     /// Our DANE verdict and posttls-finger's (with its output), when it
     /// judged the scenario too.
-    pub oracle: Option<Result<(Verdict, Verdict, String), String>>,
+    pub oracle: Option<Result<Judged, String>>,
 }
 
 fn unix_now() -> u64 {
@@ -313,7 +326,12 @@ impl Lab {
         let oracle = sc.oracle.map(|domain| {
             let ours = finger::ours(&outcome);
             finger::theirs(&self.finger_conf, domain)
-                .map(|(theirs, text)| (ours, theirs, text))
+                .map(|(theirs, line, output)| Judged {
+                    ours,
+                    theirs,
+                    line,
+                    output,
+                })
                 .map_err(|e| e.0)
         });
         Ok(Ran {
