@@ -17,6 +17,8 @@ use crate::scenario::Outcome;
 
 /// How long posttls-finger may take.
 const FINGER_LIMIT: Duration = Duration::from_secs(20);
+/// The most bytes of its output (each of stdout and stderr) read.
+const MAX_OUTPUT: u64 = 1024 * 1024;
 
 /// A DANE verdict.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +56,29 @@ pub fn theirs(conf: &Path, domain: &str) -> Result<(Verdict, String, String), Fa
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| Failure(format!("posttls-finger: {e}")))?;
+    // Its output is read as it comes (a full pipe would stall it), at
+    // most MAX_OUTPUT bytes of each stream.
+    let reader = |stream: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(s) = stream {
+                let _ = s.take(MAX_OUTPUT).read_to_end(&mut bytes);
+            }
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
+    };
+    let out = reader(
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    );
+    let err = reader(
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    );
     let start = Instant::now();
     loop {
         match child.try_wait() {
@@ -69,13 +94,9 @@ pub fn theirs(conf: &Path, domain: &str) -> Result<(Verdict, String, String), Fa
             Err(e) => return Err(Failure(format!("posttls-finger: {e}"))),
         }
     }
-    let mut text = String::new();
-    if let Some(mut out) = child.stdout.take() {
-        let _ = out.read_to_string(&mut text);
-    }
-    if let Some(mut err) = child.stderr.take() {
-        let _ = err.read_to_string(&mut text);
-    }
+    // The child is gone: its pipes are closed, the readers end.
+    let mut text = out.join().unwrap_or_default();
+    text.push_str(&err.join().unwrap_or_default());
     let (verdict, line) = parse(&text);
     Ok((verdict, line, text))
 }

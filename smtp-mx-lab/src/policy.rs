@@ -173,13 +173,12 @@ fn serve(
             response("200 OK", "text/plain", &[], &body)
         }
         Answer::Redirect => {
-            let location = format!(
-                "Location: https://mta-sts.sts-enforce.unsigned.test/.well-known/mta-sts.txt"
-            );
+            let location =
+                "Location: https://mta-sts.sts-enforce.unsigned.test/.well-known/mta-sts.txt";
             response(
                 "301 Moved Permanently",
                 "text/plain",
-                &[&location],
+                &[location],
                 b"moved\n",
             )
         }

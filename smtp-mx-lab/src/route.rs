@@ -163,6 +163,7 @@ pub fn scenarios() -> Vec<Scenario> {
         .attempts(&[("mx11.signed.test", 11)])
         .attempts(&[("mx19.unsigned.test", 19), ("mx18.unsigned.test", 18)])
         .attempts(&[("mx14.unsigned.test", 14)])
+        .guarded_at(11)
         .check(mixed_recipients),
     ]
 }

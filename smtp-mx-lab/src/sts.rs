@@ -7,6 +7,7 @@ use smtp_async::mx::Class::{Deferred, Delivered};
 use crate::checks::{
     again_from_cache, fetch_failed, fetched_once, in_plaintext, no_connection, no_message,
     over_tls, plan_pkix, sts_enforce, sts_none, sts_testing, testing_failure_noticed,
+    thousand_from_cache,
 };
 use crate::policy::Answer;
 use crate::scenario::Scenario;
@@ -55,6 +56,8 @@ pub fn scenarios() -> Vec<Scenario> {
         .check(over_tls)
         .check(plan_pkix)
         .check(sts_enforce)
+        .check(fetched_once)
+        .check(thousand_from_cache)
         .check(fetched_once),
         Scenario::new("STS enforce, no STARTTLS", &["a@sts-notls.unsigned.test"])
             .policy(
