@@ -39,7 +39,13 @@ fn fault(name: &str, domain: &'static str, to: &'static str, answer: Answer) -> 
 
 /// The MTA-STS scenarios.
 pub fn scenarios() -> Vec<Scenario> {
-    let refusing_policy = enforce("mx15.unsigned.test");
+    let mut list = applied();
+    list.extend(fetches());
+    list
+}
+
+/// The policies applied: enforce and testing against each kind of MX.
+fn applied() -> Vec<Scenario> {
     vec![
         Scenario::new(
             "STS enforce: verified TLS",
@@ -123,6 +129,14 @@ pub fn scenarios() -> Vec<Scenario> {
         .guarded()
         .check(no_connection)
         .check(sts_enforce),
+    ]
+}
+
+/// The fetch: its faults, the cache with the server down, a new id, an
+/// expired policy.
+fn fetches() -> Vec<Scenario> {
+    let refusing_policy = enforce("mx15.unsigned.test");
+    vec![
         fault(
             "STS policy redirect (301): not followed",
             "sts-redirect.unsigned.test",
