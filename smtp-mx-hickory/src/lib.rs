@@ -281,7 +281,7 @@ impl Builder {
     pub fn from_system(self) -> Result<HickoryResolver, Error> {
         let (config, options) = hickory_resolver::system_conf::read_system_conf()
             .map_err(|e| Error::SystemConf(e.to_string()))?;
-        self.from_config(&config, &options)
+        self.for_config(&config, &options)
     }
 
     /// Like [`Builder::from_system`], from the resolv.conf file at `path`.
@@ -299,11 +299,11 @@ impl Builder {
             .map_err(|e| Error::SystemConf(format!("{}: {e}", path.display())))?;
         let (config, options) = hickory_resolver::system_conf::parse_resolv_conf(&text)
             .map_err(|e| Error::SystemConf(format!("{}: {e}", path.display())))?;
-        self.from_config(&config, &options)
+        self.for_config(&config, &options)
     }
 
     /// The resolver for a configuration hickory read.
-    fn from_config(
+    fn for_config(
         self,
         config: &hickory_resolver::config::ResolverConfig,
         options: &hickory_resolver::config::ResolverOpts,
