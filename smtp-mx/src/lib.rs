@@ -95,6 +95,8 @@ pub mod plan;
 pub mod rng;
 pub mod route;
 pub mod sts;
+#[cfg(feature = "tlsrpt")]
+pub mod tlsrpt;
 
 pub use engine::Delivery;
 pub use failure::{Failure, Reason, codes};

@@ -215,7 +215,12 @@ impl HttpsPolicyFetcher {
         };
         transport
             .upgrade(upgrade, &mut cache)
-            .map_err(HttpsFetchError::Tls)?;
+            .map_err(|e| match e {
+                Error::Smtp(smtp_sansio::Error::Timeout(_)) => {
+                    HttpsFetchError::Timeout("the TLS handshake")
+                }
+                e => HttpsFetchError::Tls(e),
+            })?;
         let left = time_left(deadline.min(Instant::now() + t.read))?;
         transport
             .set_timeouts(&mut cache, None, Some(left))

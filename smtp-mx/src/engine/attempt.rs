@@ -4,7 +4,7 @@
 
 use super::{
     ConnectRequest, Connection, Current, Delivery, Notice, Phase, Query, Request, RequestId,
-    StsPhase, TransactionRequest, Waiting,
+    StsPhase, TlsOutcome, TransactionRequest, Waiting,
 };
 use crate::dane::tlsa_name;
 use crate::failure::Failure;
@@ -136,6 +136,7 @@ impl Delivery {
             host: attempt.host.clone(),
             ip: attempt.ip,
             tls: plan.tls.clone(),
+            outcome: TlsOutcome::Pending,
         });
         if let Some(c) = d.current.as_mut() {
             c.phase = Phase::Connecting { plan: plan.clone() };

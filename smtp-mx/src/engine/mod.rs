@@ -54,6 +54,7 @@ use std::net::IpAddr;
 
 pub use report::{
     Class, Connection, DomainReport, FinalStatus, Notice, Problem, RecipientReport, Report,
+    TlsOutcome,
 };
 pub use types::{
     Answer, Config, ConnectRequest, InputError, MessageSecurity, Opening, PolicyFetch, Query,
@@ -221,6 +222,7 @@ impl Delivery {
                     destination: g.destination.to_string(),
                     connections: Vec::new(),
                     sts: None,
+                    sts_policy: None,
                     notices: Vec::new(),
                 },
                 destination: g.destination,
@@ -411,6 +413,9 @@ impl Delivery {
                 return Err(InputError::WrongKind(id));
             }
         };
+        if let Some(c) = self.domains[i].report.connections.last_mut() {
+            c.outcome = TlsOutcome::of(&opening);
+        }
         let failure = match opening {
             Opening::Opened { tls, requiretls } => self.after_open(i, id, &plan, tls, requiretls),
             Opening::Refused | Opening::TimedOut => Some(Failure::connect()),
@@ -543,6 +548,7 @@ impl Delivery {
         match decision {
             StsDecision::Use(policy) => {
                 self.domains[i].report.sts = Some(policy.mode);
+                self.domains[i].report.sts_policy = Some(policy.clone());
                 self.domains[i].sts = StsPhase::Ready(Some(policy));
             }
             StsDecision::NoPolicy => self.domains[i].sts = StsPhase::Ready(None),

@@ -113,6 +113,46 @@ pub struct Connection {
     pub ip: IpAddr,
     /// The TLS plan it was asked with.
     pub tls: TlsPlan,
+    /// How its opening went, as far as TLS is concerned (the material of
+    /// a TLS-RPT result event).
+    pub outcome: TlsOutcome,
+}
+
+/// How a connection's opening went, as far as TLS is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TlsOutcome {
+    /// No answer was given yet.
+    Pending,
+    /// No session: the connection was refused or timed out, or the server
+    /// refused the session before TLS came into question.
+    NotOpened,
+    /// The session is under TLS.
+    Tls,
+    /// The session opened in plaintext (the server offered no STARTTLS,
+    /// or the plan asked for none).
+    Plaintext,
+    /// The server refused STARTTLS, or did not offer it where TLS was
+    /// required.
+    StartTlsNotSupported,
+    /// The TLS handshake, or the verification of the certificate, failed.
+    TlsFailed,
+}
+
+impl TlsOutcome {
+    /// The outcome an [`Opening`](super::Opening) tells of.
+    #[must_use]
+    pub fn of(opening: &super::Opening) -> TlsOutcome {
+        use super::Opening;
+        match opening {
+            Opening::Opened { tls: true, .. } => TlsOutcome::Tls,
+            Opening::Opened { tls: false, .. } => TlsOutcome::Plaintext,
+            Opening::TlsFailed => TlsOutcome::TlsFailed,
+            Opening::Failed(Error::StartTlsRefused(_) | Error::Security(_)) => {
+                TlsOutcome::StartTlsNotSupported
+            }
+            Opening::Refused | Opening::TimedOut | Opening::Failed(_) => TlsOutcome::NotOpened,
+        }
+    }
 }
 
 /// Something worth reporting that did not decide a recipient's fate by
@@ -160,6 +200,8 @@ pub struct DomainReport {
     pub connections: Vec<Connection>,
     /// The mode of the MTA-STS policy applied, if one was.
     pub sts: Option<Mode>,
+    /// The MTA-STS policy applied, if one was.
+    pub sts_policy: Option<crate::sts::Policy>,
     /// The notices, in order.
     pub notices: Vec<Notice>,
 }
