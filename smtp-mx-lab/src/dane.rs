@@ -112,6 +112,18 @@ fn delivered() -> Vec<(Scenario, Option<&'static str>)> {
 fn refused() -> Vec<(Scenario, Option<&'static str>)> {
     vec![
         (
+            Scenario::new(
+                "signed MX, host in an unsigned zone: no DANE",
+                &["a@insecure-host.signed.test"],
+            )
+            .mx(11, Mx::StartTls)
+            .want(Delivered, Some("2.0.0"))
+            .attempts(&[("mx11.unsigned.test", 11)])
+            .check(over_tls)
+            .check(plan_opportunistic),
+            Some("insecure-host.signed.test"),
+        ),
+        (
             Scenario::new("wrong TLSA", &["a@dane-wrong.signed.test"])
                 .mx(11, Mx::StartTls)
                 .want(Deferred, Some("4.7.5"))

@@ -54,9 +54,9 @@ fn all_scenarios() -> Vec<Scenario> {
     list
 }
 
-/// The `mta-sts` host of every domain of the MTA-STS scenarios.
+/// The `mta-sts` host of every recipient domain of the scenarios.
 fn policy_hosts() -> Vec<String> {
-    let mut hosts: Vec<String> = sts::scenarios()
+    let mut hosts: Vec<String> = all_scenarios()
         .iter()
         .flat_map(|s| s.to.clone())
         .filter_map(|a| a.split_once('@').map(|(_, d)| format!("mta-sts.{d}")))

@@ -9,9 +9,10 @@ use smtp_async::mx::Class::{Bounced, Deferred, Delivered};
 use smtp_async::mx::LocalPolicy;
 
 use crate::checks::{
-    mail_from_requiretls, mixed_recipients, no_connection, no_message, over_tls, plan_dane,
-    within_1s, within_greeting_timeout_plus_1s,
+    in_plaintext, mail_from_requiretls, mixed_recipients, no_connection, no_message, over_tls,
+    plan_dane, plan_pkix, sts_none, within_1s, within_greeting_timeout_plus_1s,
 };
+use crate::policy::Answer;
 use crate::scenario::{Outcome, Scenario};
 use crate::servers::Mx;
 
@@ -58,6 +59,9 @@ fn mx13_connected_once(o: &Outcome<'_>) -> Result<(), String> {
         n => Err(format!("127.0.0.13: {n} connections, 1 wanted")),
     }
 }
+
+/// The policy of sts-rt.unsigned.test.
+const STS_RT: &str = "version: STSv1\nmode: enforce\nmx: mx18.unsigned.test\nmax_age: 86400\n";
 
 /// The routing scenarios.
 pub fn scenarios() -> Vec<Scenario> {
@@ -106,6 +110,45 @@ pub fn scenarios() -> Vec<Scenario> {
         .attempts(&[("mx15.unsigned.test", 15)])
         .guarded()
         .check(no_message),
+        Scenario::new(
+            "local dane-only, insecure MX",
+            &["a@insecure-tlsa.unsigned.test"],
+        )
+        .local(LocalPolicy::DaneOnly)
+        .mx(11, Mx::StartTls)
+        .want(Deferred, Some("4.7.5"))
+        .attempts(&[])
+        .guarded()
+        .check(no_connection),
+        Scenario::new(
+            "TLS-Required: No, DANE MX without STARTTLS",
+            &["a@dane-notls.signed.test"],
+        )
+        .tls_required_no()
+        .mx(15, Mx::Plain)
+        .want(Delivered, Some("2.0.0"))
+        .attempts(&[("mx15.signed.test", 15)])
+        .check(in_plaintext),
+        Scenario::new(
+            "TLS-Required: No, STS enforce MX without STARTTLS",
+            &["a@sts-notls.unsigned.test"],
+        )
+        .tls_required_no()
+        .mx(15, Mx::Plain)
+        .want(Delivered, Some("2.0.0"))
+        .attempts(&[("mx15.unsigned.test", 15)])
+        .check(in_plaintext)
+        .check(sts_none),
+        Scenario::new("REQUIRETLS over MTA-STS", &["a@sts-rt.unsigned.test"])
+            .requiretls()
+            .policy("sts-rt.unsigned.test", Answer::Policy(STS_RT.to_owned()))
+            .mx(18, Mx::RequireTls)
+            .want(Delivered, Some("2.0.0"))
+            .attempts(&[("mx18.unsigned.test", 18)])
+            .guarded()
+            .check(over_tls)
+            .check(plan_pkix)
+            .check(mail_from_requiretls),
         Scenario::new("null MX", &["a@nullmx.unsigned.test"])
             .want(Bounced, Some("5.1.10"))
             .attempts(&[]),

@@ -25,6 +25,9 @@ use crate::{Failure, pki::LabPki};
 pub const MESSAGE: &[u8] =
     b"From: sender@lab.test\r\nTo: lab@lab.test\r\nSubject: mx lab\r\n\r\nhello from the lab\r\n";
 
+/// The same with the header `TLS-Required: No` (RFC 8689 section 5).
+pub const MESSAGE_TLS_REQUIRED_NO: &[u8] = b"From: sender@lab.test\r\nTo: lab@lab.test\r\nSubject: mx lab\r\nTLS-Required: No\r\n\r\nhello from the lab\r\n";
+
 /// Which resolver a scenario uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dns {
@@ -55,6 +58,8 @@ pub struct Scenario {
     pub local: LocalPolicy,
     /// Whether the message carries REQUIRETLS.
     pub requiretls: bool,
+    /// The message.
+    pub message: &'static [u8],
     /// The session timeout (every SMTP wait).
     pub session_timeout: Duration,
     /// The resolver.
@@ -88,6 +93,7 @@ impl Scenario {
             cache: Vec::new(),
             local: LocalPolicy::Opportunistic,
             requiretls: false,
+            message: MESSAGE,
             session_timeout: Duration::from_secs(5),
             dns: Dns::TrustingAd,
             want: Vec::new(),
@@ -132,6 +138,12 @@ impl Scenario {
     /// Marks the message REQUIRETLS.
     pub fn requiretls(mut self) -> Scenario {
         self.requiretls = true;
+        self
+    }
+
+    /// Sends the message with `TLS-Required: No`.
+    pub fn tls_required_no(mut self) -> Scenario {
+        self.message = MESSAGE_TLS_REQUIRED_NO;
         self
     }
 
@@ -312,7 +324,7 @@ impl Lab {
         let start = Instant::now();
         let report = self
             .runtime
-            .block_on(deliver::<Tokio>(&envelope, MESSAGE, &config));
+            .block_on(deliver::<Tokio>(&envelope, sc.message, &config));
         Ok((report, start.elapsed()))
     }
 
