@@ -185,6 +185,31 @@ fn refused() -> Vec<(Scenario, Option<&'static str>)> {
             Some("bogus-ds.test"),
         ),
         (
+            Scenario::new(
+                "DANE: MX1 wrong TLSA, MX2 right",
+                &["a@dane-mx1-wrong.signed.test"],
+            )
+            .mx(11, Mx::StartTls)
+            .mx(18, Mx::StartTls)
+            .want(Delivered, Some("2.0.0"))
+            .attempts(&[("mx-wrong.signed.test", 11), ("mx18.signed.test", 18)])
+            .guarded()
+            .check(over_tls)
+            .check(plan_dane),
+            None,
+        ),
+        (
+            Scenario::new(
+                "signed MX, host in a bogus zone",
+                &["a@bogus-host.signed.test"],
+            )
+            .mx(11, Mx::StartTls)
+            .want(Deferred, Some("4.4.3"))
+            .attempts(&[])
+            .check(no_connection),
+            Some("bogus-host.signed.test"),
+        ),
+        (
             Scenario::new("DANE, no STARTTLS", &["a@dane-notls.signed.test"])
                 .mx(15, Mx::Plain)
                 .want(Deferred, Some("4.7.5"))

@@ -65,6 +65,22 @@ fn applied() -> Vec<Scenario> {
         .check(fetched_once)
         .check(thousand_from_cache)
         .check(fetched_once),
+        Scenario::new(
+            "STS enforce: MX1 not in the policy, MX2 in it",
+            &["a@sts-partial.unsigned.test"],
+        )
+        .policy(
+            "sts-partial.unsigned.test",
+            Answer::Policy(enforce("mx18.unsigned.test")),
+        )
+        .mx(11, Mx::StartTls)
+        .mx(18, Mx::StartTls)
+        .want(Delivered, Some("2.0.0"))
+        .attempts(&[("mx18.unsigned.test", 18)])
+        .guarded()
+        .check(over_tls)
+        .check(plan_pkix)
+        .check(sts_enforce),
         Scenario::new("STS enforce, no STARTTLS", &["a@sts-notls.unsigned.test"])
             .policy(
                 "sts-notls.unsigned.test",
