@@ -46,6 +46,10 @@ pub enum Listen {
     /// (the address must be configured on an interface, say `192.0.2.10/32`
     /// on `lo` in a private network namespace).
     TcpOn(std::net::IpAddr),
+    /// TCP at this exact address and port (a mail exchanger on port 25 of
+    /// a loopback address, in a private network namespace where the
+    /// process may bind it).
+    TcpAt(std::net::SocketAddr),
     /// A Unix socket at this path (a stale socket file there is removed first).
     /// On a system without Unix sockets, [`MockServer::start`](crate::MockServer::start)
     /// fails with [`std::io::ErrorKind::Unsupported`].
@@ -96,6 +100,9 @@ pub struct ServerConfig {
     pub users: Vec<(String, String)>,
     /// The AUTH mechanisms offered when users are configured.
     pub auth_mechanisms: Vec<String>,
+    /// A reply refusing STARTTLS (still offered), such as `454 4.7.0 TLS not
+    /// available`: the session goes on in plaintext.
+    pub starttls_reply: Option<String>,
     /// Reverse paths (without angle brackets) whose MAIL is answered 553.
     pub refuse_senders: Vec<String>,
     /// Forward paths (without angle brackets) whose RCPT is answered 550.
@@ -162,6 +169,7 @@ impl Default for ServerConfig {
             refuse_ehlo: false,
             users: Vec::new(),
             auth_mechanisms: to_strings(DEFAULT_AUTH_MECHANISMS),
+            starttls_reply: None,
             refuse_senders: Vec::new(),
             refuse_recipients: Vec::new(),
             fail_after_data: Vec::new(),
@@ -235,6 +243,12 @@ impl ServerConfig {
         self.listen(Listen::TcpOn(ip))
     }
 
+    /// Listens on TCP at exactly `addr` ([`Listen::TcpAt`]).
+    #[must_use]
+    pub fn tcp_at(self, addr: std::net::SocketAddr) -> ServerConfig {
+        self.listen(Listen::TcpAt(addr))
+    }
+
     /// Listens on a Unix socket at `path`.
     #[must_use]
     pub fn unix(self, path: impl Into<PathBuf>) -> ServerConfig {
@@ -294,6 +308,14 @@ impl ServerConfig {
     #[must_use]
     pub fn auth_mechanisms(mut self, mechanisms: &[&str]) -> ServerConfig {
         self.auth_mechanisms = to_strings(mechanisms);
+        self
+    }
+
+    /// Answers STARTTLS (offered under [`ServerTls::StartTls`]) with `reply`
+    /// and goes on in plaintext (see [`ServerConfig::starttls_reply`]).
+    #[must_use]
+    pub fn refuse_starttls(mut self, reply: &str) -> ServerConfig {
+        self.starttls_reply = Some(reply.to_owned());
         self
     }
 

@@ -60,21 +60,43 @@ impl TestPki {
         let cert = params.signed_by(&key, &issuer)?;
 
         let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+        TestPki::from_parts(
+            ca_cert.der().clone(),
+            ca_cert.pem(),
+            vec![cert.der().clone(), ca_cert.der().clone()],
+            key_der,
+        )
+    }
+
+    /// Certificates made elsewhere: the CA (DER and PEM), the server's
+    /// chain (its own certificate first, then what it sends with it) and
+    /// its private key. For a server with a certificate for chosen names
+    /// (a mail exchanger's, say) signed by a CA shared with other servers.
+    ///
+    /// # Errors
+    /// When rustls refuses the key or the CA certificate.
+    pub fn from_parts(
+        ca_der: CertificateDer<'static>,
+        ca_pem: String,
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+    ) -> Result<TestPki, PkiError> {
+        let server_der = chain.first().cloned().ok_or("an empty certificate chain")?;
         let server = ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()?
             .with_no_client_auth()
-            .with_single_cert(vec![cert.der().clone(), ca_cert.der().clone()], key_der)?;
+            .with_single_cert(chain, key)?;
 
         let mut roots = RootCertStore::empty();
-        roots.add(ca_cert.der().clone())?;
+        roots.add(ca_der.clone())?;
         let client = ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()?
             .with_root_certificates(roots)
             .with_no_client_auth();
         Ok(TestPki {
-            ca_der: ca_cert.der().clone(),
-            ca_pem: ca_cert.pem(),
-            server_der: cert.der().clone(),
+            ca_der,
+            ca_pem,
+            server_der,
             server: Arc::new(server),
             client: Arc::new(client),
         })

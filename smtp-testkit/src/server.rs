@@ -89,6 +89,11 @@ impl MockServer {
                 l.set_nonblocking(true)?;
                 (Some(l.local_addr()?), None, Listener::Tcp(l))
             }
+            Listen::TcpAt(addr) => {
+                let l = TcpListener::bind(addr)?;
+                l.set_nonblocking(true)?;
+                (Some(l.local_addr()?), None, Listener::Tcp(l))
+            }
             #[cfg(not(unix))]
             Listen::Unix(_) => {
                 return Err(io::Error::new(
@@ -127,7 +132,8 @@ impl MockServer {
     }
 
     /// The TCP address (`127.0.0.1:port`, or the address of
-    /// [`Listen::TcpOn`](crate::Listen::TcpOn)).
+    /// [`Listen::TcpOn`](crate::Listen::TcpOn) or
+    /// [`Listen::TcpAt`](crate::Listen::TcpAt)).
     ///
     /// # Panics
     /// When the server listens on a Unix socket (use [`MockServer::tcp_addr`]

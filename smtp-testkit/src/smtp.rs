@@ -275,6 +275,8 @@ impl Session<'_> {
             conn.reply("502 5.5.1 STARTTLS not available");
         } else if !arg.trim().is_empty() {
             conn.reply("501 5.5.4 STARTTLS takes no argument");
+        } else if let Some(reply) = &self.cfg.starttls_reply {
+            conn.reply(reply);
         } else {
             conn.reply("220 2.0.0 Ready to start TLS");
             // The handshake failing ends the session.
