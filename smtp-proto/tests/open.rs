@@ -239,6 +239,64 @@ fn opportunistic_not_offered_stays_plain() {
 }
 
 #[test]
+fn opportunistic_starttls_refused_goes_on_in_plain_text() {
+    let r = run(
+        &config(),
+        OpenPlan::new,
+        &[
+            GREETING,
+            "250-mx.example\r\n250 STARTTLS\r\n",
+            "454 4.7.0 TLS not available\r\n",
+        ],
+    );
+    // On the same session: no second EHLO, no reconnect.
+    assert_eq!(r.sent, format!("{EHLO}STARTTLS\r\n"));
+    assert!(!r.closed);
+    let opened = r.result.unwrap();
+    assert!(!opened.tls);
+    assert_eq!(code(&opened.starttls), Some(454));
+    assert_eq!(r.unread, 0);
+}
+
+#[test]
+fn opportunistic_starttls_refused_keeps_a_login_off_plain_text() {
+    let plan = || OpenPlan::new().login(creds());
+    let r = run(
+        &config(),
+        plan,
+        &[
+            GREETING,
+            "250-mx.example\r\n250-STARTTLS\r\n250 AUTH PLAIN\r\n",
+            "454 4.7.0 TLS not available\r\n",
+        ],
+    );
+    // STARTTLS refused, and the login is not sent in its place.
+    assert_eq!(r.sent, format!("{EHLO}STARTTLS\r\n"));
+    assert_eq!(
+        r.result.unwrap_err(),
+        Error::Security(SecurityError::PlaintextAuth {
+            mechanism: "PLAIN".into()
+        })
+    );
+}
+
+#[test]
+fn opportunistic_starttls_answered_421_ends_the_session() {
+    let r = run(
+        &config(),
+        OpenPlan::new,
+        &[
+            GREETING,
+            "250-mx.example\r\n250 STARTTLS\r\n",
+            "421 4.3.2 shutting down\r\n",
+        ],
+    );
+    assert_eq!(r.sent, format!("{EHLO}STARTTLS\r\n"));
+    assert!(r.result.is_err());
+    assert!(r.closed);
+}
+
+#[test]
 fn never_skips_an_offered_starttls() {
     let plan = || OpenPlan::new().starttls(StartTlsPolicy::Never);
     let r = run(

@@ -38,7 +38,9 @@ pub enum StartTlsPolicy {
     /// from the first byte.
     Never,
     /// When the server offers STARTTLS and the driver can run a handshake
-    /// ([`OpenPlan::tls_available`]); plain text otherwise. A login is never
+    /// ([`OpenPlan::tls_available`]); plain text otherwise, and also when
+    /// the server refuses STARTTLS (a 4xx or 5xx other than 421: the
+    /// session goes on, [`Opened::starttls`] holds the refusal). A login is never
     /// downgraded by it: without TLS, AUTH with a reusable secret to a peer
     /// that is not loopback fails with
     /// [`SecurityError::PlaintextAuth`] before anything is sent.
@@ -220,7 +222,10 @@ pub struct Opened {
     /// The reply to the last EHLO (LHLO), or to HELO when EHLO was refused:
     /// after STARTTLS, the one over TLS.
     pub hello: Reply,
-    /// The 220 to STARTTLS, when it ran.
+    /// The reply to STARTTLS, when it was sent: 220 when TLS started; under
+    /// [`StartTlsPolicy::Opportunistic`], a refusal (a 4xx or 5xx other
+    /// than 421) after which the session went on in plain text, as it would
+    /// have without STARTTLS offered ([`Opened::tls`] is then false).
     pub starttls: Option<Reply>,
     /// Whether the session is TLS (implicit, or after STARTTLS).
     pub tls: bool,
@@ -279,7 +284,9 @@ impl Client {
     /// Completes with [`Opened`], or the first error: a refused greeting
     /// ([`Error::ConnectRefused`], or [`Error::ServiceClosing`] for a 421),
     /// [`Error::HeloRefused`], the STARTTLS failures of
-    /// [`StartTlsPolicy::Required`], or AUTH's; with
+    /// [`StartTlsPolicy::Required`] (an opportunistic STARTTLS that the
+    /// server refuses goes on in plain text: [`Opened::starttls`]), or
+    /// AUTH's; with
     /// [`OpenPlan::early_pipelining`], [`Error::EarlyPipeliningRefused`] when
     /// the greeting or the reply to the early EHLO did not confirm it.
     pub fn open(&mut self, now: Instant, plan: OpenPlan) -> Op<Opened> {
@@ -449,6 +456,17 @@ impl Client {
                 self.open_auth(now, op)
             }
             Step::Done(Ok(_)) => Step::Done(Err(<Opened as super::Completion>::mismatch())),
+            // Opportunistic STARTTLS refused (RFC 3207 section 4: the client
+            // decides whether to go on): on in plain text, on this session,
+            // as without STARTTLS offered. A 421 closes the session, and
+            // AUTH keeps its own rule against plaintext secrets.
+            Step::Done(Err(Error::StartTlsRefused(reply)))
+                if op.starttls == StartTlsPolicy::Opportunistic && reply.code() != 421 =>
+            {
+                op.starttls_reply = Some(reply);
+                op.stage = Stage::Start;
+                self.open_auth(now, op)
+            }
             other => other,
         }
     }
