@@ -307,7 +307,7 @@ fn scripted_delivery() -> (smtp_mx::engine::Report, HashMap<String, Tally>) {
                     }
                     Open::TlsFails if !plain_plan => {
                         t.tls_failed += 1;
-                        Opening::TlsFailed
+                        Opening::TlsFailed(smtp_mx::TlsFailure::Handshake)
                     }
                     Open::Tls if !plain_plan => {
                         t.tls += 1;

@@ -6,7 +6,8 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use smtp_mx::engine::{Problem, RecipientReport};
+use smtp_mx::TlsFailure;
+use smtp_mx::engine::{Opening, Problem, RecipientReport};
 use smtp_sansio::{Envelope, Parameter};
 
 use super::{
@@ -123,7 +124,7 @@ pub fn cut_body(fetch: PolicyFetch) -> PolicyFetch {
                 body,
             }
         }
-        PolicyFetch::Failed => PolicyFetch::Failed,
+        other => other,
     }
 }
 
@@ -176,24 +177,62 @@ fn dane(plan: &smtp_mx::plan::TlsPlan) -> Result<Arc<ClientConfig>, ()> {
 
 /// How a failed connect is told to the engine. `connecting`: whether the
 /// error came before the session was carried (an I/O error then is a
-/// refused or unreachable address).
+/// refused or unreachable address). A TLS failure is told with its cause
+/// ([`tls_failure_of`]); STARTTLS not offered or refused, which the core
+/// reports, as [`TlsFailure::StartTlsNotOffered`] and
+/// [`TlsFailure::StartTlsRefused`]; a configuration that cannot be built
+/// (no provider, no roots, a name rustls cannot take) as
+/// [`TlsFailure::Config`].
 #[must_use]
-pub fn opening_of(error: &Error, connecting: bool) -> smtp_mx::engine::Opening {
-    use smtp_mx::engine::Opening;
+pub fn opening_of(error: &Error, connecting: bool) -> Opening {
+    use smtp_sansio::{Error as Core, SecurityError};
     match error {
         Error::Connection {
             error, connecting, ..
         } => opening_of(error, *connecting),
         Error::Io(e) if e.kind() == std::io::ErrorKind::TimedOut => Opening::TimedOut,
         Error::Io(_) if connecting => Opening::Refused,
-        Error::Io(_) => Opening::Failed(smtp_sansio::Error::Transport),
-        Error::Tls(_)
-        | Error::TlsUnavailable(_)
-        | Error::InvalidServerName(_)
-        | Error::NoRootCertificates(_) => Opening::TlsFailed,
-        Error::Smtp(smtp_sansio::Error::Timeout(_)) => Opening::TimedOut,
+        Error::Io(_) => Opening::Failed(Core::Transport),
+        Error::Tls(e) => Opening::TlsFailed(tls_failure_of(e)),
+        Error::TlsUnavailable(_) | Error::InvalidServerName(_) | Error::NoRootCertificates(_) => {
+            Opening::TlsFailed(TlsFailure::Config)
+        }
+        Error::Smtp(Core::Timeout(_)) => Opening::TimedOut,
+        Error::Smtp(Core::StartTlsRefused(reply)) => {
+            Opening::TlsFailed(TlsFailure::StartTlsRefused(reply.clone()))
+        }
+        Error::Smtp(Core::Security(SecurityError::StartTlsNotOffered)) => {
+            Opening::TlsFailed(TlsFailure::StartTlsNotOffered)
+        }
         Error::Smtp(e) => Opening::Failed(e.clone()),
-        _ => Opening::Failed(smtp_sansio::Error::Transport),
+        _ => Opening::Failed(Core::Transport),
+    }
+}
+
+/// The cause of a failed handshake, from rustls' error: the certificate's
+/// dates, its names, its chain (WebPKI's `UnknownIssuer`, `BadSignature`,
+/// a revocation), the DANE verifier's
+/// [`TlsaMismatch`](crate::dane::TlsaMismatch) (a DANE-TA match whose chain
+/// or name failed carries the chain's or the name's own error), another
+/// certificate error, or the handshake itself.
+#[must_use]
+pub fn tls_failure_of(error: &crate::tls::TlsError) -> TlsFailure {
+    use rustls::CertificateError as C;
+    let rustls::Error::InvalidCertificate(cert) = error else {
+        return TlsFailure::Handshake;
+    };
+    match cert {
+        C::Expired | C::ExpiredContext { .. } => TlsFailure::CertificateExpired,
+        C::NotValidYet | C::NotValidYetContext { .. } => TlsFailure::CertificateNotYetValid,
+        C::NotValidForName | C::NotValidForNameContext { .. } => TlsFailure::HostMismatch,
+        C::UnknownIssuer
+        | C::BadSignature
+        | C::Revoked
+        | C::UnknownRevocationStatus
+        | C::ExpiredRevocationList
+        | C::ExpiredRevocationListContext { .. } => TlsFailure::NotTrusted,
+        _ if crate::dane::is_tlsa_mismatch(error) => TlsFailure::TlsaMismatch,
+        _ => TlsFailure::CertificateInvalid,
     }
 }
 
