@@ -246,3 +246,79 @@ pub fn core_error(error: Error) -> smtp_sansio::Error {
         _ => smtp_sansio::Error::Transport,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rustls::CertificateError as C;
+    use smtp_mx::TlsFailure as F;
+    use smtp_sansio::{Reply, SecurityError};
+
+    use super::*;
+
+    fn cert(e: C) -> F {
+        tls_failure_of(&rustls::Error::InvalidCertificate(e))
+    }
+
+    #[test]
+    fn rustls_errors_are_read_as_causes() {
+        let t = rustls::pki_types::UnixTime::since_unix_epoch(std::time::Duration::ZERO);
+        assert_eq!(cert(C::Expired), F::CertificateExpired);
+        let expired = C::ExpiredContext {
+            time: t,
+            not_after: t,
+        };
+        assert_eq!(cert(expired), F::CertificateExpired);
+        assert_eq!(cert(C::NotValidYet), F::CertificateNotYetValid);
+        assert_eq!(cert(C::NotValidForName), F::HostMismatch);
+        for e in [C::UnknownIssuer, C::BadSignature, C::Revoked] {
+            assert_eq!(cert(e), F::NotTrusted);
+        }
+        for e in [
+            C::BadEncoding,
+            C::InvalidPurpose,
+            C::ApplicationVerificationFailure,
+        ] {
+            assert_eq!(cert(e), F::CertificateInvalid);
+        }
+        let mismatch: rustls::Error = crate::dane::TlsaMismatch.into();
+        assert_eq!(tls_failure_of(&mismatch), F::TlsaMismatch);
+        let other = rustls::OtherError(std::sync::Arc::new(std::io::Error::other("x")));
+        assert_eq!(cert(C::Other(other)), F::CertificateInvalid);
+        let alert = rustls::Error::AlertReceived(rustls::AlertDescription::HandshakeFailure);
+        assert_eq!(tls_failure_of(&alert), F::Handshake);
+    }
+
+    #[test]
+    fn facade_errors_are_told_with_their_cause() {
+        let server = crate::Server::new("mx.example.com", Some(25));
+        let named =
+            Error::Tls(rustls::Error::InvalidCertificate(C::UnknownIssuer)).with_server(&server);
+        assert_eq!(opening_of(&named, true), Opening::TlsFailed(F::NotTrusted));
+        let reply = Reply::new(454, vec!["4.7.0 not now".into()]);
+        let refused = Error::Smtp(smtp_sansio::Error::StartTlsRefused(reply.clone()));
+        assert_eq!(
+            opening_of(&refused, false),
+            Opening::TlsFailed(F::StartTlsRefused(reply))
+        );
+        let stripped = Error::Smtp(SecurityError::StartTlsNotOffered.into());
+        assert_eq!(
+            opening_of(&stripped, false),
+            Opening::TlsFailed(F::StartTlsNotOffered)
+        );
+        for local in [
+            Error::TlsUnavailable("none"),
+            Error::NoRootCertificates("none".into()),
+            Error::InvalidServerName("-".into()),
+        ] {
+            assert_eq!(opening_of(&local, true), Opening::TlsFailed(F::Config));
+        }
+        let greeting = Error::Smtp(smtp_sansio::Error::ConnectRefused(Reply::new(
+            554,
+            vec!["no".into()],
+        )));
+        assert!(matches!(
+            opening_of(&greeting, false),
+            Opening::Failed(smtp_sansio::Error::ConnectRefused(_))
+        ));
+    }
+}
