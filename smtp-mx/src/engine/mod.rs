@@ -43,10 +43,13 @@
 //! [`Connection`]'s `tls_failure` carry it, and TLS-RPT reads its result
 //! type from it. A [`Request::Close`] needs no answer.
 //!
+//! The [`DomainReport`]s (connections with their TLS outcome and cause,
+//! and [`Notice`]s) are the material of TLS-RPT (feature `tlsrpt`:
+//! `tlsrpt::events` and `tlsrpt::Aggregator`).
+//!
 //! Not yet here: TLSA lookups at a CNAME target (the TLSA base domain is
-//! the MX host itself), address-family rotation across deliveries (set
-//! [`crate::route::AddressPolicy::first`]), and TLS-RPT aggregation (the
-//! [`Notice`]s are its material).
+//! the MX host itself), and address-family rotation across deliveries (set
+//! [`crate::route::AddressPolicy::first`]).
 
 mod attempt;
 mod report;
