@@ -371,14 +371,24 @@ fn the_fetcher_traits_give_the_engines_results() {
         blocking.fetch_blocking("http://localhost/", Duration::from_secs(10)),
         PolicyFetch::Failed
     );
+    // A certificate for another name: the engine is told so.
+    let other = BlockingFetcher::new()
+        .tls_config(config.clone())
+        .connect_to("mta-sts.example.com", server.addr);
+    let url = "https://mta-sts.example.com/.well-known/mta-sts.txt";
+    assert_eq!(
+        other.fetch_blocking(url, Duration::from_secs(10)),
+        PolicyFetch::CertificateInvalid
+    );
     let (expected_ref, config_ref) = (&expected, &config);
     on_both(
         async move {
             let f = fetcher::<Tokio>(config_ref.clone(), "localhost", server.addr);
             assert_eq!(f.fetch(URL).await, *expected_ref);
+            // A certificate for another name: the engine is told so.
             let other = fetcher::<Tokio>(config_ref.clone(), "mta-sts.example.com", server.addr);
             let url = "https://mta-sts.example.com/.well-known/mta-sts.txt";
-            assert_eq!(other.fetch(url).await, PolicyFetch::Failed);
+            assert_eq!(other.fetch(url).await, PolicyFetch::CertificateInvalid);
         },
         async move {
             let f = fetcher::<AsyncStd>(config_ref.clone(), "localhost", server.addr);

@@ -62,8 +62,17 @@ pub enum Reason {
     /// The server's greeting, or its answer to EHLO, was not a success.
     Rejected(Reply),
     /// STARTTLS was required and the server did not offer it, refused it, or
-    /// the handshake (or the certificate's verification) failed.
+    /// the handshake (or the certificate's verification) failed, the cause
+    /// not told. The engine gives [`Reason::Tls`] instead, which says why;
+    /// [`Reason::is_tls_failure`] is true for both.
     TlsFailed,
+    /// STARTTLS was required and failed with `host`, for this cause.
+    Tls {
+        /// The MX host.
+        host: String,
+        /// Why.
+        failure: TlsFailure,
+    },
     /// The TLSA lookup of a DNSSEC-signed host failed: delivery waits rather
     /// than going without DANE (RFC 7672 section 2.2).
     TlsaLookupFailed,
@@ -94,6 +103,7 @@ impl fmt::Display for Reason {
             Reason::ConnectionLost => f.write_str("the connection ended before the message went"),
             Reason::Rejected(reply) => write!(f, "the server refused the session: {reply}"),
             Reason::TlsFailed => f.write_str("required TLS could not be established or verified"),
+            Reason::Tls { host, failure } => failure.describe(host, f),
             Reason::TlsaLookupFailed => f.write_str("the TLSA lookup of a signed host failed"),
             Reason::DaneRequired => {
                 f.write_str("the local policy requires DANE and it is not available")
@@ -110,6 +120,134 @@ impl fmt::Display for Reason {
             Reason::RequireTlsNotOffered => {
                 f.write_str("REQUIRETLS: the server did not offer REQUIRETLS after STARTTLS")
             }
+        }
+    }
+}
+
+impl Reason {
+    /// Whether required TLS failed: [`Reason::TlsFailed`] or
+    /// [`Reason::Tls`].
+    #[must_use]
+    pub fn is_tls_failure(&self) -> bool {
+        matches!(self, Reason::TlsFailed | Reason::Tls { .. })
+    }
+
+    /// Why required TLS failed, when the reason says.
+    #[must_use]
+    pub fn tls_failure(&self) -> Option<&TlsFailure> {
+        match self {
+            Reason::Tls { failure, .. } => Some(failure),
+            _ => None,
+        }
+    }
+}
+
+/// Why TLS failed on a connection whose plan required it (or, under
+/// opportunistic TLS, why the plaintext retry came): what the driver tells
+/// the engine in [`Opening::TlsFailed`](crate::engine::Opening::TlsFailed).
+/// TLS-RPT (feature `tlsrpt`) reads its result type from it (RFC 8460
+/// section 4.3).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TlsFailure {
+    /// The server did not offer STARTTLS (or someone between stripped it).
+    StartTlsNotOffered,
+    /// The server answered STARTTLS with this reply instead of 220.
+    StartTlsRefused(Reply),
+    /// The TLS handshake failed apart from the certificate: no common
+    /// version or cipher suite, an alert from the server, a malformed
+    /// message.
+    Handshake,
+    /// The certificate (or one in its chain) has expired.
+    CertificateExpired,
+    /// The certificate (or one in its chain) is not valid yet.
+    CertificateNotYetValid,
+    /// The certificate is not valid for the names the plan asked for (the
+    /// MX host's, or DANE-TA's reference names).
+    HostMismatch,
+    /// The chain leads to no trusted root (for PKIX) or to no DANE-TA
+    /// anchor, or a signature in it does not verify, or it is revoked.
+    NotTrusted,
+    /// DANE: no usable TLSA record matches the chain the server presented.
+    TlsaMismatch,
+    /// Another certificate error: a malformed certificate, an unsupported
+    /// algorithm, a certificate not for server authentication.
+    CertificateInvalid,
+    /// The TLS configuration the plan needs could not be built here (no
+    /// crypto provider, no roots, a name that cannot be verified): a local
+    /// fault, no connection was made.
+    Config,
+}
+
+impl TlsFailure {
+    /// Whether the cause is the server's certificate (its dates, names,
+    /// chain, or the TLSA records it must match).
+    #[must_use]
+    pub fn is_certificate(&self) -> bool {
+        matches!(
+            self,
+            TlsFailure::CertificateExpired
+                | TlsFailure::CertificateNotYetValid
+                | TlsFailure::HostMismatch
+                | TlsFailure::NotTrusted
+                | TlsFailure::TlsaMismatch
+                | TlsFailure::CertificateInvalid
+        )
+    }
+
+    /// Whether STARTTLS itself failed (not offered, or refused).
+    #[must_use]
+    pub fn is_starttls(&self) -> bool {
+        matches!(
+            self,
+            TlsFailure::StartTlsNotOffered | TlsFailure::StartTlsRefused(_)
+        )
+    }
+
+    /// The cause told of `host`, as [`Reason::Tls`] shows it.
+    fn describe(&self, host: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TlsFailure::StartTlsNotOffered => {
+                write!(f, "{host} does not offer STARTTLS, which is required")
+            }
+            TlsFailure::StartTlsRefused(reply) => {
+                write!(f, "{host} refused STARTTLS, which is required: {reply}")
+            }
+            TlsFailure::Handshake => write!(f, "the TLS handshake with {host} failed"),
+            TlsFailure::CertificateExpired => write!(f, "the certificate of {host} has expired"),
+            TlsFailure::CertificateNotYetValid => {
+                write!(f, "the certificate of {host} is not valid yet")
+            }
+            TlsFailure::HostMismatch => {
+                write!(f, "the certificate of {host} is not valid for its name")
+            }
+            TlsFailure::NotTrusted => write!(f, "the certificate of {host} is not trusted"),
+            TlsFailure::TlsaMismatch => {
+                write!(f, "no TLSA record of {host} matches its certificate")
+            }
+            TlsFailure::CertificateInvalid => write!(f, "the certificate of {host} is invalid"),
+            TlsFailure::Config => write!(
+                f,
+                "no TLS configuration could be built here for {host} (a local fault)"
+            ),
+        }
+    }
+}
+
+impl fmt::Display for TlsFailure {
+    /// The cause without the host: "the certificate has expired".
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TlsFailure::StartTlsNotOffered => f.write_str("STARTTLS is not offered"),
+            TlsFailure::StartTlsRefused(reply) => write!(f, "STARTTLS was refused: {reply}"),
+            TlsFailure::Handshake => f.write_str("the TLS handshake failed"),
+            TlsFailure::CertificateExpired => f.write_str("the certificate has expired"),
+            TlsFailure::CertificateNotYetValid => f.write_str("the certificate is not valid yet"),
+            TlsFailure::HostMismatch => f.write_str("the certificate is not valid for the name"),
+            TlsFailure::NotTrusted => f.write_str("the certificate is not trusted"),
+            TlsFailure::TlsaMismatch => f.write_str("no TLSA record matches the certificate"),
+            TlsFailure::CertificateInvalid => f.write_str("the certificate is invalid"),
+            TlsFailure::Config => f.write_str("no TLS configuration could be built"),
         }
     }
 }

@@ -99,4 +99,4 @@ pub mod sts;
 pub mod tlsrpt;
 
 pub use engine::Delivery;
-pub use failure::{Failure, Reason, codes};
+pub use failure::{Failure, Reason, TlsFailure, codes};

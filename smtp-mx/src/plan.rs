@@ -34,7 +34,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::dane::Tlsa;
-use crate::failure::{Failure, Reason, codes};
+use crate::failure::{Failure, Reason, TlsFailure, codes};
 use crate::sts::{Mode, Policy};
 
 /// What DANE says about one MX host (RFC 7672 section 2.2).
@@ -196,6 +196,19 @@ impl ConnectionPlan {
             Failure::new(codes::ENCRYPTION_NEEDED, true, Reason::TlsFailed)
         } else {
             Failure::new(codes::SECURITY_POLICY, true, Reason::TlsFailed)
+        }
+    }
+
+    /// [`ConnectionPlan::tls_failure`] with the cause: the same status and
+    /// next-MX rule, the reason [`Reason::Tls`] naming `host` and `failure`.
+    #[must_use]
+    pub fn tls_failed(&self, host: &str, failure: TlsFailure) -> Failure {
+        Failure {
+            reason: Reason::Tls {
+                host: host.to_owned(),
+                failure,
+            },
+            ..self.tls_failure()
         }
     }
 

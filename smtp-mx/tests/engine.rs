@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use smtp_mx::Delivery;
 use smtp_mx::dane::Tlsa;
 use smtp_mx::dns::{DnsAnswer, Rcode, Security};
 use smtp_mx::engine::{
@@ -16,6 +15,7 @@ use smtp_mx::engine::{
 use smtp_mx::plan::{LocalPolicy, TlsPlan};
 use smtp_mx::route::MxRecord;
 use smtp_mx::sts::{CachedPolicy, FetchError, Mode, StsCache, parse_policy};
+use smtp_mx::{Delivery, TlsFailure};
 use smtp_sansio::{
     Address, Delivery as CoreDelivery, Error, RecipientDelivery, RecipientResult, Reply,
     SecurityError, StartTlsPolicy, TransactionResult,
@@ -168,7 +168,7 @@ impl World {
                 tls: false,
                 requiretls: false,
             },
-            Open::TlsFails => Opening::TlsFailed,
+            Open::TlsFails => Opening::TlsFailed(TlsFailure::Handshake),
             Open::StartTls454 if policy == StartTlsPolicy::Never => Opening::Opened {
                 tls: false,
                 requiretls: false,

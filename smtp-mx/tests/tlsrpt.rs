@@ -1,7 +1,8 @@
 //! TLS-RPT (feature `tlsrpt`): the `_smtp._tls` record, the JSON of
 //! published reports (mail-auth's fixtures, see `data/tlsrpt/README.md`)
-//! through a parse, a serialisation and a second parse, and a report built
-//! from a scripted delivery whose counts match the sessions it had.
+//! through a parse, a serialisation and a second parse, a report built
+//! from a scripted delivery whose counts match the sessions it had, and
+//! the result types of TLS failures and failed policy fetches.
 #![cfg(feature = "tlsrpt")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -10,13 +11,16 @@ use std::net::IpAddr;
 
 use serde_json::Value;
 use smtp_mx::Delivery;
+use smtp_mx::TlsFailure;
 use smtp_mx::dane::Tlsa;
 use smtp_mx::dns::{DnsAnswer, Rcode, Security};
 use smtp_mx::engine::{
-    Answer, Class, Config, MessageSecurity, Opening, PolicyFetch, Query, Request,
+    Answer, Class, Config, Connection, DomainReport, MessageSecurity, Notice, Opening, PolicyFetch,
+    Query, Report, Request, TlsOutcome,
 };
+use smtp_mx::plan::TlsPlan;
 use smtp_mx::route::MxRecord;
-use smtp_mx::sts::StsCache;
+use smtp_mx::sts::{FetchError, StsCache, parse_policy};
 use smtp_mx::tlsrpt::{
     Aggregator, PolicyType, RecordError, ReportMeta, ReportUri, ResultType, TlsReport,
     parse_record, rfc3339, select_record,
@@ -307,7 +311,7 @@ fn scripted_delivery() -> (smtp_mx::engine::Report, HashMap<String, Tally>) {
                     }
                     Open::TlsFails if !plain_plan => {
                         t.tls_failed += 1;
-                        Opening::TlsFailed
+                        Opening::TlsFailed(smtp_mx::TlsFailure::Handshake)
                     }
                     Open::Tls if !plain_plan => {
                         t.tls += 1;
@@ -487,4 +491,262 @@ fn report_counts_match_the_sessions() {
     let json = r.to_json().unwrap();
     assert_eq!(TlsReport::from_json(&json).unwrap(), r);
     assert!(json.contains("\"policy-type\": \"sts\""), "{json}");
+}
+
+/// A connection of a hand-made report.
+fn connection(
+    host: &str,
+    ip: &str,
+    tls: TlsPlan,
+    outcome: TlsOutcome,
+    cause: Option<TlsFailure>,
+) -> Connection {
+    Connection {
+        host: host.into(),
+        ip: ip.parse().unwrap(),
+        tls,
+        outcome,
+        tls_failure: cause,
+    }
+}
+
+/// The (result type, MX host, MX address, count, sending address) of each
+/// failure detail of `report`'s one policy, and its summary.
+type Details = Vec<(ResultType, String, String, u64, String)>;
+
+fn details(report: &TlsReport) -> (PolicyType, u64, u64, Details) {
+    assert_eq!(report.policies.len(), 1);
+    let p = &report.policies[0];
+    let d = p
+        .failure_details
+        .iter()
+        .map(|f| {
+            (
+                f.result_type.clone(),
+                f.receiving_mx_hostname.clone().unwrap(),
+                f.receiving_ip.clone().unwrap(),
+                f.failed_session_count,
+                f.sending_mta_ip.clone().unwrap(),
+            )
+        })
+        .collect();
+    (
+        p.policy.policy_type.clone(),
+        p.summary.total_successful_session_count,
+        p.summary.total_failure_session_count,
+        d,
+    )
+}
+
+/// The causes of failed sessions as result types, each session counted
+/// once with its MX and address; a domain whose policy fetch failed
+/// reports its sessions under an `sts` policy with no text.
+#[test]
+fn causes_and_fetch_failures_are_counted_per_session() {
+    let pkix = || TlsPlan::Pkix {
+        names: vec!["mx.a.example".into()],
+    };
+    let policy = parse_policy(&policy_body(&["*.a.example"])).unwrap();
+    let a = DomainReport {
+        destination: "a.example".into(),
+        connections: vec![
+            connection(
+                "mx1.a.example",
+                "192.0.2.11",
+                pkix(),
+                TlsOutcome::TlsFailed,
+                Some(TlsFailure::CertificateExpired),
+            ),
+            connection(
+                "mx1.a.example",
+                "192.0.2.11",
+                pkix(),
+                TlsOutcome::TlsFailed,
+                Some(TlsFailure::CertificateExpired),
+            ),
+            connection(
+                "mx2.a.example",
+                "192.0.2.12",
+                pkix(),
+                TlsOutcome::TlsFailed,
+                Some(TlsFailure::HostMismatch),
+            ),
+            connection(
+                "mx2.a.example",
+                "192.0.2.12",
+                pkix(),
+                TlsOutcome::TlsFailed,
+                Some(TlsFailure::NotTrusted),
+            ),
+            connection(
+                "mx3.a.example",
+                "192.0.2.13",
+                pkix(),
+                TlsOutcome::StartTlsNotSupported,
+                Some(TlsFailure::StartTlsRefused(reply(454, "4.7.0 no"))),
+            ),
+            connection(
+                "mx3.a.example",
+                "192.0.2.13",
+                pkix(),
+                TlsOutcome::TlsFailed,
+                None,
+            ),
+            connection("mx4.a.example", "192.0.2.14", pkix(), TlsOutcome::Tls, None),
+            // No session: refused, or no configuration here.
+            connection(
+                "mx5.a.example",
+                "192.0.2.15",
+                pkix(),
+                TlsOutcome::NotOpened,
+                None,
+            ),
+            connection(
+                "mx5.a.example",
+                "192.0.2.15",
+                pkix(),
+                TlsOutcome::NotOpened,
+                Some(TlsFailure::Config),
+            ),
+        ],
+        sts: Some(policy.mode),
+        sts_policy: Some(policy),
+        notices: Vec::new(),
+    };
+    let b = DomainReport {
+        destination: "b.example".into(),
+        connections: vec![
+            connection(
+                "mx.b.example",
+                "192.0.2.21",
+                TlsPlan::Opportunistic,
+                TlsOutcome::Tls,
+                None,
+            ),
+            connection(
+                "mx.b.example",
+                "192.0.2.21",
+                TlsPlan::Opportunistic,
+                TlsOutcome::Plaintext,
+                None,
+            ),
+        ],
+        sts: None,
+        sts_policy: None,
+        notices: vec![Notice::StsFetchFailed(FetchError::Transport)],
+    };
+    let c = DomainReport {
+        destination: "c.example".into(),
+        connections: vec![connection(
+            "mx.c.example",
+            "192.0.2.31",
+            TlsPlan::Opportunistic,
+            TlsOutcome::Tls,
+            None,
+        )],
+        notices: vec![Notice::StsFetchFailed(FetchError::Certificate)],
+        ..b.clone()
+    };
+    let report = Report {
+        recipients: Vec::new(),
+        domains: vec![a, b, c],
+    };
+    let mut agg = Aggregator::new(Some("198.51.100.1".parse().unwrap()));
+    agg.add_report(&report);
+    let meta = ReportMeta {
+        organization_name: "Example Sender".into(),
+        contact_info: "tlsrpt@sender.example".into(),
+        report_id: "r2".into(),
+        start: NOW - 86_400,
+        end: NOW,
+    };
+    let row = |r: ResultType, host: &str, ip: &str, n: u64| {
+        (
+            r,
+            host.to_owned(),
+            ip.to_owned(),
+            n,
+            "198.51.100.1".to_owned(),
+        )
+    };
+    let a = agg.report("a.example", &meta).unwrap();
+    assert_eq!(
+        details(&a),
+        (
+            PolicyType::Sts,
+            1,
+            6,
+            vec![
+                row(
+                    ResultType::StarttlsNotSupported,
+                    "mx3.a.example",
+                    "192.0.2.13",
+                    1
+                ),
+                row(
+                    ResultType::CertificateHostMismatch,
+                    "mx2.a.example",
+                    "192.0.2.12",
+                    1
+                ),
+                row(
+                    ResultType::CertificateExpired,
+                    "mx1.a.example",
+                    "192.0.2.11",
+                    2
+                ),
+                row(
+                    ResultType::CertificateNotTrusted,
+                    "mx2.a.example",
+                    "192.0.2.12",
+                    1
+                ),
+                row(
+                    ResultType::ValidationFailure,
+                    "mx3.a.example",
+                    "192.0.2.13",
+                    1
+                ),
+            ]
+        )
+    );
+    let b = agg.report("b.example", &meta).unwrap();
+    assert_eq!(
+        details(&b),
+        (
+            PolicyType::Sts,
+            0,
+            2,
+            vec![row(
+                ResultType::StsPolicyFetchError,
+                "mx.b.example",
+                "192.0.2.21",
+                2
+            )]
+        )
+    );
+    let policy = &b.policies[0].policy;
+    assert!(policy.policy_string.is_empty() && policy.mx_host.is_empty());
+    assert_eq!(policy.policy_domain.as_deref(), Some("b.example"));
+    let c = agg.report("c.example", &meta).unwrap();
+    assert_eq!(
+        details(&c).3,
+        [row(
+            ResultType::StsWebpkiInvalid,
+            "mx.c.example",
+            "192.0.2.31",
+            1
+        )]
+    );
+    let json = a.to_json().unwrap();
+    assert!(
+        json.contains("\"result-type\": \"certificate-expired\""),
+        "{json}"
+    );
+    assert!(
+        c.to_json()
+            .unwrap()
+            .contains("\"result-type\": \"sts-webpki-invalid\"")
+    );
+    assert_eq!(TlsReport::from_json(&json).unwrap(), a);
 }

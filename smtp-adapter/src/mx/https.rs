@@ -127,6 +127,33 @@ impl fmt::Display for HttpsFetchError {
 
 impl std::error::Error for HttpsFetchError {}
 
+impl HttpsFetchError {
+    /// Whether the policy host's certificate did not verify (untrusted,
+    /// expired, not for the host name, ...), as opposed to another failure
+    /// of TLS or of the exchange: TLS-RPT's `sts-webpki-invalid`.
+    #[must_use]
+    pub fn is_certificate_error(&self) -> bool {
+        matches!(
+            self,
+            HttpsFetchError::Tls(e)
+                if matches!(e.inner(), Error::Tls(rustls::Error::InvalidCertificate(_)))
+        )
+    }
+
+    /// What the engine is told of this failure:
+    /// [`PolicyFetch::CertificateInvalid`] for a certificate that did not
+    /// verify ([`HttpsFetchError::is_certificate_error`]), else
+    /// [`PolicyFetch::Failed`].
+    #[must_use]
+    pub fn to_fetch(&self) -> PolicyFetch {
+        if self.is_certificate_error() {
+            PolicyFetch::CertificateInvalid
+        } else {
+            PolicyFetch::Failed
+        }
+    }
+}
+
 impl From<HttpError> for HttpsFetchError {
     fn from(e: HttpError) -> HttpsFetchError {
         HttpsFetchError::Http(e)
@@ -314,7 +341,7 @@ impl BlockingPolicyFetcher for HttpsPolicyFetcher {
             Ok(response) => response.into(),
             Err(e) => {
                 tracing::debug!(url, error = %e, "MTA-STS policy fetch failed");
-                PolicyFetch::Failed
+                e.to_fetch()
             }
         }
     }

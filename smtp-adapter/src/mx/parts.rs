@@ -6,7 +6,8 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use smtp_mx::engine::{Problem, RecipientReport};
+use smtp_mx::TlsFailure;
+use smtp_mx::engine::{Opening, Problem, RecipientReport};
 use smtp_sansio::{Envelope, Parameter};
 
 use super::{
@@ -123,7 +124,7 @@ pub fn cut_body(fetch: PolicyFetch) -> PolicyFetch {
                 body,
             }
         }
-        PolicyFetch::Failed => PolicyFetch::Failed,
+        other => other,
     }
 }
 
@@ -176,24 +177,62 @@ fn dane(plan: &smtp_mx::plan::TlsPlan) -> Result<Arc<ClientConfig>, ()> {
 
 /// How a failed connect is told to the engine. `connecting`: whether the
 /// error came before the session was carried (an I/O error then is a
-/// refused or unreachable address).
+/// refused or unreachable address). A TLS failure is told with its cause
+/// ([`tls_failure_of`]); STARTTLS not offered or refused, which the core
+/// reports, as [`TlsFailure::StartTlsNotOffered`] and
+/// [`TlsFailure::StartTlsRefused`]; a configuration that cannot be built
+/// (no provider, no roots, a name rustls cannot take) as
+/// [`TlsFailure::Config`].
 #[must_use]
-pub fn opening_of(error: &Error, connecting: bool) -> smtp_mx::engine::Opening {
-    use smtp_mx::engine::Opening;
+pub fn opening_of(error: &Error, connecting: bool) -> Opening {
+    use smtp_sansio::{Error as Core, SecurityError};
     match error {
         Error::Connection {
             error, connecting, ..
         } => opening_of(error, *connecting),
         Error::Io(e) if e.kind() == std::io::ErrorKind::TimedOut => Opening::TimedOut,
         Error::Io(_) if connecting => Opening::Refused,
-        Error::Io(_) => Opening::Failed(smtp_sansio::Error::Transport),
-        Error::Tls(_)
-        | Error::TlsUnavailable(_)
-        | Error::InvalidServerName(_)
-        | Error::NoRootCertificates(_) => Opening::TlsFailed,
-        Error::Smtp(smtp_sansio::Error::Timeout(_)) => Opening::TimedOut,
+        Error::Io(_) => Opening::Failed(Core::Transport),
+        Error::Tls(e) => Opening::TlsFailed(tls_failure_of(e)),
+        Error::TlsUnavailable(_) | Error::InvalidServerName(_) | Error::NoRootCertificates(_) => {
+            Opening::TlsFailed(TlsFailure::Config)
+        }
+        Error::Smtp(Core::Timeout(_)) => Opening::TimedOut,
+        Error::Smtp(Core::StartTlsRefused(reply)) => {
+            Opening::TlsFailed(TlsFailure::StartTlsRefused(reply.clone()))
+        }
+        Error::Smtp(Core::Security(SecurityError::StartTlsNotOffered)) => {
+            Opening::TlsFailed(TlsFailure::StartTlsNotOffered)
+        }
         Error::Smtp(e) => Opening::Failed(e.clone()),
-        _ => Opening::Failed(smtp_sansio::Error::Transport),
+        _ => Opening::Failed(Core::Transport),
+    }
+}
+
+/// The cause of a failed handshake, from rustls' error: the certificate's
+/// dates, its names, its chain (WebPKI's `UnknownIssuer`, `BadSignature`,
+/// a revocation), the DANE verifier's
+/// [`TlsaMismatch`](crate::dane::TlsaMismatch) (a DANE-TA match whose chain
+/// or name failed carries the chain's or the name's own error), another
+/// certificate error, or the handshake itself.
+#[must_use]
+pub fn tls_failure_of(error: &crate::tls::TlsError) -> TlsFailure {
+    use rustls::CertificateError as C;
+    let rustls::Error::InvalidCertificate(cert) = error else {
+        return TlsFailure::Handshake;
+    };
+    match cert {
+        C::Expired | C::ExpiredContext { .. } => TlsFailure::CertificateExpired,
+        C::NotValidYet | C::NotValidYetContext { .. } => TlsFailure::CertificateNotYetValid,
+        C::NotValidForName | C::NotValidForNameContext { .. } => TlsFailure::HostMismatch,
+        C::UnknownIssuer
+        | C::BadSignature
+        | C::Revoked
+        | C::UnknownRevocationStatus
+        | C::ExpiredRevocationList
+        | C::ExpiredRevocationListContext { .. } => TlsFailure::NotTrusted,
+        _ if crate::dane::is_tlsa_mismatch(error) => TlsFailure::TlsaMismatch,
+        _ => TlsFailure::CertificateInvalid,
     }
 }
 
@@ -205,5 +244,81 @@ pub fn core_error(error: Error) -> smtp_sansio::Error {
         Error::Smtp(e) => e,
         Error::Connection { error, .. } => core_error(*error),
         _ => smtp_sansio::Error::Transport,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rustls::CertificateError as C;
+    use smtp_mx::TlsFailure as F;
+    use smtp_sansio::{Reply, SecurityError};
+
+    use super::*;
+
+    fn cert(e: C) -> F {
+        tls_failure_of(&rustls::Error::InvalidCertificate(e))
+    }
+
+    #[test]
+    fn rustls_errors_are_read_as_causes() {
+        let t = rustls::pki_types::UnixTime::since_unix_epoch(std::time::Duration::ZERO);
+        assert_eq!(cert(C::Expired), F::CertificateExpired);
+        let expired = C::ExpiredContext {
+            time: t,
+            not_after: t,
+        };
+        assert_eq!(cert(expired), F::CertificateExpired);
+        assert_eq!(cert(C::NotValidYet), F::CertificateNotYetValid);
+        assert_eq!(cert(C::NotValidForName), F::HostMismatch);
+        for e in [C::UnknownIssuer, C::BadSignature, C::Revoked] {
+            assert_eq!(cert(e), F::NotTrusted);
+        }
+        for e in [
+            C::BadEncoding,
+            C::InvalidPurpose,
+            C::ApplicationVerificationFailure,
+        ] {
+            assert_eq!(cert(e), F::CertificateInvalid);
+        }
+        let mismatch: rustls::Error = crate::dane::TlsaMismatch.into();
+        assert_eq!(tls_failure_of(&mismatch), F::TlsaMismatch);
+        let other = rustls::OtherError(std::sync::Arc::new(std::io::Error::other("x")));
+        assert_eq!(cert(C::Other(other)), F::CertificateInvalid);
+        let alert = rustls::Error::AlertReceived(rustls::AlertDescription::HandshakeFailure);
+        assert_eq!(tls_failure_of(&alert), F::Handshake);
+    }
+
+    #[test]
+    fn facade_errors_are_told_with_their_cause() {
+        let server = crate::Server::new("mx.example.com", Some(25));
+        let named =
+            Error::Tls(rustls::Error::InvalidCertificate(C::UnknownIssuer)).with_server(&server);
+        assert_eq!(opening_of(&named, true), Opening::TlsFailed(F::NotTrusted));
+        let reply = Reply::new(454, vec!["4.7.0 not now".into()]);
+        let refused = Error::Smtp(smtp_sansio::Error::StartTlsRefused(reply.clone()));
+        assert_eq!(
+            opening_of(&refused, false),
+            Opening::TlsFailed(F::StartTlsRefused(reply))
+        );
+        let stripped = Error::Smtp(SecurityError::StartTlsNotOffered.into());
+        assert_eq!(
+            opening_of(&stripped, false),
+            Opening::TlsFailed(F::StartTlsNotOffered)
+        );
+        for local in [
+            Error::TlsUnavailable("none"),
+            Error::NoRootCertificates("none".into()),
+            Error::InvalidServerName("-".into()),
+        ] {
+            assert_eq!(opening_of(&local, true), Opening::TlsFailed(F::Config));
+        }
+        let greeting = Error::Smtp(smtp_sansio::Error::ConnectRefused(Reply::new(
+            554,
+            vec!["no".into()],
+        )));
+        assert!(matches!(
+            opening_of(&greeting, false),
+            Opening::Failed(smtp_sansio::Error::ConnectRefused(_))
+        ));
     }
 }

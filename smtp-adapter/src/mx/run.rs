@@ -268,7 +268,8 @@ impl<'a, C> Run<'a, C> {
                     Some(Job::Connect { id: c.id, builder })
                 }
                 None => {
-                    let _ = self.delivery.opened(c.id, Opening::TlsFailed);
+                    let config = Opening::TlsFailed(smtp_mx::TlsFailure::Config);
+                    let _ = self.delivery.opened(c.id, config);
                     None
                 }
             },

@@ -211,7 +211,7 @@ impl<R: Runtime> PolicyFetcher for HttpsPolicyFetcher<R> {
                 Ok(response) => response.into(),
                 Err(e) => {
                     tracing::debug!(url, error = %e, "MTA-STS policy fetch failed");
-                    PolicyFetch::Failed
+                    e.to_fetch()
                 }
             }
         })

@@ -9,6 +9,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod scenarios;
+pub mod tls_causes;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, TcpListener};
@@ -47,6 +48,15 @@ macro_rules! mx_scenarios {
                 sts_enforce_untrusted,
             mixed_recipient_replies_are_delivered_deferred_and_bounced => mixed_recipients,
             a_slow_domain_does_not_hold_the_others => slow_domain_does_not_hold_the_others,
+            an_expired_certificate_under_mta_sts_is_told => sts_expired,
+            a_certificate_not_valid_yet_under_mta_sts_is_told => sts_not_yet_valid,
+            a_certificate_for_another_name_under_mta_sts_is_told => sts_wrong_name,
+            an_untrusted_ca_under_mta_sts_is_told => sts_untrusted_ca,
+            a_454_to_starttls_under_mta_sts_is_told => sts_starttls_454,
+            no_starttls_under_dane_is_told => dane_no_starttls,
+            no_matching_tlsa_record_is_told => dane_tlsa_mismatch,
+            failed_policy_fetches_are_reported_by_their_sessions =>
+                sts_policy_fetch_failures,
         );
     };
     ($driver:expr; $($test:ident => $case:ident,)*) => {

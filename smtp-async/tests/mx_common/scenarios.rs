@@ -1,6 +1,7 @@
 //! The direct-delivery scenarios, written once for every driver: fallback
 //! to the next MX, DANE inside the handshake, MTA-STS enforce,
-//! per-recipient outcomes, and destinations worked on in parallel.
+//! per-recipient outcomes, and destinations worked on in parallel; and,
+//! from [`tls_causes`](super::tls_causes), why required TLS failed.
 
 use std::io::Write;
 use std::net::TcpListener;
@@ -13,6 +14,10 @@ use smtp_adapter::mx::{
 };
 use smtp_testkit::{MockServer, Script, ServerConfig, ServerTls};
 
+pub use super::tls_causes::{
+    dane_no_starttls, dane_tlsa_mismatch, sts_expired, sts_not_yet_valid,
+    sts_policy_fetch_failures, sts_starttls_454, sts_untrusted_ca, sts_wrong_name,
+};
 use super::{
     Driver, MSG, closed_port, code, delivered_to, envelope, ip, saw_mail_from, server_on, setup,
 };

@@ -7,7 +7,7 @@ use super::{
     StsPhase, TlsOutcome, TransactionRequest, Waiting,
 };
 use crate::dane::tlsa_name;
-use crate::failure::Failure;
+use crate::failure::{Failure, TlsFailure};
 use crate::name::Destination;
 use crate::plan::{
     ConnectionPlan, DaneState, LocalPolicy, PlanInput, StsState, TlsPlan, plan_connection,
@@ -137,6 +137,7 @@ impl Delivery {
             ip: attempt.ip,
             tls: plan.tls.clone(),
             outcome: TlsOutcome::Pending,
+            tls_failure: None,
         });
         if let Some(c) = d.current.as_mut() {
             c.phase = Phase::Connecting { plan: plan.clone() };
@@ -164,16 +165,21 @@ impl Delivery {
         tls: bool,
         requiretls: bool,
     ) -> Option<Failure> {
+        let d = &mut self.domains[i];
+        let current = d.current.as_ref()?;
+        let attempt = d.attempts.get(current.attempt)?.clone();
+        // A driver whose core was told to require STARTTLS cannot open in
+        // plaintext; should one, the server did not offer it.
         let failure = if plan.tls.requires_tls() && !tls {
-            Some(plan.tls_failure())
+            if let Some(c) = d.report.connections.last_mut() {
+                c.tls_failure = Some(TlsFailure::StartTlsNotOffered);
+            }
+            Some(plan.tls_failed(&attempt.host, TlsFailure::StartTlsNotOffered))
         } else if plan.requiretls && !requiretls {
             Some(plan.requiretls_not_offered())
         } else {
             None
         };
-        let d = &mut self.domains[i];
-        let current = d.current.as_ref()?;
-        let attempt = d.attempts.get(current.attempt)?.clone();
         if let Some(failure) = failure {
             d.report.notices.push(Notice::Skipped {
                 host: attempt.host,
@@ -230,17 +236,22 @@ impl Delivery {
         None
     }
 
-    /// A failed handshake (or a refused STARTTLS): under opportunistic TLS,
-    /// once, the same address again in plaintext; else the plan's TLS
-    /// failure.
-    pub(super) fn tls_failed(&mut self, i: usize, plan: &ConnectionPlan) -> Option<Failure> {
+    /// A failed handshake (or a refused STARTTLS), for `cause`: under
+    /// opportunistic TLS, once, the same address again in plaintext; else
+    /// the plan's TLS failure with the cause.
+    pub(super) fn tls_failed(
+        &mut self,
+        i: usize,
+        plan: &ConnectionPlan,
+        cause: TlsFailure,
+    ) -> Option<Failure> {
         let d = &mut self.domains[i];
         let current = d.current.as_mut()?;
+        let attempt = d.attempts.get(current.attempt)?.clone();
         if plan.tls != TlsPlan::Opportunistic || current.plaintext_retry {
-            return Some(plan.tls_failure());
+            return Some(plan.tls_failed(&attempt.host, cause));
         }
         current.plaintext_retry = true;
-        let attempt = d.attempts.get(current.attempt)?.clone();
         d.report.notices.push(Notice::OpportunisticTlsFailed {
             host: attempt.host.clone(),
             ip: attempt.ip,

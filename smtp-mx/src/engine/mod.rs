@@ -38,12 +38,18 @@
 //! Every wait is the caller's: each request must be answered, a DNS
 //! timeout as [`crate::dns::Rcode::Timeout`], a fetch past its time limit
 //! as [`PolicyFetch::Failed`], a connection or greeting past its deadline
-//! as [`Opening::TimedOut`]. A [`Request::Close`] needs no answer.
+//! as [`Opening::TimedOut`]. A TLS failure is told with its cause
+//! ([`Opening::TlsFailed`]): the deferral's [`Reason::Tls`] and the
+//! [`Connection`]'s `tls_failure` carry it, and TLS-RPT reads its result
+//! type from it. A [`Request::Close`] needs no answer.
+//!
+//! The [`DomainReport`]s (connections with their TLS outcome and cause,
+//! and [`Notice`]s) are the material of TLS-RPT (feature `tlsrpt`:
+//! `tlsrpt::events` and `tlsrpt::Aggregator`).
 //!
 //! Not yet here: TLSA lookups at a CNAME target (the TLSA base domain is
-//! the MX host itself), address-family rotation across deliveries (set
-//! [`crate::route::AddressPolicy::first`]), and TLS-RPT aggregation (the
-//! [`Notice`]s are its material).
+//! the MX host itself), and address-family rotation across deliveries (set
+//! [`crate::route::AddressPolicy::first`]).
 
 mod attempt;
 mod report;
@@ -66,7 +72,7 @@ use crate::dane::dane_state;
 use crate::dns::{DnsAnswer, Security};
 use crate::failure::{Failure, Reason, codes};
 use crate::name::{Destination, group_recipients};
-use crate::plan::{ConnectionPlan, DaneState, LocalPolicy, TlsPlan};
+use crate::plan::{ConnectionPlan, DaneState, LocalPolicy};
 use crate::route::{Attempt, HostAddresses, MxHost, MxList, order_mx, plan_attempts};
 use crate::sts::{
     FetchError, Policy, StsCache, StsDecision, TxtLookup, policy_from_response, policy_url,
@@ -385,6 +391,7 @@ impl Delivery {
                 body,
             } => policy_from_response(status, content_type.as_deref(), &body),
             PolicyFetch::Failed => Err(FetchError::Transport),
+            PolicyFetch::CertificateInvalid => Err(FetchError::Certificate),
         };
         if let Err(e) = &result {
             self.domains[i]
@@ -413,19 +420,20 @@ impl Delivery {
                 return Err(InputError::WrongKind(id));
             }
         };
+        let cause = opening.tls_failure();
         if let Some(c) = self.domains[i].report.connections.last_mut() {
             c.outcome = TlsOutcome::of(&opening);
+            c.tls_failure.clone_from(&cause);
         }
-        let failure = match opening {
-            Opening::Opened { tls, requiretls } => self.after_open(i, id, &plan, tls, requiretls),
-            Opening::Refused | Opening::TimedOut => Some(Failure::connect()),
-            Opening::TlsFailed => self.tls_failed(i, &plan),
-            Opening::Failed(smtp_sansio::Error::StartTlsRefused(_))
-                if plan.tls == TlsPlan::Opportunistic =>
-            {
-                self.tls_failed(i, &plan)
+        let failure = match (opening, cause) {
+            (Opening::Opened { tls, requiretls }, _) => {
+                self.after_open(i, id, &plan, tls, requiretls)
             }
-            Opening::Failed(e) => Some(report::open_failure(&e, &plan)),
+            (Opening::Refused | Opening::TimedOut, _) => Some(Failure::connect()),
+            (_, Some(cause)) => self.tls_failed(i, &plan, cause),
+            (Opening::Failed(e), None) => Some(report::open_failure(&e, &plan)),
+            // `tls_failure` gives the cause of every `TlsFailed`.
+            (Opening::TlsFailed(cause), None) => self.tls_failed(i, &plan, cause),
         };
         if let Some(f) = failure {
             let d = &mut self.domains[i];

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use smtp_sansio::{EnhancedStatus, Error, Reply, TransactionResult};
 
 use crate::classify::{Cause, RecipientOutcome, RecipientStatus};
-use crate::failure::{Failure, Reason, codes};
+use crate::failure::{Failure, Reason, TlsFailure, codes};
 use crate::plan::{ConnectionPlan, TlsPlan};
 use crate::route::Attempt;
 use crate::sts::{FetchError, Mode};
@@ -116,6 +116,9 @@ pub struct Connection {
     /// How its opening went, as far as TLS is concerned (the material of
     /// a TLS-RPT result event).
     pub outcome: TlsOutcome,
+    /// Why TLS failed on it, when it did (also when STARTTLS was not
+    /// offered under a plan that required it).
+    pub tls_failure: Option<TlsFailure>,
 }
 
 /// How a connection's opening went, as far as TLS is concerned.
@@ -134,7 +137,8 @@ pub enum TlsOutcome {
     /// The server refused STARTTLS, or did not offer it where TLS was
     /// required.
     StartTlsNotSupported,
-    /// The TLS handshake, or the verification of the certificate, failed.
+    /// The TLS handshake, or the verification of the certificate, failed
+    /// ([`Connection::tls_failure`] says why).
     TlsFailed,
 }
 
@@ -146,7 +150,12 @@ impl TlsOutcome {
         match opening {
             Opening::Opened { tls: true, .. } => TlsOutcome::Tls,
             Opening::Opened { tls: false, .. } => TlsOutcome::Plaintext,
-            Opening::TlsFailed => TlsOutcome::TlsFailed,
+            // No connection was made.
+            Opening::TlsFailed(TlsFailure::Config) => TlsOutcome::NotOpened,
+            Opening::TlsFailed(TlsFailure::StartTlsNotOffered | TlsFailure::StartTlsRefused(_)) => {
+                TlsOutcome::StartTlsNotSupported
+            }
+            Opening::TlsFailed(_) => TlsOutcome::TlsFailed,
             Opening::Failed(Error::StartTlsRefused(_) | Error::Security(_)) => {
                 TlsOutcome::StartTlsNotSupported
             }

@@ -9,6 +9,7 @@ use smtp_sansio::{OpenPlan, StartTlsPolicy};
 
 use crate::dane::Tlsa;
 use crate::dns::DnsAnswer;
+use crate::failure::TlsFailure;
 use crate::plan::{ConnectionPlan, LocalPolicy, TlsPlan};
 use crate::route::{AddressPolicy, MxRecord};
 
@@ -156,6 +157,10 @@ pub enum PolicyFetch {
     /// No response: the connection, the TLS handshake (WebPKI for
     /// `mta-sts.<domain>`), the exchange or the time limit failed.
     Failed,
+    /// No response: the policy host's certificate did not verify (WebPKI
+    /// for `mta-sts.<domain>`: untrusted, expired, not for that name). A
+    /// fetcher that cannot tell says [`PolicyFetch::Failed`].
+    CertificateInvalid,
 }
 
 /// How a [`ConnectRequest`] went.
@@ -173,13 +178,37 @@ pub enum Opening {
     Refused,
     /// No connection, or no greeting, before the adapter's deadline.
     TimedOut,
-    /// The TLS handshake failed, or the certificate did not verify as the
-    /// plan asked.
-    TlsFailed,
+    /// TLS failed, for this cause: STARTTLS not offered or refused, the
+    /// handshake failed, the certificate did not verify as the plan asked,
+    /// or the TLS configuration could not be built (then no connection was
+    /// made).
+    TlsFailed(TlsFailure),
     /// The core's `open` failed with this error (a greeting other than 220,
-    /// EHLO and HELO refused, STARTTLS not offered or refused under a
-    /// required plan, the connection lost).
+    /// EHLO and HELO refused, the connection lost). STARTTLS not offered or
+    /// refused may come here too, as the core's
+    /// [`SecurityError::StartTlsNotOffered`](smtp_sansio::SecurityError::StartTlsNotOffered)
+    /// and [`Error::StartTlsRefused`](smtp_sansio::Error::StartTlsRefused):
+    /// the engine reads them as [`Opening::TlsFailed`] with that cause.
     Failed(smtp_sansio::Error),
+}
+
+impl Opening {
+    /// Why TLS failed, when it did: the cause of [`Opening::TlsFailed`], or
+    /// STARTTLS not offered or refused in [`Opening::Failed`].
+    #[must_use]
+    pub fn tls_failure(&self) -> Option<TlsFailure> {
+        use smtp_sansio::{Error, SecurityError};
+        match self {
+            Opening::TlsFailed(cause) => Some(cause.clone()),
+            Opening::Failed(Error::StartTlsRefused(reply)) => {
+                Some(TlsFailure::StartTlsRefused(reply.clone()))
+            }
+            Opening::Failed(Error::Security(SecurityError::StartTlsNotOffered)) => {
+                Some(TlsFailure::StartTlsNotOffered)
+            }
+            _ => None,
+        }
+    }
 }
 
 /// The message's own transport-security demands (RFC 8689).

@@ -462,6 +462,9 @@ pub enum FetchError {
     TooLarge,
     /// The body is not a valid policy.
     Policy(PolicyError),
+    /// The policy host's certificate did not verify (WebPKI for
+    /// `mta-sts.<domain>`): TLS-RPT's `sts-webpki-invalid`.
+    Certificate,
 }
 
 impl fmt::Display for FetchError {
@@ -478,6 +481,9 @@ impl fmt::Display for FetchError {
             }
             FetchError::TooLarge => write!(f, "the policy is over {MAX_POLICY_BYTES} bytes"),
             FetchError::Policy(e) => e.fmt(f),
+            FetchError::Certificate => {
+                f.write_str("the policy host's certificate did not verify (WebPKI)")
+            }
         }
     }
 }

@@ -9,9 +9,9 @@ use super::{
     TlsReport,
 };
 use crate::engine::{DomainReport, Notice, Report, TlsOutcome};
-use crate::failure::Reason;
+use crate::failure::{Reason, TlsFailure};
 use crate::plan::TlsPlan;
-use crate::sts::{Mode, Policy};
+use crate::sts::{FetchError, Mode, Policy};
 
 /// One session's result: the policy applied and how TLS went.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +74,60 @@ fn policy_for(report: &DomainReport, plan: Option<&TlsPlan>, host: &str) -> Poli
     }
 }
 
+impl ResultType {
+    /// The result type of a session whose TLS failed for `cause` (RFC 8460
+    /// section 4.3): STARTTLS not offered or refused is
+    /// `starttls-not-supported`; a certificate expired, not for the host
+    /// or not trusted has its own type; no TLSA record matching is
+    /// `tlsa-invalid`; any other failure of the handshake or the
+    /// certificate (a certificate not valid yet included) is
+    /// `validation-failure`. `None` for [`TlsFailure::Config`], a local
+    /// fault with no session.
+    #[must_use]
+    pub fn of_tls_failure(cause: &TlsFailure) -> Option<ResultType> {
+        Some(match cause {
+            TlsFailure::StartTlsNotOffered | TlsFailure::StartTlsRefused(_) => {
+                ResultType::StarttlsNotSupported
+            }
+            TlsFailure::CertificateExpired => ResultType::CertificateExpired,
+            TlsFailure::HostMismatch => ResultType::CertificateHostMismatch,
+            TlsFailure::NotTrusted => ResultType::CertificateNotTrusted,
+            TlsFailure::TlsaMismatch => ResultType::TlsaInvalid,
+            TlsFailure::Config => return None,
+            _ => ResultType::ValidationFailure,
+        })
+    }
+
+    /// The result type of a failed MTA-STS policy fetch (RFC 8460 section
+    /// 4.3.2.2): the policy host's certificate not verifying is
+    /// `sts-webpki-invalid`; a body that came and is not a valid policy
+    /// (its media type, its size, its text) is `sts-policy-invalid`; no
+    /// response, a redirect or another status than 200 is
+    /// `sts-policy-fetch-error`.
+    #[must_use]
+    pub fn of_fetch_error(error: &FetchError) -> ResultType {
+        match error {
+            FetchError::Certificate => ResultType::StsWebpkiInvalid,
+            FetchError::ContentType(_) | FetchError::TooLarge | FetchError::Policy(_) => {
+                ResultType::StsPolicyInvalid
+            }
+            _ => ResultType::StsPolicyFetchError,
+        }
+    }
+}
+
+/// The failed policy fetch of a destination that applied no MTA-STS
+/// policy: its result type, if there was one.
+fn fetch_failure(report: &DomainReport) -> Option<ResultType> {
+    if report.sts_policy.is_some() {
+        return None;
+    }
+    report.notices.iter().rev().find_map(|n| match n {
+        Notice::StsFetchFailed(e) => Some(ResultType::of_fetch_error(e)),
+        _ => None,
+    })
+}
+
 /// The result events of one destination of a delivery (see the
 /// [module](super) for what counts): one per TLS session, in the order
 /// of the connections, then one per attempt the policy refused.
@@ -83,19 +137,35 @@ pub fn events(report: &DomainReport) -> Vec<ResultEvent> {
     if report.destination.starts_with('[') {
         return Vec::new();
     }
+    let fetch = fetch_failure(report);
     let mut out = Vec::new();
     for c in &report.connections {
+        let failed = |cause: &Option<TlsFailure>, default: ResultType| {
+            cause
+                .as_ref()
+                .and_then(ResultType::of_tls_failure)
+                .unwrap_or(default)
+        };
         let failure = match (c.tls == TlsPlan::Plain, c.outcome) {
             (true, _) | (_, TlsOutcome::Pending | TlsOutcome::NotOpened) => continue,
             (false, TlsOutcome::Tls) => None,
             (false, TlsOutcome::Plaintext | TlsOutcome::StartTlsNotSupported) => {
-                Some(ResultType::StarttlsNotSupported)
+                Some(failed(&c.tls_failure, ResultType::StarttlsNotSupported))
             }
-            (false, TlsOutcome::TlsFailed) => Some(ResultType::ValidationFailure),
+            (false, TlsOutcome::TlsFailed) => {
+                Some(failed(&c.tls_failure, ResultType::ValidationFailure))
+            }
+        };
+        let dane = matches!(c.tls, TlsPlan::Dane { .. });
+        let (policy, failure) = match &fetch {
+            // The domain has an MTA-STS record and its policy could not be
+            // had: the session failed that policy, however TLS went.
+            Some(result) if !dane => (fetch_policy(report), Some(result.clone())),
+            _ => (policy_for(report, Some(&c.tls), &c.host), failure),
         };
         out.push(ResultEvent {
             domain: report.destination.clone(),
-            policy: policy_for(report, Some(&c.tls), &c.host),
+            policy,
             mx_host: c.host.clone(),
             ip: c.ip,
             failure,
@@ -131,6 +201,17 @@ pub fn events(report: &DomainReport) -> Vec<ResultEvent> {
         });
     }
     out
+}
+
+/// The policy of a destination whose MTA-STS policy could not be had: an
+/// `sts` policy with no text and no MX patterns.
+fn fetch_policy(report: &DomainReport) -> PolicyDetails {
+    PolicyDetails {
+        policy_type: PolicyType::Sts,
+        policy_string: Vec::new(),
+        policy_domain: Some(report.destination.clone()),
+        mx_host: Vec::new(),
+    }
 }
 
 /// The counts of one policy.

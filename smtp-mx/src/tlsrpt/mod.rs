@@ -8,10 +8,26 @@
 //! What counts as a session: a connection whose TLS plan was not plain
 //! and which opened (or failed its STARTTLS or handshake); a connection
 //! refused, timed out or turned away before TLS came into question is no
-//! TLS session. An attempt the policy refused before connecting (an MX
-//! host outside an MTA-STS policy, DANE required without usable TLSA
-//! records, a failed TLSA lookup) is a failed session. A failed policy
-//! fetch is not a session and is not counted.
+//! TLS session, nor is one never made because the TLS configuration could
+//! not be built here. An attempt the policy refused before connecting (an
+//! MX host outside an MTA-STS policy, DANE required without usable TLSA
+//! records, a failed TLSA lookup) is a failed session. Each session counts
+//! once.
+//!
+//! A failed session's result type comes from the cause the driver told
+//! ([`ResultType::of_tls_failure`]): `starttls-not-supported`,
+//! `certificate-expired`, `certificate-host-mismatch`,
+//! `certificate-not-trusted`, `tlsa-invalid` (under DANE, no TLSA record
+//! matches), `validation-failure` (the rest); `dnssec-invalid` for a
+//! failed TLSA lookup and `dane-required` come from the policy's refusals.
+//!
+//! A destination with an MTA-STS record whose policy fetch failed, and
+//! with no cached policy to apply, reports each of its sessions (but those
+//! under DANE, which beats MTA-STS) as failed under an `sts` policy with no
+//! text, with the fetch's result type ([`ResultType::of_fetch_error`]):
+//! `sts-policy-fetch-error`, `sts-policy-invalid` or `sts-webpki-invalid`.
+//! A fetch that failed while a fresh cached policy applied is not
+//! reported: the sessions are counted under that policy.
 
 use serde::{Deserialize, Serialize};
 
