@@ -154,7 +154,7 @@ pub fn ours(o: &Outcome<'_>) -> Verdict {
         }
         Some(FinalStatus::Deferred(p) | FinalStatus::Bounced(p)) => match &p.reason {
             Some(Reason::TlsaLookupFailed | Reason::DnsFailure) => Verdict::LookupError,
-            Some(Reason::TlsFailed) if dane => Verdict::Untrusted,
+            Some(r) if dane && r.is_tls_failure() => Verdict::Untrusted,
             other => Verdict::Other(format!("{}: {other:?}", p.status)),
         },
         other => Verdict::Other(format!("{other:?}")),
