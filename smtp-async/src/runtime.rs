@@ -107,15 +107,21 @@ pub trait ReadBody<B: ?Sized>: Runtime {
     ) -> Poll<io::Result<usize>>;
 }
 
-/// `future`'s output, or `None` when `deadline` passes first.
+/// `future`'s output, or `None` when `deadline` passes first. The timer is
+/// made only once `future` has to wait: most writes complete at their first
+/// poll, and a Tokio timer costs an allocation and a look-up of the runtime.
 pub(crate) async fn before<R: Runtime, F: Future>(
     deadline: Instant,
     future: F,
 ) -> Option<F::Output> {
-    let mut timer = R::timer(deadline);
-    futures_lite::future::or(async { Some(future.await) }, async {
-        std::future::poll_fn(|cx| R::poll_timer(&mut timer, cx)).await;
-        None
+    let mut future = std::pin::pin!(future);
+    let mut timer: Option<R::Timer> = None;
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(out) = future.as_mut().poll(cx) {
+            return Poll::Ready(Some(out));
+        }
+        let timer = timer.get_or_insert_with(|| R::timer(deadline));
+        R::poll_timer(timer, cx).map(|()| None)
     })
     .await
 }

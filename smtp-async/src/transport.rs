@@ -171,10 +171,11 @@ mod tls {
 
         fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
             // Every record rustls holds in one write: a stream whose
-            // vectored write takes only the first buffer (tokio-util's
-            // compat layer) would write the end of the handshake and the
-            // EHLO behind it apart, so small records are copied together
-            // (bulk data goes as it is).
+            // vectored write takes only the first buffer (futures-io's
+            // default, tokio-util's compat layer around a caller's stream)
+            // would write the end of the handshake and the EHLO behind it
+            // apart, so small records are copied together (bulk data goes
+            // as it is: the runtimes' sockets write it with one `writev`).
             let total: usize = bufs.iter().map(|b| b.len()).sum();
             if bufs.len() > 1 && total <= GATHER {
                 self.scratch.clear();

@@ -29,7 +29,9 @@ pub mod mx {
 }
 use smtp_async::{BoxIo, Connected, ReadBody, WrapStream};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio_util::compat::TokioAsyncReadCompatExt;
+
+mod compat;
+use compat::Compat;
 
 /// The Tokio runtime, as [`smtp_async`] sees it.
 #[derive(Debug, Clone, Copy)]
@@ -39,7 +41,7 @@ fn tcp(s: tokio::net::TcpStream) -> io::Result<Connected> {
     s.set_nodelay(true)?;
     let local_ip = s.local_addr().ok().map(|a| a.ip());
     Ok(Connected {
-        io: Box::new(s.compat()),
+        io: Box::new(Compat(s)),
         local_ip,
     })
 }
@@ -83,7 +85,7 @@ impl smtp_async::Runtime for Tokio {
     async fn connect_unix(path: &std::path::Path) -> io::Result<Connected> {
         let s = tokio::net::UnixStream::connect(path).await?;
         Ok(Connected {
-            io: Box::new(s.compat()),
+            io: Box::new(Compat(s)),
             local_ip: None,
         })
     }
@@ -108,7 +110,7 @@ impl smtp_async::Runtime for Tokio {
 /// Any Tokio stream can carry a session ([`SmtpClient::from_stream`]).
 impl<S: AsyncRead + AsyncWrite + Send + Unpin + 'static> WrapStream<S> for Tokio {
     fn wrap(stream: S) -> BoxIo {
-        Box::new(stream.compat())
+        Box::new(Compat(stream))
     }
 }
 
