@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use rustls::ClientConfig;
 use rustls::pki_types::CertificateDer;
+use smtp_blocking::smtp_adapter::capability_cache::CapabilityCache;
 
 use crate::measure::{Report, Sent, measure};
 use crate::pki;
@@ -82,6 +83,11 @@ pub struct ClientArgs {
     /// Keep each message's time and report their median and 99th percentile
     /// (the pool clients always do).
     pub latencies: bool,
+    /// Our adapters: early pipelining (PIPECONNECT), every connection of the
+    /// run sharing one capability cache (so the first connection to a sink
+    /// that offers it teaches the later ones to write EHLO before the
+    /// greeting).
+    pub early_pipelining: bool,
 }
 
 impl ClientArgs {
@@ -102,6 +108,7 @@ impl ClientArgs {
             tasks: 256,
             pool_size: 8,
             latencies: false,
+            early_pipelining: false,
         }
     }
 
@@ -300,12 +307,34 @@ impl TlsSetup {
     }
 }
 
+/// What every connection of one of our clients' runs shares: the TLS side,
+/// and with [`ClientArgs::early_pipelining`] the capability cache.
+struct Shared {
+    tls: Option<TlsSetup>,
+    cache: Option<Arc<CapabilityCache>>,
+}
+
+impl Shared {
+    fn from_args(args: &ClientArgs) -> Result<Shared, BoxError> {
+        Ok(Shared {
+            tls: TlsSetup::from_args(args)?,
+            cache: args
+                .early_pipelining
+                .then(|| Arc::new(CapabilityCache::default())),
+        })
+    }
+}
+
 /// Our builder for one connection: plain (greeting, EHLO) or STARTTLS and
-/// AUTH PLAIN.
+/// AUTH PLAIN; with early pipelining through the run's shared cache.
 macro_rules! our_builder {
-    ($client:ty, $args:expr, $tls:expr) => {{
-        let b = <$client>::builder(&$args.addr).options(options($args));
-        match $tls {
+    ($client:ty, $args:expr, $shared:expr) => {{
+        let shared: &Shared = $shared;
+        let mut b = <$client>::builder(&$args.addr).options(options($args));
+        if let Some(cache) = &shared.cache {
+            b = b.early_pipelining(true).capability_cache(cache.clone());
+        }
+        match &shared.tls {
             None => b.tls(smtp_blocking::Tls::None),
             Some(t) => b
                 .tls(smtp_blocking::Tls::StartTls)
@@ -320,9 +349,9 @@ mod pool;
 
 fn blocking(args: &ClientArgs, msg: &[u8]) -> Result<Sent, BoxError> {
     use smtp_blocking::SmtpClient;
-    let tls = TlsSetup::from_args(args)?;
+    let shared = Shared::from_args(args)?;
     let connect = || -> Result<SmtpClient, BoxError> {
-        Ok(our_builder!(SmtpClient, args, tls.as_ref()).connect()?)
+        Ok(our_builder!(SmtpClient, args, &shared).connect()?)
     };
     let envelope = smtp_blocking::Envelope::parse(FROM, &[TO])?;
     let mut times = Times::new(msg.len(), args);
@@ -361,11 +390,9 @@ async fn async_client<R: smtp_async::Runtime>(
     msg: &[u8],
 ) -> Result<Sent, BoxError> {
     use smtp_async::SmtpClient;
-    let tls = TlsSetup::from_args(args)?;
+    let shared = Shared::from_args(args)?;
     let connect = async || -> Result<SmtpClient<R>, BoxError> {
-        Ok(our_builder!(SmtpClient<R>, args, tls.as_ref())
-            .connect()
-            .await?)
+        Ok(our_builder!(SmtpClient<R>, args, &shared).connect().await?)
     };
     let envelope = smtp_async::Envelope::parse(FROM, &[TO])?;
     let mut times = Times::new(msg.len(), args);

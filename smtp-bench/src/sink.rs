@@ -17,6 +17,14 @@
 //! TLS 1.3 server's session tickets, which the client does not wait for, are
 //! held back and go out with the next reply.
 //!
+//! With [`SinkConfig::pipe_connect`] the sink also offers early pipelining
+//! (PIPECONNECT, draft-harris-early-pipe, as Exim does): input already
+//! waiting when the greeting is about to go out is taken as a client's early
+//! EHLO, not as a protocol error; the greeting is held back and goes out in
+//! one write with the replies to that input (one turn), and the session is
+//! counted in [`Stats::early`]: its greeting cost the client no round trip
+//! of its own.
+//!
 //! With a rustls [`ServerConfig`] the sink also offers STARTTLS (RFC 3207),
 //! then, inside TLS, `AUTH PLAIN` accepting any credentials; it counts the
 //! handshakes, the resumed ones, and the logins.
@@ -39,13 +47,17 @@ pub struct SinkConfig {
     pub pipelining: bool,
     /// Offer CHUNKING (BDAT).
     pub chunking: bool,
+    /// Offer PIPECONNECT (early pipelining; with [`SinkConfig::pipelining`])
+    /// and answer input that arrives before the greeting with the greeting.
+    pub pipe_connect: bool,
     /// Offer STARTTLS with this configuration (and AUTH PLAIN inside TLS).
     pub tls: Option<Arc<ServerConfig>>,
 }
 
 impl SinkConfig {
     /// A short name of what is offered: `plain`, `pipelining`, `chunking` or
-    /// `pipelining+chunking`, with `+STARTTLS` when TLS is offered.
+    /// `pipelining+chunking`, with `+pipe-connect` when PIPECONNECT is
+    /// offered and `+STARTTLS` when TLS is.
     #[must_use]
     pub fn label(&self) -> String {
         let base = match (self.pipelining, self.chunking) {
@@ -54,11 +66,19 @@ impl SinkConfig {
             (false, true) => "chunking",
             (true, true) => "pipelining+chunking",
         };
-        if self.tls.is_some() {
-            format!("{base}+STARTTLS")
-        } else {
-            base.to_owned()
+        let mut label = base.to_owned();
+        if self.offers_pipe_connect() {
+            label.push_str("+pipe-connect");
         }
+        if self.tls.is_some() {
+            label.push_str("+STARTTLS");
+        }
+        label
+    }
+
+    /// PIPECONNECT is offered: asked for, with PIPELINING, which it extends.
+    fn offers_pipe_connect(&self) -> bool {
+        self.pipe_connect && self.pipelining
     }
 }
 
@@ -119,14 +139,21 @@ struct Wire<'a> {
     answered: bool,
     /// Count turns (off for an `XSTATS` connection).
     counting: bool,
+    /// The client wrote before the greeting, which waits for the first
+    /// turn (counted in [`Stats::early`] with it).
+    early: bool,
 }
 
 impl Wire<'_> {
     fn turn(&mut self) {
         if self.answered && self.counting {
             self.stats.turns.fetch_add(1, Ordering::Relaxed);
+            if self.early {
+                self.stats.early.fetch_add(1, Ordering::Relaxed);
+            }
         }
         self.answered = false;
+        self.early = false;
     }
 }
 
@@ -349,6 +376,7 @@ fn handle(stream: TcpStream, config: &SinkConfig, stats: &Stats) -> io::Result<(
             stats,
             answered: false,
             counting: true,
+            early: false,
         }),
         out: Vec::with_capacity(4096),
         out_has_tx: false,
@@ -359,6 +387,9 @@ fn handle(stream: TcpStream, config: &SinkConfig, stats: &Stats) -> io::Result<(
     let (mut start, mut end) = (0usize, 0usize);
     let mut state = State::Command;
     conn.reply(b"220 sink.example ESMTP bench sink\r\n", false);
+    if config.offers_pipe_connect() {
+        end = early_input(&mut conn.io, &mut buf)?;
+    }
     loop {
         if start == end {
             // Everything received is handled: answer it all in one write.
@@ -462,6 +493,26 @@ fn handle(stream: TcpStream, config: &SinkConfig, stats: &Stats) -> io::Result<(
     }
 }
 
+/// What the client sent before the greeting, read without waiting (as Exim
+/// looks for it before it sends its banner): 0 when nothing is there yet.
+/// What was read is answered with the greeting, in one write.
+fn early_input(io: &mut Io<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    let Some(wire) = io.wire() else {
+        return Ok(0);
+    };
+    wire.tcp.set_nonblocking(true)?;
+    let read = wire.read(buf);
+    wire.tcp.set_nonblocking(false)?;
+    match read {
+        Ok(n) => {
+            wire.early = n > 0;
+            Ok(n)
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+        Err(e) => Err(e),
+    }
+}
+
 /// What the connection does after a command.
 enum After {
     /// Goes on with what it has read.
@@ -497,6 +548,9 @@ fn command(
             }
             if config.chunking {
                 r.extend_from_slice(b"250-CHUNKING\r\n");
+            }
+            if config.offers_pipe_connect() {
+                r.extend_from_slice(b"250-PIPECONNECT\r\n");
             }
             if config.tls.is_some() {
                 if conn.is_tls() {
@@ -572,7 +626,7 @@ fn command(
             let s = stats.snapshot();
             let r = format!(
                 "250 messages={} body_bytes={} tx_writes={} reads={} connections={} \
-                     turns={} tls_handshakes={} tls_resumed={} auths={}\r\n",
+                     turns={} tls_handshakes={} tls_resumed={} auths={} early={}\r\n",
                 s.messages,
                 s.body_bytes,
                 s.tx_writes,
@@ -581,7 +635,8 @@ fn command(
                 s.turns,
                 s.tls_handshakes,
                 s.tls_resumed,
-                s.auths
+                s.auths,
+                s.early
             );
             conn.reply(r.as_bytes(), false);
         }

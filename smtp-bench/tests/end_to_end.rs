@@ -45,6 +45,7 @@ fn each_adapter_sends_50_messages_in_the_promised_round_trips() {
                 pipelining: false,
                 chunking: false,
                 tls: None,
+                pipe_connect: false,
             },
             4,
             1024 + 3,
@@ -54,6 +55,7 @@ fn each_adapter_sends_50_messages_in_the_promised_round_trips() {
                 pipelining: true,
                 chunking: false,
                 tls: None,
+                pipe_connect: false,
             },
             2,
             1024 + 3,
@@ -63,6 +65,7 @@ fn each_adapter_sends_50_messages_in_the_promised_round_trips() {
                 pipelining: true,
                 chunking: true,
                 tls: None,
+                pipe_connect: false,
             },
             1,
             1024,
@@ -91,7 +94,7 @@ fn a_new_connection_per_message_and_the_stream_reach_the_sink() {
     let (addr, stats) = start(SinkConfig {
         pipelining: true,
         chunking: true,
-        tls: None,
+        ..SinkConfig::default()
     });
     let mut a = args(&addr, 5);
     a.new_connection = true;
@@ -178,6 +181,7 @@ fn start_tls(name: &str) -> (String, Arc<Stats>, std::path::PathBuf) {
     let config = SinkConfig {
         pipelining: true,
         chunking: false,
+        pipe_connect: false,
         tls: Some(pki::server_config(&files.chain, &files.key).unwrap()),
     };
     let (addr, stats) = start(config);
@@ -368,7 +372,7 @@ fn through_a_relay_the_sink_counts_the_same_sessions() {
     let (addr, stats) = start(SinkConfig {
         pipelining: true,
         chunking: true,
-        tls: None,
+        ..SinkConfig::default()
     });
     let relay = Relay::start(addr.parse().unwrap(), Duration::from_millis(2)).unwrap();
     let via = relay.addr().to_string();
@@ -402,5 +406,114 @@ fn through_a_relay_the_sink_counts_the_same_sessions() {
         );
     }
     assert_eq!(relay.accepted(), 3 * 6);
+    assert_eq!(relay.failure(), None);
+}
+
+/// Reads from `s` until `end` has arrived (or the peer closed).
+fn read_until(s: &mut TcpStream, end: &[u8]) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut b = [0u8; 4096];
+    while !got.windows(end.len()).any(|w| w == end) {
+        let n = s.read(&mut b).unwrap();
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&b[..n]);
+    }
+    got
+}
+
+/// A sink offering PIPECONNECT: an EHLO already waiting when the greeting is
+/// due (written before the sink accepts the connection) is answered, not
+/// refused, and the greeting goes out with its reply in one turn, counted as
+/// early; a client that waits for the greeting is answered as before, and
+/// not counted. Without the option neither PIPECONNECT nor an early session
+/// is seen.
+#[test]
+fn a_pipe_connect_sink_answers_an_ehlo_sent_before_the_greeting_in_one_turn() {
+    use std::time::Duration;
+    for pipe_connect in [true, false] {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Connected and written before the sink accepts: the EHLO is there
+        // when the greeting is due.
+        let mut early = TcpStream::connect(addr).unwrap();
+        early
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        early.write_all(b"EHLO early.example\r\n").unwrap();
+        let stats = Arc::new(Stats::default());
+        let s = stats.clone();
+        let config = SinkConfig {
+            pipelining: true,
+            pipe_connect,
+            ..SinkConfig::default()
+        };
+        let label = config.label();
+        std::thread::spawn(move || sink::serve(listener, config, s));
+        let text = String::from_utf8(read_until(&mut early, b"250 8BITMIME\r\n")).unwrap();
+        assert!(text.starts_with("220 "), "{label}: {text:?}");
+        assert_eq!(
+            text.contains("250-PIPECONNECT\r\n"),
+            pipe_connect,
+            "{label}"
+        );
+        early.write_all(b"QUIT\r\n").unwrap();
+        read_until(&mut early, b"221 2.0.0 Bye\r\n");
+
+        // A client that waits for the greeting.
+        let mut waits = TcpStream::connect(addr).unwrap();
+        waits
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        read_until(&mut waits, b"bench sink\r\n");
+        waits.write_all(b"EHLO waits.example\r\nQUIT\r\n").unwrap();
+        read_until(&mut waits, b"221 2.0.0 Bye\r\n");
+        drop((early, waits));
+
+        let d = sink::query_stats(&addr.to_string()).unwrap();
+        // The early session: greeting+EHLO reply, then QUIT's. The one that
+        // waited: EHLO+QUIT's replies, pipelined.
+        assert_eq!(d.connections, 3, "{label}");
+        assert_eq!(d.turns, 3, "{label}");
+        assert_eq!(d.early, u64::from(pipe_connect), "{label}");
+        assert_eq!(label.contains("pipe-connect"), pipe_connect);
+    }
+}
+
+/// Our adapters with early pipelining (one capability cache a run) through
+/// a relay to a sink offering PIPELINING, CHUNKING and PIPECONNECT: every
+/// message arrives, each session in two turns (the EHLO reply, alone or
+/// with the greeting; MAIL+RCPT+BDAT LAST+QUIT); the first connection
+/// cannot be early. Whether a later EHLO reached the sink before its
+/// greeting was due is the scheduler's: not asserted.
+#[test]
+fn early_pipelining_clients_send_through_a_pipe_connect_sink() {
+    use smtp_bench::relay::Relay;
+    use std::time::Duration;
+    let (addr, stats) = start(SinkConfig {
+        pipelining: true,
+        chunking: true,
+        pipe_connect: true,
+        ..SinkConfig::default()
+    });
+    let relay = Relay::start(addr.parse().unwrap(), Duration::from_millis(2)).unwrap();
+    let via = relay.addr().to_string();
+    for adapter in ["blocking", "tokio", "async-std"] {
+        let before = stats.snapshot();
+        let mut a = args(&via, 5);
+        a.new_connection = true;
+        a.early_pipelining = true;
+        let r = clients::run(adapter, &a).unwrap();
+        assert!(relay.wait_idle(Duration::from_secs(30)), "{adapter}");
+        let d = stats.snapshot().since(&before);
+        assert_eq!(r.messages, 5, "{adapter}");
+        assert_eq!(
+            (d.messages, d.connections, d.turns),
+            (5, 5, 10),
+            "{adapter}"
+        );
+        assert!(d.early <= 4, "{adapter}: {d:?}");
+    }
     assert_eq!(relay.failure(), None);
 }

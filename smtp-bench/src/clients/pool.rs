@@ -30,8 +30,8 @@ fn take_one(taken: &AtomicU64, args: &ClientArgs, deadline: Option<Instant>) -> 
 /// one `smtp_tokio::Pool` of `args.pool_size` sessions.
 pub(super) async fn pool_tokio(args: &ClientArgs, msg: &[u8]) -> Result<Sent, BoxError> {
     use smtp_tokio::{Pool, PoolConfig, SmtpClient};
-    let tls = TlsSetup::from_args(args)?;
-    let builder = our_builder!(SmtpClient, args, tls.as_ref());
+    let shared = Shared::from_args(args)?;
+    let builder = our_builder!(SmtpClient, args, &shared);
     let mut config = PoolConfig::default();
     config.max_size = args.pool_size;
     let pool = Pool::new(config, move || builder.clone().connect());
@@ -64,8 +64,8 @@ pub(super) async fn pool_tokio(args: &ClientArgs, msg: &[u8]) -> Result<Sent, Bo
 /// `smtp_async_std::Pool`.
 pub(super) async fn pool_async_std(args: &ClientArgs, msg: &[u8]) -> Result<Sent, BoxError> {
     use smtp_async_std::{Pool, PoolConfig, SmtpClient};
-    let tls = TlsSetup::from_args(args)?;
-    let builder = our_builder!(SmtpClient, args, tls.as_ref());
+    let shared = Shared::from_args(args)?;
+    let builder = our_builder!(SmtpClient, args, &shared);
     let mut config = PoolConfig::default();
     config.max_size = args.pool_size;
     let pool = Pool::new(config, move || builder.clone().connect());
