@@ -344,7 +344,34 @@ macro_rules! our_builder {
     }};
 }
 
-// After the macro, which it uses.
+/// lettre's transport `$transport` (`SmtpTransport`, or the async one,
+/// whose builder has the same methods) to `args.addr` with the pool
+/// configuration `$pool`: EHLO as [`HELO`], a 60 s timeout, and with
+/// `--tls-ca` STARTTLS required and AUTH PLAIN.
+macro_rules! lettre_transport {
+    ($transport:ty, $args:expr, $pool:expr) => {{
+        use lettre::transport::smtp::authentication::Credentials;
+        use lettre::transport::smtp::extension::ClientId;
+        let args: &ClientArgs = $args;
+        let (host, port) = args
+            .addr
+            .rsplit_once(':')
+            .ok_or("the address needs a port")?;
+        let mut builder = <$transport>::builder_dangerous(host)
+            .port(port.parse()?)
+            .hello_name(ClientId::Domain(HELO.to_owned()))
+            .timeout(Some(Duration::from_secs(60)))
+            .pool_config($pool);
+        if let Some(tls) = lettre_tls(args, host)? {
+            builder = builder
+                .tls(tls)
+                .credentials(Credentials::new(USER.to_owned(), PASSWORD.to_owned()));
+        }
+        builder.build()
+    }};
+}
+
+// After the macros, which it uses.
 mod pool;
 
 fn blocking(args: &ClientArgs, msg: &[u8]) -> Result<Sent, BoxError> {
@@ -447,25 +474,9 @@ fn lettre_tls(
 fn lettre_client(args: &ClientArgs, msg: &[u8]) -> Result<Sent, BoxError> {
     use lettre::Transport;
     use lettre::address::Envelope;
-    use lettre::transport::smtp::authentication::Credentials;
-    use lettre::transport::smtp::extension::ClientId;
     use lettre::transport::smtp::{PoolConfig, SmtpTransport};
-    let (host, port) = args
-        .addr
-        .rsplit_once(':')
-        .ok_or("the address needs a port")?;
     let pool = PoolConfig::new().max_size(if args.new_connection { 0 } else { 1 });
-    let mut builder = SmtpTransport::builder_dangerous(host)
-        .port(port.parse()?)
-        .hello_name(ClientId::Domain(HELO.to_owned()))
-        .timeout(Some(Duration::from_secs(60)))
-        .pool_config(pool);
-    if let Some(tls) = lettre_tls(args, host)? {
-        builder = builder
-            .tls(tls)
-            .credentials(Credentials::new(USER.to_owned(), PASSWORD.to_owned()));
-    }
-    let transport = builder.build();
+    let transport = lettre_transport!(SmtpTransport, args, pool);
     let envelope = Envelope::new(Some(FROM.parse()?), vec![TO.parse()?])?;
     let mut times = Times::new(msg.len(), args);
     let deadline = args.deadline();

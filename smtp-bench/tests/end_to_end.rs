@@ -39,37 +39,15 @@ fn args(addr: &str, count: u64) -> ClientArgs {
 /// `send_and_quit`).
 #[test]
 fn each_adapter_sends_50_messages_in_the_promised_round_trips() {
+    let offer = |pipelining, chunking| SinkConfig {
+        pipelining,
+        chunking,
+        ..SinkConfig::default()
+    };
     let cases = [
-        (
-            SinkConfig {
-                pipelining: false,
-                chunking: false,
-                tls: None,
-                pipe_connect: false,
-            },
-            4,
-            1024 + 3,
-        ),
-        (
-            SinkConfig {
-                pipelining: true,
-                chunking: false,
-                tls: None,
-                pipe_connect: false,
-            },
-            2,
-            1024 + 3,
-        ),
-        (
-            SinkConfig {
-                pipelining: true,
-                chunking: true,
-                tls: None,
-                pipe_connect: false,
-            },
-            1,
-            1024,
-        ),
+        (offer(false, false), 4, 1024 + 3),
+        (offer(true, false), 2, 1024 + 3),
+        (offer(true, true), 1, 1024),
     ];
     for (config, writes, wire) in cases {
         let (addr, stats) = start(config.clone());
@@ -358,6 +336,38 @@ fn the_pool_clients_send_every_message_through_at_most_pool_size_connections() {
     }
 }
 
+/// 5 messages through `relay` on new connections with `adapter` (with
+/// early pipelining or not) to a sink offering PIPELINING and CHUNKING: 5
+/// connections, 5 messages and 2 turns each (EHLO; MAIL+RCPT+BDAT
+/// LAST+QUIT in one flight), and a time per message (median and 99th
+/// percentile); the sink's counts.
+fn five_new_connections(
+    adapter: &str,
+    relay: &smtp_bench::relay::Relay,
+    stats: &Stats,
+    early_pipelining: bool,
+) -> Snapshot {
+    let before = stats.snapshot();
+    let mut a = args(&relay.addr().to_string(), 5);
+    a.new_connection = true;
+    a.latencies = true;
+    a.early_pipelining = early_pipelining;
+    let r = clients::run(adapter, &a).unwrap();
+    assert!(
+        relay.wait_idle(std::time::Duration::from_secs(30)),
+        "{adapter}"
+    );
+    let d = stats.snapshot().since(&before);
+    assert_eq!(r.messages, 5, "{adapter}");
+    assert!(r.p50_us.is_some() && r.p99_us >= r.p50_us, "{adapter}");
+    assert_eq!(
+        (d.messages, d.connections, d.turns),
+        (5, 5, 10),
+        "{adapter}"
+    );
+    d
+}
+
 /// Through a relay (a link with a 2 ms RTT), the sink sees the same sessions
 /// as over loopback, and the relay's `wait_idle` lets every byte the client
 /// sent reach it: 5 messages on new connections against a sink offering
@@ -377,20 +387,7 @@ fn through_a_relay_the_sink_counts_the_same_sessions() {
     let relay = Relay::start(addr.parse().unwrap(), Duration::from_millis(2)).unwrap();
     let via = relay.addr().to_string();
     for adapter in ["blocking", "tokio", "async-std"] {
-        let before = stats.snapshot();
-        let mut a = args(&via, 5);
-        a.new_connection = true;
-        a.latencies = true;
-        let r = clients::run(adapter, &a).unwrap();
-        assert!(relay.wait_idle(Duration::from_secs(30)), "{adapter}");
-        let d = stats.snapshot().since(&before);
-        assert_eq!(r.messages, 5, "{adapter}");
-        assert!(r.p50_us.is_some() && r.p99_us >= r.p50_us, "{adapter}");
-        assert_eq!(
-            (d.messages, d.connections, d.turns),
-            (5, 5, 10),
-            "{adapter}"
-        );
+        five_new_connections(adapter, &relay, &stats, false);
 
         let before = stats.snapshot();
         let mut b = args(&via, 10);
@@ -498,21 +495,8 @@ fn early_pipelining_clients_send_through_a_pipe_connect_sink() {
         ..SinkConfig::default()
     });
     let relay = Relay::start(addr.parse().unwrap(), Duration::from_millis(2)).unwrap();
-    let via = relay.addr().to_string();
     for adapter in ["blocking", "tokio", "async-std"] {
-        let before = stats.snapshot();
-        let mut a = args(&via, 5);
-        a.new_connection = true;
-        a.early_pipelining = true;
-        let r = clients::run(adapter, &a).unwrap();
-        assert!(relay.wait_idle(Duration::from_secs(30)), "{adapter}");
-        let d = stats.snapshot().since(&before);
-        assert_eq!(r.messages, 5, "{adapter}");
-        assert_eq!(
-            (d.messages, d.connections, d.turns),
-            (5, 5, 10),
-            "{adapter}"
-        );
+        let d = five_new_connections(adapter, &relay, &stats, true);
         assert!(d.early <= 4, "{adapter}: {d:?}");
     }
     assert_eq!(relay.failure(), None);
