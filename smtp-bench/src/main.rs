@@ -40,14 +40,16 @@ USAGE:
       end a full run; --latency runs only them (3 rounds unless --reps).
       --rows TEXT: only the jobs whose label \"case / sink / client\" (as the
       progress lines print it) contains TEXT, e.g. --latency --rows pipe-connect.
-  smtp-bench sink [--listen ADDR] [--pipelining] [--chunking] [--pipe-connect] [--discard]
-                  [--tls-cert CHAIN.pem --tls-key KEY.pem]
+  smtp-bench sink [--listen ADDR] [--pipelining] [--chunking] [--pipe-connect]
+                  [--link-rtt MS] [--discard] [--tls-cert CHAIN.pem --tls-key KEY.pem]
       The fast sink (or, with --discard, a socket that reads and discards). Prints
       \"listening on HOST:PORT\", then serves until killed. XSTATS returns its counters.
       With a certificate it offers STARTTLS, then AUTH PLAIN (any credentials).
       --pipe-connect (with --pipelining): offers PIPECONNECT (early pipelining) and
       answers input already waiting when its greeting is due with the greeting, in
-      one write (XSTATS early= counts those sessions).
+      one write (XSTATS early= counts those sessions, and with --link-rtt MS, the RTT
+      of a relay in front of the sink, those whose first input arrived less than MS
+      after the greeting went out: sent before it arrived).
   smtp-bench relay --to HOST:PORT [--rtt MS]
       A link with latency: prints \"listening on HOST:PORT\", then relays every
       connection to --to, each direction held for half of MS (default 20), the
@@ -120,6 +122,10 @@ fn sink_main(args: &[String]) -> Result<(), BoxError> {
             "--pipelining" => config.pipelining = true,
             "--chunking" => config.chunking = true,
             "--pipe-connect" => config.pipe_connect = true,
+            "--link-rtt" => {
+                let ms: u64 = value(args, &mut i, "--link-rtt")?.parse()?;
+                config.link_rtt = Some(std::time::Duration::from_millis(ms));
+            }
             "--discard" => discard = true,
             "--tls-cert" => cert = Some(PathBuf::from(value(args, &mut i, "--tls-cert")?)),
             "--tls-key" => key = Some(PathBuf::from(value(args, &mut i, "--tls-key")?)),

@@ -119,6 +119,7 @@ impl SinkKind {
             pipelining,
             chunking,
             pipe_connect,
+            link_rtt: None,
             tls: None,
         })
     }

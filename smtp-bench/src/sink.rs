@@ -23,7 +23,10 @@
 //! EHLO, not as a protocol error; the greeting is held back and goes out in
 //! one write with the replies to that input (one turn), and the session is
 //! counted in [`Stats::early`]: its greeting cost the client no round trip
-//! of its own.
+//! of its own. Input that comes a little too late for that (the greeting
+//! has just gone out alone) still travelled in the greeting's flight when it
+//! arrives less than [`SinkConfig::link_rtt`] after the greeting left: it is
+//! counted early too.
 //!
 //! With a rustls [`ServerConfig`] the sink also offers STARTTLS (RFC 3207),
 //! then, inside TLS, `AUTH PLAIN` accepting any credentials; it counts the
@@ -33,6 +36,7 @@ use std::io::{self, IoSlice, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use memchr::memmem;
 use rustls::{HandshakeKind, ProtocolVersion, ServerConfig, ServerConnection};
@@ -50,6 +54,12 @@ pub struct SinkConfig {
     /// Offer PIPECONNECT (early pipelining; with [`SinkConfig::pipelining`])
     /// and answer input that arrives before the greeting with the greeting.
     pub pipe_connect: bool,
+    /// With PIPECONNECT: the round-trip time of the link between the clients
+    /// and the sink (a [`crate::relay`]). A session whose first input
+    /// arrives less than this after the greeting went out wrote it before
+    /// the greeting arrived, and is counted in [`Stats::early`] even when
+    /// that input came too late to go out with the greeting.
+    pub link_rtt: Option<Duration>,
     /// Offer STARTTLS with this configuration (and AUTH PLAIN inside TLS).
     pub tls: Option<Arc<ServerConfig>>,
 }
@@ -142,10 +152,18 @@ struct Wire<'a> {
     /// The client wrote before the greeting, which waits for the first
     /// turn (counted in [`Stats::early`] with it).
     early: bool,
+    /// With PIPECONNECT offered: the RTT of the link in front of the sink
+    /// ([`SinkConfig::link_rtt`]).
+    link_rtt: Option<Duration>,
+    /// When the first write (the greeting) went out.
+    greeted: Option<Instant>,
+    /// Something has been read from the client.
+    heard: bool,
 }
 
 impl Wire<'_> {
     fn turn(&mut self) {
+        self.greeted.get_or_insert_with(Instant::now);
         if self.answered && self.counting {
             self.stats.turns.fetch_add(1, Ordering::Relaxed);
             if self.early {
@@ -162,6 +180,15 @@ impl Read for Wire<'_> {
         let n = self.tcp.read(buf)?;
         self.stats.reads.fetch_add(1, Ordering::Relaxed);
         self.answered |= n > 0;
+        if n > 0 && !self.heard {
+            self.heard = true;
+            // Sent before the greeting reached the client: over a link that
+            // delivers nothing early, an answer to the greeting arrives a
+            // whole RTT after it went out at the soonest.
+            if let (Some(rtt), Some(greeted)) = (self.link_rtt, self.greeted) {
+                self.early |= greeted.elapsed() < rtt;
+            }
+        }
         Ok(n)
     }
 }
@@ -377,6 +404,9 @@ fn handle(stream: TcpStream, config: &SinkConfig, stats: &Stats) -> io::Result<(
             answered: false,
             counting: true,
             early: false,
+            link_rtt: config.link_rtt.filter(|_| config.offers_pipe_connect()),
+            greeted: None,
+            heard: false,
         }),
         out: Vec::with_capacity(4096),
         out_has_tx: false,

@@ -184,7 +184,8 @@ pub(super) fn section(
          asking for a session to the end of the send), medians over the runs (nearest rank: with 20 messages a run, p99 is its slowest); RTTs/msg = ms/msg over the RTT; \
          round trips/msg = the sink's count: each write of the sink that follows bytes read from the client since its \
          previous write (one per reply or batch of replies the client waited for, TLS handshake flights included), plus \
-         one per connection for the greeting; minimum = the protocol's fewest for what the sink offered, in the same count \
+         one per connection for the greeting, except a connection whose EHLO was sent before the greeting (PIPECONNECT: \
+         the sink held its greeting back for the EHLO reply, or the EHLO arrived less than an RTT after the greeting left); minimum = the protocol's fewest for what the sink offered, in the same count \
          (the TCP handshake adds 1 more per connection to the time of every client alike).\n"
     );
     let _ = writeln!(

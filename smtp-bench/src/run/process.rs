@@ -124,6 +124,10 @@ pub(super) fn start_sink(
                             cmd.arg(flag);
                         }
                     }
+                    // Only clients over the link talk to it.
+                    if c.pipe_connect {
+                        cmd.args(["--link-rtt", &cfg.rtt_ms.to_string()]);
+                    }
                 }
                 None if kind == SinkKind::FastTls => {
                     cmd.arg("--pipelining")
