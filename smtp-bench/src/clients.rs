@@ -4,16 +4,15 @@
 //! and returns a [`Report`]. With [`ClientArgs::tls_ca`] every client runs
 //! STARTTLS (required, trusting that CA) and AUTH PLAIN before sending.
 
-use std::io::{self, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use rustls::ClientConfig;
 use rustls::pki_types::CertificateDer;
+use smtp_blocking::smtp_adapter::capability_cache::CapabilityCache;
 
 use crate::measure::{Report, Sent, measure};
 use crate::pki;
@@ -82,6 +81,11 @@ pub struct ClientArgs {
     /// Keep each message's time and report their median and 99th percentile
     /// (the pool clients always do).
     pub latencies: bool,
+    /// Our adapters: early pipelining (PIPECONNECT), every connection of the
+    /// run sharing one capability cache (so the first connection to a sink
+    /// that offers it teaches the later ones to write EHLO before the
+    /// greeting).
+    pub early_pipelining: bool,
 }
 
 impl ClientArgs {
@@ -102,6 +106,7 @@ impl ClientArgs {
             tasks: 256,
             pool_size: 8,
             latencies: false,
+            early_pipelining: false,
         }
     }
 
@@ -300,12 +305,34 @@ impl TlsSetup {
     }
 }
 
+/// What every connection of one of our clients' runs shares: the TLS side,
+/// and with [`ClientArgs::early_pipelining`] the capability cache.
+struct Shared {
+    tls: Option<TlsSetup>,
+    cache: Option<Arc<CapabilityCache>>,
+}
+
+impl Shared {
+    fn from_args(args: &ClientArgs) -> Result<Shared, BoxError> {
+        Ok(Shared {
+            tls: TlsSetup::from_args(args)?,
+            cache: args
+                .early_pipelining
+                .then(|| Arc::new(CapabilityCache::default())),
+        })
+    }
+}
+
 /// Our builder for one connection: plain (greeting, EHLO) or STARTTLS and
-/// AUTH PLAIN.
+/// AUTH PLAIN; with early pipelining through the run's shared cache.
 macro_rules! our_builder {
-    ($client:ty, $args:expr, $tls:expr) => {{
-        let b = <$client>::builder(&$args.addr).options(options($args));
-        match $tls {
+    ($client:ty, $args:expr, $shared:expr) => {{
+        let shared: &Shared = $shared;
+        let mut b = <$client>::builder(&$args.addr).options(options($args));
+        if let Some(cache) = &shared.cache {
+            b = b.early_pipelining(true).capability_cache(cache.clone());
+        }
+        match &shared.tls {
             None => b.tls(smtp_blocking::Tls::None),
             Some(t) => b
                 .tls(smtp_blocking::Tls::StartTls)
@@ -315,14 +342,45 @@ macro_rules! our_builder {
     }};
 }
 
-// After the macro, which it uses.
+/// lettre's transport `$transport` (`SmtpTransport`, or the async one,
+/// whose builder has the same methods) to `args.addr` with the pool
+/// configuration `$pool`: EHLO as [`HELO`], a 60 s timeout, and with
+/// `--tls-ca` STARTTLS required and AUTH PLAIN.
+macro_rules! lettre_transport {
+    ($transport:ty, $args:expr, $pool:expr) => {{
+        use lettre::transport::smtp::authentication::Credentials;
+        use lettre::transport::smtp::extension::ClientId;
+        let args: &ClientArgs = $args;
+        let (host, port) = args
+            .addr
+            .rsplit_once(':')
+            .ok_or("the address needs a port")?;
+        let mut builder = <$transport>::builder_dangerous(host)
+            .port(port.parse()?)
+            .hello_name(ClientId::Domain(HELO.to_owned()))
+            .timeout(Some(Duration::from_secs(60)))
+            .pool_config($pool);
+        if let Some(tls) = lettre_tls(args, host)? {
+            builder = builder
+                .tls(tls)
+                .credentials(Credentials::new(USER.to_owned(), PASSWORD.to_owned()));
+        }
+        builder.build()
+    }};
+}
+
+// After the macros, which it uses.
 mod pool;
+mod stream;
+
+pub use stream::Generator;
+use stream::{stream_async_std, stream_blocking, stream_tokio};
 
 fn blocking(args: &ClientArgs, msg: &[u8]) -> Result<Sent, BoxError> {
     use smtp_blocking::SmtpClient;
-    let tls = TlsSetup::from_args(args)?;
+    let shared = Shared::from_args(args)?;
     let connect = || -> Result<SmtpClient, BoxError> {
-        Ok(our_builder!(SmtpClient, args, tls.as_ref()).connect()?)
+        Ok(our_builder!(SmtpClient, args, &shared).connect()?)
     };
     let envelope = smtp_blocking::Envelope::parse(FROM, &[TO])?;
     let mut times = Times::new(msg.len(), args);
@@ -361,11 +419,9 @@ async fn async_client<R: smtp_async::Runtime>(
     msg: &[u8],
 ) -> Result<Sent, BoxError> {
     use smtp_async::SmtpClient;
-    let tls = TlsSetup::from_args(args)?;
+    let shared = Shared::from_args(args)?;
     let connect = async || -> Result<SmtpClient<R>, BoxError> {
-        Ok(our_builder!(SmtpClient<R>, args, tls.as_ref())
-            .connect()
-            .await?)
+        Ok(our_builder!(SmtpClient<R>, args, &shared).connect().await?)
     };
     let envelope = smtp_async::Envelope::parse(FROM, &[TO])?;
     let mut times = Times::new(msg.len(), args);
@@ -420,25 +476,9 @@ fn lettre_tls(
 fn lettre_client(args: &ClientArgs, msg: &[u8]) -> Result<Sent, BoxError> {
     use lettre::Transport;
     use lettre::address::Envelope;
-    use lettre::transport::smtp::authentication::Credentials;
-    use lettre::transport::smtp::extension::ClientId;
     use lettre::transport::smtp::{PoolConfig, SmtpTransport};
-    let (host, port) = args
-        .addr
-        .rsplit_once(':')
-        .ok_or("the address needs a port")?;
     let pool = PoolConfig::new().max_size(if args.new_connection { 0 } else { 1 });
-    let mut builder = SmtpTransport::builder_dangerous(host)
-        .port(port.parse()?)
-        .hello_name(ClientId::Domain(HELO.to_owned()))
-        .timeout(Some(Duration::from_secs(60)))
-        .pool_config(pool);
-    if let Some(tls) = lettre_tls(args, host)? {
-        builder = builder
-            .tls(tls)
-            .credentials(Credentials::new(USER.to_owned(), PASSWORD.to_owned()));
-    }
-    let transport = builder.build();
+    let transport = lettre_transport!(SmtpTransport, args, pool);
     let envelope = Envelope::new(Some(FROM.parse()?), vec![TO.parse()?])?;
     let mut times = Times::new(msg.len(), args);
     let deadline = args.deadline();
@@ -525,125 +565,6 @@ fn raw_tcp(args: &ClientArgs, write: usize) -> Result<(u64, u64), BoxError> {
     let mut rest = [0u8; 16];
     while s.read(&mut rest)? > 0 {}
     Ok((sent, sent << 20))
-}
-
-/// A reader that generates a message of `size` bytes (headers, then 80-byte
-/// text lines, the last one cut short to end in CRLF) from one 80 KiB block,
-/// never holding the message.
-#[derive(Debug)]
-pub struct Generator {
-    block: Vec<u8>,
-    header: Vec<u8>,
-    sent: u64,
-    size: u64,
-}
-
-impl Generator {
-    /// A message of `size` bytes.
-    #[must_use]
-    pub fn new(size: u64) -> Generator {
-        let line =
-            b"Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tem.\r\n";
-        Generator {
-            block: line.repeat(1024),
-            header: format!("From: <{FROM}>\r\nTo: <{TO}>\r\nSubject: stream\r\n\r\n").into_bytes(),
-            sent: 0,
-            size,
-        }
-    }
-
-    fn fill(&mut self, buf: &mut [u8]) -> usize {
-        let left = self.size - self.sent;
-        let want = (buf.len() as u64).min(left) as usize;
-        let mut n = 0;
-        while n < want {
-            let pos = self.sent + n as u64;
-            let src = if pos < self.header.len() as u64 {
-                &self.header[pos as usize..]
-            } else {
-                let off = (pos - self.header.len() as u64) % self.block.len() as u64;
-                &self.block[off as usize..]
-            };
-            let k = src.len().min(want - n);
-            buf[n..n + k].copy_from_slice(&src[..k]);
-            n += k;
-        }
-        // The last line: 'x' up to a final CRLF, so that nothing is added.
-        let header = self.header.len() as u64;
-        let line = 80;
-        if self.size >= header + 2 {
-            let tail = header + (self.size - 2 - header) / line * line;
-            let from = tail.saturating_sub(self.sent);
-            if from < n as u64 {
-                for (i, b) in buf[from as usize..n].iter_mut().enumerate() {
-                    *b = match self.size - (self.sent + from + i as u64) {
-                        2 => b'\r',
-                        1 => b'\n',
-                        _ => b'x',
-                    };
-                }
-            }
-        }
-        self.sent += n as u64;
-        n
-    }
-}
-
-impl Read for Generator {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        Ok(self.fill(buf))
-    }
-}
-
-impl tokio::io::AsyncRead for Generator {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let n = this.fill(buf.initialize_unfilled());
-        buf.advance(n);
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl futures_lite::AsyncRead for Generator {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        Poll::Ready(Ok(self.get_mut().fill(buf)))
-    }
-}
-
-fn envelope() -> Result<smtp_blocking::Envelope, BoxError> {
-    Ok(smtp_blocking::Envelope::parse(FROM, &[TO])?)
-}
-
-fn stream_blocking(args: &ClientArgs) -> Result<(u64, u64), BoxError> {
-    let mut c = smtp_blocking::SmtpClient::connect(&args.addr, options(args))?;
-    let mut g = Generator::new(args.size);
-    c.send_from_reader(&envelope()?, &mut g)?;
-    c.quit()?;
-    Ok((1, args.size))
-}
-
-async fn stream_tokio(args: &ClientArgs) -> Result<(u64, u64), BoxError> {
-    let mut c = smtp_tokio::SmtpClient::connect(&args.addr, options(args)).await?;
-    let mut g = Generator::new(args.size);
-    c.send_from_reader(&envelope()?, &mut g).await?;
-    c.quit().await?;
-    Ok((1, args.size))
-}
-
-async fn stream_async_std(args: &ClientArgs) -> Result<(u64, u64), BoxError> {
-    let mut c = smtp_async_std::SmtpClient::connect(&args.addr, options(args)).await?;
-    let mut g = Generator::new(args.size);
-    c.send_from_reader(&envelope()?, &mut g).await?;
-    c.quit().await?;
-    Ok((1, args.size))
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ USAGE:
   smtp-bench run [--reps N] [--quick] [--seconds S] [--cpu CPU] [--cross-cpu CPU] [--out DIR]
                  [--shim PATH] [--smtp-source PATH] [--smtp-sink PATH] [--python PATH]
                  [--no-postfix] [--no-stream] [--aiosmtpd-python PATH] [--latency] [--rtt MS]
+                 [--rows TEXT]
       Starts the sinks, runs every client N times (default 5) in interleaved rounds,
       each for S seconds (default 1), as a child process pinned with taskset to CPU
       (default 1), and writes
@@ -34,13 +35,21 @@ USAGE:
       and none of the rows over a link with latency. Those (every client through a
       relay that delays each direction by half of --rtt MS, default 20: a new
       connection per message, plain and STARTTLS + AUTH PLAIN; 100 messages on one
-      connection; 64 tasks through a pool of 8) end a full run; --latency runs
-      only them (3 rounds unless --reps).
-  smtp-bench sink [--listen ADDR] [--pipelining] [--chunking] [--discard]
-                  [--tls-cert CHAIN.pem --tls-key KEY.pem]
+      connection; 64 tasks through a pool of 8; a new connection per message
+      against a sink that also offers PIPECONNECT, ours with early pipelining)
+      end a full run; --latency runs only them (3 rounds unless --reps).
+      --rows TEXT: only the jobs whose label \"case / sink / client\" (as the
+      progress lines print it) contains TEXT, e.g. --latency --rows pipe-connect.
+  smtp-bench sink [--listen ADDR] [--pipelining] [--chunking] [--pipe-connect]
+                  [--link-rtt MS] [--discard] [--tls-cert CHAIN.pem --tls-key KEY.pem]
       The fast sink (or, with --discard, a socket that reads and discards). Prints
       \"listening on HOST:PORT\", then serves until killed. XSTATS returns its counters.
       With a certificate it offers STARTTLS, then AUTH PLAIN (any credentials).
+      --pipe-connect (with --pipelining): offers PIPECONNECT (early pipelining) and
+      answers input already waiting when its greeting is due with the greeting, in
+      one write (XSTATS early= counts those sessions, and with --link-rtt MS, the RTT
+      of a relay in front of the sink, those whose first input arrived less than MS
+      after the greeting went out: sent before it arrived).
   smtp-bench relay --to HOST:PORT [--rtt MS]
       A link with latency: prints \"listening on HOST:PORT\", then relays every
       connection to --to, each direction held for half of MS (default 20), the
@@ -48,7 +57,7 @@ USAGE:
   smtp-bench client NAME --addr HOST:PORT --count N --size BYTES
                  [--new-connection] [--no-pipelining] [--no-chunking] [--seconds S]
                  [--tls-ca CA.pem] [--fresh-tls-config] [--tasks N] [--pool-size N]
-                 [--latencies]
+                 [--latencies] [--early-pipelining]
       Sends the same BYTES-byte message N times (or for S seconds, whichever ends
       first) and prints one JSON line:
       client, messages, bytes, secs, cpu_secs, rss_kib (pool clients: p50_us, p99_us).
@@ -62,6 +71,10 @@ USAGE:
       connection (full handshakes) instead of sharing one (resumed sessions).
       --latencies: also report p50_us and p99_us of each message's time (its
       connection included with --new-connection).
+      --early-pipelining: our adapters turn on early pipelining (PIPECONNECT) with
+      one capability cache shared by every connection of the run: the first
+      connection to a sink that offers it waits for the greeting and learns it,
+      the later ones write EHLO before the greeting.
   smtp-bench --help
 ";
 
@@ -108,6 +121,11 @@ fn sink_main(args: &[String]) -> Result<(), BoxError> {
             "--listen" => listen = value(args, &mut i, "--listen")?.to_owned(),
             "--pipelining" => config.pipelining = true,
             "--chunking" => config.chunking = true,
+            "--pipe-connect" => config.pipe_connect = true,
+            "--link-rtt" => {
+                let ms: u64 = value(args, &mut i, "--link-rtt")?.parse()?;
+                config.link_rtt = Some(std::time::Duration::from_millis(ms));
+            }
             "--discard" => discard = true,
             "--tls-cert" => cert = Some(PathBuf::from(value(args, &mut i, "--tls-cert")?)),
             "--tls-key" => key = Some(PathBuf::from(value(args, &mut i, "--tls-key")?)),
@@ -148,6 +166,7 @@ fn client_main(args: &[String]) -> Result<(), BoxError> {
             "--tasks" => a.tasks = value(args, &mut i, "--tasks")?.parse()?,
             "--pool-size" => a.pool_size = value(args, &mut i, "--pool-size")?.parse()?,
             "--latencies" => a.latencies = true,
+            "--early-pipelining" => a.early_pipelining = true,
             other => return Err(format!("unknown client option {other:?}").into()),
         }
         i += 1;
@@ -207,6 +226,7 @@ fn run_main(args: &[String]) -> Result<(), BoxError> {
         aiosmtpd_python: None,
         latency: Latency::Also,
         rtt_ms: 20,
+        rows: None,
     };
     let (mut reps, mut seconds) = (None, None);
     let mut i = 0;
@@ -229,6 +249,7 @@ fn run_main(args: &[String]) -> Result<(), BoxError> {
             "--no-stream" => cfg.no_stream = true,
             "--latency" => cfg.latency = Latency::Only,
             "--rtt" => cfg.rtt_ms = value(args, &mut i, "--rtt")?.parse()?,
+            "--rows" => cfg.rows = Some(value(args, &mut i, "--rows")?.to_owned()),
             "--aiosmtpd-python" => {
                 cfg.aiosmtpd_python = Some(value(args, &mut i, "--aiosmtpd-python")?.into());
             }

@@ -176,6 +176,21 @@ fn connection(client: TcpStream, accepted: Instant, shared: &Shared) -> io::Resu
         }
     };
     upstream.set_nodelay(true)?;
+    // What the client sent before the sink's side was open (an early EHLO)
+    // goes out at once, as over a real link, where it travels right behind
+    // the handshake's last ACK: a server that looks for early input before
+    // its greeting (PIPECONNECT) finds it there.
+    let mut first = up_rx.try_recv().ok();
+    if let Some(Item::Bytes(bytes, at)) = &first
+        && *at + half <= Instant::now()
+    {
+        if let Err(e) = (&upstream).write_all(bytes) {
+            let _ = client.shutdown(Shutdown::Both);
+            let _ = client_reader.join();
+            return Err(e);
+        }
+        first = None;
+    }
     upstream.set_read_timeout(Some(IDLE))?;
     upstream.set_write_timeout(Some(IDLE))?;
     let (down_tx, down_rx) = sync_channel(QUEUE_CHUNKS);
@@ -185,10 +200,10 @@ fn connection(client: TcpStream, accepted: Instant, shared: &Shared) -> io::Resu
     };
     let to_upstream = {
         let (u, c) = (upstream.try_clone()?, client.try_clone()?);
-        std::thread::spawn(move || write_side(up_rx, u, &c, half))
+        std::thread::spawn(move || write_side(first, up_rx, u, &c, half))
     };
     // Returning drops the queue, so a reader blocked on it ends too.
-    write_side(down_rx, client, &upstream, half);
+    write_side(None, down_rx, client, &upstream, half);
     let _ = to_upstream.join();
     let _ = client_reader.join();
     let _ = upstream_reader.join();
@@ -217,13 +232,19 @@ fn read_side(mut from: TcpStream, queue: &SyncSender<Item>) {
     }
 }
 
-/// Writes each chunk to `to` half an RTT after it was read; at the end of
-/// the stream, half an RTT after it, closes `to`'s sending side. On a
-/// failure to write, shuts both sockets so every thread of the connection
-/// ends.
-fn write_side(queue: Receiver<Item>, mut to: TcpStream, from: &TcpStream, half: Duration) {
+/// Writes each chunk (`first`, then the queue's) to `to` half an RTT after
+/// it was read; at the end of the stream, half an RTT after it, closes
+/// `to`'s sending side. On a failure to write, shuts both sockets so every
+/// thread of the connection ends.
+fn write_side(
+    mut first: Option<Item>,
+    queue: Receiver<Item>,
+    mut to: TcpStream,
+    from: &TcpStream,
+    half: Duration,
+) {
     loop {
-        match queue.recv() {
+        match first.take().map_or_else(|| queue.recv(), Ok) {
             Ok(Item::Bytes(bytes, at)) => {
                 sleep_until(at + half);
                 if to.write_all(&bytes).is_err() {

@@ -74,6 +74,9 @@ pub struct RunConfig {
     pub latency: Latency,
     /// The round-trip time of that link, in milliseconds.
     pub rtt_ms: u32,
+    /// Only the jobs whose label (`case / sink / client`, as the progress
+    /// lines print it) contains this text.
+    pub rows: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -81,6 +84,9 @@ enum SinkKind {
     Postfix,
     /// pipelining, chunking
     Fast(bool, bool),
+    /// The fast sink with PIPELINING and PIPECONNECT (early pipelining);
+    /// CHUNKING too when true.
+    FastEarly(bool),
     /// The fast sink with PIPELINING, STARTTLS and AUTH PLAIN.
     FastTls,
     /// aiosmtpd with STARTTLS required and AUTH PLAIN.
@@ -92,24 +98,38 @@ impl SinkKind {
     fn label(self) -> String {
         match self {
             SinkKind::Postfix => "Postfix smtp-sink".into(),
-            SinkKind::Fast(p, c) => format!(
-                "fast sink ({})",
-                crate::sink::SinkConfig {
-                    pipelining: p,
-                    chunking: c,
-                    tls: None,
-                }
-                .label()
-            ),
+            SinkKind::Fast(..) | SinkKind::FastEarly(_) => {
+                format!("fast sink ({})", self.config().unwrap_or_default().label())
+            }
             SinkKind::FastTls => "fast sink (pipelining+STARTTLS)".into(),
             SinkKind::Aiosmtpd => "aiosmtpd 1.4 (STARTTLS)".into(),
             SinkKind::Discard => "discard (raw TCP)".into(),
         }
     }
 
+    /// What the in-tree sink offers, for a plain one (STARTTLS needs the
+    /// run's certificates).
+    fn config(self) -> Option<crate::sink::SinkConfig> {
+        let (pipelining, chunking, pipe_connect) = match self {
+            SinkKind::Fast(p, c) => (p, c, false),
+            SinkKind::FastEarly(c) => (true, c, true),
+            _ => return None,
+        };
+        Some(crate::sink::SinkConfig {
+            pipelining,
+            chunking,
+            pipe_connect,
+            link_rtt: None,
+            tls: None,
+        })
+    }
+
     /// Whether the in-tree sink's counters can be read (`XSTATS`).
     fn counts(self) -> bool {
-        matches!(self, SinkKind::Fast(..) | SinkKind::FastTls)
+        matches!(
+            self,
+            SinkKind::Fast(..) | SinkKind::FastEarly(_) | SinkKind::FastTls
+        )
     }
 }
 
@@ -120,6 +140,9 @@ enum ClientKind {
     /// Our adapter over TLS with a new rustls configuration per connection
     /// (full handshakes; `Ours` shares one and resumes).
     OursFresh(&'static str),
+    /// Our adapter with early pipelining, one capability cache shared by the
+    /// run's connections (the first one fills it).
+    OursEarly(&'static str),
     Lettre {
         nodelay: bool,
     },
@@ -141,6 +164,7 @@ impl ClientKind {
         match self {
             ClientKind::Ours(n) => format!("smtp-rs {n}"),
             ClientKind::OursFresh(n) => format!("smtp-rs {n} (new TLS config per connection)"),
+            ClientKind::OursEarly(n) => format!("smtp-rs {n} (early pipelining)"),
             ClientKind::Lettre { nodelay: true } => "lettre 0.11 (NODELAY forced)".into(),
             ClientKind::Lettre { nodelay: false } => "lettre 0.11 (as shipped)".into(),
             ClientKind::LettreBounded => {
@@ -156,7 +180,10 @@ impl ClientKind {
     }
 
     fn is_ours(&self) -> bool {
-        matches!(self, ClientKind::Ours(_) | ClientKind::OursFresh(_))
+        matches!(
+            self,
+            ClientKind::Ours(_) | ClientKind::OursFresh(_) | ClientKind::OursEarly(_)
+        )
     }
 }
 
@@ -184,6 +211,30 @@ impl Case {
             tls: false,
             pool: false,
             rtt_ms: 0,
+        }
+    }
+
+    /// The cases over a link of `rtt_ms` (1 KiB messages).
+    fn over_link(rtt_ms: u32) -> LinkCases {
+        let new_connection = Case {
+            rtt_ms,
+            ..Case::plain(1024, true)
+        };
+        let batch = Case {
+            rtt_ms,
+            ..Case::plain(1024, false)
+        };
+        LinkCases {
+            new_connection,
+            tls: Case {
+                tls: true,
+                ..new_connection
+            },
+            batch,
+            pool: Case {
+                pool: true,
+                ..batch
+            },
         }
     }
 
@@ -239,6 +290,19 @@ impl Case {
     }
 }
 
+/// The cases over a link with latency ([`Case::over_link`]).
+#[derive(Debug, Clone, Copy)]
+struct LinkCases {
+    /// A new connection per message, plain.
+    new_connection: Case,
+    /// A new connection per message, STARTTLS + AUTH PLAIN.
+    tls: Case,
+    /// [`LATENCY_BATCH`] messages on one connection.
+    batch: Case,
+    /// [`LATENCY_POOL_TASKS`] tasks through one pool.
+    pool: Case,
+}
+
 #[derive(Debug, Clone)]
 struct Job {
     case: Case,
@@ -247,6 +311,18 @@ struct Job {
     count: u64,
     /// How long the client sends at most (`None`: its whole count).
     seconds: Option<f64>,
+}
+
+impl Job {
+    /// `case / sink / client`, as the progress lines print it.
+    fn label(&self, sink: SinkKind) -> String {
+        format!(
+            "{} / {} / {}",
+            self.case.title(),
+            sink.label(),
+            self.client.label()
+        )
+    }
 }
 
 /// One measured run.
@@ -271,6 +347,9 @@ struct Sample {
     connections: Option<f64>,
     /// Connections the client opened, per message.
     connections_per_msg: Option<f64>,
+    /// Sessions whose greeting went out with the reply to the client's
+    /// early EHLO (PIPECONNECT), per message.
+    early_per_msg: Option<f64>,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -302,6 +381,7 @@ struct Medians {
     p99_us: Option<f64>,
     connections: Option<f64>,
     connections_per_msg: Option<f64>,
+    early_per_msg: Option<f64>,
     runs: usize,
     spread: f64,
 }
@@ -332,6 +412,7 @@ fn medians(samples: &[Sample]) -> Medians {
         p99_us: opt(|s| s.p99_us),
         connections: opt(|s| s.connections),
         connections_per_msg: opt(|s| s.connections_per_msg),
+        early_per_msg: opt(|s| s.early_per_msg),
         runs: samples.len(),
         spread: if med > 0.0 { (hi - lo) / med } else { 0.0 },
     }
@@ -366,6 +447,12 @@ pub fn run(cfg: &RunConfig) -> Result<String, BoxError> {
         table.extend(plan::latency_table(cfg.rtt_ms));
     }
     let mut jobs = plan::jobs(cfg, &table, find);
+    if let Some(text) = &cfg.rows {
+        jobs.retain(|j| j.label(sinks[j.sink].0).contains(text.as_str()));
+        if jobs.is_empty() {
+            return Err(format!("no row matches --rows {text:?}").into());
+        }
+    }
     plan::calibrate(cfg, &mut jobs, &sinks, &files, &tls)?;
     // The links with latency: one relay in front of each sink they use.
     let relays = plan::start_relays(cfg, &jobs, &sinks)?;

@@ -17,6 +17,17 @@
 //! TLS 1.3 server's session tickets, which the client does not wait for, are
 //! held back and go out with the next reply.
 //!
+//! With [`SinkConfig::pipe_connect`] the sink also offers early pipelining
+//! (PIPECONNECT, draft-harris-early-pipe, as Exim does): input already
+//! waiting when the greeting is about to go out is taken as a client's early
+//! EHLO, not as a protocol error; the greeting is held back and goes out in
+//! one write with the replies to that input (one turn), and the session is
+//! counted in [`Stats::early`]: its greeting cost the client no round trip
+//! of its own. Input that comes a little too late for that (the greeting
+//! has just gone out alone) still travelled in the greeting's flight when it
+//! arrives less than [`SinkConfig::link_rtt`] after the greeting left: it is
+//! counted early too.
+//!
 //! With a rustls [`ServerConfig`] the sink also offers STARTTLS (RFC 3207),
 //! then, inside TLS, `AUTH PLAIN` accepting any credentials; it counts the
 //! handshakes, the resumed ones, and the logins.
@@ -25,6 +36,7 @@ use std::io::{self, IoSlice, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use memchr::memmem;
 use rustls::{HandshakeKind, ProtocolVersion, ServerConfig, ServerConnection};
@@ -39,13 +51,23 @@ pub struct SinkConfig {
     pub pipelining: bool,
     /// Offer CHUNKING (BDAT).
     pub chunking: bool,
+    /// Offer PIPECONNECT (early pipelining; with [`SinkConfig::pipelining`])
+    /// and answer input that arrives before the greeting with the greeting.
+    pub pipe_connect: bool,
+    /// With PIPECONNECT: the round-trip time of the link between the clients
+    /// and the sink (a [`crate::relay`]). A session whose first input
+    /// arrives less than this after the greeting went out wrote it before
+    /// the greeting arrived, and is counted in [`Stats::early`] even when
+    /// that input came too late to go out with the greeting.
+    pub link_rtt: Option<Duration>,
     /// Offer STARTTLS with this configuration (and AUTH PLAIN inside TLS).
     pub tls: Option<Arc<ServerConfig>>,
 }
 
 impl SinkConfig {
     /// A short name of what is offered: `plain`, `pipelining`, `chunking` or
-    /// `pipelining+chunking`, with `+STARTTLS` when TLS is offered.
+    /// `pipelining+chunking`, with `+pipe-connect` when PIPECONNECT is
+    /// offered and `+STARTTLS` when TLS is.
     #[must_use]
     pub fn label(&self) -> String {
         let base = match (self.pipelining, self.chunking) {
@@ -54,11 +76,19 @@ impl SinkConfig {
             (false, true) => "chunking",
             (true, true) => "pipelining+chunking",
         };
-        if self.tls.is_some() {
-            format!("{base}+STARTTLS")
-        } else {
-            base.to_owned()
+        let mut label = base.to_owned();
+        if self.offers_pipe_connect() {
+            label.push_str("+pipe-connect");
         }
+        if self.tls.is_some() {
+            label.push_str("+STARTTLS");
+        }
+        label
+    }
+
+    /// PIPECONNECT is offered: asked for, with PIPELINING, which it extends.
+    fn offers_pipe_connect(&self) -> bool {
+        self.pipe_connect && self.pipelining
     }
 }
 
@@ -119,14 +149,29 @@ struct Wire<'a> {
     answered: bool,
     /// Count turns (off for an `XSTATS` connection).
     counting: bool,
+    /// The client wrote before the greeting, which waits for the first
+    /// turn (counted in [`Stats::early`] with it).
+    early: bool,
+    /// With PIPECONNECT offered: the RTT of the link in front of the sink
+    /// ([`SinkConfig::link_rtt`]).
+    link_rtt: Option<Duration>,
+    /// When the first write (the greeting) went out.
+    greeted: Option<Instant>,
+    /// Something has been read from the client.
+    heard: bool,
 }
 
 impl Wire<'_> {
     fn turn(&mut self) {
+        self.greeted.get_or_insert_with(Instant::now);
         if self.answered && self.counting {
             self.stats.turns.fetch_add(1, Ordering::Relaxed);
+            if self.early {
+                self.stats.early.fetch_add(1, Ordering::Relaxed);
+            }
         }
         self.answered = false;
+        self.early = false;
     }
 }
 
@@ -135,6 +180,15 @@ impl Read for Wire<'_> {
         let n = self.tcp.read(buf)?;
         self.stats.reads.fetch_add(1, Ordering::Relaxed);
         self.answered |= n > 0;
+        if n > 0 && !self.heard {
+            self.heard = true;
+            // Sent before the greeting reached the client: over a link that
+            // delivers nothing early, an answer to the greeting arrives a
+            // whole RTT after it went out at the soonest.
+            if let (Some(rtt), Some(greeted)) = (self.link_rtt, self.greeted) {
+                self.early |= greeted.elapsed() < rtt;
+            }
+        }
         Ok(n)
     }
 }
@@ -349,6 +403,10 @@ fn handle(stream: TcpStream, config: &SinkConfig, stats: &Stats) -> io::Result<(
             stats,
             answered: false,
             counting: true,
+            early: false,
+            link_rtt: config.link_rtt.filter(|_| config.offers_pipe_connect()),
+            greeted: None,
+            heard: false,
         }),
         out: Vec::with_capacity(4096),
         out_has_tx: false,
@@ -359,6 +417,9 @@ fn handle(stream: TcpStream, config: &SinkConfig, stats: &Stats) -> io::Result<(
     let (mut start, mut end) = (0usize, 0usize);
     let mut state = State::Command;
     conn.reply(b"220 sink.example ESMTP bench sink\r\n", false);
+    if config.offers_pipe_connect() {
+        end = early_input(&mut conn.io, &mut buf)?;
+    }
     loop {
         if start == end {
             // Everything received is handled: answer it all in one write.
@@ -462,6 +523,26 @@ fn handle(stream: TcpStream, config: &SinkConfig, stats: &Stats) -> io::Result<(
     }
 }
 
+/// What the client sent before the greeting, read without waiting (as Exim
+/// looks for it before it sends its banner): 0 when nothing is there yet.
+/// What was read is answered with the greeting, in one write.
+fn early_input(io: &mut Io<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    let Some(wire) = io.wire() else {
+        return Ok(0);
+    };
+    wire.tcp.set_nonblocking(true)?;
+    let read = wire.read(buf);
+    wire.tcp.set_nonblocking(false)?;
+    match read {
+        Ok(n) => {
+            wire.early = n > 0;
+            Ok(n)
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+        Err(e) => Err(e),
+    }
+}
+
 /// What the connection does after a command.
 enum After {
     /// Goes on with what it has read.
@@ -497,6 +578,9 @@ fn command(
             }
             if config.chunking {
                 r.extend_from_slice(b"250-CHUNKING\r\n");
+            }
+            if config.offers_pipe_connect() {
+                r.extend_from_slice(b"250-PIPECONNECT\r\n");
             }
             if config.tls.is_some() {
                 if conn.is_tls() {
@@ -572,7 +656,7 @@ fn command(
             let s = stats.snapshot();
             let r = format!(
                 "250 messages={} body_bytes={} tx_writes={} reads={} connections={} \
-                     turns={} tls_handshakes={} tls_resumed={} auths={}\r\n",
+                     turns={} tls_handshakes={} tls_resumed={} auths={} early={}\r\n",
                 s.messages,
                 s.body_bytes,
                 s.tx_writes,
@@ -581,7 +665,8 @@ fn command(
                 s.turns,
                 s.tls_handshakes,
                 s.tls_resumed,
-                s.auths
+                s.auths,
+                s.early
             );
             conn.reply(r.as_bytes(), false);
         }

@@ -39,34 +39,15 @@ fn args(addr: &str, count: u64) -> ClientArgs {
 /// `send_and_quit`).
 #[test]
 fn each_adapter_sends_50_messages_in_the_promised_round_trips() {
+    let offer = |pipelining, chunking| SinkConfig {
+        pipelining,
+        chunking,
+        ..SinkConfig::default()
+    };
     let cases = [
-        (
-            SinkConfig {
-                pipelining: false,
-                chunking: false,
-                tls: None,
-            },
-            4,
-            1024 + 3,
-        ),
-        (
-            SinkConfig {
-                pipelining: true,
-                chunking: false,
-                tls: None,
-            },
-            2,
-            1024 + 3,
-        ),
-        (
-            SinkConfig {
-                pipelining: true,
-                chunking: true,
-                tls: None,
-            },
-            1,
-            1024,
-        ),
+        (offer(false, false), 4, 1024 + 3),
+        (offer(true, false), 2, 1024 + 3),
+        (offer(true, true), 1, 1024),
     ];
     for (config, writes, wire) in cases {
         let (addr, stats) = start(config.clone());
@@ -91,7 +72,7 @@ fn a_new_connection_per_message_and_the_stream_reach_the_sink() {
     let (addr, stats) = start(SinkConfig {
         pipelining: true,
         chunking: true,
-        tls: None,
+        ..SinkConfig::default()
     });
     let mut a = args(&addr, 5);
     a.new_connection = true;
@@ -178,6 +159,8 @@ fn start_tls(name: &str) -> (String, Arc<Stats>, std::path::PathBuf) {
     let config = SinkConfig {
         pipelining: true,
         chunking: false,
+        pipe_connect: false,
+        link_rtt: None,
         tls: Some(pki::server_config(&files.chain, &files.key).unwrap()),
     };
     let (addr, stats) = start(config);
@@ -354,6 +337,38 @@ fn the_pool_clients_send_every_message_through_at_most_pool_size_connections() {
     }
 }
 
+/// 5 messages through `relay` on new connections with `adapter` (with
+/// early pipelining or not) to a sink offering PIPELINING and CHUNKING: 5
+/// connections, 5 messages and 2 turns each (EHLO; MAIL+RCPT+BDAT
+/// LAST+QUIT in one flight), and a time per message (median and 99th
+/// percentile); the sink's counts.
+fn five_new_connections(
+    adapter: &str,
+    relay: &smtp_bench::relay::Relay,
+    stats: &Stats,
+    early_pipelining: bool,
+) -> Snapshot {
+    let before = stats.snapshot();
+    let mut a = args(&relay.addr().to_string(), 5);
+    a.new_connection = true;
+    a.latencies = true;
+    a.early_pipelining = early_pipelining;
+    let r = clients::run(adapter, &a).unwrap();
+    assert!(
+        relay.wait_idle(std::time::Duration::from_secs(30)),
+        "{adapter}"
+    );
+    let d = stats.snapshot().since(&before);
+    assert_eq!(r.messages, 5, "{adapter}");
+    assert!(r.p50_us.is_some() && r.p99_us >= r.p50_us, "{adapter}");
+    assert_eq!(
+        (d.messages, d.connections, d.turns),
+        (5, 5, 10),
+        "{adapter}"
+    );
+    d
+}
+
 /// Through a relay (a link with a 2 ms RTT), the sink sees the same sessions
 /// as over loopback, and the relay's `wait_idle` lets every byte the client
 /// sent reach it: 5 messages on new connections against a sink offering
@@ -368,25 +383,12 @@ fn through_a_relay_the_sink_counts_the_same_sessions() {
     let (addr, stats) = start(SinkConfig {
         pipelining: true,
         chunking: true,
-        tls: None,
+        ..SinkConfig::default()
     });
     let relay = Relay::start(addr.parse().unwrap(), Duration::from_millis(2)).unwrap();
     let via = relay.addr().to_string();
     for adapter in ["blocking", "tokio", "async-std"] {
-        let before = stats.snapshot();
-        let mut a = args(&via, 5);
-        a.new_connection = true;
-        a.latencies = true;
-        let r = clients::run(adapter, &a).unwrap();
-        assert!(relay.wait_idle(Duration::from_secs(30)), "{adapter}");
-        let d = stats.snapshot().since(&before);
-        assert_eq!(r.messages, 5, "{adapter}");
-        assert!(r.p50_us.is_some() && r.p99_us >= r.p50_us, "{adapter}");
-        assert_eq!(
-            (d.messages, d.connections, d.turns),
-            (5, 5, 10),
-            "{adapter}"
-        );
+        five_new_connections(adapter, &relay, &stats, false);
 
         let before = stats.snapshot();
         let mut b = args(&via, 10);
@@ -402,5 +404,107 @@ fn through_a_relay_the_sink_counts_the_same_sessions() {
         );
     }
     assert_eq!(relay.accepted(), 3 * 6);
+    assert_eq!(relay.failure(), None);
+}
+
+/// Reads from `s` until `end` has arrived (or the peer closed).
+fn read_until(s: &mut TcpStream, end: &[u8]) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut b = [0u8; 4096];
+    while !got.windows(end.len()).any(|w| w == end) {
+        let n = s.read(&mut b).unwrap();
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&b[..n]);
+    }
+    got
+}
+
+/// A sink offering PIPECONNECT: an EHLO already waiting when the greeting is
+/// due (written before the sink accepts the connection) is answered, not
+/// refused, and the greeting goes out with its reply in one turn, counted as
+/// early; a client that waits for the greeting is answered as before, and
+/// not counted. Without the option neither PIPECONNECT nor an early session
+/// is seen.
+#[test]
+fn a_pipe_connect_sink_answers_an_ehlo_sent_before_the_greeting_in_one_turn() {
+    use std::time::Duration;
+    for pipe_connect in [true, false] {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Connected and written before the sink accepts: the EHLO is there
+        // when the greeting is due.
+        let mut early = TcpStream::connect(addr).unwrap();
+        early
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        early.write_all(b"EHLO early.example\r\n").unwrap();
+        let stats = Arc::new(Stats::default());
+        let s = stats.clone();
+        let config = SinkConfig {
+            pipelining: true,
+            pipe_connect,
+            ..SinkConfig::default()
+        };
+        let label = config.label();
+        std::thread::spawn(move || sink::serve(listener, config, s));
+        let text = String::from_utf8(read_until(&mut early, b"250 8BITMIME\r\n")).unwrap();
+        assert!(text.starts_with("220 "), "{label}: {text:?}");
+        assert_eq!(
+            text.contains("250-PIPECONNECT\r\n"),
+            pipe_connect,
+            "{label}"
+        );
+        early.write_all(b"QUIT\r\n").unwrap();
+        read_until(&mut early, b"221 2.0.0 Bye\r\n");
+
+        // A client that waits for the greeting.
+        let mut waits = TcpStream::connect(addr).unwrap();
+        waits
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        read_until(&mut waits, b"bench sink\r\n");
+        waits.write_all(b"EHLO waits.example\r\nQUIT\r\n").unwrap();
+        read_until(&mut waits, b"221 2.0.0 Bye\r\n");
+        drop((early, waits));
+
+        let d = sink::query_stats(&addr.to_string()).unwrap();
+        // The early session: greeting+EHLO reply, then QUIT's. The one that
+        // waited: EHLO+QUIT's replies, pipelined.
+        assert_eq!(d.connections, 3, "{label}");
+        assert_eq!(d.turns, 3, "{label}");
+        assert_eq!(d.early, u64::from(pipe_connect), "{label}");
+        assert_eq!(label.contains("pipe-connect"), pipe_connect);
+    }
+}
+
+/// Our adapters through a relay to a sink offering PIPELINING, CHUNKING and
+/// PIPECONNECT, told the relay's RTT: every message arrives, each session
+/// in two turns (the EHLO reply, alone or with the greeting; MAIL+RCPT+BDAT
+/// LAST+QUIT in one flight). Waiting for the greeting, no session is
+/// counted early (an answer to the greeting arrives a whole RTT after it,
+/// whatever the machine's speed); with early pipelining (one capability
+/// cache a run) the first connection cannot be, the four later ones may be
+/// (how soon their EHLO arrives is the machine's: at most 4 is asserted).
+#[test]
+fn early_pipelining_clients_send_through_a_pipe_connect_sink() {
+    use smtp_bench::relay::Relay;
+    use std::time::Duration;
+    let rtt = Duration::from_millis(2);
+    let (addr, stats) = start(SinkConfig {
+        pipelining: true,
+        chunking: true,
+        pipe_connect: true,
+        link_rtt: Some(rtt),
+        ..SinkConfig::default()
+    });
+    let relay = Relay::start(addr.parse().unwrap(), rtt).unwrap();
+    for adapter in ["blocking", "tokio", "async-std"] {
+        let d = five_new_connections(adapter, &relay, &stats, false);
+        assert_eq!(d.early, 0, "{adapter} waiting for the greeting");
+        let d = five_new_connections(adapter, &relay, &stats, true);
+        assert!(d.early <= 4, "{adapter}: {d:?}");
+    }
     assert_eq!(relay.failure(), None);
 }

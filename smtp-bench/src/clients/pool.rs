@@ -26,32 +26,55 @@ fn take_one(taken: &AtomicU64, args: &ClientArgs, deadline: Option<Instant>) -> 
         && taken.fetch_add(1, Ordering::Relaxed) < args.count
 }
 
+/// Our pool on the runtime `R`: `args.pool_size` sessions, each opened as
+/// our other clients open theirs.
+fn our_pool<R: smtp_async::Runtime>(args: &ClientArgs) -> Result<smtp_async::Pool<R>, BoxError> {
+    let shared = Shared::from_args(args)?;
+    let builder = our_builder!(smtp_async::SmtpClient<R>, args, &shared);
+    let mut config = smtp_async::PoolConfig::default();
+    config.max_size = args.pool_size;
+    Ok(smtp_async::Pool::<R>::new(config, move || {
+        builder.clone().connect()
+    }))
+}
+
+/// One task of a pool run: takes messages of the run while any are left
+/// and sends each through a session of `pool`; returns each one's latency.
+async fn pool_task<R: smtp_async::Runtime>(
+    pool: smtp_async::Pool<R>,
+    msg: Arc<[u8]>,
+    taken: Arc<AtomicU64>,
+    args: ClientArgs,
+    deadline: Option<Instant>,
+) -> Result<Vec<u64>, smtp_async::Error> {
+    let mut latencies = Vec::new();
+    while take_one(&taken, &args, deadline) {
+        let t0 = Instant::now();
+        let mut session = pool.get().await?;
+        session.sendmail(FROM, &[TO], &msg[..]).await?;
+        drop(session);
+        latencies.push(t0.elapsed().as_micros() as u64);
+    }
+    Ok(latencies)
+}
+
 /// `args.tasks` Tokio tasks on one current-thread runtime, each sending through
 /// one `smtp_tokio::Pool` of `args.pool_size` sessions.
 pub(super) async fn pool_tokio(args: &ClientArgs, msg: &[u8]) -> Result<Sent, BoxError> {
-    use smtp_tokio::{Pool, PoolConfig, SmtpClient};
-    let tls = TlsSetup::from_args(args)?;
-    let builder = our_builder!(SmtpClient, args, tls.as_ref());
-    let mut config = PoolConfig::default();
-    config.max_size = args.pool_size;
-    let pool = Pool::new(config, move || builder.clone().connect());
+    let pool = our_pool::<smtp_tokio::Tokio>(args)?;
     let msg: Arc<[u8]> = msg.into();
     let taken = Arc::new(AtomicU64::new(0));
     let deadline = args.deadline();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..args.tasks {
-        let (pool, msg, taken, args) = (pool.clone(), msg.clone(), taken.clone(), args.clone());
-        tasks.spawn(async move {
-            let mut latencies = Vec::new();
-            while take_one(&taken, &args, deadline) {
-                let t0 = Instant::now();
-                let mut session = pool.get().await?;
-                session.sendmail(FROM, &[TO], &msg[..]).await?;
-                drop(session);
-                latencies.push(t0.elapsed().as_micros() as u64);
-            }
-            Ok::<_, smtp_tokio::Error>(latencies)
-        });
+        let task = pool_task(
+            pool.clone(),
+            msg.clone(),
+            taken.clone(),
+            args.clone(),
+            deadline,
+        );
+        tasks.spawn(task);
     }
     let mut per_task = Vec::new();
     for r in tasks.join_all().await {
@@ -63,30 +86,22 @@ pub(super) async fn pool_tokio(args: &ClientArgs, msg: &[u8]) -> Result<Sent, Bo
 /// The same on async-std's executor (`async_std::task::spawn`) with one
 /// `smtp_async_std::Pool`.
 pub(super) async fn pool_async_std(args: &ClientArgs, msg: &[u8]) -> Result<Sent, BoxError> {
-    use smtp_async_std::{Pool, PoolConfig, SmtpClient};
-    let tls = TlsSetup::from_args(args)?;
-    let builder = our_builder!(SmtpClient, args, tls.as_ref());
-    let mut config = PoolConfig::default();
-    config.max_size = args.pool_size;
-    let pool = Pool::new(config, move || builder.clone().connect());
+    let pool = our_pool::<smtp_async_std::AsyncStd>(args)?;
     let msg: Arc<[u8]> = msg.into();
     let taken = Arc::new(AtomicU64::new(0));
     let deadline = args.deadline();
-    let mut tasks = Vec::new();
-    for _ in 0..args.tasks {
-        let (pool, msg, taken, args) = (pool.clone(), msg.clone(), taken.clone(), args.clone());
-        tasks.push(async_std::task::spawn(async move {
-            let mut latencies = Vec::new();
-            while take_one(&taken, &args, deadline) {
-                let t0 = Instant::now();
-                let mut session = pool.get().await?;
-                session.sendmail(FROM, &[TO], &msg[..]).await?;
-                drop(session);
-                latencies.push(t0.elapsed().as_micros() as u64);
-            }
-            Ok::<_, smtp_async_std::Error>(latencies)
-        }));
-    }
+    let tasks: Vec<_> = (0..args.tasks)
+        .map(|_| {
+            let task = pool_task(
+                pool.clone(),
+                msg.clone(),
+                taken.clone(),
+                args.clone(),
+                deadline,
+            );
+            async_std::task::spawn(task)
+        })
+        .collect();
     let mut per_task = Vec::new();
     for t in tasks {
         per_task.push(t.await?);
@@ -108,25 +123,9 @@ pub(super) async fn pool_lettre(
 ) -> Result<Sent, BoxError> {
     use lettre::address::Envelope;
     use lettre::transport::smtp::PoolConfig;
-    use lettre::transport::smtp::authentication::Credentials;
-    use lettre::transport::smtp::extension::ClientId;
     use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
-    let (host, port) = args
-        .addr
-        .rsplit_once(':')
-        .ok_or("the address needs a port")?;
     let pool = PoolConfig::new().max_size(u32::try_from(args.pool_size)?);
-    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
-        .port(port.parse()?)
-        .hello_name(ClientId::Domain(HELO.to_owned()))
-        .timeout(Some(Duration::from_secs(60)))
-        .pool_config(pool);
-    if let Some(tls) = lettre_tls(args, host)? {
-        builder = builder
-            .tls(tls)
-            .credentials(Credentials::new(USER.to_owned(), PASSWORD.to_owned()));
-    }
-    let transport = builder.build();
+    let transport = lettre_transport!(AsyncSmtpTransport<Tokio1Executor>, args, pool);
     let envelope = Envelope::new(Some(FROM.parse()?), vec![TO.parse()?])?;
     let msg: Arc<[u8]> = msg.into();
     let taken = Arc::new(AtomicU64::new(0));

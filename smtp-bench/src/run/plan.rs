@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::process::{RunningSink, client_command, run_child, start_sink};
-use super::{Case, ClientKind, Job, LATENCY_BATCH, LATENCY_SECONDS, RunConfig, SinkKind};
+use super::{Case, ClientKind, Job, LATENCY_BATCH, LATENCY_SECONDS, Latency, RunConfig, SinkKind};
 use crate::clients::BoxError;
 use crate::pki::TlsFiles;
 use crate::relay::Relay;
@@ -31,6 +31,9 @@ pub(super) fn start_sinks(
         SinkKind::FastTls,
         SinkKind::Discard,
     ];
+    if cfg.latency != Latency::Not {
+        kinds.extend([SinkKind::FastEarly(false), SinkKind::FastEarly(true)]);
+    }
     let postfix = cfg.smtp_sink.is_some();
     if postfix {
         kinds.insert(0, SinkKind::Postfix);
@@ -197,10 +200,15 @@ pub(super) fn table(quick: bool) -> Vec<Row> {
 /// AUTH PLAIN (the fast sink's TLS variant, as the loopback TLS rows); a
 /// batch of [`LATENCY_BATCH`] messages on one connection (both plain sinks;
 /// with CHUNKING only ours and lettre, as the peers do not use it); tasks
-/// through one pool (ours and lettre's, plain, PIPELINING).
+/// through one pool (ours and lettre's, plain, PIPELINING); and a new
+/// connection per message against the fast sink offering PIPECONNECT too
+/// (with PIPELINING, and with PIPELINING and CHUNKING): ours with early
+/// pipelining, one capability cache per run (its first connection fills it
+/// and is counted), ours without (the same sink, waiting for the greeting)
+/// on the blocking adapter, and the peers, which do not use PIPECONNECT.
 pub(super) fn latency_table(rtt_ms: u32) -> Vec<Row> {
-    use ClientKind::{Lettre, LettreBounded, MailSend, Ours, SmtpSource, Smtplib};
-    use SinkKind::Fast;
+    use ClientKind::{Lettre, LettreBounded, MailSend, Ours, OursEarly, SmtpSource, Smtplib};
+    use SinkKind::{Fast, FastEarly};
     let ours = [Ours("blocking"), Ours("tokio"), Ours("async-std")];
     let peers = [
         Lettre { nodelay: true },
@@ -211,24 +219,25 @@ pub(super) fn latency_table(rtt_ms: u32) -> Vec<Row> {
     let all = [&ours[..], &peers[..]].concat();
     let ours_and_lettre = [&ours[..], &[Lettre { nodelay: true }]].concat();
     let (pipelining, chunking) = (Fast(true, false), Fast(true, true));
-    let new_connection = Case {
-        rtt_ms,
-        ..Case::plain(1024, true)
-    };
-    let tls = Case {
-        tls: true,
-        ..new_connection
-    };
-    let batch = Case {
-        rtt_ms,
-        ..Case::plain(1024, false)
-    };
-    let pool = Case {
-        pool: true,
-        ..batch
-    };
+    let super::LinkCases {
+        new_connection,
+        tls,
+        batch,
+        pool,
+    } = Case::over_link(rtt_ms);
+    let early = [
+        &[
+            OursEarly("blocking"),
+            OursEarly("tokio"),
+            OursEarly("async-std"),
+            Ours("blocking"),
+        ][..],
+        &peers[..],
+    ]
+    .concat();
     vec![
         row(new_connection, &[pipelining, chunking], &all),
+        row(new_connection, &[FastEarly(false), FastEarly(true)], &early),
         row(
             tls,
             &[SinkKind::FastTls],

@@ -108,28 +108,35 @@ pub(super) fn start_sink(
             wait_listening(&sink.addr)?;
             Ok(sink)
         }
-        SinkKind::Fast(..) | SinkKind::FastTls | SinkKind::Discard => {
+        SinkKind::Fast(..) | SinkKind::FastEarly(_) | SinkKind::FastTls | SinkKind::Discard => {
             let mut cmd = taskset(cpu);
             cmd.arg(&cfg.exe)
                 .arg("sink")
                 .args(["--listen", "127.0.0.1:0"]);
-            match kind {
-                SinkKind::Fast(pipelining, chunking) => {
-                    if pipelining {
-                        cmd.arg("--pipelining");
+            match kind.config() {
+                Some(c) => {
+                    for (on, flag) in [
+                        (c.pipelining, "--pipelining"),
+                        (c.chunking, "--chunking"),
+                        (c.pipe_connect, "--pipe-connect"),
+                    ] {
+                        if on {
+                            cmd.arg(flag);
+                        }
                     }
-                    if chunking {
-                        cmd.arg("--chunking");
+                    // Only clients over the link talk to it.
+                    if c.pipe_connect {
+                        cmd.args(["--link-rtt", &cfg.rtt_ms.to_string()]);
                     }
                 }
-                SinkKind::FastTls => {
+                None if kind == SinkKind::FastTls => {
                     cmd.arg("--pipelining")
                         .arg("--tls-cert")
                         .arg(&tls.chain)
                         .arg("--tls-key")
                         .arg(&tls.key);
                 }
-                _ => {
+                None => {
                     cmd.arg("--discard");
                 }
             }
@@ -272,6 +279,11 @@ pub(super) fn client_command(
         ClientKind::OursFresh(name) => {
             let mut c = ours(name);
             c.arg("--fresh-tls-config");
+            c
+        }
+        ClientKind::OursEarly(name) => {
+            let mut c = ours(name);
+            c.arg("--early-pipelining");
             c
         }
         ClientKind::Lettre { nodelay } => {

@@ -38,7 +38,7 @@ pub(super) fn rounds(
         samples: Samples::new(),
         failures: Vec::new(),
         tsv: String::from(
-            "round\tcase\tsink\tclient\tmessages\tsecs\tcpu_secs\trss_kib\treply_writes\twire_bytes\tsink_cpu_secs\tturns\ttls_resumed\tp50_us\tp99_us\n",
+            "round\tcase\tsink\tclient\tmessages\tsecs\tcpu_secs\trss_kib\treply_writes\twire_bytes\tsink_cpu_secs\tturns\ttls_resumed\tp50_us\tp99_us\tearly\n",
         ),
     };
     for rep in 0..cfg.reps {
@@ -47,12 +47,7 @@ pub(super) fn rounds(
             let index = (i + rep * 7) % n;
             let job = &jobs[index];
             let (kind, _, _) = &sinks[job.sink];
-            let label = format!(
-                "{} / {} / {}",
-                job.case.title(),
-                kind.label(),
-                job.client.label()
-            );
+            let label = job.label(*kind);
             let relay = relays.get(&job.sink).filter(|_| job.case.rtt_ms > 0);
             let (r, s, sink_cpu) = match measure(cfg, job, &sinks[job.sink], relay, files, tls)? {
                 Ok(m) => m,
@@ -166,6 +161,7 @@ fn measure(
         // The counter includes the second XSTATS query's connection.
         connections: delta.map(|d| d.connections.saturating_sub(1) as f64),
         connections_per_msg: delta.and_then(|d| per(d.connections.saturating_sub(1))),
+        early_per_msg: delta.and_then(|d| per(d.early)),
     };
     Ok(Ok((r, s, sink_cpu)))
 }
@@ -182,7 +178,7 @@ fn tsv_line(
 ) {
     let _ = writeln!(
         tsv,
-        "{rep}\t{}\t{}\t{}\t{}\t{:.6}\t{:.6}\t{}\t{}\t{}\t{:.3}\t{}\t{}\t{}\t{}",
+        "{rep}\t{}\t{}\t{}\t{}\t{:.6}\t{:.6}\t{}\t{}\t{}\t{:.3}\t{}\t{}\t{}\t{}\t{}",
         job.case.title(),
         kind.label(),
         job.client.label(),
@@ -197,6 +193,7 @@ fn tsv_line(
         s.resumed.map_or(String::new(), |x| format!("{x:.3}")),
         s.p50_us.map_or(String::new(), |x| format!("{x:.0}")),
         s.p99_us.map_or(String::new(), |x| format!("{x:.0}")),
+        s.early_per_msg.map_or(String::new(), |x| format!("{x:.2}")),
     );
 }
 

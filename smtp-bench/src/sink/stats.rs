@@ -26,6 +26,9 @@ pub struct Stats {
     pub tls_resumed: AtomicU64,
     /// Successful AUTH commands.
     pub auths: AtomicU64,
+    /// Sessions whose client wrote before the greeting went out (PIPECONNECT
+    /// offered): their greeting went out with the reply to that input.
+    pub early: AtomicU64,
 }
 
 /// A snapshot of [`Stats`].
@@ -49,6 +52,8 @@ pub struct Snapshot {
     pub tls_resumed: u64,
     /// See [`Stats::auths`].
     pub auths: u64,
+    /// See [`Stats::early`].
+    pub early: u64,
 }
 
 impl Snapshot {
@@ -65,6 +70,7 @@ impl Snapshot {
             tls_handshakes: self.tls_handshakes - earlier.tls_handshakes,
             tls_resumed: self.tls_resumed - earlier.tls_resumed,
             auths: self.auths - earlier.auths,
+            early: self.early - earlier.early,
         }
     }
 
@@ -87,6 +93,7 @@ impl Snapshot {
                 "tls_handshakes" => s.tls_handshakes = v,
                 "tls_resumed" => s.tls_resumed = v,
                 "auths" => s.auths = v,
+                "early" => s.early = v,
                 _ => {}
             }
         }
@@ -108,6 +115,7 @@ impl Stats {
             tls_handshakes: self.tls_handshakes.load(Ordering::Relaxed),
             tls_resumed: self.tls_resumed.load(Ordering::Relaxed),
             auths: self.auths.load(Ordering::Relaxed),
+            early: self.early.load(Ordering::Relaxed),
         }
     }
 }
