@@ -180,6 +180,23 @@ pub enum TlsFailure {
 }
 
 impl TlsFailure {
+    /// The TLS cause a core error stands for, if it stands for one: the
+    /// core's refused STARTTLS (a reply other than 220) and STARTTLS not
+    /// offered where TLS was required. The one reading of core errors as TLS
+    /// failures, used by [`Opening::tls_failure`](crate::engine::Opening::tls_failure)
+    /// and by the drivers that tell the engine an [`Opening`](crate::engine::Opening).
+    #[must_use]
+    pub fn of_core(error: &smtp_sansio::Error) -> Option<TlsFailure> {
+        use smtp_sansio::{Error, SecurityError};
+        match error {
+            Error::StartTlsRefused(reply) => Some(TlsFailure::StartTlsRefused(reply.clone())),
+            Error::Security(SecurityError::StartTlsNotOffered) => {
+                Some(TlsFailure::StartTlsNotOffered)
+            }
+            _ => None,
+        }
+    }
+
     /// Whether the cause is the server's certificate (its dates, names,
     /// chain, or the TLSA records it must match).
     #[must_use]

@@ -8,7 +8,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use smtp_mx::TlsFailure;
 use smtp_mx::engine::{Opening, Problem, RecipientReport};
-use smtp_sansio::{Envelope, Parameter};
 
 use super::{
     Answer, DnsAnswer, FinalStatus, MAX_POLICY_BODY, PolicyFetch, Query, Rcode, Report, Security,
@@ -43,43 +42,6 @@ pub fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-}
-
-/// Whether the envelope's MAIL parameters hold REQUIRETLS.
-#[must_use]
-pub fn has_requiretls(envelope: &Envelope) -> bool {
-    envelope
-        .mail_params()
-        .iter()
-        .any(|p| p.keyword().eq_ignore_ascii_case("REQUIRETLS"))
-}
-
-/// The envelope of one transaction: the sender and MAIL parameters of
-/// `envelope` (REQUIRETLS only when `requiretls`), the recipients at
-/// `positions`. `None` when a position is out of range.
-#[must_use]
-pub fn sub_envelope(
-    envelope: &Envelope,
-    positions: &[usize],
-    requiretls: bool,
-) -> Option<Envelope> {
-    let all = envelope.recipients();
-    let mut sub = Envelope::new(envelope.from().clone(), []);
-    for p in positions {
-        sub = sub.recipient(all.get(*p)?.clone());
-    }
-    for param in envelope.mail_params() {
-        if !param.keyword().eq_ignore_ascii_case("REQUIRETLS") {
-            sub = sub.mail_param(param.clone());
-        }
-    }
-    if requiretls {
-        sub = sub.mail_param(Parameter::new("REQUIRETLS", None).ok()?);
-    }
-    if let Some(size) = envelope.known_size() {
-        sub = sub.size(size);
-    }
-    Some(sub)
 }
 
 /// Whether `answer` is of the kind `query` asks for.
@@ -185,7 +147,7 @@ fn dane(plan: &smtp_mx::plan::TlsPlan) -> Result<Arc<ClientConfig>, ()> {
 /// [`TlsFailure::Config`].
 #[must_use]
 pub fn opening_of(error: &Error, connecting: bool) -> Opening {
-    use smtp_sansio::{Error as Core, SecurityError};
+    use smtp_sansio::Error as Core;
     match error {
         Error::Connection {
             error, connecting, ..
@@ -198,13 +160,9 @@ pub fn opening_of(error: &Error, connecting: bool) -> Opening {
             Opening::TlsFailed(TlsFailure::Config)
         }
         Error::Smtp(Core::Timeout(_)) => Opening::TimedOut,
-        Error::Smtp(Core::StartTlsRefused(reply)) => {
-            Opening::TlsFailed(TlsFailure::StartTlsRefused(reply.clone()))
+        Error::Smtp(e) => {
+            TlsFailure::of_core(e).map_or_else(|| Opening::Failed(e.clone()), Opening::TlsFailed)
         }
-        Error::Smtp(Core::Security(SecurityError::StartTlsNotOffered)) => {
-            Opening::TlsFailed(TlsFailure::StartTlsNotOffered)
-        }
-        Error::Smtp(e) => Opening::Failed(e.clone()),
         _ => Opening::Failed(Core::Transport),
     }
 }

@@ -25,8 +25,7 @@ use smtp_mx::engine::{ConnectRequest, Opening, Request, RequestId};
 use smtp_sansio::{Envelope, TransactionResult};
 
 use super::parts::{
-    core_error, cut_body, empty_answer, has_requiretls, kind_fits, sub_envelope, tls_for_plan,
-    unfinished, unix_now,
+    core_error, cut_body, empty_answer, kind_fits, tls_for_plan, unfinished, unix_now,
 };
 use super::{Answer, Delivery, MessageSecurity, MxConfig, PolicyFetch, Query, Rcode, Report};
 use crate::{Builder, Error, Tls};
@@ -183,7 +182,7 @@ impl<'a, C> Run<'a, C> {
             .iter()
             .map(|r| r.address.as_str())
             .collect();
-        let security = MessageSecurity::of(has_requiretls(envelope), message);
+        let security = MessageSecurity::of_envelope(envelope, message);
         let cache = config
             .sts_cache
             .lock()
@@ -275,7 +274,7 @@ impl<'a, C> Run<'a, C> {
             },
             Request::Transaction(t) => {
                 let client = self.sessions.remove(&t.id);
-                let envelope = sub_envelope(self.envelope, &t.recipients, t.requiretls);
+                let envelope = t.envelope(self.envelope);
                 match (client, envelope) {
                     (Some(client), Some(envelope)) => Some(Job::Transaction {
                         id: t.id,

@@ -5,7 +5,7 @@ use std::fmt;
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
-use smtp_sansio::{OpenPlan, StartTlsPolicy};
+use smtp_sansio::{Envelope, OpenPlan, Parameter, StartTlsPolicy};
 
 use crate::dane::Tlsa;
 use crate::dns::DnsAnswer;
@@ -90,6 +90,35 @@ pub struct TransactionRequest {
     pub addresses: Vec<String>,
     /// Whether `MAIL FROM` carries the `REQUIRETLS` parameter (RFC 8689).
     pub requiretls: bool,
+}
+
+impl TransactionRequest {
+    /// The envelope of this transaction, cut from the message's `envelope`
+    /// (the one the delivery was made for): its sender, its MAIL parameters
+    /// but `REQUIRETLS`, which goes only where [`TransactionRequest::requiretls`]
+    /// says (RFC 8689: never to a hop that cannot honour it), its declared
+    /// size, and the recipients at [`TransactionRequest::recipients`].
+    /// `None` when a position is out of range.
+    #[must_use]
+    pub fn envelope(&self, envelope: &Envelope) -> Option<Envelope> {
+        let all = envelope.recipients();
+        let mut sub = Envelope::new(envelope.from().clone(), []);
+        for p in &self.recipients {
+            sub = sub.recipient(all.get(*p)?.clone());
+        }
+        for param in envelope.mail_params() {
+            if !param.keyword().eq_ignore_ascii_case("REQUIRETLS") {
+                sub = sub.mail_param(param.clone());
+            }
+        }
+        if self.requiretls {
+            sub = sub.mail_param(Parameter::new("REQUIRETLS", None).ok()?);
+        }
+        if let Some(size) = envelope.known_size() {
+            sub = sub.size(size);
+        }
+        Some(sub)
+    }
 }
 
 /// What the delivery needs done next.
@@ -197,15 +226,9 @@ impl Opening {
     /// STARTTLS not offered or refused in [`Opening::Failed`].
     #[must_use]
     pub fn tls_failure(&self) -> Option<TlsFailure> {
-        use smtp_sansio::{Error, SecurityError};
         match self {
             Opening::TlsFailed(cause) => Some(cause.clone()),
-            Opening::Failed(Error::StartTlsRefused(reply)) => {
-                Some(TlsFailure::StartTlsRefused(reply.clone()))
-            }
-            Opening::Failed(Error::Security(SecurityError::StartTlsNotOffered)) => {
-                Some(TlsFailure::StartTlsNotOffered)
-            }
+            Opening::Failed(e) => TlsFailure::of_core(e),
             _ => None,
         }
     }
@@ -221,6 +244,18 @@ pub struct MessageSecurity {
 }
 
 impl MessageSecurity {
+    /// The demands of `message` sent with `envelope`: REQUIRETLS from its
+    /// MAIL parameters, `TLS-Required: No` as [`MessageSecurity::of`] reads
+    /// it.
+    #[must_use]
+    pub fn of_envelope(envelope: &Envelope, message: &[u8]) -> MessageSecurity {
+        let requiretls = envelope
+            .mail_params()
+            .iter()
+            .any(|p| p.keyword().eq_ignore_ascii_case("REQUIRETLS"));
+        MessageSecurity::of(requiretls, message)
+    }
+
     /// The demands of `message` (its bytes, header block first) sent with
     /// or without REQUIRETLS: `TLS-Required: No` is read from the header
     /// block only (folded lines unfolded, names and value in any case).
