@@ -7,34 +7,11 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use smtp_mx::TlsFailure;
-use smtp_mx::engine::{Opening, Problem, RecipientReport};
+use smtp_mx::engine::Opening;
 
-use super::{
-    Answer, DnsAnswer, FinalStatus, MAX_POLICY_BODY, PolicyFetch, Query, Rcode, Report, Security,
-};
+use super::{Answer, DnsAnswer, MAX_POLICY_BODY, PolicyFetch, Query, Rcode, Security};
 use crate::tls::ClientConfig;
 use crate::{Error, Tls};
-
-/// The report of a delivery the engine did not finish (not expected: every
-/// request is answered): every recipient deferred, 4.4.1.
-#[must_use]
-pub fn unfinished(recipients: &[&str]) -> Report {
-    Report {
-        recipients: recipients
-            .iter()
-            .map(|a| RecipientReport {
-                address: (*a).to_owned(),
-                status: FinalStatus::Deferred(Problem {
-                    status: smtp_mx::codes::NO_ANSWER,
-                    reply: None,
-                    reason: None,
-                    server: None,
-                }),
-            })
-            .collect(),
-        domains: Vec::new(),
-    }
-}
 
 /// Seconds since the Unix epoch (0 on a clock set before it).
 #[must_use]

@@ -24,9 +24,7 @@ use std::sync::PoisonError;
 use smtp_mx::engine::{ConnectRequest, Opening, Request, RequestId};
 use smtp_sansio::{Envelope, TransactionResult};
 
-use super::parts::{
-    core_error, cut_body, empty_answer, kind_fits, tls_for_plan, unfinished, unix_now,
-};
+use super::parts::{core_error, cut_body, empty_answer, kind_fits, tls_for_plan, unix_now};
 use super::{Answer, Delivery, MessageSecurity, MxConfig, PolicyFetch, Query, Rcode, Report};
 use crate::{Builder, Error, Tls};
 
@@ -139,7 +137,6 @@ impl<C> fmt::Debug for Done<C> {
 pub struct Run<'a, C> {
     delivery: Delivery,
     envelope: &'a Envelope,
-    recipients: Vec<&'a str>,
     /// The open connections, by their connect request's id.
     sessions: HashMap<RequestId, C>,
     /// The engine's requests not started yet.
@@ -199,7 +196,6 @@ impl<'a, C> Run<'a, C> {
         Run {
             delivery,
             envelope,
-            recipients,
             sessions: HashMap::new(),
             pending: VecDeque::new(),
             in_flight: 0,
@@ -380,12 +376,12 @@ impl<'a, C> Run<'a, C> {
 
     /// The report, the engine's MTA-STS cache stored into `config`'s.
     pub fn finish<R: ?Sized, F: ?Sized>(self, config: &MxConfig<R, F>) -> Report {
-        let report = self.delivery.report();
+        let report = self.delivery.report_as_is();
         *config
             .sts_cache
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = self.delivery.into_cache();
-        report.unwrap_or_else(|| unfinished(&self.recipients))
+        report
     }
 }
 

@@ -283,9 +283,15 @@ impl Delivery {
     /// The report, once [`Delivery::is_done`].
     #[must_use]
     pub fn report(&self) -> Option<Report> {
-        if !self.is_done() {
-            return None;
-        }
+        self.is_done().then(|| self.report_as_is())
+    }
+
+    /// The report as the delivery stands, done or not: a recipient without
+    /// a final status yet is deferred (4.4.1, no answer). For a driver that
+    /// must stop before the end (its caller's deadline, a request it could
+    /// not carry out).
+    #[must_use]
+    pub fn report_as_is(&self) -> Report {
         let recipients = self
             .addresses
             .iter()
@@ -297,10 +303,10 @@ impl Delivery {
                 }),
             })
             .collect();
-        Some(Report {
+        Report {
             recipients,
             domains: self.domains.iter().map(|d| d.report.clone()).collect(),
-        })
+        }
     }
 
     /// The MTA-STS cache as it stands.
