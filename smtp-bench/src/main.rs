@@ -34,12 +34,14 @@ USAGE:
       blocking and the peers against aiosmtpd) and pool rows (no lettre as shipped),
       and none of the rows over a link with latency. Those (every client through a
       relay that delays each direction by half of --rtt MS, default 20: a new
-      connection per message, plain and STARTTLS + AUTH PLAIN; 100 messages on one
+      connection per message, plain and STARTTLS + AUTH PLAIN (sinks offering
+      PIPELINING, with CHUNKING, with PIPECONNECT, with both); 100 messages on one
       connection; 64 tasks through a pool of 8; a new connection per message
       against a sink that also offers PIPECONNECT, ours with early pipelining)
       end a full run; --latency runs only them (3 rounds unless --reps).
       --rows TEXT: only the jobs whose label \"case / sink / client\" (as the
-      progress lines print it) contains TEXT, e.g. --latency --rows pipe-connect.
+      progress lines print it) contains TEXT, compared without regard to case,
+      e.g. --latency --rows pipe-connect, or --rows starttls (the STARTTLS rows).
   smtp-bench sink [--listen ADDR] [--pipelining] [--chunking] [--pipe-connect]
                   [--link-rtt MS] [--discard] [--tls-cert CHAIN.pem --tls-key KEY.pem]
       The fast sink (or, with --discard, a socket that reads and discards). Prints

@@ -75,7 +75,8 @@ pub struct RunConfig {
     /// The round-trip time of that link, in milliseconds.
     pub rtt_ms: u32,
     /// Only the jobs whose label (`case / sink / client`, as the progress
-    /// lines print it) contains this text.
+    /// lines print it) contains this text, compared without regard to case
+    /// (`starttls`: the STARTTLS rows).
     pub rows: Option<String>,
 }
 
@@ -87,8 +88,11 @@ enum SinkKind {
     /// The fast sink with PIPELINING and PIPECONNECT (early pipelining);
     /// CHUNKING too when true.
     FastEarly(bool),
-    /// The fast sink with PIPELINING, STARTTLS and AUTH PLAIN.
-    FastTls,
+    /// The fast sink with PIPELINING, STARTTLS and AUTH PLAIN (inside
+    /// TLS); CHUNKING too when the first is true, PIPECONNECT when the
+    /// second is. `FastTls(false, false)` is the sink of the loopback TLS
+    /// rows.
+    FastTls(bool, bool),
     /// aiosmtpd with STARTTLS required and AUTH PLAIN.
     Aiosmtpd,
     Discard,
@@ -101,18 +105,22 @@ impl SinkKind {
             SinkKind::Fast(..) | SinkKind::FastEarly(_) => {
                 format!("fast sink ({})", self.config().unwrap_or_default().label())
             }
-            SinkKind::FastTls => "fast sink (pipelining+STARTTLS)".into(),
+            SinkKind::FastTls(..) => format!(
+                "fast sink ({}+STARTTLS)",
+                self.config().unwrap_or_default().label()
+            ),
             SinkKind::Aiosmtpd => "aiosmtpd 1.4 (STARTTLS)".into(),
             SinkKind::Discard => "discard (raw TCP)".into(),
         }
     }
 
-    /// What the in-tree sink offers, for a plain one (STARTTLS needs the
-    /// run's certificates).
+    /// What the in-tree sink offers besides STARTTLS ([`SinkKind::starttls`]:
+    /// its configuration needs the run's certificates, so `tls` is `None`).
     fn config(self) -> Option<crate::sink::SinkConfig> {
         let (pipelining, chunking, pipe_connect) = match self {
             SinkKind::Fast(p, c) => (p, c, false),
             SinkKind::FastEarly(c) => (true, c, true),
+            SinkKind::FastTls(c, e) => (true, c, e),
             _ => return None,
         };
         Some(crate::sink::SinkConfig {
@@ -128,8 +136,19 @@ impl SinkKind {
     fn counts(self) -> bool {
         matches!(
             self,
-            SinkKind::Fast(..) | SinkKind::FastEarly(_) | SinkKind::FastTls
+            SinkKind::Fast(..) | SinkKind::FastEarly(_) | SinkKind::FastTls(..)
         )
+    }
+
+    /// Whether the in-tree sink offers STARTTLS (and AUTH PLAIN inside it).
+    fn starttls(self) -> bool {
+        matches!(self, SinkKind::FastTls(..))
+    }
+
+    /// Whether the in-tree sink offers PIPECONNECT (our clients run against
+    /// it with early pipelining).
+    fn pipe_connect(self) -> bool {
+        self.config().is_some_and(|c| c.pipe_connect)
     }
 }
 
@@ -448,7 +467,12 @@ pub fn run(cfg: &RunConfig) -> Result<String, BoxError> {
     }
     let mut jobs = plan::jobs(cfg, &table, find);
     if let Some(text) = &cfg.rows {
-        jobs.retain(|j| j.label(sinks[j.sink].0).contains(text.as_str()));
+        let text_lower = text.to_lowercase();
+        jobs.retain(|j| {
+            j.label(sinks[j.sink].0)
+                .to_lowercase()
+                .contains(&text_lower)
+        });
         if jobs.is_empty() {
             return Err(format!("no row matches --rows {text:?}").into());
         }

@@ -26,7 +26,8 @@
 //! of its own. Input that comes a little too late for that (the greeting
 //! has just gone out alone) still travelled in the greeting's flight when it
 //! arrives less than [`SinkConfig::link_rtt`] after the greeting left: it is
-//! counted early too.
+//! counted early too. Early input may end with STARTTLS: the 220 goes out in
+//! that same write, and the handshake follows.
 //!
 //! With a rustls [`ServerConfig`] the sink also offers STARTTLS (RFC 3207),
 //! then, inside TLS, `AUTH PLAIN` accepting any credentials; it counts the

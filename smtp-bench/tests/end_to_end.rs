@@ -508,3 +508,137 @@ fn early_pipelining_clients_send_through_a_pipe_connect_sink() {
     }
     assert_eq!(relay.failure(), None);
 }
+
+/// A sink offering PIPELINING, CHUNKING, PIPECONNECT and STARTTLS with a
+/// certificate made for the test, told `link_rtt`; and the CA file.
+fn start_early_tls(
+    name: &str,
+    link_rtt: Option<std::time::Duration>,
+) -> (SinkConfig, std::path::PathBuf) {
+    let files = pki::write_certificates(&scratch(name)).unwrap();
+    let config = SinkConfig {
+        pipelining: true,
+        chunking: true,
+        pipe_connect: true,
+        link_rtt,
+        tls: Some(pki::server_config(&files.chain, &files.key).unwrap()),
+    };
+    (config, files.ca)
+}
+
+/// EHLO and STARTTLS written before the greeting to a sink offering
+/// PIPECONNECT and STARTTLS: the greeting, the EHLO reply (PIPECONNECT,
+/// CHUNKING and STARTTLS offered) and the 220 go out in one turn, counted
+/// early; then the handshake, an EHLO inside TLS offering CHUNKING and AUTH
+/// PLAIN, AUTH, and MAIL+RCPT+BDAT LAST+body+QUIT in one flight: 5 turns,
+/// one handshake, one login, one message of exactly the BDAT size.
+#[test]
+fn a_pipe_connect_sink_serves_an_early_ehlo_and_starttls_over_tls() {
+    use std::time::Duration;
+    let (config, ca) = start_early_tls("early-starttls", None);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    // Connected and written before the sink accepts: both commands are
+    // there when the greeting is due.
+    let mut tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    tcp.write_all(b"EHLO early.example\r\nSTARTTLS\r\n")
+        .unwrap();
+    let stats = Arc::new(Stats::default());
+    let s = stats.clone();
+    std::thread::spawn(move || sink::serve(listener, config, s));
+    let first = read_until(&mut tcp, b"220 2.0.0 Ready to start TLS\r\n");
+    let first = String::from_utf8(first).unwrap();
+    assert!(first.starts_with("220 sink.example ESMTP"), "{first:?}");
+    for offered in ["PIPELINING", "CHUNKING", "PIPECONNECT", "STARTTLS"] {
+        assert!(first.contains(&format!("250-{offered}\r\n")), "{first:?}");
+    }
+    assert!(first.ends_with("250 8BITMIME\r\n220 2.0.0 Ready to start TLS\r\n"));
+
+    let config = pki::client_config(&pki::read_certificates(&ca).unwrap()).unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let conn = rustls::ClientConnection::new(config, name).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let mut exchange = |command: &[u8], until: &str| {
+        tls.write_all(command).unwrap();
+        let mut got = Vec::new();
+        let mut chunk = [0u8; 1024];
+        loop {
+            let n = tls.read(&mut chunk).unwrap();
+            assert!(n > 0, "{}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&got);
+            if text.lines().any(|l| l.starts_with(until)) {
+                return text.into_owned();
+            }
+        }
+    };
+    let ehlo = exchange(b"EHLO early.example\r\n", "250 ");
+    assert!(ehlo.contains("250-CHUNKING\r\n"), "{ehlo}");
+    assert!(ehlo.contains("250-AUTH PLAIN\r\n"), "{ehlo}");
+    assert!(!ehlo.contains("STARTTLS"), "{ehlo}");
+    let auth = exchange(b"AUTH PLAIN AGJlbmNoAGJlbmNo\r\n", "235");
+    assert!(auth.starts_with("235 2.7.0"), "{auth}");
+    let done = exchange(
+        b"MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nBDAT 5 LAST\r\nhelloQUIT\r\n",
+        "221",
+    );
+    assert_eq!(
+        done,
+        "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.0.0 Ok: queued\r\n221 2.0.0 Bye\r\n"
+    );
+    let d = sink::query_stats(&addr.to_string()).unwrap();
+    assert_eq!(
+        (d.connections, d.turns, d.early),
+        (2, 5, 1),
+        "the session and the query: {d:?}"
+    );
+    assert_eq!(
+        (d.tls_handshakes, d.auths, d.messages, d.body_bytes),
+        (1, 1, 1, 5),
+        "{d:?}"
+    );
+}
+
+/// Our adapters with STARTTLS and AUTH PLAIN through a relay to a sink
+/// offering PIPELINING, CHUNKING, PIPECONNECT and STARTTLS, 5 new
+/// connections each: every message arrives over TLS after a login, as BDAT
+/// (the body's exact bytes). Waiting for the greeting a session takes 6
+/// turns (EHLO, STARTTLS, the handshake, EHLO, AUTH, MAIL+RCPT+BDAT
+/// LAST+QUIT) and none is early; with early pipelining the first still
+/// does, the four later ones write EHLO and STARTTLS before the greeting and
+/// take 5 (both answered in one turn, whether the greeting waited for them
+/// or not: how soon they arrive is the machine's, so at most 4 are asserted
+/// early).
+#[test]
+fn early_pipelining_clients_run_starttls_behind_the_early_ehlo() {
+    use smtp_bench::relay::Relay;
+    use std::time::Duration;
+    let rtt = Duration::from_millis(2);
+    let (config, ca) = start_early_tls("early-starttls-clients", Some(rtt));
+    let (addr, stats) = start(config);
+    let relay = Relay::start(addr.parse().unwrap(), rtt).unwrap();
+    let mut a = args(&relay.addr().to_string(), 5);
+    a.new_connection = true;
+    a.tls_ca = Some(ca);
+    for adapter in ["blocking", "tokio", "async-std"] {
+        for early in [false, true] {
+            a.early_pipelining = early;
+            let before = stats.snapshot();
+            let r = clients::run(adapter, &a).unwrap();
+            assert!(relay.wait_idle(Duration::from_secs(30)), "{adapter}");
+            let d = stats.snapshot().since(&before);
+            let what = format!("{adapter}, early pipelining {early}: {d:?}");
+            assert_eq!(r.messages, 5, "{what}");
+            assert_eq!(
+                (d.messages, d.connections, d.tls_handshakes, d.auths),
+                (5, 5, 5, 5),
+                "{what}"
+            );
+            assert_eq!(d.body_bytes, 5 * 1024, "{what}");
+            assert_eq!(d.turns, if early { 6 + 4 * 5 } else { 5 * 6 }, "{what}");
+            assert!(d.early <= if early { 4 } else { 0 }, "{what}");
+        }
+    }
+    assert_eq!(relay.failure(), None);
+}

@@ -28,11 +28,17 @@ pub(super) fn start_sinks(
         SinkKind::Fast(false, false),
         SinkKind::Fast(true, false),
         SinkKind::Fast(true, true),
-        SinkKind::FastTls,
+        SinkKind::FastTls(false, false),
         SinkKind::Discard,
     ];
     if cfg.latency != Latency::Not {
-        kinds.extend([SinkKind::FastEarly(false), SinkKind::FastEarly(true)]);
+        kinds.extend([
+            SinkKind::FastEarly(false),
+            SinkKind::FastEarly(true),
+            SinkKind::FastTls(true, false),
+            SinkKind::FastTls(false, true),
+            SinkKind::FastTls(true, true),
+        ]);
     }
     let postfix = cfg.smtp_sink.is_some();
     if postfix {
@@ -105,6 +111,7 @@ pub(super) fn table(quick: bool) -> Vec<Row> {
         Smtplib,
     ];
     let ours_and_peers = [&ours[..], &peers_fast[..]].concat();
+    let tls = FastTls(false, false);
     let c1 = Case::plain(kib, false);
     let cx = Case {
         cross_core: true,
@@ -160,14 +167,14 @@ pub(super) fn table(quick: bool) -> Vec<Row> {
     // and aiosmtpd. --quick leaves out the full-handshake rows of tokio and
     // async-std and runs aiosmtpd with blocking and the peers only.
     for o in ["blocking", "tokio", "async-std"] {
-        rows.push(row(t1, &[FastTls], &[Ours(o)]));
+        rows.push(row(t1, &[tls], &[Ours(o)]));
         if !quick || o == "blocking" {
-            rows.push(row(t1, &[FastTls], &[OursFresh(o)]));
+            rows.push(row(t1, &[tls], &[OursFresh(o)]));
             rows.push(row(t1, &[Aiosmtpd], &[Ours(o)]));
         }
     }
     for p in [Lettre { nodelay: true }, MailSend { nodelay: true }] {
-        rows.push(row(t1, &[FastTls, Aiosmtpd], &[p]));
+        rows.push(row(t1, &[tls, Aiosmtpd], &[p]));
     }
     // STARTTLS + AUTH PLAIN, one connection, 1 KiB and 1 MiB: next to the
     // plain rows above (fast sink with pipelining) and to lettre.
@@ -177,7 +184,7 @@ pub(super) fn table(quick: bool) -> Vec<Row> {
             ..Case::plain(size, false)
         };
         let clients = [&ours[..], &[Lettre { nodelay: true }]].concat();
-        rows.push(row(t2, &[FastTls], &clients));
+        rows.push(row(t2, &[tls], &clients));
     }
     // Many tasks, one pool: our Tokio and async-std pools and lettre's async
     // pool, plain TCP, fast sink with pipelining.
@@ -197,18 +204,20 @@ pub(super) fn table(quick: bool) -> Vec<Row> {
 /// The rows over a link of `rtt_ms` (every client of the loopback rows,
 /// through a [`Relay`]): a new connection per message, plain (the fast sink
 /// with PIPELINING, and with PIPELINING and CHUNKING) and with STARTTLS +
-/// AUTH PLAIN (the fast sink's TLS variant, as the loopback TLS rows); a
-/// batch of [`LATENCY_BATCH`] messages on one connection (both plain sinks;
-/// with CHUNKING only ours and lettre, as the peers do not use it); tasks
+/// AUTH PLAIN (the fast sink's TLS variants: PIPELINING as the loopback TLS
+/// rows, and with CHUNKING too, as Postfix offers by default); a batch of
+/// [`LATENCY_BATCH`] messages on one connection (both plain sinks; with
+/// CHUNKING only ours and lettre, as the peers do not use it); tasks
 /// through one pool (ours and lettre's, plain, PIPELINING); and a new
 /// connection per message against the fast sink offering PIPECONNECT too
-/// (with PIPELINING, and with PIPELINING and CHUNKING): ours with early
-/// pipelining, one capability cache per run (its first connection fills it
-/// and is counted), ours without (the same sink, waiting for the greeting)
-/// on the blocking adapter, and the peers, which do not use PIPECONNECT.
+/// (with PIPELINING, and with PIPELINING and CHUNKING; plain, and with
+/// STARTTLS + AUTH PLAIN): ours with early pipelining, one capability cache
+/// per run (its first connection fills it and is counted), ours without
+/// (the same sink, waiting for the greeting) on the blocking adapter, and
+/// the peers, which do not use PIPECONNECT.
 pub(super) fn latency_table(rtt_ms: u32) -> Vec<Row> {
     use ClientKind::{Lettre, LettreBounded, MailSend, Ours, OursEarly, SmtpSource, Smtplib};
-    use SinkKind::{Fast, FastEarly};
+    use SinkKind::{Fast, FastEarly, FastTls};
     let ours = [Ours("blocking"), Ours("tokio"), Ours("async-std")];
     let peers = [
         Lettre { nodelay: true },
@@ -225,27 +234,27 @@ pub(super) fn latency_table(rtt_ms: u32) -> Vec<Row> {
         batch,
         pool,
     } = Case::over_link(rtt_ms);
-    let early = [
-        &[
-            OursEarly("blocking"),
-            OursEarly("tokio"),
-            OursEarly("async-std"),
-            Ours("blocking"),
-        ][..],
-        &peers[..],
-    ]
-    .concat();
+    let ours_early = [
+        OursEarly("blocking"),
+        OursEarly("tokio"),
+        OursEarly("async-std"),
+        Ours("blocking"),
+    ];
+    let early = [&ours_early[..], &peers[..]].concat();
+    // The peers of the STARTTLS rows (smtplib and smtp-source run none).
+    let tls_peers = [Lettre { nodelay: true }, MailSend { nodelay: true }];
     vec![
         row(new_connection, &[pipelining, chunking], &all),
         row(new_connection, &[FastEarly(false), FastEarly(true)], &early),
         row(
             tls,
-            &[SinkKind::FastTls],
-            &[
-                &ours[..],
-                &[Lettre { nodelay: true }, MailSend { nodelay: true }],
-            ]
-            .concat(),
+            &[FastTls(false, false), FastTls(true, false)],
+            &[&ours[..], &tls_peers[..]].concat(),
+        ),
+        row(
+            tls,
+            &[FastTls(false, true), FastTls(true, true)],
+            &[&ours_early[..], &tls_peers[..]].concat(),
         ),
         row(batch, &[pipelining], &all),
         row(batch, &[chunking], &ours_and_lettre),

@@ -108,7 +108,7 @@ pub(super) fn start_sink(
             wait_listening(&sink.addr)?;
             Ok(sink)
         }
-        SinkKind::Fast(..) | SinkKind::FastEarly(_) | SinkKind::FastTls | SinkKind::Discard => {
+        SinkKind::Fast(..) | SinkKind::FastEarly(_) | SinkKind::FastTls(..) | SinkKind::Discard => {
             let mut cmd = taskset(cpu);
             cmd.arg(&cfg.exe)
                 .arg("sink")
@@ -128,13 +128,12 @@ pub(super) fn start_sink(
                     if c.pipe_connect {
                         cmd.args(["--link-rtt", &cfg.rtt_ms.to_string()]);
                     }
-                }
-                None if kind == SinkKind::FastTls => {
-                    cmd.arg("--pipelining")
-                        .arg("--tls-cert")
-                        .arg(&tls.chain)
-                        .arg("--tls-key")
-                        .arg(&tls.key);
+                    if kind.starttls() {
+                        cmd.arg("--tls-cert")
+                            .arg(&tls.chain)
+                            .arg("--tls-key")
+                            .arg(&tls.key);
+                    }
                 }
                 None => {
                     cmd.arg("--discard");

@@ -252,8 +252,12 @@ pub(super) fn tls_comparisons(samples: &Samples, sink_of: &BTreeMap<usize, SinkK
     let pairs: Vec<(&str, Medians, Medians)> = OURS
         .iter()
         .filter_map(|o| {
-            let shared = get(t1, SinkKind::FastTls, &ClientKind::Ours(o))?;
-            let fresh = get(t1, SinkKind::FastTls, &ClientKind::OursFresh(o))?;
+            let shared = get(t1, SinkKind::FastTls(false, false), &ClientKind::Ours(o))?;
+            let fresh = get(
+                t1,
+                SinkKind::FastTls(false, false),
+                &ClientKind::OursFresh(o),
+            )?;
             Some((*o, shared, fresh))
         })
         .collect();
@@ -261,7 +265,7 @@ pub(super) fn tls_comparisons(samples: &Samples, sink_of: &BTreeMap<usize, SinkK
         let _ = writeln!(
             md,
             "### STARTTLS, a new connection per message: one shared TLS configuration (sessions resume) against a new one per connection (full handshakes), {}\n",
-            SinkKind::FastTls.label()
+            SinkKind::FastTls(false, false).label()
         );
         let _ = writeln!(
             md,
@@ -299,7 +303,7 @@ pub(super) fn tls_comparisons(samples: &Samples, sink_of: &BTreeMap<usize, SinkK
         for c in clients {
             let (Some(p), Some(t)) = (
                 get(plain_case, SinkKind::Fast(true, false), &c),
-                get(tls_case, SinkKind::FastTls, &c),
+                get(tls_case, SinkKind::FastTls(false, false), &c),
             ) else {
                 continue;
             };
@@ -325,7 +329,7 @@ pub(super) fn tls_comparisons(samples: &Samples, sink_of: &BTreeMap<usize, SinkK
             md,
             "### STARTTLS next to plain TCP, one connection (same run; plain: {}, TLS: {})\n",
             SinkKind::Fast(true, false).label(),
-            SinkKind::FastTls.label()
+            SinkKind::FastTls(false, false).label()
         );
         let _ = writeln!(
             md,

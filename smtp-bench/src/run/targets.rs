@@ -78,7 +78,7 @@ fn tls_new_connection_targets(md: &mut String, get: &Get<'_>) {
     let c2 = Case::plain(1024, true);
     // STARTTLS, a new connection per message.
     let t1 = Case { tls: true, ..c2 };
-    let tls = SinkKind::FastTls;
+    let tls = SinkKind::FastTls(false, false);
     let ours: Vec<(&str, Medians)> = OURS
         .iter()
         .filter_map(|o| get(t1, tls, &ClientKind::Ours(o)).map(|m| (*o, m)))
@@ -149,7 +149,11 @@ fn tls_new_connection_targets(md: &mut String, get: &Get<'_>) {
 
 /// STARTTLS, one connection.
 fn tls_one_connection_targets(md: &mut String, get: &Get<'_>) {
-    let (lettre, fast, tls) = (LETTRE, SinkKind::Fast(true, false), SinkKind::FastTls);
+    let (lettre, fast, tls) = (
+        LETTRE,
+        SinkKind::Fast(true, false),
+        SinkKind::FastTls(false, false),
+    );
     // STARTTLS, one connection.
     let t2 = Case {
         tls: true,
