@@ -212,9 +212,10 @@ pub(super) fn table(quick: bool) -> Vec<Row> {
 /// connection per message against the fast sink offering PIPECONNECT too
 /// (with PIPELINING, and with PIPELINING and CHUNKING; plain, and with
 /// STARTTLS + AUTH PLAIN): ours with early pipelining, one capability cache
-/// per run (its first connection fills it and is counted), ours without
-/// (the same sink, waiting for the greeting) on the blocking adapter, and
-/// the peers, which do not use PIPECONNECT.
+/// per run (its first connection fills it and is counted), and the peers,
+/// which do not use PIPECONNECT; on the plain ones also ours without (the
+/// same sink, waiting for the greeting) on the blocking adapter (with
+/// STARTTLS that is the row of the same sink without PIPECONNECT).
 pub(super) fn latency_table(rtt_ms: u32) -> Vec<Row> {
     use ClientKind::{Lettre, LettreBounded, MailSend, Ours, OursEarly, SmtpSource, Smtplib};
     use SinkKind::{Fast, FastEarly, FastTls};
@@ -238,9 +239,8 @@ pub(super) fn latency_table(rtt_ms: u32) -> Vec<Row> {
         OursEarly("blocking"),
         OursEarly("tokio"),
         OursEarly("async-std"),
-        Ours("blocking"),
     ];
-    let early = [&ours_early[..], &peers[..]].concat();
+    let early = [&ours_early[..], &[Ours("blocking")], &peers[..]].concat();
     // The peers of the STARTTLS rows (smtplib and smtp-source run none).
     let tls_peers = [Lettre { nodelay: true }, MailSend { nodelay: true }];
     vec![
@@ -367,4 +367,43 @@ pub(super) fn calibrate(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Over the link, each STARTTLS sink runs ours and lettre and mail-send
+    /// on the STARTTLS case; ours with early pipelining exactly where the
+    /// sink offers PIPECONNECT.
+    #[test]
+    fn every_starttls_sink_runs_ours_and_the_peers_over_the_link() {
+        let table = latency_table(20);
+        let tls = Case::over_link(20).tls;
+        for (chunking, pipe_connect) in [(false, false), (true, false), (false, true), (true, true)]
+        {
+            let sink = SinkKind::FastTls(chunking, pipe_connect);
+            let clients: Vec<&ClientKind> = table
+                .iter()
+                .filter(|r| r.sinks.contains(&sink))
+                .inspect(|r| assert_eq!(r.case, tls, "{}", sink.label()))
+                .flat_map(|r| &r.clients)
+                .collect();
+            let ours = |n| {
+                if pipe_connect {
+                    ClientKind::OursEarly(n)
+                } else {
+                    ClientKind::Ours(n)
+                }
+            };
+            let want = [
+                ours("blocking"),
+                ours("tokio"),
+                ours("async-std"),
+                ClientKind::Lettre { nodelay: true },
+                ClientKind::MailSend { nodelay: true },
+            ];
+            assert_eq!(clients, want.iter().collect::<Vec<_>>(), "{}", sink.label());
+        }
+    }
 }
