@@ -235,9 +235,13 @@ pub fn run(name: &str, args: &ClientArgs) -> Result<Report, BoxError> {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
-            measure(name, || rt.block_on(stream_tokio(args)))
+            measure(name, || {
+                rt.block_on(stream_async::<smtp_tokio::Tokio>(args))
+            })
         }
-        "stream-async-std" => measure(name, || async_std::task::block_on(stream_async_std(args))),
+        "stream-async-std" => measure(name, || {
+            async_std::task::block_on(stream_async::<smtp_async_std::AsyncStd>(args))
+        }),
         "pool-tokio" => {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -374,7 +378,7 @@ mod pool;
 mod stream;
 
 pub use stream::Generator;
-use stream::{stream_async_std, stream_blocking, stream_tokio};
+use stream::{stream_async, stream_blocking};
 
 fn blocking(args: &ClientArgs, msg: &[u8]) -> Result<Sent, BoxError> {
     use smtp_blocking::SmtpClient;

@@ -110,16 +110,13 @@ pub(super) fn stream_blocking(args: &ClientArgs) -> Result<(u64, u64), BoxError>
     Ok((1, args.size))
 }
 
-pub(super) async fn stream_tokio(args: &ClientArgs) -> Result<(u64, u64), BoxError> {
-    let mut c = smtp_tokio::SmtpClient::connect(&args.addr, options(args)).await?;
-    let mut g = Generator::new(args.size);
-    c.send_from_reader(&envelope()?, &mut g).await?;
-    c.quit().await?;
-    Ok((1, args.size))
-}
-
-pub(super) async fn stream_async_std(args: &ClientArgs) -> Result<(u64, u64), BoxError> {
-    let mut c = smtp_async_std::SmtpClient::connect(&args.addr, options(args)).await?;
+/// One message of `args.size` bytes from a [`Generator`] through
+/// `send_from_reader` on the async runtime `R` (Tokio or async-std).
+pub(super) async fn stream_async<R>(args: &ClientArgs) -> Result<(u64, u64), BoxError>
+where
+    R: smtp_async::Runtime + smtp_async::ReadBody<Generator>,
+{
+    let mut c = smtp_async::SmtpClient::<R>::connect(&args.addr, options(args)).await?;
     let mut g = Generator::new(args.size);
     c.send_from_reader(&envelope()?, &mut g).await?;
     c.quit().await?;
