@@ -259,23 +259,8 @@ fn the_sink_drops_what_was_pipelined_behind_starttls() {
     assert!(plain.contains("250-STARTTLS\r\n"), "{plain}");
     assert!(!plain.contains("AUTH"), "{plain}");
 
-    let config = pki::client_config(&pki::read_certificates(&ca).unwrap()).unwrap();
-    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
-    let conn = rustls::ClientConnection::new(config, name).unwrap();
-    let mut tls = rustls::StreamOwned::new(conn, tcp);
-    let mut exchange = |command: &[u8], until: &str| {
-        tls.write_all(command).unwrap();
-        let mut got = Vec::new();
-        loop {
-            let n = tls.read(&mut chunk).unwrap();
-            assert!(n > 0, "{}", String::from_utf8_lossy(&got));
-            got.extend_from_slice(&chunk[..n]);
-            let text = String::from_utf8_lossy(&got);
-            if text.lines().any(|l| l.starts_with(until)) {
-                return text.into_owned();
-            }
-        }
-    };
+    let mut tls = tls_client(tcp, &ca);
+    let mut exchange = |command: &[u8], until: &str| exchange(&mut tls, command, until);
     let ehlo = exchange(b"EHLO x\r\n", "250 ");
     assert!(ehlo.starts_with("250-sink.example\r\n"), "{ehlo}");
     assert!(ehlo.contains("250-AUTH PLAIN\r\n"), "{ehlo}");
@@ -408,6 +393,39 @@ fn through_a_relay_the_sink_counts_the_same_sessions() {
 }
 
 /// Reads from `s` until `end` has arrived (or the peer closed).
+/// A TLS client over `tcp` (after the sink's 220 to STARTTLS) trusting
+/// the CA in the file `ca`, for the name 127.0.0.1.
+fn tls_client(
+    tcp: TcpStream,
+    ca: &std::path::Path,
+) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    let config = pki::client_config(&pki::read_certificates(ca).unwrap()).unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let conn = rustls::ClientConnection::new(config, name).unwrap();
+    rustls::StreamOwned::new(conn, tcp)
+}
+
+/// Writes `command` over `tls` and reads until a line starting with
+/// `until` has come; returns all that was read.
+fn exchange(
+    tls: &mut rustls::StreamOwned<rustls::ClientConnection, TcpStream>,
+    command: &[u8],
+    until: &str,
+) -> String {
+    tls.write_all(command).unwrap();
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 1024];
+    loop {
+        let n = tls.read(&mut chunk).unwrap();
+        assert!(n > 0, "{}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&got);
+        if text.lines().any(|l| l.starts_with(until)) {
+            return text.into_owned();
+        }
+    }
+}
+
 fn read_until(s: &mut TcpStream, end: &[u8]) -> Vec<u8> {
     let mut got = Vec::new();
     let mut b = [0u8; 4096];
@@ -555,24 +573,8 @@ fn a_pipe_connect_sink_serves_an_early_ehlo_and_starttls_over_tls() {
     }
     assert!(first.ends_with("250 8BITMIME\r\n220 2.0.0 Ready to start TLS\r\n"));
 
-    let config = pki::client_config(&pki::read_certificates(&ca).unwrap()).unwrap();
-    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
-    let conn = rustls::ClientConnection::new(config, name).unwrap();
-    let mut tls = rustls::StreamOwned::new(conn, tcp);
-    let mut exchange = |command: &[u8], until: &str| {
-        tls.write_all(command).unwrap();
-        let mut got = Vec::new();
-        let mut chunk = [0u8; 1024];
-        loop {
-            let n = tls.read(&mut chunk).unwrap();
-            assert!(n > 0, "{}", String::from_utf8_lossy(&got));
-            got.extend_from_slice(&chunk[..n]);
-            let text = String::from_utf8_lossy(&got);
-            if text.lines().any(|l| l.starts_with(until)) {
-                return text.into_owned();
-            }
-        }
-    };
+    let mut tls = tls_client(tcp, &ca);
+    let mut exchange = |command: &[u8], until: &str| exchange(&mut tls, command, until);
     let ehlo = exchange(b"EHLO early.example\r\n", "250 ");
     assert!(ehlo.contains("250-CHUNKING\r\n"), "{ehlo}");
     assert!(ehlo.contains("250-AUTH PLAIN\r\n"), "{ehlo}");
