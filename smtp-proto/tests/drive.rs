@@ -195,3 +195,43 @@ fn a_quit_behind_a_transaction_is_driven_after_it_without_another_write() {
         assert!(c.is_closed());
     }
 }
+
+#[test]
+fn the_next_transactions_body_waits_for_its_own_drive() {
+    // Two transactions queued with PIPELINING: the second one's envelope went
+    // out behind the first message, and the first message's reply arrives in
+    // one read with the second's replies up to 354. Driving the first ends
+    // with its result, not with the body request of the second, which its own
+    // drive then gets.
+    let mut c = client(Protocol::Smtp);
+    let blocks: &[&[u8]] = &[
+        b"220 mx\r\n",
+        b"250-mx\r\n250 PIPELINING\r\n",
+        b"250 ok\r\n250 ok\r\n354 go\r\n",
+        b"250 first queued\r\n250 ok\r\n250 ok\r\n354 go\r\n",
+        b"250 second queued\r\n",
+    ];
+    let mut server = blocks.iter();
+    let (_, greeting) = drive(&mut c, Op::GREETING, &mut server, b"");
+    assert_eq!(greeting.unwrap().code(), 220);
+    let now = Instant::now();
+    let first = c.send(now, Transaction::new(addr("a@x.org"), [addr("b@x.org")]));
+    let second = c.send(now, Transaction::new(addr("a@x.org"), [addr("c@x.org")]));
+    let (seen, r1) = drive(&mut c, first, &mut server, b"one\r\n");
+    let r1: TransactionResult = r1.unwrap();
+    assert_eq!(r1.final_reply.as_ref().map(Reply::code), Some(250));
+    assert_eq!(
+        seen.iter().filter(|s| **s == "body").count(),
+        1,
+        "the first drive asked for one body: {seen:?}"
+    );
+    let (seen, r2) = drive(&mut c, second, &mut server, b"two\r\n");
+    let r2: TransactionResult = r2.unwrap();
+    assert_eq!(
+        r2.final_reply.unwrap().lines().next(),
+        Some("second queued")
+    );
+    // Its body was asked for first, before any wait: its envelope was
+    // answered in the first drive's last read.
+    assert_eq!(seen.first(), Some(&"body"), "{seen:?}");
+}

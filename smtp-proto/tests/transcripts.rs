@@ -20,7 +20,7 @@
 //! - `? check` a query: `deadline SECS`, `deadline none`, `tls`, `not-tls`,
 //!   `closed`, `open`, `has EXT`, `esmtp`, `no-esmtp`, `authenticated`,
 //!   `not-authenticated`, `tls-verified`, `tls-unverified`, `may-send-secret`,
-//!   `no-secret`, `delivery not-sent|accepted|refused|unknown` (what
+//!   `no-secret`, `in-transaction`, `not-in-transaction`, `delivery not-sent|accepted|refused|unknown` (what
 //!   the last completed transaction, or failed operation, says of its message).
 //!
 //! At the end no transmitted byte and no event may be left unchecked.
@@ -563,6 +563,8 @@ fn check(r: &mut Run, q: &str) {
         ("may-send-secret", None) => assert!(c.may_send_secret()),
         ("no-secret", None) => assert!(!c.may_send_secret()),
         ("no-esmtp", None) => assert!(!c.does_esmtp()),
+        ("in-transaction", None) => assert!(c.in_transaction(), "in transaction"),
+        ("not-in-transaction", None) => assert!(!c.in_transaction(), "not in transaction"),
         ("writes", Some(n)) => assert_eq!(r.last_writes.to_string(), n, "writes"),
         ("has", Some(ext)) => assert!(c.has_extn(ext), "has {ext}"),
         ("hasnt", Some(ext)) => assert!(!c.has_extn(ext), "hasn't {ext}"),
@@ -717,6 +719,14 @@ transcripts!(
     auth_scram_sha_256_server_error,
     auth_too_many_rounds,
     auth_xoauth2_error,
+    batch_421_after_end,
+    batch_bdat,
+    batch_eof_after_first,
+    batch_final_refused,
+    batch_lmtp,
+    batch_one_ahead,
+    batch_pipelined_data,
+    batch_without_pipelining,
     bdat_failure_midstream,
     bdat_pipelined,
     bdat_stream,

@@ -186,7 +186,8 @@ impl Client {
             Expect::Final | Expect::LmtpFinal(_) => true,
             _ => false,
         };
-        if closes {
+        // The next transaction's MAIL may have gone out behind the message.
+        if closes && self.behind == 0 {
             self.mail_open = false;
         }
     }

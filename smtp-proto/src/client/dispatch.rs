@@ -105,6 +105,9 @@ impl Client {
             let Some((id, op)) = self.queue.pop_front() else {
                 break;
             };
+            // What went out ahead for the queue's first operation is now
+            // the running one's own.
+            self.behind = 0;
             self.active = Some(Active {
                 id,
                 op,
@@ -112,6 +115,7 @@ impl Client {
             });
             self.start_active(now);
         }
+        self.pipeline_next_transaction(now);
         self.pipeline_quit(now);
     }
 
@@ -185,6 +189,7 @@ impl Client {
         self.phase = Phase::Closed;
         self.fatal = Some(err.clone());
         self.inflight.clear();
+        self.behind = 0;
         self.deadline = None;
         self.body = None;
         self.want_body = None;
@@ -337,11 +342,11 @@ impl Client {
             return;
         }
         let early_hello = expect == Expect::Hello && self.early_hello_queued();
-        if self.active.is_none() && (expect == Expect::Quit || early_hello) {
-            // The reply to a QUIT that went out behind a message, in the same
-            // input as the message's reply, or to an EHLO that went before
-            // the greeting, in the same input as the greeting: its operation
-            // starts now (and sends nothing).
+        if self.active.is_none() && (expect == Expect::Quit || early_hello || self.behind > 0) {
+            // The reply to a QUIT or a transaction's envelope that went out
+            // behind a message, in the same input as the message's reply, or
+            // to an EHLO that went before the greeting, in the same input as
+            // the greeting: its operation starts now (and sends nothing).
             self.pump(now);
         }
         if self.active.is_none() {

@@ -61,8 +61,17 @@ impl Client {
         loop {
             match self.poll_output() {
                 Output::Transmit(b) => return Output::Transmit(b),
-                Output::Event(Event::BodyWanted { id }) => {
-                    return Output::Event(Event::BodyWanted { id });
+                Output::Event(Event::BodyWanted { id: wanted }) => {
+                    if wanted != id {
+                        // The operation queued behind `op` wants its body:
+                        // `op` is done (one runs at a time), and the event
+                        // waits for that operation's own `drive`.
+                        if let Some(result) = self.take_driven(id) {
+                            self.want_body = Some(wanted);
+                            return completed(id, result);
+                        }
+                    }
+                    return Output::Event(Event::BodyWanted { id: wanted });
                 }
                 Output::Event(Event::Completed { id: done, result }) => {
                     if done >= id {

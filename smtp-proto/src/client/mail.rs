@@ -35,6 +35,9 @@ pub(super) struct TxOp {
     pipelined: bool,
     chunked: bool,
     stage: TxStage,
+    /// Its envelope went out behind the end of the message before it
+    /// ([`Client::pipeline_next_transaction`]): starting it sends nothing more.
+    prestarted: bool,
     mail_reply: Option<Reply>,
     rcpt_replies: Vec<Option<Reply>>,
     final_replies: Vec<Option<Reply>>,
@@ -173,6 +176,13 @@ impl TxOp {
 impl Client {
     /// smtplib's `sendmail`: a whole transaction. Emits [`Event::BodyWanted`](super::Event::BodyWanted) when
     /// the body is wanted, and completes with [`Outcome::Transaction`].
+    ///
+    /// Transactions enqueued one behind another run in turn; with
+    /// PIPELINING the envelope of the next one (MAIL, RCPT and DATA)
+    /// leaves in the same write as the end of the message before it (RFC
+    /// 2920 section 3.1), so that a session carrying several messages takes
+    /// one round trip per message. Enqueue the next one before handing over
+    /// the last chunk of the running one's body to have it go along.
     pub fn send(&mut self, now: Instant, transaction: Transaction) -> Op<TransactionResult> {
         self.enqueue(
             now,
@@ -183,6 +193,7 @@ impl Client {
                 pipelined: false,
                 chunked: false,
                 stage: TxStage::Envelope,
+                prestarted: false,
                 mail_reply: None,
                 final_reply: None,
                 error: None,
@@ -226,37 +237,80 @@ impl Client {
     }
 
     pub(super) fn start_tx(&mut self, now: Instant, op: &mut TxOp) -> Step {
-        match self.prepare_tx(op) {
-            Err(e) => Step::Done(Err(e)),
-            Ok(()) => {
-                let tx = &op.tx;
-                let mail = Command::Mail {
-                    from: tx.from.clone(),
-                    params: tx.mail_params.clone(),
+        if !op.prestarted {
+            if let Err(e) = self.prepare_tx(op) {
+                return Step::Done(Err(e));
+            }
+            self.transmit_envelope(now, op);
+        }
+        if op.pipelined && op.chunked {
+            self.start_body(true, true);
+            op.stage = TxStage::Body;
+        }
+        Step::Continue
+    }
+
+    /// MAIL; when pipelining, the RCPTs and (without CHUNKING) DATA behind
+    /// it in the same write.
+    fn transmit_envelope(&mut self, now: Instant, op: &TxOp) {
+        let tx = &op.tx;
+        let mail = Command::Mail {
+            from: tx.from.clone(),
+            params: tx.mail_params.clone(),
+        };
+        self.transmit(now, mail, Expect::Mail);
+        if op.pipelined {
+            for (i, r) in tx.to.iter().enumerate() {
+                let cmd = Command::Rcpt {
+                    to: r.address.clone(),
+                    params: r.params.clone(),
                 };
-                self.transmit(now, mail, Expect::Mail);
-                if op.pipelined {
-                    let rcpts: Vec<Command> = tx
-                        .to
-                        .iter()
-                        .map(|r| Command::Rcpt {
-                            to: r.address.clone(),
-                            params: r.params.clone(),
-                        })
-                        .collect();
-                    for (i, cmd) in rcpts.into_iter().enumerate() {
-                        self.transmit(now, cmd, Expect::Rcpt(i));
-                    }
-                    if op.chunked {
-                        self.start_body(true, true);
-                        op.stage = TxStage::Body;
-                    } else {
-                        self.transmit(now, Command::Data, Expect::Data);
-                    }
-                }
-                Step::Continue
+                self.transmit(now, cmd, Expect::Rcpt(i));
+            }
+            if !op.chunked {
+                self.transmit(now, Command::Data, Expect::Data);
             }
         }
+    }
+
+    /// Writes the envelope of a transaction queued right behind the running
+    /// one in the same write as the end of the running one's message, once
+    /// that end is out and both pipeline: RFC 2920 section 3.1 lets a
+    /// message's content begin a group, and the end of a message ends its
+    /// transaction whatever the reply (RFC 5321 section 4.1.1.4, RFC 3030
+    /// section 2), so the next MAIL, its RCPTs and DATA (with CHUNKING, MAIL
+    /// and the RCPTs, the body's BDAT waiting for its turn) need not wait
+    /// for that reply. A session carrying several messages so takes one
+    /// round trip per message instead of two. At most one transaction goes
+    /// ahead, and the running one is then never followed by RSET
+    /// ([`Client::tx_reset`]).
+    pub(super) fn pipeline_next_transaction(&mut self, now: Instant) {
+        let end_out = match &self.active {
+            Some(super::Active {
+                op: OpState::Tx(tx),
+                hello: None,
+                ..
+            }) => tx.pipelined && self.inflight.iter().any(|e| e.ends_message()),
+            _ => false,
+        };
+        let next_waits = matches!(self.queue.front(), Some((_, OpState::Tx(t))) if !t.prestarted);
+        if !end_out || !next_waits || self.behind > 0 || self.phase != super::Phase::Open {
+            return;
+        }
+        let Some((id, mut state)) = self.queue.pop_front() else {
+            return;
+        };
+        if let OpState::Tx(op) = &mut state {
+            // One the server's extensions refuse waits for its turn, which
+            // fails it with the same error.
+            if self.prepare_tx(op).is_ok() && op.pipelined {
+                let before = self.inflight.len();
+                self.transmit_envelope(now, op);
+                self.behind = self.inflight.len() - before;
+                op.prestarted = true;
+            }
+        }
+        self.queue.push_front((id, state));
     }
 
     /// Checks a transaction against the server's extensions ([`check_envelope`])
@@ -434,8 +488,10 @@ impl Client {
 
     /// Decides what follows once every sent command of the transaction is answered.
     pub(super) fn tx_settle(&mut self, now: Instant, op: &mut TxOp) -> Step {
-        // A QUIT pipelined behind the message waits at the end of the queue.
-        if self.inflight.iter().any(|e| *e != Expect::Quit) {
+        // A QUIT pipelined behind the message waits at the end of the queue,
+        // as do the replies to the next transaction's envelope.
+        let own = self.inflight.len().saturating_sub(self.behind);
+        if self.inflight.iter().take(own).any(|e| *e != Expect::Quit) {
             return Step::Continue;
         }
         let body_open = self.body_open();
@@ -510,9 +566,10 @@ impl Client {
     }
 
     fn tx_reset(&mut self, now: Instant, op: &mut TxOp) -> Step {
-        if self.quit_behind() {
-            // QUIT went out behind the message: the session ends, and the
-            // refusal is the transaction's answer without RSET.
+        if self.quit_behind() || self.behind > 0 {
+            // QUIT or the next envelope went out behind the message, whose
+            // end ended the transaction on the server: the refusal is the
+            // transaction's answer without RSET.
             let err = op
                 .error
                 .take()

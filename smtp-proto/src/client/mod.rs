@@ -15,9 +15,10 @@
 //! One operation runs at a time, in the order enqueued. Within an operation,
 //! commands are pipelined when the server offers PIPELINING: MAIL, every RCPT and
 //! DATA (or the first BDAT chunk) leave in one write, and replies are matched to
-//! commands strictly in order. The one exception to "one at a time": a QUIT
-//! enqueued right behind a transaction leaves with the end of its message
-//! (RFC 2920 section 3.1), see [`Client::quit`].
+//! commands strictly in order. The exceptions to "one at a time", both
+//! RFC 2920 section 3.1's: a QUIT enqueued right behind a transaction leaves
+//! with the end of its message, see [`Client::quit`]; so does the envelope of
+//! a transaction enqueued right behind it, see [`Client::send`].
 //!
 //! This file holds the public types, the inputs and the queries. Each family of
 //! operations has its own file: `hello` (greeting, EHLO/HELO/LHLO, STARTTLS),
@@ -258,6 +259,11 @@ pub struct Client {
     /// A mail transaction may be open on the server ([`Client::in_transaction`]).
     mail_open: bool,
     inflight: VecDeque<Expect>,
+    /// How many of the replies awaited (at the back of `inflight`) belong to
+    /// the transaction queued behind the running one, whose envelope went
+    /// out behind the end of the running one's message
+    /// ([`Client::pipeline_next_transaction`]).
+    behind: usize,
     deadline: Option<Instant>,
     /// When the TLS handshake asked for by [`Output::StartTls`] must be over.
     tls_deadline: Option<Instant>,
@@ -326,6 +332,7 @@ impl Client {
             lmtp_accepted: 0,
             mail_open: false,
             inflight: VecDeque::new(),
+            behind: 0,
             deadline: None,
             tls_deadline: None,
             queue: VecDeque::new(),
