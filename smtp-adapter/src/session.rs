@@ -195,8 +195,10 @@ pub struct Driver {
     pub(crate) tls_recorded: Option<bool>,
     /// The builder's open operation is being driven: its end records `tls`.
     pub(crate) opening: bool,
-    /// `smtp.transaction` while a transaction runs.
-    pub(crate) transaction: Option<tracing::Span>,
+    /// `smtp.transaction` of each transaction started and not yet ended,
+    /// in order: the running one first, then (in a batch) the one enqueued
+    /// behind it.
+    pub(crate) transaction: std::collections::VecDeque<tracing::Span>,
     /// Whether the TLS handshake resumed an earlier session.
     pub(crate) tls_resumed: bool,
     /// Mail transactions (and low-level DATA) started.
@@ -266,7 +268,7 @@ impl Driver {
             chunk: Vec::new(),
             rbuf: vec![0; crate::READ_BUFFER],
             out: Vec::new(),
-            transaction: None,
+            transaction: std::collections::VecDeque::new(),
             tls_resumed: false,
             transactions: 0,
             broken: None,
@@ -479,8 +481,25 @@ impl Driver {
             outcome = tracing::field::Empty,
             queue_id = tracing::field::Empty,
         );
-        self.transaction = Some(span);
+        self.transaction.push_back(span);
         self.core.send(Instant::now(), tx)
+    }
+
+    /// [`Driver::outgoing`] to `envelope`, then
+    /// [`Driver::start_transaction`]: one message of a batch, enqueued in the
+    /// core (behind the running one, whose end its envelope can then go
+    /// with).
+    ///
+    /// # Errors
+    ///
+    /// What [`Driver::outgoing`] refuses; nothing is enqueued then.
+    pub fn start_message<'m>(
+        &mut self,
+        envelope: &smtp_sansio::Envelope,
+        message: crate::Message<'m>,
+    ) -> Result<(Op<smtp_sansio::TransactionResult>, Outgoing<'m>), Error> {
+        let (tx, out) = self.outgoing(message, Addressing::Envelope(envelope))?;
+        Ok((self.start_transaction(tx), out))
     }
 
     /// Starts `call` in the core: its arguments converted (CR, LF and NUL

@@ -12,7 +12,7 @@ use smtp_async::{ClientConfig, Error, Reply, SmtpClient};
 use smtp_async_std::AsyncStd;
 use smtp_testkit::MockServer;
 use smtp_testkit::scenarios::{
-    Act, Adapter, Connect, render_error, render_reply, render_result, run_selected,
+    Act, Adapter, Connect, render_batch, render_error, render_reply, render_result, run_selected,
 };
 use smtp_tokio::Tokio;
 
@@ -93,6 +93,20 @@ impl<R: Rt> Adapter for Scenarios<R> {
             Act::SendMessage(msg) => {
                 let r = R::block_on(&self.exec, self.client.as_mut().unwrap().send_message(msg));
                 r.as_ref().map_or_else(render, render_result)
+            }
+            Act::SendBatch(batch) => {
+                let envelopes: Vec<_> = batch
+                    .iter()
+                    .map(|(from, to, _)| smtp_testkit::scenarios::envelope(from, to, &[]).unwrap())
+                    .collect();
+                let messages = envelopes.iter().zip(batch.iter().map(|(_, _, m)| *m));
+                let client = self.client.as_mut().unwrap();
+                let results = R::block_on(&self.exec, client.send_batch(messages));
+                render_batch(
+                    results
+                        .iter()
+                        .map(|r| r.as_ref().map_or_else(render, render_result)),
+                )
             }
             Act::Noop => reply(R::block_on(
                 &self.exec,

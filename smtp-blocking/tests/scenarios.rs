@@ -5,7 +5,7 @@
 use smtp_blocking::{ClientConfig, Error, SmtpClient};
 use smtp_testkit::MockServer;
 use smtp_testkit::scenarios::{
-    Act, Adapter, Connect, render_error, render_reply, render_result, run_selected,
+    Act, Adapter, Connect, render_batch, render_error, render_reply, render_result, run_selected,
 };
 
 #[derive(Default)]
@@ -78,6 +78,19 @@ impl Adapter for Blocking {
             Act::SendMessage(msg) => {
                 let r = self.client.as_mut().unwrap().send_message(msg);
                 r.as_ref().map_or_else(render, render_result)
+            }
+            Act::SendBatch(batch) => {
+                let envelopes: Vec<_> = batch
+                    .iter()
+                    .map(|(from, to, _)| smtp_testkit::scenarios::envelope(from, to, &[]).unwrap())
+                    .collect();
+                let messages = envelopes.iter().zip(batch.iter().map(|(_, _, m)| *m));
+                let results = self.client.as_mut().unwrap().send_batch(messages);
+                render_batch(
+                    results
+                        .iter()
+                        .map(|r| r.as_ref().map_or_else(render, render_result)),
+                )
             }
             Act::Noop => reply(self.client.as_mut().unwrap().noop()),
             Act::Verify(a) => reply(self.client.as_mut().unwrap().verify(a)),

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::{Fault, FaultAction, MockServer, Script, ServerConfig, ServerTls, Step};
 
+mod batch;
 mod smtplib;
 mod table;
 
@@ -39,6 +40,9 @@ pub enum Act {
     ),
     /// `send_message(message)` with the envelope from the headers.
     SendMessage(&'static [u8]),
+    /// `send_batch` of these messages, each `(from, to, message)`; the
+    /// results rendered in order, joined by ` | ` ([`render_batch`]).
+    SendBatch(&'static [Batched]),
     /// NOOP.
     Noop,
     /// VRFY.
@@ -46,6 +50,9 @@ pub enum Act {
     /// QUIT.
     Quit,
 }
+
+/// One message of [`Act::SendBatch`]: sender, recipients, message.
+pub type Batched = (&'static str, &'static [&'static str], &'static [u8]);
 
 /// Option changes for [`Act::Connect`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -171,6 +178,13 @@ pub fn render_error(e: &smtp_sansio::Error) -> String {
     }
 }
 
+/// The results of a batch, each rendered ([`render_result`] or
+/// [`render_error`]), in order, joined by ` | `.
+#[must_use]
+pub fn render_batch(results: impl IntoIterator<Item = String>) -> String {
+    results.into_iter().collect::<Vec<_>>().join(" | ")
+}
+
 /// `ok CODE`.
 #[must_use]
 pub fn render_reply(r: &smtp_sansio::Reply) -> String {
@@ -243,6 +257,7 @@ pub fn all(lmtp_path: &std::path::Path) -> Vec<Scenario> {
         table::broken_sessions(),
         table::after_the_message(),
         table::resets(),
+        batch::batches(),
         smtplib::smtplib_rows(),
     ]
     .concat()

@@ -10,7 +10,7 @@ impl Driver {
     /// while one runs, else the session's. Transcript lines are events in it.
     #[must_use]
     pub fn span(&self) -> tracing::Span {
-        self.transaction.as_ref().unwrap_or(&self.span).clone()
+        self.transaction.front().unwrap_or(&self.span).clone()
     }
 
     /// Records that the session is now encrypted, and whether the handshake
@@ -39,7 +39,7 @@ impl Driver {
     /// has the message, WARN when some or all were refused or it failed
     /// (the fields are listed on `report_transaction`).
     pub fn end_transaction(&mut self, result: &Result<smtp_sansio::TransactionResult, Error>) {
-        let Some(span) = self.transaction.take() else {
+        let Some(span) = self.transaction.pop_front() else {
             return;
         };
         // Counted and parsed once per message, for the event and the span.
@@ -107,7 +107,7 @@ impl Driver {
     /// session ends (the reply to QUIT within the linger) is DEBUG: it
     /// changes nothing.
     pub(crate) fn report_error(&self, e: &Error) {
-        if self.transaction.is_some() {
+        if !self.transaction.is_empty() {
             return;
         }
         let server = tracing::field::display(&self.server);

@@ -275,22 +275,26 @@ impl Client {
 
     /// Writes the envelope of a transaction queued right behind the running
     /// one in the same write as the end of the running one's message, once
-    /// that end is out and both pipeline: RFC 2920 section 3.1 lets a
-    /// message's content begin a group, and the end of a message ends its
-    /// transaction whatever the reply (RFC 5321 section 4.1.1.4, RFC 3030
-    /// section 2), so the next MAIL, its RCPTs and DATA (with CHUNKING, MAIL
-    /// and the RCPTs, the body's BDAT waiting for its turn) need not wait
-    /// for that reply. A session carrying several messages so takes one
-    /// round trip per message instead of two. At most one transaction goes
-    /// ahead, and the running one is then never followed by RSET
+    /// that end is out and the transaction pipelines its DATA: RFC 2920
+    /// section 3.1 lets a message's content begin a group, and the dot that
+    /// ends a message after 354 ends its transaction whatever the reply (RFC
+    /// 5321 section 4.1.1.4), so the next MAIL, its RCPTs and DATA need not
+    /// wait for that reply. A session carrying several messages so takes
+    /// one round trip per message instead of two. At most one transaction
+    /// goes ahead, and the running one is then never followed by RSET
     /// ([`Client::tx_reset`]).
+    ///
+    /// Not with CHUNKING: a transaction there is one round trip already
+    /// (MAIL, RCPT and `BDAT LAST` in one write), and a refused `BDAT` may
+    /// leave the server's transaction open, into which a RCPT sent ahead
+    /// would add its recipient.
     pub(super) fn pipeline_next_transaction(&mut self, now: Instant) {
         let end_out = match &self.active {
             Some(super::Active {
                 op: OpState::Tx(tx),
                 hello: None,
                 ..
-            }) => tx.pipelined && self.inflight.iter().any(|e| e.ends_message()),
+            }) => tx.pipelined && !tx.chunked && self.inflight.iter().any(|e| e.ends_message()),
             _ => false,
         };
         let next_waits = matches!(self.queue.front(), Some((_, OpState::Tx(t))) if !t.prestarted);
@@ -303,7 +307,7 @@ impl Client {
         if let OpState::Tx(op) = &mut state {
             // One the server's extensions refuse waits for its turn, which
             // fails it with the same error.
-            if self.prepare_tx(op).is_ok() && op.pipelined {
+            if self.prepare_tx(op).is_ok() && op.pipelined && !op.chunked {
                 let before = self.inflight.len();
                 self.transmit_envelope(now, op);
                 self.behind = self.inflight.len() - before;
