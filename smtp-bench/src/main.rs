@@ -59,7 +59,7 @@ USAGE:
   smtp-bench client NAME --addr HOST:PORT --count N --size BYTES
                  [--new-connection] [--no-pipelining] [--no-chunking] [--seconds S]
                  [--tls-ca CA.pem] [--fresh-tls-config] [--tasks N] [--pool-size N]
-                 [--latencies] [--early-pipelining]
+                 [--latencies] [--early-pipelining] [--batch]
       Sends the same BYTES-byte message N times (or for S seconds, whichever ends
       first) and prints one JSON line:
       client, messages, bytes, secs, cpu_secs, rss_kib (pool clients: p50_us, p99_us).
@@ -77,6 +77,9 @@ USAGE:
       one capability cache shared by every connection of the run: the first
       connection to a sink that offers it waits for the greeting and learns it,
       the later ones write EHLO before the greeting.
+      --batch: our adapters on one connection send the N messages in one
+      send_batch (the next envelope behind each message's end), then QUIT; no
+      message's own time is kept.
   smtp-bench --help
 ";
 
@@ -169,6 +172,7 @@ fn client_main(args: &[String]) -> Result<(), BoxError> {
             "--pool-size" => a.pool_size = value(args, &mut i, "--pool-size")?.parse()?,
             "--latencies" => a.latencies = true,
             "--early-pipelining" => a.early_pipelining = true,
+            "--batch" => a.batch = true,
             other => return Err(format!("unknown client option {other:?}").into()),
         }
         i += 1;

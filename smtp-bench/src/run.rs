@@ -162,6 +162,9 @@ enum ClientKind {
     /// Our adapter with early pipelining, one capability cache shared by the
     /// run's connections (the first one fills it).
     OursEarly(&'static str),
+    /// Our adapter on one connection, all the run's messages in one
+    /// `send_batch`.
+    OursBatch(&'static str),
     Lettre {
         nodelay: bool,
     },
@@ -184,6 +187,7 @@ impl ClientKind {
             ClientKind::Ours(n) => format!("smtp-rs {n}"),
             ClientKind::OursFresh(n) => format!("smtp-rs {n} (new TLS config per connection)"),
             ClientKind::OursEarly(n) => format!("smtp-rs {n} (early pipelining)"),
+            ClientKind::OursBatch(n) => format!("smtp-rs {n} (send_batch)"),
             ClientKind::Lettre { nodelay: true } => "lettre 0.11 (NODELAY forced)".into(),
             ClientKind::Lettre { nodelay: false } => "lettre 0.11 (as shipped)".into(),
             ClientKind::LettreBounded => {
@@ -201,7 +205,10 @@ impl ClientKind {
     fn is_ours(&self) -> bool {
         matches!(
             self,
-            ClientKind::Ours(_) | ClientKind::OursFresh(_) | ClientKind::OursEarly(_)
+            ClientKind::Ours(_)
+                | ClientKind::OursFresh(_)
+                | ClientKind::OursEarly(_)
+                | ClientKind::OursBatch(_)
         )
     }
 }

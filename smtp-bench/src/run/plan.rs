@@ -206,7 +206,8 @@ pub(super) fn table(quick: bool) -> Vec<Row> {
 /// with PIPELINING, and with PIPELINING and CHUNKING) and with STARTTLS +
 /// AUTH PLAIN (the fast sink's TLS variants: PIPELINING as the loopback TLS
 /// rows, and with CHUNKING too, as Postfix offers by default); a batch of
-/// [`LATENCY_BATCH`] messages on one connection (both plain sinks; with
+/// [`LATENCY_BATCH`] messages on one connection (both plain sinks, ours also
+/// with the whole batch in one `send_batch`; with
 /// CHUNKING only ours and lettre, as the peers do not use it); tasks
 /// through one pool (ours and lettre's, plain, PIPELINING); and a new
 /// connection per message against the fast sink offering PIPECONNECT too
@@ -217,7 +218,9 @@ pub(super) fn table(quick: bool) -> Vec<Row> {
 /// same sink, waiting for the greeting) on the blocking adapter (with
 /// STARTTLS that is the row of the same sink without PIPECONNECT).
 pub(super) fn latency_table(rtt_ms: u32) -> Vec<Row> {
-    use ClientKind::{Lettre, LettreBounded, MailSend, Ours, OursEarly, SmtpSource, Smtplib};
+    use ClientKind::{
+        Lettre, LettreBounded, MailSend, Ours, OursBatch, OursEarly, SmtpSource, Smtplib,
+    };
     use SinkKind::{Fast, FastEarly, FastTls};
     let ours = [Ours("blocking"), Ours("tokio"), Ours("async-std")];
     let peers = [
@@ -228,6 +231,12 @@ pub(super) fn latency_table(rtt_ms: u32) -> Vec<Row> {
     ];
     let all = [&ours[..], &peers[..]].concat();
     let ours_and_lettre = [&ours[..], &[Lettre { nodelay: true }]].concat();
+    // The batch rows also run ours with the whole batch in one call.
+    let ours_batch = [
+        OursBatch("blocking"),
+        OursBatch("tokio"),
+        OursBatch("async-std"),
+    ];
     let (pipelining, chunking) = (Fast(true, false), Fast(true, true));
     let super::LinkCases {
         new_connection,
@@ -256,8 +265,12 @@ pub(super) fn latency_table(rtt_ms: u32) -> Vec<Row> {
             &[FastTls(false, true), FastTls(true, true)],
             &[&ours_early[..], &tls_peers[..]].concat(),
         ),
-        row(batch, &[pipelining], &all),
-        row(batch, &[chunking], &ours_and_lettre),
+        row(batch, &[pipelining], &[&all[..], &ours_batch[..]].concat()),
+        row(
+            batch,
+            &[chunking],
+            &[&ours_and_lettre[..], &ours_batch[..]].concat(),
+        ),
         row(
             pool,
             &[pipelining],

@@ -285,6 +285,11 @@ pub(super) fn client_command(
             c.arg("--early-pipelining");
             c
         }
+        ClientKind::OursBatch(name) => {
+            let mut c = ours(name);
+            c.arg("--batch");
+            c
+        }
         ClientKind::Lettre { nodelay } => {
             let mut c = ours("lettre");
             preload(&mut c, *nodelay)?;
