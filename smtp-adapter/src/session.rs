@@ -460,7 +460,8 @@ impl Driver {
     ) -> Result<(smtp_sansio::Transaction, Outgoing<'m>), Error> {
         let r = args::outgoing(&self.core, message, addressing);
         if let Err(e) = &r {
-            self.report_error(e);
+            // No transaction started for this message: none will report it.
+            self.report_error_now(e);
         }
         r
     }

@@ -421,3 +421,52 @@ fn a_connection_that_cannot_be_made_is_an_event() {
         ])
     );
 }
+
+#[test]
+fn a_batch_message_refused_before_its_transaction_is_an_event() {
+    // The second message has a bare LF, which LineEndings::Reject refuses
+    // before its transaction starts, while the first one's runs: it is
+    // reported on its own, next to the two transactions' ends.
+    let capture = Capture::default();
+    let server = MockServer::start(ServerConfig::default()).unwrap();
+    let envelope = smtp_blocking::Envelope::parse("a@example.org", &["b@example.org"]).unwrap();
+    let good: &[u8] = b"Subject: one\r\n\r\nfine\r\n";
+    let bare: &[u8] = b"Subject: two\r\n\r\nbare\nline\r\n";
+    let results = tracing::subscriber::with_default(capture.clone(), || {
+        let mut smtp = SmtpClient::builder(server.addr())
+            .tls(Tls::None)
+            .line_endings(smtp_blocking::LineEndings::Reject)
+            .timeout(Duration::from_secs(10))
+            .connect()
+            .unwrap();
+        let results = smtp.send_batch([(&envelope, good), (&envelope, bare), (&envelope, good)]);
+        smtp.quit().unwrap();
+        results
+    });
+    assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
+    let e = results[1].as_ref().unwrap_err();
+    let port = server.addr().port();
+    let events = capture.outcomes();
+    let messages: Vec<&str> = events
+        .iter()
+        .map(|e| e.fields.get("message").map_or("", String::as_str))
+        .collect();
+    assert_eq!(
+        messages,
+        [
+            "smtp operation failed",
+            "mail transaction accepted",
+            "mail transaction accepted"
+        ],
+        "{events:#?}"
+    );
+    assert_eq!(events[0].level, tracing::Level::WARN);
+    assert_eq!(
+        events[0].fields.get("error").map(String::as_str),
+        Some(e.to_string().as_str())
+    );
+    assert_eq!(
+        events[0].fields.get("server").map(String::as_str),
+        Some(format!("127.0.0.1:{port}").as_str())
+    );
+}

@@ -107,9 +107,15 @@ impl Driver {
     /// session ends (the reply to QUIT within the linger) is DEBUG: it
     /// changes nothing.
     pub(crate) fn report_error(&self, e: &Error) {
-        if !self.transaction.is_empty() {
-            return;
+        if self.transaction.is_empty() {
+            self.report_error_now(e);
         }
+    }
+
+    /// [`Driver::report_error`] whether or not a transaction runs: for a
+    /// failure that no transaction's end will report (a message of a batch
+    /// refused before its transaction starts, while the one before runs).
+    pub(crate) fn report_error_now(&self, e: &Error) {
         let server = tracing::field::display(&self.server);
         let f = ErrorFields::of(e);
         if self.limit.is_some() {
