@@ -53,7 +53,9 @@ impl Client {
     ///   everything it sent was written. Events of operations enqueued before
     ///   `op` are dropped; the result of one enqueued after it that completes
     ///   meanwhile (a QUIT behind a message, answered together with it) is
-    ///   kept for its own `drive`.
+    ///   kept for its own `drive`, and so is the body request of a
+    ///   transaction enqueued after it whose envelope went out behind its
+    ///   message ([`Client::send`]): `op`'s result comes first.
     pub fn drive<T: Completion>(&mut self, op: Op<T>) -> Output<T> {
         let id = op.id();
         // Results of operations the caller has gone past will not be asked for.
