@@ -471,11 +471,14 @@ macro_rules! facade {
         /// transaction, in order: one [`send`](Self::send) per pair of
         /// envelope and message, the results in the same order.
         ///
-        /// With PIPELINING offered, the envelope of each message (MAIL,
-        /// RCPT, DATA) leaves in the same write as the end of the one
-        /// before it (RFC 2920 section 3.1), so a batch takes one round
-        /// trip per message where a `send` per message takes two (with
-        /// CHUNKING, two round trips and one). Each message's outcome is
+        /// With PIPELINING offered and the message going by DATA, the
+        /// envelope of each message (MAIL, RCPT, DATA) leaves in the same
+        /// write as the end of the one before it (RFC 2920 section 3.1),
+        /// so a batch takes one round trip per message where a `send` per
+        /// message takes two. With CHUNKING a message is one round trip
+        /// either way (MAIL, RCPT and `BDAT LAST` in one write) and nothing
+        /// goes ahead: a refused `BDAT` may leave the server's transaction
+        /// open. Each message's outcome is
         /// its own: a refused message does not stop the next; a session
         /// that ends (a 421, a lost connection) fails the message in
         /// flight as `send` would (its delivery unknown if its end went
