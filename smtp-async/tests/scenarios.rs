@@ -12,7 +12,8 @@ use smtp_async::{ClientConfig, Error, Reply, SmtpClient};
 use smtp_async_std::AsyncStd;
 use smtp_testkit::MockServer;
 use smtp_testkit::scenarios::{
-    Act, Adapter, Connect, render_batch, render_error, render_reply, render_result, run_selected,
+    Act, Adapter, Connect, batch_envelopes, render_batch, render_error, render_reply,
+    render_result, run_selected,
 };
 use smtp_tokio::Tokio;
 
@@ -95,11 +96,8 @@ impl<R: Rt> Adapter for Scenarios<R> {
                 r.as_ref().map_or_else(render, render_result)
             }
             Act::SendBatch(batch) => {
-                let envelopes: Vec<_> = batch
-                    .iter()
-                    .map(|(from, to, _)| smtp_testkit::scenarios::envelope(from, to, &[]).unwrap())
-                    .collect();
-                let messages = envelopes.iter().zip(batch.iter().map(|(_, _, m)| *m));
+                let batch = batch_envelopes(batch);
+                let messages = batch.iter().map(|(e, m)| (e, *m));
                 let client = self.client.as_mut().unwrap();
                 let results = R::block_on(&self.exec, client.send_batch(messages));
                 render_batch(

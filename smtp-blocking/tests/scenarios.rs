@@ -5,7 +5,8 @@
 use smtp_blocking::{ClientConfig, Error, SmtpClient};
 use smtp_testkit::MockServer;
 use smtp_testkit::scenarios::{
-    Act, Adapter, Connect, render_batch, render_error, render_reply, render_result, run_selected,
+    Act, Adapter, Connect, batch_envelopes, render_batch, render_error, render_reply,
+    render_result, run_selected,
 };
 
 #[derive(Default)]
@@ -80,11 +81,8 @@ impl Adapter for Blocking {
                 r.as_ref().map_or_else(render, render_result)
             }
             Act::SendBatch(batch) => {
-                let envelopes: Vec<_> = batch
-                    .iter()
-                    .map(|(from, to, _)| smtp_testkit::scenarios::envelope(from, to, &[]).unwrap())
-                    .collect();
-                let messages = envelopes.iter().zip(batch.iter().map(|(_, _, m)| *m));
+                let batch = batch_envelopes(batch);
+                let messages = batch.iter().map(|(e, m)| (e, *m));
                 let results = self.client.as_mut().unwrap().send_batch(messages);
                 render_batch(
                     results

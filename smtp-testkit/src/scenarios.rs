@@ -178,6 +178,24 @@ pub fn render_error(e: &smtp_sansio::Error) -> String {
     }
 }
 
+/// The envelopes of [`Act::SendBatch`]'s messages, in order, each paired
+/// with its message as `send_batch` takes them.
+///
+/// # Panics
+///
+/// On an address of the table that does not parse (a broken table).
+#[must_use]
+#[allow(clippy::expect_used)]
+pub fn batch_envelopes(batch: &[Batched]) -> Vec<(smtp_sansio::Envelope, &'static [u8])> {
+    batch
+        .iter()
+        .map(|(from, to, m)| {
+            let e = envelope(from, to, &[]).expect("the table's addresses parse");
+            (e, *m)
+        })
+        .collect()
+}
+
 /// The results of a batch, each rendered ([`render_result`] or
 /// [`render_error`]), in order, joined by ` | `.
 #[must_use]

@@ -21,6 +21,14 @@ const REFUSED_SECOND: &[Batched] = &[
     ("a@example.org", &["d@example.org"], MSG_C),
 ];
 
+/// Connects with CHUNKING off: messages go by DATA.
+fn by_data() -> Act {
+    tweak(Tweak {
+        no_chunking: true,
+        ..Tweak::default()
+    })
+}
+
 /// Batches: every way of sending (BDAT, DATA, no pipelining), a refusal in
 /// the middle, every message refused at its end, a session cut in the middle.
 pub(super) fn batches() -> Vec<Scenario> {
@@ -42,13 +50,7 @@ pub(super) fn batches() -> Vec<Scenario> {
             name: "a batch of three by DATA, pipelined",
             server: ServerConfig::default(),
             steps: vec![
-                (
-                    tweak(Tweak {
-                        no_chunking: true,
-                        ..Tweak::default()
-                    }),
-                    "ok 220",
-                ),
+                (by_data(), "ok 220"),
                 (Act::SendBatch(THREE), "sent 250 | sent 250 | sent 250"),
                 (Act::Noop, "ok 250"),
             ],
@@ -87,13 +89,7 @@ pub(super) fn batches() -> Vec<Scenario> {
             name: "a batch whose messages are refused at their end, no RSET between",
             server: ServerConfig::default().fail_data_with(554),
             steps: vec![
-                (
-                    tweak(Tweak {
-                        no_chunking: true,
-                        ..Tweak::default()
-                    }),
-                    "ok 220",
-                ),
+                (by_data(), "ok 220"),
                 (
                     Act::SendBatch(THREE),
                     "err DataRefused 554 | err DataRefused 554 | err DataRefused 554",
@@ -121,13 +117,7 @@ pub(super) fn batches() -> Vec<Scenario> {
             name: "a batch by DATA with its second recipient refused",
             server: refusing(&["x@example.org"], &[]),
             steps: vec![
-                (
-                    tweak(Tweak {
-                        no_chunking: true,
-                        ..Tweak::default()
-                    }),
-                    "ok 220",
-                ),
+                (by_data(), "ok 220"),
                 (
                     Act::SendBatch(REFUSED_SECOND),
                     "sent 250 | err RecipientsRefused x@example.org:550 | sent 250",
@@ -143,13 +133,7 @@ pub(super) fn batches() -> Vec<Scenario> {
                 ..ServerConfig::default()
             },
             steps: vec![
-                (
-                    tweak(Tweak {
-                        no_chunking: true,
-                        ..Tweak::default()
-                    }),
-                    "ok 220",
-                ),
+                (by_data(), "ok 220"),
                 (
                     Act::SendBatch(THREE),
                     "sent 250 | err ServiceClosing 421 | err ServiceClosing 421",
