@@ -65,6 +65,7 @@ impl Core {
             return failed(query, Rcode::ServFail, Security::Indeterminate);
         };
         qname.set_fqdn(true);
+        let asked = qname.clone();
         let rtype = record_type(query);
         let mut security = Security::Secure;
         for _ in 0..MAX_CHAIN {
@@ -98,7 +99,11 @@ impl Core {
                 qname = target;
                 continue;
             }
-            return answer(query, &records, security);
+            let mut found = answer(query, &records, security);
+            if target != asked {
+                set_canonical(&mut found, &target.to_ascii());
+            }
+            return found;
         }
         // A chain longer than we follow (or a loop).
         failed(query, Rcode::ServFail, Security::Indeterminate)
@@ -309,6 +314,17 @@ fn answer(query: Query, records: &[&Record], security: Security) -> Answer {
             records.iter().filter_map(|r| txt(&r.data)).collect(),
             security,
         )),
+    }
+}
+
+/// Marks `answer` as reached through a CNAME chain ending at `name`.
+fn set_canonical(answer: &mut Answer, name: &str) {
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    match answer {
+        Answer::Mx(a) => a.canonical = Some(name),
+        Answer::Address(a) => a.canonical = Some(name),
+        Answer::Tlsa(a) => a.canonical = Some(name),
+        Answer::Txt(a) => a.canonical = Some(name),
     }
 }
 

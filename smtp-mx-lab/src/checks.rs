@@ -105,6 +105,41 @@ pub fn plan_dane(o: &Outcome<'_>) -> Result<(), String> {
     }
 }
 
+/// The DANE reference names of the last connection, and its MX host.
+fn dane_names<'a>(o: &'a Outcome<'_>) -> Result<(&'a [String], &'a str), String> {
+    let last = o.report.domains.first().and_then(|d| d.connections.last());
+    match last {
+        Some(c) => match &c.tls {
+            TlsPlan::Dane { names, .. } => Ok((names, &c.host)),
+            other => Err(format!("plan {other:?}, DANE wanted")),
+        },
+        None => Err("no connection".to_owned()),
+    }
+}
+
+/// The last connection was planned with DANE from the TLSA records of its
+/// MX host's alias target (RFC 7672 section 2.2.2): that target is the
+/// first reference name, the host the second.
+pub fn plan_dane_from_target(o: &Outcome<'_>) -> Result<(), String> {
+    match dane_names(o)? {
+        ([target, second], host) if second == host && target != host => Ok(()),
+        (names, host) => Err(format!(
+            "DANE names {names:?} for {host}, its target's first wanted"
+        )),
+    }
+}
+
+/// The last connection was planned with DANE from the TLSA records at its
+/// MX host's own name: the host is the one reference name.
+pub fn plan_dane_from_host(o: &Outcome<'_>) -> Result<(), String> {
+    match dane_names(o)? {
+        ([only], host) if only == host => Ok(()),
+        (names, host) => Err(format!(
+            "DANE names {names:?} for {host}, the host alone wanted"
+        )),
+    }
+}
+
 /// The last connection was planned with PKIX verification.
 pub fn plan_pkix(o: &Outcome<'_>) -> Result<(), String> {
     match last_plan(o)? {

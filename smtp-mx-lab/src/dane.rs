@@ -5,7 +5,8 @@
 use smtp_async::mx::Class::{Deferred, Delivered};
 
 use crate::checks::{
-    no_connection, no_message, over_tls, plan_dane, plan_encrypt, plan_opportunistic,
+    no_connection, no_message, over_tls, plan_dane, plan_dane_from_host, plan_dane_from_target,
+    plan_encrypt, plan_opportunistic,
 };
 use crate::scenario::{Dns, Scenario};
 use crate::servers::Mx;
@@ -76,6 +77,33 @@ fn delivered() -> Vec<(Scenario, Option<&'static str>)> {
         ),
         (
             ok(
+                "MX host an alias: TLSA at its target first",
+                "a@dane-cname.signed.test",
+                "mx-alias.signed.test",
+            )
+            .check(plan_dane_from_target),
+            Some("dane-cname.signed.test"),
+        ),
+        (
+            ok(
+                "MX host an alias, no TLSA at its target: TLSA at the alias",
+                "a@dane-cname-fallback.signed.test",
+                "mx-alias2.signed.test",
+            )
+            .check(plan_dane_from_host),
+            Some("dane-cname-fallback.signed.test"),
+        ),
+        (
+            ok(
+                "MX host an alias: DANE-TA names the alias, not its target",
+                "a@dane-cname-ta.signed.test",
+                "mx-ta-alias.signed.test",
+            )
+            .check(plan_dane_from_target),
+            Some("dane-cname-ta.signed.test"),
+        ),
+        (
+            ok(
                 "TLSA records all unusable (PKIX-EE): encrypt",
                 "a@dane-unusable.signed.test",
                 "mx-unusable.signed.test",
@@ -131,6 +159,18 @@ fn refused() -> Vec<(Scenario, Option<&'static str>)> {
                 .guarded()
                 .check(no_message),
             Some("dane-wrong.signed.test"),
+        ),
+        (
+            Scenario::new(
+                "MX host an alias: wrong TLSA at its target, right at the alias",
+                &["a@dane-cname-wrong.signed.test"],
+            )
+            .mx(11, Mx::StartTls)
+            .want(Deferred, Some("4.7.5"))
+            .attempts(&[("mx-alias3.signed.test", 11)])
+            .guarded()
+            .check(no_message),
+            Some("dane-cname-wrong.signed.test"),
         ),
         (
             Scenario::new(
@@ -259,6 +299,8 @@ pub fn validating(routes: &[Scenario]) -> Vec<Scenario> {
     let keep = [
         "DANE-EE 3 1 1 matching",
         "DANE-TA 2 1 1 (the lab CA)",
+        "MX host an alias: TLSA at its target first",
+        "MX host an alias, no TLSA at its target: TLSA at the alias",
         "wrong TLSA",
         "TLSA SERVFAIL (bogus signature)",
         "TLSA in an insecure zone: ignored",

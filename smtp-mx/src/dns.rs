@@ -52,6 +52,14 @@ pub struct DnsAnswer<T> {
     pub records: Vec<T>,
     /// The DNSSEC status of the answer.
     pub security: Security,
+    /// The name a CNAME chain led the lookup to, when the resolver followed
+    /// one from the queried name: lowercase, without a final dot. `None`
+    /// when the records (or the denial) are at the queried name. For an MX
+    /// host's address answer it is the first TLSA base domain to try (RFC
+    /// 7672 section 2.2.2). Its DNSSEC status is `security`'s: the weakest
+    /// of the chain's links and the records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canonical: Option<String>,
 }
 
 impl<T> DnsAnswer<T> {
@@ -62,6 +70,7 @@ impl<T> DnsAnswer<T> {
             rcode: Rcode::NoError,
             records,
             security,
+            canonical: None,
         }
     }
 
@@ -73,7 +82,25 @@ impl<T> DnsAnswer<T> {
             rcode,
             records: Vec::new(),
             security,
+            canonical: None,
         }
+    }
+
+    /// The same answer, reached through a CNAME chain that ended at `name`
+    /// (see [`DnsAnswer::canonical`]; a final dot is dropped, case folded).
+    ///
+    /// ```
+    /// use smtp_mx::dns::{DnsAnswer, Security};
+    ///
+    /// let a = DnsAnswer::records(vec!["192.0.2.1".parse::<std::net::IpAddr>()?], Security::Secure)
+    ///     .with_canonical("MX.Provider.example.");
+    /// assert_eq!(a.canonical.as_deref(), Some("mx.provider.example"));
+    /// # Ok::<(), std::net::AddrParseError>(())
+    /// ```
+    #[must_use]
+    pub fn with_canonical(mut self, name: &str) -> DnsAnswer<T> {
+        self.canonical = Some(name.trim_end_matches('.').to_ascii_lowercase());
+        self
     }
 
     /// Whether the lookup failed (SERVFAIL, a timeout, or a bogus answer): the

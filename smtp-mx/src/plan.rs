@@ -134,8 +134,9 @@ pub enum TlsPlan {
         /// The usable TLSA records.
         tlsa: Vec<Tlsa>,
         /// The reference identifiers for DANE-TA (RFC 7672 section 3.2.3):
-        /// the MX host; a caller whose TLSA records came from a CNAME
-        /// target uses [`crate::dane::reference_names`] instead.
+        /// the MX host; when the TLSA records came from the target of the
+        /// host's CNAME chain, [`crate::Delivery`] puts that target first
+        /// ([`crate::dane::reference_names`]).
         names: Vec<String>,
     },
 }
@@ -174,8 +175,10 @@ pub enum Basis {
 pub struct ConnectionPlan {
     /// How TLS is used.
     pub tls: TlsPlan,
-    /// The server name to send in the TLS handshake (the MX host), `None`
-    /// for [`TlsPlan::Plain`].
+    /// The server name to send in the TLS handshake (the MX host; under
+    /// DANE, the TLSA base domain, which [`crate::Delivery`] sets to the
+    /// alias's target when the records came from there), `None` for
+    /// [`TlsPlan::Plain`].
     pub sni: Option<String>,
     /// Whether the message carries REQUIRETLS: the server must offer it
     /// after STARTTLS ([`ConnectionPlan::requiretls_not_offered`] otherwise)

@@ -246,6 +246,12 @@ pub struct Attempt {
     /// Whether this address's answer was DNSSEC-validated. DANE applies only
     /// when both are (RFC 7672 section 2.2.2).
     pub address_secure: bool,
+    /// The name this address's answer was reached at through a validated
+    /// CNAME chain, when it differs from `host`: the first TLSA base domain
+    /// to try, `host` the second (RFC 7672 section 2.2.2). `None` when the
+    /// host is no alias or the chain was not validated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canonical: Option<String>,
 }
 
 /// The addresses to try for `mx`, in order, from `answers` (one per host, in
@@ -262,7 +268,7 @@ pub fn plan_attempts(
     let mut attempts = Vec::new();
     let mut lookup_failed = false;
     for (host, answer) in mx.hosts.iter().zip(answers) {
-        let mut families: Vec<(Vec<IpAddr>, bool)> = Vec::with_capacity(2);
+        let mut families: Vec<(Vec<IpAddr>, bool, Option<String>)> = Vec::with_capacity(2);
         for family in [policy.first, policy.first.other()] {
             let (wanted, answer) = match family {
                 Family::V4 => (policy.ipv4, &answer.ipv4),
@@ -281,11 +287,21 @@ pub fn plan_attempts(
                     ips.push(*ip);
                 }
             }
-            families.push((ips, answer.security.is_secure()));
+            let secure = answer.security.is_secure();
+            let canonical = answer
+                .canonical
+                .as_deref()
+                .filter(|c| secure && !c.eq_ignore_ascii_case(host.name.trim_end_matches('.')))
+                .map(str::to_ascii_lowercase);
+            families.push((ips, secure, canonical));
         }
-        let longest = families.iter().map(|(ips, _)| ips.len()).max().unwrap_or(0);
+        let longest = families
+            .iter()
+            .map(|(ips, ..)| ips.len())
+            .max()
+            .unwrap_or(0);
         for i in 0..longest {
-            for (ips, secure) in &families {
+            for (ips, secure, canonical) in &families {
                 if let Some(ip) = ips.get(i) {
                     if attempts.iter().any(|a: &Attempt| a.ip == *ip) {
                         continue;
@@ -296,6 +312,7 @@ pub fn plan_attempts(
                         ip: *ip,
                         mx_secure: mx.secure,
                         address_secure: *secure,
+                        canonical: canonical.clone(),
                     });
                 }
             }

@@ -93,6 +93,8 @@ struct World {
     txt: HashMap<String, DnsAnswer<String>>,
     policies: HashMap<String, PolicyFetch>,
     servers: HashMap<IpAddr, Server>,
+    /// CNAME records: alias -> (target, whether the CNAME is validated).
+    aliases: HashMap<String, (String, bool)>,
 }
 
 impl World {
@@ -111,6 +113,13 @@ impl World {
         self.a
             .insert(name.into(), DnsAnswer::records(vec![ip(addr)], sec(secure)));
         self.servers.insert(ip(addr), srv);
+        self
+    }
+    /// `name` a CNAME of `target`, validated or not: its address answer is
+    /// the target's, with the target as its canonical name and the weaker
+    /// security of the two.
+    fn alias(mut self, name: &str, target: &str, secure: bool) -> World {
+        self.aliases.insert(name.into(), (target.into(), secure));
         self
     }
     fn with_mx_security(mut self, domain: &str, security: Security) -> World {
@@ -138,7 +147,16 @@ impl World {
         }
         match query {
             Query::Mx => Answer::Mx(self.mx.get(name).cloned().unwrap_or_else(nx)),
-            Query::A => Answer::Address(self.a.get(name).cloned().unwrap_or_else(nx)),
+            Query::A => Answer::Address(match self.aliases.get(name) {
+                Some((target, secure)) => {
+                    let mut a = self.a.get(target).cloned().unwrap_or_else(nx);
+                    if !secure {
+                        a.security = Security::Insecure;
+                    }
+                    a.with_canonical(target)
+                }
+                None => self.a.get(name).cloned().unwrap_or_else(nx),
+            }),
             Query::Aaaa => Answer::Address(DnsAnswer::empty(Rcode::NoError, Security::Insecure)),
             Query::Tlsa => Answer::Tlsa(
                 self.tlsa
@@ -287,6 +305,52 @@ fn cached_enforce_mx2(age: u64) -> StsCache {
     // The cache's form is its serialisation: build it through serde.
     let json = serde_json::json!({ "entries": { "example.com": { "policy": entry } } });
     serde_json::from_value(json).unwrap()
+}
+
+/// Another usable record (a DANE-TA digest), told apart from
+/// [`usable_tlsa`].
+fn other_tlsa() -> Tlsa {
+    Tlsa {
+        usage: 2,
+        selector: 1,
+        matching: 1,
+        data: vec![0xa5; 32],
+    }
+}
+
+/// example.com's MX mx1.example.com (validated) is an alias of
+/// mx.provider.net, at 192.0.2.11; the CNAME validated or not.
+fn aliased_mx(secure_cname: bool) -> World {
+    World::default()
+        .mx("example.com", &[(10, "mx1.example.com")], true)
+        .host("mx.provider.net", "192.0.2.11", true, ok())
+        .alias("mx1.example.com", "mx.provider.net", secure_cname)
+}
+
+/// The TLSA names asked for, in order.
+fn tlsa_lookups(r: &Run) -> Vec<String> {
+    r.seen
+        .iter()
+        .filter_map(|s| match s {
+            Seen::Resolve(name, Query::Tlsa) => Some(name.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The one plan is DANE with `tlsa` and `names`, and SNI is `sni`.
+fn dane_plan(r: &Run, tlsa: &[Tlsa], names: &[&str], sni: &str) -> Result<(), String> {
+    let plans = r.plans();
+    ensure(
+        matches!(plans.as_slice(), [TlsPlan::Dane { tlsa: t, names: n }]
+            if t == tlsa && n == names),
+        &format!("plans {plans:?}"),
+    )?;
+    ensure(
+        r.seen
+            .contains(&Seen::Connect(ip("192.0.2.11"), Some(sni.into()))),
+        &format!("not {sni} in SNI: {:?}", r.seen),
+    )
 }
 
 fn usable_tlsa() -> Tlsa {
@@ -1041,6 +1105,88 @@ fn scenarios() -> Vec<Scenario> {
                     .any(|s| matches!(s, Seen::Resolve(_, Query::Tlsa))),
                 "a TLSA lookup under an unsigned MX",
             )
+        }),
+        scenario(
+            "dane_cname_target_first",
+            aliased_mx(true)
+                .tlsa(
+                    "mx.provider.net",
+                    DnsAnswer::records(vec![usable_tlsa()], Security::Secure),
+                )
+                .tlsa(
+                    "mx1.example.com",
+                    DnsAnswer::records(vec![other_tlsa()], Security::Secure),
+                ),
+            &["a@example.com"],
+        )
+        .expect(&[DELIVERED])
+        .attempts(&[M1])
+        .check(|r| {
+            ensure(
+                tlsa_lookups(r) == ["_25._tcp.mx.provider.net"],
+                &format!("TLSA lookups {:?}", tlsa_lookups(r)),
+            )?;
+            dane_plan(
+                r,
+                &[usable_tlsa()],
+                &["mx.provider.net", "mx1.example.com"],
+                "mx.provider.net",
+            )
+        }),
+        scenario(
+            "dane_cname_target_without_tlsa_then_host",
+            aliased_mx(true).tlsa(
+                "mx1.example.com",
+                DnsAnswer::records(vec![other_tlsa()], Security::Secure),
+            ),
+            &["a@example.com"],
+        )
+        .expect(&[DELIVERED])
+        .attempts(&[M1])
+        .check(|r| {
+            ensure(
+                tlsa_lookups(r) == ["_25._tcp.mx.provider.net", "_25._tcp.mx1.example.com"],
+                &format!("TLSA lookups {:?}", tlsa_lookups(r)),
+            )?;
+            dane_plan(r, &[other_tlsa()], &["mx1.example.com"], "mx1.example.com")
+        }),
+        scenario(
+            "dane_cname_target_servfail_no_fallback",
+            aliased_mx(true)
+                .tlsa(
+                    "mx.provider.net",
+                    DnsAnswer::empty(Rcode::ServFail, Security::Insecure),
+                )
+                .tlsa(
+                    "mx1.example.com",
+                    DnsAnswer::records(vec![other_tlsa()], Security::Secure),
+                ),
+            &["a@example.com"],
+        )
+        .expect(&[(Class::Deferred, Some("4.7.5"))])
+        .check(|r| {
+            ensure(
+                tlsa_lookups(r) == ["_25._tcp.mx.provider.net"],
+                &format!("TLSA lookups {:?}", tlsa_lookups(r)),
+            )?;
+            no_mail(r)
+        }),
+        scenario(
+            "dane_cname_unvalidated_no_dane",
+            aliased_mx(false).tlsa(
+                "mx.provider.net",
+                DnsAnswer::records(vec![usable_tlsa()], Security::Secure),
+            ),
+            &["a@example.com"],
+        )
+        .expect(&[DELIVERED])
+        .attempts(&[M1])
+        .check(|r| {
+            ensure(
+                tlsa_lookups(r).is_empty(),
+                "a TLSA lookup through an unvalidated alias",
+            )?;
+            ensure(r.plans() == [TlsPlan::Opportunistic], "not opportunistic")
         }),
         scenario(
             "requiretls_no_requiretls_advertised",

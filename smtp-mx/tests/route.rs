@@ -453,3 +453,27 @@ fn no_address_at_all_is_unroutable_or_deferred() {
         Err(Failure::new(codes::UNROUTABLE, false, Reason::NoAddress))
     );
 }
+
+#[test]
+fn an_alias_target_is_kept_only_from_a_validated_answer() {
+    let hosts = list(&["mx1", "mx2", "mx3"], true);
+    let aliased = |security, target: &str| HostAddresses {
+        ipv4: v4(&[], security).map(|a| a.with_canonical(target)),
+        ipv6: None,
+    };
+    let mut answers = [
+        aliased(Security::Secure, "MX.Provider.example."),
+        aliased(Security::Insecure, "mx.provider.example"),
+        aliased(Security::Secure, "MX3"),
+    ];
+    for (k, a) in answers.iter_mut().enumerate() {
+        if let Some(v) = a.ipv4.as_mut() {
+            v.records = vec![ip(&format!("192.0.2.{}", k + 1))];
+        }
+    }
+    let attempts = plan_attempts(&hosts, &answers, &AddressPolicy::default()).unwrap();
+    let canonical: Vec<Option<&str>> = attempts.iter().map(|a| a.canonical.as_deref()).collect();
+    // Validated: lowercase, no final dot. Not validated: dropped. The host's
+    // own name (in any case): no alias.
+    assert_eq!(canonical, [Some("mx.provider.example"), None, None]);
+}

@@ -22,7 +22,12 @@ use super::*;
 #[derive(Debug, Clone, Default)]
 pub struct StaticResolver {
     answers: HashMap<(String, Query), Answer>,
+    /// CNAME records: alias -> (target, the record's DNSSEC status).
+    aliases: HashMap<String, (String, Security)>,
 }
+
+/// The most aliases followed in one lookup, as a resolver bounds a chain.
+const MAX_ALIASES: usize = 8;
 
 /// A name as the map keys it.
 fn key(name: &str) -> String {
@@ -64,6 +69,29 @@ impl StaticResolver {
         self
     }
 
+    /// `name` as an alias (a CNAME record) of `target`, with the record's
+    /// DNSSEC status: a lookup of `name` gets `target`'s answer, with
+    /// `target` as its canonical name and the weaker status of the two
+    /// (chains are followed, up to 8 aliases; a longer one or a loop is
+    /// SERVFAIL).
+    ///
+    /// ```
+    /// use smtp_adapter::mx::{Answer, Query, Security, StaticResolver};
+    ///
+    /// let resolver = StaticResolver::new()
+    ///     .cname("mx.example.com", "mx1.provider.example", Security::Secure)
+    ///     .address("mx1.provider.example", &["192.0.2.1".parse()?], Security::Secure);
+    /// let Answer::Address(a) = resolver.get("mx.example.com", Query::A) else { unreachable!() };
+    /// assert_eq!(a.canonical.as_deref(), Some("mx1.provider.example"));
+    /// assert!(a.security.is_secure());
+    /// # Ok::<(), std::net::AddrParseError>(())
+    /// ```
+    #[must_use]
+    pub fn cname(mut self, name: &str, target: &str, security: Security) -> StaticResolver {
+        self.aliases.insert(key(name), (key(target), security));
+        self
+    }
+
     /// The TLSA records at `name` (`_25._tcp.<host>`).
     #[must_use]
     pub fn tlsa(self, name: &str, records: &[Tlsa], security: Security) -> StaticResolver {
@@ -82,7 +110,29 @@ impl StaticResolver {
     /// The answer to `query` for `name`, as [`Resolver::lookup`] gives it.
     #[must_use]
     pub fn get(&self, name: &str, query: Query) -> Answer {
-        let name = key(name);
+        let mut name = key(name);
+        let mut chain = None;
+        for _ in 0..=MAX_ALIASES {
+            let Some((target, security)) = self.aliases.get(&name) else {
+                let mut answer = self.at(&name, query);
+                if let Some(security) = chain {
+                    let weaker = weaker(security, security_of(&answer));
+                    set_security(&mut answer, weaker);
+                    set_canonical(&mut answer, &name);
+                }
+                return answer;
+            };
+            chain = Some(chain.map_or(*security, |s| weaker(s, *security)));
+            name.clone_from(target);
+        }
+        let mut answer = empty_answer(query, Rcode::ServFail);
+        set_security(&mut answer, Security::Indeterminate);
+        answer
+    }
+
+    /// The answer at `name` itself (no alias followed).
+    fn at(&self, name: &str, query: Query) -> Answer {
+        let name = name.to_owned();
         if let Some(a) = self.answers.get(&(name.clone(), query)) {
             return a.clone();
         }
@@ -108,6 +158,29 @@ fn security_of(answer: &Answer) -> Security {
         Answer::Address(a) => a.security,
         Answer::Tlsa(a) => a.security,
         Answer::Txt(a) => a.security,
+    }
+}
+
+/// The weaker of two DNSSEC statuses (bogus, then indeterminate, then
+/// insecure, then secure).
+fn weaker(a: Security, b: Security) -> Security {
+    let rank = |s: Security| match s {
+        Security::Bogus => 0,
+        Security::Indeterminate => 1,
+        Security::Insecure => 2,
+        Security::Secure => 3,
+    };
+    if rank(a) <= rank(b) { a } else { b }
+}
+
+/// Marks an answer as reached through aliases ending at `name`.
+fn set_canonical(answer: &mut Answer, name: &str) {
+    let name = Some(name.to_owned());
+    match answer {
+        Answer::Mx(a) => a.canonical = name,
+        Answer::Address(a) => a.canonical = name,
+        Answer::Tlsa(a) => a.canonical = name,
+        Answer::Txt(a) => a.canonical = name,
     }
 }
 
@@ -186,5 +259,37 @@ impl BlockingPolicyFetcher for StaticPolicyFetcher {
             .get(url)
             .cloned()
             .unwrap_or(PolicyFetch::Failed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn address(answer: Answer) -> DnsAnswer<IpAddr> {
+        match answer {
+            Answer::Address(a) => a,
+            other => panic!("not an address answer: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn aliases_are_followed_with_the_weakest_status_and_bounded() {
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let r = StaticResolver::new()
+            .cname("a.example", "B.example.", Security::Secure)
+            .cname("b.example", "c.example", Security::Insecure)
+            .address("c.example", &[ip], Security::Secure)
+            .cname("loop1.example", "loop2.example", Security::Secure)
+            .cname("loop2.example", "loop1.example", Security::Secure);
+        let a = address(r.get("A.example.", Query::A));
+        assert_eq!(a.records, [ip]);
+        assert_eq!(a.canonical.as_deref(), Some("c.example"));
+        assert_eq!(a.security, Security::Insecure);
+        // No alias: no canonical name.
+        assert_eq!(address(r.get("c.example", Query::A)).canonical, None);
+        let looped = address(r.get("loop1.example", Query::A));
+        assert_eq!(looped.rcode, Rcode::ServFail);
+        assert!(looped.failed());
     }
 }

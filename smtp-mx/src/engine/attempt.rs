@@ -6,7 +6,7 @@ use super::{
     ConnectRequest, Connection, Current, Delivery, Notice, Phase, Query, Request, RequestId,
     StsPhase, TlsOutcome, TransactionRequest, Waiting,
 };
-use crate::dane::tlsa_name;
+use crate::dane::{reference_names, tlsa_base_domains, tlsa_name};
 use crate::failure::{Failure, TlsFailure};
 use crate::name::Destination;
 use crate::plan::{
@@ -58,26 +58,15 @@ impl Delivery {
         let attempt = attempt.clone();
         let dane_counts = self.config.local != LocalPolicy::Plaintext
             && (policies || self.config.local == LocalPolicy::DaneOnly);
-        let dane = if dane_counts && attempt.mx_secure && attempt.address_secure {
-            match d.tlsa.get(&attempt.host) {
-                Some(state) => state.clone(),
-                None => {
-                    if let Some(c) = d.current.as_mut() {
-                        c.phase = Phase::Tlsa;
-                    }
-                    let name = tlsa_name(&attempt.host, self.config.port);
-                    let host = attempt.host.clone();
-                    self.request(i, Waiting::Tlsa { host }, |id| Request::Resolve {
-                        id,
-                        name,
-                        query: Query::Tlsa,
-                    });
-                    return true;
-                }
+        let (base, dane) = if dane_counts && attempt.mx_secure && attempt.address_secure {
+            match self.tlsa_state(i, &attempt) {
+                Some(found) => found,
+                None => return true,
             }
         } else {
-            DaneState::Insecure
+            (attempt.host.clone(), DaneState::Insecure)
         };
+        let d = &mut self.domains[i];
         let policy = match &d.sts {
             StsPhase::Ready(p) => p.as_ref(),
             _ => None,
@@ -100,6 +89,15 @@ impl Delivery {
         };
         match plan_connection(&input) {
             Ok(mut plan) => {
+                // TLSA records found at the alias's target: that name goes
+                // in SNI, and DANE-TA accepts it or the MX host's (RFC 7672
+                // sections 3.2.3 and 8.1).
+                if let TlsPlan::Dane { names, .. } = &mut plan.tls {
+                    if !base.eq_ignore_ascii_case(&attempt.host) {
+                        *names = reference_names(&base, &attempt.host);
+                        plan.sni = Some(base);
+                    }
+                }
                 // An address literal is no name to send in SNI (RFC 6066
                 // section 3).
                 if matches!(self.domains[i].destination, Destination::Literal(_)) {
@@ -113,6 +111,37 @@ impl Delivery {
                 false
             }
         }
+    }
+
+    /// The DANE state of `attempt`'s host and the TLSA base domain it is
+    /// from (RFC 7672 section 2.2.2): the target of a validated CNAME chain
+    /// first, the host's own name when the target has no TLSA records (a
+    /// validated denial). `None` after asking for a TLSA lookup not
+    /// answered yet (the attempt then waits in [`Phase::Tlsa`]).
+    fn tlsa_state(&mut self, i: usize, attempt: &Attempt) -> Option<(String, DaneState)> {
+        let bases = tlsa_base_domains(&attempt.host, attempt.canonical.as_deref());
+        let d = &mut self.domains[i];
+        for (k, base) in bases.iter().enumerate() {
+            match d.tlsa.get(base) {
+                Some(DaneState::NoTlsa) if k + 1 < bases.len() => {}
+                Some(state) => return Some((base.clone(), state.clone())),
+                None => {
+                    if let Some(c) = d.current.as_mut() {
+                        c.phase = Phase::Tlsa;
+                    }
+                    let name = tlsa_name(base, self.config.port);
+                    let base = base.clone();
+                    self.request(i, Waiting::Tlsa { base }, |id| Request::Resolve {
+                        id,
+                        name,
+                        query: Query::Tlsa,
+                    });
+                    return None;
+                }
+            }
+        }
+        // `tlsa_base_domains` always ends with the host: not reached.
+        Some((attempt.host.clone(), DaneState::NoTlsa))
     }
 
     /// Records that the plan refused the current attempt, and ends it.

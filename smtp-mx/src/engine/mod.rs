@@ -23,7 +23,9 @@
 //! 3. The attempts in order, with Postfix's classification
 //!    ([`crate::classify::Tracker`]): each attempt carries the recipients
 //!    still pending. Before a connection to a host whose MX and address
-//!    answers were validated, its TLSA lookup; then the plan
+//!    answers were validated, its TLSA lookup (at the target of a
+//!    validated CNAME chain first, then at the host's own name when the
+//!    target has none: RFC 7672 section 2.2.2); then the plan
 //!    ([`crate::plan::plan_connection`]). A plan refusal skips the address
 //!    (a [`Notice::Skipped`]) without a connection.
 //! 4. After the open, two checks before any transaction: a plan that
@@ -47,8 +49,7 @@
 //! and [`Notice`]s) are the material of TLS-RPT (feature `tlsrpt`:
 //! `tlsrpt::events` and `tlsrpt::Aggregator`).
 //!
-//! Not yet here: TLSA lookups at a CNAME target (the TLSA base domain is
-//! the MX host itself), and address-family rotation across deliveries (set
+//! Not yet here: address-family rotation across deliveries (set
 //! [`crate::route::AddressPolicy::first`]).
 
 mod attempt;
@@ -131,7 +132,7 @@ struct Domain {
     attempts: Vec<Attempt>,
     tracker: Option<Tracker>,
     current: Option<Current>,
-    /// The DANE state of each host looked up.
+    /// The DANE state of each TLSA base domain looked up (lowercase).
     tlsa: BTreeMap<String, DaneState>,
     report: DomainReport,
     done: bool,
@@ -144,7 +145,7 @@ enum Waiting {
     Address { host: usize, v6: bool },
     Txt,
     Policy { id: String },
-    Tlsa { host: String },
+    Tlsa { base: String },
     Connect,
     Transaction { addresses: Vec<String> },
 }
@@ -359,9 +360,9 @@ impl Delivery {
                 let decision = self.cache.decide(self.name(i), &txt, self.now);
                 self.sts_decided(i, decision);
             }
-            (Waiting::Tlsa { host }, Answer::Tlsa(a)) => {
+            (Waiting::Tlsa { base }, Answer::Tlsa(a)) => {
                 let d = &mut self.domains[i];
-                d.tlsa.insert(host, dane_state(true, true, &a));
+                d.tlsa.insert(base, dane_state(true, true, &a));
                 if let Some(c) = d
                     .current
                     .as_mut()
