@@ -16,6 +16,7 @@ use crate::servers::Mx;
 pub fn scenarios() -> Vec<(Scenario, Option<&'static str>)> {
     let mut list = delivered();
     list.extend(refused());
+    list.extend(refused_by_servers());
     list
 }
 
@@ -135,8 +136,7 @@ fn delivered() -> Vec<(Scenario, Option<&'static str>)> {
     ]
 }
 
-/// The DANE scenarios with a failure: a record, a chain, an answer or a
-/// server that does not pass (the last falls back to MX2).
+/// The DANE scenarios with a failure of a record, a chain or an answer.
 fn refused() -> Vec<(Scenario, Option<&'static str>)> {
     vec![
         (
@@ -224,6 +224,13 @@ fn refused() -> Vec<(Scenario, Option<&'static str>)> {
                 .check(no_connection),
             Some("bogus-ds.test"),
         ),
+    ]
+}
+
+/// The DANE scenarios where a server does not pass (no STARTTLS, a 454, a
+/// failed handshake), or MX1 does not and MX2 does.
+fn refused_by_servers() -> Vec<(Scenario, Option<&'static str>)> {
+    vec![
         (
             Scenario::new(
                 "DANE: MX1 wrong TLSA, MX2 right",
