@@ -689,6 +689,8 @@ fn run_all_feeds(name: &str, source: &str) {
 
 macro_rules! transcripts {
     ($($name:ident),* $(,)?) => {
+        /// The transcripts run, by name.
+        const LISTED: &[&str] = &[$(stringify!($name)),*];
         $(
             #[test]
             fn $name() {
@@ -699,6 +701,30 @@ macro_rules! transcripts {
             }
         )*
     };
+}
+
+/// A transcript file that is not in the list below would never run.
+#[test]
+fn every_transcript_file_is_listed() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/transcripts");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "txt"))
+        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    let unlisted: Vec<&String> = files
+        .iter()
+        .filter(|f| !LISTED.contains(&f.as_str()))
+        .collect();
+    let missing: Vec<&&str> = LISTED
+        .iter()
+        .filter(|n| !files.iter().any(|f| f == *n))
+        .collect();
+    assert!(
+        unlisted.is_empty() && missing.is_empty(),
+        "files not in the list: {unlisted:?}; listed without a file: {missing:?}"
+    );
 }
 
 transcripts!(
@@ -759,6 +785,10 @@ transcripts!(
     implicit_tls_required,
     lmtp_421_after_body,
     lmtp_421_before_last_reply,
+    lmtp_421_in_the_middle,
+    lmtp_low_level_421_first_of_two,
+    lmtp_low_level_421_one_recipient,
+    data_low_level_421_before_354,
     lmtp_421_only_recipient,
     lmtp_all_fail_after_dot,
     lmtp_bdat,
