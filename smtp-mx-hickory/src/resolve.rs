@@ -71,24 +71,24 @@ impl Core {
         for _ in 0..MAX_CHAIN {
             let reply = match self.ask(&qname, rtype).await {
                 Ok(reply) => reply,
-                Err((rcode, why)) => return failed(query, rcode, weakest(security, why)),
+                Err((rcode, why)) => return failed(query, rcode, security.weaker(why)),
             };
             let (target, chain, records) = walk(&qname, rtype, &reply.answers);
             // The chain leads on beyond this answer: its end is asked next.
             let leads_on = reply.rcode == Rcode::NoError && records.is_empty() && target != qname;
             let status = if reply.proofs {
                 let used = chain.iter().chain(records.iter());
-                let shown = used.fold(Security::Secure, |s, r| weakest(s, proof(r.proof)));
+                let shown = used.fold(Security::Secure, |s, r| s.weaker(proof(r.proof)));
                 if records.is_empty() && !leads_on {
                     // A denial: its proof counts too.
-                    weakest(shown, reply.security)
+                    shown.weaker(reply.security)
                 } else {
                     shown
                 }
             } else {
                 reply.security
             };
-            security = weakest(security, status);
+            security = security.weaker(status);
             if security == Security::Bogus {
                 return failed(query, Rcode::ServFail, Security::Bogus);
             }
@@ -238,18 +238,6 @@ fn proof(proof: Proof) -> Security {
         Proof::Bogus => Security::Bogus,
         _ => Security::Indeterminate,
     }
-}
-
-/// The weaker of two statuses: Bogus, then Indeterminate, then Insecure,
-/// then Secure.
-fn weakest(a: Security, b: Security) -> Security {
-    let rank = |s: Security| match s {
-        Security::Bogus => 0,
-        Security::Indeterminate => 1,
-        Security::Insecure => 2,
-        Security::Secure => 3,
-    };
-    if rank(a) <= rank(b) { a } else { b }
 }
 
 /// The record type of a query.

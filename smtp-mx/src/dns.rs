@@ -25,6 +25,31 @@ impl Security {
     pub fn is_secure(self) -> bool {
         self == Security::Secure
     }
+
+    /// The weaker of two statuses (bogus, then indeterminate, then insecure,
+    /// then secure): the status of an answer reached through links of
+    /// both, such as a CNAME chain.
+    ///
+    /// ```
+    /// use smtp_mx::dns::Security;
+    ///
+    /// assert_eq!(Security::Secure.weaker(Security::Insecure), Security::Insecure);
+    /// assert_eq!(Security::Bogus.weaker(Security::Secure), Security::Bogus);
+    /// ```
+    #[must_use]
+    pub fn weaker(self, other: Security) -> Security {
+        let rank = |s: Security| match s {
+            Security::Bogus => 0,
+            Security::Indeterminate => 1,
+            Security::Insecure => 2,
+            Security::Secure => 3,
+        };
+        if rank(self) <= rank(other) {
+            self
+        } else {
+            other
+        }
+    }
 }
 
 /// The outcome of a query, apart from its records.

@@ -111,18 +111,18 @@ impl StaticResolver {
     #[must_use]
     pub fn get(&self, name: &str, query: Query) -> Answer {
         let mut name = key(name);
-        let mut chain = None;
+        let mut chain: Option<Security> = None;
         for _ in 0..=MAX_ALIASES {
             let Some((target, security)) = self.aliases.get(&name) else {
                 let mut answer = self.at(&name, query);
                 if let Some(security) = chain {
-                    let weaker = weaker(security, security_of(&answer));
+                    let weaker = security.weaker(security_of(&answer));
                     set_security(&mut answer, weaker);
                     set_canonical(&mut answer, &name);
                 }
                 return answer;
             };
-            chain = Some(chain.map_or(*security, |s| weaker(s, *security)));
+            chain = Some(chain.map_or(*security, |s| s.weaker(*security)));
             name.clone_from(target);
         }
         let mut answer = empty_answer(query, Rcode::ServFail);
@@ -159,18 +159,6 @@ fn security_of(answer: &Answer) -> Security {
         Answer::Tlsa(a) => a.security,
         Answer::Txt(a) => a.security,
     }
-}
-
-/// The weaker of two DNSSEC statuses (bogus, then indeterminate, then
-/// insecure, then secure).
-fn weaker(a: Security, b: Security) -> Security {
-    let rank = |s: Security| match s {
-        Security::Bogus => 0,
-        Security::Indeterminate => 1,
-        Security::Insecure => 2,
-        Security::Secure => 3,
-    };
-    if rank(a) <= rank(b) { a } else { b }
 }
 
 /// Marks an answer as reached through aliases ending at `name`.
