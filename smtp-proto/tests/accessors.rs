@@ -1,13 +1,14 @@
 //! The session's read-only accessors, pinned in the core (the adapters and
 //! smtplib's attributes read them): the greeting, the EHLO and HELO replies,
 //! the capabilities, the body's write timeout, whether an operation is
-//! running or queued, and the reply an untyped outcome carries.
+//! running or queued, and the reply an untyped outcome carries; and
+//! `Transaction::from_strs`, smtplib's `sendmail` arguments as strings.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::{Duration, Instant};
 
-use smtp_sansio::{Client, Config, Domain, Event, Outcome, Output};
+use smtp_sansio::{Client, Config, Domain, Event, Outcome, Output, Transaction};
 
 fn client() -> Client {
     let mut cfg = Config::new(Domain::new("client.example").unwrap());
@@ -86,4 +87,26 @@ fn busy_while_an_operation_runs_or_waits() {
     let out = next_outcome(&mut c, b"250 2.0.0 reset\r\n");
     assert_eq!(out.reply().map(|r| r.code()), Some(250));
     assert!(!c.is_busy());
+}
+
+#[test]
+fn sendmail_string_arguments_become_parameters() {
+    let tx = Transaction::from_strs(
+        "a@x.org",
+        &["b@x.org", "c@x.org"],
+        &["BODY=8BITMIME", "RET=HDRS"],
+        &["NOTIFY=SUCCESS,FAILURE"],
+    )
+    .unwrap();
+    let mail: Vec<String> = tx.mail_params.iter().map(ToString::to_string).collect();
+    assert_eq!(mail, ["BODY=8BITMIME", "RET=HDRS"]);
+    for r in &tx.to {
+        let rcpt: Vec<String> = r.params.iter().map(ToString::to_string).collect();
+        assert_eq!(rcpt, ["NOTIFY=SUCCESS,FAILURE"]);
+    }
+    // Every string is checked: no line break gets through.
+    assert!(
+        Transaction::from_strs("a@x.org", &["b@x.org"], &["BODY=7BIT\r\nRSET"], &[""; 0]).is_err()
+    );
+    assert!(Transaction::from_strs("a@x.org", &["b@x.org"], &[""; 0], &["X\nY"]).is_err());
 }

@@ -756,6 +756,7 @@ transcripts!(
     bdat_failure_midstream,
     bdat_pipelined,
     bdat_stream,
+    bdat_refused_while_body_wanted,
     bdat_empty_chunk_traced,
     bdat_window,
     binarymime,
