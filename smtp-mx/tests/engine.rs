@@ -486,6 +486,10 @@ impl Scenario {
         self.message.tls_required_no = true;
         self
     }
+    fn local(mut self, local: LocalPolicy) -> Scenario {
+        self.local = local;
+        self
+    }
     fn requiretls(mut self) -> Scenario {
         self.message.requiretls = true;
         self
@@ -1256,6 +1260,50 @@ fn scenarios() -> Vec<Scenario> {
                 "the TXT record was looked up",
             )
         }),
+        // DANE is not looked for where it cannot count: the message says
+        // `TLS-Required: No`, or the local policy is plaintext.
+        scenario(
+            "dane_not_looked_up_tls_required_no",
+            World::default()
+                .mx("example.com", &[(10, "mx1.example.com")], true)
+                .host("mx1.example.com", "192.0.2.11", true, ok())
+                .tlsa(
+                    "mx1.example.com",
+                    DnsAnswer::records(vec![usable_tlsa()], Security::Secure),
+                ),
+            &["a@example.com"],
+        )
+        .tls_required_no()
+        .expect(&[DELIVERED])
+        .attempts(&[M1])
+        .check(|r| {
+            ensure(
+                tlsa_lookups(r).is_empty(),
+                "a TLSA lookup under TLS-Required: No",
+            )?;
+            ensure(r.plans() == [TlsPlan::Opportunistic], "not opportunistic")
+        }),
+        scenario(
+            "dane_not_looked_up_local_plaintext",
+            World::default()
+                .mx("example.com", &[(10, "mx1.example.com")], true)
+                .host("mx1.example.com", "192.0.2.11", true, ok())
+                .tlsa(
+                    "mx1.example.com",
+                    DnsAnswer::records(vec![usable_tlsa()], Security::Secure),
+                ),
+            &["a@example.com"],
+        )
+        .local(LocalPolicy::Plaintext)
+        .expect(&[DELIVERED])
+        .attempts(&[M1])
+        .check(|r| {
+            ensure(
+                tlsa_lookups(r).is_empty(),
+                "a TLSA lookup under a plaintext policy",
+            )?;
+            ensure(r.plans() == [TlsPlan::Plain], "not plain")
+        }),
         scenario(
             "opportunistic_handshake_failure_plaintext_retry",
             World::default()
@@ -1274,6 +1322,19 @@ fn scenarios() -> Vec<Scenario> {
             ensure(
                 r.plans() == [TlsPlan::Opportunistic, TlsPlan::Plain],
                 "no plaintext retry",
+            )?;
+            // The retry sends no TLS, so no server name either.
+            let snis: Vec<Option<String>> = r
+                .seen
+                .iter()
+                .filter_map(|s| match s {
+                    Seen::Connect(_, sni) => Some(sni.clone()),
+                    _ => None,
+                })
+                .collect();
+            ensure(
+                snis == [Some("mx1.example.com".to_owned()), None],
+                &format!("server names {snis:?}"),
             )
         }),
         scenario(

@@ -121,9 +121,10 @@ impl Delivery {
     fn tlsa_state(&mut self, i: usize, attempt: &Attempt) -> Option<(String, DaneState)> {
         let bases = tlsa_base_domains(&attempt.host, attempt.canonical.as_deref());
         let d = &mut self.domains[i];
-        for (k, base) in bases.iter().enumerate() {
+        for base in &bases {
             match d.tlsa.get(base) {
-                Some(DaneState::NoTlsa) if k + 1 < bases.len() => {}
+                // A validated denial: the next base domain, if any.
+                Some(DaneState::NoTlsa) => {}
                 Some(state) => return Some((base.clone(), state.clone())),
                 None => {
                     if let Some(c) = d.current.as_mut() {
@@ -140,7 +141,7 @@ impl Delivery {
                 }
             }
         }
-        // `tlsa_base_domains` always ends with the host: not reached.
+        // No TLSA records at any base domain.
         Some((attempt.host.clone(), DaneState::NoTlsa))
     }
 
