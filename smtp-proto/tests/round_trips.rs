@@ -393,6 +393,32 @@ fn early_pipelining_with_opportunistic_starttls_sends_ehlo_alone() {
     assert_delivered(&s);
 }
 
+#[test]
+fn early_opportunistic_starttls_refused_goes_on_in_plain_text() {
+    // STARTTLS went behind the early EHLO (the server ran it last time);
+    // refused now, the session goes on in plain text, as an opportunistic
+    // STARTTLS sent alone would.
+    let s = run(
+        &config(),
+        || early().early_starttls(true),
+        &[
+            "220 mx.example\r\n250-mx.example\r\n250-PIPELINING\r\n250-PIPECONNECT\r\n250-CHUNKING\r\n250 STARTTLS\r\n454 4.7.0 TLS not available\r\n",
+            "250 ok\r\n250 ok\r\n250 2.0.0 queued as Q1\r\n221 bye\r\n",
+        ],
+        true,
+    );
+    assert_eq!(
+        s.flights,
+        [
+            format!("{EHLO}STARTTLS\r\n"),
+            format!("{ENVELOPE}{BDAT_LAST}QUIT\r\n"),
+        ]
+    );
+    assert_delivered(&s);
+    let opened = s.opened.unwrap();
+    assert!(!opened.tls && opened.early_pipelining);
+}
+
 /// An early open the server did not confirm: the flights, and the error.
 fn refused(plan: impl Fn() -> OpenPlan, server: &[&'static str]) -> (Vec<String>, Error) {
     let s = run(&config(), plan, server, true);

@@ -791,6 +791,8 @@ transcripts!(
     lmtp_low_level_421_first_of_two,
     lmtp_low_level_421_one_recipient,
     data_low_level_421_before_354,
+    data_low_level_two_recipients,
+    lmtp_low_level_one_recipient,
     lmtp_421_only_recipient,
     lmtp_all_fail_after_dot,
     lmtp_bdat,
