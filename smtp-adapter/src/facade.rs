@@ -1,8 +1,10 @@
 //! The public methods of every facade's `SmtpClient`, written once for the
 //! blocking facade and the async one: [`facade!`](crate::facade) emits them
 //! inside the facade's `impl` block, as plain methods or as `async` ones.
-//! The scoped-session methods and the facades' `Debug` are in `scoped`.
+//! The scoped-session methods and the facades' `Debug` are in `scoped`,
+//! the calls that send several messages in `batch`.
 
+mod batch;
 mod scoped;
 
 /// Emits a facade's public methods, written once for blocking and async code:
@@ -467,64 +469,7 @@ macro_rules! facade {
             self.deliver(message.into(), addressing)$($aw)*
         }
 
-        /// Sends several messages on this session, each in its own
-        /// transaction, in order: one [`send`](Self::send) per pair of
-        /// envelope and message, the results in the same order.
-        ///
-        /// With PIPELINING offered and the message going by DATA, the
-        /// envelope of each message (MAIL, RCPT, DATA) leaves in the same
-        /// write as the end of the one before it (RFC 2920 section 3.1),
-        /// so a batch takes one round trip per message where a `send` per
-        /// message takes two. With CHUNKING a message is one round trip
-        /// either way (MAIL, RCPT and `BDAT LAST` in one write) and nothing
-        /// goes ahead: a refused `BDAT` may leave the server's transaction
-        /// open. Each message's outcome is
-        /// its own: a refused message does not stop the next; a session
-        /// that ends (a 421, a lost connection) fails the message in
-        /// flight as `send` would (its delivery unknown if its end went
-        /// out unanswered) and every later one as not sent.
-        ///
-        /// ```no_run
-        /// # fn f(mut smtp: smtp_blocking::SmtpClient) -> Result<(), smtp_blocking::Error> {
-        /// use smtp_blocking::Envelope;
-        /// let to_ann = Envelope::parse("news@example.org", &["ann@example.net"])?;
-        /// let to_bob = Envelope::parse("news@example.org", &["bob@example.com"])?;
-        /// let results = smtp.send_batch([
-        ///     (&to_ann, "Subject: news\r\n\r\nHello Ann\r\n"),
-        ///     (&to_bob, "Subject: news\r\n\r\nHello Bob\r\n"),
-        /// ]);
-        /// for r in results {
-        ///     println!("{:?}", r.map(|sent| sent.queue_id().map(str::to_owned)));
-        /// }
-        /// # Ok(()) }
-        /// ```
-        pub $($kw)? fn send_batch<'e, 'm, M: Into<$crate::Message<'m>>>(
-            &mut self,
-            messages: impl IntoIterator<Item = (&'e $crate::sansio::Envelope, M)>,
-        ) -> Vec<Result<$crate::sansio::TransactionResult, $crate::Error>> {
-            let mut messages = messages.into_iter();
-            let mut results = Vec::with_capacity(messages.size_hint().0);
-            let mut current = messages
-                .next()
-                .map(|(envelope, m)| self.driver.start_message(envelope, m.into()));
-            while let Some(started) = current {
-                // The next one is enqueued before this one's message goes, so
-                // that the core can write its envelope with this one's end.
-                current = messages
-                    .next()
-                    .map(|(envelope, m)| self.driver.start_message(envelope, m.into()));
-                let r = match started {
-                    Ok((op, out)) => {
-                        let r = self.run(op, $crate::args::Body::parts(&out.parts()))$($aw)*;
-                        self.driver.end_transaction(&r);
-                        r
-                    }
-                    Err(e) => Err(e),
-                };
-                results.push(r);
-            }
-            results
-        }
+        $crate::__batch!($($kw)?; $($aw)*);
 
         /// Low-level DATA: fails unless the server answers 354, then sends
         /// the dot-stuffed message. Returns the final reply (LMTP: one per

@@ -106,6 +106,17 @@ impl<R: Rt> Adapter for Scenarios<R> {
                         .map(|r| r.as_ref().map_or_else(render, render_result)),
                 )
             }
+            Act::SendBatchAndQuit(batch) => {
+                let batch = batch_envelopes(batch);
+                let messages = batch.iter().map(|(e, m)| (e, *m));
+                let client = self.client.take().unwrap();
+                let results = R::block_on(&self.exec, client.send_batch_and_quit(messages));
+                render_batch(
+                    results
+                        .iter()
+                        .map(|r| r.as_ref().map_or_else(render, render_result)),
+                )
+            }
             Act::Noop => reply(R::block_on(
                 &self.exec,
                 self.client.as_mut().unwrap().noop(),

@@ -78,8 +78,8 @@ USAGE:
       connection to a sink that offers it waits for the greeting and learns it,
       the later ones write EHLO before the greeting.
       --batch: our adapters on one connection send the N messages in one
-      send_batch (the next envelope behind each message's end), then QUIT; no
-      message's own time is kept.
+      send_batch_and_quit (the next envelope behind each message's end, QUIT
+      behind the last); no message's own time is kept.
   smtp-bench --help
 ";
 

@@ -163,7 +163,7 @@ enum ClientKind {
     /// run's connections (the first one fills it).
     OursEarly(&'static str),
     /// Our adapter on one connection, all the run's messages in one
-    /// `send_batch`.
+    /// `send_batch_and_quit`.
     OursBatch(&'static str),
     Lettre {
         nodelay: bool,
@@ -187,7 +187,7 @@ impl ClientKind {
             ClientKind::Ours(n) => format!("smtp-rs {n}"),
             ClientKind::OursFresh(n) => format!("smtp-rs {n} (new TLS config per connection)"),
             ClientKind::OursEarly(n) => format!("smtp-rs {n} (early pipelining)"),
-            ClientKind::OursBatch(n) => format!("smtp-rs {n} (send_batch)"),
+            ClientKind::OursBatch(n) => format!("smtp-rs {n} (send_batch_and_quit)"),
             ClientKind::Lettre { nodelay: true } => "lettre 0.11 (NODELAY forced)".into(),
             ClientKind::Lettre { nodelay: false } => "lettre 0.11 (as shipped)".into(),
             ClientKind::LettreBounded => {

@@ -392,6 +392,36 @@ fn through_a_relay_the_sink_counts_the_same_sessions() {
     assert_eq!(relay.failure(), None);
 }
 
+/// `--batch`: the run's messages in one `send_batch_and_quit` on one
+/// connection. With PIPELINING and no CHUNKING the sink counts EHLO, the
+/// first envelope, and one turn per message (each message's end carries
+/// the next envelope, the last one's QUIT): 12 for 10 messages, where a
+/// `send_batch` and then `quit` takes 13. With CHUNKING each message is
+/// one turn and QUIT goes with the last: 11.
+#[test]
+fn a_batch_carries_quit_behind_its_last_message() {
+    for (chunking, turns) in [(false, 12), (true, 11)] {
+        let (addr, stats) = start(SinkConfig {
+            pipelining: true,
+            chunking,
+            ..SinkConfig::default()
+        });
+        for adapter in ["blocking", "tokio", "async-std"] {
+            let before = stats.snapshot();
+            let mut b = args(&addr, 10);
+            b.batch = true;
+            let r = clients::run(adapter, &b).unwrap();
+            assert_eq!(r.messages, 10, "{adapter}");
+            let d = stats.snapshot().since(&before);
+            assert_eq!(
+                (d.messages, d.connections, d.turns),
+                (10, 1, turns),
+                "{adapter}, chunking {chunking}"
+            );
+        }
+    }
+}
+
 /// Reads from `s` until `end` has arrived (or the peer closed).
 /// A TLS client over `tcp` (after the sink's 220 to STARTTLS) trusting
 /// the CA in the file `ca`, for the name 127.0.0.1.

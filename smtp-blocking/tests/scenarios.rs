@@ -90,6 +90,16 @@ impl Adapter for Blocking {
                         .map(|r| r.as_ref().map_or_else(render, render_result)),
                 )
             }
+            Act::SendBatchAndQuit(batch) => {
+                let batch = batch_envelopes(batch);
+                let messages = batch.iter().map(|(e, m)| (e, *m));
+                let results = self.client.take().unwrap().send_batch_and_quit(messages);
+                render_batch(
+                    results
+                        .iter()
+                        .map(|r| r.as_ref().map_or_else(render, render_result)),
+                )
+            }
             Act::Noop => reply(self.client.as_mut().unwrap().noop()),
             Act::Verify(a) => reply(self.client.as_mut().unwrap().verify(a)),
             Act::Quit => reply(self.client.take().unwrap().quit()),

@@ -43,6 +43,9 @@ pub enum Act {
     /// `send_batch` of these messages, each `(from, to, message)`; the
     /// results rendered in order, joined by ` | ` ([`render_batch`]).
     SendBatch(&'static [Batched]),
+    /// `send_batch_and_quit` of these messages, rendered as
+    /// [`Act::SendBatch`]'s; the session ends with it.
+    SendBatchAndQuit(&'static [Batched]),
     /// NOOP.
     Noop,
     /// VRFY.
@@ -276,6 +279,7 @@ pub fn all(lmtp_path: &std::path::Path) -> Vec<Scenario> {
         table::after_the_message(),
         table::resets(),
         batch::batches(),
+        batch::batches_then_quit(),
         smtplib::smtplib_rows(),
     ]
     .concat()

@@ -182,21 +182,42 @@ async fn round_trips_per_message_on_a_new_connection() {
     }
 }
 
-/// `n` messages on one session, by `send_batch` or by a `send` each, then
-/// QUIT: the round trips counted from the greeting to the reply to QUIT.
-async fn several(server: &MockServer, n: usize, batch: bool) -> Counts {
+/// How `several` sends its messages.
+#[derive(Debug, Clone, Copy)]
+enum Way {
+    /// A `send` each, then `quit`.
+    Each,
+    /// `send_batch`, then `quit`.
+    Batch,
+    /// `send_batch_and_quit`.
+    BatchAndQuit,
+}
+
+/// `n` messages on one session, sent the given way: the round trips counted
+/// from the greeting to the reply to QUIT.
+async fn several(server: &MockServer, n: usize, way: Way) -> Counts {
     let (mut c, log) = session(server).await;
     let e = envelope();
-    if batch {
-        let results = c.send_batch(std::iter::repeat_n((&e, MESSAGE), n)).await;
+    let batch = std::iter::repeat_n((&e, MESSAGE), n);
+    let results = match way {
+        Way::Each => {
+            for _ in 0..n {
+                c.send(&e, MESSAGE).await.unwrap();
+            }
+            c.quit().await.unwrap();
+            Vec::new()
+        }
+        Way::Batch => {
+            let results = c.send_batch(batch).await;
+            c.quit().await.unwrap();
+            results
+        }
+        Way::BatchAndQuit => c.send_batch_and_quit(batch).await,
+    };
+    if !matches!(way, Way::Each) {
         assert_eq!(results.len(), n);
         assert!(results.iter().all(Result::is_ok), "{results:?}");
-    } else {
-        for _ in 0..n {
-            c.send(&e, MESSAGE).await.unwrap();
-        }
     }
-    c.quit().await.unwrap();
     let log = log.lock().unwrap().clone();
     counts(&log)
 }
@@ -206,24 +227,35 @@ async fn a_batch_takes_one_round_trip_per_message() {
     // Greeting, EHLO and QUIT are 3 round trips; 10 messages by DATA take
     // 2 each with a `send` each and 1 each plus 1 in a batch (the next
     // envelope leaves with the end of the message before it); with
-    // CHUNKING a message is one round trip either way.
-    let cases: [(&str, &[&str], usize, usize); 2] = [
-        ("PIPELINING", &["PIPELINING", "8BITMIME"], 3 + 20, 3 + 11),
+    // CHUNKING a message is one round trip either way. `send_batch_and_quit`
+    // saves QUIT's own round trip: it leaves with the last message's end.
+    let cases: [(&str, &[&str], [usize; 3]); 2] = [
+        (
+            "PIPELINING",
+            &["PIPELINING", "8BITMIME"],
+            [3 + 20, 3 + 11, 2 + 11],
+        ),
         (
             "PIPELINING+CHUNKING",
             &["PIPELINING", "8BITMIME", "CHUNKING"],
-            3 + 10,
-            3 + 10,
+            [3 + 10, 3 + 10, 2 + 10],
         ),
     ];
-    for (name, ext, one_by_one, batched) in cases {
+    for (name, ext, expected) in cases {
         let s = server(ext);
-        let by_send = several(&s, 10, false).await;
-        let by_batch = several(&s, 10, true).await;
-        println!("{name}: a send each {by_send:?}, send_batch {by_batch:?}");
-        assert_eq!(by_send.round_trips, one_by_one, "{name}: a send each");
-        assert_eq!(by_batch.round_trips, batched, "{name}: send_batch");
-        assert_eq!(s.wait_for_messages(20, WAIT).len(), 20, "{name}");
+        for (way, want) in [Way::Each, Way::Batch, Way::BatchAndQuit]
+            .into_iter()
+            .zip(expected)
+        {
+            let got = several(&s, 10, way).await;
+            println!("{name}: {way:?} {got:?}");
+            assert_eq!(got.round_trips, want, "{name}: {way:?}");
+        }
+        assert_eq!(s.wait_for_finished(3, WAIT), 3, "{name}");
+        assert_eq!(s.wait_for_messages(30, WAIT).len(), 30, "{name}");
+        for log in s.connection_logs() {
+            assert!(log.transcript.iter().any(|l| l == "C: QUIT"), "{name}");
+        }
     }
 }
 

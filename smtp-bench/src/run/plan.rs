@@ -207,7 +207,7 @@ pub(super) fn table(quick: bool) -> Vec<Row> {
 /// AUTH PLAIN (the fast sink's TLS variants: PIPELINING as the loopback TLS
 /// rows, and with CHUNKING too, as Postfix offers by default); a batch of
 /// [`LATENCY_BATCH`] messages on one connection (both plain sinks, ours also
-/// with the whole batch in one `send_batch`; with
+/// with the whole batch in one `send_batch_and_quit`; with
 /// CHUNKING only ours and lettre, as the peers do not use it); tasks
 /// through one pool (ours and lettre's, plain, PIPELINING); and a new
 /// connection per message against the fast sink offering PIPECONNECT too

@@ -21,6 +21,13 @@ const REFUSED_SECOND: &[Batched] = &[
     ("a@example.org", &["d@example.org"], MSG_C),
 ];
 
+/// The last message to a recipient the server refuses.
+const REFUSED_LAST: &[Batched] = &[
+    ("a@example.org", &["b@example.org"], MSG),
+    ("a@example.org", &["c@example.org"], MSG_B),
+    ("a@example.org", &["x@example.org"], MSG_C),
+];
+
 /// Connects with CHUNKING off: messages go by DATA.
 fn by_data() -> Act {
     tweak(Tweak {
@@ -30,7 +37,8 @@ fn by_data() -> Act {
 }
 
 /// Batches: every way of sending (BDAT, DATA, no pipelining), a refusal in
-/// the middle, every message refused at its end, a session cut in the middle.
+/// the middle, every message refused at its end, a session cut in the
+/// middle.
 pub(super) fn batches() -> Vec<Scenario> {
     vec![
         Scenario {
@@ -140,6 +148,74 @@ pub(super) fn batches() -> Vec<Scenario> {
                 ),
             ],
             received: vec![MSG],
+        },
+    ]
+}
+
+/// Batches ended by QUIT (`send_batch_and_quit`): QUIT behind the last
+/// message, whose outcome stays its own.
+pub(super) fn batches_then_quit() -> Vec<Scenario> {
+    vec![
+        Scenario {
+            name: "a batch of three by BDAT, then QUIT with the last",
+            server: ServerConfig::default(),
+            steps: vec![
+                (plain(), "ok 220"),
+                (
+                    Act::SendBatchAndQuit(THREE),
+                    "sent bdat 250 | sent bdat 250 | sent bdat 250",
+                ),
+            ],
+            received: vec![MSG, MSG_B, MSG_C],
+        },
+        Scenario {
+            name: "a batch of three by DATA, then QUIT with the last",
+            server: ServerConfig::default(),
+            steps: vec![
+                (by_data(), "ok 220"),
+                (
+                    Act::SendBatchAndQuit(THREE),
+                    "sent 250 | sent 250 | sent 250",
+                ),
+            ],
+            received: vec![MSG, MSG_B, MSG_C],
+        },
+        Scenario {
+            name: "a batch then QUIT, its last recipient refused",
+            server: refusing(&["x@example.org"], &[]),
+            steps: vec![
+                (by_data(), "ok 220"),
+                (
+                    Act::SendBatchAndQuit(REFUSED_LAST),
+                    "sent 250 | sent 250 | err RecipientsRefused x@example.org:550",
+                ),
+            ],
+            received: vec![MSG, MSG_B],
+        },
+        Scenario {
+            name: "a batch then QUIT without pipelining, its last refused at its end",
+            server: ServerConfig::default().fail_data_with(554),
+            steps: vec![
+                (
+                    tweak(Tweak {
+                        no_chunking: true,
+                        no_pipelining: true,
+                        ..Tweak::default()
+                    }),
+                    "ok 220",
+                ),
+                (
+                    Act::SendBatchAndQuit(THREE),
+                    "err DataRefused 554 | err DataRefused 554 | err DataRefused 554",
+                ),
+            ],
+            received: vec![],
+        },
+        Scenario {
+            name: "an empty batch then QUIT",
+            server: ServerConfig::default(),
+            steps: vec![(plain(), "ok 220"), (Act::SendBatchAndQuit(&[]), "")],
+            received: vec![],
         },
     ]
 }
