@@ -95,22 +95,16 @@ impl<R: Rt> Adapter for Scenarios<R> {
                 let r = R::block_on(&self.exec, self.client.as_mut().unwrap().send_message(msg));
                 r.as_ref().map_or_else(render, render_result)
             }
-            Act::SendBatch(batch) => {
+            Act::SendBatch(batch) | Act::SendBatchAndQuit(batch) => {
                 let batch = batch_envelopes(batch);
                 let messages = batch.iter().map(|(e, m)| (e, *m));
-                let client = self.client.as_mut().unwrap();
-                let results = R::block_on(&self.exec, client.send_batch(messages));
-                render_batch(
-                    results
-                        .iter()
-                        .map(|r| r.as_ref().map_or_else(render, render_result)),
-                )
-            }
-            Act::SendBatchAndQuit(batch) => {
-                let batch = batch_envelopes(batch);
-                let messages = batch.iter().map(|(e, m)| (e, *m));
-                let client = self.client.take().unwrap();
-                let results = R::block_on(&self.exec, client.send_batch_and_quit(messages));
+                let results = if matches!(act, Act::SendBatchAndQuit(_)) {
+                    let client = self.client.take().unwrap();
+                    R::block_on(&self.exec, client.send_batch_and_quit(messages))
+                } else {
+                    let client = self.client.as_mut().unwrap();
+                    R::block_on(&self.exec, client.send_batch(messages))
+                };
                 render_batch(
                     results
                         .iter()

@@ -80,20 +80,14 @@ impl Adapter for Blocking {
                 let r = self.client.as_mut().unwrap().send_message(msg);
                 r.as_ref().map_or_else(render, render_result)
             }
-            Act::SendBatch(batch) => {
+            Act::SendBatch(batch) | Act::SendBatchAndQuit(batch) => {
                 let batch = batch_envelopes(batch);
                 let messages = batch.iter().map(|(e, m)| (e, *m));
-                let results = self.client.as_mut().unwrap().send_batch(messages);
-                render_batch(
-                    results
-                        .iter()
-                        .map(|r| r.as_ref().map_or_else(render, render_result)),
-                )
-            }
-            Act::SendBatchAndQuit(batch) => {
-                let batch = batch_envelopes(batch);
-                let messages = batch.iter().map(|(e, m)| (e, *m));
-                let results = self.client.take().unwrap().send_batch_and_quit(messages);
+                let results = if matches!(act, Act::SendBatchAndQuit(_)) {
+                    self.client.take().unwrap().send_batch_and_quit(messages)
+                } else {
+                    self.client.as_mut().unwrap().send_batch(messages)
+                };
                 render_batch(
                     results
                         .iter()

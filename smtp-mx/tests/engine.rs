@@ -362,6 +362,18 @@ fn usable_tlsa() -> Tlsa {
     }
 }
 
+/// example.com's one MX, mx1, signed, with a usable TLSA record (DANE-EE),
+/// answering with success.
+fn signed_host_with_tlsa() -> World {
+    World::default()
+        .mx("example.com", &[(10, "mx1.example.com")], true)
+        .host("mx1.example.com", "192.0.2.11", true, ok())
+        .tlsa(
+            "mx1.example.com",
+            DnsAnswer::records(vec![usable_tlsa()], Security::Secure),
+        )
+}
+
 /// Two MXs for example.com: mx1 (10) at .11, mx2 (20) at .12.
 fn two_mx(mx1: Server, mx2: Server) -> World {
     World::default()
@@ -1029,13 +1041,7 @@ fn scenarios() -> Vec<Scenario> {
         .check(no_mail),
         scenario(
             "dane_usable_tlsa",
-            World::default()
-                .mx("example.com", &[(10, "mx1.example.com")], true)
-                .host("mx1.example.com", "192.0.2.11", true, ok())
-                .tlsa(
-                    "mx1.example.com",
-                    DnsAnswer::records(vec![usable_tlsa()], Security::Secure),
-                ),
+            signed_host_with_tlsa(),
             &["a@example.com"],
         )
         .expect(&[DELIVERED])
@@ -1264,13 +1270,7 @@ fn scenarios() -> Vec<Scenario> {
         // `TLS-Required: No`, or the local policy is plaintext.
         scenario(
             "dane_not_looked_up_tls_required_no",
-            World::default()
-                .mx("example.com", &[(10, "mx1.example.com")], true)
-                .host("mx1.example.com", "192.0.2.11", true, ok())
-                .tlsa(
-                    "mx1.example.com",
-                    DnsAnswer::records(vec![usable_tlsa()], Security::Secure),
-                ),
+            signed_host_with_tlsa(),
             &["a@example.com"],
         )
         .tls_required_no()
@@ -1285,13 +1285,7 @@ fn scenarios() -> Vec<Scenario> {
         }),
         scenario(
             "dane_not_looked_up_local_plaintext",
-            World::default()
-                .mx("example.com", &[(10, "mx1.example.com")], true)
-                .host("mx1.example.com", "192.0.2.11", true, ok())
-                .tlsa(
-                    "mx1.example.com",
-                    DnsAnswer::records(vec![usable_tlsa()], Security::Secure),
-                ),
+            signed_host_with_tlsa(),
             &["a@example.com"],
         )
         .local(LocalPolicy::Plaintext)
