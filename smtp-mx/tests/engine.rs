@@ -338,6 +338,12 @@ fn tlsa_lookups(r: &Run) -> Vec<String> {
         .collect()
 }
 
+/// The TLSA names looked up were `names`, in that order.
+fn looked_up_tlsa(r: &Run, names: &[&str]) -> Result<(), String> {
+    let got = tlsa_lookups(r);
+    ensure(got == names, &format!("TLSA lookups {got:?}"))
+}
+
 /// The one plan is DANE with `tlsa` and `names`, and SNI is `sni`.
 fn dane_plan(r: &Run, tlsa: &[Tlsa], names: &[&str], sni: &str) -> Result<(), String> {
     let plans = r.plans();
@@ -1132,10 +1138,7 @@ fn scenarios() -> Vec<Scenario> {
         .expect(&[DELIVERED])
         .attempts(&[M1])
         .check(|r| {
-            ensure(
-                tlsa_lookups(r) == ["_25._tcp.mx.provider.net"],
-                &format!("TLSA lookups {:?}", tlsa_lookups(r)),
-            )?;
+            looked_up_tlsa(r, &["_25._tcp.mx.provider.net"])?;
             dane_plan(
                 r,
                 &[usable_tlsa()],
@@ -1154,10 +1157,7 @@ fn scenarios() -> Vec<Scenario> {
         .expect(&[DELIVERED])
         .attempts(&[M1])
         .check(|r| {
-            ensure(
-                tlsa_lookups(r) == ["_25._tcp.mx.provider.net", "_25._tcp.mx1.example.com"],
-                &format!("TLSA lookups {:?}", tlsa_lookups(r)),
-            )?;
+            looked_up_tlsa(r, &["_25._tcp.mx.provider.net", "_25._tcp.mx1.example.com"])?;
             dane_plan(r, &[other_tlsa()], &["mx1.example.com"], "mx1.example.com")
         }),
         scenario(
@@ -1175,10 +1175,7 @@ fn scenarios() -> Vec<Scenario> {
         )
         .expect(&[(Class::Deferred, Some("4.7.5"))])
         .check(|r| {
-            ensure(
-                tlsa_lookups(r) == ["_25._tcp.mx.provider.net"],
-                &format!("TLSA lookups {:?}", tlsa_lookups(r)),
-            )?;
+            looked_up_tlsa(r, &["_25._tcp.mx.provider.net"])?;
             no_mail(r)
         }),
         scenario(
