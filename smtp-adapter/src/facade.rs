@@ -507,26 +507,12 @@ macro_rules! facade {
             envelope: &$crate::sansio::Envelope,
             message: impl Into<$crate::Message<'m>>,
         ) -> Result<$crate::sansio::TransactionResult, $crate::Error> {
-            let addressing = $crate::args::Addressing::Envelope(envelope);
-            let prepared = self.driver.outgoing(message.into(), addressing);
-            let op = prepared.map(|(tx, out)| (self.driver.start_transaction(tx), out));
+            let started = self.driver.start_message(envelope, message.into());
             // Enqueued behind the transaction, so the core can write it with
             // the end of the message.
             let quit = self.driver.start($crate::Call::Quit)?;
-            let r = match op {
-                Ok((op, out)) => {
-                    let r = self.run(op, $crate::args::Body::parts(&out.parts()))$($aw)*;
-                    self.driver.end_transaction(&r);
-                    r
-                }
-                Err(e) => Err(e),
-            };
-            self.driver.linger();
-            // The reply to QUIT, or not within the linger: the session ends
-            // either way.
-            let _ = self.run(quit, $crate::args::Body::None)$($aw)*;
-            self.driver.closing();
-            self.close_io()$($aw)*;
+            let r = self.run_message(started)$($aw)*;
+            self.quit_and_close(Some(quit))$($aw)*;
             r
         }
 

@@ -71,14 +71,7 @@ macro_rules! __batch {
             messages: impl IntoIterator<Item = (&'e $crate::sansio::Envelope, M)>,
         ) -> Vec<Result<$crate::sansio::TransactionResult, $crate::Error>> {
             let (results, quit) = self.batch(messages.into_iter(), true)$($aw)*;
-            self.driver.linger();
-            if let Some(Ok(quit)) = quit {
-                // The reply to QUIT, or not within the linger: the session
-                // ends either way.
-                let _ = self.run(quit, $crate::args::Body::None)$($aw)*;
-            }
-            self.driver.closing();
-            self.close_io()$($aw)*;
+            self.quit_and_close(quit.and_then(Result::ok))$($aw)*;
             results
         }
 
@@ -113,17 +106,42 @@ macro_rules! __batch {
                 if quit && current.is_none() {
                     quit_op = Some(self.driver.start($crate::Call::Quit));
                 }
-                let r = match started {
-                    Ok((op, out)) => {
-                        let r = self.run(op, $crate::args::Body::parts(&out.parts()))$($aw)*;
-                        self.driver.end_transaction(&r);
-                        r
-                    }
-                    Err(e) => Err(e),
-                };
+                let r = self.run_message(started)$($aw)*;
                 results.push(r);
             }
             (results, quit_op)
+        }
+
+        /// Runs a message [`start_message`](crate::Driver::start_message)
+        /// started (or returns why it could not start).
+        $($kw)? fn run_message(
+            &mut self,
+            started: Result<
+                ($crate::sansio::Op<$crate::sansio::TransactionResult>, $crate::args::Outgoing<'_>),
+                $crate::Error,
+            >,
+        ) -> Result<$crate::sansio::TransactionResult, $crate::Error> {
+            let (op, out) = started?;
+            let r = self.run(op, $crate::args::Body::parts(&out.parts()))$($aw)*;
+            self.driver.end_transaction(&r);
+            r
+        }
+
+        /// Ends the session after QUIT went behind the last message: its
+        /// reply awaited at most the QUIT linger and not reported, then the
+        /// connection closed whatever came.
+        $($kw)? fn quit_and_close(
+            &mut self,
+            quit: Option<$crate::sansio::Op<$crate::sansio::Reply>>,
+        ) {
+            self.driver.linger();
+            if let Some(quit) = quit {
+                // The reply to QUIT, or not within the linger: the session
+                // ends either way.
+                let _ = self.run(quit, $crate::args::Body::None)$($aw)*;
+            }
+            self.driver.closing();
+            self.close_io()$($aw)*;
         }
     };
 }
